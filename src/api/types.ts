@@ -1,0 +1,152 @@
+/**
+ * The public types of memvisor: the scenario a user writes and the report a run produces.
+ * One file, so that the library's surface can be read in one place (see docs/ARCHITECTURE.md).
+ * Sizes in scenarios are bytes once parsed; the YAML/JSON form also accepts strings like "512MiB".
+ */
+
+/** How a domain's memory is virtualized. Only "native" exists until the VMM lands. */
+export type PagingMode = "native" | "shadow" | "hap" | "pv";
+
+/** The order in which a process picks the pages it touches. */
+export type AccessPattern =
+  | { type: "sequential" }
+  | { type: "uniform" }
+  /** hotFraction of the pages get hotProbability of the accesses. */
+  | { type: "hotcold"; hotFraction: number; hotProbability: number }
+  /** Zipf over the pages with exponent s (s > 0; 0.99 is a typical key-value store). */
+  | { type: "zipf"; s: number }
+  /** Every stride-th page, wrapping around. */
+  | { type: "stride"; stride: number };
+
+/** What a process does over its life. */
+export type ProcessKind =
+  /** A long-running process with a large working set: touches its heap forever. */
+  | "database"
+  /** A make-like parent that forks short children which exec, work briefly and exit. */
+  | "build"
+  /** Maps a region, touches part of it, unmaps it, again and again. */
+  | "mmap-churn";
+
+export interface ProcessSpec {
+  /** Shown in reports. */
+  name: string;
+  kind: ProcessKind;
+  /** How many copies of this process the guest starts. */
+  instances: number;
+  /** Bytes of heap the process touches (database), each child touches (build) or each mapping has (mmap-churn). */
+  workingSet: number;
+  /** Bytes of code (text) mapped read-only and executable. */
+  code: number;
+  pattern: AccessPattern;
+  /** Fraction of data accesses that are writes, 0..1. */
+  writes: number;
+  /** Fraction of all accesses that are instruction fetches from the code region, 0..1. */
+  fetches: number;
+  /** build: accesses a child makes before it exits. */
+  childAccesses: number;
+  /** build: children running at once. */
+  jobs: number;
+  /** mmap-churn: accesses into one mapping before it is unmapped. */
+  churnAccesses: number;
+  /** Use 2 MiB pages for the heap where the guest can (transparent huge pages). */
+  hugePages: boolean;
+}
+
+export interface DomainSpec {
+  name: string;
+  /** Guest physical memory in bytes (a multiple of 2 MiB). */
+  memory: number;
+  mode: PagingMode;
+  /** Guest scheduler quantum in simulated cycles. */
+  quantum: number;
+  processes: ProcessSpec[];
+}
+
+export interface TlbLevelSpec {
+  entries: number;
+  ways: number;
+}
+
+export interface HardwareSpec {
+  tlb: { l1: TlbLevelSpec; l2: TlbLevelSpec };
+  /** Whether the guest kernel uses PCIDs so that a CR3 write need not flush the TLB. */
+  pcid: boolean;
+  /** Whether the guest maps 1 GiB pages where it could (direct map); needs hardware support. */
+  gigaPages: boolean;
+}
+
+/** Per-event cycle costs; every field overrides a default (see metrics/cost.ts for sources). */
+export type CostOverrides = Partial<Record<CostEvent, number>>;
+
+/** Events that carry a cycle cost. */
+export type CostEvent =
+  | "access"
+  | "tlb_l1_hit"
+  | "tlb_l2_hit"
+  | "walk_ref"
+  | "guest_page_fault"
+  | "page_zero"
+  | "page_copy"
+  | "cr3_write"
+  | "invlpg"
+  | "tlb_flush";
+
+export interface RunSpec {
+  /** Stop after this many user accesses in all (each domain gets its share by scheduling). */
+  accesses: number;
+  /** Simulated cycles between two samples of the time series. */
+  sampleEvery: number;
+}
+
+export interface Scenario {
+  name: string;
+  description: string;
+  seed: number;
+  hardware: HardwareSpec;
+  costs: CostOverrides;
+  run: RunSpec;
+  domains: DomainSpec[];
+}
+
+/** One domain's results. Counter names follow Xen perf counters and KVM stats (see README). */
+export interface DomainReport {
+  name: string;
+  mode: PagingMode;
+  counters: Record<string, number>;
+  cycles: { total: number; by_event: Record<string, number> };
+  processes: ProcessReport[];
+}
+
+export interface ProcessReport {
+  name: string;
+  pid: number;
+  /** User accesses this process made. */
+  accesses: number;
+  guest_page_faults: number;
+  /** Still running at the end of the run. */
+  alive: boolean;
+}
+
+export interface HostReport {
+  frames_total: number;
+  frames_used: number;
+  frames_used_peak: number;
+  counters: Record<string, number>;
+}
+
+export interface Sample {
+  /** Simulated cycles since the start. */
+  time: number;
+  domains: Record<string, Record<string, number>>;
+}
+
+/** The object `memvisor run --json` prints. */
+export interface Report {
+  memvisor: string;
+  scenario: string;
+  seed: number;
+  domains: DomainReport[];
+  host: HostReport;
+  checks: { enabled: boolean; violations: number; first?: string };
+  series: Sample[];
+}

@@ -1,0 +1,186 @@
+/**
+ * The guest kernel's page-fault handler (Linux's handle_mm_fault, much reduced): find the VMA,
+ * check the access against it, then demand-page (allocate, zero, map; a 2 MiB page where the VMA
+ * allows it), or break copy-on-write (reuse the page when this is its only mapping, else copy).
+ * A fault the guest tables do not explain (a stale TLB entry) is spurious: nothing to do.
+ */
+
+import { isFetchKind, isWriteKind } from "../hw/access.js";
+import type { Gva } from "../hw/addr.js";
+import {
+  PFEC_RSVD,
+  PTE_A,
+  PTE_D,
+  PTE_HI_NX,
+  PTE_P,
+  PTE_PS,
+  PTE_RW,
+  PTE_US,
+  pteFrame,
+  pteHi,
+  pteLo,
+} from "../hw/pte.js";
+import {
+  C_GUEST_COW_FAULTS,
+  C_GUEST_DEMAND_FAULTS,
+  C_GUEST_OOM,
+  C_GUEST_PAGE_FAULTS,
+  C_GUEST_SEGV,
+  C_GUEST_SPURIOUS_FAULTS,
+} from "../metrics/counters.js";
+import type { Kernel } from "./kernel.js";
+import { indexAt } from "./pagetable.js";
+import { findVma, type Process, VM_EXEC, VM_WRITE, type Vma } from "./process.js";
+import { GuestOutOfMemory, splitHuge } from "./unmap.js";
+
+/** The faulting access can be retried. */
+export const FAULT_FIXED = 0;
+/** The faulting process was killed (SIGSEGV, or chosen by the OOM killer). */
+export const FAULT_KILLED = 1;
+
+const HUGE = 2 ** 21;
+
+export function handlePageFault(k: Kernel, proc: Process, gva: Gva, kind: number, pfec: number) {
+  k.counters[C_GUEST_PAGE_FAULTS]++;
+  proc.faults++;
+  if ((pfec & PFEC_RSVD) !== 0) {
+    throw new Error(`guest kernel: reserved-bit fault at ${gva.toString(16)} (corrupt page table)`);
+  }
+  const vma = findVma(proc, gva);
+  const write = isWriteKind(kind);
+  if (
+    vma === null ||
+    (write && (vma.prot & VM_WRITE) === 0) ||
+    (isFetchKind(kind) && (vma.prot & VM_EXEC) === 0)
+  ) {
+    k.counters[C_GUEST_SEGV]++;
+    k.exit(proc, "segv");
+    return FAULT_KILLED;
+  }
+  try {
+    fixFault(k, proc, vma, gva, write);
+    return FAULT_FIXED;
+  } catch (e) {
+    if (!(e instanceof GuestOutOfMemory)) throw e;
+    return oomKill(k, proc);
+  }
+}
+
+/** Linux's OOM killer, reduced: kill the live process with the largest resident set. */
+function oomKill(k: Kernel, faulting: Process): number {
+  let victim = faulting;
+  for (const p of k.processes) if (p.alive && p.rss > victim.rss) victim = p;
+  k.counters[C_GUEST_OOM]++;
+  k.exit(victim, "oom");
+  return victim === faulting ? FAULT_KILLED : FAULT_FIXED;
+}
+
+function fixFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean): void {
+  const l4 = proc.l4Gfn;
+  if (vma.huge && hugeFault(k, proc, vma, gva, write)) return;
+  let l1 = k.pt.tableFor(l4, gva, 1, true);
+  if (l1 === -2) {
+    // A 2 MiB leaf maps gva: a write to it while read-only is copy-on-write.
+    const l2 = k.pt.tableFor(l4, gva, 2, false);
+    splitHuge(k, proc, l2, indexAt(gva, 2), Math.floor(gva / HUGE) * HUGE);
+    l1 = k.pt.tableFor(l4, gva, 1, false);
+  }
+  if (l1 < 0) throw new GuestOutOfMemory();
+  const idx = indexAt(gva, 1);
+  k.pt.read(l1, idx);
+  const lo = k.pt.lo;
+  const hi = k.pt.hi;
+  if ((lo & PTE_P) === 0) {
+    demandPage(k, proc, vma, l1, idx, write);
+  } else if (write && (lo & PTE_RW) === 0) {
+    copyOnWrite(k, proc, l1, idx, gva, lo, hi);
+  } else {
+    k.counters[C_GUEST_SPURIOUS_FAULTS]++;
+  }
+}
+
+/** Flags of a new anonymous leaf: x86 vm_page_prot includes A; a write fault maps it dirty. */
+function anonFlags(vma: Vma, write: boolean): number {
+  let flags = PTE_P | PTE_US | PTE_A;
+  if ((vma.prot & VM_WRITE) !== 0) flags |= PTE_RW;
+  if (write) flags |= PTE_D;
+  return flags;
+}
+
+function demandPage(k: Kernel, proc: Process, vma: Vma, l1: number, idx: number, write: boolean) {
+  const gfn = k.frames.alloc();
+  if (gfn < 0) throw new GuestOutOfMemory();
+  k.zeroFrame(gfn);
+  k.frames.refcount[gfn] = 1;
+  const nx = (vma.prot & VM_EXEC) === 0;
+  k.pt.set(l1, idx, pteLo(gfn, anonFlags(vma, write)), pteHi(gfn, nx), false);
+  proc.rss++;
+  k.counters[C_GUEST_DEMAND_FAULTS]++;
+}
+
+function copyOnWrite(
+  k: Kernel,
+  _proc: Process,
+  l1: number,
+  idx: number,
+  gva: Gva,
+  lo: number,
+  hi: number,
+) {
+  k.counters[C_GUEST_COW_FAULTS]++;
+  const old = pteFrame(lo, hi);
+  const nx = (hi & PTE_HI_NX) !== 0;
+  if (k.frames.refcount[old] === 1) {
+    // The only mapping left: make it writable in place (wp_page_reuse); raising permissions
+    // needs no TLB flush on x86, a stale entry just faults once more.
+    k.pt.set(l1, idx, (lo | PTE_RW | PTE_D | PTE_A) >>> 0, hi, true);
+    return;
+  }
+  const gfn = k.frames.alloc();
+  if (gfn < 0) throw new GuestOutOfMemory();
+  k.copyFrame(gfn, old);
+  k.frames.refcount[gfn] = 1;
+  const flags = (lo & 0xfff) | PTE_RW | PTE_D | PTE_A;
+  k.pt.set(l1, idx, pteLo(gfn, flags), pteHi(gfn, nx), true);
+  k.ops.flushTlbOne(gva);
+  k.putFrame(old);
+}
+
+/**
+ * Try to handle the fault with a 2 MiB page: a fresh huge page where an aligned 2 MiB range of
+ * the VMA is unmapped, or copy-on-write of a huge page that is its only mapping. Returns false
+ * to fall back to 4 KiB pages.
+ */
+function hugeFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean): boolean {
+  const start = Math.floor(gva / HUGE) * HUGE;
+  if (start < vma.start || start + HUGE > vma.end) return false;
+  const l2 = k.pt.tableFor(proc.l4Gfn, gva, 2, true);
+  if (l2 < 0) throw new GuestOutOfMemory();
+  const idx = indexAt(gva, 2);
+  k.pt.read(l2, idx);
+  const lo = k.pt.lo;
+  const hi = k.pt.hi;
+  if ((lo & PTE_P) === 0) {
+    const gfn = k.frames.alloc2M();
+    if (gfn < 0) return false;
+    for (let i = 0; i < 512; i++) {
+      k.zeroFrame(gfn + i);
+      k.frames.refcount[gfn + i] = 1;
+    }
+    const nx = (vma.prot & VM_EXEC) === 0;
+    k.pt.set(l2, idx, pteLo(gfn, anonFlags(vma, write) | PTE_PS), pteHi(gfn, nx), false);
+    proc.rss += 512;
+    k.counters[C_GUEST_DEMAND_FAULTS]++;
+    return true;
+  }
+  if ((lo & PTE_PS) === 0) return false;
+  if (!write || (lo & PTE_RW) !== 0) {
+    k.counters[C_GUEST_SPURIOUS_FAULTS]++;
+    return true;
+  }
+  const base = pteFrame(lo, hi);
+  for (let i = 0; i < 512; i++) if (k.frames.refcount[base + i] !== 1) return false;
+  k.counters[C_GUEST_COW_FAULTS]++;
+  k.pt.set(l2, idx, (lo | PTE_RW | PTE_D | PTE_A) >>> 0, hi, true);
+  return true;
+}

@@ -1,0 +1,83 @@
+/**
+ * fork: a child with a copy of the parent's address space, sharing every page copy-on-write.
+ * As Linux's copy_page_range: writable private pages are write-protected in the parent and the
+ * child, the child's entries are marked old (A clear), every frame gains a reference, and the
+ * parent's TLB is flushed afterwards since its entries lost write permission.
+ */
+
+import type { Gfn, Gva } from "../hw/addr.js";
+import { PTE_A, PTE_P, PTE_PS, PTE_RW, pteFrame, pteHi, pteLo } from "../hw/pte.js";
+import { C_FORKS } from "../metrics/counters.js";
+import type { Kernel } from "./kernel.js";
+import { LEVEL_SPAN, TABLE_FLAGS } from "./pagetable.js";
+import { type Process, VM_WRITE } from "./process.js";
+import { GuestOutOfMemory, teardown } from "./unmap.js";
+
+function copyLevel(
+  k: Kernel,
+  src: Gfn,
+  dst: Gfn,
+  level: number,
+  base: Gva,
+  start: Gva,
+  end: Gva,
+  cow: boolean,
+  child: Process,
+): void {
+  const span = LEVEL_SPAN[level];
+  const first = Math.max(0, Math.floor((start - base) / span));
+  const last = Math.min(511, Math.floor((end - 1 - base) / span));
+  for (let idx = first; idx <= last; idx++) {
+    k.pt.read(src, idx);
+    let lo = k.pt.lo;
+    const hi = k.pt.hi;
+    if ((lo & PTE_P) === 0) continue;
+    if (level === 1 || (level === 2 && (lo & PTE_PS) !== 0)) {
+      if (cow && (lo & PTE_RW) !== 0) {
+        lo = (lo & ~PTE_RW) >>> 0;
+        k.pt.set(src, idx, lo, hi, true);
+      }
+      k.pt.read(dst, idx);
+      const wasPresent = (k.pt.lo & PTE_P) !== 0;
+      k.pt.set(dst, idx, (lo & ~PTE_A) >>> 0, hi, wasPresent);
+      const pages = level === 1 ? 1 : 512;
+      const frame = pteFrame(lo, hi);
+      for (let i = 0; i < pages; i++) k.frames.refcount[frame + i]++;
+      child.rss += pages;
+      continue;
+    }
+    k.pt.read(dst, idx);
+    let next: Gfn;
+    if ((k.pt.lo & PTE_P) === 0) {
+      next = k.pt.allocTable(level - 1);
+      if (next < 0) throw new GuestOutOfMemory();
+      k.pt.set(dst, idx, pteLo(next, TABLE_FLAGS), pteHi(next, false), false);
+    } else {
+      next = pteFrame(k.pt.lo, k.pt.hi);
+    }
+    copyLevel(k, pteFrame(lo, hi), next, level - 1, base + idx * span, start, end, cow, child);
+  }
+}
+
+/** Fork `parent`. Returns the child, or null when the guest ran out of memory (-ENOMEM). */
+export function fork(k: Kernel, parent: Process): Process | null {
+  const child = k.newChild(parent);
+  const l4 = k.newAddressSpace();
+  if (l4 < 0) return null;
+  child.l4Gfn = l4;
+  k.counters[C_FORKS]++;
+  try {
+    for (const vma of parent.vmas) {
+      copyLevel(k, parent.l4Gfn, l4, 4, 0, vma.start, vma.end, (vma.prot & VM_WRITE) !== 0, child);
+    }
+  } catch (e) {
+    if (!(e instanceof GuestOutOfMemory)) throw e;
+    teardown(k, l4, child.vmas, null);
+    k.pt.freeTable(l4);
+    k.flushRange(parent, 0, 2 ** 47, Number.POSITIVE_INFINITY);
+    return null;
+  }
+  k.flushRange(parent, 0, 2 ** 47, Number.POSITIVE_INFINITY);
+  k.register(child);
+  return child;
+}

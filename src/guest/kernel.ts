@@ -1,0 +1,356 @@
+/**
+ * The guest kernel model: boots on a vCPU, builds its direct map, and runs processes with real
+ * 4-level page tables in its own guest-physical memory. It touches memory only through the vCPU
+ * (GuestCpu) and changes page tables only through PagingOps, so a VMM behind the vCPU sees what
+ * it would see of a real kernel. Mechanisms live beside it: fault.ts (demand paging and
+ * copy-on-write), fork.ts, unmap.ts (munmap, mprotect, teardown).
+ */
+
+import type { Gfn, Gva } from "../hw/addr.js";
+import type { GuestCpu } from "../hw/cpu.js";
+import { XLATE_FAULT } from "../hw/cpu.js";
+import { PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, pteHi, pteLo } from "../hw/pte.js";
+import {
+  C_CONTEXT_SWITCHES,
+  C_EXECS,
+  C_EXITS,
+  C_MMAPS,
+  C_MPROTECTS,
+  C_MUNMAPS,
+} from "../metrics/counters.js";
+import { FrameAllocator } from "./frame-alloc.js";
+import {
+  DIRECT_MAP_BASE,
+  directMap,
+  FIRST_KERNEL_L4_INDEX,
+  USER_CODE_BASE,
+  USER_HEAP_BASE,
+  USER_MMAP_TOP,
+  USER_STACK_SIZE,
+  USER_STACK_TOP,
+} from "./layout.js";
+import { indexAt, PageTables } from "./pagetable.js";
+import type { PagingOps } from "./paging-ops.js";
+import { type Process, VM_EXEC, VM_READ, VM_WRITE } from "./process.js";
+import { protectRange, teardown, unmapRange } from "./unmap.js";
+
+/** The image a process runs: what exec maps. */
+export interface ProcessImage {
+  /** Bytes of code, mapped read-only and executable at USER_CODE_BASE. */
+  code: number;
+  /** Bytes of heap (anonymous, writable) at USER_HEAP_BASE. */
+  heap: number;
+  /** Whether the heap may use 2 MiB pages. */
+  hugeHeap: boolean;
+}
+
+export interface KernelOptions {
+  /** Map the direct map with 1 GiB pages (needs hardware 1 GiB page support). */
+  gigaPages: boolean;
+  /** Give each address space a PCID so that context switches need not flush the TLB. */
+  pcid: boolean;
+}
+
+/** Guest frames the kernel keeps for itself at boot (real mode area, kernel image). */
+export const KERNEL_RESERVED_FRAMES = 256;
+
+export class Kernel {
+  readonly frames: FrameAllocator;
+  readonly pt: PageTables;
+  readonly processes: Process[] = [];
+  /** The kernel's own PML4 (swapper_pg_dir), used when no process runs. */
+  initL4: Gfn = -1;
+  current: Process | null = null;
+  private nextPid = 1;
+  /** PCIDs not held by a live address space (1..4095; 0 means "always flush"). */
+  private readonly freePcids: number[] = [];
+  /** Frames in use right after boot: the baseline that a clean teardown returns to. */
+  bootFreeFrames = 0;
+
+  constructor(
+    readonly cpu: GuestCpu,
+    readonly ops: PagingOps,
+    readonly memFrames: number,
+    readonly counters: Float64Array,
+    readonly options: KernelOptions,
+  ) {
+    if (memFrames < KERNEL_RESERVED_FRAMES + 512) {
+      throw new RangeError(`a guest needs at least ${KERNEL_RESERVED_FRAMES + 512} frames`);
+    }
+    this.frames = new FrameAllocator(memFrames, KERNEL_RESERVED_FRAMES);
+    this.pt = new PageTables(ops, this.frames, memFrames, (gfn) => this.zeroFrame(gfn));
+    if (options.pcid) for (let p = 4095; p >= 1; p--) this.freePcids.push(p);
+  }
+
+  /**
+   * Early boot, with paging off: build the direct map (2 MiB or 1 GiB pages, global, NX) in
+   * tables written by physical stores, load CR3 and turn paging on.
+   */
+  boot(): void {
+    const take = (): Gfn => {
+      const gfn = this.frames.alloc();
+      if (gfn < 0) throw new Error("guest kernel: out of memory at boot");
+      for (let i = 0; i < 512; i++) this.cpu.storePhys64(gfn * 4096 + i * 8, 0, 0);
+      this.frames.refcount[gfn] = 1;
+      return gfn;
+    };
+    const leaf = PTE_P | PTE_RW | PTE_A | PTE_D | PTE_PS | PTE_G;
+    const table = PTE_P | PTE_RW | PTE_A | PTE_D;
+    const l4 = take();
+    const l3 = take();
+    this.cpu.storePhys64(
+      l4 * 4096 + indexAt(DIRECT_MAP_BASE, 4) * 8,
+      pteLo(l3, table),
+      pteHi(l3, false),
+    );
+    const gib = Math.ceil(this.memFrames / 262144);
+    for (let g = 0; g < gib; g++) {
+      const slot = l3 * 4096 + (indexAt(DIRECT_MAP_BASE, 3) + g) * 8;
+      if (this.options.gigaPages) {
+        this.cpu.storePhys64(slot, pteLo(g * 262144, leaf), pteHi(g * 262144, true));
+        continue;
+      }
+      const l2 = take();
+      this.cpu.storePhys64(slot, pteLo(l2, table), pteHi(l2, false));
+      for (let i = 0; i < 512; i++) {
+        const gfn = g * 262144 + i * 512;
+        if (gfn >= this.memFrames) break;
+        this.cpu.storePhys64(l2 * 4096 + i * 8, pteLo(gfn, leaf), pteHi(gfn, true));
+      }
+    }
+    this.initL4 = l4;
+    this.cpu.writeCr3(l4 * 4096, 0, false);
+    this.cpu.enablePaging();
+    this.bootFreeFrames = this.frames.freeCount;
+  }
+
+  /** Zero a guest frame through the direct map (rep stosq). */
+  zeroFrame(gfn: Gfn): void {
+    if (this.cpu.zeroPage(directMap(gfn)) === XLATE_FAULT) {
+      throw new Error(`guest kernel: fault zeroing gfn ${gfn}`);
+    }
+  }
+
+  /** Copy guest frame `src` to `dst` through the direct map (rep movsq). */
+  copyFrame(dst: Gfn, src: Gfn): void {
+    if (this.cpu.copyPage(directMap(dst), directMap(src)) === XLATE_FAULT) {
+      throw new Error(`guest kernel: fault copying gfn ${src} to ${dst}`);
+    }
+  }
+
+  /** A fresh PML4 with the kernel half shared from the init table (clone_pgd_range). */
+  newAddressSpace(): Gfn {
+    const l4 = this.pt.allocTable(4);
+    if (l4 < 0) return -1;
+    for (let i = FIRST_KERNEL_L4_INDEX; i < 512; i++) {
+      this.pt.read(this.initL4, i);
+      if ((this.pt.lo & PTE_P) !== 0) this.pt.set(l4, i, this.pt.lo, this.pt.hi, false);
+    }
+    return l4;
+  }
+
+  /** Start a process running `image` (fork of init followed by exec, in one step). */
+  spawn(name: string, image: ProcessImage): Process | null {
+    const proc: Process = {
+      pid: this.nextPid++,
+      name,
+      l4Gfn: -1,
+      pcid: 0,
+      vmas: [],
+      parent: null,
+      alive: true,
+      rss: 0,
+      accesses: 0,
+      faults: 0,
+      readHash: 0,
+      killedBy: "",
+      tlbStale: false,
+    };
+    if (!this.exec(proc, image)) return null;
+    this.processes.push(proc);
+    return proc;
+  }
+
+  /** A process record for a fork child (fork.ts fills its address space). */
+  newChild(parent: Process): Process {
+    const child: Process = {
+      pid: this.nextPid++,
+      name: parent.name,
+      l4Gfn: -1,
+      pcid: 0,
+      vmas: parent.vmas.map((v) => ({ ...v })),
+      parent,
+      alive: true,
+      rss: 0,
+      accesses: 0,
+      faults: 0,
+      readHash: 0,
+      killedBy: "",
+      tlbStale: false,
+    };
+    child.pcid = this.allocPcid(child);
+    return child;
+  }
+
+  register(proc: Process): void {
+    this.processes.push(proc);
+  }
+
+  /** A PCID for a new address space; its first load flushes what an earlier owner left. */
+  private allocPcid(proc: Process): number {
+    proc.tlbStale = true;
+    return this.freePcids.pop() ?? 0;
+  }
+
+  private freePcid(pcid: number): void {
+    if (pcid !== 0) this.freePcids.push(pcid);
+  }
+
+  /** Replace the process's address space with a fresh image. Returns false when out of memory. */
+  exec(proc: Process, image: ProcessImage): boolean {
+    const l4 = this.newAddressSpace();
+    if (l4 < 0) return false;
+    this.counters[C_EXECS]++;
+    const old = proc.l4Gfn;
+    const oldVmas = proc.vmas;
+    const code = roundUp(image.code, 4096);
+    proc.vmas = [
+      {
+        start: USER_CODE_BASE,
+        end: USER_CODE_BASE + code,
+        prot: VM_READ | VM_EXEC,
+        kind: "code",
+        huge: false,
+      },
+      {
+        start: USER_HEAP_BASE,
+        end: USER_HEAP_BASE + roundUp(image.heap, 4096),
+        prot: VM_READ | VM_WRITE,
+        kind: "heap",
+        huge: image.hugeHeap,
+      },
+      {
+        start: USER_STACK_TOP - USER_STACK_SIZE,
+        end: USER_STACK_TOP,
+        prot: VM_READ | VM_WRITE,
+        kind: "stack",
+        huge: false,
+      },
+    ];
+    proc.l4Gfn = l4;
+    const oldPcid = proc.pcid;
+    proc.pcid = this.allocPcid(proc);
+    if (old >= 0) {
+      // exec_mmap: switch to the new mm, then drop the old one (no longer loaded).
+      if (this.current === proc) this.loadCr3(proc);
+      teardown(this, old, oldVmas, null);
+      this.pt.freeTable(old);
+      this.freePcid(oldPcid);
+    }
+    proc.rss = 0;
+    return true;
+  }
+
+  /** Terminate a process: unmap everything, free its page tables and its PML4. */
+  exit(proc: Process, why: "" | "segv" | "oom" = ""): void {
+    if (!proc.alive) return;
+    this.counters[C_EXITS]++;
+    proc.alive = false;
+    proc.killedBy = why;
+    const l4 = proc.l4Gfn;
+    const vmas = proc.vmas;
+    proc.vmas = [];
+    proc.l4Gfn = -1;
+    // The dying mm stays loaded while it is zapped (exit_mmap), then the CPU moves to the
+    // kernel's own tables before the PML4 is freed.
+    teardown(this, l4, vmas, this.current === proc ? proc : null);
+    if (this.current === proc) this.switchTo(null);
+    this.pt.freeTable(l4);
+    this.freePcid(proc.pcid);
+    proc.rss = 0;
+  }
+
+  /** Context switch: load the address space of `proc` (or the kernel's for null). */
+  switchTo(proc: Process | null): void {
+    if (proc === this.current) return;
+    this.counters[C_CONTEXT_SWITCHES]++;
+    this.current = proc;
+    this.loadCr3(proc);
+  }
+
+  /**
+   * Load CR3 for `proc`. Without PCIDs every load flushes; with them, only the first load of a
+   * PCID, or one after the address space changed while it was not loaded (Linux tracks this with
+   * tlb_gen), flushes.
+   */
+  private loadCr3(proc: Process | null): void {
+    if (proc === null) {
+      this.ops.writeCr3(this.initL4 * 4096, 0, false);
+      return;
+    }
+    const noFlush = this.options.pcid && proc.pcid !== 0 && !proc.tlbStale;
+    proc.tlbStale = false;
+    this.ops.writeCr3(proc.l4Gfn * 4096, proc.pcid, noFlush);
+  }
+
+  /** Map `size` bytes of anonymous memory below the previous mappings. Returns the gva, or -1. */
+  mmap(proc: Process, size: number, prot: number, huge: boolean): Gva {
+    this.counters[C_MMAPS]++;
+    const length = roundUp(size, huge ? 2 ** 21 : 4096);
+    let top = USER_MMAP_TOP;
+    for (const vma of proc.vmas) if (vma.kind === "mmap" && vma.start < top) top = vma.start;
+    const start = top - length;
+    proc.vmas.push({ start, end: top, prot, kind: "mmap", huge });
+    return start;
+  }
+
+  /** Unmap [start, start+size): free its pages and empty page tables, flush the TLB range. */
+  munmap(proc: Process, start: Gva, size: number): void {
+    this.counters[C_MUNMAPS]++;
+    unmapRange(this, proc, start, start + roundUp(size, 4096));
+  }
+
+  /** Change the permissions of [start, start+size) to `prot`. */
+  mprotect(proc: Process, start: Gva, size: number, prot: number): void {
+    this.counters[C_MPROTECTS]++;
+    protectRange(this, proc, start, start + roundUp(size, 4096), prot);
+  }
+
+  /** Flush the TLB for a range as Linux's flush_tlb_range: page by page up to a ceiling. */
+  flushRange(proc: Process, start: Gva, end: Gva, pages: number): void {
+    if (pages === 0) return;
+    if (this.current !== proc) {
+      proc.tlbStale = true; // entries tagged with its PCID may survive: flush on next load
+      return;
+    }
+    if (pages > TLB_SINGLE_PAGE_FLUSH_CEILING) {
+      proc.tlbStale = true;
+      this.loadCr3(proc);
+      return;
+    }
+    for (let gva = start; gva < end; gva += 4096) this.ops.flushTlbOne(gva);
+  }
+
+  /** Frames in use by processes and their tables (what a clean exit must give back). */
+  framesInUse(): number {
+    return this.bootFreeFrames - this.frames.freeCount;
+  }
+
+  /** Drop one reference to a data frame; free it when none is left. */
+  putFrame(gfn: Gfn): void {
+    const n = --this.frames.refcount[gfn];
+    if (n === 0) this.frames.release(gfn);
+    else if (n < 0) throw new Error(`guest kernel: refcount underflow on gfn ${gfn}`);
+  }
+
+  alive(): Process[] {
+    return this.processes.filter((p) => p.alive);
+  }
+}
+
+/** Linux's tlb_single_page_flush_ceiling: above this many pages, flush the whole TLB. */
+export const TLB_SINGLE_PAGE_FLUSH_CEILING = 33;
+
+export function roundUp(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}

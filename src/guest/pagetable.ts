@@ -1,0 +1,114 @@
+/**
+ * The guest kernel's page-table primitives over a 4-level tree in guest memory. Every entry is
+ * read and written through PagingOps (so through the vCPU natively); the kernel's own
+ * bookkeeping per page-table page (its level and its count of present entries, as Linux keeps
+ * in struct page) lives here, in kernel data, not in the tables.
+ */
+
+import type { Gfn, Gva } from "../hw/addr.js";
+import { PTE_A, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US, pteFrame, pteHi, pteLo } from "../hw/pte.js";
+import type { FrameAllocator } from "./frame-alloc.js";
+import type { PagingOps } from "./paging-ops.js";
+
+/** Flags of an entry pointing at a lower table (Linux _PAGE_TABLE). */
+export const TABLE_FLAGS = PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D;
+
+/** Span in bytes of one entry at each level (index = level). */
+export const LEVEL_SPAN = [0, 4096, 2 ** 21, 2 ** 30, 2 ** 39];
+
+export function indexAt(gva: Gva, level: number): number {
+  return Math.floor(gva / LEVEL_SPAN[level]) % 512;
+}
+
+export class PageTables {
+  /** Level of each gfn while it is a page table (0 otherwise). */
+  readonly level: Int8Array;
+  /** Present entries in each page-table page. */
+  readonly used: Int16Array;
+  /** Page-table pages in use. */
+  pages = 0;
+
+  constructor(
+    readonly ops: PagingOps,
+    readonly frames: FrameAllocator,
+    frameCount: number,
+    private readonly zero: (gfn: Gfn) => void,
+  ) {
+    this.level = new Int8Array(frameCount);
+    this.used = new Int16Array(frameCount);
+  }
+
+  /** A new, zeroed page-table page of `level`, or -1 when memory is exhausted. */
+  allocTable(level: number): Gfn {
+    const gfn = this.frames.alloc();
+    if (gfn < 0) return -1;
+    this.zero(gfn);
+    this.level[gfn] = level;
+    this.used[gfn] = 0;
+    this.frames.refcount[gfn] = 1;
+    this.pages++;
+    this.ops.allocPt(gfn, level);
+    return gfn;
+  }
+
+  freeTable(gfn: Gfn): void {
+    this.ops.releasePt(gfn, this.level[gfn]);
+    this.level[gfn] = 0;
+    this.used[gfn] = 0;
+    this.pages--;
+    this.frames.release(gfn);
+  }
+
+  /** Write an entry, keeping the table's present count. */
+  set(tableGfn: Gfn, index: number, lo: number, hi: number, wasPresent: boolean): void {
+    this.ops.setPte(tableGfn, index, lo, hi);
+    const nowPresent = (lo & PTE_P) !== 0;
+    if (nowPresent && !wasPresent) this.used[tableGfn]++;
+    else if (!nowPresent && wasPresent) this.used[tableGfn]--;
+  }
+
+  read(tableGfn: Gfn, index: number): void {
+    this.ops.readPte(tableGfn, index);
+  }
+
+  get lo(): number {
+    return this.ops.lo;
+  }
+
+  get hi(): number {
+    return this.ops.hi;
+  }
+
+  /**
+   * The table of `level` whose entry covers gva, walking down from the PML4 `l4`, creating the
+   * missing intermediate tables when `create`. Returns -1 when a table is missing and not created
+   * (or memory ran out), -2 when a huge-page leaf stands in the way at level 2.
+   */
+  tableFor(l4: Gfn, gva: Gva, level: number, create: boolean): Gfn {
+    let table = l4;
+    for (let l = 4; l > level; l--) {
+      const idx = indexAt(gva, l);
+      this.read(table, idx);
+      const lo = this.lo;
+      if ((lo & PTE_P) === 0) {
+        if (!create) return -1;
+        const child = this.allocTable(l - 1);
+        if (child < 0) return -1;
+        this.set(table, idx, pteLo(child, TABLE_FLAGS), pteHi(child, false), false);
+        table = child;
+        continue;
+      }
+      if (l === 2 && (lo & PTE_PS) !== 0) return -2;
+      table = pteFrame(lo, this.hi);
+    }
+    return table;
+  }
+}
+
+/** Flags for a user leaf mapping with VMA permissions `prot` (see process.ts). */
+export function leafFlags(writable: boolean, dirty: boolean): number {
+  let flags = PTE_P | PTE_US;
+  if (writable) flags |= PTE_RW;
+  if (dirty) flags |= PTE_D;
+  return flags;
+}

@@ -1,0 +1,408 @@
+/**
+ * The virtual CPU: control registers, a two-level TLB and the page walker, and the memory-access
+ * path the guest kernel runs on. In native mode the guest drives this hardware directly; a VMM
+ * sits behind it by installing `Intercepts`, so that #PF, CR3 writes and INVLPG exit to it, and
+ * the guest cannot tell (the guest only ever calls the methods of `GuestCpu`).
+ *
+ * One access:  TLB L1 ─hit─> data                (hot path: typed-array loads and compares)
+ *                 └miss─> TLB L2 ─hit─> fill L1 ─> data
+ *                           └miss─> walk(root) ─ok─> fill L2+L1 ─> data       (translateSlow)
+ *                                       └fault─> VMM (if any) ─> retry | emulated | #PF to guest
+ */
+
+import {
+  C_ACCESSES,
+  C_CR3_WRITES,
+  C_FETCHES,
+  C_INVLPG,
+  C_KERNEL_ACCESSES,
+  C_PAGE_COPY,
+  C_PAGE_ZERO,
+  C_READS,
+  C_TLB_FLUSHES,
+  C_TLB_L1_HITS,
+  C_TLB_L2_HITS,
+  C_TLB_MISSES,
+  C_WALK_REFS,
+  C_WALKS,
+  C_WRITES,
+  WALK_HIST_SIZE,
+} from "../metrics/counters.js";
+import {
+  ACC_USER,
+  KIND_SUP_FETCH,
+  KIND_SUP_READ,
+  KIND_SUP_WRITE,
+  KIND_USER_FETCH,
+  KIND_USER_WRITE,
+} from "./access.js";
+import type { Gpa, Gva, Mfn } from "./addr.js";
+import type { HostMemory } from "./memory.js";
+import { pteFrame } from "./pte.js";
+import { cachedPerms, MAX_TAGS, TLB_L1, TLB_MISS, Tlb } from "./tlb.js";
+import { type PagingControl, WALK_OK, Walker } from "./walker.js";
+
+/** translate() results below zero: */
+/** The access faulted; `faultCode` holds the #PF error code for the guest. */
+export const XLATE_FAULT = -1;
+/** A VMM completed the access by emulation (a store into a protected page table). */
+export const XLATE_EMULATED = -2;
+
+/** What an intercepting VMM answers to a #PF: retry the access, or it was emulated. */
+export const PF_RETRY = -1;
+export const PF_EMULATED = -2;
+
+/** The kind of operation in flight when an intercept runs, for the VMM's emulator. */
+export const OP_ACCESS = 0;
+export const OP_STORE64 = 1;
+export const OP_ZERO_PAGE = 2;
+export const OP_COPY_PAGE = 3;
+
+/**
+ * The VMM's side of a vCPU. Every method is on a slow path (an exit); null in native mode.
+ */
+export interface Intercepts {
+  /** A #PF raised by the hardware walk. Returns PF_RETRY, PF_EMULATED, or an error code to inject. */
+  pageFault(cpu: Vcpu, gva: Gva, kind: number, errorCode: number): number;
+  /** The guest wrote CR3 (a VM exit under shadow paging). */
+  writeCr3(cpu: Vcpu, gpa: Gpa, pcid: number, noFlush: boolean): void;
+  /** The guest executed INVLPG. */
+  invlpg(cpu: Vcpu, gva: Gva): void;
+  /** The host frame behind guest frame `gfn`, for accesses made with paging off. */
+  physFrame(cpu: Vcpu, gfn: number, write: boolean): Mfn;
+}
+
+/** The interface the guest kernel sees: what an x86-64 CPU lets software do to memory. */
+export interface GuestCpu {
+  /** A user or kernel data access at gva: returns a frame (>= 0), XLATE_FAULT or XLATE_EMULATED. */
+  access(gva: Gva, kind: number, value: number): number;
+  load64(gva: Gva): number;
+  store64(gva: Gva, lo: number, hi: number): number;
+  zeroPage(gva: Gva): number;
+  copyPage(dstGva: Gva, srcGva: Gva): number;
+  storePhys64(gpa: Gpa, lo: number, hi: number): void;
+  loadPhys64(gpa: Gpa): void;
+  writeCr3(gpa: Gpa, pcid: number, noFlush: boolean): void;
+  invlpg(gva: Gva): void;
+  flushTlbAll(): void;
+  enablePaging(): void;
+  /** Scratch outputs of load64/loadPhys64. */
+  lo: number;
+  hi: number;
+  /** The value the last data read returned. */
+  readValue: number;
+  /** The #PF error code of the last XLATE_FAULT. */
+  faultCode: number;
+}
+
+export interface TlbGeometry {
+  l1Entries: number;
+  l1Ways: number;
+  l2Entries: number;
+  l2Ways: number;
+}
+
+/** One walk recorded by the step API. */
+export interface WalkTrace {
+  root: Mfn;
+  levels: { level: number; tableMfn: Mfn; index: number; lo: number; hi: number }[];
+  result: number;
+}
+
+export class Vcpu implements GuestCpu {
+  readonly mem: HostMemory;
+  readonly tlb: Tlb;
+  readonly walker = new Walker();
+  /** The domain's counters (see metrics/counters.ts). */
+  counters: Float64Array;
+  /** Memory references per walk: walkHist[n] walks made n references. */
+  readonly walkHist = new Float64Array(WALK_HIST_SIZE);
+  readonly ctl: PagingControl = { wp: true, nxe: true, gbpages: false };
+  /** CR0.PG: translation is on. Before it, accesses are guest-physical. */
+  paging = false;
+  /** CR3 as the guest wrote it: the gpa of its top-level table. */
+  guestCr3: Gpa = 0;
+  /** The root the hardware walks: the guest's table natively, a shadow under shadow paging. */
+  rootMfn: Mfn = 0;
+  /** Virtual-processor id of the domain (0 in native mode); part of every TLB tag. */
+  vpid = 0;
+  pcid = 0;
+  /** Current TLB tag (VPID, PCID) and the VPID's tag for global pages. */
+  tag = 0;
+  globalTag = 0;
+  intercepts: Intercepts | null = null;
+  lo = 0;
+  hi = 0;
+  readValue = 0;
+  faultCode = 0;
+  /** The operation in flight and its store value, for a VMM's emulator. */
+  op = OP_ACCESS;
+  pendLo = 0;
+  pendHi = 0;
+  /** Set by the step API: walks made while it is non-null are recorded. */
+  trace: WalkTrace[] | null = null;
+  private readonly tagIds = new Map<number, number>();
+  private nextTag = 0;
+
+  constructor(mem: HostMemory, counters: Float64Array, geometry?: TlbGeometry) {
+    this.mem = mem;
+    this.counters = counters;
+    this.tlb = geometry
+      ? new Tlb(geometry.l1Entries, geometry.l1Ways, geometry.l2Entries, geometry.l2Ways)
+      : new Tlb();
+    this.setAddressSpace(0, 0);
+  }
+
+  /** Select the TLB tags of (vpid, pcid): a Map lookup, on CR3 writes and VM entries only. */
+  setAddressSpace(vpid: number, pcid: number): void {
+    this.vpid = vpid;
+    this.pcid = pcid;
+    this.tag = this.tagFor(vpid * 4096 + pcid);
+    this.globalTag = this.tagFor(-1 - vpid);
+  }
+
+  private tagFor(key: number): number {
+    let tag = this.tagIds.get(key);
+    if (tag === undefined) {
+      if (this.nextTag === MAX_TAGS) {
+        // Out of tags: forget them all; bumping every generation empties the TLB.
+        for (let t = 0; t < MAX_TAGS; t++) this.tlb.flushTag(t);
+        this.tagIds.clear();
+        this.nextTag = 0;
+      }
+      tag = this.nextTag++;
+      this.tagIds.set(key, tag);
+    }
+    return tag;
+  }
+
+  /**
+   * One data access (8 bytes at gva) of `kind`; a write stores the 32-bit `value`, a read leaves
+   * what it read in readValue. Returns the 4 KiB frame used, or XLATE_FAULT / XLATE_EMULATED.
+   */
+  access(gva: Gva, kind: number, value: number): number {
+    const c = this.counters;
+    c[C_ACCESSES]++;
+    if (kind < ACC_USER) c[C_KERNEL_ACCESSES]++;
+    const vpn = Math.floor(gva / 4096);
+    const tlb = this.tlb;
+    const where = tlb.lookup(vpn, this.tag, this.globalTag);
+    let frame: number;
+    if (where !== TLB_MISS && ((tlb.perms >> kind) & 1) !== 0) {
+      if (where === TLB_L1) c[C_TLB_L1_HITS]++;
+      else c[C_TLB_L2_HITS]++;
+      frame = tlb.frame;
+    } else {
+      this.op = OP_ACCESS;
+      this.pendLo = value;
+      this.pendHi = 0;
+      frame = this.translateSlow(gva, vpn, kind, where);
+      if (frame < 0) return frame;
+    }
+    const qword = Math.floor((gva % 4096) / 8);
+    if (kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) {
+      c[C_WRITES]++;
+      this.mem.writeData(frame, qword, value);
+    } else {
+      if (kind === KIND_USER_FETCH || kind === KIND_SUP_FETCH) c[C_FETCHES]++;
+      else c[C_READS]++;
+      this.readValue = this.mem.readData(frame, qword);
+    }
+    return frame;
+  }
+
+  /** Translate gva for `kind` without touching data: the frame, or XLATE_FAULT / XLATE_EMULATED. */
+  translate(gva: Gva, kind: number): number {
+    const c = this.counters;
+    c[C_ACCESSES]++;
+    if (kind < ACC_USER) c[C_KERNEL_ACCESSES]++;
+    const vpn = Math.floor(gva / 4096);
+    const tlb = this.tlb;
+    const where = tlb.lookup(vpn, this.tag, this.globalTag);
+    if (where !== TLB_MISS && ((tlb.perms >> kind) & 1) !== 0) {
+      if (where === TLB_L1) c[C_TLB_L1_HITS]++;
+      else c[C_TLB_L2_HITS]++;
+      return tlb.frame;
+    }
+    return this.translateSlow(gva, vpn, kind, where);
+  }
+
+  /** A TLB miss, or a hit whose permissions do not allow the access: walk (and maybe exit). */
+  private translateSlow(gva: Gva, vpn: number, kind: number, where: number): number {
+    const c = this.counters;
+    const tlb = this.tlb;
+    // A cached entry that forbids the access is dropped and the walk redone, as a #PF
+    // invalidates the faulting address (SDM 4.10.4.1): this is how D gets set on a clean page.
+    if (where !== TLB_MISS) tlb.invalidatePage(vpn, this.tag, this.globalTag);
+    c[C_TLB_MISSES]++;
+    if (!this.paging) {
+      const gfn = vpn;
+      return this.intercepts ? this.intercepts.physFrame(this, gfn, (kind & 1) === 1) : gfn;
+    }
+    const walker = this.walker;
+    for (;;) {
+      const result = walker.walk(this.mem, this.rootMfn, gva, kind, this.ctl);
+      c[C_WALKS]++;
+      c[C_WALK_REFS] += walker.refs;
+      this.walkHist[walker.refs]++;
+      if (this.trace !== null) this.recordWalk(result);
+      if (result === WALK_OK) {
+        const perms = cachedPerms(walker.allowed, walker.dirty);
+        tlb.fill(
+          vpn,
+          walker.global ? this.globalTag : this.tag,
+          walker.level,
+          this.firstFrame(),
+          perms,
+        );
+        return walker.frame;
+      }
+      if (this.intercepts === null) {
+        this.faultCode = result;
+        return XLATE_FAULT;
+      }
+      const answer = this.intercepts.pageFault(this, gva, kind, result);
+      if (answer === PF_RETRY) continue;
+      if (answer === PF_EMULATED) return XLATE_EMULATED;
+      this.faultCode = answer;
+      return XLATE_FAULT;
+    }
+  }
+
+  /** First 4 KiB frame of the page the walker found (a large page's base frame). */
+  private firstFrame(): number {
+    const w = this.walker;
+    if (w.level === 1) return w.frame;
+    return pteFrame(w.entryLo[w.level], w.entryHi[w.level]);
+  }
+
+  private recordWalk(result: number): void {
+    const w = this.walker;
+    const levels: WalkTrace["levels"] = [];
+    for (let level = 4; level >= w.lastLevel; level--) {
+      levels.push({
+        level,
+        tableMfn: w.tableMfn[level],
+        index: w.tableIdx[level],
+        lo: w.entryLo[level],
+        hi: w.entryHi[level],
+      });
+    }
+    this.trace?.push({ root: this.rootMfn, levels, result });
+  }
+
+  /** Kernel load of the 64-bit word at gva into lo/hi. Returns 0 or XLATE_FAULT. */
+  load64(gva: Gva): number {
+    const frame = this.translate(gva, KIND_SUP_READ);
+    if (frame < 0) return frame;
+    this.counters[C_READS]++;
+    this.mem.read64(frame, Math.floor((gva % 4096) / 8));
+    this.lo = this.mem.lo;
+    this.hi = this.mem.hi;
+    return 0;
+  }
+
+  /** Kernel store of a 64-bit word at gva. Returns 0, XLATE_FAULT or XLATE_EMULATED. */
+  store64(gva: Gva, lo: number, hi: number): number {
+    this.op = OP_STORE64;
+    this.pendLo = lo;
+    this.pendHi = hi;
+    const frame = this.translate(gva, KIND_SUP_WRITE);
+    this.op = OP_ACCESS;
+    if (frame < 0) return frame === XLATE_EMULATED ? 0 : frame;
+    this.counters[C_WRITES]++;
+    this.mem.write64(frame, Math.floor((gva % 4096) / 8), lo, hi);
+    return 0;
+  }
+
+  /** Zero the 4 KiB page at gva (rep stosq). Returns 0 or XLATE_FAULT. */
+  zeroPage(gva: Gva): number {
+    this.op = OP_ZERO_PAGE;
+    const frame = this.translate(gva, KIND_SUP_WRITE);
+    this.op = OP_ACCESS;
+    if (frame < 0) return frame === XLATE_EMULATED ? 0 : frame;
+    this.counters[C_PAGE_ZERO]++;
+    this.mem.zeroFrame(frame);
+    return 0;
+  }
+
+  /** Copy the 4 KiB page at srcGva to dstGva (rep movsq). Returns 0 or XLATE_FAULT. */
+  copyPage(dstGva: Gva, srcGva: Gva): number {
+    const src = this.translate(srcGva, KIND_SUP_READ);
+    if (src < 0) return src;
+    this.op = OP_COPY_PAGE;
+    const dst = this.translate(dstGva, KIND_SUP_WRITE);
+    this.op = OP_ACCESS;
+    if (dst < 0) return dst === XLATE_EMULATED ? 0 : dst;
+    this.counters[C_PAGE_COPY]++;
+    this.mem.copyFrame(dst, src);
+    return 0;
+  }
+
+  /** A store with paging off (early boot): gpa is the address. */
+  storePhys64(gpa: Gpa, lo: number, hi: number): void {
+    const gfn = Math.floor(gpa / 4096);
+    const frame = this.intercepts ? this.intercepts.physFrame(this, gfn, true) : gfn;
+    this.mem.write64(frame, Math.floor((gpa % 4096) / 8), lo, hi);
+  }
+
+  loadPhys64(gpa: Gpa): void {
+    const gfn = Math.floor(gpa / 4096);
+    const frame = this.intercepts ? this.intercepts.physFrame(this, gfn, false) : gfn;
+    this.mem.read64(frame, Math.floor((gpa % 4096) / 8));
+    this.lo = this.mem.lo;
+    this.hi = this.mem.hi;
+  }
+
+  /**
+   * MOV to CR3 (SDM 4.10.4.1): without PCIDs, flush the non-global entries of the address space;
+   * with a PCID, flush that PCID's entries unless noFlush (bit 63) is set.
+   */
+  writeCr3(gpa: Gpa, pcid: number, noFlush: boolean): void {
+    this.counters[C_CR3_WRITES]++;
+    this.guestCr3 = gpa;
+    if (this.intercepts) {
+      this.intercepts.writeCr3(this, gpa, pcid, noFlush);
+      return;
+    }
+    this.loadRoot(Math.floor(gpa / 4096), pcid, noFlush);
+  }
+
+  /** Point the hardware at a root table and switch TLB tags (used natively and by a VMM). */
+  loadRoot(rootMfn: Mfn, pcid: number, noFlush: boolean): void {
+    this.rootMfn = rootMfn;
+    this.setAddressSpace(this.vpid, pcid);
+    if (!noFlush) {
+      this.counters[C_TLB_FLUSHES]++;
+      this.tlb.flushTag(this.tag);
+    }
+  }
+
+  /** INVLPG: drop the TLB entries (current tag and global) for the page of gva. */
+  invlpg(gva: Gva): void {
+    this.counters[C_INVLPG]++;
+    if (this.intercepts) {
+      this.intercepts.invlpg(this, gva);
+      return;
+    }
+    this.tlb.invalidatePage(Math.floor(gva / 4096), this.tag, this.globalTag);
+  }
+
+  /**
+   * Flush every TLB entry of this vCPU's VPID, global ones included (a CR4.PGE toggle, as
+   * Linux's flush_tlb_all does). A non-global flush is a CR3 reload: writeCr3.
+   */
+  flushTlbAll(): void {
+    this.counters[C_TLB_FLUSHES]++;
+    for (const [key, tag] of this.tagIds) {
+      if (key === -1 - this.vpid || Math.floor(key / 4096) === this.vpid) this.tlb.flushTag(tag);
+    }
+  }
+
+  /** Set CR0.PG with the current CR3 (the end of early boot). */
+  enablePaging(): void {
+    this.paging = true;
+    this.tlb.flushTag(this.tag);
+    this.tlb.flushTag(this.globalTag);
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * Host physical memory: `frames` frames of 4 KiB, indexed by mfn.
+ *
+ * A frame's content is kept in one of two forms, so that gigabytes of guest data cost a few
+ * bytes a frame while page tables hold real 64-bit entries:
+ * - digest only (`slotOf[mfn] === -1`): a 32-bit digest of the content, 0 meaning all zeroes.
+ *   A data write mixes (offset, value) into the digest; a read returns a value derived from the
+ *   digest and the offset. Two frames with the same write history have the same digest.
+ * - materialized: 512 entries of 64 bits, as 1024 u32 words (lo, hi) in a pooled array. A frame
+ *   is materialized by its first 64-bit store (page-table entries, explicit stores); its words
+ *   start as the expansion of its digest, so materializing never changes what is read.
+ * With `exactData` every data write materializes its frame, so a read returns exactly the value
+ * last written there (tests, and scenarios that need bytes), at 4 KiB of host memory a frame.
+ */
+
+import type { Mfn } from "./addr.js";
+
+/** u32 words in one materialized frame: 512 entries of two halves. */
+export const WORDS_PER_FRAME = 1024;
+
+/** The value a digest-only frame reads at qword `index`: zero for a zero frame. */
+export function digestWord(digest: number, index: number): number {
+  if (digest === 0) return 0;
+  let x = Math.imul(digest ^ Math.imul(index + 1, 0x9e3779b1), 0x85ebca6b);
+  x ^= x >>> 13;
+  x = Math.imul(x, 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/** The digest after writing `value` at qword `index`; never 0, so a written frame is not "zero". */
+export function mixDigest(digest: number, index: number, value: number): number {
+  let x = Math.imul(digest ^ 0x27d4eb2f, 0x165667b1) ^ Math.imul(index + 1, 0x9e3779b1) ^ value;
+  x = Math.imul(x ^ (x >>> 15), 0x85ebca6b);
+  x = (x ^ (x >>> 13)) >>> 0;
+  return x === 0 ? 1 : x;
+}
+
+export class HostMemory {
+  /** Number of frames. */
+  readonly frames: number;
+  /** Content digest per frame (digest-only frames); 0 = all zeroes. */
+  readonly digest: Uint32Array;
+  /** Pool slot of a materialized frame, -1 when the frame is digest-only. */
+  readonly slotOf: Int32Array;
+  /** Materialized frames, WORDS_PER_FRAME u32 words each; grows by doubling. */
+  pool: Uint32Array;
+  private freeSlots: Int32Array;
+  private freeSlotCount = 0;
+  private slotsUsed = 0;
+  /** Materialize a frame on its first data write, so reads return exactly what was written. */
+  exactData = false;
+  /** Scratch outputs of read64: the low and high halves read. */
+  lo = 0;
+  hi = 0;
+
+  constructor(frames: number) {
+    if (!Number.isInteger(frames) || frames < 1 || frames > 2 ** 32) {
+      throw new RangeError(`host memory needs 1..2^32 frames, got ${frames}`);
+    }
+    this.frames = frames;
+    this.digest = new Uint32Array(frames);
+    this.slotOf = new Int32Array(frames).fill(-1);
+    const initialSlots = Math.min(frames, 256);
+    this.pool = new Uint32Array(initialSlots * WORDS_PER_FRAME);
+    this.freeSlots = new Int32Array(initialSlots);
+  }
+
+  /** Frames that hold materialized entries (page tables, explicit stores). */
+  get materializedFrames(): number {
+    return this.slotsUsed - this.freeSlotCount;
+  }
+
+  /** Read the 64-bit entry `index` (0..511) of frame `mfn` into this.lo / this.hi. */
+  read64(mfn: Mfn, index: number): void {
+    const slot = this.slotOf[mfn];
+    if (slot >= 0) {
+      const w = slot * WORDS_PER_FRAME + index * 2;
+      this.lo = this.pool[w];
+      this.hi = this.pool[w + 1];
+    } else {
+      this.lo = digestWord(this.digest[mfn], index);
+      this.hi = 0;
+    }
+  }
+
+  /** Write the 64-bit entry `index` of frame `mfn`, materializing the frame. */
+  write64(mfn: Mfn, index: number, lo: number, hi: number): void {
+    let slot = this.slotOf[mfn];
+    if (slot < 0) slot = this.materialize(mfn);
+    const w = slot * WORDS_PER_FRAME + index * 2;
+    this.pool[w] = lo;
+    this.pool[w + 1] = hi;
+  }
+
+  /** Set bits in the low half of entry `index` (the walker's A/D updates). */
+  orLo(mfn: Mfn, index: number, bits: number): void {
+    let slot = this.slotOf[mfn];
+    if (slot < 0) slot = this.materialize(mfn);
+    const w = slot * WORDS_PER_FRAME + index * 2;
+    this.pool[w] = (this.pool[w] | bits) >>> 0;
+  }
+
+  /** A data read of qword `index`: the 32-bit value the program sees. */
+  readData(mfn: Mfn, index: number): number {
+    const slot = this.slotOf[mfn];
+    if (slot >= 0) return this.pool[slot * WORDS_PER_FRAME + index * 2];
+    return digestWord(this.digest[mfn], index);
+  }
+
+  /** A data write of a 32-bit `value` at qword `index` (high half zero). */
+  writeData(mfn: Mfn, index: number, value: number): void {
+    let slot = this.slotOf[mfn];
+    if (slot < 0 && this.exactData) slot = this.materialize(mfn);
+    if (slot >= 0) {
+      const w = slot * WORDS_PER_FRAME + index * 2;
+      this.pool[w] = value >>> 0;
+      this.pool[w + 1] = 0;
+    } else {
+      this.digest[mfn] = mixDigest(this.digest[mfn], index, value);
+    }
+  }
+
+  /** Fill a frame with zeroes (and return it to digest-only form). */
+  zeroFrame(mfn: Mfn): void {
+    this.release(mfn);
+    this.digest[mfn] = 0;
+  }
+
+  /** Copy frame `src` to frame `dst`. */
+  copyFrame(dst: Mfn, src: Mfn): void {
+    const srcSlot = this.slotOf[src];
+    if (srcSlot < 0) {
+      this.release(dst);
+      this.digest[dst] = this.digest[src];
+      return;
+    }
+    let dstSlot = this.slotOf[dst];
+    if (dstSlot < 0) dstSlot = this.materialize(dst);
+    // materialize() may have grown the pool; take the source offset after it.
+    const from = this.slotOf[src] * WORDS_PER_FRAME;
+    this.pool.copyWithin(dstSlot * WORDS_PER_FRAME, from, from + WORDS_PER_FRAME);
+  }
+
+  /** A digest of the frame's whole content, whichever form it is in (for comparisons). */
+  contentDigest(mfn: Mfn): number {
+    const slot = this.slotOf[mfn];
+    if (slot < 0) return this.digest[mfn];
+    let h = 0;
+    let nonZero = false;
+    const base = slot * WORDS_PER_FRAME;
+    for (let i = 0; i < WORDS_PER_FRAME; i++) {
+      const v = this.pool[base + i];
+      if (v !== 0) nonZero = true;
+      h = Math.imul(h ^ v, 0x01000193) + i;
+    }
+    return nonZero ? h >>> 0 || 1 : 0;
+  }
+
+  /** Whether two frames hold the same content (a full compare, as page sharing does). */
+  sameContent(a: Mfn, b: Mfn): boolean {
+    const sa = this.slotOf[a];
+    const sb = this.slotOf[b];
+    if (sa < 0 && sb < 0) return this.digest[a] === this.digest[b];
+    for (let i = 0; i < 512; i++) {
+      this.read64(a, i);
+      const lo = this.lo;
+      const hi = this.hi;
+      this.read64(b, i);
+      if (lo !== this.lo || hi !== this.hi) return false;
+    }
+    return true;
+  }
+
+  private materialize(mfn: Mfn): number {
+    let slot: number;
+    if (this.freeSlotCount > 0) {
+      slot = this.freeSlots[--this.freeSlotCount];
+    } else {
+      slot = this.slotsUsed++;
+      if (slot * WORDS_PER_FRAME >= this.pool.length) this.growPool();
+    }
+    const base = slot * WORDS_PER_FRAME;
+    const d = this.digest[mfn];
+    if (d === 0) {
+      this.pool.fill(0, base, base + WORDS_PER_FRAME);
+    } else {
+      for (let i = 0; i < 512; i++) {
+        this.pool[base + i * 2] = digestWord(d, i);
+        this.pool[base + i * 2 + 1] = 0;
+      }
+    }
+    this.slotOf[mfn] = slot;
+    return slot;
+  }
+
+  private release(mfn: Mfn): void {
+    const slot = this.slotOf[mfn];
+    if (slot < 0) return;
+    this.slotOf[mfn] = -1;
+    if (this.freeSlotCount === this.freeSlots.length) {
+      const bigger = new Int32Array(this.freeSlots.length * 2);
+      bigger.set(this.freeSlots);
+      this.freeSlots = bigger;
+    }
+    this.freeSlots[this.freeSlotCount++] = slot;
+  }
+
+  private growPool(): void {
+    const bigger = new Uint32Array(this.pool.length * 2);
+    bigger.set(this.pool);
+    this.pool = bigger;
+  }
+}

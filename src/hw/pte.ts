@@ -1,0 +1,83 @@
+/**
+ * x86-64 paging-structure entries (SDM Vol. 3A 4.5, tables 4-15 to 4-20), kept as two unsigned
+ * 32-bit halves: `lo` holds bits 0..31, `hi` bits 32..63.
+ *
+ *   63  62..52  51......32 | 31.......12 11..9 8 7  6 5 4   3   2  1  0
+ *   NX  ignored  addr hi   |  addr lo    avail G PS D A PCD PWT US RW P
+ *
+ * In a 2 MiB leaf (PS in an L2 entry) bit 12 is PAT and bits 13..20 are reserved; in a 1 GiB
+ * leaf (PS in an L3 entry) bits 13..29 are reserved.
+ */
+
+import type { Mfn } from "./addr.js";
+
+export const PTE_P = 1 << 0;
+export const PTE_RW = 1 << 1;
+export const PTE_US = 1 << 2;
+export const PTE_PWT = 1 << 3;
+export const PTE_PCD = 1 << 4;
+export const PTE_A = 1 << 5;
+export const PTE_D = 1 << 6;
+export const PTE_PS = 1 << 7;
+export const PTE_G = 1 << 8;
+/** Software-available bits 9..11, ignored by the hardware; the guest kernel uses them. */
+export const PTE_AVAIL_MASK = 0x7 << 9;
+/** Address bits 12..31 in the low half. */
+export const PTE_ADDR_LO_MASK = 0xfffff000;
+/** Bits 13..20 of a 2 MiB leaf must be zero. */
+export const PTE_2M_RESERVED_LO = 0x001fe000;
+/** Bits 13..29 of a 1 GiB leaf must be zero. */
+export const PTE_1G_RESERVED_LO = 0x3fffe000;
+
+/** NX, bit 63, is bit 31 of the high half (reserved unless EFER.NXE). */
+export const PTE_HI_NX = 0x80000000;
+/** Physical-address width of the simulated CPU (CPUID 0x80000008 EAX[7:0]). */
+export const MAXPHYADDR = 46;
+/** Address bits 32..MAXPHYADDR-1 in the high half. */
+export const PTE_HI_ADDR_MASK = (1 << (MAXPHYADDR - 32)) - 1;
+/** Bits MAXPHYADDR..51 of the high half: reserved, must be zero. */
+export const PTE_HI_RESERVED = ((1 << (52 - 32)) - 1) & ~PTE_HI_ADDR_MASK;
+
+/** #PF error code bits (SDM Vol. 3A 4.7). */
+export const PFEC_P = 1 << 0;
+export const PFEC_W = 1 << 1;
+export const PFEC_U = 1 << 2;
+export const PFEC_RSVD = 1 << 3;
+export const PFEC_I = 1 << 4;
+
+/** The frame an entry points to (the frame of the next table, or the page's first frame). */
+export function pteFrame(lo: number, hi: number): Mfn {
+  return (lo >>> 12) + (hi & PTE_HI_ADDR_MASK) * 0x100000;
+}
+
+/** The low half of an entry pointing at frame `frame` with flag bits `flags` (bits 0..11). */
+export function pteLo(frame: number, flags: number): number {
+  return (((frame % 0x100000) << 12) | (flags & 0xfff)) >>> 0;
+}
+
+/** The high half of an entry pointing at frame `frame`, with NX when `nx`. */
+export function pteHi(frame: number, nx: boolean): number {
+  return (Math.floor(frame / 0x100000) | (nx ? PTE_HI_NX : 0)) >>> 0;
+}
+
+export function isPresent(lo: number): boolean {
+  return (lo & PTE_P) !== 0;
+}
+
+/** One-line description of an entry's flags, e.g. "P RW US A D NX -> 0x1234". */
+export function describePte(lo: number, hi: number): string {
+  const names: [number, string][] = [
+    [PTE_P, "P"],
+    [PTE_RW, "RW"],
+    [PTE_US, "US"],
+    [PTE_PWT, "PWT"],
+    [PTE_PCD, "PCD"],
+    [PTE_A, "A"],
+    [PTE_D, "D"],
+    [PTE_PS, "PS"],
+    [PTE_G, "G"],
+  ];
+  const flags = names.filter(([bit]) => (lo & bit) !== 0).map(([, name]) => name);
+  if ((hi & PTE_HI_NX) !== 0) flags.push("NX");
+  return `${flags.join(" ") || "-"} -> 0x${pteFrame(lo, hi).toString(16)}`;
+}

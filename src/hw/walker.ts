@@ -1,0 +1,177 @@
+/**
+ * The x86-64 4-level page walker (SDM Vol. 3A 4.5 and 4.6), over tables in host memory.
+ *
+ *   CR3 ──> L4 (PML4) ──> L3 (PDPT) ──> L2 (PD) ──> L1 (PT) ──> 4 KiB page
+ *                             │PS            │PS
+ *                             └─> 1 GiB      └─> 2 MiB page
+ *
+ * One memory reference per entry read. Reserved bits stop the walk with a RSVD fault; a clear P
+ * stops it with a not-present fault; permissions are the combination over all levels. Accessed
+ * and dirty bits are set only when the access is allowed, after the whole walk (as KVM's
+ * emulated walker does; the SDM lets a processor set A on a walk that faults, and leaves the
+ * choice open, so we take the deterministic one): A on every entry used, D on the leaf for a write.
+ *
+ * The walker is one object with scratch outputs, so a walk allocates nothing.
+ */
+
+import { isFetchKind, isUserKind, isWriteKind } from "./access.js";
+import { PT_ENTRIES } from "./addr.js";
+import type { HostMemory } from "./memory.js";
+import {
+  PFEC_I,
+  PFEC_P,
+  PFEC_RSVD,
+  PFEC_U,
+  PFEC_W,
+  PTE_1G_RESERVED_LO,
+  PTE_2M_RESERVED_LO,
+  PTE_A,
+  PTE_D,
+  PTE_G,
+  PTE_HI_NX,
+  PTE_HI_RESERVED,
+  PTE_P,
+  PTE_PS,
+  PTE_RW,
+  PTE_US,
+  pteFrame,
+} from "./pte.js";
+
+/** walk() result for a translation that succeeded; anything else is a #PF error code. */
+export const WALK_OK = -1;
+
+/** The control-register state a walk depends on. */
+export interface PagingControl {
+  /** CR0.WP: supervisor writes honour read-only pages. */
+  wp: boolean;
+  /** EFER.NXE: bit 63 is the execute-disable bit rather than reserved. */
+  nxe: boolean;
+  /** CPUID 1GB-page support: PS in an L3 entry maps 1 GiB instead of being reserved. */
+  gbpages: boolean;
+}
+
+/** Permission mask of a leaf given the combined bits of its walk (see access.ts for kinds). */
+export function permissionMask(
+  rwAll: boolean,
+  usAll: boolean,
+  nxAny: boolean,
+  ctl: PagingControl,
+): number {
+  let mask = 1; // supervisor read: always allowed (SMAP is not modelled)
+  if (rwAll || !ctl.wp) mask |= 1 << 1;
+  if (!nxAny) mask |= 1 << 2; // SMEP is not modelled
+  if (usAll) {
+    mask |= 1 << 3;
+    if (rwAll) mask |= 1 << 4;
+    if (!nxAny) mask |= 1 << 5;
+  }
+  return mask;
+}
+
+/** The #PF error code for an access of `kind`, with P and RSVD as given. */
+export function faultCode(kind: number, present: boolean, rsvd: boolean, nxe: boolean): number {
+  let code = present ? PFEC_P : 0;
+  if (rsvd) code |= PFEC_RSVD;
+  if (isWriteKind(kind)) code |= PFEC_W;
+  if (isUserKind(kind)) code |= PFEC_U;
+  if (isFetchKind(kind) && nxe) code |= PFEC_I;
+  return code;
+}
+
+export class Walker {
+  /** First 4 KiB frame of the page that was found. */
+  frame = 0;
+  /** Level of the leaf: 1 (4 KiB), 2 (2 MiB) or 3 (1 GiB). */
+  level = 1;
+  /** Permission mask of the translation (access kinds allowed). */
+  allowed = 0;
+  /** Whether the leaf is global (G), so its TLB entry survives a CR3 write. */
+  global = false;
+  /** Whether the leaf's D bit is set after the walk. */
+  dirty = false;
+  /** Memory references made by the last walk. */
+  refs = 0;
+  /** Per level (index 1..4): the frame of the table read, the index used and the entry read. */
+  readonly tableMfn = new Float64Array(5);
+  readonly tableIdx = new Int32Array(5);
+  readonly entryLo = new Uint32Array(5);
+  readonly entryHi = new Uint32Array(5);
+  /** Lowest level reached by the last walk (the level where it stopped, for faults). */
+  lastLevel = 4;
+
+  /**
+   * Translate `gva` for an access of `kind` through the tables rooted at frame `rootMfn`.
+   * Returns WALK_OK with the outputs set, or a #PF error code.
+   */
+  walk(mem: HostMemory, rootMfn: number, gva: number, kind: number, ctl: PagingControl): number {
+    let tableMfn = rootMfn;
+    let rwAll = true;
+    let usAll = true;
+    let nxAny = false;
+    let level = 4;
+    let divisor = 2 ** 39;
+    this.refs = 0;
+    for (;;) {
+      const idx = Math.floor(gva / divisor) % PT_ENTRIES;
+      let lo = 0;
+      let hi = 0;
+      if (tableMfn < mem.frames) {
+        mem.read64(tableMfn, idx);
+        lo = mem.lo;
+        hi = mem.hi;
+      }
+      this.refs++;
+      this.tableMfn[level] = tableMfn;
+      this.tableIdx[level] = idx;
+      this.entryLo[level] = lo;
+      this.entryHi[level] = hi;
+      this.lastLevel = level;
+      if ((lo & PTE_P) === 0) return faultCode(kind, false, false, ctl.nxe);
+      const leaf = level === 1 || (level <= 3 && (lo & PTE_PS) !== 0);
+      if (this.reserved(lo, hi, level, leaf, ctl)) return faultCode(kind, true, true, ctl.nxe);
+      if ((lo & PTE_RW) === 0) rwAll = false;
+      if ((lo & PTE_US) === 0) usAll = false;
+      if (ctl.nxe && (hi & PTE_HI_NX) !== 0) nxAny = true;
+      if (leaf) {
+        const allowed = permissionMask(rwAll, usAll, nxAny, ctl);
+        if (((allowed >> kind) & 1) === 0) return faultCode(kind, true, false, ctl.nxe);
+        this.level = level;
+        this.allowed = allowed;
+        this.global = (lo & PTE_G) !== 0;
+        const base = pteFrame(lo, hi);
+        // The frame of the 4 KiB page inside a large page.
+        this.frame = level === 1 ? base : base + (Math.floor(gva / 4096) % (divisor / 4096));
+        this.setAccessedDirty(mem, level, isWriteKind(kind));
+        return WALK_OK;
+      }
+      tableMfn = pteFrame(lo, hi);
+      level--;
+      divisor /= 512;
+    }
+  }
+
+  /** Whether a present entry has a reserved bit set (SDM Vol. 3A 4.5, tables 4-14 to 4-20). */
+  private reserved(lo: number, hi: number, level: number, leaf: boolean, ctl: PagingControl) {
+    if ((hi & PTE_HI_RESERVED) !== 0) return true;
+    if (!ctl.nxe && (hi & PTE_HI_NX) !== 0) return true;
+    if (level === 4 && (lo & PTE_PS) !== 0) return true;
+    if (leaf && level === 3) return !ctl.gbpages || (lo & PTE_1G_RESERVED_LO) !== 0;
+    if (leaf && level === 2) return (lo & PTE_2M_RESERVED_LO) !== 0;
+    return false;
+  }
+
+  /** Set A in every entry of the walk and D in the leaf for a write. */
+  private setAccessedDirty(mem: HostMemory, leafLevel: number, write: boolean): void {
+    for (let level = 4; level >= leafLevel; level--) {
+      let bits = PTE_A;
+      if (level === leafLevel && write) bits |= PTE_D;
+      const lo = this.entryLo[level];
+      if ((lo & bits) !== bits) {
+        const mfn = this.tableMfn[level];
+        if (mfn < mem.frames) mem.orLo(mfn, this.tableIdx[level], bits);
+        this.entryLo[level] = (lo | bits) >>> 0;
+      }
+    }
+    this.dirty = (this.entryLo[leafLevel] & PTE_D) !== 0;
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * Built-in scenarios, kept as YAML text so that each is also an example of the file format
+ * (scenarios/<name>.yaml holds the same text; a test keeps the two in step).
+ */
+import type { Scenario } from "../api/types.js";
+import { parseScenario, ScenarioError } from "./scenario-load.js";
+
+export interface BuiltinScenario {
+  name: string;
+  /** One line for `memvisor scenarios`. */
+  summary: string;
+  yaml: string;
+}
+
+export const DEFAULT_SCENARIO = "mixed";
+
+const MIXED = `# The default: a database, a parallel build and an mmap-churning process share one guest.
+name: mixed
+description: A database, a parallel build and an mmap-churning process in one 1GiB guest
+seed: 42
+run:
+  accesses: 2000000
+  sample_every: 1000000
+domains:
+  - name: guest
+    memory: 1GiB
+    mode: native
+    processes:
+      - name: postgres
+        kind: database
+        working_set: 256MiB
+        pattern: { type: zipf, s: 0.99 }
+        writes: 0.25
+      - name: make
+        kind: build
+        jobs: 2
+        working_set: 8MiB # each child's
+        child_accesses: 20000
+      - name: mapper
+        kind: mmap-churn
+        working_set: 16MiB # each mapping's
+        churn_accesses: 5000
+`;
+
+const DATABASE = `# One large database whose accesses mostly fall on a small hot set.
+name: database
+description: A database with a 1GiB working set, 5% of it getting 90% of the accesses
+seed: 42
+run:
+  accesses: 2000000
+domains:
+  - name: db
+    memory: 2GiB
+    mode: native
+    processes:
+      - name: postgres
+        kind: database
+        working_set: 1GiB
+        pattern: { type: hotcold, hot_fraction: 0.05, hot_probability: 0.9 }
+        writes: 0.25
+`;
+
+const BUILD = `# A make -j4: short-lived children fork, exec, touch a little memory and exit.
+name: build
+description: A parallel build (4 jobs) of short-lived compiler processes
+seed: 42
+run:
+  accesses: 2000000
+domains:
+  - name: builder
+    memory: 1GiB
+    mode: native
+    processes:
+      - name: make
+        kind: build
+        jobs: 4
+        working_set: 4MiB # each child's
+        child_accesses: 10000
+`;
+
+const TWO_DOMAINS = `# Two guests, each with its own database, scheduled on one CPU.
+name: two-domains
+description: Two 512MiB guests, each running a database with uniform accesses
+seed: 42
+run:
+  accesses: 2000000
+domains:
+  - name: vm1
+    memory: 512MiB
+    mode: native
+    processes:
+      - name: db1
+        kind: database
+        working_set: 128MiB
+        pattern: { type: uniform }
+  - name: vm2
+    memory: 512MiB
+    mode: native
+    processes:
+      - name: db2
+        kind: database
+        working_set: 128MiB
+        pattern: { type: uniform }
+`;
+
+const TLB_THRASH = `# Sequential scans over 64MiB (16384 pages): far more pages than the TLB holds.
+name: tlb-thrash
+description: Sequential scans over a working set that overflows the TLB
+seed: 42
+run:
+  accesses: 2000000
+domains:
+  - name: scanner
+    memory: 256MiB
+    mode: native
+    processes:
+      - name: scan
+        kind: database
+        working_set: 64MiB
+        pattern: { type: stride, stride: 1 }
+        writes: 0.1
+`;
+
+export const BUILTIN_SCENARIOS: readonly BuiltinScenario[] = [
+  {
+    name: "mixed",
+    summary: "database + parallel build + mmap churn in one 1GiB guest (the default)",
+    yaml: MIXED,
+  },
+  {
+    name: "database",
+    summary: "one 1GiB hot/cold database working set in a 2GiB guest",
+    yaml: DATABASE,
+  },
+  { name: "build", summary: "make -j4 of short-lived children in a 1GiB guest", yaml: BUILD },
+  {
+    name: "two-domains",
+    summary: "two 512MiB guests, each with a 128MiB uniform database",
+    yaml: TWO_DOMAINS,
+  },
+  {
+    name: "tlb-thrash",
+    summary: "sequential scans over 64MiB, overflowing the TLB",
+    yaml: TLB_THRASH,
+  },
+];
+
+/** A fresh copy of the built-in scenario `name`; throws ScenarioError naming the ones there are. */
+export function builtinScenario(name: string): Scenario {
+  const found = BUILTIN_SCENARIOS.find((b) => b.name === name);
+  if (!found) {
+    const names = BUILTIN_SCENARIOS.map((b) => b.name).join(", ");
+    throw new ScenarioError(name, [
+      { path: "", message: `not a built-in scenario (available: ${names})` },
+    ]);
+  }
+  return parseScenario(found.yaml, `${found.name}.yaml`);
+}

@@ -1,0 +1,365 @@
+/**
+ * The file form of a scenario: snake_case YAML or JSON, checked by one zod schema.
+ * Every message here is written for a person: "expected ..." messages get ", got <value>"
+ * appended by the loader (scenario-load.ts), which also adds the file, line, column and path.
+ * Sizes are bytes, written as plain integers or strings such as "512MiB" (binary units only).
+ */
+import { z } from "zod";
+import type { CostEvent, PagingMode, ProcessKind } from "../api/types.js";
+
+export const KiB = 1024;
+export const MiB = 1024 * KiB;
+export const GiB = 1024 * MiB;
+export const TiB = 1024 * GiB;
+
+/** Largest unit first, so formatSize picks the shortest exact form. */
+const SIZE_UNITS: readonly [string, number][] = [
+  ["TiB", TiB],
+  ["GiB", GiB],
+  ["MiB", MiB],
+  ["KiB", KiB],
+  ["B", 1],
+];
+
+export const SIZE_EXPECTED = 'expected a size such as "512MiB" or a number of bytes';
+
+/** The bytes in `input`, or a message saying why it is not a size. */
+export function sizeOrProblem(input: unknown): number | { problem: string } {
+  if (typeof input === "number") {
+    if (Number.isSafeInteger(input) && input >= 0) return input;
+    return { problem: 'expected a whole number of bytes (or a size such as "512MiB")' };
+  }
+  if (typeof input !== "string") return { problem: SIZE_EXPECTED };
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$/.exec(input);
+  if (!m) return { problem: SIZE_EXPECTED };
+  const unitName = m[2] === "" ? "B" : m[2];
+  const unit = SIZE_UNITS.find(([name]) => name === unitName);
+  if (!unit) {
+    const hint = binaryUnitFor(unitName);
+    return {
+      problem: hint
+        ? `${SIZE_EXPECTED} (units are binary: write "${m[1]}${hint}")`
+        : `${SIZE_EXPECTED} (units: B, KiB, MiB, GiB, TiB)`,
+    };
+  }
+  const bytes = Number(m[1]) * unit[1];
+  if (!Number.isSafeInteger(bytes)) {
+    return { problem: 'expected a whole number of bytes (or a size such as "512MiB")' };
+  }
+  return bytes;
+}
+
+/** "GiB" for "G", "GB", "gib" and so on; undefined when the unit is not a near miss. */
+function binaryUnitFor(unitName: string): string | undefined {
+  const m = /^([kmgt])(?:i?b)?$/i.exec(unitName);
+  if (m) return `${m[1].toUpperCase()}iB`;
+  if (/^b$/i.test(unitName) || /^bytes?$/i.test(unitName)) return "B";
+  return undefined;
+}
+
+/** Bytes from a size such as "512MiB", "1.5GiB", "4096" or 4096; throws RangeError otherwise. */
+export function parseSize(input: string | number): number {
+  const r = sizeOrProblem(input);
+  if (typeof r === "number") return r;
+  throw new RangeError(`${r.problem}, got ${JSON.stringify(input)}`);
+}
+
+/** The shortest exact form: 1073741824 -> "1GiB", 3145728 -> "3MiB", 1000 -> "1000B". */
+export function formatSize(bytes: number): string {
+  if (!Number.isSafeInteger(bytes)) return formatSizeApprox(bytes);
+  if (bytes === 0) return "0B";
+  for (const [name, unit] of SIZE_UNITS) {
+    if (bytes % unit === 0) return `${bytes / unit}${name}`;
+  }
+  return `${bytes}B`;
+}
+
+/** For messages and reports: at most two decimals, 966367641.6 -> "921.6MiB". */
+export function formatSizeApprox(bytes: number): string {
+  const abs = Math.abs(bytes);
+  for (const [name, unit] of SIZE_UNITS) {
+    if (abs >= unit || unit === 1) {
+      return `${Number((bytes / unit).toFixed(2))}${name}`;
+    }
+  }
+  return `${bytes}B`;
+}
+
+export const PAGING_MODES = ["native", "shadow", "hap", "pv"] as const satisfies PagingMode[];
+export const PROCESS_KINDS = ["database", "build", "mmap-churn"] as const satisfies ProcessKind[];
+export const PATTERN_TYPES = ["sequential", "uniform", "hotcold", "zipf", "stride"] as const;
+export const COST_EVENTS = [
+  "access",
+  "tlb_l1_hit",
+  "tlb_l2_hit",
+  "walk_ref",
+  "guest_page_fault",
+  "page_zero",
+  "page_copy",
+  "cr3_write",
+  "invlpg",
+  "tlb_flush",
+] as const satisfies CostEvent[];
+
+// Compile-time checks that the lists above name every member of their unions.
+type Missing<U, L extends readonly unknown[]> = Exclude<U, L[number]>;
+const allModes: [Missing<PagingMode, typeof PAGING_MODES>] extends [never] ? true : never = true;
+const allKinds: [Missing<ProcessKind, typeof PROCESS_KINDS>] extends [never] ? true : never = true;
+const allCosts: [Missing<CostEvent, typeof COST_EVENTS>] extends [never] ? true : never = true;
+void [allModes, allKinds, allCosts];
+
+/** Defaults for every optional field of the file form. */
+export const SCENARIO_DEFAULTS = {
+  description: "",
+  seed: 1,
+  tlbL1: { entries: 64, ways: 4 },
+  tlbL2: { entries: 1536, ways: 12 },
+  pcid: false,
+  gigaPages: false,
+  accesses: 1_000_000,
+  sampleEvery: 1_000_000,
+  mode: "native" as PagingMode,
+  quantum: 200_000,
+  instances: 1,
+  code: MiB,
+  writes: 0.25,
+  fetches: 0.1,
+  childAccesses: 20_000,
+  jobs: 2,
+  churnAccesses: 5_000,
+  hugePages: false,
+} as const;
+
+/** A domain's processes may use at most this fraction of its memory (the rest is the kernel's). */
+export const MEMORY_FIT_FRACTION = 0.9;
+export const MAX_DOMAIN_MEMORY = TiB;
+
+/** Marks an unknown-key message; the loader turns it into one problem per key. */
+export const ALLOWED_KEYS_MARK = "allowed keys: ";
+
+/** A strict mapping: unknown keys are errors that list the keys it allows. */
+function strict<T extends z.ZodRawShape>(shape: T) {
+  const keys = Object.keys(shape).join(", ");
+  return z.strictObject(shape, {
+    error: (iss) =>
+      iss.code === "unrecognized_keys" ? `${ALLOWED_KEYS_MARK}${keys}` : "expected a mapping",
+  });
+}
+
+function int(lo: number, hi = Number.MAX_SAFE_INTEGER) {
+  const expected =
+    hi === Number.MAX_SAFE_INTEGER
+      ? `expected an integer >= ${lo}`
+      : `expected an integer from ${lo} to ${hi}`;
+  return z
+    .number({ error: expected })
+    .refine((v) => Number.isSafeInteger(v) && v >= lo && v <= hi, { error: expected });
+}
+
+function num(expected: string, ok: (v: number) => boolean) {
+  return z.number({ error: `expected ${expected}` }).refine(ok, { error: `expected ${expected}` });
+}
+
+const fraction = () => num("a number between 0 and 1", (v) => v >= 0 && v <= 1);
+const probability = () => num("a number greater than 0 and at most 1", (v) => v > 0 && v <= 1);
+const bool = () => z.boolean({ error: "expected true or false" });
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+const name = () =>
+  z
+    .string({ error: "expected a name" })
+    .regex(NAME_RE, { error: 'expected a name of letters, digits, ".", "_" or "-"' })
+    .max(64, { error: "expected a name of at most 64 characters" });
+
+/** A size in bytes: a positive multiple of `multiple`, at most `max`. */
+function size(multiple: number, max = Number.MAX_SAFE_INTEGER) {
+  return z.union([z.number(), z.string()], { error: SIZE_EXPECTED }).transform((input, ctx) => {
+    const bytes = sizeOrProblem(input);
+    const fail = (message: string) => {
+      ctx.addIssue({ code: "custom", message, input });
+      return z.NEVER;
+    };
+    if (typeof bytes !== "number") return fail(bytes.problem);
+    if (bytes === 0) return fail("must be greater than 0");
+    if (bytes % multiple !== 0) return fail(`must be a multiple of ${formatSize(multiple)}`);
+    if (bytes > max) return fail(`must be at most ${formatSize(max)}`);
+    return bytes;
+  });
+}
+
+const tlbLevel = (def: { entries: number; ways: number }) =>
+  strict({
+    entries: int(1, 65536).default(def.entries),
+    ways: int(1, 65536).default(def.ways),
+  }).superRefine((level, ctx) => {
+    if (level.entries % level.ways !== 0 || level.ways > level.entries) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["ways"],
+        message: `must divide entries (${level.entries})`,
+      });
+      return;
+    }
+    const sets = level.entries / level.ways;
+    if ((sets & (sets - 1)) !== 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["entries"],
+        message: `entries / ways (the number of sets, here ${sets}) must be a power of two`,
+      });
+    }
+  });
+
+const hardwareSchema = strict({
+  tlb: strict({
+    l1: tlbLevel(SCENARIO_DEFAULTS.tlbL1).prefault({}),
+    l2: tlbLevel(SCENARIO_DEFAULTS.tlbL2).prefault({}),
+  }).prefault({}),
+  pcid: bool().default(SCENARIO_DEFAULTS.pcid),
+  giga_pages: bool().default(SCENARIO_DEFAULTS.gigaPages),
+});
+
+const cycles = () => num("a number of cycles >= 0", (v) => v >= 0);
+const costsSchema = strict(
+  Object.fromEntries(COST_EVENTS.map((e) => [e, cycles().optional()])) as Record<
+    CostEvent,
+    z.ZodOptional<ReturnType<typeof cycles>>
+  >,
+);
+
+const runSchema = strict({
+  accesses: int(1).default(SCENARIO_DEFAULTS.accesses),
+  sample_every: int(1).default(SCENARIO_DEFAULTS.sampleEvery),
+});
+
+const patternSchema = z.discriminatedUnion(
+  "type",
+  [
+    strict({ type: z.literal("sequential") }),
+    strict({ type: z.literal("uniform") }),
+    strict({
+      type: z.literal("hotcold"),
+      hot_fraction: probability(),
+      hot_probability: probability(),
+    }),
+    strict({ type: z.literal("zipf"), s: num("a number greater than 0", (v) => v > 0) }),
+    strict({ type: z.literal("stride"), stride: int(1) }),
+  ],
+  {
+    // zod types this issue as a union issue, but a non-mapping input raises invalid_type.
+    error: (iss) =>
+      (iss.code as string) === "invalid_type"
+        ? "expected a mapping such as { type: zipf, s: 0.99 }"
+        : `expected one of ${PATTERN_TYPES.join(", ")}`,
+  },
+);
+
+/** Fields that only one kind of process reads, so setting them elsewhere is a mistake. */
+const KIND_ONLY_FIELDS: Record<string, ProcessKind> = {
+  child_accesses: "build",
+  jobs: "build",
+  churn_accesses: "mmap-churn",
+};
+
+const processSchema = strict({
+  name: name(),
+  kind: z.enum(PROCESS_KINDS, { error: `expected one of ${PROCESS_KINDS.join(", ")}` }),
+  instances: int(1, 64).default(SCENARIO_DEFAULTS.instances),
+  working_set: size(4 * KiB),
+  code: size(4 * KiB).default(SCENARIO_DEFAULTS.code),
+  pattern: patternSchema.default({ type: "uniform" }),
+  writes: fraction().default(SCENARIO_DEFAULTS.writes),
+  fetches: fraction().default(SCENARIO_DEFAULTS.fetches),
+  child_accesses: int(1).optional(),
+  jobs: int(1, 64).optional(),
+  churn_accesses: int(1).optional(),
+  huge_pages: bool().default(SCENARIO_DEFAULTS.hugePages),
+}).superRefine((p, ctx) => {
+  for (const [field, kind] of Object.entries(KIND_ONLY_FIELDS)) {
+    if (p[field as keyof typeof p] !== undefined && p.kind !== kind) {
+      ctx.addIssue({
+        code: "custom",
+        path: [field],
+        message: `applies only to ${kind} processes, and this one is a ${p.kind}`,
+      });
+    }
+  }
+});
+
+export type ProcessFile = z.output<typeof processSchema>;
+
+/** Bytes a process needs at its peak: every instance's heap and code (a build: every job's). */
+export function processFootprint(p: ProcessFile): number {
+  const each = p.working_set + p.code;
+  if (p.kind === "build") {
+    const jobs = p.jobs ?? SCENARIO_DEFAULTS.jobs;
+    return p.instances * (jobs * each + p.code);
+  }
+  return p.instances * each;
+}
+
+const domainSchema = strict({
+  name: name(),
+  memory: size(2 * MiB, MAX_DOMAIN_MEMORY),
+  mode: z
+    .enum(PAGING_MODES, { error: `expected one of ${PAGING_MODES.join(", ")}` })
+    .default(SCENARIO_DEFAULTS.mode),
+  quantum: int(1).default(SCENARIO_DEFAULTS.quantum),
+  processes: z
+    .array(processSchema, { error: "expected a list of processes" })
+    .min(1, { error: "expected at least one process" }),
+}).superRefine((d, ctx) => {
+  uniqueNames(d.processes, "processes", "process", ctx);
+  const footprints = d.processes.map(processFootprint);
+  if (!footprints.every(Number.isFinite) || !Number.isFinite(d.memory)) return;
+  const need = footprints.reduce((a, b) => a + b, 0);
+  const limit = d.memory * MEMORY_FIT_FRACTION;
+  if (need > limit) {
+    const parts = d.processes
+      .map((p, i) => `${p.name} ${formatSizeApprox(footprints[i])}`)
+      .join(", ");
+    ctx.addIssue({
+      code: "custom",
+      path: ["processes"],
+      message:
+        `the processes need ${formatSizeApprox(need)} (${parts}), more than ` +
+        `${MEMORY_FIT_FRACTION * 100}% of the domain's ${formatSizeApprox(d.memory)} of memory ` +
+        `(${formatSizeApprox(limit)}); give the domain more memory or the processes less`,
+    });
+  }
+});
+
+function uniqueNames(
+  items: { name: string }[],
+  listKey: string,
+  what: string,
+  ctx: z.RefinementCtx,
+): void {
+  const seen = new Map<string, number>();
+  items.forEach((item, i) => {
+    const first = seen.get(item.name);
+    if (first === undefined) {
+      seen.set(item.name, i);
+      return;
+    }
+    ctx.addIssue({
+      code: "custom",
+      path: [listKey, i, "name"],
+      message: `the ${what} name "${item.name}" is already used by ${listKey}[${first}]`,
+    });
+  });
+}
+
+export const scenarioFileSchema = strict({
+  name: name().optional(),
+  description: z.string({ error: "expected a text string" }).default(SCENARIO_DEFAULTS.description),
+  seed: int(0, 0xffff_ffff).default(SCENARIO_DEFAULTS.seed),
+  hardware: hardwareSchema.prefault({}),
+  costs: costsSchema.prefault({}),
+  run: runSchema.prefault({}),
+  domains: z
+    .array(domainSchema, { error: "expected a list of domains" })
+    .min(1, { error: "expected at least one domain" }),
+}).superRefine((s, ctx) => uniqueNames(s.domains, "domains", "domain", ctx));
+
+/** A scenario file after validation: snake_case, sizes in bytes, defaults filled in. */
+export type ScenarioFile = z.output<typeof scenarioFileSchema>;
