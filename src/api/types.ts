@@ -117,14 +117,22 @@ export interface DomainReport {
   processes: ProcessReport[];
 }
 
+/** The processes of one ProcessSpec, added up (a build starts thousands of short children). */
 export interface ProcessReport {
   name: string;
-  pid: number;
-  /** User accesses this process made. */
+  kind: ProcessKind;
+  /** Processes started for this spec (instances, plus every forked child). */
+  started: number;
+  /** Still running at the end of the run. */
+  alive: number;
+  /** User accesses made. */
   accesses: number;
   guest_page_faults: number;
-  /** Still running at the end of the run. */
-  alive: boolean;
+  /** Killed by a segmentation fault or by the guest's OOM killer. */
+  segv: number;
+  oom_killed: number;
+  /** Digest of every value read, in order per process: equal across paging modes. */
+  read_hash: number;
 }
 
 export interface HostReport {

@@ -66,6 +66,8 @@ export class Kernel {
   private readonly freePcids: number[] = [];
   /** Frames in use right after boot: the baseline that a clean teardown returns to. */
   bootFreeFrames = 0;
+  /** Frames the kernel took at boot for its own tables (direct map). */
+  private readonly bootTables: Gfn[] = [];
 
   constructor(
     readonly cpu: GuestCpu,
@@ -78,7 +80,7 @@ export class Kernel {
       throw new RangeError(`a guest needs at least ${KERNEL_RESERVED_FRAMES + 512} frames`);
     }
     this.frames = new FrameAllocator(memFrames, KERNEL_RESERVED_FRAMES);
-    this.pt = new PageTables(ops, this.frames, memFrames, (gfn) => this.zeroFrame(gfn));
+    this.pt = new PageTables(ops, this.frames, memFrames, (gfn) => this.zeroFrame(gfn), counters);
     if (options.pcid) for (let p = 4095; p >= 1; p--) this.freePcids.push(p);
   }
 
@@ -92,6 +94,7 @@ export class Kernel {
       if (gfn < 0) throw new Error("guest kernel: out of memory at boot");
       for (let i = 0; i < 512; i++) this.cpu.storePhys64(gfn * 4096 + i * 8, 0, 0);
       this.frames.refcount[gfn] = 1;
+      this.bootTables.push(gfn);
       return gfn;
     };
     const leaf = PTE_P | PTE_RW | PTE_A | PTE_D | PTE_PS | PTE_G;
@@ -122,6 +125,11 @@ export class Kernel {
     this.cpu.writeCr3(l4 * 4096, 0, false);
     this.cpu.enablePaging();
     this.bootFreeFrames = this.frames.freeCount;
+  }
+
+  /** Whether gfn is one of the kernel's boot-time tables (not a user frame). */
+  isKernelFrame(gfn: Gfn): boolean {
+    return this.bootTables.includes(gfn);
   }
 
   /** Zero a guest frame through the direct map (rep stosq). */
@@ -267,6 +275,8 @@ export class Kernel {
     if (this.current === proc) this.switchTo(null);
     this.pt.freeTable(l4);
     this.freePcid(proc.pcid);
+    const i = this.processes.indexOf(proc);
+    if (i >= 0) this.processes.splice(i, 1);
     proc.rss = 0;
   }
 

@@ -7,6 +7,7 @@
 
 import type { Gfn, Gva } from "../hw/addr.js";
 import { PTE_A, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US, pteFrame, pteHi, pteLo } from "../hw/pte.js";
+import { C_PT_PAGES_ALLOC, C_PT_PAGES_FREE } from "../metrics/counters.js";
 import type { FrameAllocator } from "./frame-alloc.js";
 import type { PagingOps } from "./paging-ops.js";
 
@@ -33,6 +34,7 @@ export class PageTables {
     readonly frames: FrameAllocator,
     frameCount: number,
     private readonly zero: (gfn: Gfn) => void,
+    private readonly counters: Float64Array,
   ) {
     this.level = new Int8Array(frameCount);
     this.used = new Int16Array(frameCount);
@@ -47,6 +49,7 @@ export class PageTables {
     this.used[gfn] = 0;
     this.frames.refcount[gfn] = 1;
     this.pages++;
+    this.counters[C_PT_PAGES_ALLOC]++;
     this.ops.allocPt(gfn, level);
     return gfn;
   }
@@ -56,6 +59,7 @@ export class PageTables {
     this.level[gfn] = 0;
     this.used[gfn] = 0;
     this.pages--;
+    this.counters[C_PT_PAGES_FREE]++;
     this.frames.release(gfn);
   }
 

@@ -7,7 +7,6 @@
 
 import type { Gfn, Gva } from "../hw/addr.js";
 import { PTE_HI_NX, PTE_P, PTE_PS, PTE_RW, pteFrame, pteHi, pteLo } from "../hw/pte.js";
-import { C_PT_PAGES_FREE } from "../metrics/counters.js";
 import type { Kernel } from "./kernel.js";
 import { LEVEL_SPAN, TABLE_FLAGS } from "./pagetable.js";
 import { type Process, VM_EXEC, VM_WRITE, type Vma } from "./process.js";
@@ -98,7 +97,6 @@ function freeEmptyTables(k: Kernel, table: Gfn, level: number, base: Gva, start:
     if (k.pt.used[child] === 0) {
       k.pt.set(table, idx, 0, 0, true);
       k.pt.freeTable(child);
-      k.counters[C_PT_PAGES_FREE]++;
     }
   }
 }

@@ -101,9 +101,17 @@ export class Walker {
 
   /**
    * Translate `gva` for an access of `kind` through the tables rooted at frame `rootMfn`.
-   * Returns WALK_OK with the outputs set, or a #PF error code.
+   * Returns WALK_OK with the outputs set, or a #PF error code. With `update` false the walk
+   * leaves A/D alone (checkers and the step API's look-ahead use it).
    */
-  walk(mem: HostMemory, rootMfn: number, gva: number, kind: number, ctl: PagingControl): number {
+  walk(
+    mem: HostMemory,
+    rootMfn: number,
+    gva: number,
+    kind: number,
+    ctl: PagingControl,
+    update = true,
+  ): number {
     let tableMfn = rootMfn;
     let rwAll = true;
     let usAll = true;
@@ -141,7 +149,8 @@ export class Walker {
         const base = pteFrame(lo, hi);
         // The frame of the 4 KiB page inside a large page.
         this.frame = level === 1 ? base : base + (Math.floor(gva / 4096) % (divisor / 4096));
-        this.setAccessedDirty(mem, level, isWriteKind(kind));
+        if (update) this.setAccessedDirty(mem, level, isWriteKind(kind));
+        else this.dirty = (lo & PTE_D) !== 0;
         return WALK_OK;
       }
       tableMfn = pteFrame(lo, hi);

@@ -116,19 +116,13 @@ export class Rng {
     return this.nextBelowWide(n);
   }
 
-  /** nextBelow for n = 1, n > 2^32 - 1 (two draws per try) and invalid n. */
+  /** nextBelow for n = 1, n >= 2^32 (two draws per try above it) and invalid n. */
   private nextBelowWide(n: number): number {
     if (!Number.isInteger(n) || n < 1 || n > TWO_53) {
       throw new RangeError(`nextBelow: n must be an integer in [1, 2^53], got ${n}`);
     }
     if (n === 1) return 0;
     if (n === TWO_32) return this.nextU32();
-    if (n < TWO_32) {
-      // n = 2^32 - 1: the fast path's `n >>> 0 === n` test excludes nothing else below 2^32.
-      let r = this.nextU32();
-      while (r >= n) r = this.nextU32();
-      return r;
-    }
     // n - 1 >= 2^32, so its high word is in [1, 2^21) and clz32 gives the bits it needs.
     const shift = Math.clz32(Math.floor((n - 1) / TWO_32));
     for (;;) {

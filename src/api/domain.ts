@@ -1,0 +1,276 @@
+/**
+ * One domain at run time: its platform (hardware, and later the VMM behind it), its guest
+ * kernel, its processes and their drivers, its counters and its clock. The clock is the
+ * domain's simulated cycles: its counters priced by the cost model.
+ */
+
+import { checkGuest } from "../guest/check.js";
+import { Kernel } from "../guest/kernel.js";
+import { Scheduler } from "../guest/scheduler.js";
+import { checkTlb } from "../hw/check.js";
+import type { CostModel } from "../metrics/cost.js";
+import { countersToRecord, newCounters } from "../metrics/counters.js";
+import { ProcessDriver, STEP_ACCESS, STEP_BLOCKED, STEP_EXITED } from "../workload/driver.js";
+import type { Rng } from "../workload/rng.js";
+import { nativePlatform, type Platform } from "./platform.js";
+import type { DomainReport, DomainSpec, ProcessReport, Scenario } from "./types.js";
+
+/** Steps between two reads of the clock (the cost model's dot product). */
+const CLOCK_EVERY = 16;
+/** In check mode, accesses between two full checks of the guest's tables. */
+const FULL_CHECK_EVERY = 20000;
+
+/** Error for what a scenario asks but this build cannot do. */
+export class SimulationError extends Error {}
+
+export class DomainRuntime {
+  readonly counters = newCounters();
+  readonly platform: Platform;
+  readonly kernel: Kernel;
+  readonly sched: Scheduler;
+  /** Drivers of processes not yet retired, by process. */
+  readonly drivers = new Map<object, ProcessDriver>();
+  /** Totals of retired processes, by spec name. */
+  private readonly retired = new Map<string, ProcessReport>();
+  private readonly started = new Map<string, number>();
+  private current: ProcessDriver | null = null;
+  /** User accesses made (all processes). */
+  userAccesses = 0;
+  /** Checks: violations found and the first one's description. */
+  violations = 0;
+  firstViolation = "";
+  private sinceFullCheck = 0;
+
+  constructor(
+    readonly spec: DomainSpec,
+    readonly scenario: Scenario,
+    readonly cost: CostModel,
+    private readonly rng: Rng,
+    readonly check: boolean,
+  ) {
+    if (spec.mode !== "native") {
+      throw new SimulationError(
+        `domain ${spec.name}: mode "${spec.mode}" is not available yet in this version; use "native"`,
+      );
+    }
+    this.platform = nativePlatform(spec, scenario.hardware, this.counters);
+    this.kernel = new Kernel(
+      this.platform.cpu,
+      this.platform.ops,
+      this.platform.guestFrames,
+      this.counters,
+      {
+        gigaPages: scenario.hardware.gigaPages,
+        pcid: scenario.hardware.pcid,
+      },
+    );
+    this.sched = new Scheduler(this.kernel, spec.quantum);
+  }
+
+  /** Boot the guest and start every process of the spec. */
+  boot(): void {
+    this.kernel.boot();
+    let stream = 1;
+    for (const spec of this.spec.processes) {
+      for (let i = 0; i < spec.instances; i++) {
+        const make = spec.kind === "build";
+        const name = spec.instances > 1 ? `${spec.name}.${i}` : spec.name;
+        const proc = this.kernel.spawn(name, ProcessDriver.image(spec, make));
+        if (proc === null)
+          throw new SimulationError(`domain ${this.spec.name}: out of memory starting ${name}`);
+        const driver = new ProcessDriver(
+          this.kernel,
+          this.sched,
+          spec,
+          proc,
+          this.rng.derive(stream++),
+          spec.kind,
+        );
+        this.adopt(driver);
+        this.sched.add(proc);
+      }
+    }
+  }
+
+  private adopt(driver: ProcessDriver): void {
+    this.drivers.set(driver.proc, driver);
+    this.started.set(driver.spec.name, (this.started.get(driver.spec.name) ?? 0) + 1);
+  }
+
+  /** Host frames this domain occupies (natively: its machine's frames in use). */
+  hostFramesUsed(): number {
+    return this.platform.guestFrames - this.kernel.frames.freeCount;
+  }
+
+  /** The driver of the process that ran the last step. */
+  get currentDriver(): ProcessDriver | null {
+    return this.current;
+  }
+
+  /** The domain's simulated cycles so far. */
+  time(): number {
+    return this.cost.total(this.counters);
+  }
+
+  /**
+   * Run for `cycles` simulated cycles or `maxAccesses` user accesses, whichever comes first.
+   * Returns the user accesses made; 0 with nothing runnable means the domain is idle for good.
+   */
+  runSlice(cycles: number, maxAccesses: number): number {
+    let now = this.time();
+    const end = now + cycles;
+    let accesses = 0;
+    let sinceClock = 0;
+    while (accesses < maxAccesses) {
+      if (++sinceClock >= CLOCK_EVERY) {
+        sinceClock = 0;
+        now = this.time();
+        if (now >= end) break;
+      }
+      const r = this.stepOnce(now);
+      if (r < 0) break;
+      if (r === STEP_ACCESS) accesses++;
+    }
+    this.userAccesses += accesses;
+    return accesses;
+  }
+
+  /** One step of whichever process the scheduler picks. Returns the step kind, or -1 if idle. */
+  stepOnce(now: number): number {
+    const proc = this.sched.pick(now);
+    if (proc === null) return -1;
+    let driver = this.current;
+    if (driver === null || driver.proc !== proc) {
+      driver = this.drivers.get(proc) ?? null;
+      if (driver === null)
+        throw new Error(`domain ${this.spec.name}: pid ${proc.pid} has no driver`);
+      this.current = driver;
+    }
+    const r = driver.step();
+    if (r !== STEP_ACCESS) {
+      this.afterSyscall(driver, r);
+    } else if (this.check && ++this.sinceFullCheck >= FULL_CHECK_EVERY) {
+      this.sinceFullCheck = 0;
+      this.runChecks(true);
+    }
+    return r;
+  }
+
+  private afterSyscall(driver: ProcessDriver, r: number): void {
+    for (const child of driver.spawned) this.adopt(child);
+    driver.spawned.length = 0;
+    if (r === STEP_EXITED) {
+      driver.onExit();
+      this.retire(driver);
+    }
+    // Processes killed by the OOM killer while another ran are retired here too.
+    if (this.kernel.processes.length + 1 < this.drivers.size) {
+      for (const [proc, d] of this.drivers) {
+        if (!d.proc.alive && proc !== this.current?.proc) {
+          d.onExit();
+          this.retire(d);
+        }
+      }
+    }
+    if (r !== STEP_BLOCKED && this.check) this.runChecks(false);
+  }
+
+  private retire(driver: ProcessDriver): void {
+    if (!this.drivers.delete(driver.proc)) return;
+    if (this.current === driver) this.current = null;
+    const total = this.processTotals(driver.spec.name, driver.spec.kind);
+    addProcess(total, driver);
+  }
+
+  private processTotals(name: string, kind: ProcessReport["kind"]): ProcessReport {
+    let total = this.retired.get(name);
+    if (!total) {
+      total = {
+        name,
+        kind,
+        started: 0,
+        alive: 0,
+        accesses: 0,
+        guest_page_faults: 0,
+        segv: 0,
+        oom_killed: 0,
+        read_hash: 0,
+      };
+      this.retired.set(name, total);
+    }
+    return total;
+  }
+
+  /** Check the invariants that apply (native: TLB against tables; the guest's accounting). */
+  runChecks(full: boolean): void {
+    const cpu = this.platform.cpu;
+    let err = checkTlb(cpu, this.platform.mem.frames);
+    if (err === null && full)
+      err = checkGuest(this.kernel, this.platform.mem, this.platform.gfnToMfn);
+    if (err !== null) {
+      this.violations++;
+      if (this.firstViolation === "") this.firstViolation = `domain ${this.spec.name}: ${err}`;
+    }
+  }
+
+  report(): DomainReport {
+    const totals = new Map<string, ProcessReport>();
+    for (const [name, r] of this.retired) totals.set(name, { ...r });
+    for (const driver of this.drivers.values()) {
+      const spec = driver.spec;
+      let t = totals.get(spec.name);
+      if (!t) {
+        t = {
+          name: spec.name,
+          kind: spec.kind,
+          started: 0,
+          alive: 0,
+          accesses: 0,
+          guest_page_faults: 0,
+          segv: 0,
+          oom_killed: 0,
+          read_hash: 0,
+        };
+        totals.set(spec.name, t);
+      }
+      addProcess(t, driver);
+    }
+    const processes = this.spec.processes.map((p) => {
+      const t = totals.get(p.name) ?? {
+        name: p.name,
+        kind: p.kind,
+        started: 0,
+        alive: 0,
+        accesses: 0,
+        guest_page_faults: 0,
+        segv: 0,
+        oom_killed: 0,
+        read_hash: 0,
+      };
+      t.started = this.started.get(p.name) ?? 0;
+      return t;
+    });
+    const counters = countersToRecord(this.counters, this.platform.cpu.walkHist);
+    counters.guest_frames = this.platform.guestFrames;
+    counters.guest_frames_used = this.kernel.framesInUse();
+    counters.pt_pages = this.kernel.pt.pages;
+    counters.user_accesses = this.userAccesses;
+    return {
+      name: this.spec.name,
+      mode: this.spec.mode,
+      counters,
+      cycles: { total: this.time(), by_event: this.cost.byEvent(this.counters) },
+      processes,
+    };
+  }
+}
+
+function addProcess(total: ProcessReport, driver: ProcessDriver): void {
+  const p = driver.proc;
+  if (p.alive) total.alive++;
+  total.accesses += p.accesses;
+  total.guest_page_faults += p.faults;
+  if (p.killedBy === "segv") total.segv++;
+  if (p.killedBy === "oom") total.oom_killed++;
+  total.read_hash = (Math.imul(total.read_hash ^ p.readHash, 0x01000193) + p.pid) >>> 0;
+}

@@ -1,0 +1,20 @@
+/**
+ * memvisor's library entry point: build a Simulation from a Scenario, run it or step it, and
+ * read its Report. Works in Node and in the browser (nothing here touches the file system;
+ * loadScenarioFile, for Node, is exported from "memvisor/node").
+ */
+
+export { COST_DEFAULTS } from "../metrics/cost.js";
+export { COUNTER_NAMES } from "../metrics/counters.js";
+export { BUILTIN_SCENARIOS, builtinScenario, DEFAULT_SCENARIO } from "../workload/builtin.js";
+export { formatSize, parseScenario, parseSize, ScenarioError } from "../workload/scenario-load.js";
+export { SimulationError } from "./domain.js";
+export {
+  DOMAIN_QUANTUM,
+  SERIES_COUNTERS,
+  Simulation,
+  type SimulationOptions,
+} from "./simulation.js";
+export type { StepLevel, StepRecord, StepWalk } from "./step.js";
+export * from "./types.js";
+export { VERSION } from "./version.js";

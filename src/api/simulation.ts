@@ -1,0 +1,173 @@
+/**
+ * A simulation: a scenario's domains, run on one physical CPU. The host's clock is the sum of the
+ * domains' cycles; the domains take turns of DOMAIN_QUANTUM cycles (as the VMM's scheduler
+ * would), each running its guest's scheduler inside its turn. The same scenario and seed give
+ * the same run, to the counter.
+ */
+
+import { CostModel } from "../metrics/cost.js";
+import { Rng } from "../workload/rng.js";
+import { DomainRuntime } from "./domain.js";
+import type { StepRecord } from "./step.js";
+import { stepAccess } from "./step.js";
+import type { PagingMode, Report, Sample, Scenario } from "./types.js";
+import { VERSION } from "./version.js";
+
+/** Cycles a domain runs before the next one gets the (single) physical CPU. */
+export const DOMAIN_QUANTUM = 1_000_000;
+
+/** Counters kept in the time series (besides cycles). */
+export const SERIES_COUNTERS = [
+  "user_accesses",
+  "tlb_misses",
+  "walk_refs",
+  "guest_page_faults",
+  "context_switches",
+  "forks",
+  "guest_frames_used",
+  "pt_pages",
+] as const;
+
+export interface SimulationOptions {
+  /** Run every domain in this mode instead of the scenario's. */
+  mode?: PagingMode;
+  /** Override the scenario's seed. */
+  seed?: number;
+  /** Verify the invariants of DESIGN.md during the run. */
+  check?: boolean;
+  /** Override the scenario's run length (user accesses). */
+  accesses?: number;
+}
+
+export class Simulation {
+  readonly scenario: Scenario;
+  readonly domains: DomainRuntime[];
+  readonly cost: CostModel;
+  readonly check: boolean;
+  readonly series: Sample[] = [];
+  private nextSample: number;
+  private turn = 0;
+  /** User accesses made so far in all domains. */
+  accessesDone = 0;
+
+  constructor(scenario: Scenario, options: SimulationOptions = {}) {
+    const seed = options.seed ?? scenario.seed;
+    const mode = options.mode;
+    this.scenario = {
+      ...scenario,
+      seed,
+      run: { ...scenario.run, accesses: options.accesses ?? scenario.run.accesses },
+      domains: scenario.domains.map((d) => (mode ? { ...d, mode } : d)),
+    };
+    this.check = options.check ?? false;
+    this.cost = new CostModel(scenario.costs);
+    const rng = new Rng(seed);
+    this.domains = this.scenario.domains.map(
+      (d, i) => new DomainRuntime(d, this.scenario, this.cost, rng.derive(i + 1), this.check),
+    );
+    for (const d of this.domains) d.boot();
+    this.nextSample = 0;
+    this.sample();
+  }
+
+  /** The host clock: cycles spent by every domain on the one physical CPU. */
+  time(): number {
+    let t = 0;
+    for (const d of this.domains) t += d.time();
+    return t;
+  }
+
+  get done(): boolean {
+    return this.accessesDone >= this.scenario.run.accesses;
+  }
+
+  /**
+   * Run one domain turn. Returns false when the run is over (enough accesses, or every domain
+   * idle for good).
+   */
+  runTurn(): boolean {
+    const limit = this.scenario.run.accesses;
+    if (this.accessesDone >= limit) return false;
+    let idle = 0;
+    while (idle < this.domains.length) {
+      const d = this.domains[this.turn];
+      this.turn = (this.turn + 1) % this.domains.length;
+      const n = d.runSlice(DOMAIN_QUANTUM, limit - this.accessesDone);
+      this.accessesDone += n;
+      if (this.time() >= this.nextSample) this.sample();
+      else this.notePeak();
+      if (n > 0) return this.accessesDone < limit;
+      idle++;
+    }
+    return false;
+  }
+
+  /** Run to the end. `progress` is called after every turn with the fraction done. */
+  run(progress?: (fraction: number) => void): Report {
+    while (this.runTurn()) progress?.(this.accessesDone / this.scenario.run.accesses);
+    if (this.check) for (const d of this.domains) d.runChecks(true);
+    this.sample();
+    return this.report();
+  }
+
+  /** One user access of the next process to run, with everything that happened on the way. */
+  step(): StepRecord | null {
+    return stepAccess(this);
+  }
+
+  private sample(): void {
+    this.notePeak();
+    const time = this.time();
+    const domains: Sample["domains"] = {};
+    for (const d of this.domains) {
+      const counters = d.report().counters;
+      const row: Record<string, number> = { cycles: d.time() };
+      for (const name of SERIES_COUNTERS) row[name] = counters[name] ?? 0;
+      domains[d.spec.name] = row;
+    }
+    const last = this.series[this.series.length - 1];
+    if (last && last.time === time) this.series[this.series.length - 1] = { time, domains };
+    else this.series.push({ time, domains });
+    this.nextSample = time + this.scenario.run.sampleEvery;
+  }
+
+  report(): Report {
+    const domains = this.domains.map((d) => d.report());
+    let framesTotal = 0;
+    let framesUsed = 0;
+    let violations = 0;
+    let first = "";
+    for (const d of this.domains) {
+      framesTotal += d.platform.mem.frames;
+      framesUsed += d.hostFramesUsed();
+      violations += d.violations;
+      if (first === "" && d.firstViolation !== "") first = d.firstViolation;
+    }
+    this.notePeak();
+    return {
+      memvisor: VERSION,
+      scenario: this.scenario.name,
+      seed: this.scenario.seed,
+      domains,
+      host: {
+        frames_total: framesTotal,
+        frames_used: framesUsed,
+        frames_used_peak: this.framesPeak,
+        counters: { cycles: this.time(), user_accesses: this.accessesDone },
+      },
+      checks:
+        first === ""
+          ? { enabled: this.check, violations }
+          : { enabled: this.check, violations, first },
+      series: this.series,
+    };
+  }
+
+  private framesPeak = 0;
+
+  private notePeak(): void {
+    let used = 0;
+    for (const d of this.domains) used += d.hostFramesUsed();
+    if (used > this.framesPeak) this.framesPeak = used;
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The step API: one user access, with everything the hardware and the kernels did for it, for
+ * tools that show a translation happen (the web visualizer). It runs the same code as a normal
+ * run; the only difference is that the vCPU records its walks (on its slow path, never on the
+ * TLB-hit path) and that counters are compared before and after.
+ */
+
+import { KIND_NAMES } from "../hw/access.js";
+import { formatGva } from "../hw/addr.js";
+import { describePte } from "../hw/pte.js";
+import { C_GUEST_PAGE_FAULTS, C_TLB_L1_HITS, C_TLB_L2_HITS } from "../metrics/counters.js";
+import { STEP_ACCESS } from "../workload/driver.js";
+import type { DomainRuntime } from "./domain.js";
+import type { Simulation } from "./simulation.js";
+
+export interface StepLevel {
+  /** Paging level 4 (PML4) .. 1 (page table). */
+  level: number;
+  /** Host frame of the table read. */
+  tableMfn: number;
+  index: number;
+  /** The entry read, as 16 hex digits, and its flags. */
+  entry: string;
+  flags: string;
+}
+
+export interface StepWalk {
+  rootMfn: number;
+  levels: StepLevel[];
+  /** "ok", or the #PF error code in hex. */
+  result: string;
+}
+
+export interface StepRecord {
+  domain: string;
+  pid: number;
+  process: string;
+  /** The address as the program used it, canonical hex. */
+  gva: string;
+  /** The four 9-bit table indices (L4, L3, L2, L1) and the 12-bit offset. */
+  indices: [number, number, number, number];
+  offset: number;
+  access: (typeof KIND_NAMES)[number];
+  /** Where the first lookup found the translation. */
+  tlb: "l1" | "l2" | "miss";
+  walks: StepWalk[];
+  /** True page faults the guest kernel handled for this access. */
+  guestFaults: number;
+  /** Host frame reached, or -1 when the process was killed. */
+  mfn: number;
+  hpa: string;
+  /** Simulated cycles this step cost the domain. */
+  cycles: number;
+}
+
+const MAX_STEPS = 1_000_000;
+
+export function stepAccess(sim: Simulation): StepRecord | null {
+  for (let tries = 0; tries < sim.domains.length; tries++) {
+    const d = sim.domains[stepTurn(sim)];
+    const record = stepDomain(d);
+    if (record !== null) {
+      sim.accessesDone++;
+      return record;
+    }
+  }
+  return null;
+}
+
+/** Domains take turns step by step in the order of a normal run's turns. */
+function stepTurn(sim: Simulation): number {
+  let best = 0;
+  for (let i = 1; i < sim.domains.length; i++) {
+    if (sim.domains[i].time() < sim.domains[best].time()) best = i;
+  }
+  return best;
+}
+
+function stepDomain(d: DomainRuntime): StepRecord | null {
+  const cpu = d.platform.cpu;
+  const c = d.counters;
+  for (let i = 0; i < MAX_STEPS; i++) {
+    const l1Before = c[C_TLB_L1_HITS];
+    const l2Before = c[C_TLB_L2_HITS];
+    const faultsBefore = c[C_GUEST_PAGE_FAULTS];
+    const timeBefore = d.time();
+    cpu.trace = [];
+    const r = d.stepOnce(timeBefore);
+    const walks = cpu.trace;
+    cpu.trace = null;
+    if (r < 0) return null;
+    if (r !== STEP_ACCESS) continue;
+    d.userAccesses++;
+    const driver = d.currentDriver;
+    const gva = driver?.lastGva ?? 0;
+    const kind = driver?.lastKind ?? 0;
+    const mfn = driver?.lastFrame ?? -1;
+    const tlb =
+      walks.length > 0
+        ? "miss"
+        : c[C_TLB_L1_HITS] > l1Before
+          ? "l1"
+          : c[C_TLB_L2_HITS] > l2Before
+            ? "l2"
+            : "miss";
+    const offset = gva % 4096;
+    return {
+      domain: d.spec.name,
+      pid: driver?.proc.pid ?? 0,
+      process: driver?.proc.name ?? "",
+      gva: formatGva(gva),
+      indices: [4, 3, 2, 1].map(
+        (l) => Math.floor(gva / 2 ** (12 + 9 * (l - 1))) % 512,
+      ) as StepRecord["indices"],
+      offset,
+      access: KIND_NAMES[kind],
+      tlb,
+      walks: walks.map((w) => ({
+        rootMfn: w.root,
+        levels: w.levels.map((l) => ({
+          level: l.level,
+          tableMfn: l.tableMfn,
+          index: l.index,
+          entry: l.hi.toString(16).padStart(8, "0") + l.lo.toString(16).padStart(8, "0"),
+          flags: describePte(l.lo, l.hi),
+        })),
+        result: w.result < 0 ? "ok" : `#PF 0x${w.result.toString(16)}`,
+      })),
+      guestFaults: c[C_GUEST_PAGE_FAULTS] - faultsBefore,
+      mfn,
+      hpa: mfn >= 0 ? `0x${(mfn * 4096 + offset).toString(16)}` : "-",
+      cycles: d.time() - timeBefore,
+    };
+  }
+  return null;
+}

@@ -1,0 +1,78 @@
+/**
+ * The guest kernel's own consistency, checked from outside (reads guest memory directly, so a
+ * check changes no counter and no TLB): every frame is free exactly when nothing references it;
+ * every page-table page is referenced once; every data frame's reference count equals the number
+ * of leaf entries mapping it in live address spaces; user leaves map only allocated frames.
+ */
+
+import type { Gfn } from "../hw/addr.js";
+import type { HostMemory } from "../hw/memory.js";
+import { PTE_P, PTE_PS, PTE_US, pteFrame } from "../hw/pte.js";
+import { KERNEL_RESERVED_FRAMES, type Kernel } from "./kernel.js";
+
+/** Returns a description of the first inconsistency, or null. */
+export function checkGuest(
+  k: Kernel,
+  mem: HostMemory,
+  gfnToMfn: (gfn: Gfn) => number,
+): string | null {
+  const frames = k.memFrames;
+  const mappings = new Int32Array(frames);
+  const tableRefs = new Int32Array(frames);
+  const visit = (table: Gfn, level: number, owner: string): string | null => {
+    if (table < 0 || table >= frames)
+      return `${owner}: a level-${level} table at gfn ${table} is outside memory`;
+    if (k.pt.level[table] !== level) {
+      return `${owner}: gfn ${table} is used as a level-${level} table but the kernel has it as level ${k.pt.level[table]}`;
+    }
+    tableRefs[table]++;
+    const mfn = gfnToMfn(table);
+    let present = 0;
+    const last = level === 4 ? 256 : 512; // the kernel half of a PML4 is shared, not owned
+    for (let i = 0; i < 512; i++) {
+      mem.read64(mfn, i);
+      const lo = mem.lo;
+      const hi = mem.hi;
+      if ((lo & PTE_P) === 0) continue;
+      present++;
+      if (i >= last) continue;
+      const target = pteFrame(lo, hi);
+      const leaf = level === 1 || (level === 2 && (lo & PTE_PS) !== 0);
+      if (!leaf) {
+        const err = visit(target, level - 1, owner);
+        if (err) return err;
+        continue;
+      }
+      const pages = level === 1 ? 1 : 512;
+      for (let p = 0; p < pages; p++) {
+        const gfn = target + p;
+        if (gfn >= frames || k.frames.isFree(gfn)) {
+          return `${owner}: a ${lo & PTE_US ? "user" : "kernel"} leaf maps gfn ${gfn}, which is free or outside memory`;
+        }
+        mappings[gfn]++;
+      }
+    }
+    if (present !== k.pt.used[table]) {
+      return `${owner}: table gfn ${table} has ${present} present entries, the kernel counts ${k.pt.used[table]}`;
+    }
+    return null;
+  };
+  for (const proc of k.processes) {
+    if (!proc.alive) continue;
+    const err = visit(proc.l4Gfn, 4, `pid ${proc.pid}`);
+    if (err) return err;
+  }
+  for (let gfn = KERNEL_RESERVED_FRAMES; gfn < frames; gfn++) {
+    const free = k.frames.isFree(gfn);
+    const ref = k.frames.refcount[gfn];
+    if (free !== (ref === 0)) return `gfn ${gfn}: free=${free} but refcount ${ref}`;
+    if (k.pt.level[gfn] !== 0) {
+      if (tableRefs[gfn] > 1) return `page table gfn ${gfn} is linked ${tableRefs[gfn]} times`;
+      continue;
+    }
+    if (!free && mappings[gfn] !== ref && !k.isKernelFrame(gfn)) {
+      return `gfn ${gfn}: refcount ${ref} but ${mappings[gfn]} mappings in live address spaces`;
+    }
+  }
+  return null;
+}

@@ -1,0 +1,51 @@
+/**
+ * Invariant 1 of DESIGN.md for the hardware: every valid TLB entry of the running address space
+ * (its tag and its VPID's global tag) agrees with a fresh walk of the tables it came from: the
+ * same frame, and permissions no wider. A violation is a missing INVLPG or flush somewhere.
+ * Reads tables without setting A/D and without touching counters: checking changes nothing.
+ */
+
+import { KIND_SUP_READ } from "./access.js";
+import type { Vcpu } from "./cpu.js";
+import { TlbLevel } from "./tlb.js";
+import { WALK_OK, Walker } from "./walker.js";
+
+const PAGES_PER_SIZE = [1, 512, 262144];
+
+/** Returns a description of the first disagreement, or null. */
+export function checkTlb(cpu: Vcpu, maxFrame: number): string | null {
+  if (!cpu.paging) return null;
+  const walker = new Walker();
+  const levels: [string, TlbLevel][] = [
+    ["L1", cpu.tlb.l1],
+    ["L2", cpu.tlb.l2],
+  ];
+  for (const [name, level] of levels) {
+    for (let s = 0; s < level.entries; s++) {
+      const key = level.keys[s];
+      if (key < 0) continue;
+      const { tag, sizeCode, vpnOfSize } = TlbLevel.decodeKey(key);
+      if (tag !== cpu.tag && tag !== cpu.globalTag) continue;
+      if (level.gens[s] !== cpu.tlb.tagGens[tag]) continue;
+      const gva = vpnOfSize * PAGES_PER_SIZE[sizeCode] * 4096;
+      const where = `TLB ${name} slot ${s} (gva 0x${gva.toString(16)})`;
+      const frame = level.frames[s];
+      if (frame >= maxFrame) return `${where} maps frame ${frame}, beyond the domain's ${maxFrame}`;
+      const r = walker.walk(cpu.mem, cpu.rootMfn, gva, KIND_SUP_READ, cpu.ctl, false);
+      if (r !== WALK_OK)
+        return `${where} is valid but the tables no longer map it (fault 0x${r.toString(16)})`;
+      if (walker.level - 1 !== sizeCode) {
+        return `${where} has page size code ${sizeCode} but the tables map level ${walker.level}`;
+      }
+      if (walker.frame !== frame) {
+        return `${where} maps frame ${frame} but the tables map ${walker.frame}`;
+      }
+      const perms = level.perms[s];
+      if ((perms & ~walker.allowed) !== 0) {
+        return `${where} allows kinds 0x${perms.toString(16)}, the tables only 0x${walker.allowed.toString(16)}`;
+      }
+      if (tag === cpu.globalTag && !walker.global) return `${where} is global but the leaf is not`;
+    }
+  }
+  return null;
+}

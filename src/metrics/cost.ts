@@ -1,0 +1,119 @@
+/**
+ * The cycle-cost model: simulated cycles are event counts times per-event costs. The counts are
+ * the primary result; cycles are a model on top, every cost overridable from a scenario.
+ */
+
+import type { CostEvent, CostOverrides } from "../api/types.js";
+import {
+  C_ACCESSES,
+  C_CR3_WRITES,
+  C_GUEST_PAGE_FAULTS,
+  C_INVLPG,
+  C_PAGE_COPY,
+  C_PAGE_ZERO,
+  C_TLB_FLUSHES,
+  C_TLB_L1_HITS,
+  C_TLB_L2_HITS,
+  C_WALK_REFS,
+  COUNTER_COUNT,
+} from "./counters.js";
+
+export interface CostDefault {
+  cycles: number;
+  /** The counter the cost applies to. */
+  counter: number;
+  /** Where the number comes from. */
+  source: string;
+}
+
+export const COST_DEFAULTS: Record<CostEvent, CostDefault> = {
+  access: {
+    cycles: 1,
+    counter: C_ACCESSES,
+    source: "one load/store issued, data cache hit assumed (the model costs translation, not data)",
+  },
+  tlb_l1_hit: {
+    cycles: 1,
+    counter: C_TLB_L1_HITS,
+    source: "L1 DTLB hit, folded into the load: DESIGN.md",
+  },
+  tlb_l2_hit: {
+    cycles: 7,
+    counter: C_TLB_L2_HITS,
+    source: "STLB hit latency on Skylake (Intel optimization manual): DESIGN.md",
+  },
+  walk_ref: {
+    cycles: 20,
+    counter: C_WALK_REFS,
+    source:
+      "a page-walk reference served by the data caches (20) rather than DRAM (200): DESIGN.md",
+  },
+  guest_page_fault: {
+    cycles: 1000,
+    counter: C_GUEST_PAGE_FAULTS,
+    source:
+      "exception delivery, handler entry and IRET, about 1,000 cycles on recent x86 (lmbench lat_pagefault minus the work counted apart)",
+  },
+  page_zero: {
+    cycles: 1000,
+    counter: C_PAGE_ZERO,
+    source: "zeroing 4 KiB with rep stosb, about 1,000 cycles: DESIGN.md",
+  },
+  page_copy: {
+    cycles: 1000,
+    counter: C_PAGE_COPY,
+    source: "copying 4 KiB with rep movsb, about 1,000 cycles: DESIGN.md",
+  },
+  cr3_write: {
+    cycles: 200,
+    counter: C_CR3_WRITES,
+    source: "MOV to CR3, about 200 cycles (serializing; Agner Fog's tables give 100-250)",
+  },
+  invlpg: {
+    cycles: 200,
+    counter: C_INVLPG,
+    source: "INVLPG, about 200 cycles (Agner Fog's tables give 100-250)",
+  },
+  tlb_flush: {
+    cycles: 500,
+    counter: C_TLB_FLUSHES,
+    source:
+      "refilling after a flush is counted as misses; this is the flush itself (CR4.PGE toggle ~500)",
+  },
+};
+
+export const COST_EVENTS = Object.keys(COST_DEFAULTS) as CostEvent[];
+
+/** The cost model of a run: per-event cycles, applied to a counter array. */
+export class CostModel {
+  readonly cycles: Record<CostEvent, number>;
+  /** Cost per counter index (0 for counters without a cost). */
+  private readonly perCounter = new Float64Array(COUNTER_COUNT);
+
+  constructor(overrides: CostOverrides = {}) {
+    const cycles = {} as Record<CostEvent, number>;
+    for (const event of COST_EVENTS) {
+      const value = overrides[event] ?? COST_DEFAULTS[event].cycles;
+      cycles[event] = value;
+      this.perCounter[COST_DEFAULTS[event].counter] += value;
+    }
+    this.cycles = cycles;
+  }
+
+  /** Total cycles for a counter array. */
+  total(counters: Float64Array): number {
+    let sum = 0;
+    const per = this.perCounter;
+    for (let i = 0; i < per.length; i++) sum += counters[i] * per[i];
+    return sum;
+  }
+
+  /** Cycles by event, for reports. */
+  byEvent(counters: Float64Array): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const event of COST_EVENTS) {
+      out[event] = counters[COST_DEFAULTS[event].counter] * this.cycles[event];
+    }
+    return out;
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * Process life cycles: what each kind of process does, one action per step, on top of the
+ * guest kernel's system calls. One class with a state switch, so that the run loop's call site
+ * stays monomorphic.
+ *
+ * - database: touches its heap forever, by its access pattern.
+ * - build: a make-like parent keeps `jobs` children; each child execs a fresh image, touches its
+ *   heap `childAccesses` times and exits, and the parent forks the next one (a kernel compile).
+ * - mmap-churn: maps a region, touches it `churnAccesses` times, unmaps it, again and again.
+ */
+
+import type { ProcessSpec } from "../api/types.js";
+import { FAULT_KILLED, handlePageFault } from "../guest/fault.js";
+import { fork } from "../guest/fork.js";
+import type { Kernel, ProcessImage } from "../guest/kernel.js";
+import { USER_CODE_BASE, USER_HEAP_BASE, USER_STACK_TOP } from "../guest/layout.js";
+import { type Process, VM_READ, VM_WRITE } from "../guest/process.js";
+import type { Scheduler } from "../guest/scheduler.js";
+import { KIND_USER_FETCH, KIND_USER_READ, KIND_USER_WRITE } from "../hw/access.js";
+import { XLATE_EMULATED } from "../hw/cpu.js";
+import { PageSequence } from "./pattern.js";
+import type { Rng } from "./rng.js";
+
+/** What a step did. */
+export const STEP_ACCESS = 0;
+export const STEP_SYSCALL = 1;
+/** The process cannot run now (a make waiting for a child). */
+export const STEP_BLOCKED = 2;
+export const STEP_EXITED = 3;
+
+const ROLE_DATABASE = 0;
+const ROLE_MAKE = 1;
+const ROLE_CHILD = 2;
+const ROLE_CHURN = 3;
+
+const STATE_START = 0;
+const STATE_RUN = 1;
+const STATE_MAP = 2;
+const STATE_UNMAP = 3;
+const STATE_EXIT = 4;
+
+/** Faults in a row on one access before the kernel is declared stuck (a simulator bug). */
+const MAX_FAULT_RETRIES = 16;
+
+export class ProcessDriver {
+  proc: Process;
+  private role: number;
+  private state = STATE_START;
+  private seq: PageSequence;
+  private codeSeq: PageSequence;
+  private dataBase: number;
+  private remaining = 0;
+  private readonly children: ProcessDriver[] = [];
+  /** The make that forked this child, to wake when it exits. */
+  parent: ProcessDriver | null = null;
+  /** The last access, for the step API. */
+  lastGva = 0;
+  lastKind = 0;
+  lastFrame = -1;
+
+  constructor(
+    private readonly kernel: Kernel,
+    private readonly sched: Scheduler,
+    readonly spec: ProcessSpec,
+    proc: Process,
+    private readonly rng: Rng,
+    role: "database" | "build" | "mmap-churn" | "child",
+  ) {
+    this.proc = proc;
+    this.role =
+      role === "database"
+        ? ROLE_DATABASE
+        : role === "build"
+          ? ROLE_MAKE
+          : role === "child"
+            ? ROLE_CHILD
+            : ROLE_CHURN;
+    const pages = Math.max(1, Math.floor(spec.workingSet / 4096));
+    this.seq = new PageSequence(spec.pattern, pages, rng);
+    this.codeSeq = new PageSequence(
+      { type: "uniform" },
+      Math.max(1, Math.floor(spec.code / 4096)),
+      rng,
+    );
+    this.dataBase = USER_HEAP_BASE;
+  }
+
+  /** The image a process of this spec runs. A make's own heap is small: its children work. */
+  static image(spec: ProcessSpec, make: boolean): ProcessImage {
+    return { code: spec.code, heap: make ? 64 * 4096 : spec.workingSet, hugeHeap: spec.hugePages };
+  }
+
+  /** Do one thing. Returns STEP_ACCESS, STEP_SYSCALL, STEP_BLOCKED or STEP_EXITED. */
+  step(): number {
+    if (!this.proc.alive) return STEP_EXITED;
+    switch (this.role) {
+      case ROLE_DATABASE:
+        if (this.state === STATE_START) return this.touchStack(STATE_RUN);
+        return this.accessStep();
+      case ROLE_MAKE:
+        return this.makeStep();
+      case ROLE_CHILD:
+        return this.childStep();
+      default:
+        return this.churnStep();
+    }
+  }
+
+  /** One user access by the pattern: a fetch from the code, or a read or write of the data. */
+  private accessStep(): number {
+    const spec = this.spec;
+    const n = this.proc.accesses;
+    let gva: number;
+    let kind: number;
+    if (spec.fetches > 0 && this.rng.nextFloat() < spec.fetches) {
+      gva = USER_CODE_BASE + this.codeSeq.next() * 4096 + ((n * 8) % 4096);
+      kind = KIND_USER_FETCH;
+    } else {
+      gva = this.dataBase + this.seq.next() * 4096 + ((n * 56) % 4096);
+      kind = this.rng.nextFloat() < spec.writes ? KIND_USER_WRITE : KIND_USER_READ;
+    }
+    this.access(gva, kind, Math.imul(n + 1, 0x9e3779b1) >>> 0);
+    return STEP_ACCESS;
+  }
+
+  /**
+   * One user access with the guest's fault handling: retried after the kernel fixes the fault.
+   * Returns false when the process was killed.
+   */
+  access(gva: number, kind: number, value: number): boolean {
+    const proc = this.proc;
+    const cpu = this.kernel.cpu;
+    this.lastGva = gva;
+    this.lastKind = kind;
+    proc.accesses++;
+    for (let tries = 0; tries < MAX_FAULT_RETRIES; tries++) {
+      const frame = cpu.access(gva, kind, value);
+      if (frame >= 0 || frame === XLATE_EMULATED) {
+        this.lastFrame = frame;
+        if (kind !== KIND_USER_WRITE) {
+          proc.readHash = (Math.imul(proc.readHash ^ cpu.readValue, 0x01000193) + 1) >>> 0;
+        }
+        return true;
+      }
+      if (handlePageFault(this.kernel, proc, gva, kind, cpu.faultCode) === FAULT_KILLED) {
+        this.lastFrame = -1;
+        this.onExit();
+        return false;
+      }
+    }
+    throw new Error(
+      `guest kernel: access to ${gva.toString(16)} by pid ${proc.pid} keeps faulting`,
+    );
+  }
+
+  private touchStack(next: number): number {
+    this.state = next;
+    this.access(USER_STACK_TOP - 64, KIND_USER_WRITE, this.proc.pid);
+    return STEP_ACCESS;
+  }
+
+  private makeStep(): number {
+    if (this.state === STATE_START) return this.touchStack(STATE_RUN);
+    for (let i = this.children.length - 1; i >= 0; i--) {
+      if (!this.children[i].proc.alive) this.children.splice(i, 1);
+    }
+    if (this.children.length >= this.spec.jobs) {
+      this.sched.remove(this.proc);
+      return STEP_BLOCKED;
+    }
+    const child = fork(this.kernel, this.proc);
+    if (child === null) {
+      this.sched.remove(this.proc); // -ENOMEM: wait for a child to finish
+      return STEP_BLOCKED;
+    }
+    const driver = new ProcessDriver(
+      this.kernel,
+      this.sched,
+      this.spec,
+      child,
+      this.rng.derive(child.pid),
+      "child",
+    );
+    driver.parent = this;
+    this.children.push(driver);
+    this.spawned.push(driver);
+    this.sched.add(child);
+    return STEP_SYSCALL;
+  }
+
+  /** Children forked since the run loop last looked (it registers their drivers). */
+  readonly spawned: ProcessDriver[] = [];
+
+  private childStep(): number {
+    switch (this.state) {
+      case STATE_START: {
+        // The child of fork runs a new program: exec, then touch its stack.
+        if (!this.kernel.exec(this.proc, ProcessDriver.image(this.spec, false))) {
+          this.kernel.exit(this.proc, "oom");
+          this.onExit();
+          return STEP_EXITED;
+        }
+        this.remaining = this.spec.childAccesses;
+        return this.touchStack(STATE_RUN);
+      }
+      case STATE_RUN:
+        if (--this.remaining <= 0) this.state = STATE_EXIT;
+        return this.accessStep();
+      default:
+        this.kernel.exit(this.proc);
+        this.onExit();
+        return STEP_EXITED;
+    }
+  }
+
+  private churnStep(): number {
+    switch (this.state) {
+      case STATE_START:
+        return this.touchStack(STATE_MAP);
+      case STATE_MAP:
+        this.dataBase = this.kernel.mmap(
+          this.proc,
+          this.spec.workingSet,
+          VM_READ | VM_WRITE,
+          false,
+        );
+        this.remaining = this.spec.churnAccesses;
+        this.state = STATE_RUN;
+        return STEP_SYSCALL;
+      case STATE_RUN:
+        if (--this.remaining <= 0) this.state = STATE_UNMAP;
+        return this.accessStep();
+      default:
+        this.kernel.munmap(this.proc, this.dataBase, this.spec.workingSet);
+        this.state = STATE_MAP;
+        return STEP_SYSCALL;
+    }
+  }
+
+  /** Called once the process is gone: leave the run queue, wake a waiting make. */
+  onExit(): void {
+    this.sched.remove(this.proc);
+    if (this.parent?.proc.alive) this.sched.add(this.parent.proc);
+  }
+}
