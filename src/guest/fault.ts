@@ -7,6 +7,7 @@
 
 import { isFetchKind, isWriteKind } from "../hw/access.js";
 import type { Gva } from "../hw/addr.js";
+import { XLATE_EMULATED } from "../hw/cpu.js";
 import {
   PFEC_RSVD,
   PTE_A,
@@ -39,6 +40,30 @@ export const FAULT_FIXED = 0;
 export const FAULT_KILLED = 1;
 
 const HUGE = 2 ** 21;
+
+/** Faults in a row on one access before the kernel is declared stuck (a simulator bug). */
+const MAX_FAULT_RETRIES = 16;
+
+/**
+ * One user access by `proc` (the running process), as the CPU executes it: on a #PF the kernel
+ * handles the fault and the instruction restarts. Returns the frame reached (or XLATE_EMULATED),
+ * or -1 when the process was killed. The value read is left in the vCPU's readValue.
+ */
+export function userAccess(
+  k: Kernel,
+  proc: Process,
+  gva: Gva,
+  kind: number,
+  value: number,
+): number {
+  const cpu = k.cpu;
+  for (let tries = 0; tries < MAX_FAULT_RETRIES; tries++) {
+    const frame = cpu.access(gva, kind, value);
+    if (frame >= 0 || frame === XLATE_EMULATED) return frame;
+    if (handlePageFault(k, proc, gva, kind, cpu.faultCode) === FAULT_KILLED) return -1;
+  }
+  throw new Error(`guest kernel: access to ${gva.toString(16)} by pid ${proc.pid} keeps faulting`);
+}
 
 export function handlePageFault(k: Kernel, proc: Process, gva: Gva, kind: number, pfec: number) {
   k.counters[C_GUEST_PAGE_FAULTS]++;

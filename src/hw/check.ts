@@ -7,10 +7,8 @@
 
 import { KIND_SUP_READ } from "./access.js";
 import type { Vcpu } from "./cpu.js";
-import { TlbLevel } from "./tlb.js";
+import { PAGES_PER_SIZE, type TlbLevel } from "./tlb.js";
 import { WALK_OK, Walker } from "./walker.js";
-
-const PAGES_PER_SIZE = [1, 512, 262144];
 
 /** Returns a description of the first disagreement, or null. */
 export function checkTlb(cpu: Vcpu, maxFrame: number): string | null {
@@ -19,15 +17,15 @@ export function checkTlb(cpu: Vcpu, maxFrame: number): string | null {
   const levels: [string, TlbLevel][] = [
     ["L1", cpu.tlb.l1],
     ["L2", cpu.tlb.l2],
+    ["L1 large", cpu.tlb.l1Large],
+    ["L2 large", cpu.tlb.l2Large],
   ];
   for (const [name, level] of levels) {
     for (let s = 0; s < level.entries; s++) {
-      const key = level.keys[s];
-      if (key < 0) continue;
-      const { tag, sizeCode, vpnOfSize } = TlbLevel.decodeKey(key);
+      if (!level.isValid(s, cpu.tlb.tagGens)) continue;
+      const { tag, sizeCode, pageNumber } = level.decode(s);
       if (tag !== cpu.tag && tag !== cpu.globalTag) continue;
-      if (level.gens[s] !== cpu.tlb.tagGens[tag]) continue;
-      const gva = vpnOfSize * PAGES_PER_SIZE[sizeCode] * 4096;
+      const gva = pageNumber * PAGES_PER_SIZE[sizeCode] * 4096;
       const where = `TLB ${name} slot ${s} (gva 0x${gva.toString(16)})`;
       const frame = level.frames[s];
       if (frame >= maxFrame) return `${where} maps frame ${frame}, beyond the domain's ${maxFrame}`;

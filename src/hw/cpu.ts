@@ -39,7 +39,7 @@ import {
 import type { Gpa, Gva, Mfn } from "./addr.js";
 import type { HostMemory } from "./memory.js";
 import { pteFrame } from "./pte.js";
-import { cachedPerms, MAX_TAGS, TLB_L1, TLB_MISS, Tlb } from "./tlb.js";
+import { cachedPerms, MAX_TAGS, TLB_L1, TLB_L2, TLB_MISS, Tlb } from "./tlb.js";
 import { type PagingControl, WALK_OK, Walker } from "./walker.js";
 
 /** translate() results below zero: */
@@ -130,6 +130,9 @@ export class Vcpu implements GuestCpu {
   /** Current TLB tag (VPID, PCID) and the VPID's tag for global pages. */
   tag = 0;
   globalTag = 0;
+  /** tag * 2^16 and globalTag * 2^16: the tag part of a TLB key (see tlb.ts). */
+  private keyHiBase = 0;
+  private globalHiBase = 0;
   intercepts: Intercepts | null = null;
   lo = 0;
   hi = 0;
@@ -159,6 +162,8 @@ export class Vcpu implements GuestCpu {
     this.pcid = pcid;
     this.tag = this.tagFor(vpid * 4096 + pcid);
     this.globalTag = this.tagFor(-1 - vpid);
+    this.keyHiBase = this.tag * 65536;
+    this.globalHiBase = this.globalTag * 65536;
   }
 
   private tagFor(key: number): number {
@@ -181,56 +186,99 @@ export class Vcpu implements GuestCpu {
    * what it read in readValue. Returns the 4 KiB frame used, or XLATE_FAULT / XLATE_EMULATED.
    */
   access(gva: Gva, kind: number, value: number): number {
-    const c = this.counters;
-    c[C_ACCESSES]++;
-    if (kind < ACC_USER) c[C_KERNEL_ACCESSES]++;
-    const vpn = Math.floor(gva / 4096);
-    const tlb = this.tlb;
-    const where = tlb.lookup(vpn, this.tag, this.globalTag);
-    let frame: number;
-    if (where !== TLB_MISS && ((tlb.perms >> kind) & 1) !== 0) {
-      if (where === TLB_L1) c[C_TLB_L1_HITS]++;
-      else c[C_TLB_L2_HITS]++;
-      frame = tlb.frame;
-    } else {
+    if (kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) {
       this.op = OP_ACCESS;
       this.pendLo = value;
       this.pendHi = 0;
-      frame = this.translateSlow(gva, vpn, kind, where);
-      if (frame < 0) return frame;
     }
-    const qword = Math.floor((gva % 4096) / 8);
+    const frame = this.translate(gva, kind);
+    if (frame < 0) return frame;
+    const qword = ((gva >>> 0) & 4095) >>> 3;
     if (kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) {
-      c[C_WRITES]++;
+      this.counters[C_WRITES]++;
       this.mem.writeData(frame, qword, value);
     } else {
-      if (kind === KIND_USER_FETCH || kind === KIND_SUP_FETCH) c[C_FETCHES]++;
-      else c[C_READS]++;
+      if (kind === KIND_USER_FETCH || kind === KIND_SUP_FETCH) this.counters[C_FETCHES]++;
+      else this.counters[C_READS]++;
       this.readValue = this.mem.readData(frame, qword);
     }
     return frame;
   }
 
-  /** Translate gva for `kind` without touching data: the frame, or XLATE_FAULT / XLATE_EMULATED. */
+  /**
+   * Translate gva for `kind`: the 4 KiB frame, or XLATE_FAULT / XLATE_EMULATED. The two 4 KiB
+   * TLB probes are written out here, on integers only (see the key layout in tlb.ts); large
+   * pages, misses and permission failures go to translateSlow.
+   */
   translate(gva: Gva, kind: number): number {
     const c = this.counters;
     c[C_ACCESSES]++;
     if (kind < ACC_USER) c[C_KERNEL_ACCESSES]++;
-    const vpn = Math.floor(gva / 4096);
+    const gvaLo = gva >>> 0;
+    const gvaHi = (gva / 4294967296) | 0;
+    const keyLo = gvaLo >>> 12;
+    const keyHi = this.keyHiBase + gvaHi;
+    const globalHi = this.globalHiBase + gvaHi;
     const tlb = this.tlb;
-    const where = tlb.lookup(vpn, this.tag, this.globalTag);
-    if (where !== TLB_MISS && ((tlb.perms >> kind) & 1) !== 0) {
-      if (where === TLB_L1) c[C_TLB_L1_HITS]++;
-      else c[C_TLB_L2_HITS]++;
-      return tlb.frame;
+    const gen = tlb.tagGens[this.tag];
+    const ggen = tlb.tagGens[this.globalTag];
+    let level = tlb.l1;
+    let base = (keyLo & level.setMask) * level.ways;
+    let end = base + level.ways;
+    let hit = -1;
+    for (let s = base; s < end; s++) {
+      if (level.keyLo[s] !== keyLo) continue;
+      const hi = level.keyHi[s];
+      if ((hi === keyHi && level.gens[s] === gen) || (hi === globalHi && level.gens[s] === ggen)) {
+        hit = s;
+        break;
+      }
     }
-    return this.translateSlow(gva, vpn, kind, where);
+    if (hit >= 0) {
+      if (((level.perms[hit] >> kind) & 1) !== 0) {
+        level.stamps[hit] = ++level.clock;
+        c[C_TLB_L1_HITS]++;
+        return level.frames[hit];
+      }
+      return this.translateSlow(gva, kind, TLB_L1);
+    }
+    level = tlb.l2;
+    base = (keyLo & level.setMask) * level.ways;
+    end = base + level.ways;
+    for (let s = base; s < end; s++) {
+      if (level.keyLo[s] !== keyLo) continue;
+      const hi = level.keyHi[s];
+      if ((hi === keyHi && level.gens[s] === gen) || (hi === globalHi && level.gens[s] === ggen)) {
+        hit = s;
+        break;
+      }
+    }
+    if (hit >= 0) {
+      const perms = level.perms[hit];
+      if (((perms >> kind) & 1) !== 0) {
+        level.stamps[hit] = ++level.clock;
+        c[C_TLB_L2_HITS]++;
+        const frame = level.frames[hit];
+        tlb.l1.fill(level.keyHi[hit], keyLo, level.gens[hit], frame, perms, tlb.tagGens);
+        return frame;
+      }
+      return this.translateSlow(gva, kind, TLB_L2);
+    }
+    return this.translateSlow(gva, kind, TLB_MISS);
   }
 
   /** A TLB miss, or a hit whose permissions do not allow the access: walk (and maybe exit). */
-  private translateSlow(gva: Gva, vpn: number, kind: number, where: number): number {
+  private translateSlow(gva: Gva, kind: number, where: number): number {
     const c = this.counters;
     const tlb = this.tlb;
+    const vpn = Math.floor(gva / 4096);
+    if (where === TLB_MISS && this.paging) {
+      where = tlb.lookupLarge(vpn, this.tag, this.globalTag);
+      if (where !== TLB_MISS && ((tlb.perms >> kind) & 1) !== 0) {
+        c[where === TLB_L1 ? C_TLB_L1_HITS : C_TLB_L2_HITS]++;
+        return tlb.frame;
+      }
+    }
     // A cached entry that forbids the access is dropped and the walk redone, as a #PF
     // invalidates the faulting address (SDM 4.10.4.1): this is how D gets set on a clean page.
     if (where !== TLB_MISS) tlb.invalidatePage(vpn, this.tag, this.globalTag);

@@ -38,10 +38,12 @@ export function mixDigest(digest: number, index: number, value: number): number 
 export class HostMemory {
   /** Number of frames. */
   readonly frames: number;
-  /** Content digest per frame (digest-only frames); 0 = all zeroes. */
-  readonly digest: Uint32Array;
-  /** Pool slot of a materialized frame, -1 when the frame is digest-only. */
-  readonly slotOf: Int32Array;
+  /**
+   * Two words per frame, side by side so that one cache line serves both: [2*mfn] the pool slot
+   * of a materialized frame (-1 when digest-only), [2*mfn+1] the content digest (as int32; 0 =
+   * all zeroes) of a digest-only frame.
+   */
+  readonly meta: Int32Array;
   /** Materialized frames, WORDS_PER_FRAME u32 words each; grows by doubling. */
   pool: Uint32Array;
   private freeSlots: Int32Array;
@@ -58,8 +60,8 @@ export class HostMemory {
       throw new RangeError(`host memory needs 1..2^32 frames, got ${frames}`);
     }
     this.frames = frames;
-    this.digest = new Uint32Array(frames);
-    this.slotOf = new Int32Array(frames).fill(-1);
+    this.meta = new Int32Array(frames * 2);
+    for (let m = 0; m < frames; m++) this.meta[2 * m] = -1;
     const initialSlots = Math.min(frames, 256);
     this.pool = new Uint32Array(initialSlots * WORDS_PER_FRAME);
     this.freeSlots = new Int32Array(initialSlots);
@@ -72,20 +74,20 @@ export class HostMemory {
 
   /** Read the 64-bit entry `index` (0..511) of frame `mfn` into this.lo / this.hi. */
   read64(mfn: Mfn, index: number): void {
-    const slot = this.slotOf[mfn];
+    const slot = this.meta[2 * mfn];
     if (slot >= 0) {
       const w = slot * WORDS_PER_FRAME + index * 2;
       this.lo = this.pool[w];
       this.hi = this.pool[w + 1];
     } else {
-      this.lo = digestWord(this.digest[mfn], index);
+      this.lo = digestWord(this.meta[2 * mfn + 1] >>> 0, index);
       this.hi = 0;
     }
   }
 
   /** Write the 64-bit entry `index` of frame `mfn`, materializing the frame. */
   write64(mfn: Mfn, index: number, lo: number, hi: number): void {
-    let slot = this.slotOf[mfn];
+    let slot = this.meta[2 * mfn];
     if (slot < 0) slot = this.materialize(mfn);
     const w = slot * WORDS_PER_FRAME + index * 2;
     this.pool[w] = lo;
@@ -94,7 +96,7 @@ export class HostMemory {
 
   /** Set bits in the low half of entry `index` (the walker's A/D updates). */
   orLo(mfn: Mfn, index: number, bits: number): void {
-    let slot = this.slotOf[mfn];
+    let slot = this.meta[2 * mfn];
     if (slot < 0) slot = this.materialize(mfn);
     const w = slot * WORDS_PER_FRAME + index * 2;
     this.pool[w] = (this.pool[w] | bits) >>> 0;
@@ -102,49 +104,49 @@ export class HostMemory {
 
   /** A data read of qword `index`: the 32-bit value the program sees. */
   readData(mfn: Mfn, index: number): number {
-    const slot = this.slotOf[mfn];
+    const slot = this.meta[2 * mfn];
     if (slot >= 0) return this.pool[slot * WORDS_PER_FRAME + index * 2];
-    return digestWord(this.digest[mfn], index);
+    return digestWord(this.meta[2 * mfn + 1] >>> 0, index);
   }
 
   /** A data write of a 32-bit `value` at qword `index` (high half zero). */
   writeData(mfn: Mfn, index: number, value: number): void {
-    let slot = this.slotOf[mfn];
+    let slot = this.meta[2 * mfn];
     if (slot < 0 && this.exactData) slot = this.materialize(mfn);
     if (slot >= 0) {
       const w = slot * WORDS_PER_FRAME + index * 2;
       this.pool[w] = value >>> 0;
       this.pool[w + 1] = 0;
     } else {
-      this.digest[mfn] = mixDigest(this.digest[mfn], index, value);
+      this.meta[2 * mfn + 1] = mixDigest(this.meta[2 * mfn + 1] >>> 0, index, value);
     }
   }
 
   /** Fill a frame with zeroes (and return it to digest-only form). */
   zeroFrame(mfn: Mfn): void {
     this.release(mfn);
-    this.digest[mfn] = 0;
+    this.meta[2 * mfn + 1] = 0;
   }
 
   /** Copy frame `src` to frame `dst`. */
   copyFrame(dst: Mfn, src: Mfn): void {
-    const srcSlot = this.slotOf[src];
+    const srcSlot = this.meta[2 * src];
     if (srcSlot < 0) {
       this.release(dst);
-      this.digest[dst] = this.digest[src];
+      this.meta[2 * dst + 1] = this.meta[2 * src + 1] >>> 0;
       return;
     }
-    let dstSlot = this.slotOf[dst];
+    let dstSlot = this.meta[2 * dst];
     if (dstSlot < 0) dstSlot = this.materialize(dst);
     // materialize() may have grown the pool; take the source offset after it.
-    const from = this.slotOf[src] * WORDS_PER_FRAME;
+    const from = this.meta[2 * src] * WORDS_PER_FRAME;
     this.pool.copyWithin(dstSlot * WORDS_PER_FRAME, from, from + WORDS_PER_FRAME);
   }
 
   /** A digest of the frame's whole content, whichever form it is in (for comparisons). */
   contentDigest(mfn: Mfn): number {
-    const slot = this.slotOf[mfn];
-    if (slot < 0) return this.digest[mfn];
+    const slot = this.meta[2 * mfn];
+    if (slot < 0) return this.meta[2 * mfn + 1] >>> 0;
     let h = 0;
     let nonZero = false;
     const base = slot * WORDS_PER_FRAME;
@@ -158,9 +160,9 @@ export class HostMemory {
 
   /** Whether two frames hold the same content (a full compare, as page sharing does). */
   sameContent(a: Mfn, b: Mfn): boolean {
-    const sa = this.slotOf[a];
-    const sb = this.slotOf[b];
-    if (sa < 0 && sb < 0) return this.digest[a] === this.digest[b];
+    const sa = this.meta[2 * a];
+    const sb = this.meta[2 * b];
+    if (sa < 0 && sb < 0) return this.meta[2 * a + 1] >>> 0 === this.meta[2 * b + 1] >>> 0;
     for (let i = 0; i < 512; i++) {
       this.read64(a, i);
       const lo = this.lo;
@@ -180,7 +182,7 @@ export class HostMemory {
       if (slot * WORDS_PER_FRAME >= this.pool.length) this.growPool();
     }
     const base = slot * WORDS_PER_FRAME;
-    const d = this.digest[mfn];
+    const d = this.meta[2 * mfn + 1] >>> 0;
     if (d === 0) {
       this.pool.fill(0, base, base + WORDS_PER_FRAME);
     } else {
@@ -189,14 +191,14 @@ export class HostMemory {
         this.pool[base + i * 2 + 1] = 0;
       }
     }
-    this.slotOf[mfn] = slot;
+    this.meta[2 * mfn] = slot;
     return slot;
   }
 
   private release(mfn: Mfn): void {
-    const slot = this.slotOf[mfn];
+    const slot = this.meta[2 * mfn];
     if (slot < 0) return;
-    this.slotOf[mfn] = -1;
+    this.meta[2 * mfn] = -1;
     if (this.freeSlotCount === this.freeSlots.length) {
       const bigger = new Int32Array(this.freeSlots.length * 2);
       bigger.set(this.freeSlots);

@@ -1,14 +1,17 @@
 /**
- * Translation lookaside buffers: one set-associative level (TlbLevel), and the two-level TLB of
- * one vCPU (Tlb). Defaults after Intel Skylake: L1 64 entries 4-way, L2 (STLB) 1536 entries
- * 12-way. Both levels hold every page size (a documented simplification: real L1 DTLBs keep
- * 2 MiB and 1 GiB entries in separate small arrays). Replacement is true LRU by a use stamp.
+ * Translation lookaside buffers: one set-associative array (TlbLevel), and the two-level TLB of
+ * one vCPU (Tlb). Defaults after Intel Skylake: L1 64 entries 4-way for 4 KiB pages beside 32
+ * entries 4-way for 2 MiB and 1 GiB pages; L2 (STLB) 1536 entries 12-way, with a large-page
+ * array of the same shape (Skylake's STLB holds 2 MiB pages in its 1536 entries; a separate
+ * array keeps 4 KiB sets free of them, a documented simplification). Replacement is true LRU by
+ * a use stamp.
  *
- * An entry is keyed by one number, exact below 2^53:
- *   key = tag * 2^38 + sizeCode * 2^36 + vpnOfSize
- * where tag identifies the address space (VPID and PCID, or a VPID's global pages), sizeCode is
- * 0/1/2 for 4 KiB/2 MiB/1 GiB and vpnOfSize is the virtual page number in units of that size.
- * The set index is the low bits of vpnOfSize.
+ * An entry is keyed by two int32 words, so that a lookup compares small integers only:
+ *   keyHi = tag * 2^16 + (page number bits 20..35)     tag: the address space (VPID x PCID,
+ *   keyLo = sizeCode * 2^20 + (page number bits 0..19)      or a VPID's global pages)
+ * where the page number is in units of the entry's size (sizeCode 0/1/2 = 4 KiB/2 MiB/1 GiB).
+ * For a 4 KiB page of gva, bits 0..19 are (gva mod 2^32) >>> 12 and bits 20..35 are gva >> 32.
+ * The set index is the low bits of keyLo's page number.
  *
  * Invalidation is by generation: an entry is valid while its stored generation equals its tag's
  * current generation, so flushing a tag (a CR3 write, a VPID flush) is one increment and never
@@ -19,28 +22,42 @@ import { MASK_ALL, MASK_WRITES } from "./access.js";
 
 /** Tags in use at once: VPID x PCID pairs, plus one global tag per VPID. */
 export const MAX_TAGS = 1 << 15;
-const TAG_UNIT = 2 ** 38;
-const SIZE_UNIT = 2 ** 36;
-/** Slot key of an empty slot: matches no lookup. */
+/** keyHi of an empty slot: matches no lookup. */
 const EMPTY = -1;
+
+/** Entries and ways of the L1 large-page (2 MiB / 1 GiB) array. */
+export const L1_LARGE_ENTRIES = 32;
+export const L1_LARGE_WAYS = 4;
+
+/** Page numbers per entry of each size code, in 4 KiB pages. */
+export const PAGES_PER_SIZE = [1, 512, 262144] as const;
+
+/** keyHi of page number `pn` (in units of the entry's size) under `tag`. */
+export function keyHiOf(tag: number, pn: number): number {
+  return tag * 65536 + Math.floor(pn / 1048576);
+}
+
+/** keyLo of page number `pn` of size `sizeCode`. */
+export function keyLoOf(sizeCode: number, pn: number): number {
+  return sizeCode * 1048576 + (pn % 1048576);
+}
 
 export class TlbLevel {
   readonly entries: number;
   readonly ways: number;
   readonly sets: number;
-  private readonly setMask: number;
-  readonly keys: Float64Array;
+  readonly setMask: number;
+  readonly keyHi: Int32Array;
+  readonly keyLo: Int32Array;
   readonly gens: Int32Array;
   /** First 4 KiB frame of the page an entry maps. */
-  readonly frames: Float64Array;
+  readonly frames: Int32Array;
   /** Permission mask of the entry (writes left out while the page is clean). */
   readonly perms: Uint8Array;
-  private readonly stamps: Float64Array;
-  private clock = 0;
-  /** Whether a 2 MiB or 1 GiB entry was ever filled, so lookups can skip those sizes. */
-  hasLarge = false;
-  /** Scratch output of lookup(): the slot that hit. */
-  slot = -1;
+  readonly stamps: Float64Array;
+  clock = 0;
+  /** Whether any entry was ever filled, so lookups of an unused array cost one load. */
+  used = false;
 
   constructor(entries: number, ways: number) {
     if (!Number.isInteger(entries) || !Number.isInteger(ways) || ways < 1 || entries < ways) {
@@ -54,24 +71,28 @@ export class TlbLevel {
     this.ways = ways;
     this.sets = sets;
     this.setMask = sets - 1;
-    this.keys = new Float64Array(entries).fill(EMPTY);
+    this.keyHi = new Int32Array(entries).fill(EMPTY);
+    this.keyLo = new Int32Array(entries);
     this.gens = new Int32Array(entries);
-    this.frames = new Float64Array(entries);
+    this.frames = new Int32Array(entries);
     this.perms = new Uint8Array(entries);
     this.stamps = new Float64Array(entries);
   }
 
   /**
-   * Find the entry for `key` (or `globalKey`), valid under generation `gen` (or `globalGen`).
-   * Returns the slot, or -1. Bumps the slot's LRU stamp on a hit.
+   * Find the entry (keyHi, keyLo) or (globalHi, keyLo), valid under generation `gen` (or
+   * `globalGen`). Returns the slot, or -1. Bumps the slot's LRU stamp on a hit.
    */
-  lookup(vpnOfSize: number, key: number, gen: number, globalKey: number, globalGen: number) {
-    const base = (vpnOfSize & this.setMask) * this.ways;
+  lookup(keyHi: number, keyLo: number, gen: number, globalHi: number, globalGen: number): number {
+    const base = (keyLo & this.setMask) * this.ways;
     const end = base + this.ways;
-    const keys = this.keys;
     for (let s = base; s < end; s++) {
-      const k = keys[s];
-      if ((k === key && this.gens[s] === gen) || (k === globalKey && this.gens[s] === globalGen)) {
+      if (this.keyLo[s] !== keyLo) continue;
+      const hi = this.keyHi[s];
+      if (
+        (hi === keyHi && this.gens[s] === gen) ||
+        (hi === globalHi && this.gens[s] === globalGen)
+      ) {
         this.stamps[s] = ++this.clock;
         return s;
       }
@@ -79,28 +100,28 @@ export class TlbLevel {
     return -1;
   }
 
-  /** Insert an entry, evicting an invalid or the least recently used one in its set. */
+  /** Insert an entry, replacing a stale copy of it, else an invalid slot, else the LRU one. */
   fill(
-    vpnOfSize: number,
-    key: number,
+    keyHi: number,
+    keyLo: number,
     gen: number,
     frame: number,
     perms: number,
     tagGens: Int32Array,
-  ) {
-    const base = (vpnOfSize & this.setMask) * this.ways;
+  ): number {
+    const base = (keyLo & this.setMask) * this.ways;
     const end = base + this.ways;
     let same = -1;
     let invalid = -1;
     let lru = base;
     let oldest = Number.POSITIVE_INFINITY;
     for (let s = base; s < end; s++) {
-      const k = this.keys[s];
-      if (k === key) {
-        same = s; // a stale copy of the same page: replace it, never keep two
+      const hi = this.keyHi[s];
+      if (hi === keyHi && this.keyLo[s] === keyLo) {
+        same = s; // never keep two copies of one page
         break;
       }
-      if (k === EMPTY || this.gens[s] !== tagGens[Math.floor(k / TAG_UNIT)]) {
+      if (hi === EMPTY || this.gens[s] !== tagGens[hi >>> 16]) {
         if (invalid < 0) invalid = s;
       } else if (this.stamps[s] < oldest) {
         oldest = this.stamps[s];
@@ -108,43 +129,47 @@ export class TlbLevel {
       }
     }
     const victim = same >= 0 ? same : invalid >= 0 ? invalid : lru;
-    this.keys[victim] = key;
+    this.keyHi[victim] = keyHi;
+    this.keyLo[victim] = keyLo;
     this.gens[victim] = gen;
     this.frames[victim] = frame;
     this.perms[victim] = perms;
     this.stamps[victim] = ++this.clock;
-    if (key % TAG_UNIT >= SIZE_UNIT) this.hasLarge = true;
+    this.used = true;
     return victim;
   }
 
-  /** Drop the entry for `key` if its set holds it (INVLPG). */
-  invalidate(vpnOfSize: number, key: number): void {
-    const base = (vpnOfSize & this.setMask) * this.ways;
-    for (let s = base; s < base + this.ways; s++) if (this.keys[s] === key) this.keys[s] = EMPTY;
+  /** Drop the entry (keyHi, keyLo) if its set holds it (INVLPG). */
+  invalidate(keyHi: number, keyLo: number): void {
+    const base = (keyLo & this.setMask) * this.ways;
+    for (let s = base; s < base + this.ways; s++) {
+      if (this.keyHi[s] === keyHi && this.keyLo[s] === keyLo) this.keyHi[s] = EMPTY;
+    }
+  }
+
+  /** Whether slot s holds a valid entry. */
+  isValid(s: number, tagGens: Int32Array): boolean {
+    const hi = this.keyHi[s];
+    return hi !== EMPTY && this.gens[s] === tagGens[hi >>> 16];
   }
 
   /** Valid entries, for reports and tests (walks every slot: not for the hot path). */
   validEntries(tagGens: Int32Array): number {
     let n = 0;
-    for (let s = 0; s < this.entries; s++) {
-      const k = this.keys[s];
-      if (k !== EMPTY && this.gens[s] === tagGens[Math.floor(k / TAG_UNIT)]) n++;
-    }
+    for (let s = 0; s < this.entries; s++) if (this.isValid(s, tagGens)) n++;
     return n;
   }
 
-  /** The tag, size code and vpnOfSize of a slot's key (for the step API and checks). */
-  static decodeKey(key: number): { tag: number; sizeCode: number; vpnOfSize: number } {
-    const tag = Math.floor(key / TAG_UNIT);
-    const rest = key - tag * TAG_UNIT;
-    const sizeCode = Math.floor(rest / SIZE_UNIT);
-    return { tag, sizeCode, vpnOfSize: rest - sizeCode * SIZE_UNIT };
+  /** The tag, size code and page number (in units of its size) of slot s. */
+  decode(s: number): { tag: number; sizeCode: number; pageNumber: number } {
+    const hi = this.keyHi[s];
+    const lo = this.keyLo[s];
+    return {
+      tag: hi >>> 16,
+      sizeCode: lo >>> 20,
+      pageNumber: (hi & 0xffff) * 1048576 + (lo & 0xfffff),
+    };
   }
-}
-
-/** The key of an entry: see the layout at the top of this file. */
-export function tlbKey(tag: number, sizeCode: number, vpnOfSize: number): number {
-  return tag * TAG_UNIT + sizeCode * SIZE_UNIT + vpnOfSize;
 }
 
 /** Permission mask to cache for a walk's result: a clean page gets no write permission, so
@@ -160,126 +185,164 @@ export const TLB_L2 = 2;
 
 /**
  * The two TLB levels of one vCPU and the tag generations they share. Tags are allocated by the
- * owner (see cpu.ts); this class only stores and invalidates.
+ * owner (see cpu.ts); this class only stores and invalidates. Lookup order: L1 4 KiB, L2 4 KiB,
+ * then the large-page arrays, so that a 4 KiB workload never pays for large-page probes. (The
+ * vCPU's access path inlines the two 4 KiB probes; this method is the reference for the rest.)
  */
 export class Tlb {
   readonly l1: TlbLevel;
   readonly l2: TlbLevel;
+  readonly l1Large: TlbLevel;
+  readonly l2Large: TlbLevel;
   /** Current generation of each tag. */
   readonly tagGens = new Int32Array(MAX_TAGS);
-  /** Scratch outputs of lookup(): the frame and permission mask found. */
+  /**
+   * Per tag, the range of 4 KiB page numbers covered by large-page entries filled since the
+   * tag's last flush: lookups outside it skip the large-page probes (a filter, never a result).
+   */
+  private readonly largeFirst = new Float64Array(MAX_TAGS).fill(Number.POSITIVE_INFINITY);
+  private readonly largeLast = new Float64Array(MAX_TAGS).fill(Number.NEGATIVE_INFINITY);
+  /** Scratch outputs of lookup(): the 4 KiB frame and permission mask found. */
   frame = 0;
   perms = 0;
 
   constructor(l1Entries = 64, l1Ways = 4, l2Entries = 1536, l2Ways = 12) {
     this.l1 = new TlbLevel(l1Entries, l1Ways);
     this.l2 = new TlbLevel(l2Entries, l2Ways);
+    this.l1Large = new TlbLevel(
+      Math.min(L1_LARGE_ENTRIES, l1Entries),
+      Math.min(L1_LARGE_WAYS, l1Ways),
+    );
+    this.l2Large = new TlbLevel(l2Entries, l2Ways);
   }
 
   /** Flush every entry of a tag: one increment, no slot touched. */
   flushTag(tag: number): void {
     this.tagGens[tag]++;
+    this.largeFirst[tag] = Number.POSITIVE_INFINITY;
+    this.largeLast[tag] = Number.NEGATIVE_INFINITY;
+  }
+
+  /** Whether a large-page entry of `tag` may cover 4 KiB page `vpn`. */
+  mayHaveLarge(vpn: number, tag: number): boolean {
+    return vpn >= this.largeFirst[tag] && vpn <= this.largeLast[tag];
   }
 
   /**
-   * Look up 4 KiB page `vpn` for address-space tag `tag` (global entries under `globalTag`).
-   * Returns TLB_L1, TLB_L2 or TLB_MISS; on a hit this.frame is the 4 KiB frame and this.perms
-   * the permission mask. An L2 hit is copied into L1.
+   * Look up the 4 KiB page `vpn` for tag `tag` (global entries under `globalTag`). Returns
+   * TLB_L1, TLB_L2 or TLB_MISS; on a hit this.frame and this.perms are set. An L2 hit is copied
+   * into L1.
    */
   lookup(vpn: number, tag: number, globalTag: number): number {
+    const keyLo = vpn % 1048576;
+    const vpnHigh = Math.floor(vpn / 1048576);
+    if (
+      this.lookupSmall(tag * 65536 + vpnHigh, keyLo, globalTag * 65536 + vpnHigh, tag, globalTag)
+    ) {
+      return this.where;
+    }
+    return this.lookupLarge(vpn, tag, globalTag);
+  }
+
+  /** Which level the last lookupSmall hit. */
+  where = TLB_MISS;
+
+  /** The two 4 KiB probes. */
+  lookupSmall(
+    keyHi: number,
+    keyLo: number,
+    globalHi: number,
+    tag: number,
+    globalTag: number,
+  ): boolean {
     const gen = this.tagGens[tag];
     const ggen = this.tagGens[globalTag];
-    const l1 = this.l1;
-    let s = l1.lookup(vpn, tlbKey(tag, 0, vpn), gen, tlbKey(globalTag, 0, vpn), ggen);
+    let s = this.l1.lookup(keyHi, keyLo, gen, globalHi, ggen);
     if (s >= 0) {
-      this.frame = l1.frames[s];
-      this.perms = l1.perms[s];
-      return TLB_L1;
+      this.frame = this.l1.frames[s];
+      this.perms = this.l1.perms[s];
+      this.where = TLB_L1;
+      return true;
     }
-    if (l1.hasLarge && this.lookupLarge(l1, vpn, tag, globalTag, gen, ggen)) return TLB_L1;
     const l2 = this.l2;
-    s = l2.lookup(vpn, tlbKey(tag, 0, vpn), gen, tlbKey(globalTag, 0, vpn), ggen);
+    s = l2.lookup(keyHi, keyLo, gen, globalHi, ggen);
     if (s >= 0) {
       this.frame = l2.frames[s];
       this.perms = l2.perms[s];
-      l1.fill(vpn, l2.keys[s], l2.gens[s], this.frame, this.perms, this.tagGens);
-      return TLB_L2;
+      this.l1.fill(l2.keyHi[s], keyLo, l2.gens[s], this.frame, this.perms, this.tagGens);
+      this.where = TLB_L2;
+      return true;
     }
-    if (l2.hasLarge && this.lookupLarge(l2, vpn, tag, globalTag, gen, ggen)) {
-      const base = l2.frames[this.largeSlot];
-      const sizeCode = this.largeSize;
-      const vpnOfSize = sizeCode === 1 ? Math.floor(vpn / 512) : Math.floor(vpn / 262144);
-      l1.fill(
-        vpnOfSize,
-        l2.keys[this.largeSlot],
-        l2.gens[this.largeSlot],
-        base,
-        this.perms,
-        this.tagGens,
-      );
-      return TLB_L2;
+    this.where = TLB_MISS;
+    return false;
+  }
+
+  /** The large-page probes (L1, then L2 copied into L1). Returns TLB_L1, TLB_L2 or TLB_MISS. */
+  lookupLarge(vpn: number, tag: number, globalTag: number): number {
+    if (!this.mayHaveLarge(vpn, tag) && !this.mayHaveLarge(vpn, globalTag)) return TLB_MISS;
+    const gen = this.tagGens[tag];
+    const ggen = this.tagGens[globalTag];
+    for (let level = 1; level <= 2; level++) {
+      const array = level === 1 ? this.l1Large : this.l2Large;
+      if (!array.used) continue;
+      for (let sizeCode = 1; sizeCode <= 2; sizeCode++) {
+        const per = PAGES_PER_SIZE[sizeCode];
+        const pn = Math.floor(vpn / per);
+        const keyLo = keyLoOf(sizeCode, pn);
+        const s = array.lookup(keyHiOf(tag, pn), keyLo, gen, keyHiOf(globalTag, pn), ggen);
+        if (s < 0) continue;
+        this.frame = array.frames[s] + (vpn % per);
+        this.perms = array.perms[s];
+        if (level === 2) {
+          this.l1Large.fill(
+            array.keyHi[s],
+            keyLo,
+            array.gens[s],
+            array.frames[s],
+            this.perms,
+            this.tagGens,
+          );
+        }
+        return level === 1 ? TLB_L1 : TLB_L2;
+      }
     }
     return TLB_MISS;
   }
 
-  private largeSlot = -1;
-  private largeSize = 0;
-
-  /** Probe a level for a 2 MiB, then a 1 GiB entry covering `vpn`. */
-  private lookupLarge(
-    level: TlbLevel,
-    vpn: number,
-    tag: number,
-    globalTag: number,
-    gen: number,
-    ggen: number,
-  ): boolean {
-    for (let sizeCode = 1; sizeCode <= 2; sizeCode++) {
-      const pagesPerEntry = sizeCode === 1 ? 512 : 262144;
-      const vpnOfSize = Math.floor(vpn / pagesPerEntry);
-      const s = level.lookup(
-        vpnOfSize,
-        tlbKey(tag, sizeCode, vpnOfSize),
-        gen,
-        tlbKey(globalTag, sizeCode, vpnOfSize),
-        ggen,
-      );
-      if (s >= 0) {
-        this.largeSlot = s;
-        this.largeSize = sizeCode;
-        this.frame = level.frames[s] + (vpn % pagesPerEntry);
-        this.perms = level.perms[s];
-        return true;
-      }
-    }
-    return false;
-  }
-
   /**
-   * Insert the translation of `vpn` found by a walk: `frame` is the page's first 4 KiB frame,
-   * `level` its size (1, 2, 3), into both levels under `tag`.
+   * Insert the translation of `vpn` found by a walk: `firstFrame` is the page's first 4 KiB
+   * frame, `level` its size (1, 2, 3), into both levels under `tag`.
    */
   fill(vpn: number, tag: number, level: number, firstFrame: number, perms: number): void {
     const sizeCode = level - 1;
-    const vpnOfSize =
-      sizeCode === 0 ? vpn : sizeCode === 1 ? Math.floor(vpn / 512) : Math.floor(vpn / 262144);
-    const key = tlbKey(tag, sizeCode, vpnOfSize);
+    const pn = Math.floor(vpn / PAGES_PER_SIZE[sizeCode]);
+    const keyHi = keyHiOf(tag, pn);
+    const keyLo = keyLoOf(sizeCode, pn);
     const gen = this.tagGens[tag];
-    this.l2.fill(vpnOfSize, key, gen, firstFrame, perms, this.tagGens);
-    this.l1.fill(vpnOfSize, key, gen, firstFrame, perms, this.tagGens);
+    if (sizeCode === 0) {
+      this.l2.fill(keyHi, keyLo, gen, firstFrame, perms, this.tagGens);
+      this.l1.fill(keyHi, keyLo, gen, firstFrame, perms, this.tagGens);
+      return;
+    }
+    const first = pn * PAGES_PER_SIZE[sizeCode];
+    const last = first + PAGES_PER_SIZE[sizeCode] - 1;
+    if (first < this.largeFirst[tag]) this.largeFirst[tag] = first;
+    if (last > this.largeLast[tag]) this.largeLast[tag] = last;
+    this.l2Large.fill(keyHi, keyLo, gen, firstFrame, perms, this.tagGens);
+    this.l1Large.fill(keyHi, keyLo, gen, firstFrame, perms, this.tagGens);
   }
 
   /** Drop any entry for the page of `vpn` under `tag` or `globalTag`, of every size (INVLPG). */
   invalidatePage(vpn: number, tag: number, globalTag: number): void {
     for (let sizeCode = 0; sizeCode <= 2; sizeCode++) {
-      const vpnOfSize =
-        sizeCode === 0 ? vpn : sizeCode === 1 ? Math.floor(vpn / 512) : Math.floor(vpn / 262144);
-      const key = tlbKey(tag, sizeCode, vpnOfSize);
-      const globalKey = tlbKey(globalTag, sizeCode, vpnOfSize);
-      this.l1.invalidate(vpnOfSize, key);
-      this.l1.invalidate(vpnOfSize, globalKey);
-      this.l2.invalidate(vpnOfSize, key);
-      this.l2.invalidate(vpnOfSize, globalKey);
+      const pn = Math.floor(vpn / PAGES_PER_SIZE[sizeCode]);
+      const keyLo = keyLoOf(sizeCode, pn);
+      const l1 = sizeCode === 0 ? this.l1 : this.l1Large;
+      const l2 = sizeCode === 0 ? this.l2 : this.l2Large;
+      l1.invalidate(keyHiOf(tag, pn), keyLo);
+      l1.invalidate(keyHiOf(globalTag, pn), keyLo);
+      l2.invalidate(keyHiOf(tag, pn), keyLo);
+      l2.invalidate(keyHiOf(globalTag, pn), keyLo);
     }
   }
 }

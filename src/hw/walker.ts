@@ -15,8 +15,7 @@
  */
 
 import { isFetchKind, isUserKind, isWriteKind } from "./access.js";
-import { PT_ENTRIES } from "./addr.js";
-import type { HostMemory } from "./memory.js";
+import { type HostMemory, WORDS_PER_FRAME } from "./memory.js";
 import {
   PFEC_I,
   PFEC_P,
@@ -112,21 +111,40 @@ export class Walker {
     ctl: PagingControl,
     update = true,
   ): number {
+    // Indices from the two 32-bit halves of gva: integer operations only.
+    const gvaLo = gva >>> 0;
+    const gvaHi = Math.floor(gva / 4294967296);
+    const pool = mem.pool;
+    const meta = mem.meta;
+    const frames = mem.frames;
+    const nxe = ctl.nxe;
     let tableMfn = rootMfn;
     let rwAll = true;
     let usAll = true;
     let nxAny = false;
-    let level = 4;
-    let divisor = 2 ** 39;
     this.refs = 0;
-    for (;;) {
-      const idx = Math.floor(gva / divisor) % PT_ENTRIES;
+    for (let level = 4; level >= 1; level--) {
+      const idx =
+        level === 1
+          ? (gvaLo >>> 12) & 511
+          : level === 2
+            ? (gvaLo >>> 21) & 511
+            : level === 3
+              ? ((gvaLo >>> 30) | (gvaHi << 2)) & 511
+              : (gvaHi >>> 7) & 511;
       let lo = 0;
       let hi = 0;
-      if (tableMfn < mem.frames) {
-        mem.read64(tableMfn, idx);
-        lo = mem.lo;
-        hi = mem.hi;
+      if (tableMfn < frames) {
+        const slot = meta[2 * tableMfn];
+        if (slot >= 0) {
+          const w = slot * WORDS_PER_FRAME + idx * 2;
+          lo = pool[w];
+          hi = pool[w + 1];
+        } else {
+          mem.read64(tableMfn, idx);
+          lo = mem.lo;
+          hi = mem.hi;
+        }
       }
       this.refs++;
       this.tableMfn[level] = tableMfn;
@@ -134,39 +152,45 @@ export class Walker {
       this.entryLo[level] = lo;
       this.entryHi[level] = hi;
       this.lastLevel = level;
-      if ((lo & PTE_P) === 0) return faultCode(kind, false, false, ctl.nxe);
+      if ((lo & PTE_P) === 0) return faultCode(kind, false, false, nxe);
       const leaf = level === 1 || (level <= 3 && (lo & PTE_PS) !== 0);
-      if (this.reserved(lo, hi, level, leaf, ctl)) return faultCode(kind, true, true, ctl.nxe);
+      if ((hi & PTE_HI_RESERVED) !== 0 || (!nxe && (hi & PTE_HI_NX) !== 0)) {
+        return faultCode(kind, true, true, nxe);
+      }
+      if (level >= 2 && this.reservedLo(lo, level, leaf, ctl))
+        return faultCode(kind, true, true, nxe);
       if ((lo & PTE_RW) === 0) rwAll = false;
       if ((lo & PTE_US) === 0) usAll = false;
-      if (ctl.nxe && (hi & PTE_HI_NX) !== 0) nxAny = true;
+      if (nxe && (hi & PTE_HI_NX) !== 0) nxAny = true;
       if (leaf) {
         const allowed = permissionMask(rwAll, usAll, nxAny, ctl);
-        if (((allowed >> kind) & 1) === 0) return faultCode(kind, true, false, ctl.nxe);
+        if (((allowed >> kind) & 1) === 0) return faultCode(kind, true, false, nxe);
         this.level = level;
         this.allowed = allowed;
         this.global = (lo & PTE_G) !== 0;
         const base = pteFrame(lo, hi);
         // The frame of the 4 KiB page inside a large page.
-        this.frame = level === 1 ? base : base + (Math.floor(gva / 4096) % (divisor / 4096));
+        this.frame =
+          level === 1
+            ? base
+            : level === 2
+              ? base + ((gvaLo >>> 12) & 511)
+              : base + (((gvaLo >>> 12) & 0x3ffff) >>> 0);
         if (update) this.setAccessedDirty(mem, level, isWriteKind(kind));
         else this.dirty = (lo & PTE_D) !== 0;
         return WALK_OK;
       }
       tableMfn = pteFrame(lo, hi);
-      level--;
-      divisor /= 512;
     }
+    return faultCode(kind, false, false, nxe); // not reached: level 1 is always a leaf
   }
 
-  /** Whether a present entry has a reserved bit set (SDM Vol. 3A 4.5, tables 4-14 to 4-20). */
-  private reserved(lo: number, hi: number, level: number, leaf: boolean, ctl: PagingControl) {
-    if ((hi & PTE_HI_RESERVED) !== 0) return true;
-    if (!ctl.nxe && (hi & PTE_HI_NX) !== 0) return true;
-    if (level === 4 && (lo & PTE_PS) !== 0) return true;
-    if (leaf && level === 3) return !ctl.gbpages || (lo & PTE_1G_RESERVED_LO) !== 0;
-    if (leaf && level === 2) return (lo & PTE_2M_RESERVED_LO) !== 0;
-    return false;
+  /** Reserved bits of the low half of a present L4..L2 entry (SDM Vol. 3A 4.5). */
+  private reservedLo(lo: number, level: number, leaf: boolean, ctl: PagingControl): boolean {
+    if (level === 4) return (lo & PTE_PS) !== 0;
+    if (!leaf) return false;
+    if (level === 3) return !ctl.gbpages || (lo & PTE_1G_RESERVED_LO) !== 0;
+    return (lo & PTE_2M_RESERVED_LO) !== 0;
   }
 
   /** Set A in every entry of the walk and D in the leaf for a write. */

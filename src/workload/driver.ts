@@ -10,14 +10,13 @@
  */
 
 import type { ProcessSpec } from "../api/types.js";
-import { FAULT_KILLED, handlePageFault } from "../guest/fault.js";
+import { userAccess } from "../guest/fault.js";
 import { fork } from "../guest/fork.js";
 import type { Kernel, ProcessImage } from "../guest/kernel.js";
 import { USER_CODE_BASE, USER_HEAP_BASE, USER_STACK_TOP } from "../guest/layout.js";
 import { type Process, VM_READ, VM_WRITE } from "../guest/process.js";
 import type { Scheduler } from "../guest/scheduler.js";
 import { KIND_USER_FETCH, KIND_USER_READ, KIND_USER_WRITE } from "../hw/access.js";
-import { XLATE_EMULATED } from "../hw/cpu.js";
 import { PageSequence } from "./pattern.js";
 import type { Rng } from "./rng.js";
 
@@ -38,9 +37,6 @@ const STATE_RUN = 1;
 const STATE_MAP = 2;
 const STATE_UNMAP = 3;
 const STATE_EXIT = 4;
-
-/** Faults in a row on one access before the kernel is declared stuck (a simulator bug). */
-const MAX_FAULT_RETRIES = 16;
 
 export class ProcessDriver {
   proc: Process;
@@ -129,28 +125,19 @@ export class ProcessDriver {
    */
   access(gva: number, kind: number, value: number): boolean {
     const proc = this.proc;
-    const cpu = this.kernel.cpu;
     this.lastGva = gva;
     this.lastKind = kind;
     proc.accesses++;
-    for (let tries = 0; tries < MAX_FAULT_RETRIES; tries++) {
-      const frame = cpu.access(gva, kind, value);
-      if (frame >= 0 || frame === XLATE_EMULATED) {
-        this.lastFrame = frame;
-        if (kind !== KIND_USER_WRITE) {
-          proc.readHash = (Math.imul(proc.readHash ^ cpu.readValue, 0x01000193) + 1) >>> 0;
-        }
-        return true;
-      }
-      if (handlePageFault(this.kernel, proc, gva, kind, cpu.faultCode) === FAULT_KILLED) {
-        this.lastFrame = -1;
-        this.onExit();
-        return false;
-      }
+    const frame = userAccess(this.kernel, proc, gva, kind, value);
+    this.lastFrame = frame;
+    if (frame === -1) {
+      this.onExit();
+      return false;
     }
-    throw new Error(
-      `guest kernel: access to ${gva.toString(16)} by pid ${proc.pid} keeps faulting`,
-    );
+    if (kind !== KIND_USER_WRITE) {
+      proc.readHash = (Math.imul(proc.readHash ^ this.kernel.cpu.readValue, 0x01000193) + 1) >>> 0;
+    }
+    return true;
   }
 
   private touchStack(next: number): number {

@@ -1,0 +1,58 @@
+/**
+ * `npm run bench [-- --json] [-- NAME...]`: the simulator's speed. Benchmarks are not tests:
+ * nothing here asserts a time; the figures go in issue notes and are compared with the targets
+ * printed beside them.
+ */
+
+import { type BenchResult, benchNativeAccess, benchNativeFault } from "./native.js";
+
+interface Bench {
+  name: string;
+  target: string;
+  run: () => BenchResult;
+}
+
+const BENCHES: Bench[] = [
+  {
+    name: "native-local",
+    target: "accesses_per_s >= 15,000,000",
+    run: () => benchNativeAccess("native-local", 0.9, 20_000_000),
+  },
+  {
+    name: "native-random",
+    target: "accesses_per_s >= 5,000,000, rss_mib <= 300",
+    run: () => benchNativeAccess("native-random", 0, 5_000_000),
+  },
+  { name: "native-fault", target: "faults_per_s >= 500,000", run: benchNativeFault },
+];
+
+function main(argv: string[]): void {
+  const json = argv.includes("--json");
+  const names = argv.filter((a) => !a.startsWith("--"));
+  const unknown = names.filter((n) => !BENCHES.some((b) => b.name === n));
+  if (unknown.length > 0) {
+    process.stderr.write(
+      `bench: unknown benchmark ${unknown.join(", ")}; have ${BENCHES.map((b) => b.name).join(", ")}\n`,
+    );
+    process.exitCode = 2;
+    return;
+  }
+  const results: BenchResult[] = [];
+  for (const b of BENCHES) {
+    if (names.length > 0 && !names.includes(b.name)) continue;
+    const r = b.run();
+    results.push(r);
+    if (!json) {
+      const figures = Object.entries(r)
+        .filter(([k]) => k !== "name")
+        .map(([k, v]) => `${k}=${typeof v === "number" ? v.toLocaleString("en-US") : v}`)
+        .join("  ");
+      process.stdout.write(
+        `${b.name.padEnd(14)} ${figures}\n${"".padEnd(14)} target: ${b.target}\n`,
+      );
+    }
+  }
+  if (json) process.stdout.write(`${JSON.stringify({ results }, null, 2)}\n`);
+}
+
+main(process.argv.slice(2));

@@ -1,0 +1,39 @@
+/**
+ * The CLI's exit codes and the one place that turns an error into a message and a code. User
+ * errors (a bad option, a bad scenario, a mode this build lacks) print one message and no stack;
+ * anything else is a bug in memvisor and says so.
+ */
+
+import { CommanderError } from "commander";
+import { SimulationError } from "../api/domain.js";
+import { ScenarioError } from "../workload/scenario-load.js";
+
+export const EXIT_OK = 0;
+/** A usage error: bad option or argument, unknown or invalid scenario, unavailable mode. */
+export const EXIT_USAGE = 2;
+/** The run finished but --check found invariant violations. */
+export const EXIT_CHECKS = 3;
+/** An internal error (BSD sysexits EX_SOFTWARE). */
+export const EXIT_INTERNAL = 70;
+
+/** A mistake in what the user typed, found by the CLI itself. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+/** The message (without the "memvisor: " prefix) and exit code for an error thrown by a command. */
+export function describeError(e: unknown, debug: boolean): { message: string; code: number } {
+  if (e instanceof CommanderError) {
+    // Commander has already printed its message; help and --version exit with 0.
+    return { message: "", code: e.exitCode === 0 ? EXIT_OK : EXIT_USAGE };
+  }
+  if (e instanceof UsageError || e instanceof ScenarioError || e instanceof SimulationError) {
+    return { message: e.message, code: EXIT_USAGE };
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  const stack = e instanceof Error && e.stack !== undefined ? e.stack : "";
+  const detail = debug
+    ? `\n${stack}`
+    : "\n(this is a bug in memvisor; set MEMVISOR_DEBUG=1 to see the stack trace)";
+  return { message: `internal error: ${message}${detail}`, code: EXIT_INTERNAL };
+}

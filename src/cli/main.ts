@@ -1,0 +1,75 @@
+/**
+ * The `memvisor` command line. main() never exits the process: it returns the exit code, so that
+ * tests can call it in-process and bin/memvisor.js sets process.exitCode from it.
+ */
+
+import { Command, Option } from "commander";
+import { VERSION } from "../api/version.js";
+import { DEFAULT_SCENARIO } from "../workload/builtin.js";
+import { PAGING_MODES } from "../workload/scenario-schema.js";
+import { exitQuietlyOnBrokenPipe } from "./epipe.js";
+import { describeError, EXIT_OK } from "./errors.js";
+import { type RunOptions, runCommand } from "./run.js";
+import { formatScenarioList, scenarioList } from "./scenarios-table.js";
+
+function buildProgram(setCode: (code: number) => void): Command {
+  const program = new Command("memvisor")
+    .description("Simulate hypervisor memory virtualization and report what it costs.")
+    .version(VERSION, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .helpCommand("help [command]", "show help for a command")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => process.stdout.write(s),
+      writeErr: (s) => process.stderr.write(s),
+      outputError: (s, write) => write(`memvisor: ${s.replace(/^error: /, "")}`),
+    })
+    .showHelpAfterError("(add --help for usage)");
+
+  program
+    .command("run")
+    .description("run a scenario and print its report")
+    .argument(
+      "[scenario]",
+      `a built-in scenario (see \`memvisor scenarios\`) or a .yaml/.yml/.json file (default: ${DEFAULT_SCENARIO})`,
+    )
+    .addOption(
+      new Option("--mode <mode>", "run every domain in this paging mode").choices(PAGING_MODES),
+    )
+    .option("--seed <n>", "random seed, 0 to 4294967295 (default: the scenario's)")
+    .option("--accesses <n>", "user accesses to simulate (default: the scenario's)")
+    .option("--check", "verify the simulator's invariants during the run (slower)")
+    .option("--json", "print the report as one JSON object")
+    .action((scenario: string | undefined, options: RunOptions) => {
+      setCode(runCommand(scenario, options));
+    });
+
+  program
+    .command("scenarios")
+    .description("list the built-in scenarios")
+    .option("--json", "print a JSON array of {name, summary, default}")
+    .action((options: { json?: boolean }) => {
+      process.stdout.write(
+        options.json ? `${JSON.stringify(scenarioList(), null, 2)}\n` : formatScenarioList(),
+      );
+    });
+
+  return program;
+}
+
+/** Runs the CLI on argv (without "node" and the script path); resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  exitQuietlyOnBrokenPipe();
+  let code = EXIT_OK;
+  const program = buildProgram((c) => {
+    code = c;
+  });
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return code;
+  } catch (e) {
+    const { message, code: errorCode } = describeError(e, Boolean(process.env.MEMVISOR_DEBUG));
+    if (message !== "") process.stderr.write(`memvisor: ${message}\n`);
+    return errorCode;
+  }
+}

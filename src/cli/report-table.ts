@@ -1,0 +1,261 @@
+/**
+ * The human-readable form of a Report: a header, then per domain a table of the counters that
+ * matter grouped by layer (TLB, guest kernel, memory, cycles) and a table of its processes.
+ * Everything printed comes from the report, so the same run prints the same text.
+ */
+
+import type { DomainReport, Report } from "../api/types.js";
+import { PAGE_SIZE } from "../hw/addr.js";
+import { COST_DEFAULTS, COST_EVENTS } from "../metrics/cost.js";
+import { COUNTER_NAMES } from "../metrics/counters.js";
+import { formatSizeApprox } from "../workload/scenario-load.js";
+import { formatInt, formatPercent, formatRatio, newTable } from "./format.js";
+
+/** One line of a group: a label (usually the counter's name), a value and a note. */
+interface Row {
+  label: string;
+  value: string;
+  note: string;
+}
+
+interface Group {
+  title: string;
+  rows: Row[];
+  /** Whether any counter of the group is non-zero (all-zero groups are left out). */
+  any: boolean;
+}
+
+/** Walk lengths shown beside "refs per walk", most frequent first. */
+const WALK_HIST_SHOWN = 3;
+
+export function formatReport(report: Report, description = ""): string {
+  const out: string[] = [];
+  const modes = [...new Set(report.domains.map((d) => d.mode))];
+  const modeText =
+    modes.length === 1
+      ? `mode ${modes[0]}`
+      : `modes ${report.domains.map((d) => `${d.name} ${d.mode}`).join(", ")}`;
+  out.push(
+    `memvisor ${report.memvisor} · scenario ${report.scenario} · seed ${report.seed} · ${modeText}`,
+  );
+  if (description !== "") out.push(description);
+  const host = report.host;
+  out.push(
+    `${formatInt(host.counters.user_accesses ?? 0)} user accesses in ` +
+      `${formatInt(host.counters.cycles ?? 0)} simulated cycles`,
+  );
+  out.push(
+    `host memory: ${formatInt(host.frames_used)} of ${formatInt(host.frames_total)} frames in use ` +
+      `(${formatSizeApprox(host.frames_used * PAGE_SIZE)}), peak ${formatInt(host.frames_used_peak)}`,
+  );
+  for (const domain of report.domains) {
+    const memory = formatSizeApprox((domain.counters.guest_frames ?? 0) * PAGE_SIZE);
+    out.push("", `domain ${domain.name} (${domain.mode}, ${memory})`);
+    out.push(counterTable(domain), "", processTable(domain));
+  }
+  if (report.checks.enabled) out.push("", checksLine(report));
+  return `${out.join("\n")}\n`;
+}
+
+/** "invariant checks: 0 violations", or the count and the first. */
+export function checksLine(report: Report): string {
+  const { violations, first } = report.checks;
+  const count = `${formatInt(violations)} violation${violations === 1 ? "" : "s"}`;
+  return first === undefined
+    ? `invariant checks: ${count}`
+    : `invariant checks: ${count}; first: ${first}`;
+}
+
+function counterTable(domain: DomainReport): string {
+  const groups = [tlbGroup(domain), kernelGroup(domain), memoryGroup(domain), cyclesGroup(domain)];
+  // Each group is one row of multi-line cells, so separators fall between groups only.
+  const table = newTable({
+    colAligns: ["left", "left", "right", "left"],
+    style: { compact: false },
+  });
+  for (const g of groups) {
+    if (!g.any) continue;
+    table.push([
+      g.title,
+      g.rows.map((r) => r.label).join("\n"),
+      g.rows.map((r) => r.value).join("\n"),
+      g.rows.map((r) => r.note).join("\n"),
+    ]);
+  }
+  return table.toString();
+}
+
+function processTable(domain: DomainReport): string {
+  const table = newTable({
+    head: ["process", "kind", "started", "alive", "accesses", "faults", "killed"],
+    colAligns: ["left", "left", "right", "right", "right", "right", "left"],
+  });
+  for (const p of domain.processes) {
+    const killed = [
+      p.segv > 0 ? `${formatInt(p.segv)} segv` : "",
+      p.oom_killed > 0 ? `${formatInt(p.oom_killed)} oom` : "",
+    ].filter((s) => s !== "");
+    table.push([
+      p.name,
+      p.kind,
+      formatInt(p.started),
+      formatInt(p.alive),
+      formatInt(p.accesses),
+      formatInt(p.guest_page_faults),
+      killed.length === 0 ? "0" : killed.join(", "),
+    ]);
+  }
+  return table.toString();
+}
+
+/** A group from rows of counters; `optional` rows are left out when their counter is 0. */
+function group(
+  title: string,
+  c: Record<string, number>,
+  rows: (Row | { counter: string; note?: string; optional?: boolean })[],
+  counted: string[],
+): Group {
+  const out: Row[] = [];
+  for (const r of rows) {
+    if ("label" in r) {
+      out.push(r);
+      continue;
+    }
+    const value = c[r.counter] ?? 0;
+    if (r.optional && value === 0) continue;
+    out.push({ label: r.counter, value: formatInt(value), note: r.note ?? "" });
+  }
+  return { title, rows: out, any: counted.some((name) => (c[name] ?? 0) !== 0) };
+}
+
+function tlbGroup(d: DomainReport): Group {
+  const c = d.counters;
+  const accesses = c.accesses ?? 0;
+  const l1 = c.tlb_l1_hits ?? 0;
+  const l2 = c.tlb_l2_hits ?? 0;
+  const share = (n: number) => `${formatPercent(n, accesses)} of accesses`;
+  return group(
+    "TLB",
+    c,
+    [
+      { counter: "accesses", note: `${formatInt(c.user_accesses ?? 0)} by user processes` },
+      { counter: "tlb_l1_hits", note: share(l1) },
+      { counter: "tlb_l2_hits", note: share(l2) },
+      { counter: "tlb_misses", note: share(c.tlb_misses ?? 0) },
+      { label: "TLB hit rate", value: formatPercent(l1 + l2, accesses), note: "L1 + L2 hits" },
+      { counter: "walks" },
+      { counter: "walk_refs" },
+      {
+        label: "refs per walk",
+        value: formatRatio(c.walk_refs ?? 0, c.walks ?? 0),
+        note: walkHistogram(c),
+      },
+      { counter: "cr3_writes" },
+      { counter: "tlb_flushes" },
+      { counter: "invlpg", optional: true },
+    ],
+    ["accesses", "tlb_l1_hits", "tlb_l2_hits", "tlb_misses", "walks", "cr3_writes", "invlpg"],
+  );
+}
+
+/** "4 refs 99.8%, 3 refs 0.2%": the most frequent walk lengths (walk_refs_<n> counters). */
+function walkHistogram(c: Record<string, number>): string {
+  const walks = c.walks ?? 0;
+  const lengths: [number, number][] = [];
+  for (const [name, count] of Object.entries(c)) {
+    const m = /^walk_refs_(\d+)$/.exec(name);
+    if (m && count > 0) lengths.push([Number(m[1]), count]);
+  }
+  lengths.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+  return lengths
+    .slice(0, WALK_HIST_SHOWN)
+    .map(([refs, count]) => `${refs} ref${refs === 1 ? "" : "s"} ${formatPercent(count, walks)}`)
+    .join(", ");
+}
+
+function kernelGroup(d: DomainReport): Group {
+  const c = d.counters;
+  const faults =
+    `demand ${formatInt(c.guest_demand_faults ?? 0)}, cow ${formatInt(c.guest_cow_faults ?? 0)}, ` +
+    `spurious ${formatInt(c.guest_spurious_faults ?? 0)}`;
+  const names = [
+    "guest_page_faults",
+    "context_switches",
+    "forks",
+    "execs",
+    "exits",
+    "mmaps",
+    "munmaps",
+    "mprotects",
+    "guest_segv",
+    "guest_oom",
+  ];
+  return group(
+    "guest kernel",
+    c,
+    [
+      { counter: "guest_page_faults", note: faults },
+      { counter: "context_switches" },
+      { counter: "forks", optional: true },
+      { counter: "execs", optional: true },
+      { counter: "exits", optional: true },
+      { counter: "mmaps", optional: true },
+      { counter: "munmaps", optional: true },
+      { counter: "mprotects", optional: true },
+      { counter: "guest_segv", note: "processes killed by SIGSEGV", optional: true },
+      { counter: "guest_oom", note: "processes killed by the OOM killer", optional: true },
+    ],
+    names,
+  );
+}
+
+function memoryGroup(d: DomainReport): Group {
+  const c = d.counters;
+  const frames = c.guest_frames ?? 0;
+  const used = c.guest_frames_used ?? 0;
+  const pt = c.pt_pages ?? 0;
+  return group(
+    "memory",
+    c,
+    [
+      { counter: "guest_frames", note: formatSizeApprox(frames * PAGE_SIZE) },
+      {
+        counter: "guest_frames_used",
+        note: `${formatSizeApprox(used * PAGE_SIZE)}, ${formatPercent(used, frames)} of the guest`,
+      },
+      {
+        counter: "pt_pages",
+        note:
+          `${formatSizeApprox(pt * PAGE_SIZE)}; ${formatInt(c.pt_pages_alloc ?? 0)} allocated, ` +
+          `${formatInt(c.pt_pages_free ?? 0)} freed`,
+      },
+      { counter: "page_zero", note: "4KiB pages zeroed" },
+      { counter: "page_copy", note: "4KiB pages copied", optional: true },
+    ],
+    ["guest_frames", "guest_frames_used", "pt_pages", "page_zero", "page_copy"],
+  );
+}
+
+/** Cycles by event, largest first, each with its share and count x cycles per event. */
+function cyclesGroup(d: DomainReport): Group {
+  const total = d.cycles.total;
+  const rows: Row[] = [{ label: "total", value: formatInt(total), note: "" }];
+  const events = COST_EVENTS.map((event) => ({
+    event,
+    cycles: d.cycles.by_event[event] ?? 0,
+    count: d.counters[COUNTER_NAMES[COST_DEFAULTS[event].counter]] ?? 0,
+  }))
+    .filter((e) => e.cycles > 0)
+    .sort((a, b) => b.cycles - a.cycles);
+  for (const e of events) {
+    // Costs may be fractional when a scenario overrides them.
+    const each = e.count === 0 ? 0 : Math.round((100 * e.cycles) / e.count) / 100;
+    const eachText = Number.isInteger(each) ? formatInt(each) : String(each);
+    rows.push({
+      label: e.event,
+      value: formatInt(e.cycles),
+      note: `${formatPercent(e.cycles, total)}, ${formatInt(e.count)} x ${eachText} cycle${each === 1 ? "" : "s"}`,
+    });
+  }
+  return { title: "cycles", rows, any: total > 0 };
+}

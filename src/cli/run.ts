@@ -1,0 +1,52 @@
+/** `memvisor run`: load a scenario, run it (with a progress bar on long runs), print the report. */
+
+import { Simulation } from "../api/simulation.js";
+import type { PagingMode, Report } from "../api/types.js";
+import { parseAccesses, parseSeed } from "./args.js";
+import { EXIT_CHECKS, EXIT_OK } from "./errors.js";
+import { LazyProgress } from "./progress.js";
+import { checksLine, formatReport } from "./report-table.js";
+import { resolveScenario } from "./scenario-arg.js";
+
+/** The options as commander hands them over (numbers still text, so that we can say what came). */
+export interface RunOptions {
+  mode?: PagingMode;
+  seed?: string;
+  accesses?: string;
+  check?: boolean;
+  json?: boolean;
+}
+
+/** Runs the command; returns the exit code. User errors are thrown (see errors.ts). */
+export function runCommand(scenarioArg: string | undefined, options: RunOptions): number {
+  const seed = options.seed === undefined ? undefined : parseSeed(options.seed);
+  const accesses = options.accesses === undefined ? undefined : parseAccesses(options.accesses);
+  const scenario = resolveScenario(scenarioArg);
+  const sim = new Simulation(scenario, {
+    mode: options.mode,
+    seed,
+    accesses,
+    check: options.check ?? false,
+  });
+
+  const total = sim.scenario.run.accesses;
+  const progress = process.stderr.isTTY
+    ? new LazyProgress(total, `running ${scenario.name}`, process.stderr)
+    : null;
+  let report: Report;
+  try {
+    report = sim.run(
+      progress ? (fraction) => progress.update(Math.round(fraction * total)) : undefined,
+    );
+  } finally {
+    progress?.stop();
+  }
+
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    if (report.checks.violations > 0) process.stderr.write(`memvisor: ${checksLine(report)}\n`);
+  } else {
+    process.stdout.write(formatReport(report, scenario.description));
+  }
+  return report.checks.violations > 0 ? EXIT_CHECKS : EXIT_OK;
+}

@@ -1,0 +1,298 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { Simulation } from "../src/api/simulation.js";
+import type { Report } from "../src/api/types.js";
+import { VERSION } from "../src/api/version.js";
+import { main } from "../src/cli/main.js";
+import { BUILTIN_SCENARIOS, DEFAULT_SCENARIO } from "../src/workload/builtin.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const STACK_LINE = /^\s+at /m;
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs main() in-process with stdout and stderr captured. */
+async function cli(...argv: string[]): Promise<CliResult> {
+  let stdout = "";
+  let stderr = "";
+  const out = vi.spyOn(process.stdout, "write").mockImplementation((chunk: unknown) => {
+    stdout += String(chunk);
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, "write").mockImplementation((chunk: unknown) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    const code = await main(argv);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+/** A run that must succeed with exactly one JSON object on stdout. */
+async function runJson(...argv: string[]): Promise<Report> {
+  const r = await cli("run", ...argv, "--json");
+  expect(r.stderr).toBe("");
+  expect(r.code).toBe(0);
+  return JSON.parse(r.stdout) as Report;
+}
+
+const tmp = mkdtempSync(join(tmpdir(), "memvisor-cli-"));
+/** Line 5 names a mode that does not exist. */
+const BAD_SCENARIO = join(tmp, "bad.yaml");
+writeFileSync(
+  BAD_SCENARIO,
+  [
+    "name: bad",
+    "run: { accesses: 1000 }",
+    "domains:",
+    "  - name: db",
+    "    mode: nativ",
+    "    memory: 64MiB",
+    "    processes:",
+    "      - { name: p, kind: database, working_set: 1MiB }",
+    "",
+  ].join("\n"),
+);
+
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe("memvisor scenarios", () => {
+  it("lists every built-in in a table and marks the default", async () => {
+    const r = await cli("scenarios");
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe("");
+    for (const b of BUILTIN_SCENARIOS) expect(r.stdout).toContain(b.name);
+    expect(r.stdout).toContain(`${DEFAULT_SCENARIO} *`);
+    for (const line of r.stdout.split("\n")) expect(line.length).toBeLessThanOrEqual(100);
+  });
+
+  it("--json prints an array of {name, summary, default}", async () => {
+    const r = await cli("scenarios", "--json");
+    expect(r.code).toBe(0);
+    const list = JSON.parse(r.stdout) as { name: string; summary: string; default: boolean }[];
+    expect(list.map((s) => s.name)).toEqual(BUILTIN_SCENARIOS.map((b) => b.name));
+    expect(list.filter((s) => s.default).map((s) => s.name)).toEqual([DEFAULT_SCENARIO]);
+    for (const s of list) expect(s.summary.length).toBeGreaterThan(0);
+  });
+});
+
+describe("memvisor run --json", () => {
+  it("prints the Report with its documented shape", async () => {
+    const report = await runJson("tlb-thrash", "--accesses", "20000");
+    expect(report.memvisor).toBe(VERSION);
+    expect(report.scenario).toBe("tlb-thrash");
+    expect(report.seed).toBe(42);
+    expect(report.domains).toHaveLength(1);
+    const d = report.domains[0];
+    expect(d).toMatchObject({ name: "scanner", mode: "native" });
+    expect(d.counters.user_accesses).toBe(20000);
+    expect(d.cycles.total).toBeGreaterThan(0);
+    expect(Object.keys(d.cycles.by_event)).toContain("walk_ref");
+    expect(report.host).toMatchObject({
+      frames_total: expect.any(Number),
+      frames_used: expect.any(Number),
+      frames_used_peak: expect.any(Number),
+    });
+    expect(report.host.counters.user_accesses).toBe(20000);
+    expect(report.checks).toEqual({ enabled: false, violations: 0 });
+  });
+
+  it("is deterministic for a seed, and the seed matters", async () => {
+    const a = await cli("run", "tlb-thrash", "--accesses", "20000", "--seed", "7", "--json");
+    const b = await cli("run", "tlb-thrash", "--accesses", "20000", "--seed", "7", "--json");
+    expect(a.stdout).toBe(b.stdout);
+    const other = JSON.parse(
+      (await cli("run", "tlb-thrash", "--accesses", "20000", "--seed", "8", "--json")).stdout,
+    ) as Report;
+    const first = JSON.parse(a.stdout) as Report;
+    expect(other.seed).toBe(8);
+    expect(other.domains[0].processes[0].read_hash).not.toBe(
+      first.domains[0].processes[0].read_hash,
+    );
+  });
+
+  it("--check runs the invariant checks", async () => {
+    const report = await runJson("--accesses", "20000", "--check");
+    expect(report.checks).toEqual({ enabled: true, violations: 0 });
+  });
+});
+
+describe("memvisor run (tables)", () => {
+  it("runs the default scenario and prints its counters", async () => {
+    const r = await cli("run", "--accesses", "20000");
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toContain(`scenario ${DEFAULT_SCENARIO}`);
+    expect(r.stdout).toContain("domain guest (native");
+    expect(r.stdout).toContain("tlb_misses");
+    expect(r.stdout).toContain("20,000 user accesses");
+    expect(r.stdout).not.toContain("invariant checks");
+    for (const line of r.stdout.split("\n")) expect(line.length).toBeLessThanOrEqual(100);
+  });
+
+  it("--check prints a checks line", async () => {
+    const r = await cli("run", "tlb-thrash", "--accesses", "20000", "--check");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("invariant checks: 0 violations");
+  });
+
+  it("exits 3 and shows the first violation when checks fail", async () => {
+    const run = Simulation.prototype.run;
+    vi.spyOn(Simulation.prototype, "run").mockImplementation(function (this: Simulation) {
+      const report = run.call(this);
+      return { ...report, checks: { enabled: true, violations: 2, first: "domain x: broken" } };
+    });
+    const r = await cli("run", "tlb-thrash", "--accesses", "1000", "--check");
+    expect(r.code).toBe(3);
+    expect(r.stdout).toContain("invariant checks: 2 violations; first: domain x: broken");
+    const j = await cli("run", "tlb-thrash", "--accesses", "1000", "--check", "--json");
+    expect(j.code).toBe(3);
+    expect(JSON.parse(j.stdout).checks.violations).toBe(2);
+    expect(j.stderr).toContain("domain x: broken");
+  });
+});
+
+describe("memvisor errors", () => {
+  it("a bad scenario file: file:line:col, exit 2, no stack", async () => {
+    const r = await cli("run", BAD_SCENARIO);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/^memvisor: /);
+    expect(r.stderr).toContain(`${BAD_SCENARIO}:5:11: domains[0].mode:`);
+    expect(r.stderr).not.toMatch(STACK_LINE);
+  });
+
+  it("a missing file", async () => {
+    const r = await cli("run", join(tmp, "missing.yaml"));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("missing.yaml: cannot read the file: no such file");
+    expect(r.stderr).not.toMatch(STACK_LINE);
+  });
+
+  it("an unknown built-in lists the built-ins", async () => {
+    const r = await cli("run", "no-such-scenario");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('unknown scenario "no-such-scenario"');
+    for (const b of BUILTIN_SCENARIOS) expect(r.stderr).toContain(b.name);
+  });
+
+  it("a mode that is not implemented yet", async () => {
+    const r = await cli("run", "--mode", "shadow", "--accesses", "1000");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^memvisor: .*mode "shadow" is not available yet/);
+    expect(r.stderr).not.toMatch(STACK_LINE);
+  });
+
+  it("a mode that does not exist", async () => {
+    const r = await cli("run", "--mode", "vmx");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("Allowed choices are native, shadow, hap, pv");
+  });
+
+  it.each([
+    ["--seed", "-1", '--seed: expected an integer from 0 to 4294967295, got "-1"'],
+    ["--seed", "x", '--seed: expected an integer from 0 to 4294967295, got "x"'],
+    ["--seed", "4294967296", "--seed: expected an integer from 0 to 4294967295"],
+    ["--accesses", "0", '--accesses: expected a positive integer, got "0"'],
+    ["--accesses", "1.5", "--accesses: expected a positive integer"],
+  ])("%s %s", async (option, value, message) => {
+    const r = await cli("run", option, value);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain(`memvisor: ${message}`);
+  });
+
+  it("unknown commands and options exit 2", async () => {
+    const cmd = await cli("frobnicate");
+    expect(cmd.code).toBe(2);
+    expect(cmd.stderr).toContain("unknown command 'frobnicate'");
+    const opt = await cli("run", "--frobnicate");
+    expect(opt.code).toBe(2);
+    expect(opt.stderr).toContain("unknown option '--frobnicate'");
+  });
+
+  it("an internal error says so, with the stack only under MEMVISOR_DEBUG", async () => {
+    vi.spyOn(Simulation.prototype, "run").mockImplementation(() => {
+      throw new Error("boom");
+    });
+    const r = await cli("run", "tlb-thrash");
+    expect(r.code).toBe(70);
+    expect(r.stderr).toMatch(/^memvisor: internal error: boom\n/);
+    expect(r.stderr).not.toMatch(STACK_LINE);
+    vi.stubEnv("MEMVISOR_DEBUG", "1");
+    try {
+      expect((await cli("run", "tlb-thrash")).stderr).toMatch(STACK_LINE);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+});
+
+describe("memvisor --version and help", () => {
+  it("--version", async () => {
+    const r = await cli("--version");
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(VERSION);
+  });
+
+  it("help run and run --help", async () => {
+    for (const argv of [
+      ["help", "run"],
+      ["run", "--help"],
+    ]) {
+      const r = await cli(...argv);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain("Usage: memvisor run");
+      expect(r.stdout).toContain("--accesses");
+    }
+  });
+});
+
+describe("bin/memvisor.js", () => {
+  const bin = join(ROOT, "bin", "memvisor.js");
+
+  beforeAll(() => {
+    // Type errors elsewhere in the tree are tsc --noEmit's business; tsc still emits dist/.
+    spawnSync(
+      process.execPath,
+      [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"],
+      {
+        cwd: ROOT,
+      },
+    );
+    expect(existsSync(join(ROOT, "dist", "cli", "main.js"))).toBe(true);
+  }, 60_000);
+
+  it("runs a scenario end to end", () => {
+    const stdout = execFileSync(
+      process.execPath,
+      [bin, "run", "tlb-thrash", "--accesses", "5000", "--json"],
+      { cwd: ROOT, encoding: "utf8" },
+    );
+    const report = JSON.parse(stdout) as Report;
+    expect(report.host.counters.user_accesses).toBe(5000);
+  });
+
+  it("sets the exit code for a bad file", () => {
+    const r = spawnSync(process.execPath, [bin, "run", BAD_SCENARIO], { encoding: "utf8" });
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain(`${BAD_SCENARIO}:5:11:`);
+    expect(r.stderr).not.toMatch(STACK_LINE);
+  });
+});
