@@ -317,6 +317,41 @@ describe("Vcpu and its TLB", () => {
     expect(m.c[C_WALKS]).toBe(5);
   });
 
+  it("the vCPU's own TLB probes keep LRU order: a hit protects an entry from eviction", () => {
+    const m = machine({ l1Entries: 4, l1Ways: 4, l2Entries: 64, l2Ways: 4 });
+    for (let i = 0; i < 6; i++) m.t.map(m.root, i * 4096, 1, 1000 + i);
+    for (let i = 0; i < 4; i++) read(m, i * 4096); // L1 (one set): 0, 1, 2, 3
+    read(m, 0); // L1 hit: 1, 2, 3, 0
+    read(m, 4 * 4096); // miss, evicts 1: 2, 3, 0, 4
+    const hits = () => [m.c[C_TLB_L1_HITS], m.c[C_TLB_L2_HITS]];
+    expect(hits()).toEqual([1, 0]);
+    expect(read(m, 0)).toEqual([1000, 0]);
+    expect(hits()).toEqual([2, 0]); // 0 survived
+    expect(read(m, 4096)).toEqual([1001, 0]);
+    expect(hits()).toEqual([2, 1]); // 1 was evicted from L1, found in L2; evicts 2
+    expect(read(m, 3 * 4096)).toEqual([1003, 0]);
+    expect(hits()).toEqual([3, 1]);
+    expect(read(m, 2 * 4096)).toEqual([1002, 0]);
+    expect(hits()).toEqual([3, 2]);
+  });
+
+  it("a #PF drops the cached translation of the faulting page (SDM 4.10.4.1)", () => {
+    const m = machine();
+    m.t.map(m.root, 0x3000, 1, 77, 0);
+    const pt = m.t.mem;
+    const l1Table = 4; // root 1, then the L3, L2 and L1 tables
+    pt.read64(l1Table, 3);
+    pt.write64(l1Table, 3, (pt.lo & ~PTE_RW) >>> 0, pt.hi); // read-only
+    expect(read(m, 0x3000)).toEqual([77, 1]);
+    // The OS unmaps the page without INVLPG: the cached entry still serves reads...
+    pt.write64(l1Table, 3, 0, 0);
+    expect(read(m, 0x3000)).toEqual([77, 0]);
+    // ...until a write, which the entry does not allow, walks, faults, and drops it.
+    expect(m.cpu.translate(0x3000, KIND_SUP_WRITE)).toBe(XLATE_FAULT);
+    expect(m.cpu.faultCode).toBe(0x2); // not present, write
+    expect(read(m, 0x3000)).toEqual([XLATE_FAULT, 1]);
+  });
+
   it("one walk of a 2 MiB page serves all 512 of its 4 KiB pages", () => {
     const m = machine();
     const gva = 0x40_0000_0000 + 5 * SIZE_2M;

@@ -112,6 +112,7 @@ export class Simulation {
 
   /** One user access of the next process to run, with everything that happened on the way. */
   step(): StepRecord | null {
+    if (this.done) return null;
     return stepAccess(this);
   }
 

@@ -1,0 +1,210 @@
+/**
+ * The guest kernel against a reference model of process memory: random sequences of system
+ * calls and accesses (fast-check), where the model says what every read must return and which
+ * accesses must kill the process; the invariant checkers run after every step.
+ */
+
+import fc from "fast-check";
+import { describe, expect, test } from "vitest";
+import { fork } from "../src/guest/fork.js";
+import { USER_HEAP_BASE } from "../src/guest/layout.js";
+import { type Process, VM_READ, VM_WRITE } from "../src/guest/process.js";
+import { bootGuest } from "./support/guest.js";
+
+const HEAP_PAGES = 64;
+
+type Op =
+  | { op: "spawn" }
+  | { op: "write"; p: number; page: number; value: number }
+  | { op: "read"; p: number; page: number }
+  | { op: "fork"; p: number }
+  | { op: "exit"; p: number }
+  | { op: "munmap"; p: number; page: number; pages: number }
+  | { op: "mprotect"; p: number; page: number; pages: number; writable: boolean }
+  /** munmap or mprotect read-only the page the last access touched, while it is still loaded. */
+  | { op: "unmap-last" }
+  | { op: "protect-last" };
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 1, arbitrary: fc.constant({ op: "spawn" as const }) },
+  { weight: 1, arbitrary: fc.constant({ op: "unmap-last" as const }) },
+  { weight: 1, arbitrary: fc.constant({ op: "protect-last" as const }) },
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      op: fc.constant("write" as const),
+      p: fc.nat(7),
+      page: fc.nat(HEAP_PAGES + 3),
+      value: fc.integer({ min: 1, max: 0x7fffffff }),
+    }),
+  },
+  {
+    weight: 8,
+    arbitrary: fc.record({
+      op: fc.constant("read" as const),
+      p: fc.nat(7),
+      page: fc.nat(HEAP_PAGES + 3),
+    }),
+  },
+  { weight: 2, arbitrary: fc.record({ op: fc.constant("fork" as const), p: fc.nat(7) }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("exit" as const), p: fc.nat(7) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant("munmap" as const),
+      p: fc.nat(7),
+      page: fc.nat(HEAP_PAGES - 1),
+      pages: fc.integer({ min: 1, max: 8 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant("mprotect" as const),
+      p: fc.nat(7),
+      page: fc.nat(HEAP_PAGES - 1),
+      pages: fc.integer({ min: 1, max: 8 }),
+      writable: fc.boolean(),
+    }),
+  },
+);
+
+/** What a process's heap holds in the model: per page, mapped?, writable?, value at offset 0. */
+interface ModelProc {
+  proc: Process;
+  mapped: boolean[];
+  writable: boolean[];
+  value: number[];
+}
+
+function runModel(ops: Op[], pcid: boolean, huge: boolean): void {
+  const g = bootGuest(16, { pcid });
+  const image = { code: 4096, heap: HEAP_PAGES * 4096, hugeHeap: huge };
+  const procs: ModelProc[] = [];
+  const spawn = () => {
+    const proc = g.kernel.spawn("p", image);
+    if (proc === null) return;
+    procs.push({
+      proc,
+      mapped: Array(HEAP_PAGES).fill(true),
+      writable: Array(HEAP_PAGES).fill(true),
+      value: Array(HEAP_PAGES).fill(0),
+    });
+  };
+  spawn();
+  const kill = (i: number) => procs.splice(i, 1);
+  let last: { m: ModelProc; page: number } | null = null;
+  for (const o of ops) {
+    if (o.op === "spawn") {
+      if (procs.length < 8) spawn();
+      continue;
+    }
+    if (o.op === "unmap-last" || o.op === "protect-last") {
+      if (last === null || !last.m.proc.alive || last.page >= HEAP_PAGES) continue;
+      const { m, page } = last;
+      const gva = USER_HEAP_BASE + page * 4096;
+      if (o.op === "unmap-last") {
+        g.kernel.munmap(m.proc, gva, 4096);
+        m.mapped[page] = false;
+        m.value[page] = 0;
+      } else {
+        g.kernel.mprotect(m.proc, gva, 4096, VM_READ);
+        m.writable[page] = false;
+      }
+      g.check();
+      continue;
+    }
+    if (procs.length === 0) continue;
+    const i = o.p % procs.length;
+    const m = procs[i];
+    const gva = (page: number) => USER_HEAP_BASE + page * 4096;
+    const inHeap = (page: number) => page < HEAP_PAGES && m.mapped[page];
+    if (o.op === "write" || o.op === "read") last = { m, page: o.page };
+    switch (o.op) {
+      case "write": {
+        const ok = g.write(m.proc, gva(o.page), o.value);
+        const expected = inHeap(o.page) && m.writable[o.page];
+        expect(ok, `write page ${o.page}`).toBe(expected);
+        if (ok) m.value[o.page] = o.value;
+        else kill(i);
+        break;
+      }
+      case "read": {
+        const v = g.read(m.proc, gva(o.page));
+        if (inHeap(o.page)) expect(v, `read page ${o.page}`).toBe(m.value[o.page]);
+        else {
+          expect(v).toBeNull();
+          kill(i);
+        }
+        break;
+      }
+      case "fork": {
+        if (procs.length >= 8) break;
+        g.kernel.switchTo(m.proc);
+        const child = fork(g.kernel, m.proc);
+        if (child) {
+          procs.push({
+            proc: child,
+            mapped: [...m.mapped],
+            writable: [...m.writable],
+            value: [...m.value],
+          });
+        }
+        break;
+      }
+      case "exit":
+        g.kernel.exit(m.proc);
+        kill(i);
+        break;
+      case "munmap": {
+        const n = Math.min(o.pages, HEAP_PAGES - o.page);
+        g.kernel.munmap(m.proc, gva(o.page), n * 4096);
+        for (let p = o.page; p < o.page + n; p++) {
+          m.mapped[p] = false;
+          m.value[p] = 0;
+        }
+        break;
+      }
+      case "mprotect": {
+        const n = Math.min(o.pages, HEAP_PAGES - o.page);
+        g.kernel.mprotect(m.proc, gva(o.page), n * 4096, o.writable ? VM_READ | VM_WRITE : VM_READ);
+        for (let p = o.page; p < o.page + n; p++) m.writable[p] = o.writable;
+        break;
+      }
+    }
+    g.check();
+  }
+  for (const m of procs) g.kernel.exit(m.proc);
+  g.check();
+  expect(g.kernel.framesInUse()).toBe(0);
+  expect(g.kernel.pt.pages).toBe(0);
+}
+
+describe("guest kernel against a model of process memory", () => {
+  test("random system calls and accesses", () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 60 }), (ops) =>
+        runModel(ops, false, false),
+      ),
+      { numRuns: 150, seed: 20261125 },
+    );
+  });
+
+  test("the same with PCIDs (context switches keep the TLB)", () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 60 }), (ops) =>
+        runModel(ops, true, false),
+      ),
+      { numRuns: 100, seed: 7 },
+    );
+  });
+
+  test("the same with transparent huge pages", () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 40 }), (ops) =>
+        runModel(ops, false, true),
+      ),
+      { numRuns: 60, seed: 11 },
+    );
+  });
+});

@@ -1,0 +1,149 @@
+import { describe, expect, test } from "vitest";
+import { Simulation } from "../src/api/simulation.js";
+import { BUILTIN_SCENARIOS, builtinScenario } from "../src/workload/builtin.js";
+import { parseScenario } from "../src/workload/scenario-load.js";
+
+const short = (_name: string, accesses = 30_000) => ({ accesses });
+
+describe("simulation", () => {
+  test("the same scenario and seed give the same report, to the counter", () => {
+    const a = new Simulation(builtinScenario("mixed"), short("mixed")).run();
+    const b = new Simulation(builtinScenario("mixed"), short("mixed")).run();
+    expect(JSON.stringify(a)).toBe(JSON.stringify(b));
+    const c = new Simulation(builtinScenario("mixed"), { accesses: 30_000, seed: 43 }).run();
+    expect(c.domains[0].counters.tlb_misses).not.toBe(a.domains[0].counters.tlb_misses);
+  });
+
+  test.each(BUILTIN_SCENARIOS.map((s) => s.name))(
+    "built-in %s runs with every check passing",
+    (name) => {
+      const report = new Simulation(builtinScenario(name), { accesses: 40_000, check: true }).run();
+      expect(report.checks).toEqual({ enabled: true, violations: 0 });
+      expect(report.host.counters.user_accesses).toBe(40_000);
+      for (const d of report.domains) {
+        const c = d.counters;
+        expect(c.tlb_l1_hits + c.tlb_l2_hits + c.tlb_misses).toBe(c.accesses);
+        expect(c.walks).toBe(c.tlb_misses);
+        expect(c.user_accesses).toBe(d.processes.reduce((s, p) => s + p.accesses, 0));
+        expect(d.cycles.total).toBeCloseTo(
+          Object.values(d.cycles.by_event).reduce((s, x) => s + x, 0),
+          3,
+        );
+      }
+    },
+  );
+
+  test("the cost model is the counters priced: overriding a cost changes cycles only", () => {
+    const base = builtinScenario("tlb-thrash");
+    const a = new Simulation(base, { accesses: 20_000 }).run();
+    const b = new Simulation({ ...base, costs: { walk_ref: 200 } }, { accesses: 20_000 }).run();
+    const ca = a.domains[0];
+    const cb = b.domains[0];
+    expect(cb.counters).toEqual(ca.counters);
+    expect(cb.cycles.by_event.walk_ref).toBe(ca.counters.walk_refs * 200);
+    expect(cb.cycles.total - ca.cycles.total).toBe(ca.counters.walk_refs * 180);
+  });
+
+  test("a build storm forks, execs and exits, and gives back its memory", () => {
+    const r = new Simulation(builtinScenario("build"), { accesses: 60_000, check: true }).run();
+    const c = r.domains[0].counters;
+    expect(c.forks).toBeGreaterThan(3);
+    expect(c.exits).toBeGreaterThan(0);
+    expect(c.execs).toBeGreaterThanOrEqual(c.forks);
+    const make = r.domains[0].processes[0];
+    expect(make.started).toBe(c.forks + 1);
+    expect(r.checks.violations).toBe(0);
+  });
+
+  test("time series are sampled on simulated time", () => {
+    const scenario = { ...builtinScenario("database") };
+    scenario.run = { ...scenario.run, sampleEvery: 2_000_000 };
+    const r = new Simulation(scenario, { accesses: 50_000 }).run();
+    expect(r.series.length).toBeGreaterThan(3);
+    for (let i = 1; i < r.series.length; i++) {
+      expect(r.series[i].time).toBeGreaterThan(r.series[i - 1].time);
+      const row = r.series[i].domains[scenario.domains[0].name];
+      expect(row.user_accesses).toBeGreaterThanOrEqual(
+        r.series[i - 1].domains[scenario.domains[0].name].user_accesses,
+      );
+    }
+    expect(r.series[r.series.length - 1].domains[scenario.domains[0].name].user_accesses).toBe(
+      50_000,
+    );
+  });
+
+  test("two domains share the CPU by turns and stay apart", () => {
+    const r = new Simulation(builtinScenario("two-domains"), {
+      accesses: 100_000,
+      check: true,
+    }).run();
+    expect(r.domains).toHaveLength(2);
+    const [a, b] = r.domains;
+    expect(a.counters.user_accesses + b.counters.user_accesses).toBe(100_000);
+    expect(a.counters.user_accesses).toBeGreaterThan(20_000);
+    expect(b.counters.user_accesses).toBeGreaterThan(20_000);
+  });
+
+  test("a mode that is not built yet is refused with a clear error", () => {
+    expect(() => new Simulation(builtinScenario("mixed"), { mode: "shadow" })).toThrow(
+      /not available yet/,
+    );
+  });
+
+  test("huge pages and PCIDs run clean", () => {
+    const scenario = parseScenario(
+      `name: thp
+seed: 3
+hardware: { pcid: true }
+run: { accesses: 60000 }
+domains:
+  - name: g
+    memory: 256MiB
+    processes:
+      - { name: db, kind: database, working_set: 64MiB, huge_pages: true, pattern: { type: uniform } }
+      - { name: make, kind: build, jobs: 2, working_set: 4MiB, child_accesses: 3000 }
+`,
+      "thp.yaml",
+    );
+    const r = new Simulation(scenario, { check: true }).run();
+    expect(r.checks.violations).toBe(0);
+    const c = r.domains[0].counters;
+    expect(c.walk_refs_3).toBeGreaterThan(0); // 2 MiB leaves end walks one level early
+  });
+});
+
+describe("step API", () => {
+  test("stepping gives the same run as running, and describes each access", () => {
+    const scenario = parseScenario(
+      `name: scan
+run: { accesses: 6000 }
+domains:
+  - name: g
+    memory: 64MiB
+    processes:
+      - { name: scan, kind: database, working_set: 8MiB, fetches: 0, pattern: { type: stride, stride: 1 } }
+`,
+      "scan.yaml",
+    );
+    const ran = new Simulation(scenario).run();
+    const stepped = new Simulation(scenario);
+    const records = [];
+    for (let i = 0; i < 6000; i++) {
+      const r = stepped.step();
+      expect(r).not.toBeNull();
+      records.push(r!);
+    }
+    expect(stepped.report().domains[0].counters).toEqual(ran.domains[0].counters);
+    const miss = records.find((r) => r.tlb === "miss" && r.guestFaults === 0)!;
+    expect(miss.walks).toHaveLength(1);
+    expect(miss.walks[0].levels.map((l) => l.level)).toEqual([4, 3, 2, 1]);
+    expect(miss.walks[0].result).toBe("ok");
+    const gva = BigInt(miss.gva);
+    expect(miss.indices).toEqual([39n, 30n, 21n, 12n].map((s) => Number((gva >> s) & 511n)));
+    expect(miss.walks[0].levels.map((l) => l.index)).toEqual(miss.indices);
+    expect(BigInt(miss.hpa) & 4095n).toBe(BigInt(miss.offset));
+    const faulted = records.find((r) => r.guestFaults > 0)!;
+    expect(faulted.walks[0].result).toMatch(/^#PF 0x/);
+    expect(stepped.step()).toBeNull(); // the run's length is reached
+  });
+});
