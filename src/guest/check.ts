@@ -7,7 +7,7 @@
 
 import type { Gfn } from "../hw/addr.js";
 import type { HostMemory } from "../hw/memory.js";
-import { PTE_P, PTE_PS, PTE_US, pteFrame } from "../hw/pte.js";
+import { leafFrame, PTE_P, PTE_PS, PTE_US, pteFrame } from "../hw/pte.js";
 import { KERNEL_RESERVED_FRAMES, type Kernel } from "./kernel.js";
 
 /** Returns a description of the first inconsistency, or null. */
@@ -36,8 +36,8 @@ export function checkGuest(
       if ((lo & PTE_P) === 0) continue;
       present++;
       if (i >= last) continue;
-      const target = pteFrame(lo, hi);
       const leaf = level === 1 || (level === 2 && (lo & PTE_PS) !== 0);
+      const target = leaf ? leafFrame(lo, hi, level) : pteFrame(lo, hi);
       if (!leaf) {
         const err = visit(target, level - 1, owner);
         if (err) return err;

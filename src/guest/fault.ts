@@ -9,6 +9,7 @@ import { isFetchKind, isWriteKind } from "../hw/access.js";
 import type { Gva } from "../hw/addr.js";
 import { XLATE_EMULATED } from "../hw/cpu.js";
 import {
+  leafFrame,
   PFEC_RSVD,
   PTE_A,
   PTE_D,
@@ -203,7 +204,7 @@ function hugeFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean)
     k.counters[C_GUEST_SPURIOUS_FAULTS]++;
     return true;
   }
-  const base = pteFrame(lo, hi);
+  const base = leafFrame(lo, hi, 2);
   for (let i = 0; i < 512; i++) if (k.frames.refcount[base + i] !== 1) return false;
   k.counters[C_GUEST_COW_FAULTS]++;
   k.pt.set(l2, idx, (lo | PTE_RW | PTE_D | PTE_A) >>> 0, hi, true);

@@ -6,7 +6,7 @@
  */
 
 import type { Gfn, Gva } from "../hw/addr.js";
-import { PTE_A, PTE_P, PTE_PS, PTE_RW, pteFrame, pteHi, pteLo } from "../hw/pte.js";
+import { leafFrame, PTE_A, PTE_P, PTE_PS, PTE_RW, pteFrame, pteHi, pteLo } from "../hw/pte.js";
 import { C_FORKS } from "../metrics/counters.js";
 import type { Kernel } from "./kernel.js";
 import { LEVEL_SPAN, TABLE_FLAGS } from "./pagetable.js";
@@ -41,7 +41,7 @@ function copyLevel(
       const wasPresent = (k.pt.lo & PTE_P) !== 0;
       k.pt.set(dst, idx, (lo & ~PTE_A) >>> 0, hi, wasPresent);
       const pages = level === 1 ? 1 : 512;
-      const frame = pteFrame(lo, hi);
+      const frame = leafFrame(lo, hi, level);
       for (let i = 0; i < pages; i++) k.frames.refcount[frame + i]++;
       child.rss += pages;
       continue;

@@ -6,7 +6,7 @@
  */
 
 import type { Gfn, Gva } from "../hw/addr.js";
-import { PTE_HI_NX, PTE_P, PTE_PS, PTE_RW, pteFrame, pteHi, pteLo } from "../hw/pte.js";
+import { leafFrame, PTE_HI_NX, PTE_P, PTE_PS, PTE_RW, pteFrame, pteHi, pteLo } from "../hw/pte.js";
 import type { Kernel } from "./kernel.js";
 import { LEVEL_SPAN, TABLE_FLAGS } from "./pagetable.js";
 import { type Process, VM_EXEC, VM_WRITE, type Vma } from "./process.js";
@@ -63,7 +63,7 @@ function walkRange(
     const pages = level === 1 ? 1 : 512;
     if (w.mode === ZAP) {
       k.pt.set(table, idx, 0, 0, true);
-      const frame = pteFrame(lo, hi);
+      const frame = leafFrame(lo, hi, level);
       for (let i = 0; i < pages; i++) k.putFrame(frame + i);
       if (w.proc) w.proc.rss -= pages;
       w.pages += pages;
@@ -108,7 +108,7 @@ export function splitHuge(k: Kernel, proc: Process | null, l2: Gfn, idx: number,
   const hi = k.pt.hi;
   const l1 = k.pt.allocTable(1);
   if (l1 < 0) throw new GuestOutOfMemory();
-  const base = pteFrame(lo, hi);
+  const base = leafFrame(lo, hi, 2);
   const flags = lo & 0xfff & ~PTE_PS;
   const nx = (hi & PTE_HI_NX) !== 0;
   for (let i = 0; i < 512; i++) k.pt.set(l1, i, pteLo(base + i, flags), pteHi(base + i, nx), false);

@@ -38,7 +38,7 @@ import {
 } from "./access.js";
 import type { Gpa, Gva, Mfn } from "./addr.js";
 import type { HostMemory } from "./memory.js";
-import { pteFrame } from "./pte.js";
+import { leafFrame } from "./pte.js";
 import { cachedPerms, MAX_TAGS, TLB_L1, TLB_L2, TLB_MISS, Tlb } from "./tlb.js";
 import { type PagingControl, WALK_OK, Walker } from "./walker.js";
 
@@ -158,6 +158,8 @@ export class Vcpu implements GuestCpu {
 
   /** Select the TLB tags of (vpid, pcid): a Map lookup, on CR3 writes and VM entries only. */
   setAddressSpace(vpid: number, pcid: number): void {
+    // Make room for both tags first: a reset between the two would orphan the first.
+    if (this.nextTag + 2 > MAX_TAGS) this.forgetTags();
     this.vpid = vpid;
     this.pcid = pcid;
     this.tag = this.tagFor(vpid * 4096 + pcid);
@@ -169,16 +171,17 @@ export class Vcpu implements GuestCpu {
   private tagFor(key: number): number {
     let tag = this.tagIds.get(key);
     if (tag === undefined) {
-      if (this.nextTag === MAX_TAGS) {
-        // Out of tags: forget them all; bumping every generation empties the TLB.
-        for (let t = 0; t < MAX_TAGS; t++) this.tlb.flushTag(t);
-        this.tagIds.clear();
-        this.nextTag = 0;
-      }
       tag = this.nextTag++;
       this.tagIds.set(key, tag);
     }
     return tag;
+  }
+
+  /** Out of tags: forget them all; bumping every generation empties the TLB. */
+  private forgetTags(): void {
+    for (let t = 0; t < MAX_TAGS; t++) this.tlb.flushTag(t);
+    this.tagIds.clear();
+    this.nextTag = 0;
   }
 
   /**
@@ -193,6 +196,11 @@ export class Vcpu implements GuestCpu {
     }
     const frame = this.translate(gva, kind);
     if (frame < 0) return frame;
+    if (frame >= this.mem.frames) {
+      // No memory there (a bad guest mapping): reads float high, writes are lost.
+      this.readValue = 0xffffffff;
+      return frame;
+    }
     const qword = ((gva >>> 0) & 4095) >>> 3;
     if (kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) {
       this.counters[C_WRITES]++;
@@ -321,7 +329,7 @@ export class Vcpu implements GuestCpu {
   private firstFrame(): number {
     const w = this.walker;
     if (w.level === 1) return w.frame;
-    return pteFrame(w.entryLo[w.level], w.entryHi[w.level]);
+    return leafFrame(w.entryLo[w.level], w.entryHi[w.level], w.level);
   }
 
   private recordWalk(result: number): void {

@@ -56,8 +56,8 @@ export class HostMemory {
   hi = 0;
 
   constructor(frames: number) {
-    if (!Number.isInteger(frames) || frames < 1 || frames > 2 ** 32) {
-      throw new RangeError(`host memory needs 1..2^32 frames, got ${frames}`);
+    if (!Number.isInteger(frames) || frames < 1 || frames >= 2 ** 31) {
+      throw new RangeError(`host memory needs 1..2^31-1 frames (8 TiB), got ${frames}`);
     }
     this.frames = frames;
     this.meta = new Int32Array(frames * 2);

@@ -31,8 +31,12 @@ export const PTE_1G_RESERVED_LO = 0x3fffe000;
 
 /** NX, bit 63, is bit 31 of the high half (reserved unless EFER.NXE). */
 export const PTE_HI_NX = 0x80000000;
-/** Physical-address width of the simulated CPU (CPUID 0x80000008 EAX[7:0]). */
-export const MAXPHYADDR = 46;
+/**
+ * Physical-address width of the simulated CPU (CPUID 0x80000008 EAX[7:0]): 43 bits, 8 TiB, so
+ * that every frame number is a non-negative int32 (the TLB keeps frames in Int32Arrays).
+ * Address bits 43..51 of an entry are reserved.
+ */
+export const MAXPHYADDR = 43;
 /** Address bits 32..MAXPHYADDR-1 in the high half. */
 export const PTE_HI_ADDR_MASK = (1 << (MAXPHYADDR - 32)) - 1;
 /** Bits MAXPHYADDR..51 of the high half: reserved, must be zero. */
@@ -48,6 +52,17 @@ export const PFEC_I = 1 << 4;
 /** The frame an entry points to (the frame of the next table, or the page's first frame). */
 export function pteFrame(lo: number, hi: number): Mfn {
   return (lo >>> 12) + (hi & PTE_HI_ADDR_MASK) * 0x100000;
+}
+
+/** Address bits of the low half of a 2 MiB leaf (bits 21..31; bit 12 is PAT). */
+export const PTE_2M_ADDR_LO_MASK = 0xffe00000;
+/** Address bits of the low half of a 1 GiB leaf (bits 30..31; bit 12 is PAT). */
+export const PTE_1G_ADDR_LO_MASK = 0xc0000000;
+
+/** The first 4 KiB frame of the page a leaf at `level` (1, 2 or 3) maps: PAT is not address. */
+export function leafFrame(lo: number, hi: number, level: number): Mfn {
+  if (level === 1) return pteFrame(lo, hi);
+  return pteFrame(lo & (level === 2 ? PTE_2M_ADDR_LO_MASK : PTE_1G_ADDR_LO_MASK), hi);
 }
 
 /** The low half of an entry pointing at frame `frame` with flag bits `flags` (bits 0..11). */

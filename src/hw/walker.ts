@@ -17,6 +17,7 @@
 import { isFetchKind, isUserKind, isWriteKind } from "./access.js";
 import { type HostMemory, WORDS_PER_FRAME } from "./memory.js";
 import {
+  leafFrame,
   PFEC_I,
   PFEC_P,
   PFEC_RSVD,
@@ -168,7 +169,7 @@ export class Walker {
         this.level = level;
         this.allowed = allowed;
         this.global = (lo & PTE_G) !== 0;
-        const base = pteFrame(lo, hi);
+        const base = leafFrame(lo, hi, level);
         // The frame of the 4 KiB page inside a large page.
         this.frame =
           level === 1
