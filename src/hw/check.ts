@@ -27,7 +27,7 @@ export function checkTlb(cpu: Vcpu, maxFrame: number): string | null {
       if (tag !== cpu.tag && tag !== cpu.globalTag) continue;
       const gva = pageNumber * PAGES_PER_SIZE[sizeCode] * 4096;
       const where = `TLB ${name} slot ${s} (gva 0x${gva.toString(16)})`;
-      const frame = level.frames[s];
+      const frame = level.frameOf(s);
       if (frame >= maxFrame) return `${where} maps frame ${frame}, beyond the domain's ${maxFrame}`;
       const r = walker.walk(cpu.mem, cpu.rootMfn, gva, KIND_SUP_READ, cpu.ctl, false);
       if (r !== WALK_OK)
@@ -38,7 +38,7 @@ export function checkTlb(cpu: Vcpu, maxFrame: number): string | null {
       if (walker.frame !== frame) {
         return `${where} maps frame ${frame} but the tables map ${walker.frame}`;
       }
-      const perms = level.perms[s];
+      const perms = level.permsOf(s);
       if ((perms & ~walker.allowed) !== 0) {
         return `${where} allows kinds 0x${perms.toString(16)}, the tables only 0x${walker.allowed.toString(16)}`;
       }

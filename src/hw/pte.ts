@@ -11,17 +11,17 @@
 
 import type { Mfn } from "./addr.js";
 
-export const PTE_P = 1 << 0;
-export const PTE_RW = 1 << 1;
-export const PTE_US = 1 << 2;
-export const PTE_PWT = 1 << 3;
-export const PTE_PCD = 1 << 4;
-export const PTE_A = 1 << 5;
-export const PTE_D = 1 << 6;
-export const PTE_PS = 1 << 7;
-export const PTE_G = 1 << 8;
+export const PTE_P = 0x1;
+export const PTE_RW = 0x2;
+export const PTE_US = 0x4;
+export const PTE_PWT = 0x8;
+export const PTE_PCD = 0x10;
+export const PTE_A = 0x20;
+export const PTE_D = 0x40;
+export const PTE_PS = 0x80;
+export const PTE_G = 0x100;
 /** Software-available bits 9..11, ignored by the hardware; the guest kernel uses them. */
-export const PTE_AVAIL_MASK = 0x7 << 9;
+export const PTE_AVAIL_MASK = 0xe00;
 /** Address bits 12..31 in the low half. */
 export const PTE_ADDR_LO_MASK = 0xfffff000;
 /** Bits 13..20 of a 2 MiB leaf must be zero. */
@@ -37,17 +37,17 @@ export const PTE_HI_NX = 0x80000000;
  * Address bits 43..51 of an entry are reserved.
  */
 export const MAXPHYADDR = 43;
-/** Address bits 32..MAXPHYADDR-1 in the high half. */
-export const PTE_HI_ADDR_MASK = (1 << (MAXPHYADDR - 32)) - 1;
-/** Bits MAXPHYADDR..51 of the high half: reserved, must be zero. */
-export const PTE_HI_RESERVED = ((1 << (52 - 32)) - 1) & ~PTE_HI_ADDR_MASK;
+/** Address bits 32..MAXPHYADDR-1 (42) in the high half. */
+export const PTE_HI_ADDR_MASK = 0x7ff;
+/** Bits MAXPHYADDR (43)..51 of the high half: reserved, must be zero. */
+export const PTE_HI_RESERVED = 0xff800;
 
 /** #PF error code bits (SDM Vol. 3A 4.7). */
-export const PFEC_P = 1 << 0;
-export const PFEC_W = 1 << 1;
-export const PFEC_U = 1 << 2;
-export const PFEC_RSVD = 1 << 3;
-export const PFEC_I = 1 << 4;
+export const PFEC_P = 0x1;
+export const PFEC_W = 0x2;
+export const PFEC_U = 0x4;
+export const PFEC_RSVD = 0x8;
+export const PFEC_I = 0x10;
 
 /** The frame an entry points to (the frame of the next table, or the page's first frame). */
 export function pteFrame(lo: number, hi: number): Mfn {

@@ -42,19 +42,29 @@ export function keyLoOf(sizeCode: number, pn: number): number {
   return sizeCode * 1048576 + (pn % 1048576);
 }
 
+/**
+ * Slot layout: SLOT int32 words per entry, side by side so that a set is one or two cache lines.
+ *   [F_HI] keyHi (EMPTY when unused)  [F_LO] keyLo  [F_GEN] generation  [F_FRAME] first frame
+ *   [F_PERMS] permission mask         [F_STAMP] LRU stamp (larger = more recent)
+ */
+export const SLOT = 8;
+export const F_HI = 0;
+export const F_LO = 1;
+export const F_GEN = 2;
+export const F_FRAME = 3;
+export const F_PERMS = 4;
+export const F_STAMP = 5;
+/** LRU stamps are renumbered before the clock reaches 2^31. */
+const CLOCK_LIMIT = 2 ** 30;
+
 export class TlbLevel {
   readonly entries: number;
   readonly ways: number;
   readonly sets: number;
   readonly setMask: number;
-  readonly keyHi: Int32Array;
-  readonly keyLo: Int32Array;
-  readonly gens: Int32Array;
-  /** First 4 KiB frame of the page an entry maps. */
-  readonly frames: Int32Array;
-  /** Permission mask of the entry (writes left out while the page is clean). */
-  readonly perms: Uint8Array;
-  readonly stamps: Float64Array;
+  /** The slots, SLOT words each (see the layout above). */
+  readonly d: Int32Array;
+  /** The LRU clock: the stamp of the latest use. */
   clock = 0;
   /** Whether any entry was ever filled, so lookups of an unused array cost one load. */
   used = false;
@@ -71,12 +81,26 @@ export class TlbLevel {
     this.ways = ways;
     this.sets = sets;
     this.setMask = sets - 1;
-    this.keyHi = new Int32Array(entries).fill(EMPTY);
-    this.keyLo = new Int32Array(entries);
-    this.gens = new Int32Array(entries);
-    this.frames = new Int32Array(entries);
-    this.perms = new Uint8Array(entries);
-    this.stamps = new Float64Array(entries);
+    this.d = new Int32Array(entries * SLOT);
+    for (let s = 0; s < entries; s++) this.d[s * SLOT + F_HI] = EMPTY;
+  }
+
+  /** The next LRU stamp (small enough to be inlined into the vCPU's hit path). */
+  tick(): number {
+    const t = ++this.clock;
+    return t < CLOCK_LIMIT ? t : this.renumber();
+  }
+
+  /** Compress the stamps to 0..entries-1, keeping their order (every 2^30 uses). */
+  private renumber(): number {
+    const d = this.d;
+    const order = Array.from({ length: this.entries }, (_, s) => s);
+    order.sort((x, y) => d[x * SLOT + F_STAMP] - d[y * SLOT + F_STAMP]);
+    order.forEach((s, rank) => {
+      d[s * SLOT + F_STAMP] = rank;
+    });
+    this.clock = this.entries;
+    return this.clock;
   }
 
   /**
@@ -84,16 +108,18 @@ export class TlbLevel {
    * `globalGen`). Returns the slot, or -1. Bumps the slot's LRU stamp on a hit.
    */
   lookup(keyHi: number, keyLo: number, gen: number, globalHi: number, globalGen: number): number {
+    const d = this.d;
     const base = (keyLo & this.setMask) * this.ways;
     const end = base + this.ways;
     for (let s = base; s < end; s++) {
-      if (this.keyLo[s] !== keyLo) continue;
-      const hi = this.keyHi[s];
+      const i = s * SLOT;
+      if (d[i + F_LO] !== keyLo) continue;
+      const hi = d[i + F_HI];
       if (
-        (hi === keyHi && this.gens[s] === gen) ||
-        (hi === globalHi && this.gens[s] === globalGen)
+        (hi === keyHi && d[i + F_GEN] === gen) ||
+        (hi === globalHi && d[i + F_GEN] === globalGen)
       ) {
-        this.stamps[s] = ++this.clock;
+        d[i + F_STAMP] = this.tick();
         return s;
       }
     }
@@ -109,48 +135,55 @@ export class TlbLevel {
     perms: number,
     tagGens: Int32Array,
   ): number {
+    const d = this.d;
     const base = (keyLo & this.setMask) * this.ways;
     const end = base + this.ways;
-    let same = -1;
-    let invalid = -1;
+    let victim = -1;
     let lru = base;
-    let oldest = Number.POSITIVE_INFINITY;
+    let oldest = 0x7fffffff;
     for (let s = base; s < end; s++) {
-      const hi = this.keyHi[s];
-      if (hi === keyHi && this.keyLo[s] === keyLo) {
-        same = s; // never keep two copies of one page
+      const i = s * SLOT;
+      const hi = d[i + F_HI];
+      if (hi === keyHi && d[i + F_LO] === keyLo) {
+        victim = s; // never keep two copies of one page
         break;
       }
-      if (hi === EMPTY || this.gens[s] !== tagGens[hi >>> 16]) {
-        if (invalid < 0) invalid = s;
-      } else if (this.stamps[s] < oldest) {
-        oldest = this.stamps[s];
+      if (hi === EMPTY || d[i + F_GEN] !== tagGens[hi >>> 16]) {
+        if (oldest >= 0) {
+          oldest = -1; // the first invalid slot wins over any valid one
+          lru = s;
+        }
+      } else if (d[i + F_STAMP] < oldest) {
+        oldest = d[i + F_STAMP];
         lru = s;
       }
     }
-    const victim = same >= 0 ? same : invalid >= 0 ? invalid : lru;
-    this.keyHi[victim] = keyHi;
-    this.keyLo[victim] = keyLo;
-    this.gens[victim] = gen;
-    this.frames[victim] = frame;
-    this.perms[victim] = perms;
-    this.stamps[victim] = ++this.clock;
+    if (victim < 0) victim = lru;
+    const i = victim * SLOT;
+    d[i + F_HI] = keyHi;
+    d[i + F_LO] = keyLo;
+    d[i + F_GEN] = gen;
+    d[i + F_FRAME] = frame;
+    d[i + F_PERMS] = perms;
+    d[i + F_STAMP] = this.tick();
     this.used = true;
     return victim;
   }
 
   /** Drop the entry (keyHi, keyLo) if its set holds it (INVLPG). */
   invalidate(keyHi: number, keyLo: number): void {
+    const d = this.d;
     const base = (keyLo & this.setMask) * this.ways;
     for (let s = base; s < base + this.ways; s++) {
-      if (this.keyHi[s] === keyHi && this.keyLo[s] === keyLo) this.keyHi[s] = EMPTY;
+      const i = s * SLOT;
+      if (d[i + F_HI] === keyHi && d[i + F_LO] === keyLo) d[i + F_HI] = EMPTY;
     }
   }
 
   /** Whether slot s holds a valid entry. */
   isValid(s: number, tagGens: Int32Array): boolean {
-    const hi = this.keyHi[s];
-    return hi !== EMPTY && this.gens[s] === tagGens[hi >>> 16];
+    const hi = this.d[s * SLOT + F_HI];
+    return hi !== EMPTY && this.d[s * SLOT + F_GEN] === tagGens[hi >>> 16];
   }
 
   /** Valid entries, for reports and tests (walks every slot: not for the hot path). */
@@ -160,10 +193,18 @@ export class TlbLevel {
     return n;
   }
 
+  frameOf(s: number): number {
+    return this.d[s * SLOT + F_FRAME];
+  }
+
+  permsOf(s: number): number {
+    return this.d[s * SLOT + F_PERMS];
+  }
+
   /** The tag, size code and page number (in units of its size) of slot s. */
   decode(s: number): { tag: number; sizeCode: number; pageNumber: number } {
-    const hi = this.keyHi[s];
-    const lo = this.keyLo[s];
+    const hi = this.d[s * SLOT + F_HI];
+    const lo = this.d[s * SLOT + F_LO];
     return {
       tag: hi >>> 16,
       sizeCode: lo >>> 20,
@@ -259,17 +300,18 @@ export class Tlb {
     const ggen = this.tagGens[globalTag];
     let s = this.l1.lookup(keyHi, keyLo, gen, globalHi, ggen);
     if (s >= 0) {
-      this.frame = this.l1.frames[s];
-      this.perms = this.l1.perms[s];
+      this.frame = this.l1.frameOf(s);
+      this.perms = this.l1.permsOf(s);
       this.where = TLB_L1;
       return true;
     }
     const l2 = this.l2;
     s = l2.lookup(keyHi, keyLo, gen, globalHi, ggen);
     if (s >= 0) {
-      this.frame = l2.frames[s];
-      this.perms = l2.perms[s];
-      this.l1.fill(l2.keyHi[s], keyLo, l2.gens[s], this.frame, this.perms, this.tagGens);
+      this.frame = l2.frameOf(s);
+      this.perms = l2.permsOf(s);
+      const i = s * SLOT;
+      this.l1.fill(l2.d[i + F_HI], keyLo, l2.d[i + F_GEN], this.frame, this.perms, this.tagGens);
       this.where = TLB_L2;
       return true;
     }
@@ -291,14 +333,16 @@ export class Tlb {
         const keyLo = keyLoOf(sizeCode, pn);
         const s = array.lookup(keyHiOf(tag, pn), keyLo, gen, keyHiOf(globalTag, pn), ggen);
         if (s < 0) continue;
-        this.frame = array.frames[s] + (vpn % per);
-        this.perms = array.perms[s];
+        const i = s * SLOT;
+        const d = array.d;
+        this.frame = d[i + F_FRAME] + (vpn % per);
+        this.perms = d[i + F_PERMS];
         if (level === 2) {
           this.l1Large.fill(
-            array.keyHi[s],
+            d[i + F_HI],
             keyLo,
-            array.gens[s],
-            array.frames[s],
+            d[i + F_GEN],
+            d[i + F_FRAME],
             this.perms,
             this.tagGens,
           );
@@ -307,6 +351,13 @@ export class Tlb {
       }
     }
     return TLB_MISS;
+  }
+
+  /** Insert a 4 KiB translation by its key words (the vCPU's miss path has them at hand). */
+  fillSmall(keyHi: number, keyLo: number, tag: number, frame: number, perms: number): void {
+    const gen = this.tagGens[tag];
+    this.l2.fill(keyHi, keyLo, gen, frame, perms, this.tagGens);
+    this.l1.fill(keyHi, keyLo, gen, frame, perms, this.tagGens);
   }
 
   /**

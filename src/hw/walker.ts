@@ -14,28 +14,32 @@
  * The walker is one object with scratch outputs, so a walk allocates nothing.
  */
 
-import { isFetchKind, isUserKind, isWriteKind } from "./access.js";
+import type * as Access from "./access.js";
 import { type HostMemory, WORDS_PER_FRAME } from "./memory.js";
-import {
-  leafFrame,
-  PFEC_I,
-  PFEC_P,
-  PFEC_RSVD,
-  PFEC_U,
-  PFEC_W,
-  PTE_1G_RESERVED_LO,
-  PTE_2M_RESERVED_LO,
-  PTE_A,
-  PTE_D,
-  PTE_G,
-  PTE_HI_NX,
-  PTE_HI_RESERVED,
-  PTE_P,
-  PTE_PS,
-  PTE_RW,
-  PTE_US,
-  pteFrame,
-} from "./pte.js";
+import type * as Pte from "./pte.js";
+import { leafFrame, PTE_1G_RESERVED_LO, PTE_2M_RESERVED_LO, pteFrame } from "./pte.js";
+
+// Local copies of the bits used on the walk path: V8 does not fold imported bindings into
+// constants. Each copy's type is its original's literal type, so a disagreement fails to compile.
+const PTE_P: typeof Pte.PTE_P = 0x1;
+const PTE_RW: typeof Pte.PTE_RW = 0x2;
+const PTE_US: typeof Pte.PTE_US = 0x4;
+const PTE_A: typeof Pte.PTE_A = 0x20;
+const PTE_D: typeof Pte.PTE_D = 0x40;
+const PTE_PS: typeof Pte.PTE_PS = 0x80;
+const PTE_G: typeof Pte.PTE_G = 0x100;
+const PTE_HI_NX: typeof Pte.PTE_HI_NX = 0x80000000;
+const PTE_HI_RESERVED: typeof Pte.PTE_HI_RESERVED = 0xff800;
+const PFEC_P: typeof Pte.PFEC_P = 0x1;
+const PFEC_W: typeof Pte.PFEC_W = 0x2;
+const PFEC_U: typeof Pte.PFEC_U = 0x4;
+const PFEC_RSVD: typeof Pte.PFEC_RSVD = 0x8;
+const PFEC_I: typeof Pte.PFEC_I = 0x10;
+const KIND_SUP_WRITE: typeof Access.KIND_SUP_WRITE = 1;
+const KIND_SUP_FETCH: typeof Access.KIND_SUP_FETCH = 2;
+const KIND_USER_WRITE: typeof Access.KIND_USER_WRITE = 4;
+const KIND_USER_FETCH: typeof Access.KIND_USER_FETCH = 5;
+const ACC_USER: typeof Access.ACC_USER = 3;
 
 /** walk() result for a translation that succeeded; anything else is a #PF error code. */
 export const WALK_OK = -1;
@@ -68,13 +72,13 @@ export function permissionMask(
   return mask;
 }
 
-/** The #PF error code for an access of `kind`, with P and RSVD as given. */
+/** The #PF error code for an access of `kind` (see access.ts), with P and RSVD as given. */
 export function faultCode(kind: number, present: boolean, rsvd: boolean, nxe: boolean): number {
   let code = present ? PFEC_P : 0;
   if (rsvd) code |= PFEC_RSVD;
-  if (isWriteKind(kind)) code |= PFEC_W;
-  if (isUserKind(kind)) code |= PFEC_U;
-  if (isFetchKind(kind) && nxe) code |= PFEC_I;
+  if (kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) code |= PFEC_W;
+  if (kind >= ACC_USER) code |= PFEC_U;
+  if ((kind === KIND_SUP_FETCH || kind === KIND_USER_FETCH) && nxe) code |= PFEC_I;
   return code;
 }
 
@@ -177,8 +181,9 @@ export class Walker {
             : level === 2
               ? base + ((gvaLo >>> 12) & 511)
               : base + (((gvaLo >>> 12) & 0x3ffff) >>> 0);
-        if (update) this.setAccessedDirty(mem, level, isWriteKind(kind));
-        else this.dirty = (lo & PTE_D) !== 0;
+        if (update) {
+          this.setAccessedDirty(mem, level, kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE);
+        } else this.dirty = (lo & PTE_D) !== 0;
         return WALK_OK;
       }
       tableMfn = pteFrame(lo, hi);

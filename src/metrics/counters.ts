@@ -40,38 +40,38 @@ export const COUNTER_NAMES = [
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
 
-const id = (name: CounterName): number => COUNTER_NAMES.indexOf(name);
-
-export const C_ACCESSES = id("accesses");
-export const C_KERNEL_ACCESSES = id("kernel_accesses");
-export const C_READS = id("reads");
-export const C_WRITES = id("writes");
-export const C_FETCHES = id("fetches");
-export const C_TLB_L1_HITS = id("tlb_l1_hits");
-export const C_TLB_L2_HITS = id("tlb_l2_hits");
-export const C_TLB_MISSES = id("tlb_misses");
-export const C_WALKS = id("walks");
-export const C_WALK_REFS = id("walk_refs");
-export const C_CR3_WRITES = id("cr3_writes");
-export const C_INVLPG = id("invlpg");
-export const C_TLB_FLUSHES = id("tlb_flushes");
-export const C_PAGE_ZERO = id("page_zero");
-export const C_PAGE_COPY = id("page_copy");
-export const C_GUEST_PAGE_FAULTS = id("guest_page_faults");
-export const C_GUEST_DEMAND_FAULTS = id("guest_demand_faults");
-export const C_GUEST_COW_FAULTS = id("guest_cow_faults");
-export const C_GUEST_SPURIOUS_FAULTS = id("guest_spurious_faults");
-export const C_GUEST_SEGV = id("guest_segv");
-export const C_GUEST_OOM = id("guest_oom");
-export const C_CONTEXT_SWITCHES = id("context_switches");
-export const C_FORKS = id("forks");
-export const C_EXECS = id("execs");
-export const C_EXITS = id("exits");
-export const C_MMAPS = id("mmaps");
-export const C_MUNMAPS = id("munmaps");
-export const C_MPROTECTS = id("mprotects");
-export const C_PT_PAGES_ALLOC = id("pt_pages_alloc");
-export const C_PT_PAGES_FREE = id("pt_pages_free");
+// Indices into COUNTER_NAMES, as literals so that hot paths can copy them (see hw/cpu.ts);
+// a test checks each against its name.
+export const C_ACCESSES = 0;
+export const C_KERNEL_ACCESSES = 1;
+export const C_READS = 2;
+export const C_WRITES = 3;
+export const C_FETCHES = 4;
+export const C_TLB_L1_HITS = 5;
+export const C_TLB_L2_HITS = 6;
+export const C_TLB_MISSES = 7;
+export const C_WALKS = 8;
+export const C_WALK_REFS = 9;
+export const C_CR3_WRITES = 10;
+export const C_INVLPG = 11;
+export const C_TLB_FLUSHES = 12;
+export const C_PAGE_ZERO = 13;
+export const C_PAGE_COPY = 14;
+export const C_GUEST_PAGE_FAULTS = 15;
+export const C_GUEST_DEMAND_FAULTS = 16;
+export const C_GUEST_COW_FAULTS = 17;
+export const C_GUEST_SPURIOUS_FAULTS = 18;
+export const C_GUEST_SEGV = 19;
+export const C_GUEST_OOM = 20;
+export const C_CONTEXT_SWITCHES = 21;
+export const C_FORKS = 22;
+export const C_EXECS = 23;
+export const C_EXITS = 24;
+export const C_MMAPS = 25;
+export const C_MUNMAPS = 26;
+export const C_MPROTECTS = 27;
+export const C_PT_PAGES_ALLOC = 28;
+export const C_PT_PAGES_FREE = 29;
 
 export const COUNTER_COUNT = COUNTER_NAMES.length;
 
