@@ -149,6 +149,7 @@ describe("defaults", () => {
         pcid: false,
         gigaPages: false,
       },
+      host: { memory: 0 },
       costs: {},
       run: { accesses: 1_000_000, sampleEvery: 1_000_000 },
       domains: [
@@ -156,6 +157,7 @@ describe("defaults", () => {
           name: "d",
           memory: 64 * 2 ** 20,
           mode: "native",
+          shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap" },
           quantum: 200_000,
           processes: [
             {

@@ -85,7 +85,7 @@ describe("simulation", () => {
   });
 
   test("a mode that is not built yet is refused with a clear error", () => {
-    expect(() => new Simulation(builtinScenario("mixed"), { mode: "shadow" })).toThrow(
+    expect(() => new Simulation(builtinScenario("mixed"), { mode: "pv" })).toThrow(
       /not available yet/,
     );
   });

@@ -9,10 +9,13 @@ import { Kernel } from "../guest/kernel.js";
 import { Scheduler } from "../guest/scheduler.js";
 import { checkTlb } from "../hw/check.js";
 import type { CostModel } from "../metrics/cost.js";
-import { countersToRecord, newCounters } from "../metrics/counters.js";
+import { C_DOMAIN_CRASHES, countersToRecord, newCounters } from "../metrics/counters.js";
+import { DomainCrash } from "../vmm/crash.js";
+import type { Host } from "../vmm/host.js";
+import { checkHostFrames, checkShadow } from "../vmm/shadow/check.js";
 import { ProcessDriver, STEP_ACCESS, STEP_BLOCKED, STEP_EXITED } from "../workload/driver.js";
 import type { Rng } from "../workload/rng.js";
-import { nativePlatform, type Platform } from "./platform.js";
+import { nativePlatform, type Platform, virtualPlatform } from "./platform.js";
 import type { DomainReport, DomainSpec, ProcessReport, Scenario } from "./types.js";
 
 /** Steps between two reads of the clock (the cost model's dot product). */
@@ -47,13 +50,28 @@ export class DomainRuntime {
     readonly cost: CostModel,
     private readonly rng: Rng,
     readonly check: boolean,
+    readonly host: Host | null,
   ) {
-    if (spec.mode !== "native") {
+    if (spec.mode === "hap" || spec.mode === "pv") {
       throw new SimulationError(
-        `domain ${spec.name}: mode "${spec.mode}" is not available yet in this version; use "native"`,
+        `domain ${spec.name}: mode "${spec.mode}" is not available yet in this version; use "native" or "shadow"`,
       );
     }
-    this.platform = nativePlatform(spec, scenario.hardware, this.counters);
+    if (spec.mode === "shadow" && scenario.hardware.gigaPages) {
+      throw new SimulationError(
+        `domain ${spec.name}: shadow paging does not support 1 GiB guest pages (hardware.giga_pages)`,
+      );
+    }
+    if (spec.mode === "native" || host === null) {
+      this.platform = nativePlatform(spec, scenario.hardware, this.counters);
+    } else {
+      try {
+        this.platform = virtualPlatform(host, spec, scenario.hardware, this.counters);
+      } catch (e) {
+        if (e instanceof RangeError) throw new SimulationError(e.message);
+        throw e;
+      }
+    }
     this.kernel = new Kernel(
       this.platform.cpu,
       this.platform.ops,
@@ -67,8 +85,25 @@ export class DomainRuntime {
     this.sched = new Scheduler(this.kernel, spec.quantum);
   }
 
+  /** Why the VMM crashed this domain ("" while it runs). */
+  crashed = "";
+
   /** Boot the guest and start every process of the spec. */
   boot(): void {
+    try {
+      this.bootGuest();
+    } catch (e) {
+      this.onCrash(e);
+    }
+  }
+
+  private onCrash(e: unknown): void {
+    if (!(e instanceof DomainCrash)) throw e;
+    this.crashed = e.reason;
+    this.counters[C_DOMAIN_CRASHES]++;
+  }
+
+  private bootGuest(): void {
     this.kernel.boot();
     let stream = 1;
     for (const spec of this.spec.processes) {
@@ -99,7 +134,9 @@ export class DomainRuntime {
 
   /** Host frames this domain occupies (natively: its machine's frames in use). */
   hostFramesUsed(): number {
-    return this.platform.guestFrames - this.kernel.frames.freeCount;
+    const vmm = this.platform.vmm;
+    if (vmm === null) return this.platform.guestFrames - this.kernel.frames.freeCount;
+    return vmm.p2m.populated + vmm.p2m.tablePages.length + vmm.shadowPoolPages;
   }
 
   /** The driver of the process that ran the last step. */
@@ -137,6 +174,16 @@ export class DomainRuntime {
 
   /** One step of whichever process the scheduler picks. Returns the step kind, or -1 if idle. */
   stepOnce(now: number): number {
+    if (this.crashed !== "") return -1;
+    try {
+      return this.stepGuest(now);
+    } catch (e) {
+      this.onCrash(e);
+      return -1;
+    }
+  }
+
+  private stepGuest(now: number): number {
     const proc = this.sched.pick(now);
     if (proc === null) return -1;
     let driver = this.current;
@@ -255,9 +302,23 @@ export class DomainRuntime {
     counters.guest_frames_used = this.kernel.framesInUse();
     counters.pt_pages = this.kernel.pt.pages;
     counters.user_accesses = this.userAccesses;
+    const vmm = this.platform.vmm;
+    if (vmm !== null) {
+      counters.p2m_entries = vmm.p2m.populated;
+      counters.p2m_pages = vmm.p2m.tablePages.length;
+    }
+    if (vmm?.shadow) {
+      const t = vmm.shadow.tables;
+      counters.shadow_pool_pages = vmm.shadowPoolPages;
+      counters.shadow_pages = t.inUse;
+      counters.shadow_pages_peak = t.peak;
+      counters.shadow_bytes_peak = t.peak * 4096;
+      counters.shadow_overhead_pct = (100 * t.peak * 4096) / this.spec.memory;
+    }
     return {
       name: this.spec.name,
       mode: this.spec.mode,
+      ...(this.crashed !== "" ? { crashed: this.crashed } : {}),
       counters,
       cycles: { total: this.time(), by_event: this.cost.byEvent(this.counters) },
       processes,

@@ -7,6 +7,7 @@
 import { NativePagingOps, type PagingOps } from "../guest/paging-ops.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
+import { Host, type VmmDomain } from "../vmm/host.js";
 import type { DomainSpec, HardwareSpec } from "./types.js";
 
 export interface Platform {
@@ -17,6 +18,8 @@ export interface Platform {
   guestFrames: number;
   /** The host frame behind a guest frame, for checkers (identity natively). */
   gfnToMfn(gfn: number): number;
+  /** The VMM's record of the domain; null in native mode. */
+  vmm: VmmDomain | null;
 }
 
 export function nativePlatform(
@@ -33,5 +36,30 @@ export function nativePlatform(
     l2Ways: hardware.tlb.l2.ways,
   });
   cpu.ctl.gbpages = hardware.gigaPages;
-  return { mem, cpu, ops: new NativePagingOps(cpu), guestFrames: frames, gfnToMfn: (gfn) => gfn };
+  return {
+    mem,
+    cpu,
+    ops: new NativePagingOps(cpu),
+    guestFrames: frames,
+    gfnToMfn: (gfn) => gfn,
+    vmm: null,
+  };
+}
+
+/** A domain built by the VMM on the shared host. */
+export function virtualPlatform(
+  host: Host,
+  domain: DomainSpec,
+  hardware: HardwareSpec,
+  counters: Float64Array,
+): Platform {
+  const vmm = host.createDomain(domain, hardware, counters);
+  return {
+    mem: host.mem,
+    cpu: vmm.cpu,
+    ops: Host.pagingOps(vmm),
+    guestFrames: domain.memory / 4096,
+    gfnToMfn: (gfn) => vmm.p2m.lookup(gfn),
+    vmm,
+  };
 }

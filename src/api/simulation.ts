@@ -6,6 +6,7 @@
  */
 
 import { CostModel } from "../metrics/cost.js";
+import { defaultHostFrames, Host } from "../vmm/host.js";
 import { Rng } from "../workload/rng.js";
 import { DomainRuntime } from "./domain.js";
 import type { StepRecord } from "./step.js";
@@ -44,6 +45,8 @@ export class Simulation {
   readonly domains: DomainRuntime[];
   readonly cost: CostModel;
   readonly check: boolean;
+  /** The virtualized host, when any domain is not native. */
+  readonly host: Host | null;
   readonly series: Sample[] = [];
   private nextSample: number;
   private turn = 0;
@@ -62,8 +65,18 @@ export class Simulation {
     this.check = options.check ?? false;
     this.cost = new CostModel(scenario.costs);
     const rng = new Rng(seed);
+    const virtual = this.scenario.domains.filter((d) => d.mode !== "native");
+    this.host =
+      virtual.length === 0
+        ? null
+        : new Host(
+            this.scenario.host.memory > 0
+              ? this.scenario.host.memory / 4096
+              : defaultHostFrames(this.scenario.domains),
+          );
     this.domains = this.scenario.domains.map(
-      (d, i) => new DomainRuntime(d, this.scenario, this.cost, rng.derive(i + 1), this.check),
+      (d, i) =>
+        new DomainRuntime(d, this.scenario, this.cost, rng.derive(i + 1), this.check, this.host),
     );
     for (const d of this.domains) d.boot();
     this.nextSample = 0;
@@ -138,9 +151,15 @@ export class Simulation {
     let framesUsed = 0;
     let violations = 0;
     let first = "";
+    if (this.host) {
+      framesTotal += this.host.frames.frames;
+      framesUsed += this.host.frames.used;
+    }
     for (const d of this.domains) {
-      framesTotal += d.platform.mem.frames;
-      framesUsed += d.hostFramesUsed();
+      if (d.platform.vmm === null) {
+        framesTotal += d.platform.mem.frames;
+        framesUsed += d.hostFramesUsed();
+      }
       violations += d.violations;
       if (first === "" && d.firstViolation !== "") first = d.firstViolation;
     }
@@ -167,8 +186,8 @@ export class Simulation {
   private framesPeak = 0;
 
   private notePeak(): void {
-    let used = 0;
-    for (const d of this.domains) used += d.hostFramesUsed();
+    let used = this.host ? this.host.frames.used : 0;
+    for (const d of this.domains) if (d.platform.vmm === null) used += d.hostFramesUsed();
     if (used > this.framesPeak) this.framesPeak = used;
   }
 }

@@ -52,11 +52,26 @@ export interface ProcessSpec {
   hugePages: boolean;
 }
 
+/** How a guest's process exits, invisible to the VMM, are guessed (see README). */
+export type UnshadowPolicy = "early" | "flood" | "none";
+
+/** Shadow paging settings of a domain (used when it runs in shadow mode). */
+export interface ShadowSpec {
+  /** Bytes of shadow pool; 0 means Xen's default (1 MiB per vCPU + 8 KiB per MiB of guest). */
+  pool: number;
+  unshadow: UnshadowPolicy;
+  /** Neighbouring guest entries propagated on a fixed fault (0..511). */
+  prefetch: number;
+  /** How writable mappings of a newly shadowed page table are found. */
+  writableSearch: "rmap" | "bruteforce";
+}
+
 export interface DomainSpec {
   name: string;
   /** Guest physical memory in bytes (a multiple of 2 MiB). */
   memory: number;
   mode: PagingMode;
+  shadow: ShadowSpec;
   /** Guest scheduler quantum in simulated cycles. */
   quantum: number;
   processes: ProcessSpec[];
@@ -89,7 +104,12 @@ export type CostEvent =
   | "page_copy"
   | "cr3_write"
   | "invlpg"
-  | "tlb_flush";
+  | "tlb_flush"
+  | "vmexit"
+  | "shadow_fault"
+  | "emulate"
+  | "p2m_populate"
+  | "shadow_alloc";
 
 export interface RunSpec {
   /** Stop after this many user accesses in all (each domain gets its share by scheduling). */
@@ -98,11 +118,17 @@ export interface RunSpec {
   sampleEvery: number;
 }
 
+export interface HostSpec {
+  /** Host memory in bytes for the virtualized domains; 0 means enough for all of them. */
+  memory: number;
+}
+
 export interface Scenario {
   name: string;
   description: string;
   seed: number;
   hardware: HardwareSpec;
+  host: HostSpec;
   costs: CostOverrides;
   run: RunSpec;
   domains: DomainSpec[];
@@ -112,6 +138,8 @@ export interface Scenario {
 export interface DomainReport {
   name: string;
   mode: PagingMode;
+  /** Why the VMM crashed the domain, when it did (the run went on without it). */
+  crashed?: string;
   counters: Record<string, number>;
   cycles: { total: number; by_event: Record<string, number> };
   processes: ProcessReport[];

@@ -26,7 +26,7 @@ interface Group {
 }
 
 /** Walk lengths shown beside "refs per walk", most frequent first. */
-const WALK_HIST_SHOWN = 3;
+const WALK_HIST_SHOWN = 2;
 
 export function formatReport(report: Report, description = ""): string {
   const out: string[] = [];
@@ -67,7 +67,14 @@ export function checksLine(report: Report): string {
 }
 
 function counterTable(domain: DomainReport): string {
-  const groups = [tlbGroup(domain), kernelGroup(domain), memoryGroup(domain), cyclesGroup(domain)];
+  const groups = [
+    tlbGroup(domain),
+    kernelGroup(domain),
+    vmmGroup(domain),
+    shadowGroup(domain),
+    memoryGroup(domain),
+    cyclesGroup(domain),
+  ];
   // Each group is one row of multi-line cells, so separators fall between groups only.
   const table = newTable({
     colAligns: ["left", "left", "right", "left"],
@@ -206,6 +213,102 @@ function kernelGroup(d: DomainReport): Group {
       { counter: "guest_oom", note: "processes killed by the OOM killer", optional: true },
     ],
     names,
+  );
+}
+
+/** VM exits by reason and the P2M: only virtualized domains have any. */
+function vmmGroup(d: DomainReport): Group {
+  const c = d.counters;
+  const exits = c.vmexits ?? 0;
+  const share = (n: string) => ({
+    counter: n,
+    note: `${formatPercent(c[n] ?? 0, exits)} of exits`,
+    optional: true,
+  });
+  return group(
+    "VMM",
+    c,
+    [
+      {
+        counter: "vmexits",
+        note: `${formatRatio(exits * 1000, c.user_accesses ?? 0)} per 1,000 user accesses`,
+      },
+      share("vmexits_pf"),
+      share("vmexits_cr3"),
+      share("vmexits_invlpg"),
+      share("vmexits_ept_violation"),
+      share("vmexits_hypercall"),
+      { counter: "p2m_populate", note: "gfns backed on first touch" },
+      {
+        counter: "p2m_pages",
+        note: `P2M pages for ${formatInt(c.p2m_entries ?? 0)} entries`,
+        optional: true,
+      },
+      { counter: "domain_crashes", optional: true },
+    ],
+    ["vmexits", "p2m_populate"],
+  );
+}
+
+/** Shadow paging: faults by outcome, emulation, the shadow pool and its reclaim. */
+function shadowGroup(d: DomainReport): Group {
+  const c = d.counters;
+  const faults = c.shadow_fault ?? 0;
+  const of = (n: string) => formatPercent(c[n] ?? 0, faults);
+  const peak = c.shadow_pages_peak ?? 0;
+  const perLevel = [1, 2, 3, 4].map((l) => c[`shadow_validate_gl${l}e_calls`] ?? 0);
+  const validated = perLevel.reduce((a, b) => a + b, 0);
+  const validates = perLevel.map((n, i) => `l${i + 1} ${formatInt(n)}`).join(" ");
+  return group(
+    "shadow",
+    c,
+    [
+      { counter: "shadow_fault" },
+      { counter: "shadow_fault_fixed", note: `hidden, ${of("shadow_fault_fixed")}` },
+      {
+        counter: "shadow_fault_bail_real_fault",
+        note: `true faults, ${of("shadow_fault_bail_real_fault")}`,
+      },
+      {
+        counter: "shadow_fault_emulate",
+        note: `page-table writes, ${of("shadow_fault_emulate")}`,
+      },
+      { counter: "shadow_emulate_write" },
+      {
+        label: "shadow_validate_*",
+        value: formatInt(validated),
+        note: validates,
+      },
+      {
+        counter: "shadow_writeable",
+        note: "tables write-protected (rmap)",
+        optional: true,
+      },
+      {
+        counter: "shadow_writeable_bf",
+        note: "tables write-protected (scan)",
+        optional: true,
+      },
+      { counter: "shadow_unshadow", note: "tables unshadowed", optional: true },
+      { counter: "shadow_early_unshadow", note: "by early unshadow", optional: true },
+      { counter: "shadow_flood_unshadow", note: "by write flooding", optional: true },
+      { counter: "shadow_invlpg", note: "leaves dropped by INVLPG", optional: true },
+      { counter: "shadow_prefetch", optional: true },
+      {
+        counter: "shadow_prealloc_1",
+        note: "reclaims: unpin top levels",
+        optional: true,
+      },
+      { counter: "shadow_prealloc_2", note: "reclaims: unhook all", optional: true },
+      { counter: "shadow_alloc", note: `${formatInt(c.shadow_free ?? 0)} freed` },
+      {
+        counter: "shadow_pages_peak",
+        note:
+          `${formatSizeApprox(peak * PAGE_SIZE)} = ${formatPercent(peak, c.guest_frames ?? 0)} of RAM; ` +
+          `pool ${formatInt(c.shadow_pool_pages ?? 0)}`,
+      },
+    ],
+    ["shadow_fault", "shadow_alloc"],
   );
 }
 

@@ -268,11 +268,11 @@ export class Kernel {
     const l4 = proc.l4Gfn;
     const vmas = proc.vmas;
     proc.vmas = [];
-    proc.l4Gfn = -1;
     // The dying mm stays loaded while it is zapped (exit_mmap), then the CPU moves to the
     // kernel's own tables before the PML4 is freed.
     teardown(this, l4, vmas, this.current === proc ? proc : null);
     if (this.current === proc) this.switchTo(null);
+    proc.l4Gfn = -1;
     this.pt.freeTable(l4);
     this.freePcid(proc.pcid);
     const i = this.processes.indexOf(proc);
@@ -283,6 +283,8 @@ export class Kernel {
   /** Context switch: load the address space of `proc` (or the kernel's for null). */
   switchTo(proc: Process | null): void {
     if (proc === this.current) return;
+    if (proc !== null && !proc.alive)
+      throw new Error(`guest kernel: switch to dead pid ${proc.pid}`);
     this.counters[C_CONTEXT_SWITCHES]++;
     this.current = proc;
     this.loadCr3(proc);

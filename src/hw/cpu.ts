@@ -44,16 +44,18 @@ const KIND_SUP_WRITE: typeof Access.KIND_SUP_WRITE = 1;
 const KIND_SUP_FETCH: typeof Access.KIND_SUP_FETCH = 2;
 const KIND_USER_WRITE: typeof Access.KIND_USER_WRITE = 4;
 const KIND_USER_FETCH: typeof Access.KIND_USER_FETCH = 5;
-const SLOT: typeof TlbConsts.SLOT = 8;
+const SLOT: typeof TlbConsts.SLOT = 4;
 const F_HI: typeof TlbConsts.F_HI = 0;
-const F_LO: typeof TlbConsts.F_LO = 1;
-const F_GEN: typeof TlbConsts.F_GEN = 2;
-const F_FRAME: typeof TlbConsts.F_FRAME = 3;
-const F_PERMS: typeof TlbConsts.F_PERMS = 4;
-const F_STAMP: typeof TlbConsts.F_STAMP = 5;
+const F_GEN: typeof TlbConsts.F_GEN = 1;
+const F_FRAME: typeof TlbConsts.F_FRAME = 2;
+const F_PERMS: typeof TlbConsts.F_PERMS = 3;
+const CLOCK_LIMIT: typeof TlbConsts.CLOCK_LIMIT = 0x40000000;
 const TLB_MISS: typeof TlbConsts.TLB_MISS = 0;
 const TLB_L1: typeof TlbConsts.TLB_L1 = 1;
 const TLB_L2: typeof TlbConsts.TLB_L2 = 2;
+
+/** Hidden faults in a row on one access before the VMM is declared stuck (a simulator bug). */
+const MAX_VMM_RETRIES = 8;
 
 /** translate() results below zero: */
 /** The access faulted; `faultCode` holds the #PF error code for the guest. */
@@ -155,6 +157,8 @@ export class Vcpu implements GuestCpu {
   op = OP_ACCESS;
   pendLo = 0;
   pendHi = 0;
+  /** The source frame of a page copy in flight. */
+  pendSrcFrame = 0;
   /** Set by the step API: walks made while it is non-null are recorded. */
   trace: WalkTrace[] | null = null;
   private readonly tagIds = new Map<number, number>();
@@ -244,60 +248,58 @@ export class Vcpu implements GuestCpu {
     const gen = tlb.tagGens[this.tag];
     const ggen = tlb.tagGens[this.globalTag];
     const l1 = tlb.l1;
+    const k1 = l1.keys;
     const d1 = l1.d;
     let base = (keyLo & l1.setMask) * l1.ways;
     let end = base + l1.ways;
     for (let s = base; s < end; s++) {
+      if (k1[s] !== keyLo) continue;
       const i = s * SLOT;
-      if (d1[i + F_LO] !== keyLo) continue;
       const hi = d1[i + F_HI];
       if ((hi === keyHi && d1[i + F_GEN] === gen) || (hi === globalHi && d1[i + F_GEN] === ggen)) {
         if (((d1[i + F_PERMS] >> kind) & 1) === 0) return this.translateSlow(gva, kind, TLB_L1);
-        d1[i + F_STAMP] = l1.tick();
+        l1.stamps[s] = ++l1.clock;
+        if (l1.clock >= CLOCK_LIMIT) l1.renumber();
         c[C_TLB_L1_HITS]++;
         return d1[i + F_FRAME];
       }
     }
     const l2 = tlb.l2;
+    const k2 = l2.keys;
     const d2 = l2.d;
     base = (keyLo & l2.setMask) * l2.ways;
     end = base + l2.ways;
     for (let s = base; s < end; s++) {
+      if (k2[s] !== keyLo) continue;
       const i = s * SLOT;
-      if (d2[i + F_LO] !== keyLo) continue;
       const hi = d2[i + F_HI];
       if ((hi === keyHi && d2[i + F_GEN] === gen) || (hi === globalHi && d2[i + F_GEN] === ggen)) {
         const perms = d2[i + F_PERMS];
         if (((perms >> kind) & 1) === 0) return this.translateSlow(gva, kind, TLB_L2);
-        d2[i + F_STAMP] = l2.tick();
+        l2.stamps[s] = ++l2.clock;
+        if (l2.clock >= CLOCK_LIMIT) l2.renumber();
         c[C_TLB_L2_HITS]++;
         const frame = d2[i + F_FRAME];
-        // Copy into L1 (written out: TlbLevel.fill's job, minus its same-key search, since the
-        // L1 probe above found no valid copy): the first invalid way, else the LRU one.
-        const tagGens = tlb.tagGens;
-        const b1 = (keyLo & l1.setMask) * l1.ways;
-        const e1 = b1 + l1.ways;
-        let victim = b1;
-        let oldest = 0x7fffffff;
-        for (let v = b1; v < e1; v++) {
-          const j = v * SLOT;
-          const vhi = d1[j + F_HI];
-          if (vhi === -1 || d1[j + F_GEN] !== tagGens[vhi >>> 16]) {
-            victim = v;
-            break;
-          }
-          if (d1[j + F_STAMP] < oldest) {
-            oldest = d1[j + F_STAMP];
-            victim = v;
-          }
+        const set1 = keyLo & l1.setMask;
+        if (l1.allValid[set1] !== l1.flushes) {
+          l1.fill(hi, keyLo, d2[i + F_GEN], frame, perms, tlb.tagGens);
+          return frame;
         }
+        // Copy into L1 whose set is all valid (TlbLevel.fill's common case, written out): the L1
+        // probe found no valid copy, so the LRU way goes; the set stays all valid.
+        const stamps1 = l1.stamps;
+        base = set1 * l1.ways;
+        end = base + l1.ways;
+        let victim = base;
+        for (let v = base + 1; v < end; v++) if (stamps1[v] < stamps1[victim]) victim = v;
         const j = victim * SLOT;
+        k1[victim] = keyLo;
         d1[j + F_HI] = hi;
-        d1[j + F_LO] = keyLo;
         d1[j + F_GEN] = d2[i + F_GEN];
         d1[j + F_FRAME] = frame;
         d1[j + F_PERMS] = perms;
-        d1[j + F_STAMP] = l1.tick();
+        stamps1[victim] = ++l1.clock;
+        if (l1.clock >= CLOCK_LIMIT) l1.renumber();
         return frame;
       }
     }
@@ -325,6 +327,7 @@ export class Vcpu implements GuestCpu {
       return this.intercepts ? this.intercepts.physFrame(this, gfn, (kind & 1) === 1) : gfn;
     }
     const walker = this.walker;
+    let retries = 0;
     for (;;) {
       const result = walker.walk(this.mem, this.rootMfn, gva, kind, this.ctl);
       c[C_WALKS]++;
@@ -348,7 +351,14 @@ export class Vcpu implements GuestCpu {
         return XLATE_FAULT;
       }
       const answer = this.intercepts.pageFault(this, gva, kind, result);
-      if (answer === PF_RETRY) continue;
+      if (answer === PF_RETRY) {
+        if (++retries > MAX_VMM_RETRIES) {
+          throw new Error(
+            `VMM livelock: #PF at 0x${gva.toString(16)} (kind ${kind}) keeps coming back`,
+          );
+        }
+        continue;
+      }
       if (answer === PF_EMULATED) return XLATE_EMULATED;
       this.faultCode = answer;
       return XLATE_FAULT;
@@ -417,6 +427,7 @@ export class Vcpu implements GuestCpu {
     const src = this.translate(srcGva, KIND_SUP_READ);
     if (src < 0) return src;
     this.op = OP_COPY_PAGE;
+    this.pendSrcFrame = src;
     const dst = this.translate(dstGva, KIND_SUP_WRITE);
     this.op = OP_ACCESS;
     if (dst < 0) return dst === XLATE_EMULATED ? 0 : dst;

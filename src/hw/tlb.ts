@@ -43,27 +43,40 @@ export function keyLoOf(sizeCode: number, pn: number): number {
 }
 
 /**
- * Slot layout: SLOT int32 words per entry, side by side so that a set is one or two cache lines.
- *   [F_HI] keyHi (EMPTY when unused)  [F_LO] keyLo  [F_GEN] generation  [F_FRAME] first frame
- *   [F_PERMS] permission mask         [F_STAMP] LRU stamp (larger = more recent)
+ * Slot layout, in three arrays so that each scan reads only what it compares:
+ * - keys[s]: keyLo. A probe scans a set's keyLo words, one or two cache lines for 12 ways.
+ * - d[s * SLOT + ...]: [F_HI] keyHi (EMPTY when unused)  [F_GEN] generation
+ *   [F_FRAME] first frame  [F_PERMS] permission mask; read once a keyLo matches.
+ * - stamps[s]: LRU stamp (larger = more recent); a fill scans a set's stamps for the oldest.
  */
-export const SLOT = 8;
+export const SLOT = 4;
 export const F_HI = 0;
-export const F_LO = 1;
-export const F_GEN = 2;
-export const F_FRAME = 3;
-export const F_PERMS = 4;
-export const F_STAMP = 5;
-/** LRU stamps are renumbered before the clock reaches 2^31. */
-const CLOCK_LIMIT = 2 ** 30;
+export const F_GEN = 1;
+export const F_FRAME = 2;
+export const F_PERMS = 3;
+/** LRU stamps are renumbered when the clock reaches 2^30, far from int32 overflow. */
+export const CLOCK_LIMIT = 0x40000000;
 
 export class TlbLevel {
   readonly entries: number;
   readonly ways: number;
   readonly sets: number;
   readonly setMask: number;
-  /** The slots, SLOT words each (see the layout above). */
+  /** keyLo of each slot (see the layout above). */
+  readonly keys: Int32Array;
+  /** The rest of each slot, SLOT words (see the layout above). */
   readonly d: Int32Array;
+  /** LRU stamp of each slot. */
+  readonly stamps: Int32Array;
+  /**
+   * Per set: the value of `flushes` when every way of the set last held a valid entry, else -1.
+   * While it is current, a fill skips the validity test of each way (a tag lookup per way):
+   * entries only become invalid through a flush (which bumps `flushes`) or invalidate() (which
+   * clears the mark).
+   */
+  readonly allValid: Int32Array;
+  /** Tag flushes seen (Tlb.flushTag bumps it): an older allValid mark means nothing. */
+  flushes = 0;
   /** The LRU clock: the stamp of the latest use. */
   clock = 0;
   /** Whether any entry was ever filled, so lookups of an unused array cost one load. */
@@ -81,26 +94,28 @@ export class TlbLevel {
     this.ways = ways;
     this.sets = sets;
     this.setMask = sets - 1;
+    this.keys = new Int32Array(entries);
     this.d = new Int32Array(entries * SLOT);
+    this.stamps = new Int32Array(entries);
+    this.allValid = new Int32Array(sets).fill(-1);
     for (let s = 0; s < entries; s++) this.d[s * SLOT + F_HI] = EMPTY;
   }
 
-  /** The next LRU stamp (small enough to be inlined into the vCPU's hit path). */
-  tick(): number {
-    const t = ++this.clock;
-    return t < CLOCK_LIMIT ? t : this.renumber();
+  /** Mark slot s as the most recently used (the vCPU's hit path writes this out). */
+  touch(s: number): void {
+    this.stamps[s] = ++this.clock;
+    if (this.clock >= CLOCK_LIMIT) this.renumber();
   }
 
   /** Compress the stamps to 0..entries-1, keeping their order (every 2^30 uses). */
-  private renumber(): number {
-    const d = this.d;
+  renumber(): void {
+    const stamps = this.stamps;
     const order = Array.from({ length: this.entries }, (_, s) => s);
-    order.sort((x, y) => d[x * SLOT + F_STAMP] - d[y * SLOT + F_STAMP]);
+    order.sort((x, y) => stamps[x] - stamps[y]);
     order.forEach((s, rank) => {
-      d[s * SLOT + F_STAMP] = rank;
+      stamps[s] = rank;
     });
     this.clock = this.entries;
-    return this.clock;
   }
 
   /**
@@ -108,25 +123,30 @@ export class TlbLevel {
    * `globalGen`). Returns the slot, or -1. Bumps the slot's LRU stamp on a hit.
    */
   lookup(keyHi: number, keyLo: number, gen: number, globalHi: number, globalGen: number): number {
+    const keys = this.keys;
     const d = this.d;
     const base = (keyLo & this.setMask) * this.ways;
     const end = base + this.ways;
     for (let s = base; s < end; s++) {
+      if (keys[s] !== keyLo) continue;
       const i = s * SLOT;
-      if (d[i + F_LO] !== keyLo) continue;
       const hi = d[i + F_HI];
       if (
         (hi === keyHi && d[i + F_GEN] === gen) ||
         (hi === globalHi && d[i + F_GEN] === globalGen)
       ) {
-        d[i + F_STAMP] = this.tick();
+        this.touch(s);
         return s;
       }
     }
     return -1;
   }
 
-  /** Insert an entry, replacing a stale copy of it, else an invalid slot, else the LRU one. */
+  /**
+   * Insert an entry, replacing a copy of it (valid or stale), else an invalid slot, else the LRU
+   * one. Which invalid slot is taken does not matter: an invalid slot never becomes valid again
+   * (generations only grow), so the valid entries and their order are the same either way.
+   */
   fill(
     keyHi: number,
     keyLo: number,
@@ -135,48 +155,76 @@ export class TlbLevel {
     perms: number,
     tagGens: Int32Array,
   ): number {
+    const keys = this.keys;
     const d = this.d;
-    const base = (keyLo & this.setMask) * this.ways;
+    const stamps = this.stamps;
+    const set = keyLo & this.setMask;
+    const base = set * this.ways;
     const end = base + this.ways;
     let victim = -1;
-    let lru = base;
     let oldest = 0x7fffffff;
-    for (let s = base; s < end; s++) {
-      const i = s * SLOT;
-      const hi = d[i + F_HI];
-      if (hi === keyHi && d[i + F_LO] === keyLo) {
-        victim = s; // never keep two copies of one page
-        break;
-      }
-      if (hi === EMPTY || d[i + F_GEN] !== tagGens[hi >>> 16]) {
-        if (oldest >= 0) {
-          oldest = -1; // the first invalid slot wins over any valid one
+    let lru = base;
+    // Invalid slots seen, and whether the victim is one of them (for the allValid mark).
+    let invalid = 0;
+    let victimInvalid = false;
+    if (this.allValid[set] === this.flushes) {
+      // Every way is valid: a copy of this page, else the LRU way.
+      for (let s = base; s < end; s++) {
+        if (keys[s] === keyLo && d[s * SLOT + F_HI] === keyHi) {
+          victim = s;
+          break;
+        }
+        if (stamps[s] < oldest) {
+          oldest = stamps[s];
           lru = s;
         }
-      } else if (d[i + F_STAMP] < oldest) {
-        oldest = d[i + F_STAMP];
-        lru = s;
       }
+    } else {
+      for (let s = base; s < end; s++) {
+        const i = s * SLOT;
+        const hi = d[i + F_HI];
+        const stale = hi === EMPTY || d[i + F_GEN] !== tagGens[hi >>> 16];
+        if (stale) invalid++;
+        if (victim < 0 && hi === keyHi && keys[s] === keyLo) {
+          victim = s; // never keep two copies of one page
+          victimInvalid = stale;
+        } else if (stale) {
+          if (oldest >= 0) {
+            oldest = -1; // the first invalid slot wins over any valid one
+            lru = s;
+          }
+        } else if (stamps[s] < oldest) {
+          oldest = stamps[s];
+          lru = s;
+        }
+      }
+      if (victim < 0) victimInvalid = oldest < 0;
     }
     if (victim < 0) victim = lru;
     const i = victim * SLOT;
+    keys[victim] = keyLo;
     d[i + F_HI] = keyHi;
-    d[i + F_LO] = keyLo;
     d[i + F_GEN] = gen;
     d[i + F_FRAME] = frame;
     d[i + F_PERMS] = perms;
-    d[i + F_STAMP] = this.tick();
+    this.touch(victim);
     this.used = true;
+    if (gen !== tagGens[keyHi >>> 16]) this.allValid[set] = -1;
+    else if (invalid === (victimInvalid ? 1 : 0)) this.allValid[set] = this.flushes;
     return victim;
   }
 
   /** Drop the entry (keyHi, keyLo) if its set holds it (INVLPG). */
   invalidate(keyHi: number, keyLo: number): void {
     const d = this.d;
-    const base = (keyLo & this.setMask) * this.ways;
+    const set = keyLo & this.setMask;
+    const base = set * this.ways;
     for (let s = base; s < base + this.ways; s++) {
       const i = s * SLOT;
-      if (d[i + F_HI] === keyHi && d[i + F_LO] === keyLo) d[i + F_HI] = EMPTY;
+      if (d[i + F_HI] === keyHi && this.keys[s] === keyLo) {
+        d[i + F_HI] = EMPTY;
+        this.allValid[set] = -1;
+      }
     }
   }
 
@@ -204,7 +252,7 @@ export class TlbLevel {
   /** The tag, size code and page number (in units of its size) of slot s. */
   decode(s: number): { tag: number; sizeCode: number; pageNumber: number } {
     const hi = this.d[s * SLOT + F_HI];
-    const lo = this.d[s * SLOT + F_LO];
+    const lo = this.keys[s];
     return {
       tag: hi >>> 16,
       sizeCode: lo >>> 20,
@@ -260,6 +308,10 @@ export class Tlb {
   /** Flush every entry of a tag: one increment, no slot touched. */
   flushTag(tag: number): void {
     this.tagGens[tag]++;
+    this.l1.flushes++;
+    this.l2.flushes++;
+    this.l1Large.flushes++;
+    this.l2Large.flushes++;
     this.largeFirst[tag] = Number.POSITIVE_INFINITY;
     this.largeLast[tag] = Number.NEGATIVE_INFINITY;
   }

@@ -106,7 +106,9 @@ export class Walker {
   /**
    * Translate `gva` for an access of `kind` through the tables rooted at frame `rootMfn`.
    * Returns WALK_OK with the outputs set, or a #PF error code. With `update` false the walk
-   * leaves A/D alone (checkers and the step API's look-ahead use it).
+   * leaves A/D alone (checkers use it). With `p2m` the tables are a guest's, walked in software
+   * by the VMM: entries hold gfns, and each table is found through the P2M (gfn -> mfn); the
+   * frame found is then a gfn.
    */
   walk(
     mem: HostMemory,
@@ -115,6 +117,7 @@ export class Walker {
     kind: number,
     ctl: PagingControl,
     update = true,
+    p2m: Int32Array | null = null,
   ): number {
     // Indices from the two 32-bit halves of gva: integer operations only.
     const gvaLo = gva >>> 0;
@@ -187,6 +190,11 @@ export class Walker {
         return WALK_OK;
       }
       tableMfn = pteFrame(lo, hi);
+      if (p2m !== null) {
+        // A walk of guest tables: entries hold gfns. A gfn without a frame reads as zeroes,
+        // which is what the guest would find there (its first touch would give a zero page).
+        tableMfn = tableMfn < p2m.length && p2m[tableMfn] >= 0 ? p2m[tableMfn] : frames;
+      }
     }
     return faultCode(kind, false, false, nxe); // not reached: level 1 is always a leaf
   }

@@ -9,11 +9,16 @@ import {
   C_CR3_WRITES,
   C_GUEST_PAGE_FAULTS,
   C_INVLPG,
+  C_P2M_POPULATE,
   C_PAGE_COPY,
   C_PAGE_ZERO,
+  C_SHADOW_ALLOC,
+  C_SHADOW_EMULATE_WRITE,
+  C_SHADOW_FAULT,
   C_TLB_FLUSHES,
   C_TLB_L1_HITS,
   C_TLB_L2_HITS,
+  C_VMEXITS,
   C_WALK_REFS,
   COUNTER_COUNT,
 } from "./counters.js";
@@ -79,6 +84,34 @@ export const COST_DEFAULTS: Record<CostEvent, CostDefault> = {
     counter: C_TLB_FLUSHES,
     source:
       "refilling after a flush is counted as misses; this is the flush itself (CR4.PGE toggle ~500)",
+  },
+  vmexit: {
+    cycles: 1500,
+    counter: C_VMEXITS,
+    source:
+      "VM exit and entry round trip, ~1,500 (about 2,000 on Xeon X5570, Landau et al.; 1,350-2,530 on AMD per lkml): DESIGN.md",
+  },
+  shadow_fault: {
+    cycles: 28500,
+    counter: C_SHADOW_FAULT,
+    source:
+      "the shadow #PF handler's work, so that with its exit a shadow fault costs ~30,000 (Patterson and Hennessy, 5th ed., ex. 5.14): DESIGN.md",
+  },
+  emulate: {
+    cycles: 3000,
+    counter: C_SHADOW_EMULATE_WRITE,
+    source:
+      "decoding and emulating a guest write, revalidating its shadows: a few thousand (DESIGN.md)",
+  },
+  p2m_populate: {
+    cycles: 2000,
+    counter: C_P2M_POPULATE,
+    source: "allocating and scrubbing a 4 KiB host page (~1,000) plus the P2M update",
+  },
+  shadow_alloc: {
+    cycles: 1000,
+    counter: C_SHADOW_ALLOC,
+    source: "zeroing a 4 KiB shadow page (~1,000, as any page zeroing: DESIGN.md)",
   },
 };
 

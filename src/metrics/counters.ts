@@ -36,6 +36,38 @@ export const COUNTER_NAMES = [
   "mprotects",
   "pt_pages_alloc",
   "pt_pages_free",
+  // VMM
+  "vmexits",
+  "vmexits_pf",
+  "vmexits_cr3",
+  "vmexits_invlpg",
+  "vmexits_ept_violation",
+  "vmexits_hypercall",
+  "p2m_populate",
+  "domain_crashes",
+  "shadow_fault",
+  "shadow_fault_fixed",
+  "shadow_fault_bail_real_fault",
+  "shadow_fault_emulate",
+  "shadow_emulate_write",
+  "shadow_validate_gl1e_calls",
+  "shadow_validate_gl2e_calls",
+  "shadow_validate_gl3e_calls",
+  "shadow_validate_gl4e_calls",
+  "shadow_hash_lookups",
+  "shadow_hash_miss",
+  "shadow_writeable",
+  "shadow_writeable_bf",
+  "shadow_early_unshadow",
+  "shadow_flood_unshadow",
+  "shadow_unshadow",
+  "shadow_prealloc_1",
+  "shadow_prealloc_2",
+  "shadow_alloc",
+  "shadow_free",
+  "shadow_prefetch",
+  "shadow_invlpg",
+  "shadow_p2m_removals",
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -72,6 +104,37 @@ export const C_MUNMAPS = 26;
 export const C_MPROTECTS = 27;
 export const C_PT_PAGES_ALLOC = 28;
 export const C_PT_PAGES_FREE = 29;
+export const C_VMEXITS = 30;
+export const C_VMEXITS_PF = 31;
+export const C_VMEXITS_CR3 = 32;
+export const C_VMEXITS_INVLPG = 33;
+export const C_VMEXITS_EPT_VIOLATION = 34;
+export const C_VMEXITS_HYPERCALL = 35;
+export const C_P2M_POPULATE = 36;
+export const C_DOMAIN_CRASHES = 37;
+export const C_SHADOW_FAULT = 38;
+export const C_SHADOW_FAULT_FIXED = 39;
+export const C_SHADOW_FAULT_BAIL_REAL_FAULT = 40;
+export const C_SHADOW_FAULT_EMULATE = 41;
+export const C_SHADOW_EMULATE_WRITE = 42;
+export const C_SHADOW_VALIDATE_GL1E_CALLS = 43;
+export const C_SHADOW_VALIDATE_GL2E_CALLS = 44;
+export const C_SHADOW_VALIDATE_GL3E_CALLS = 45;
+export const C_SHADOW_VALIDATE_GL4E_CALLS = 46;
+export const C_SHADOW_HASH_LOOKUPS = 47;
+export const C_SHADOW_HASH_MISS = 48;
+export const C_SHADOW_WRITEABLE = 49;
+export const C_SHADOW_WRITEABLE_BF = 50;
+export const C_SHADOW_EARLY_UNSHADOW = 51;
+export const C_SHADOW_FLOOD_UNSHADOW = 52;
+export const C_SHADOW_UNSHADOW = 53;
+export const C_SHADOW_PREALLOC_1 = 54;
+export const C_SHADOW_PREALLOC_2 = 55;
+export const C_SHADOW_ALLOC = 56;
+export const C_SHADOW_FREE = 57;
+export const C_SHADOW_PREFETCH = 58;
+export const C_SHADOW_INVLPG = 59;
+export const C_SHADOW_P2M_REMOVALS = 60;
 
 export const COUNTER_COUNT = COUNTER_NAMES.length;
 

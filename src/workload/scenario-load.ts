@@ -370,12 +370,19 @@ function toScenario(f: ScenarioFile, fileName: string): Scenario {
       pcid: f.hardware.pcid,
       gigaPages: f.hardware.giga_pages,
     },
+    host: { memory: f.host.memory ?? 0 },
     costs: Object.fromEntries(Object.entries(f.costs).filter(([, v]) => v !== undefined)),
     run: { accesses: f.run.accesses, sampleEvery: f.run.sample_every },
     domains: f.domains.map((dom) => ({
       name: dom.name,
       memory: dom.memory,
       mode: dom.mode,
+      shadow: {
+        pool: dom.shadow.pool ?? 0,
+        unshadow: dom.shadow.unshadow,
+        prefetch: dom.shadow.prefetch,
+        writableSearch: dom.shadow.writable_search,
+      },
       quantum: dom.quantum,
       processes: dom.processes.map((p) => ({
         name: p.name,

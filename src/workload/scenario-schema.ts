@@ -287,12 +287,31 @@ export function processFootprint(p: ProcessFile): number {
   return p.instances * each;
 }
 
+export const UNSHADOW_POLICIES = ["early", "flood", "none"] as const;
+export const WRITABLE_SEARCHES = ["rmap", "bruteforce"] as const;
+
+const shadowSchema = strict({
+  pool: size(4 * KiB).optional(),
+  unshadow: z
+    .enum(UNSHADOW_POLICIES, { error: `expected one of ${UNSHADOW_POLICIES.join(", ")}` })
+    .default("early"),
+  prefetch: int(0, 511).default(0),
+  writable_search: z
+    .enum(WRITABLE_SEARCHES, { error: `expected one of ${WRITABLE_SEARCHES.join(", ")}` })
+    .default("rmap"),
+});
+
+const hostSchema = strict({
+  memory: size(2 * MiB).optional(),
+});
+
 const domainSchema = strict({
   name: name(),
   memory: size(2 * MiB, MAX_DOMAIN_MEMORY),
   mode: z
     .enum(PAGING_MODES, { error: `expected one of ${PAGING_MODES.join(", ")}` })
     .default(SCENARIO_DEFAULTS.mode),
+  shadow: shadowSchema.prefault({}),
   quantum: int(1).default(SCENARIO_DEFAULTS.quantum),
   processes: z
     .array(processSchema, { error: "expected a list of processes" })
@@ -344,6 +363,7 @@ export const scenarioFileSchema = strict({
   description: z.string({ error: "expected a text string" }).default(SCENARIO_DEFAULTS.description),
   seed: int(0, 0xffff_ffff).default(SCENARIO_DEFAULTS.seed),
   hardware: hardwareSchema.prefault({}),
+  host: hostSchema.prefault({}),
   costs: costsSchema.prefault({}),
   run: runSchema.prefault({}),
   domains: z

@@ -1,0 +1,100 @@
+/**
+ * The virtualized host: one physical memory shared by every virtualized domain, its frame
+ * allocator, and the domains the VMM has built. Building a domain gives it a P2M, a vCPU with
+ * the paging mode's intercepts installed, and (for shadow paging) its shadow pool.
+ */
+
+import type { DomainSpec, HardwareSpec } from "../api/types.js";
+import { NativePagingOps } from "../guest/paging-ops.js";
+import { Vcpu } from "../hw/cpu.js";
+import { HostMemory } from "../hw/memory.js";
+import { DomainCrash } from "./crash.js";
+import { HostFrames, OWNER_SHADOW } from "./frames.js";
+import { P2m } from "./p2m.js";
+import { defaultShadowPoolPages, ShadowPaging } from "./shadow/shadow.js";
+
+/** A domain as the VMM holds it. */
+export interface VmmDomain {
+  id: number;
+  spec: DomainSpec;
+  p2m: P2m;
+  cpu: Vcpu;
+  shadow: ShadowPaging | null;
+  /** Shadow pool pages (allocated from the host when the domain is built). */
+  shadowPoolPages: number;
+}
+
+export class Host {
+  readonly mem: HostMemory;
+  readonly frames: HostFrames;
+  readonly domains: VmmDomain[] = [];
+
+  constructor(frames: number) {
+    this.mem = new HostMemory(frames);
+    this.frames = new HostFrames(this.mem);
+  }
+
+  /** Build a domain: its P2M (empty: filled on first touch), its vCPU and its paging mode. */
+  createDomain(spec: DomainSpec, hardware: HardwareSpec, counters: Float64Array): VmmDomain {
+    const id = this.domains.length;
+    const gfns = spec.memory / 4096;
+    const p2m = new P2m(id, gfns, this.frames, counters);
+    const cpu = new Vcpu(this.mem, counters, {
+      l1Entries: hardware.tlb.l1.entries,
+      l1Ways: hardware.tlb.l1.ways,
+      l2Entries: hardware.tlb.l2.entries,
+      l2Ways: hardware.tlb.l2.ways,
+    });
+    cpu.ctl.gbpages = hardware.gigaPages;
+    // VPIDs tag this domain's TLB entries apart from every other domain's (0 is the host's).
+    cpu.setAddressSpace(id + 1, 0);
+    let shadow: ShadowPaging | null = null;
+    let poolPages = 0;
+    if (spec.mode === "shadow") {
+      if (hardware.gigaPages) {
+        throw new DomainCrash("1 GiB guest pages are not supported under shadow paging");
+      }
+      poolPages =
+        spec.shadow.pool > 0 ? spec.shadow.pool / 4096 : defaultShadowPoolPages(spec.memory);
+      const pool: number[] = [];
+      for (let i = 0; i < poolPages; i++) {
+        const mfn = this.frames.alloc(OWNER_SHADOW, id);
+        if (mfn < 0)
+          throw new RangeError(`domain ${spec.name}: the host has no memory for its shadow pool`);
+        pool.push(mfn);
+      }
+      shadow = new ShadowPaging(this.mem, p2m, pool, counters, {
+        poolPages,
+        unshadow: spec.shadow.unshadow,
+        prefetch: spec.shadow.prefetch,
+        writableSearch: spec.shadow.writableSearch,
+      });
+      shadow.cpu = cpu;
+      cpu.intercepts = shadow;
+    } else {
+      throw new RangeError(`domain ${spec.name}: mode "${spec.mode}" is not available yet`);
+    }
+    const domain: VmmDomain = { id, spec, p2m, cpu, shadow, shadowPoolPages: poolPages };
+    this.domains.push(domain);
+    return domain;
+  }
+
+  /** Guest paging operations for a domain: HVM guests use the native ones. */
+  static pagingOps(domain: VmmDomain): NativePagingOps {
+    return new NativePagingOps(domain.cpu);
+  }
+}
+
+/** Host memory enough for the virtualized domains: their RAM, shadow pools and P2M pages. */
+export function defaultHostFrames(domains: DomainSpec[]): number {
+  let frames = 4096; // 16 MiB for the VMM itself
+  for (const d of domains) {
+    if (d.mode === "native") continue;
+    const gfns = d.memory / 4096;
+    frames += gfns + Math.ceil(gfns / 512) + 8;
+    if (d.mode === "shadow") {
+      frames += d.shadow.pool > 0 ? d.shadow.pool / 4096 : defaultShadowPoolPages(d.memory);
+    }
+  }
+  return frames;
+}

@@ -1,0 +1,108 @@
+/**
+ * The invariants of DESIGN.md for a shadow-paged domain, checked from outside (no counter, A/D
+ * bit or TLB entry changes):
+ * 1. every valid TLB entry of the running address space maps p2m(guest walk(gva)), with
+ *    permissions no wider than the guest's, and never writes a shadowed page table;
+ *    every present shadow leaf in an l1 shadow agrees with its guest entry in the same way;
+ * 2. every leaf shadow entry maps a frame this domain owns (isolation);
+ * 3. the host's frame accounting balances (checked by the host check).
+ */
+
+import { KIND_SUP_READ, MASK_WRITES } from "../../hw/access.js";
+import type { Vcpu } from "../../hw/cpu.js";
+import { PTE_A, PTE_D, PTE_P, PTE_RW, pteFrame } from "../../hw/pte.js";
+import { WALK_OK, Walker } from "../../hw/walker.js";
+import { type HostFrames, OWNER_DOMAIN, OWNER_SHARED } from "../frames.js";
+import { SH_FL1, SH_L1 } from "./page.js";
+import type { ShadowPaging } from "./shadow.js";
+
+const PAGES_PER_SIZE = [1, 512, 262144];
+
+export function checkShadow(
+  sh: ShadowPaging,
+  cpu: Vcpu,
+  frames: HostFrames,
+  domainId: number,
+): string | null {
+  const walker = new Walker();
+  const mem = sh.mem;
+  const rootGfn = Math.floor(cpu.guestCr3 / 4096);
+  const rootMfn = sh.p2m.lookup(rootGfn);
+  // 1. TLB entries against the guest's tables and the P2M.
+  if (cpu.paging && rootMfn >= 0) {
+    for (const level of [cpu.tlb.l1, cpu.tlb.l2, cpu.tlb.l1Large, cpu.tlb.l2Large]) {
+      for (let s = 0; s < level.entries; s++) {
+        if (!level.isValid(s, cpu.tlb.tagGens)) continue;
+        const { tag, sizeCode, pageNumber } = level.decode(s);
+        if (tag !== cpu.tag && tag !== cpu.globalTag) continue;
+        const gva = pageNumber * PAGES_PER_SIZE[sizeCode] * 4096;
+        const where = `TLB slot ${s} (gva 0x${gva.toString(16)})`;
+        const r = walker.walk(mem, rootMfn, gva, KIND_SUP_READ, cpu.ctl, false, sh.p2m.mfn);
+        if (r !== WALK_OK) return `${where} is valid but the guest tables do not map it`;
+        const mfn = sh.p2m.lookup(walker.frame);
+        if (mfn !== level.frameOf(s)) {
+          return `${where} maps mfn ${level.frameOf(s)} but p2m(guest walk) is ${mfn}`;
+        }
+        const perms = level.permsOf(s);
+        if ((perms & ~walker.allowed) !== 0) return `${where} allows more than the guest's tables`;
+        if ((perms & MASK_WRITES) !== 0 && sh.tables.isShadowedTable(walker.frame)) {
+          return `${where} lets the guest write its page table gfn ${walker.frame}`;
+        }
+      }
+    }
+  }
+  // 1 and 2 for every shadow leaf.
+  for (const sp of sh.tables.pages()) {
+    if (sp.type !== SH_L1 && sp.type !== SH_FL1) continue;
+    const gl1 = sp.type === SH_L1 ? sh.p2m.lookup(sp.gfn) : -1;
+    for (let i = 0; i < 512; i++) {
+      mem.read64(sp.mfn, i);
+      const lo = mem.lo;
+      const hi = mem.hi;
+      if ((lo & PTE_P) === 0) continue;
+      const mfn = pteFrame(lo, hi);
+      const owner = frames.owner[mfn];
+      if (
+        !(owner === OWNER_DOMAIN && frames.ownerDomain[mfn] === domainId) &&
+        owner !== OWNER_SHARED
+      ) {
+        return `shadow ${sp.mfn}[${i}] maps mfn ${mfn}, which domain ${domainId} does not own`;
+      }
+      let gfn: number;
+      if (sp.type === SH_L1) {
+        mem.read64(gl1, i);
+        const glo = mem.lo;
+        if ((glo & PTE_P) === 0 || (glo & PTE_A) === 0) {
+          return `shadow l1 of gfn ${sp.gfn}[${i}] is present but the guest entry is not present and accessed`;
+        }
+        gfn = pteFrame(glo, mem.hi);
+        if ((lo & PTE_RW) !== 0 && ((glo & PTE_RW) === 0 || (glo & PTE_D) === 0)) {
+          return `shadow l1 of gfn ${sp.gfn}[${i}] is writable but the guest entry is not writable and dirty`;
+        }
+      } else {
+        gfn = sp.gfn + i;
+      }
+      if (sh.p2m.lookup(gfn) !== mfn) {
+        return `shadow ${sp.mfn}[${i}] maps mfn ${mfn} but p2m(gfn ${gfn}) is ${sh.p2m.lookup(gfn)}`;
+      }
+      if ((lo & PTE_RW) !== 0 && sh.tables.isShadowedTable(gfn)) {
+        return `shadow ${sp.mfn}[${i}] maps page table gfn ${gfn} writable`;
+      }
+    }
+  }
+  return null;
+}
+
+/** Invariant 3: every frame has one owner and the per-owner counts add up to the host's. */
+export function checkHostFrames(frames: HostFrames): string | null {
+  const counts = new Float64Array(frames.byOwner.length);
+  for (let mfn = 0; mfn < frames.frames; mfn++) counts[frames.owner[mfn]]++;
+  for (let o = 0; o < counts.length; o++) {
+    if (counts[o] !== frames.byOwner[o]) {
+      return `host frames: ${counts[o]} frames have owner kind ${o} but the allocator counts ${frames.byOwner[o]}`;
+    }
+  }
+  if (frames.byOwner[0] !== frames.free)
+    return "host frames: the free list and the owner counts disagree";
+  return null;
+}

@@ -1,0 +1,110 @@
+/**
+ * The shadow page-fault handler (Xen's sh_page_fault), the article's sequence:
+ *
+ *   #PF exit ─> walk the guest tables in software (setting guest A/D as the hardware would)
+ *     ├─ the guest walk faults ─────────────> a true fault: inject it (bail_real_fault)
+ *     ├─ a write to a shadowed guest table ──> emulate it and revalidate (emulate.ts)
+ *     └─ otherwise a hidden fault: populate the P2M, build the missing shadows along the
+ *        path, propagate the leaf (and maybe its neighbours), resume (fault_fixed)
+ */
+
+import { KIND_SUP_WRITE, KIND_USER_WRITE } from "../../hw/access.js";
+import type { Gva } from "../../hw/addr.js";
+import { PF_RETRY, type Vcpu } from "../../hw/cpu.js";
+import { PTE_P, PTE_PS, pteFrame } from "../../hw/pte.js";
+import { WALK_OK } from "../../hw/walker.js";
+import {
+  C_SHADOW_FAULT,
+  C_SHADOW_FAULT_BAIL_REAL_FAULT,
+  C_SHADOW_FAULT_FIXED,
+  C_SHADOW_PREFETCH,
+  C_VMEXITS,
+  C_VMEXITS_PF,
+} from "../../metrics/counters.js";
+import { DomainCrash } from "../crash.js";
+import { emulateWrite } from "./emulate.js";
+import { SH_FL1, type ShadowPage, shadowTypeForLevel } from "./page.js";
+import { propagateLeaf, propagateTable } from "./propagate.js";
+import type { ShadowPaging } from "./shadow.js";
+
+/** Shadow pages one fault can need: l3, l2, l1 (the l4 is the loaded root) and a spare. */
+const PAGES_PER_FAULT = 4;
+
+export function handleShadowFault(
+  sh: ShadowPaging,
+  cpu: Vcpu,
+  gva: Gva,
+  kind: number,
+  _hardwareCode: number,
+): number {
+  const c = sh.counters;
+  c[C_VMEXITS]++;
+  c[C_VMEXITS_PF]++;
+  c[C_SHADOW_FAULT]++;
+  if (!sh.tables.prealloc(PAGES_PER_FAULT)) throw new DomainCrash("the shadow pool is too small");
+  const w = sh.guestWalker;
+  const rootGfn = Math.floor(cpu.guestCr3 / 4096);
+  const result = w.walk(sh.mem, sh.frameFor(rootGfn), gva, kind, cpu.ctl, true, sh.p2m.mfn);
+  if (result !== WALK_OK) {
+    c[C_SHADOW_FAULT_BAIL_REAL_FAULT]++;
+    return result;
+  }
+  const gfn = w.frame;
+  if ((kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) && sh.tables.isShadowedTable(gfn)) {
+    return emulateWrite(sh, cpu, gva, gfn);
+  }
+  sh.frameFor(gfn);
+  const root = sh.root;
+  if (root === null) throw new Error("shadow fault with no shadow root loaded");
+  // Build the path: at each level, the shadow of the guest table one level down.
+  let sp: ShadowPage = root;
+  sp.floodCount = 0;
+  for (let level = 4; level >= 2; level--) {
+    const index = w.tableIdx[level];
+    const glo = w.entryLo[level];
+    const ghi = w.entryHi[level];
+    const childGfn = pteFrame(glo, ghi);
+    const splinter = level === 2 && (glo & PTE_PS) !== 0;
+    const childType = splinter ? SH_FL1 : shadowTypeForLevel(level - 1);
+    sh.mem.read64(sp.mfn, index);
+    let child: ShadowPage | null =
+      (sh.mem.lo & PTE_P) !== 0
+        ? (sh.tables.byMfn.get(pteFrame(sh.mem.lo, sh.mem.hi)) ?? null)
+        : null;
+    if (child === null || child.gfn !== childGfn || child.type !== childType) {
+      child = sh.tables.lookup(childGfn, childType) ?? sh.tables.create(childGfn, childType);
+      propagateTable(sh.scratch, glo, ghi, level, child.mfn, cpu.ctl);
+      sh.tables.setEntry(sp, index, sh.scratch.lo, sh.scratch.hi);
+    }
+    sp = child;
+    sp.floodCount = 0;
+  }
+  // The leaf: an l1e of the guest, or its 2 MiB l2e splintered into the FL1.
+  const leafLevel = w.level;
+  const index = leafLevel === 1 ? w.tableIdx[1] : Math.floor(gva / 4096) % 512;
+  propagateLeaf(sh.scratch, w.entryLo[leafLevel], w.entryHi[leafLevel], leafLevel, gfn, sh);
+  sh.tables.setEntry(sp, index, sh.scratch.lo, sh.scratch.hi);
+  if (sh.options.prefetch > 0 && leafLevel === 1) prefetch(sh, sp, index, w.tableMfn[1]);
+  c[C_SHADOW_FAULT_FIXED]++;
+  return PF_RETRY;
+}
+
+/**
+ * Propagate up to `prefetch` neighbours of a fixed l1e whose guest entries are present,
+ * accessed and backed by a frame, so that they will not fault (Xen's sh_prefetch).
+ */
+function prefetch(sh: ShadowPaging, sl1: ShadowPage, index: number, gl1Mfn: number): void {
+  const end = Math.min(512, index + 1 + sh.options.prefetch);
+  for (let i = index + 1; i < end; i++) {
+    sh.mem.read64(sl1.mfn, i);
+    if ((sh.mem.lo & PTE_P) !== 0) continue;
+    sh.mem.read64(gl1Mfn, i);
+    const glo = sh.mem.lo;
+    const ghi = sh.mem.hi;
+    if ((glo & PTE_P) === 0) continue;
+    propagateLeaf(sh.scratch, glo, ghi, 1, pteFrame(glo, ghi), sh);
+    if ((sh.scratch.lo & PTE_P) === 0) continue;
+    sh.tables.setEntry(sl1, i, sh.scratch.lo, sh.scratch.hi);
+    sh.counters[C_SHADOW_PREFETCH]++;
+  }
+}

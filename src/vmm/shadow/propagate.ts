@@ -1,0 +1,103 @@
+/**
+ * From a guest entry to its shadow entry (Xen's _sh_propagate), the rules that make a shadow
+ * a faithful cache of guest translations:
+ *
+ * - a shadow entry is present only if the guest entry is present, has A set (A/D emulation:
+ *   the first access faults so the VMM can set A in the guest entry, as the hardware would
+ *   have) and has no reserved bit set (the fault then reports RSVD from the guest walk);
+ * - a leaf is writable only if the guest allows writing, the guest D bit is set (so the first
+ *   write faults and sets D), the target is not a shadowed guest page table (write protection)
+ *   and the P2M type allows writes;
+ * - a non-leaf entry points at the shadow of the lower guest table if one exists, with the
+ *   guest's RW/US/NX bits, so that permissions combine across levels as the guest's do;
+ * - leaves map the P2M's frame for the guest frame; none when the gfn has no frame yet.
+ */
+
+import type { Gfn } from "../../hw/addr.js";
+import {
+  PTE_1G_RESERVED_LO,
+  PTE_2M_RESERVED_LO,
+  PTE_A,
+  PTE_D,
+  PTE_G,
+  PTE_HI_NX,
+  PTE_HI_RESERVED,
+  PTE_P,
+  PTE_PS,
+  PTE_RW,
+  PTE_US,
+  pteHi,
+  pteLo,
+} from "../../hw/pte.js";
+import type { PagingControl } from "../../hw/walker.js";
+import { type P2m, p2mWritable } from "../p2m.js";
+import type { ShadowTables } from "./tables.js";
+
+/** Output of the propagate functions. */
+export class Spte {
+  lo = 0;
+  hi = 0;
+}
+
+/** Whether a present guest entry at `level` has a reserved bit set (as the walker checks). */
+export function guestReserved(lo: number, hi: number, level: number, ctl: PagingControl): boolean {
+  if ((hi & PTE_HI_RESERVED) !== 0) return true;
+  if (!ctl.nxe && (hi & PTE_HI_NX) !== 0) return true;
+  if (level === 4) return (lo & PTE_PS) !== 0;
+  if (level === 3 && (lo & PTE_PS) !== 0) return !ctl.gbpages || (lo & PTE_1G_RESERVED_LO) !== 0;
+  if (level === 2 && (lo & PTE_PS) !== 0) return (lo & PTE_2M_RESERVED_LO) !== 0;
+  return false;
+}
+
+/**
+ * The shadow leaf for 4 KiB guest page `gfn` under the guest leaf entry (glo, ghi) (an l1e, or
+ * the l2e of a 2 MiB page when splintering into an FL1). Not present when the rules say so.
+ */
+export function propagateLeaf(
+  out: Spte,
+  glo: number,
+  ghi: number,
+  level: number,
+  gfn: Gfn,
+  ctx: { p2m: P2m; tables: ShadowTables; cpu: { ctl: PagingControl } | null },
+): void {
+  out.lo = 0;
+  out.hi = 0;
+  if ((glo & PTE_P) === 0 || (glo & PTE_A) === 0) return;
+  if (ctx.cpu !== null && guestReserved(glo, ghi, level, ctx.cpu.ctl)) return;
+  const p2m = ctx.p2m;
+  const tables = ctx.tables;
+  const mfn = p2m.lookup(gfn);
+  if (mfn < 0) return;
+  let flags = PTE_P | PTE_A | (glo & (PTE_US | PTE_G | PTE_D));
+  if (
+    (glo & PTE_RW) !== 0 &&
+    (glo & PTE_D) !== 0 &&
+    p2mWritable(p2m.type[gfn]) &&
+    !tables.isShadowedTable(gfn)
+  ) {
+    flags |= PTE_RW;
+  }
+  out.lo = pteLo(mfn, flags);
+  out.hi = pteHi(mfn, (ghi & PTE_HI_NX) !== 0);
+}
+
+/**
+ * The shadow of a non-leaf guest entry: it points at `childMfn` (the shadow of the lower guest
+ * table, or the FL1 of a 2 MiB page), or is not present when childMfn < 0.
+ */
+export function propagateTable(
+  out: Spte,
+  glo: number,
+  ghi: number,
+  level: number,
+  childMfn: number,
+  ctl: PagingControl,
+): void {
+  out.lo = 0;
+  out.hi = 0;
+  if ((glo & PTE_P) === 0 || (glo & PTE_A) === 0 || childMfn < 0) return;
+  if (guestReserved(glo, ghi, level, ctl)) return;
+  out.lo = pteLo(childMfn, PTE_P | PTE_A | (glo & (PTE_RW | PTE_US)));
+  out.hi = pteHi(childMfn, (ghi & PTE_HI_NX) !== 0);
+}

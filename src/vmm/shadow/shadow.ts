@@ -1,0 +1,156 @@
+/**
+ * Shadow paging for one domain (after Xen's shadow code and KVM's shadow MMU): the VMM's side
+ * of the vCPU. The hardware walks shadow tables; the guest's own tables are write-protected and
+ * read by the VMM. This file holds the state and the exits that are not page faults (CR3 writes,
+ * INVLPG, accesses with paging off); fault.ts handles #PF exits and emulate.ts the emulated
+ * writes to guest page tables.
+ */
+
+import type { Gfn, Gpa, Gva, Mfn } from "../../hw/addr.js";
+import type { Intercepts, Vcpu } from "../../hw/cpu.js";
+import type { HostMemory } from "../../hw/memory.js";
+import { PTE_P, pteFrame } from "../../hw/pte.js";
+import { Walker } from "../../hw/walker.js";
+import {
+  C_SHADOW_INVLPG,
+  C_VMEXITS,
+  C_VMEXITS_CR3,
+  C_VMEXITS_INVLPG,
+} from "../../metrics/counters.js";
+import { DomainCrash } from "../crash.js";
+import type { P2m } from "../p2m.js";
+import { handleShadowFault } from "./fault.js";
+import { SH_FL1, SH_L4, type ShadowPage } from "./page.js";
+import { Spte } from "./propagate.js";
+import { ShadowTables, type WritableSearch } from "./tables.js";
+
+/** How the VMM guesses that a guest page table is no longer one (process exits are invisible). */
+export type UnshadowPolicy = "early" | "flood" | "none";
+
+export interface ShadowOptions {
+  /** Pages in the domain's shadow pool. */
+  poolPages: number;
+  unshadow: UnshadowPolicy;
+  /** Neighbouring guest entries to propagate on a fixed fault (0: none). */
+  prefetch: number;
+  writableSearch: WritableSearch;
+}
+
+/** Xen's default shadow pool: 1 MiB per vCPU plus 8 KiB (2 pages) per MiB of guest memory. */
+export function defaultShadowPoolPages(memoryBytes: number, vcpus = 1): number {
+  return vcpus * 256 + 2 * Math.ceil(memoryBytes / 2 ** 20);
+}
+
+/** Fewest pool pages that can hold one translation path and a spare. */
+export const MIN_SHADOW_POOL = 8;
+
+export class ShadowPaging implements Intercepts {
+  readonly tables: ShadowTables;
+  /** The software walker for guest tables (tables found through the P2M). */
+  readonly guestWalker = new Walker();
+  readonly scratch = new Spte();
+  /** The shadow each vCPU has loaded. */
+  root: ShadowPage | null = null;
+  /** Early unshadow: the gfn of the last emulated write if it stored zero, else -1. */
+  lastZeroWriteGfn: Gfn = -1;
+  cpu: Vcpu | null = null;
+
+  constructor(
+    readonly mem: HostMemory,
+    readonly p2m: P2m,
+    poolFrames: Mfn[],
+    readonly counters: Float64Array,
+    readonly options: ShadowOptions,
+  ) {
+    if (poolFrames.length < MIN_SHADOW_POOL) {
+      throw new RangeError(
+        `a shadow pool needs at least ${MIN_SHADOW_POOL} pages, got ${poolFrames.length}`,
+      );
+    }
+    this.tables = new ShadowTables(mem, poolFrames, counters, options.writableSearch);
+    this.tables.frameOf = (gfn) => p2m.lookup(gfn);
+    this.tables.flushTlbs = () => this.cpu?.flushTlbAll();
+    // A P2M change (balloon, sharing, host swap) removes every shadow entry of the old frame.
+    p2m.dropMappings = (_gfn, mfn) => {
+      if (this.tables.dropMappingsOf(mfn) > 0) this.cpu?.flushTlbAll();
+    };
+  }
+
+  /** The host frame behind a gfn, populating it; crashes the domain if gfn is not its RAM. */
+  frameFor(gfn: Gfn): Mfn {
+    const mfn = this.p2m.populate(gfn);
+    if (mfn >= 0) return mfn;
+    if (gfn < 0 || gfn >= this.p2m.gfns) {
+      throw new DomainCrash(`guest frame ${gfn} is outside its ${this.p2m.gfns} frames of RAM`);
+    }
+    throw new DomainCrash(`the host has no memory left to populate gfn ${gfn}`);
+  }
+
+  pageFault(cpu: Vcpu, gva: Gva, kind: number, errorCode: number): number {
+    return handleShadowFault(this, cpu, gva, kind, errorCode);
+  }
+
+  /** A CR3 write exits: find or build the top-level shadow, pin it, load it. */
+  writeCr3(cpu: Vcpu, gpa: Gpa, pcid: number, noFlush: boolean): void {
+    this.counters[C_VMEXITS]++;
+    this.counters[C_VMEXITS_CR3]++;
+    const gfn = Math.floor(gpa / 4096);
+    this.frameFor(gfn);
+    let sp = this.tables.lookup(gfn, SH_L4);
+    if (sp === null) {
+      if (!this.tables.prealloc(1))
+        throw new DomainCrash("the shadow pool cannot hold a top-level shadow");
+      sp = this.tables.create(gfn, SH_L4);
+    }
+    this.tables.pin(sp);
+    this.setRoot(sp);
+    cpu.loadRoot(sp.mfn, pcid, noFlush);
+  }
+
+  /** Make sp the loaded root (the previous one may now be freed if it was unshadowed). */
+  setRoot(sp: ShadowPage): void {
+    const old = this.root;
+    sp.inUse = true;
+    this.root = sp;
+    if (old !== null && old !== sp) {
+      old.inUse = false;
+      this.tables.maybeFree(old);
+    }
+  }
+
+  /** INVLPG exits: drop the shadow leaf for gva (it is re-propagated on the next fault). */
+  invlpg(cpu: Vcpu, gva: Gva): void {
+    this.counters[C_VMEXITS]++;
+    this.counters[C_VMEXITS_INVLPG]++;
+    const leaf = this.findLeaf(gva);
+    if (leaf !== null) {
+      this.tables.setEntry(leaf.sp, leaf.index, 0, 0);
+      this.counters[C_SHADOW_INVLPG]++;
+    }
+    cpu.tlb.invalidatePage(Math.floor(gva / 4096), cpu.tag, cpu.globalTag);
+  }
+
+  /** With paging off the guest addresses its physical memory: through the P2M. */
+  physFrame(_cpu: Vcpu, gfn: number, _write: boolean): Mfn {
+    return this.frameFor(gfn);
+  }
+
+  /** The present shadow leaf entry that maps gva from the loaded root, if any. */
+  findLeaf(gva: Gva): { sp: ShadowPage; index: number } | null {
+    let sp = this.root;
+    for (let level = 4; level >= 1 && sp !== null; level--) {
+      const index = Math.floor(gva / 2 ** (12 + 9 * (level - 1))) % 512;
+      this.mem.read64(sp.mfn, index);
+      if ((this.mem.lo & PTE_P) === 0) return null;
+      if (sp.level === 1) return { sp, index };
+      sp = this.tables.byMfn.get(pteFrame(this.mem.lo, this.mem.hi)) ?? null;
+      if (sp !== null && sp.type === SH_FL1 && level !== 2) return null;
+    }
+    return null;
+  }
+
+  /** Shadow pages in use (the "space" cost of shadow paging). */
+  get shadowPages(): number {
+    return this.tables.inUse;
+  }
+}

@@ -1,0 +1,320 @@
+/**
+ * The shadow pages of one domain: the pool they come from, the hash that finds them by
+ * (gfn, type), the references between them, the reverse map from guest frames to the shadow
+ * entries that map them, and every write of a shadow entry. Keeping all entry writes here keeps
+ * the bookkeeping (parent references, reverse map) in one place.
+ *
+ * Lifetime (as Xen's): a top-level (l4) shadow is pinned while its guest table may be loaded;
+ * lower shadows live while a parent entry references them. Unreferenced, unpinned shadows that
+ * are not some vCPU's root are freed at once, and their entries unhooked recursively.
+ */
+
+import type { Gfn, Mfn } from "../../hw/addr.js";
+import type { HostMemory } from "../../hw/memory.js";
+import { PTE_P, PTE_RW, pteFrame } from "../../hw/pte.js";
+import {
+  C_SHADOW_ALLOC,
+  C_SHADOW_FREE,
+  C_SHADOW_HASH_LOOKUPS,
+  C_SHADOW_HASH_MISS,
+  C_SHADOW_PREALLOC_1,
+  C_SHADOW_PREALLOC_2,
+  C_SHADOW_WRITEABLE,
+  C_SHADOW_WRITEABLE_BF,
+} from "../../metrics/counters.js";
+import { SH_FL1, SH_L1, SH_L2, SH_L3, SH_L4, ShadowPage, shadowKey } from "./page.js";
+
+/** How writable mappings of a newly shadowed page are found. */
+export type WritableSearch = "rmap" | "bruteforce";
+
+export class ShadowTables {
+  private readonly hash = new Map<number, ShadowPage>();
+  /** Shadow pages by their frame. */
+  readonly byMfn = new Map<Mfn, ShadowPage>();
+  /** Pool frames not holding a shadow. */
+  private readonly freeFrames: Mfn[];
+  /** Reverse map: guest frame -> leaf shadow entries mapping it (shadowMfn * 512 + index). */
+  private readonly rmap = new Map<Mfn, number[]>();
+  /** Pinned top-level shadows, most recently used first. */
+  private lruHead: ShadowPage | null = null;
+  private lruTail: ShadowPage | null = null;
+  /** Highest number of shadow pages in use at once. */
+  peak = 0;
+  /** Called after a change that may leave stale TLB entries (write-protect, unhook). */
+  flushTlbs: () => void = () => {};
+  /** The guest frame behind a gfn, for write protection (the P2M's lookup). */
+  frameOf: (gfn: Gfn) => Mfn = () => -1;
+
+  constructor(
+    readonly mem: HostMemory,
+    poolFrames: Mfn[],
+    readonly counters: Float64Array,
+    readonly writableSearch: WritableSearch,
+  ) {
+    this.freeFrames = poolFrames.slice().reverse();
+  }
+
+  get poolSize(): number {
+    return this.freeFrames.length + this.byMfn.size;
+  }
+
+  get inUse(): number {
+    return this.byMfn.size;
+  }
+
+  get free(): number {
+    return this.freeFrames.length;
+  }
+
+  lookup(gfn: Gfn, type: number): ShadowPage | null {
+    this.counters[C_SHADOW_HASH_LOOKUPS]++;
+    const sp = this.hash.get(shadowKey(gfn, type));
+    if (sp === undefined) {
+      this.counters[C_SHADOW_HASH_MISS]++;
+      return null;
+    }
+    return sp;
+  }
+
+  /** Whether gfn is shadowed as a page table (so guest writes to it must be emulated). */
+  isShadowedTable(gfn: Gfn): boolean {
+    return (
+      this.hash.has(shadowKey(gfn, SH_L1)) ||
+      this.hash.has(shadowKey(gfn, SH_L2)) ||
+      this.hash.has(shadowKey(gfn, SH_L3)) ||
+      this.hash.has(shadowKey(gfn, SH_L4))
+    );
+  }
+
+  /** Every shadow of gfn (as a page table of any level). */
+  shadowsOf(gfn: Gfn): ShadowPage[] {
+    const out: ShadowPage[] = [];
+    for (const type of [SH_L1, SH_L2, SH_L3, SH_L4]) {
+      const sp = this.hash.get(shadowKey(gfn, type));
+      if (sp) out.push(sp);
+    }
+    return out;
+  }
+
+  /**
+   * A new, empty shadow of (gfn, type). The caller has made room (prealloc). Shadowing a guest
+   * page table write-protects it: every writable mapping of it is made read-only.
+   */
+  create(gfn: Gfn, type: number): ShadowPage {
+    const mfn = this.freeFrames.pop();
+    if (mfn === undefined) throw new Error("shadow pool: create() without prealloc()");
+    this.mem.zeroFrame(mfn);
+    const sp = new ShadowPage(mfn, gfn, type);
+    this.hash.set(shadowKey(gfn, type), sp);
+    this.byMfn.set(mfn, sp);
+    this.counters[C_SHADOW_ALLOC]++;
+    if (this.byMfn.size > this.peak) this.peak = this.byMfn.size;
+    if (type === SH_L4) this.pin(sp);
+    if (sp.shadowsTable) this.removeWriteAccess(gfn);
+    return sp;
+  }
+
+  /** Read shadow entry `index` of `sp` into mem.lo / mem.hi. */
+  read(sp: ShadowPage, index: number): void {
+    this.mem.read64(sp.mfn, index);
+  }
+
+  /**
+   * Write shadow entry `index` of `sp`: the one place sptes change. Keeps parent references
+   * (non-leaf entries point at shadow pages) and the reverse map (leaf entries point at guest
+   * frames), and frees a child shadow that loses its last reference.
+   */
+  setEntry(sp: ShadowPage, index: number, lo: number, hi: number): void {
+    this.mem.read64(sp.mfn, index);
+    const oldLo = this.mem.lo;
+    const oldHi = this.mem.hi;
+    if (oldLo === lo && oldHi === hi) return;
+    this.mem.write64(sp.mfn, index, lo, hi);
+    const loc = sp.mfn * 512 + index;
+    const leaf = sp.level === 1;
+    if ((oldLo & PTE_P) !== 0) {
+      const old = pteFrame(oldLo, oldHi);
+      if (leaf) this.rmapRemove(old, loc);
+      else {
+        const child = this.byMfn.get(old);
+        if (child) this.dropParent(child, loc);
+      }
+    }
+    if ((lo & PTE_P) !== 0) {
+      const target = pteFrame(lo, hi);
+      if (leaf) this.rmapAdd(target, loc);
+      else this.byMfn.get(target)?.parents.push(loc);
+    }
+  }
+
+  /** Remove a parent reference; free the child when nothing keeps it. */
+  private dropParent(child: ShadowPage, loc: number): void {
+    const i = child.parents.indexOf(loc);
+    if (i >= 0) child.parents.splice(i, 1);
+    this.maybeFree(child);
+  }
+
+  /** Free sp if nothing references it, it is not pinned and no vCPU has it loaded. */
+  maybeFree(sp: ShadowPage): void {
+    if (sp.parents.length > 0 || sp.pinned || sp.inUse || !this.byMfn.has(sp.mfn)) return;
+    for (let i = 0; i < 512; i++) {
+      this.mem.read64(sp.mfn, i);
+      if ((this.mem.lo & PTE_P) !== 0) this.setEntry(sp, i, 0, 0);
+    }
+    this.hash.delete(shadowKey(sp.gfn, sp.type));
+    this.byMfn.delete(sp.mfn);
+    this.freeFrames.push(sp.mfn);
+    this.counters[C_SHADOW_FREE]++;
+  }
+
+  /** Remove sp whatever references it: clear the parent entries, unpin, free. */
+  destroy(sp: ShadowPage): void {
+    for (const loc of sp.parents.slice()) {
+      const parent = this.byMfn.get(Math.floor(loc / 512));
+      if (parent) this.setEntry(parent, loc % 512, 0, 0);
+    }
+    this.unpin(sp);
+    if (sp.inUse) {
+      // A loaded root survives as an empty table until the vCPU moves off it.
+      for (let i = 0; i < 512; i++) this.setEntry(sp, i, 0, 0);
+      return;
+    }
+    this.maybeFree(sp);
+  }
+
+  /** Pin a top-level shadow and make it the most recently used. */
+  pin(sp: ShadowPage): void {
+    if (sp.pinned) {
+      this.lruUnlink(sp);
+    }
+    sp.pinned = true;
+    sp.lruNext = this.lruHead;
+    sp.lruPrev = null;
+    if (this.lruHead) this.lruHead.lruPrev = sp;
+    this.lruHead = sp;
+    if (this.lruTail === null) this.lruTail = sp;
+  }
+
+  unpin(sp: ShadowPage): void {
+    if (!sp.pinned) return;
+    this.lruUnlink(sp);
+    sp.pinned = false;
+  }
+
+  private lruUnlink(sp: ShadowPage): void {
+    if (sp.lruPrev) sp.lruPrev.lruNext = sp.lruNext;
+    else this.lruHead = sp.lruNext;
+    if (sp.lruNext) sp.lruNext.lruPrev = sp.lruPrev;
+    else this.lruTail = sp.lruPrev;
+    sp.lruPrev = null;
+    sp.lruNext = null;
+  }
+
+  /**
+   * Make sure `count` pool pages are free (Xen's shadow_prealloc). Stage 1 unpins top-level
+   * shadows from the LRU tail (never a loaded one), freeing what hung below them; stage 2
+   * unhooks every entry of every top-level shadow, freeing all lower shadows. Returns false
+   * when the pool cannot hold `count` pages at all.
+   */
+  prealloc(count: number): boolean {
+    if (this.freeFrames.length >= count) return true;
+    let tail = this.lruTail;
+    let stage1 = false;
+    while (this.freeFrames.length < count && tail !== null) {
+      const prev = tail.lruPrev;
+      if (!tail.inUse) {
+        stage1 = true;
+        this.unpin(tail);
+        this.maybeFree(tail);
+      }
+      tail = prev;
+    }
+    if (stage1) {
+      this.counters[C_SHADOW_PREALLOC_1]++;
+      this.flushTlbs();
+    }
+    if (this.freeFrames.length >= count) return true;
+    this.counters[C_SHADOW_PREALLOC_2]++;
+    for (const sp of [...this.byMfn.values()]) {
+      if (sp.type === SH_L4 && this.byMfn.has(sp.mfn)) {
+        for (let i = 0; i < 512; i++) this.setEntry(sp, i, 0, 0);
+      }
+    }
+    this.flushTlbs();
+    return this.freeFrames.length >= count;
+  }
+
+  /** Every shadow page (for checks and brute-force searches). */
+  pages(): IterableIterator<ShadowPage> {
+    return this.byMfn.values();
+  }
+
+  /** Leaf shadow entries that map guest frame `mfn`. */
+  mappingsOf(mfn: Mfn): readonly number[] {
+    return this.rmap.get(mfn) ?? [];
+  }
+
+  /** Clear every leaf shadow entry that maps `mfn` (a P2M change). Returns how many. */
+  dropMappingsOf(mfn: Mfn): number {
+    const locs = this.rmap.get(mfn);
+    if (!locs) return 0;
+    let n = 0;
+    for (const loc of locs.slice()) {
+      const sp = this.byMfn.get(Math.floor(loc / 512));
+      if (sp) {
+        this.setEntry(sp, loc % 512, 0, 0);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Make every mapping of gfn's frame read-only (sh_remove_write_access): by the reverse map,
+   * or by scanning every L1 shadow as Xen's brute-force fallback does.
+   */
+  private removeWriteAccess(gfn: Gfn): void {
+    const mfn = this.frameOf(gfn);
+    if (mfn < 0) return;
+    let changed = false;
+    const demote = (loc: number): void => {
+      const sp = this.byMfn.get(Math.floor(loc / 512));
+      if (!sp) return;
+      this.mem.read64(sp.mfn, loc % 512);
+      const lo = this.mem.lo;
+      if ((lo & PTE_P) !== 0 && (lo & PTE_RW) !== 0) {
+        this.mem.write64(sp.mfn, loc % 512, (lo & ~PTE_RW) >>> 0, this.mem.hi);
+        changed = true;
+      }
+    };
+    if (this.writableSearch === "rmap") {
+      for (const loc of this.mappingsOf(mfn)) demote(loc);
+      if (changed) this.counters[C_SHADOW_WRITEABLE]++;
+    } else {
+      for (const sp of this.byMfn.values()) {
+        if (sp.type !== SH_L1 && sp.type !== SH_FL1) continue;
+        for (let i = 0; i < 512; i++) {
+          this.mem.read64(sp.mfn, i);
+          if ((this.mem.lo & PTE_P) !== 0 && pteFrame(this.mem.lo, this.mem.hi) === mfn)
+            demote(sp.mfn * 512 + i);
+        }
+      }
+      if (changed) this.counters[C_SHADOW_WRITEABLE_BF]++;
+    }
+    if (changed) this.flushTlbs();
+  }
+
+  private rmapAdd(mfn: Mfn, loc: number): void {
+    const list = this.rmap.get(mfn);
+    if (list) list.push(loc);
+    else this.rmap.set(mfn, [loc]);
+  }
+
+  private rmapRemove(mfn: Mfn, loc: number): void {
+    const list = this.rmap.get(mfn);
+    if (!list) return;
+    const i = list.indexOf(loc);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.rmap.delete(mfn);
+  }
+}
