@@ -10,64 +10,7 @@ import { fork } from "../src/guest/fork.js";
 import { USER_HEAP_BASE } from "../src/guest/layout.js";
 import { type Process, VM_READ, VM_WRITE } from "../src/guest/process.js";
 import { bootGuest } from "./support/guest.js";
-
-const HEAP_PAGES = 64;
-
-type Op =
-  | { op: "spawn" }
-  | { op: "write"; p: number; page: number; value: number }
-  | { op: "read"; p: number; page: number }
-  | { op: "fork"; p: number }
-  | { op: "exit"; p: number }
-  | { op: "munmap"; p: number; page: number; pages: number }
-  | { op: "mprotect"; p: number; page: number; pages: number; writable: boolean }
-  /** munmap or mprotect read-only the page the last access touched, while it is still loaded. */
-  | { op: "unmap-last" }
-  | { op: "protect-last" };
-
-const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 1, arbitrary: fc.constant({ op: "spawn" as const }) },
-  { weight: 1, arbitrary: fc.constant({ op: "unmap-last" as const }) },
-  { weight: 1, arbitrary: fc.constant({ op: "protect-last" as const }) },
-  {
-    weight: 8,
-    arbitrary: fc.record({
-      op: fc.constant("write" as const),
-      p: fc.nat(7),
-      page: fc.nat(HEAP_PAGES + 3),
-      value: fc.integer({ min: 1, max: 0x7fffffff }),
-    }),
-  },
-  {
-    weight: 8,
-    arbitrary: fc.record({
-      op: fc.constant("read" as const),
-      p: fc.nat(7),
-      page: fc.nat(HEAP_PAGES + 3),
-    }),
-  },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant("fork" as const), p: fc.nat(7) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant("exit" as const), p: fc.nat(7) }) },
-  {
-    weight: 1,
-    arbitrary: fc.record({
-      op: fc.constant("munmap" as const),
-      p: fc.nat(7),
-      page: fc.nat(HEAP_PAGES - 1),
-      pages: fc.integer({ min: 1, max: 8 }),
-    }),
-  },
-  {
-    weight: 1,
-    arbitrary: fc.record({
-      op: fc.constant("mprotect" as const),
-      p: fc.nat(7),
-      page: fc.nat(HEAP_PAGES - 1),
-      pages: fc.integer({ min: 1, max: 8 }),
-      writable: fc.boolean(),
-    }),
-  },
-);
+import { HEAP_PAGES, type Op, opArb } from "./support/ops.js";
 
 /** What a process's heap holds in the model: per page, mapped?, writable?, value at offset 0. */
 interface ModelProc {

@@ -119,27 +119,27 @@ export class Walker {
     update = true,
     p2m: Int32Array | null = null,
   ): number {
-    // Indices from the two 32-bit halves of gva: integer operations only.
+    // Indices from two 18-bit halves of the page number: integer operations only.
     const gvaLo = gva >>> 0;
-    const gvaHi = Math.floor(gva / 4294967296);
+    const pnHi = (((gva / 4294967296) | 0) << 2) | (gvaLo >>> 30); // gva bits 30..47: L4, L3
+    const pnLo = (gvaLo >>> 12) & 0x3ffff; // gva bits 12..29: L2, L1
     const pool = mem.pool;
     const meta = mem.meta;
     const frames = mem.frames;
     const nxe = ctl.nxe;
+    // NX is reserved without EFER.NXE, so one test covers every reserved bit of the high half.
+    const hiReserved = nxe ? PTE_HI_RESERVED : PTE_HI_RESERVED | PTE_HI_NX;
+    const tableMfns = this.tableMfn;
+    const tableIdx = this.tableIdx;
+    const entryLo = this.entryLo;
+    const entryHi = this.entryHi;
     let tableMfn = rootMfn;
-    let rwAll = true;
-    let usAll = true;
-    let nxAny = false;
-    this.refs = 0;
+    // Over the levels read so far: the AND of the low halves (RW, US and A of every entry) and
+    // the OR of the high halves (NX of any entry).
+    let andLo = -1;
+    let orHi = 0;
     for (let level = 4; level >= 1; level--) {
-      const idx =
-        level === 1
-          ? (gvaLo >>> 12) & 511
-          : level === 2
-            ? (gvaLo >>> 21) & 511
-            : level === 3
-              ? ((gvaLo >>> 30) | (gvaHi << 2)) & 511
-              : (gvaHi >>> 7) & 511;
+      const idx = level >= 3 ? (pnHi >>> (9 * level - 27)) & 511 : (pnLo >>> (9 * level - 9)) & 511;
       let lo = 0;
       let hi = 0;
       if (tableMfn < frames) {
@@ -154,38 +154,37 @@ export class Walker {
           hi = mem.hi;
         }
       }
-      this.refs++;
-      this.tableMfn[level] = tableMfn;
-      this.tableIdx[level] = idx;
-      this.entryLo[level] = lo;
-      this.entryHi[level] = hi;
+      tableMfns[level] = tableMfn;
+      tableIdx[level] = idx;
+      entryLo[level] = lo;
+      entryHi[level] = hi;
       this.lastLevel = level;
+      this.refs = 5 - level;
       if ((lo & PTE_P) === 0) return faultCode(kind, false, false, nxe);
       const leaf = level === 1 || (level <= 3 && (lo & PTE_PS) !== 0);
-      if ((hi & PTE_HI_RESERVED) !== 0 || (!nxe && (hi & PTE_HI_NX) !== 0)) {
+      if ((hi & hiReserved) !== 0 || (level >= 2 && this.reservedLo(lo, level, leaf, ctl))) {
         return faultCode(kind, true, true, nxe);
       }
-      if (level >= 2 && this.reservedLo(lo, level, leaf, ctl))
-        return faultCode(kind, true, true, nxe);
-      if ((lo & PTE_RW) === 0) rwAll = false;
-      if ((lo & PTE_US) === 0) usAll = false;
-      if (nxe && (hi & PTE_HI_NX) !== 0) nxAny = true;
+      andLo &= lo;
+      orHi |= hi;
       if (leaf) {
-        const allowed = permissionMask(rwAll, usAll, nxAny, ctl);
+        const allowed = permissionMask(
+          (andLo & PTE_RW) !== 0,
+          (andLo & PTE_US) !== 0,
+          nxe && (orHi & PTE_HI_NX) !== 0,
+          ctl,
+        );
         if (((allowed >> kind) & 1) === 0) return faultCode(kind, true, false, nxe);
         this.level = level;
         this.allowed = allowed;
         this.global = (lo & PTE_G) !== 0;
         const base = leafFrame(lo, hi, level);
         // The frame of the 4 KiB page inside a large page.
-        this.frame =
-          level === 1
-            ? base
-            : level === 2
-              ? base + ((gvaLo >>> 12) & 511)
-              : base + (((gvaLo >>> 12) & 0x3ffff) >>> 0);
-        if (update) {
-          this.setAccessedDirty(mem, level, kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE);
+        this.frame = level === 1 ? base : base + (pnLo & (level === 2 ? 511 : 0x3ffff));
+        const write = kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE;
+        // A/D writes only when a bit is missing: usually every A is set, and D on a written page.
+        if (update && ((andLo & PTE_A) === 0 || (write && (lo & PTE_D) === 0))) {
+          this.setAccessedDirty(mem, level, write);
         } else this.dirty = (lo & PTE_D) !== 0;
         return WALK_OK;
       }

@@ -1,5 +1,9 @@
-/** A native guest for tests: a booted kernel with exact data, and helpers to drive processes. */
+/**
+ * A guest for tests: a booted kernel with exact data, natively or under shadow paging, and
+ * helpers to drive processes and to check every invariant.
+ */
 
+import type { DomainSpec, ShadowSpec } from "../../src/api/types.js";
 import { checkGuest } from "../../src/guest/check.js";
 import { userAccess } from "../../src/guest/fault.js";
 import { Kernel, type KernelOptions } from "../../src/guest/kernel.js";
@@ -9,50 +13,131 @@ import { KIND_USER_READ, KIND_USER_WRITE } from "../../src/hw/access.js";
 import { checkTlb } from "../../src/hw/check.js";
 import { Vcpu } from "../../src/hw/cpu.js";
 import { HostMemory } from "../../src/hw/memory.js";
+import { PTE_P, PTE_PS, pteFrame } from "../../src/hw/pte.js";
 import { newCounters } from "../../src/metrics/counters.js";
+import { Host, type VmmDomain } from "../../src/vmm/host.js";
+import { checkHostFrames, checkShadow } from "../../src/vmm/shadow/check.js";
+
+export type TestMode = "native" | "shadow";
 
 export interface TestGuest {
+  mode: TestMode;
   mem: HostMemory;
   cpu: Vcpu;
   kernel: Kernel;
   counters: Float64Array;
+  host: Host | null;
+  vmm: VmmDomain | null;
+  gfnToMfn(gfn: number): number;
   /** Run `proc` (switching to it) and write `value` at gva; false if the process died. */
   write(proc: Process, gva: number, value: number): boolean;
   /** Run `proc` and read gva: the value, or null if the process died. */
   read(proc: Process, gva: number): number | null;
-  /** Both invariant checkers; throws with the first violation. */
+  /** Every invariant checker; throws with the first violation. */
   check(): void;
+  /** Every user page-table entry of a process, as "level/index path: lo hi" lines. */
+  tables(proc: Process): string[];
 }
 
-export function bootGuest(memMiB = 64, options: Partial<KernelOptions> = {}): TestGuest {
+export interface GuestOptions extends Partial<KernelOptions> {
+  mode?: TestMode;
+  shadow?: Partial<ShadowSpec>;
+  /** Host memory in MiB for shadow mode (default: enough). */
+  hostMiB?: number;
+}
+
+export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
+  const mode = options.mode ?? "native";
   const frames = (memMiB * 2 ** 20) / 4096;
-  const mem = new HostMemory(frames);
-  mem.exactData = true;
   const counters = newCounters();
-  const cpu = new Vcpu(mem, counters);
-  const kernel = new Kernel(cpu, new NativePagingOps(cpu), frames, counters, {
-    gigaPages: false,
-    pcid: false,
-    ...options,
-  });
+  const kernelOptions: KernelOptions = {
+    gigaPages: options.gigaPages ?? false,
+    pcid: options.pcid ?? false,
+  };
+  let mem: HostMemory;
+  let cpu: Vcpu;
+  let host: Host | null = null;
+  let vmm: VmmDomain | null = null;
+  let gfnToMfn: (gfn: number) => number = (gfn) => gfn;
+  if (mode === "native") {
+    mem = new HostMemory(frames);
+    cpu = new Vcpu(mem, counters);
+  } else {
+    host = new Host(((options.hostMiB ?? memMiB * 2 + 16) * 2 ** 20) / 4096);
+    const spec: DomainSpec = {
+      name: "test",
+      memory: memMiB * 2 ** 20,
+      mode: "shadow",
+      quantum: 1e9,
+      processes: [],
+      shadow: {
+        pool: 0,
+        unshadow: "early",
+        prefetch: 0,
+        writableSearch: "rmap",
+        ...options.shadow,
+      },
+    };
+    const hardware = {
+      tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 12 } },
+      pcid: kernelOptions.pcid,
+      gigaPages: false,
+    };
+    vmm = host.createDomain(spec, hardware, counters);
+    mem = host.mem;
+    cpu = vmm.cpu;
+    const p2m = vmm.p2m;
+    gfnToMfn = (gfn) => p2m.lookup(gfn);
+  }
+  mem.exactData = true;
+  const kernel = new Kernel(cpu, new NativePagingOps(cpu), frames, counters, kernelOptions);
   kernel.boot();
   const run = (proc: Process, gva: number, kind: number, value: number): boolean => {
     if (!proc.alive) return false;
     kernel.switchTo(proc);
     return userAccess(kernel, proc, gva, kind, value) !== -1;
   };
+  const readEntry = (gfn: number, index: number): [number, number] => {
+    mem.read64(gfnToMfn(gfn), index);
+    return [mem.lo, mem.hi];
+  };
   return {
+    mode,
     mem,
     cpu,
     kernel,
     counters,
+    host,
+    vmm,
+    gfnToMfn,
     write: (proc, gva, value) => run(proc, gva, KIND_USER_WRITE, value),
     read: (proc, gva) => (run(proc, gva, KIND_USER_READ, 0) ? cpu.readValue : null),
     check: () => {
-      const tlb = checkTlb(cpu, mem.frames);
-      if (tlb) throw new Error(`TLB check: ${tlb}`);
-      const g = checkGuest(kernel, mem, (gfn) => gfn);
-      if (g) throw new Error(`guest check: ${g}`);
+      const problems = [
+        // Under shadow paging a global TLB entry may outlive the root it came from (as on real
+        // hardware) while the new root's shadow is still empty: the shadow check compares TLB
+        // entries with the guest's tables and the P2M instead.
+        vmm === null ? checkTlb(cpu, mem.frames) : null,
+        vmm?.shadow && host ? checkShadow(vmm.shadow, cpu, host.frames, vmm.id) : null,
+        host ? checkHostFrames(host.frames) : null,
+        checkGuest(kernel, mem, gfnToMfn),
+      ].filter((p) => p !== null);
+      if (problems.length > 0) throw new Error(`invariant: ${problems[0]}`);
+    },
+    tables: (proc) => {
+      const out: string[] = [];
+      const visit = (gfn: number, level: number, path: string) => {
+        for (let i = 0; i < (level === 4 ? 256 : 512); i++) {
+          const [lo, hi] = readEntry(gfn, i);
+          if (lo === 0 && hi === 0) continue;
+          const here = `${path}/${i}`;
+          out.push(`${here}: ${hi.toString(16)} ${lo.toString(16)}`);
+          const leaf = level === 1 || (level === 2 && (lo & PTE_PS) !== 0);
+          if ((lo & PTE_P) !== 0 && !leaf) visit(pteFrame(lo, hi), level - 1, here);
+        }
+      };
+      if (proc.alive) visit(proc.l4Gfn, 4, "");
+      return out;
     },
   };
 }

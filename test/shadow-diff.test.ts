@@ -1,0 +1,129 @@
+/**
+ * The differential check: the same random sequences of guest operations natively and under
+ * shadow paging must look the same to the guest (the same data, the same true faults, the same
+ * final page tables, accessed and dirty bits included), with every invariant checked after
+ * every operation, under every shadow configuration, including a pool so small that reclaim
+ * runs all the time.
+ */
+
+import fc from "fast-check";
+import { describe, expect, test } from "vitest";
+import type { ShadowSpec } from "../src/api/types.js";
+import type { Process } from "../src/guest/process.js";
+import { COUNTER_NAMES } from "../src/metrics/counters.js";
+import { bootGuest, type GuestOptions, type TestGuest } from "./support/guest.js";
+import { type Op, opArb, runOps } from "./support/ops.js";
+
+const GUEST_COUNTERS = [15, 16, 17, 18, 19, 20, 22, 23, 24, 25, 26, 27]; // guest_* .. mprotects
+
+function observe(g: TestGuest, ops: Op[], huge: boolean) {
+  const seen = runOps(g, ops, huge, () => g.check());
+  const tables = g.kernel.processes.filter((p: Process) => p.alive).map((p) => g.tables(p));
+  const counters = GUEST_COUNTERS.map((i) => g.counters[i]);
+  return { seen, tables, counters, framesInUse: g.kernel.framesInUse() };
+}
+
+/** Shadow counters added up over every run of a property, to show what was exercised. */
+const exercised = new Map<string, number>();
+
+function differential(
+  ops: Op[],
+  shadow: Partial<ShadowSpec>,
+  options: GuestOptions = {},
+  huge = false,
+) {
+  const native = observe(bootGuest(16, options), ops, huge);
+  const g = bootGuest(16, { ...options, mode: "shadow", shadow });
+  const shadowed = observe(g, ops, huge);
+  expect(shadowed.seen).toEqual(native.seen);
+  expect(shadowed.counters).toEqual(native.counters);
+  expect(shadowed.tables).toEqual(native.tables);
+  expect(shadowed.framesInUse).toBe(native.framesInUse);
+  for (const name of [
+    "shadow_prealloc_1",
+    "shadow_prealloc_2",
+    "shadow_early_unshadow",
+    "shadow_flood_unshadow",
+    "shadow_prefetch",
+    "shadow_writeable_bf",
+    "shadow_emulate_write",
+    "shadow_fault_fixed",
+  ]) {
+    const index = COUNTER_NAMES.indexOf(name as (typeof COUNTER_NAMES)[number]);
+    exercised.set(name, (exercised.get(name) ?? 0) + g.counters[index]);
+  }
+}
+
+function exercisedSince(run: () => void): Map<string, number> {
+  exercised.clear();
+  run();
+  return new Map(exercised);
+}
+
+const ops = fc.array(opArb, { minLength: 1, maxLength: 50 });
+
+describe("shadow paging looks like native paging to the guest", () => {
+  test("default shadow settings", () => {
+    const seen = exercisedSince(() =>
+      fc.assert(
+        fc.property(ops, (o) => differential(o, {})),
+        { numRuns: 60, seed: 1 },
+      ),
+    );
+    expect(seen.get("shadow_fault_fixed")).toBeGreaterThan(0);
+    expect(seen.get("shadow_emulate_write")).toBeGreaterThan(0);
+  });
+
+  test("a tiny pool: reclaim (both stages) all the time", () => {
+    const seen = exercisedSince(() =>
+      fc.assert(
+        fc.property(ops, (o) => differential(o, { pool: 8 * 4096 })),
+        { numRuns: 60, seed: 2 },
+      ),
+    );
+    expect(seen.get("shadow_prealloc_1")).toBeGreaterThan(0);
+    expect(seen.get("shadow_prealloc_2")).toBeGreaterThan(0);
+  });
+
+  test.each([
+    ["early", "shadow_early_unshadow"],
+    ["flood", "shadow_flood_unshadow"],
+    ["none", ""],
+  ] as const)("unshadow policy %s", (unshadow, counter) => {
+    const seen = exercisedSince(() =>
+      fc.assert(
+        fc.property(ops, (o) => differential(o, { unshadow })),
+        { numRuns: 30, seed: 3 },
+      ),
+    );
+    if (counter !== "") expect(seen.get(counter)).toBeGreaterThan(0);
+  });
+
+  test("prefetch, brute-force write protection and a small pool", () => {
+    const seen = exercisedSince(() =>
+      fc.assert(
+        fc.property(ops, (o) =>
+          differential(o, { prefetch: 16, writableSearch: "bruteforce", pool: 16 * 4096 }),
+        ),
+        { numRuns: 30, seed: 4 },
+      ),
+    );
+    expect(seen.get("shadow_writeable_bf"), "brute force").toBeGreaterThan(0);
+  });
+
+  test("PCIDs", () => {
+    fc.assert(
+      fc.property(ops, (o) => differential(o, {}, { pcid: true })),
+      { numRuns: 30, seed: 5 },
+    );
+  });
+
+  test("transparent huge pages (FL1 splintering)", () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 30 }), (o) =>
+        differential(o, {}, {}, true),
+      ),
+      { numRuns: 25, seed: 6 },
+    );
+  });
+});
