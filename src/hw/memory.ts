@@ -59,7 +59,7 @@ export class HostMemory {
     if (!Number.isInteger(frames) || frames < 1 || frames >= 2 ** 31) {
       throw new RangeError(`host memory needs 1..2^31-1 frames (8 TiB), got ${frames}`);
     }
-    this.frames = frames;
+    this.frames = frames | 0; // a small integer field, whatever arithmetic produced `frames`
     this.meta = new Int32Array(frames * 2);
     for (let m = 0; m < frames; m++) this.meta[2 * m] = -1;
     const initialSlots = Math.min(frames, 256);

@@ -15,9 +15,10 @@
  */
 
 import type * as Access from "./access.js";
-import { type HostMemory, WORDS_PER_FRAME } from "./memory.js";
+import type { HostMemory } from "./memory.js";
+import type * as Memory from "./memory.js";
 import type * as Pte from "./pte.js";
-import { leafFrame, PTE_1G_RESERVED_LO, PTE_2M_RESERVED_LO, pteFrame } from "./pte.js";
+import { leafFrame, PTE_1G_RESERVED_LO, PTE_2M_RESERVED_LO } from "./pte.js";
 
 // Local copies of the bits used on the walk path: V8 does not fold imported bindings into
 // constants. Each copy's type is its original's literal type, so a disagreement fails to compile.
@@ -30,6 +31,8 @@ const PTE_PS: typeof Pte.PTE_PS = 0x80;
 const PTE_G: typeof Pte.PTE_G = 0x100;
 const PTE_HI_NX: typeof Pte.PTE_HI_NX = 0x80000000;
 const PTE_HI_RESERVED: typeof Pte.PTE_HI_RESERVED = 0xff800;
+const PTE_HI_ADDR_MASK: typeof Pte.PTE_HI_ADDR_MASK = 0x7ff;
+const WORDS_PER_FRAME: typeof Memory.WORDS_PER_FRAME = 1024;
 const PFEC_P: typeof Pte.PFEC_P = 0x1;
 const PFEC_W: typeof Pte.PFEC_W = 0x2;
 const PFEC_U: typeof Pte.PFEC_U = 0x4;
@@ -188,7 +191,8 @@ export class Walker {
         } else this.dirty = (lo & PTE_D) !== 0;
         return WALK_OK;
       }
-      tableMfn = pteFrame(lo, hi);
+      // pteFrame(lo, hi) as an int32: with MAXPHYADDR 43 a frame number is below 2^31.
+      tableMfn = ((hi & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12);
       if (p2m !== null) {
         // A walk of guest tables: entries hold gfns. A gfn without a frame reads as zeroes,
         // which is what the guest would find there (its first touch would give a zero page).
