@@ -24,6 +24,54 @@ export function checkShadow(
   frames: HostFrames,
   domainId: number,
 ): string | null {
+  return checkIsolation(sh, cpu, frames, domainId) ?? checkConsistency(sh, cpu);
+}
+
+/** Whether a domain may reach mfn: its own RAM, or a frame shared read-only. */
+function reachable(frames: HostFrames, mfn: number, domainId: number): boolean {
+  const owner = frames.owner[mfn];
+  return (owner === OWNER_DOMAIN && frames.ownerDomain[mfn] === domainId) || owner === OWNER_SHARED;
+}
+
+/**
+ * Invariant 2 alone: every translation the domain's vCPU can use (a valid TLB entry of its VPID,
+ * a present shadow leaf) reaches only frames it owns. This holds even for a hostile guest that
+ * rewrites its tables without flushing, where the stricter consistency check cannot.
+ */
+export function checkIsolation(
+  sh: ShadowPaging,
+  cpu: Vcpu,
+  frames: HostFrames,
+  domainId: number,
+): string | null {
+  for (const level of [cpu.tlb.l1, cpu.tlb.l2, cpu.tlb.l1Large, cpu.tlb.l2Large]) {
+    for (let s = 0; s < level.entries; s++) {
+      if (!level.isValid(s, cpu.tlb.tagGens)) continue;
+      const first = level.frameOf(s);
+      const pages = PAGES_PER_SIZE[level.decode(s).sizeCode];
+      for (let p = 0; p < pages; p++) {
+        if (!reachable(frames, first + p, domainId)) {
+          return `TLB slot ${s} reaches mfn ${first + p}, which domain ${domainId} does not own`;
+        }
+      }
+    }
+  }
+  for (const sp of sh.tables.pages()) {
+    if (sp.type !== SH_L1 && sp.type !== SH_FL1) continue;
+    for (let i = 0; i < 512; i++) {
+      sh.mem.read64(sp.mfn, i);
+      if ((sh.mem.lo & PTE_P) === 0) continue;
+      const mfn = pteFrame(sh.mem.lo, sh.mem.hi);
+      if (!reachable(frames, mfn, domainId)) {
+        return `shadow ${sp.mfn}[${i}] maps mfn ${mfn}, which domain ${domainId} does not own`;
+      }
+    }
+  }
+  return null;
+}
+
+/** Invariant 1: TLB entries and shadow leaves agree with the guest's tables and the P2M. */
+function checkConsistency(sh: ShadowPaging, cpu: Vcpu): string | null {
   const walker = new Walker();
   const mem = sh.mem;
   const rootGfn = Math.floor(cpu.guestCr3 / 4096);
@@ -51,7 +99,7 @@ export function checkShadow(
       }
     }
   }
-  // 1 and 2 for every shadow leaf.
+  // Every shadow leaf.
   for (const sp of sh.tables.pages()) {
     if (sp.type !== SH_L1 && sp.type !== SH_FL1) continue;
     const gl1 = sp.type === SH_L1 ? sh.p2m.lookup(sp.gfn) : -1;
@@ -61,13 +109,6 @@ export function checkShadow(
       const hi = mem.hi;
       if ((lo & PTE_P) === 0) continue;
       const mfn = pteFrame(lo, hi);
-      const owner = frames.owner[mfn];
-      if (
-        !(owner === OWNER_DOMAIN && frames.ownerDomain[mfn] === domainId) &&
-        owner !== OWNER_SHARED
-      ) {
-        return `shadow ${sp.mfn}[${i}] maps mfn ${mfn}, which domain ${domainId} does not own`;
-      }
       let gfn: number;
       if (sp.type === SH_L1) {
         mem.read64(gl1, i);
