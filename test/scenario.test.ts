@@ -151,14 +151,14 @@ describe("defaults", () => {
       },
       host: { memory: 0 },
       costs: {},
-      run: { accesses: 1_000_000, sampleEvery: 1_000_000 },
+      run: { accesses: 1_000_000, sampleEvery: 1_000_000, warmup: 0 },
       domains: [
         {
           name: "d",
           memory: 64 * 2 ** 20,
           mode: "native",
           shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap" },
-          quantum: 200_000,
+          quantum: 5_000,
           processes: [
             {
               name: "p",

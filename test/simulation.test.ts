@@ -147,3 +147,27 @@ domains:
     expect(stepped.step()).toBeNull(); // the run's length is reached
   });
 });
+
+describe("warm-up", () => {
+  test("counters start from zero after the warm-up, and the guest carries on", () => {
+    const base = builtinScenario("tlb-thrash");
+    const warm = { ...base, run: { ...base.run, accesses: 20_000, warmup: 20_000 } };
+    const r = new Simulation(warm).run();
+    const c = r.domains[0].counters;
+    expect(c.user_accesses).toBe(20_000);
+    expect(r.host.counters.user_accesses).toBe(20_000);
+    // The whole run, measured: its second half is the warmed-up run.
+    const whole = new Simulation({
+      ...base,
+      run: { ...base.run, accesses: 40_000, warmup: 0 },
+    }).run();
+    const half = new Simulation({
+      ...base,
+      run: { ...base.run, accesses: 20_000, warmup: 0 },
+    }).run();
+    for (const name of ["accesses", "tlb_misses", "guest_page_faults", "walk_refs"]) {
+      expect(c[name], name).toBe(whole.domains[0].counters[name] - half.domains[0].counters[name]);
+    }
+    expect(r.series[0].time).toBe(0);
+  });
+});

@@ -37,6 +37,8 @@ export class DomainRuntime {
   private readonly retired = new Map<string, ProcessReport>();
   private readonly started = new Map<string, number>();
   private current: ProcessDriver | null = null;
+  /** The guest's clock: steps its processes made (see Scheduler). */
+  guestSteps = 0;
   /** User accesses made (all processes). */
   userAccesses = 0;
   /** Checks: violations found and the first one's description. */
@@ -144,6 +146,16 @@ export class DomainRuntime {
     return this.current;
   }
 
+  /**
+   * Start measuring afresh (the end of a warm-up): counters, the walk histogram and the user
+   * access count go to zero; the guest, its processes and the VMM's state carry on.
+   */
+  resetCounters(): void {
+    this.counters.fill(0);
+    this.platform.cpu.walkHist.fill(0);
+    this.userAccesses = 0;
+  }
+
   /** The domain's simulated cycles so far. */
   time(): number {
     return this.cost.total(this.counters);
@@ -164,7 +176,7 @@ export class DomainRuntime {
         now = this.time();
         if (now >= end) break;
       }
-      const r = this.stepOnce(now);
+      const r = this.stepOnce();
       if (r < 0) break;
       if (r === STEP_ACCESS) accesses++;
     }
@@ -173,18 +185,18 @@ export class DomainRuntime {
   }
 
   /** One step of whichever process the scheduler picks. Returns the step kind, or -1 if idle. */
-  stepOnce(now: number): number {
+  stepOnce(): number {
     if (this.crashed !== "") return -1;
     try {
-      return this.stepGuest(now);
+      return this.stepGuest();
     } catch (e) {
       this.onCrash(e);
       return -1;
     }
   }
 
-  private stepGuest(now: number): number {
-    const proc = this.sched.pick(now);
+  private stepGuest(): number {
+    const proc = this.sched.pick(this.guestSteps++);
     if (proc === null) return -1;
     let driver = this.current;
     if (driver === null || driver.proc !== proc) {

@@ -80,6 +80,7 @@ export class Simulation {
     );
     for (const d of this.domains) d.boot();
     this.nextSample = 0;
+    this.warmupLeft = this.scenario.run.warmup;
     this.sample();
   }
 
@@ -91,7 +92,7 @@ export class Simulation {
   }
 
   get done(): boolean {
-    return this.accessesDone >= this.scenario.run.accesses;
+    return this.warmupLeft === 0 && this.accessesDone >= this.scenario.run.accesses;
   }
 
   /**
@@ -99,7 +100,8 @@ export class Simulation {
    * idle for good).
    */
   runTurn(): boolean {
-    const limit = this.scenario.run.accesses;
+    this.warmupIfDue();
+    const limit = this.limit();
     if (this.accessesDone >= limit) return false;
     let idle = 0;
     while (idle < this.domains.length) {
@@ -109,10 +111,29 @@ export class Simulation {
       this.accessesDone += n;
       if (this.time() >= this.nextSample) this.sample();
       else this.notePeak();
-      if (n > 0) return this.accessesDone < limit;
+      if (n > 0) return this.accessesDone < limit || this.warmupLeft > 0;
       idle++;
     }
     return false;
+  }
+
+  /** User accesses of warm-up still to run (not measured). */
+  private warmupLeft: number;
+
+  /** The access count this phase runs to: the warm-up's, then the run's. */
+  limit(): number {
+    return this.warmupLeft > 0 ? this.warmupLeft : this.scenario.run.accesses;
+  }
+
+  /** At the end of the warm-up, start every counter, the clock and the series from zero. */
+  warmupIfDue(): void {
+    if (this.warmupLeft === 0 || this.accessesDone < this.warmupLeft) return;
+    this.warmupLeft = 0;
+    this.accessesDone = 0;
+    for (const d of this.domains) d.resetCounters();
+    this.series.length = 0;
+    this.nextSample = 0;
+    this.sample();
   }
 
   /** Run to the end. `progress` is called after every turn with the fraction done. */
@@ -125,6 +146,7 @@ export class Simulation {
 
   /** One user access of the next process to run, with everything that happened on the way. */
   step(): StepRecord | null {
+    this.warmupIfDue();
     if (this.done) return null;
     return stepAccess(this);
   }

@@ -85,7 +85,7 @@ function stepDomain(d: DomainRuntime): StepRecord | null {
     const faultsBefore = c[C_GUEST_PAGE_FAULTS];
     const timeBefore = d.time();
     cpu.trace = [];
-    const r = d.stepOnce(timeBefore);
+    const r = d.stepOnce();
     const walks = cpu.trace;
     cpu.trace = null;
     if (r < 0) return null;

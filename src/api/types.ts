@@ -72,7 +72,11 @@ export interface DomainSpec {
   memory: number;
   mode: PagingMode;
   shadow: ShadowSpec;
-  /** Guest scheduler quantum in simulated cycles. */
+  /**
+   * Guest scheduler quantum, in steps of the guest's processes (memory accesses and system
+   * calls): the guest's clock is its own work, as QEMU's -icount, so that it behaves the same
+   * in every paging mode while the host's cycles measure what each mode costs.
+   */
   quantum: number;
   processes: ProcessSpec[];
 }
@@ -116,6 +120,11 @@ export interface RunSpec {
   accesses: number;
   /** Simulated cycles between two samples of the time series. */
   sampleEvery: number;
+  /**
+   * User accesses run before measuring: counters and cycles start from zero after them, so that
+   * a steady state can be measured apart from the first touches of a working set.
+   */
+  warmup: number;
 }
 
 export interface HostSpec {

@@ -7,9 +7,11 @@ import { Command, Option } from "commander";
 import { VERSION } from "../api/version.js";
 import { DEFAULT_SCENARIO } from "../workload/builtin.js";
 import { PAGING_MODES } from "../workload/scenario-schema.js";
+import { type CompareOptions, compareCommand } from "./compare.js";
 import { exitQuietlyOnBrokenPipe } from "./epipe.js";
 import { describeError, EXIT_OK } from "./errors.js";
 import { type RunOptions, runCommand } from "./run.js";
+import { resolveScenario } from "./scenario-arg.js";
 import { formatScenarioList, scenarioList } from "./scenarios-table.js";
 
 function buildProgram(setCode: (code: number) => void): Command {
@@ -42,6 +44,23 @@ function buildProgram(setCode: (code: number) => void): Command {
     .option("--json", "print the report as one JSON object")
     .action((scenario: string | undefined, options: RunOptions) => {
       setCode(runCommand(scenario, options));
+    });
+
+  program
+    .command("compare")
+    .description("run a scenario under several paging modes and compare them side by side")
+    .argument("[scenario]", `a built-in scenario or a scenario file (default: ${DEFAULT_SCENARIO})`)
+    .option(
+      "--modes <list>",
+      "comma-separated paging modes, the first the baseline",
+      "native,shadow",
+    )
+    .option("--seed <n>", "random seed, 0 to 4294967295 (default: the scenario's)")
+    .option("--accesses <n>", "user accesses to simulate (default: the scenario's)")
+    .option("--check", "verify the simulator's invariants during the runs (slower)")
+    .option("--json", "print the comparison as one JSON object")
+    .action((scenario: string | undefined, options: CompareOptions) => {
+      setCode(compareCommand(resolveScenario(scenario), options));
     });
 
   program

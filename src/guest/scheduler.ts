@@ -1,7 +1,8 @@
 /**
- * The guest's round-robin scheduler: runnable processes take turns of one quantum of simulated
- * cycles; a switch is a CR3 write (context_switches). Blocked processes (a make waiting for a
- * child) stay out of the queue until woken.
+ * The guest's round-robin scheduler: runnable processes take turns of one quantum of the guest's
+ * own clock, which counts the steps its processes make (accesses and system calls), as QEMU's
+ * -icount does: so the guest schedules the same way in every paging mode. A switch is a CR3 write
+ * (context_switches). Blocked processes (a make waiting for a child) stay out of the queue.
  */
 
 import type { Kernel } from "./kernel.js";
@@ -9,7 +10,7 @@ import type { Process } from "./process.js";
 
 export class Scheduler {
   private readonly queue: Process[] = [];
-  /** Simulated time (the domain's cycles) at which the running process's quantum ends. */
+  /** The guest's clock (its steps) at which the running process's quantum ends. */
   sliceEnd = 0;
 
   constructor(
@@ -31,7 +32,7 @@ export class Scheduler {
   }
 
   /**
-   * The process to run at time `now`: the current one while its quantum lasts and it is still
+   * The process to run at guest time `now`: the current one while its quantum lasts and it is still
    * runnable, else the next in the queue (loading its address space). Null when none can run.
    */
   pick(now: number): Process | null {

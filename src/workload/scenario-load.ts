@@ -372,7 +372,7 @@ function toScenario(f: ScenarioFile, fileName: string): Scenario {
     },
     host: { memory: f.host.memory ?? 0 },
     costs: Object.fromEntries(Object.entries(f.costs).filter(([, v]) => v !== undefined)),
-    run: { accesses: f.run.accesses, sampleEvery: f.run.sample_every },
+    run: { accesses: f.run.accesses, sampleEvery: f.run.sample_every, warmup: f.run.warmup },
     domains: f.domains.map((dom) => ({
       name: dom.name,
       memory: dom.memory,

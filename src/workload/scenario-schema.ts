@@ -109,7 +109,7 @@ export const SCENARIO_DEFAULTS = {
   accesses: 1_000_000,
   sampleEvery: 1_000_000,
   mode: "native" as PagingMode,
-  quantum: 200_000,
+  quantum: 5_000,
   instances: 1,
   code: MiB,
   writes: 0.25,
@@ -219,6 +219,7 @@ const costsSchema = strict(
 const runSchema = strict({
   accesses: int(1).default(SCENARIO_DEFAULTS.accesses),
   sample_every: int(1).default(SCENARIO_DEFAULTS.sampleEvery),
+  warmup: int(0).default(0),
 });
 
 const patternSchema = z.discriminatedUnion(

@@ -1,0 +1,87 @@
+/**
+ * The same scenario and seed under several paging modes, side by side: what each mode costs
+ * against native (cycles, exits, VMM memory), and whether the guest saw the same thing in each
+ * (it must: the same true page faults and the same data read).
+ */
+
+import { Simulation, type SimulationOptions } from "./simulation.js";
+import type { PagingMode, Report } from "./types.js";
+
+/** One mode's results, summed over the scenario's domains. */
+export interface ModeResult {
+  mode: PagingMode;
+  cycles: number;
+  /** Extra cycles against the first mode (usually native), in percent; 0 for the first. */
+  overhead_pct: number;
+  user_accesses: number;
+  vmexits: Record<string, number>;
+  guest_page_faults: number;
+  tlb_misses: number;
+  walk_refs: number;
+  shadow_fault: number;
+  shadow_emulate_write: number;
+  /** Bytes of memory the VMM used for this mode at its peak: shadow pages and P2M pages. */
+  vmm_memory_bytes: number;
+  /** Digest of everything the guest's processes read: equal across modes when they saw the same. */
+  read_hash: number;
+  report: Report;
+}
+
+export interface Comparison {
+  memvisor: string;
+  scenario: string;
+  seed: number;
+  modes: PagingMode[];
+  /** Whether every mode gave the guest the same true faults and the same data. */
+  same_guest_view: boolean;
+  results: ModeResult[];
+}
+
+const EXIT_REASONS = ["pf", "cr3", "invlpg", "ept_violation", "hypercall"] as const;
+
+export function compareModes(
+  scenario: ConstructorParameters<typeof Simulation>[0],
+  modes: PagingMode[],
+  options: Omit<SimulationOptions, "mode"> = {},
+): Comparison {
+  const results: ModeResult[] = [];
+  for (const mode of modes) {
+    const report = new Simulation(scenario, { ...options, mode }).run();
+    const sum = (name: string) => report.domains.reduce((s, d) => s + (d.counters[name] ?? 0), 0);
+    const vmexits: Record<string, number> = { total: sum("vmexits") };
+    for (const reason of EXIT_REASONS) vmexits[reason] = sum(`vmexits_${reason}`);
+    const cycles = report.domains.reduce((s, d) => s + d.cycles.total, 0);
+    let readHash = 0;
+    for (const d of report.domains) {
+      for (const p of d.processes)
+        readHash = (Math.imul(readHash ^ p.read_hash, 0x01000193) + 1) >>> 0;
+    }
+    results.push({
+      mode,
+      cycles,
+      overhead_pct:
+        results.length === 0 ? 0 : (100 * (cycles - results[0].cycles)) / results[0].cycles,
+      user_accesses: sum("user_accesses"),
+      vmexits,
+      guest_page_faults: sum("guest_page_faults"),
+      tlb_misses: sum("tlb_misses"),
+      walk_refs: sum("walk_refs"),
+      shadow_fault: sum("shadow_fault"),
+      shadow_emulate_write: sum("shadow_emulate_write"),
+      vmm_memory_bytes: (sum("shadow_pages_peak") + sum("p2m_pages")) * 4096,
+      read_hash: readHash,
+      report,
+    });
+  }
+  const first = results[0];
+  return {
+    memvisor: first.report.memvisor,
+    scenario: first.report.scenario,
+    seed: first.report.seed,
+    modes,
+    same_guest_view: results.every(
+      (r) => r.read_hash === first.read_hash && r.guest_page_faults === first.guest_page_faults,
+    ),
+    results,
+  };
+}
