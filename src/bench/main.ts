@@ -4,7 +4,8 @@
  * printed beside them.
  */
 
-import { type BenchResult, benchNativeAccess, benchNativeFault } from "./native.js";
+import { type BenchResult, benchAccess, benchFault } from "./access.js";
+import { benchShadowFork } from "./shadow.js";
 
 interface Bench {
   name: string;
@@ -16,14 +17,38 @@ const BENCHES: Bench[] = [
   {
     name: "native-local",
     target: "accesses_per_s >= 15,000,000",
-    run: () => benchNativeAccess("native-local", 0.9, 20_000_000),
+    run: () => benchAccess("native", "native-local", 0.9, 20_000_000),
   },
   {
     name: "native-random",
     target: "accesses_per_s >= 5,000,000, rss_mib <= 300",
-    run: () => benchNativeAccess("native-random", 0, 5_000_000),
+    run: () => benchAccess("native", "native-random", 0, 5_000_000),
   },
-  { name: "native-fault", target: "faults_per_s >= 500,000", run: benchNativeFault },
+  {
+    name: "native-fault",
+    target: "faults_per_s >= 500,000",
+    run: () => benchFault("native", "native-fault"),
+  },
+  {
+    name: "shadow-local",
+    target: "accesses_per_s >= 90% of native-local",
+    run: () => benchAccess("shadow", "shadow-local", 0.9, 20_000_000),
+  },
+  {
+    name: "shadow-random",
+    target: "accesses_per_s >= 90% of native-random",
+    run: () => benchAccess("shadow", "shadow-random", 0, 5_000_000),
+  },
+  {
+    name: "shadow-fault",
+    target: "faults_per_s >= 150,000",
+    run: () => benchFault("shadow", "shadow-fault"),
+  },
+  {
+    name: "shadow-fork",
+    target: "(report forks_per_s and shadow_pages_peak)",
+    run: () => benchShadowFork(),
+  },
 ];
 
 function main(argv: string[]): void {
@@ -41,6 +66,12 @@ function main(argv: string[]): void {
   for (const b of BENCHES) {
     if (names.length > 0 && !names.includes(b.name)) continue;
     const r = b.run();
+    // A virtualized run is compared with the native one measured in the same invocation.
+    const native = results.find((x) => x.name === b.name.replace(/^shadow-/, "native-"));
+    if (b.name !== native?.name && native && typeof native.accesses_per_s === "number") {
+      r.ratio_to_native =
+        Math.round((1000 * (r.accesses_per_s as number)) / native.accesses_per_s) / 1000;
+    }
     results.push(r);
     if (!json) {
       const figures = Object.entries(r)

@@ -4,7 +4,7 @@ import { BUILTIN_SCENARIOS, builtinScenario, DEFAULT_SCENARIO } from "../workloa
 import { formatInt, newTable } from "./format.js";
 
 /** Summary column width: keeps the table within OUTPUT_WIDTH. */
-const SUMMARY_WIDTH = 50;
+const SUMMARY_WIDTH = 45;
 
 export interface ScenarioListEntry {
   name: string;

@@ -340,7 +340,11 @@ export class Vcpu implements GuestCpu {
         if (walker.level === 1) {
           const gvaLo = gva >>> 0;
           const keyHi = tag * 65536 + ((gva / 4294967296) | 0);
-          tlb.fillSmall(keyHi, gvaLo >>> 12, tag, walker.frame, perms);
+          // Natively nothing ran between the probes that missed and here; a VMM's fault
+          // handler may have filled the TLB meanwhile.
+          if (this.intercepts === null) {
+            tlb.fillSmallAbsent(keyHi, gvaLo >>> 12, tag, walker.frame, perms);
+          } else tlb.fillSmall(keyHi, gvaLo >>> 12, tag, walker.frame, perms);
         } else {
           tlb.fill(vpn, tag, walker.level, this.firstFrame(), perms);
         }

@@ -214,6 +214,38 @@ export class TlbLevel {
     return victim;
   }
 
+  /**
+   * fill() for an entry the caller knows has no valid copy here (a probe just missed it and
+   * nothing filled since): in an all-valid set that is the LRU way, found from the stamps alone.
+   */
+  fillAbsent(
+    keyHi: number,
+    keyLo: number,
+    gen: number,
+    frame: number,
+    perms: number,
+    tagGens: Int32Array,
+  ): void {
+    const set = keyLo & this.setMask;
+    if (this.allValid[set] !== this.flushes) {
+      this.fill(keyHi, keyLo, gen, frame, perms, tagGens);
+      return;
+    }
+    const stamps = this.stamps;
+    const base = set * this.ways;
+    const end = base + this.ways;
+    let victim = base;
+    for (let s = base + 1; s < end; s++) if (stamps[s] < stamps[victim]) victim = s;
+    const i = victim * SLOT;
+    this.keys[victim] = keyLo;
+    this.d[i + F_HI] = keyHi;
+    this.d[i + F_GEN] = gen;
+    this.d[i + F_FRAME] = frame;
+    this.d[i + F_PERMS] = perms;
+    this.touch(victim);
+    if (gen !== tagGens[keyHi >>> 16]) this.allValid[set] = -1;
+  }
+
   /** Drop the entry (keyHi, keyLo) if its set holds it (INVLPG). */
   invalidate(keyHi: number, keyLo: number): void {
     const d = this.d;
@@ -410,6 +442,13 @@ export class Tlb {
     const gen = this.tagGens[tag];
     this.l2.fill(keyHi, keyLo, gen, frame, perms, this.tagGens);
     this.l1.fill(keyHi, keyLo, gen, frame, perms, this.tagGens);
+  }
+
+  /** fillSmall() of a page that neither 4 KiB level holds a valid copy of (see fillAbsent). */
+  fillSmallAbsent(keyHi: number, keyLo: number, tag: number, frame: number, perms: number): void {
+    const gen = this.tagGens[tag];
+    this.l2.fillAbsent(keyHi, keyLo, gen, frame, perms, this.tagGens);
+    this.l1.fillAbsent(keyHi, keyLo, gen, frame, perms, this.tagGens);
   }
 
   /**

@@ -15,8 +15,8 @@
  */
 
 import type * as Access from "./access.js";
-import type { HostMemory } from "./memory.js";
 import type * as Memory from "./memory.js";
+import type { HostMemory } from "./memory.js";
 import type * as Pte from "./pte.js";
 import { leafFrame, PTE_1G_RESERVED_LO, PTE_2M_RESERVED_LO } from "./pte.js";
 

@@ -1,0 +1,87 @@
+/**
+ * The access and fault benchmarks, natively or under shadow paging. They drive a booted guest's
+ * process directly (the same path a run takes: the process driver's access with fault
+ * handling), so that a figure is the simulator's speed on one access, not the scenario
+ * machinery's.
+ */
+
+import { USER_HEAP_BASE } from "../guest/layout.js";
+import { KIND_USER_READ, KIND_USER_WRITE } from "../hw/access.js";
+import { C_GUEST_PAGE_FAULTS, C_TLB_MISSES, C_WALK_REFS } from "../metrics/counters.js";
+import type { ProcessDriver } from "../workload/driver.js";
+import { Rng } from "../workload/rng.js";
+import { type BenchMode, benchGuest } from "./guest.js";
+
+export interface BenchResult {
+  name: string;
+  [figure: string]: number | string;
+}
+
+const PAGES = 2 ** 20;
+const HOT_PAGES = 256;
+
+/** Touch every page of the heap once so that the page tables are populated. */
+export function populate(driver: ProcessDriver, pages: number): void {
+  for (let p = 0; p < pages; p++) driver.access(USER_HEAP_BASE + p * 4096, KIND_USER_WRITE, p);
+}
+
+/** Run `count` accesses: with probability `hotShare` to one of the hot pages, else uniform. */
+function accessLoop(driver: ProcessDriver, rng: Rng, count: number, hotShare: number): void {
+  for (let i = 0; i < count; i++) {
+    const page =
+      rng.nextFloat() < hotShare ? (rng.nextBelow(HOT_PAGES) * 4099) % PAGES : rng.nextBelow(PAGES);
+    const kind = rng.nextFloat() < 0.25 ? KIND_USER_WRITE : KIND_USER_READ;
+    driver.access(USER_HEAP_BASE + page * 4096 + ((i * 8) & 4095), kind, i);
+  }
+}
+
+export function timeIt(fn: () => void): number {
+  const t0 = performance.now();
+  fn();
+  return (performance.now() - t0) / 1000;
+}
+
+/**
+ * Page tables populated for 2^20 pages (4 GiB); each access goes with probability `hotShare` to
+ * one of 256 hot pages, else uniformly anywhere; a quarter are writes. Measured after warm-up.
+ */
+export function benchAccess(
+  mode: BenchMode,
+  name: string,
+  hotShare: number,
+  count: number,
+): BenchResult {
+  const g = benchGuest(mode, 4.5 * 2 ** 30, PAGES);
+  populate(g.driver, PAGES);
+  const rng = new Rng(11);
+  accessLoop(g.driver, rng, count / 4, hotShare); // warm-up: JIT and TLB
+  const missesBefore = g.counters[C_TLB_MISSES];
+  const refsBefore = g.counters[C_WALK_REFS];
+  const seconds = timeIt(() => accessLoop(g.driver, rng, count, hotShare));
+  const misses = g.counters[C_TLB_MISSES] - missesBefore;
+  return {
+    name,
+    accesses: count,
+    seconds: round(seconds),
+    accesses_per_s: Math.round(count / seconds),
+    tlb_miss_rate: round(misses / count),
+    walk_refs_per_miss: round((g.counters[C_WALK_REFS] - refsBefore) / Math.max(1, misses)),
+    rss_mib: Math.round(process.memoryUsage().rss / 2 ** 20),
+  };
+}
+
+/** A process touching a fresh 1 GiB region page by page: every touch a demand fault. */
+export function benchFault(mode: BenchMode, name: string): BenchResult {
+  const warm = benchGuest(mode, 256 * 2 ** 20, 16384);
+  populate(warm.driver, 16384); // the JIT sees the fault path first
+  const pages = 2 ** 18;
+  const g = benchGuest(mode, 1.5 * 2 ** 30, pages);
+  const before = g.counters[C_GUEST_PAGE_FAULTS];
+  const seconds = timeIt(() => populate(g.driver, pages));
+  const faults = g.counters[C_GUEST_PAGE_FAULTS] - before;
+  return { name, faults, seconds: round(seconds), faults_per_s: Math.round(faults / seconds) };
+}
+
+export function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
