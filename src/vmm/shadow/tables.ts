@@ -33,8 +33,13 @@ export class ShadowTables {
   readonly byMfn = new Map<Mfn, ShadowPage>();
   /** Pool frames not holding a shadow. */
   private readonly freeFrames: Mfn[];
-  /** Reverse map: guest frame -> leaf shadow entries mapping it (shadowMfn * 512 + index). */
-  private readonly rmap = new Map<Mfn, number[]>();
+  /**
+   * Reverse map: guest frame -> leaf shadow entries mapping it (shadowMfn * 512 + index). Most
+   * frames have one mapping: it lives in a typed array indexed by mfn (-1 for none); further
+   * mappings (shared pages, aliases, the kernel's direct map) in a Map beside it.
+   */
+  private readonly rmapFirst: Float64Array;
+  private readonly rmapMore = new Map<Mfn, number[]>();
   /** Pinned top-level shadows, most recently used first. */
   private lruHead: ShadowPage | null = null;
   private lruTail: ShadowPage | null = null;
@@ -52,6 +57,7 @@ export class ShadowTables {
     readonly writableSearch: WritableSearch,
   ) {
     this.freeFrames = poolFrames.slice().reverse();
+    this.rmapFirst = new Float64Array(mem.frames).fill(-1);
   }
 
   get poolSize(): number {
@@ -251,15 +257,16 @@ export class ShadowTables {
 
   /** Leaf shadow entries that map guest frame `mfn`. */
   mappingsOf(mfn: Mfn): readonly number[] {
-    return this.rmap.get(mfn) ?? [];
+    const first = this.rmapFirst[mfn];
+    if (first < 0) return [];
+    const more = this.rmapMore.get(mfn);
+    return more ? [first, ...more] : [first];
   }
 
   /** Clear every leaf shadow entry that maps `mfn` (a P2M change). Returns how many. */
   dropMappingsOf(mfn: Mfn): number {
-    const locs = this.rmap.get(mfn);
-    if (!locs) return 0;
     let n = 0;
-    for (const loc of locs.slice()) {
+    for (const loc of this.mappingsOf(mfn)) {
       const sp = this.byMfn.get(Math.floor(loc / 512));
       if (sp) {
         this.setEntry(sp, loc % 512, 0, 0);
@@ -305,16 +312,26 @@ export class ShadowTables {
   }
 
   private rmapAdd(mfn: Mfn, loc: number): void {
-    const list = this.rmap.get(mfn);
-    if (list) list.push(loc);
-    else this.rmap.set(mfn, [loc]);
+    if (mfn >= this.rmapFirst.length) return; // not memory: nothing to find it by
+    if (this.rmapFirst[mfn] < 0) {
+      this.rmapFirst[mfn] = loc;
+      return;
+    }
+    const more = this.rmapMore.get(mfn);
+    if (more) more.push(loc);
+    else this.rmapMore.set(mfn, [loc]);
   }
 
   private rmapRemove(mfn: Mfn, loc: number): void {
-    const list = this.rmap.get(mfn);
-    if (!list) return;
-    const i = list.indexOf(loc);
-    if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) this.rmap.delete(mfn);
+    if (mfn >= this.rmapFirst.length) return;
+    const more = this.rmapMore.get(mfn);
+    if (this.rmapFirst[mfn] === loc) {
+      // Promote a further mapping, if any, to the first slot.
+      this.rmapFirst[mfn] = more ? (more.pop() as number) : -1;
+    } else if (more) {
+      const i = more.indexOf(loc);
+      if (i >= 0) more.splice(i, 1);
+    }
+    if (more && more.length === 0) this.rmapMore.delete(mfn);
   }
 }
