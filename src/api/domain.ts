@@ -9,7 +9,12 @@ import { Kernel } from "../guest/kernel.js";
 import { Scheduler } from "../guest/scheduler.js";
 import { checkTlb } from "../hw/check.js";
 import type { CostModel } from "../metrics/cost.js";
-import { C_DOMAIN_CRASHES, countersToRecord, newCounters } from "../metrics/counters.js";
+import {
+  C_DOMAIN_CRASHES,
+  C_GUEST_PAGE_FAULTS,
+  countersToRecord,
+  newCounters,
+} from "../metrics/counters.js";
 import { DomainCrash } from "../vmm/crash.js";
 import type { Host } from "../vmm/host.js";
 import { checkHostFrames, checkShadow } from "../vmm/shadow/check.js";
@@ -205,12 +210,18 @@ export class DomainRuntime {
         throw new Error(`domain ${this.spec.name}: pid ${proc.pid} has no driver`);
       this.current = driver;
     }
+    const faultsBefore = this.counters[C_GUEST_PAGE_FAULTS];
     const r = driver.step();
     if (r !== STEP_ACCESS) {
       this.afterSyscall(driver, r);
-    } else if (this.check && ++this.sinceFullCheck >= FULL_CHECK_EVERY) {
-      this.sinceFullCheck = 0;
-      this.runChecks(true);
+    } else if (this.check) {
+      if (++this.sinceFullCheck >= FULL_CHECK_EVERY) {
+        this.sinceFullCheck = 0;
+        this.runChecks(true);
+      } else if (this.counters[C_GUEST_PAGE_FAULTS] !== faultsBefore) {
+        // The kernel changed page tables: check the translations right away.
+        this.runChecks(false);
+      }
     }
     return r;
   }

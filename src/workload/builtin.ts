@@ -166,7 +166,7 @@ domains:
 `;
 
 const UNSHADOW_POLICIES = `# Xen's early unshadow, KVM's write flooding and no heuristic at all, under the same fork storm
-# and a small shadow pool (256 pages) that makes reclaim run: one domain per policy.
+# and a small shadow pool (64 pages) that makes reclaim run: one domain per policy.
 name: unshadow-policies
 description: The unshadow policies side by side under a small shadow pool
 seed: 42
@@ -176,19 +176,19 @@ domains:
   - name: early
     memory: 512MiB
     mode: shadow
-    shadow: { pool: 1MiB, unshadow: early }
+    shadow: { pool: 256KiB, unshadow: early }
     processes:
       - { name: make, kind: build, jobs: 4, working_set: 2MiB, code: 512KiB, child_accesses: 3000 }
   - name: flood
     memory: 512MiB
     mode: shadow
-    shadow: { pool: 1MiB, unshadow: flood }
+    shadow: { pool: 256KiB, unshadow: flood }
     processes:
       - { name: make, kind: build, jobs: 4, working_set: 2MiB, code: 512KiB, child_accesses: 3000 }
   - name: none
     memory: 512MiB
     mode: shadow
-    shadow: { pool: 1MiB, unshadow: none }
+    shadow: { pool: 256KiB, unshadow: none }
     processes:
       - { name: make, kind: build, jobs: 4, working_set: 2MiB, code: 512KiB, child_accesses: 3000 }
 `;
