@@ -25,6 +25,8 @@ import type { DomainReport, DomainSpec, ProcessReport, Scenario } from "./types.
 
 /** Steps between two reads of the clock (the cost model's dot product). */
 const CLOCK_EVERY = 16;
+/** In check mode, page faults between two checks of the translations. */
+const FAULT_CHECK_EVERY = 8;
 /** In check mode, accesses between two full checks of the guest's tables. */
 const FULL_CHECK_EVERY = 20000;
 
@@ -50,6 +52,7 @@ export class DomainRuntime {
   violations = 0;
   firstViolation = "";
   private sinceFullCheck = 0;
+  private faultsSinceCheck = 0;
 
   constructor(
     readonly spec: DomainSpec,
@@ -218,8 +221,12 @@ export class DomainRuntime {
       if (++this.sinceFullCheck >= FULL_CHECK_EVERY) {
         this.sinceFullCheck = 0;
         this.runChecks(true);
-      } else if (this.counters[C_GUEST_PAGE_FAULTS] !== faultsBefore) {
-        // The kernel changed page tables: check the translations right away.
+      } else if (
+        this.counters[C_GUEST_PAGE_FAULTS] !== faultsBefore &&
+        ++this.faultsSinceCheck >= FAULT_CHECK_EVERY
+      ) {
+        // The kernel changed page tables: check the translations soon after.
+        this.faultsSinceCheck = 0;
         this.runChecks(false);
       }
     }
