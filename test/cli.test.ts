@@ -167,6 +167,55 @@ describe("memvisor run (tables)", () => {
   });
 });
 
+describe("memvisor compare", () => {
+  it("runs each mode on the same guest work and says so", async () => {
+    const r = await cli(
+      "compare",
+      "fork-storm",
+      "--modes",
+      "native,shadow",
+      "--accesses",
+      "20000",
+      "--json",
+    );
+    expect(r.code).toBe(0);
+    const c = JSON.parse(r.stdout) as {
+      modes: string[];
+      same_guest_view: boolean;
+      results: {
+        mode: string;
+        user_accesses: number;
+        guest_page_faults: number;
+        vmexits: { total: number };
+        overhead_pct: number;
+      }[];
+    };
+    expect(c.modes).toEqual(["native", "shadow"]);
+    expect(c.same_guest_view).toBe(true);
+    const [native, shadow] = c.results;
+    expect(native.user_accesses).toBe(20_000);
+    expect(shadow.user_accesses).toBe(20_000);
+    expect(shadow.guest_page_faults).toBe(native.guest_page_faults);
+    expect(native.vmexits.total).toBe(0);
+    expect(shadow.vmexits.total).toBeGreaterThan(0);
+    expect(shadow.overhead_pct).toBeGreaterThan(0);
+  });
+
+  it("prints a table of the modes side by side", async () => {
+    const r = await cli("compare", "shadow-steady", "--accesses", "20000");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/native\s+│\s+shadow/);
+    expect(r.stdout).toContain("same page faults and the same data");
+    for (const line of r.stdout.split("\n")) expect(line.length).toBeLessThanOrEqual(100);
+  });
+
+  it("refuses an unknown mode in --modes", async () => {
+    const r = await cli("compare", "--modes", "native,vmx");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--modes: expected a list of native, shadow, hap, pv, got "vmx"');
+  });
+});
+
 describe("memvisor errors", () => {
   it("a bad scenario file: file:line:col, exit 2, no stack", async () => {
     const r = await cli("run", BAD_SCENARIO);
