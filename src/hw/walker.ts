@@ -75,6 +75,25 @@ export function permissionMask(
   return mask;
 }
 
+/** Reserved bits of the low half of a present L4..L2 entry (SDM Vol. 3A 4.5). */
+function reservedLo(lo: number, level: number, leaf: boolean, ctl: PagingControl): boolean {
+  if (level === 4) return (lo & PTE_PS) !== 0;
+  if (!leaf) return false;
+  if (level === 3) return !ctl.gbpages || (lo & PTE_1G_RESERVED_LO) !== 0;
+  return (lo & PTE_2M_RESERVED_LO) !== 0;
+}
+
+/**
+ * Whether a present entry at `level` (1..4) has a reserved bit set: the rule the walk applies,
+ * for code that reads tables without walking them (the shadow code's propagation).
+ */
+export function entryReserved(lo: number, hi: number, level: number, ctl: PagingControl): boolean {
+  const hiReserved = ctl.nxe ? PTE_HI_RESERVED : PTE_HI_RESERVED | PTE_HI_NX;
+  if ((hi & hiReserved) !== 0) return true;
+  const leaf = level === 1 || (level <= 3 && (lo & PTE_PS) !== 0);
+  return level >= 2 && reservedLo(lo, level, leaf, ctl);
+}
+
 /** The #PF error code for an access of `kind` (see access.ts), with P and RSVD as given. */
 export function faultCode(kind: number, present: boolean, rsvd: boolean, nxe: boolean): number {
   let code = present ? PFEC_P : 0;
@@ -165,7 +184,7 @@ export class Walker {
       this.refs = 5 - level;
       if ((lo & PTE_P) === 0) return faultCode(kind, false, false, nxe);
       const leaf = level === 1 || (level <= 3 && (lo & PTE_PS) !== 0);
-      if ((hi & hiReserved) !== 0 || (level >= 2 && this.reservedLo(lo, level, leaf, ctl))) {
+      if ((hi & hiReserved) !== 0 || (level >= 2 && reservedLo(lo, level, leaf, ctl))) {
         return faultCode(kind, true, true, nxe);
       }
       andLo &= lo;
@@ -200,14 +219,6 @@ export class Walker {
       }
     }
     return faultCode(kind, false, false, nxe); // not reached: level 1 is always a leaf
-  }
-
-  /** Reserved bits of the low half of a present L4..L2 entry (SDM Vol. 3A 4.5). */
-  private reservedLo(lo: number, level: number, leaf: boolean, ctl: PagingControl): boolean {
-    if (level === 4) return (lo & PTE_PS) !== 0;
-    if (!leaf) return false;
-    if (level === 3) return !ctl.gbpages || (lo & PTE_1G_RESERVED_LO) !== 0;
-    return (lo & PTE_2M_RESERVED_LO) !== 0;
   }
 
   /** Set A in every entry of the walk and D in the leaf for a write. */

@@ -15,21 +15,17 @@
 
 import type { Gfn } from "../../hw/addr.js";
 import {
-  PTE_1G_RESERVED_LO,
-  PTE_2M_RESERVED_LO,
   PTE_A,
   PTE_D,
   PTE_G,
   PTE_HI_NX,
-  PTE_HI_RESERVED,
   PTE_P,
-  PTE_PS,
   PTE_RW,
   PTE_US,
   pteHi,
   pteLo,
 } from "../../hw/pte.js";
-import type { PagingControl } from "../../hw/walker.js";
+import { entryReserved, type PagingControl } from "../../hw/walker.js";
 import { type P2m, p2mWritable } from "../p2m.js";
 import type { ShadowTables } from "./tables.js";
 
@@ -37,16 +33,6 @@ import type { ShadowTables } from "./tables.js";
 export class Spte {
   lo = 0;
   hi = 0;
-}
-
-/** Whether a present guest entry at `level` has a reserved bit set (as the walker checks). */
-export function guestReserved(lo: number, hi: number, level: number, ctl: PagingControl): boolean {
-  if ((hi & PTE_HI_RESERVED) !== 0) return true;
-  if (!ctl.nxe && (hi & PTE_HI_NX) !== 0) return true;
-  if (level === 4) return (lo & PTE_PS) !== 0;
-  if (level === 3 && (lo & PTE_PS) !== 0) return !ctl.gbpages || (lo & PTE_1G_RESERVED_LO) !== 0;
-  if (level === 2 && (lo & PTE_PS) !== 0) return (lo & PTE_2M_RESERVED_LO) !== 0;
-  return false;
 }
 
 /**
@@ -64,7 +50,7 @@ export function propagateLeaf(
   out.lo = 0;
   out.hi = 0;
   if ((glo & PTE_P) === 0 || (glo & PTE_A) === 0) return;
-  if (ctx.cpu !== null && guestReserved(glo, ghi, level, ctx.cpu.ctl)) return;
+  if (ctx.cpu !== null && entryReserved(glo, ghi, level, ctx.cpu.ctl)) return;
   const p2m = ctx.p2m;
   const tables = ctx.tables;
   const mfn = p2m.lookup(gfn);
@@ -97,7 +83,7 @@ export function propagateTable(
   out.lo = 0;
   out.hi = 0;
   if ((glo & PTE_P) === 0 || (glo & PTE_A) === 0 || childMfn < 0) return;
-  if (guestReserved(glo, ghi, level, ctl)) return;
+  if (entryReserved(glo, ghi, level, ctl)) return;
   out.lo = pteLo(childMfn, PTE_P | PTE_A | (glo & (PTE_RW | PTE_US)));
   out.hi = pteHi(childMfn, (ghi & PTE_HI_NX) !== 0);
 }
