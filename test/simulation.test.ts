@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { Simulation } from "../src/api/simulation.js";
+import { PTE_P, PTE_US, pteLo } from "../src/hw/pte.js";
 import { BUILTIN_SCENARIOS, builtinScenario } from "../src/workload/builtin.js";
 import { parseScenario } from "../src/workload/scenario-load.js";
 
@@ -175,5 +176,22 @@ describe("warm-up", () => {
       expect(c[name], name).toBe(whole.domains[0].counters[name] - half.domains[0].counters[name]);
     }
     expect(r.series[0].time).toBe(0);
+  });
+});
+
+describe("check mode under shadow paging", () => {
+  test("a corrupted shadow entry is reported", () => {
+    const sim = new Simulation(builtinScenario("fork-storm"), { accesses: 5_000, check: true });
+    const report = sim.run();
+    expect(report.checks.violations).toBe(0);
+    const d = sim.domains[0];
+    const shadow = d.platform.vmm!.shadow!;
+    // Point a live shadow leaf at a frame of the shadow pool: no guest may reach that.
+    const leafPage = [...shadow.tables.pages()].find((sp) => sp.level === 1)!;
+    const someShadowFrame = [...shadow.tables.pages()][0].mfn;
+    d.platform.mem.write64(leafPage.mfn, 0, pteLo(someShadowFrame, PTE_P | PTE_US), 0);
+    d.runChecks(true);
+    expect(d.violations).toBe(1);
+    expect(d.firstViolation).toMatch(/does not own/);
   });
 });

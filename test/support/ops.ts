@@ -86,7 +86,7 @@ export function runOps(g: TestGuest, ops: Op[], huge = false, afterEach?: () => 
     if (o.op === "spawn") {
       if (live.length < 8) spawn();
     } else if (o.op === "unmap-last" || o.op === "protect-last") {
-      if (last !== null && last.p.alive && last.page < HEAP_PAGES) {
+      if (last?.p.alive && last.page < HEAP_PAGES) {
         if (o.op === "unmap-last") g.kernel.munmap(last.p, gva(last.page), 4096);
         else g.kernel.mprotect(last.p, gva(last.page), 4096, VM_READ);
         seen.push(`${o.op} ${last.p.pid} ${last.page}`);
