@@ -8,7 +8,6 @@ import type { DomainSpec, HardwareSpec } from "../api/types.js";
 import { NativePagingOps } from "../guest/paging-ops.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
-import { DomainCrash } from "./crash.js";
 import { HostFrames, OWNER_SHADOW } from "./frames.js";
 import { P2m } from "./p2m.js";
 import { defaultShadowPoolPages, ShadowPaging } from "./shadow/shadow.js";
@@ -52,7 +51,7 @@ export class Host {
     let poolPages = 0;
     if (spec.mode === "shadow") {
       if (hardware.gigaPages) {
-        throw new DomainCrash("1 GiB guest pages are not supported under shadow paging");
+        throw new RangeError(`domain ${spec.name}: shadow paging does not support 1 GiB guest pages`);
       }
       poolPages =
         spec.shadow.pool > 0 ? spec.shadow.pool / 4096 : defaultShadowPoolPages(spec.memory);
