@@ -195,3 +195,23 @@ describe("check mode under shadow paging", () => {
     expect(d.firstViolation).toMatch(/does not own/);
   });
 });
+
+describe("step API under shadow paging", () => {
+  test("a step shows the exits and the VMM's walk of the guest's tables", () => {
+    const sim = new Simulation(builtinScenario("tlb-thrash"), { mode: "shadow", accesses: 200 });
+    const records = [];
+    for (let r = sim.step(); r !== null; r = sim.step()) records.push(r);
+    expect(records).toHaveLength(200);
+    const faulting = records.find((r) => r.guestFaults > 0)!;
+    const outcomes = faulting.exits.map((e) => e.outcome);
+    // The article's sequence: a true fault injected, then the guest's PTE write emulated.
+    expect(outcomes.some((o) => o.startsWith("injected #PF"))).toBe(true);
+    expect(outcomes).toContain("emulated");
+    const injected = faulting.exits.find((e) => e.outcome.startsWith("injected"))!;
+    expect(injected.reason).toBe("PF");
+    expect(injected.guestWalk?.result).toMatch(/^#PF/);
+    expect(injected.gva).toBe(faulting.gva);
+    const native = new Simulation(builtinScenario("tlb-thrash"), { accesses: 20 });
+    expect(native.step()!.exits).toEqual([]);
+  });
+});

@@ -15,6 +15,6 @@ export {
   Simulation,
   type SimulationOptions,
 } from "./simulation.js";
-export type { StepLevel, StepRecord, StepWalk } from "./step.js";
+export type { StepExit, StepLevel, StepRecord, StepWalk } from "./step.js";
 export * from "./types.js";
 export { VERSION } from "./version.js";

@@ -8,6 +8,7 @@
 import { KIND_NAMES } from "../hw/access.js";
 import { formatGva } from "../hw/addr.js";
 import { describePte } from "../hw/pte.js";
+import type { WalkTrace } from "../hw/walker.js";
 import { C_GUEST_PAGE_FAULTS, C_TLB_L1_HITS, C_TLB_L2_HITS } from "../metrics/counters.js";
 import { STEP_ACCESS } from "../workload/driver.js";
 import type { DomainRuntime } from "./domain.js";
@@ -31,6 +32,15 @@ export interface StepWalk {
   result: string;
 }
 
+/** An exit to the VMM during the step, and what the VMM did. */
+export interface StepExit {
+  reason: "PF" | "CR3" | "INVLPG";
+  gva: string;
+  outcome: string;
+  /** For a #PF under shadow paging: the VMM's software walk of the guest's tables (gfns). */
+  guestWalk?: StepWalk;
+}
+
 export interface StepRecord {
   domain: string;
   pid: number;
@@ -43,7 +53,10 @@ export interface StepRecord {
   access: (typeof KIND_NAMES)[number];
   /** Where the first lookup found the translation. */
   tlb: "l1" | "l2" | "miss";
+  /** The hardware's walks (under shadow paging: of the shadow tables). */
   walks: StepWalk[];
+  /** Exits to the VMM, in order (none natively). */
+  exits: StepExit[];
   /** True page faults the guest kernel handled for this access. */
   guestFaults: number;
   /** Host frame reached, or -1 when the process was killed. */
@@ -85,9 +98,12 @@ function stepDomain(d: DomainRuntime): StepRecord | null {
     const faultsBefore = c[C_GUEST_PAGE_FAULTS];
     const timeBefore = d.time();
     cpu.trace = [];
+    cpu.exitTrace = [];
     const r = d.stepOnce();
     const walks = cpu.trace;
+    const exits = cpu.exitTrace;
     cpu.trace = null;
+    cpu.exitTrace = null;
     if (r < 0) return null;
     if (r !== STEP_ACCESS) continue;
     d.userAccesses++;
@@ -115,16 +131,12 @@ function stepDomain(d: DomainRuntime): StepRecord | null {
       offset,
       access: KIND_NAMES[kind],
       tlb,
-      walks: walks.map((w) => ({
-        rootMfn: w.root,
-        levels: w.levels.map((l) => ({
-          level: l.level,
-          tableMfn: l.tableMfn,
-          index: l.index,
-          entry: l.hi.toString(16).padStart(8, "0") + l.lo.toString(16).padStart(8, "0"),
-          flags: describePte(l.lo, l.hi),
-        })),
-        result: w.result < 0 ? "ok" : `#PF 0x${w.result.toString(16)}`,
+      walks: walks.map(stepWalk),
+      exits: exits.map((e) => ({
+        reason: e.reason,
+        gva: formatGva(e.gva),
+        outcome: e.outcome,
+        ...(e.guestWalk ? { guestWalk: stepWalk(e.guestWalk) } : {}),
       })),
       guestFaults: c[C_GUEST_PAGE_FAULTS] - faultsBefore,
       mfn,
@@ -133,4 +145,18 @@ function stepDomain(d: DomainRuntime): StepRecord | null {
     };
   }
   return null;
+}
+
+function stepWalk(w: WalkTrace): StepWalk {
+  return {
+    rootMfn: w.root,
+    levels: w.levels.map((l) => ({
+      level: l.level,
+      tableMfn: l.tableMfn,
+      index: l.index,
+      entry: l.hi.toString(16).padStart(8, "0") + l.lo.toString(16).padStart(8, "0"),
+      flags: describePte(l.lo, l.hi),
+    })),
+    result: w.result < 0 ? "ok" : `#PF 0x${w.result.toString(16)}`,
+  };
 }

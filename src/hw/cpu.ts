@@ -18,7 +18,9 @@ import type { HostMemory } from "./memory.js";
 import { leafFrame } from "./pte.js";
 import type * as TlbConsts from "./tlb.js";
 import { cachedPerms, MAX_TAGS, Tlb } from "./tlb.js";
-import { type PagingControl, WALK_OK, Walker } from "./walker.js";
+import { type PagingControl, WALK_OK, Walker, type WalkTrace } from "./walker.js";
+
+export type { WalkTrace };
 
 // Local copies of imported constants used on the hot path: V8 does not fold imported bindings
 // into constants (measured: a quarter of the cost of a TLB hit). Each copy's type is the
@@ -118,10 +120,14 @@ export interface TlbGeometry {
 }
 
 /** One walk recorded by the step API. */
-export interface WalkTrace {
-  root: Mfn;
-  levels: { level: number; tableMfn: Mfn; index: number; lo: number; hi: number }[];
-  result: number;
+/** One exit to a VMM recorded by the step API: why, and what the VMM did. */
+export interface ExitTrace {
+  reason: "PF" | "CR3" | "INVLPG";
+  gva: Gva;
+  /** "fixed", "injected #PF 0x..", "emulated", "loaded root mfn ..", "dropped" ... */
+  outcome: string;
+  /** For a #PF under shadow paging: the VMM's software walk of the guest's tables. */
+  guestWalk?: WalkTrace;
 }
 
 export class Vcpu implements GuestCpu {
@@ -161,6 +167,8 @@ export class Vcpu implements GuestCpu {
   pendSrcFrame = 0;
   /** Set by the step API: walks made while it is non-null are recorded. */
   trace: WalkTrace[] | null = null;
+  /** Set by the step API: exits to a VMM while it is non-null are recorded (by the VMM). */
+  exitTrace: ExitTrace[] | null = null;
   private readonly tagIds = new Map<number, number>();
   private nextTag = 0;
 
@@ -377,18 +385,7 @@ export class Vcpu implements GuestCpu {
   }
 
   private recordWalk(result: number): void {
-    const w = this.walker;
-    const levels: WalkTrace["levels"] = [];
-    for (let level = 4; level >= w.lastLevel; level--) {
-      levels.push({
-        level,
-        tableMfn: w.tableMfn[level],
-        index: w.tableIdx[level],
-        lo: w.entryLo[level],
-        hi: w.entryHi[level],
-      });
-    }
-    this.trace?.push({ root: this.rootMfn, levels, result });
+    this.trace?.push(this.walker.trace(this.rootMfn, result));
   }
 
   /** Kernel load of the 64-bit word at gva into lo/hi. Returns 0 or XLATE_FAULT. */

@@ -104,6 +104,15 @@ export function faultCode(kind: number, present: boolean, rsvd: boolean, nxe: bo
   return code;
 }
 
+/** One walk as the step API shows it: the root, each level read, the result. */
+export interface WalkTrace {
+  /** The root frame (under a VMM's software walk: the guest's root gfn). */
+  root: number;
+  levels: { level: number; tableMfn: number; index: number; lo: number; hi: number }[];
+  /** WALK_OK or the #PF error code. */
+  result: number;
+}
+
 export class Walker {
   /** First 4 KiB frame of the page that was found. */
   frame = 0;
@@ -219,6 +228,21 @@ export class Walker {
       }
     }
     return faultCode(kind, false, false, nxe); // not reached: level 1 is always a leaf
+  }
+
+  /** The last walk as a record (cold: the step API's). */
+  trace(root: number, result: number): WalkTrace {
+    const levels: WalkTrace["levels"] = [];
+    for (let level = 4; level >= this.lastLevel; level--) {
+      levels.push({
+        level,
+        tableMfn: this.tableMfn[level],
+        index: this.tableIdx[level],
+        lo: this.entryLo[level],
+        hi: this.entryHi[level],
+      });
+    }
+    return { root, levels, result };
   }
 
   /** Set A in every entry of the walk and D in the leaf for a write. */

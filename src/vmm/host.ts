@@ -51,7 +51,9 @@ export class Host {
     let poolPages = 0;
     if (spec.mode === "shadow") {
       if (hardware.gigaPages) {
-        throw new RangeError(`domain ${spec.name}: shadow paging does not support 1 GiB guest pages`);
+        throw new RangeError(
+          `domain ${spec.name}: shadow paging does not support 1 GiB guest pages`,
+        );
       }
       poolPages =
         spec.shadow.pool > 0 ? spec.shadow.pool / 4096 : defaultShadowPoolPages(spec.memory);

@@ -7,7 +7,7 @@
  */
 
 import type { Gfn, Gpa, Gva, Mfn } from "../../hw/addr.js";
-import type { Intercepts, Vcpu } from "../../hw/cpu.js";
+import { type Intercepts, PF_EMULATED, PF_RETRY, type Vcpu } from "../../hw/cpu.js";
 import type { HostMemory } from "../../hw/memory.js";
 import { PTE_P, pteFrame } from "../../hw/pte.js";
 import { Walker } from "../../hw/walker.js";
@@ -87,7 +87,25 @@ export class ShadowPaging implements Intercepts {
   }
 
   pageFault(cpu: Vcpu, gva: Gva, kind: number, errorCode: number): number {
-    return handleShadowFault(this, cpu, gva, kind, errorCode);
+    const result = handleShadowFault(this, cpu, gva, kind, errorCode);
+    if (cpu.exitTrace !== null) {
+      const w = this.guestWalker;
+      cpu.exitTrace.push({
+        reason: "PF",
+        gva,
+        outcome:
+          result === PF_RETRY
+            ? "fixed"
+            : result === PF_EMULATED
+              ? "emulated"
+              : `injected #PF 0x${result.toString(16)}`,
+        guestWalk: w.trace(
+          Math.floor(cpu.guestCr3 / 4096),
+          result === PF_RETRY || result === PF_EMULATED ? -1 : result,
+        ),
+      });
+    }
+    return result;
   }
 
   /** A CR3 write exits: find or build the top-level shadow, pin it, load it. */
@@ -105,6 +123,11 @@ export class ShadowPaging implements Intercepts {
     this.tables.pin(sp);
     this.setRoot(sp);
     cpu.loadRoot(sp.mfn, pcid, noFlush);
+    cpu.exitTrace?.push({
+      reason: "CR3",
+      gva: 0,
+      outcome: `loaded shadow root mfn ${sp.mfn} for gfn ${gfn}`,
+    });
   }
 
   /** Make sp the loaded root (the previous one may now be freed if it was unshadowed). */
@@ -128,6 +151,11 @@ export class ShadowPaging implements Intercepts {
       this.counters[C_SHADOW_INVLPG]++;
     }
     cpu.tlb.invalidatePage(Math.floor(gva / 4096), cpu.tag, cpu.globalTag);
+    cpu.exitTrace?.push({
+      reason: "INVLPG",
+      gva,
+      outcome: leaf ? "shadow leaf dropped" : "no shadow leaf",
+    });
   }
 
   /** With paging off the guest addresses its physical memory: through the P2M. */
