@@ -87,6 +87,8 @@ export interface Intercepts {
   invlpg(cpu: Vcpu, gva: Gva): void;
   /** The host frame behind guest frame `gfn`, for accesses made with paging off. */
   physFrame(cpu: Vcpu, gfn: number, write: boolean): Mfn;
+  /** The guest set CR0.PG (a CR0-write exit): the VMM loads the root for the guest's CR3. */
+  enablePaging(cpu: Vcpu): void;
 }
 
 /** The interface the guest kernel sees: what an x86-64 CPU lets software do to memory. */
@@ -439,12 +441,14 @@ export class Vcpu implements GuestCpu {
 
   /** A store with paging off (early boot): gpa is the address. */
   storePhys64(gpa: Gpa, lo: number, hi: number): void {
+    if (this.paging) throw new Error("storePhys64 with paging on: every access is translated");
     const gfn = Math.floor(gpa / 4096);
     const frame = this.intercepts ? this.intercepts.physFrame(this, gfn, true) : gfn;
     this.mem.write64(frame, Math.floor((gpa % 4096) / 8), lo, hi);
   }
 
   loadPhys64(gpa: Gpa): void {
+    if (this.paging) throw new Error("loadPhys64 with paging on: every access is translated");
     const gfn = Math.floor(gpa / 4096);
     const frame = this.intercepts ? this.intercepts.physFrame(this, gfn, false) : gfn;
     this.mem.read64(frame, Math.floor((gpa % 4096) / 8));
@@ -502,5 +506,8 @@ export class Vcpu implements GuestCpu {
     this.paging = true;
     this.tlb.flushTag(this.tag);
     this.tlb.flushTag(this.globalTag);
+    // Under a VMM the hardware must not walk whatever rootMfn held before: the VMM loads the
+    // root that stands for the guest's CR3 (a shadow), or the domain is crashed.
+    this.intercepts?.enablePaging(this);
   }
 }

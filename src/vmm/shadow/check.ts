@@ -44,6 +44,9 @@ export function checkIsolation(
   frames: HostFrames,
   domainId: number,
 ): string | null {
+  if (cpu.paging && (sh.root === null || cpu.rootMfn !== sh.root.mfn)) {
+    return `the vCPU walks root mfn ${cpu.rootMfn}, not the domain's shadow root`;
+  }
   for (const level of [cpu.tlb.l1, cpu.tlb.l2, cpu.tlb.l1Large, cpu.tlb.l2Large]) {
     for (let s = 0; s < level.entries; s++) {
       if (!level.isValid(s, cpu.tlb.tagGens)) continue;

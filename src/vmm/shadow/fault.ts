@@ -55,7 +55,7 @@ export function handleShadowFault(
   }
   sh.frameFor(gfn);
   const root = sh.root;
-  if (root === null) throw new Error("shadow fault with no shadow root loaded");
+  if (root === null) throw new DomainCrash("a page fault with no shadow root loaded");
   // Build the path: at each level, the shadow of the guest table one level down.
   let sp: ShadowPage = root;
   sp.floodCount = 0;
@@ -73,9 +73,11 @@ export function handleShadowFault(
         : null;
     if (child === null || child.gfn !== childGfn || child.type !== childType) {
       child = sh.tables.lookup(childGfn, childType) ?? sh.tables.create(childGfn, childType);
-      propagateTable(sh.scratch, glo, ghi, level, child.mfn, cpu.ctl);
-      sh.tables.setEntry(sp, index, sh.scratch.lo, sh.scratch.hi);
     }
+    // Always propagate: the guest walk may just have set A, and the entry's rights must be the
+    // guest's (a no-op when nothing changed).
+    propagateTable(sh.scratch, glo, ghi, level, child.mfn, cpu.ctl);
+    sh.tables.setEntry(sp, index, sh.scratch.lo, sh.scratch.hi);
     sp = child;
     sp.floodCount = 0;
   }

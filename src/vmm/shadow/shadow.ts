@@ -72,7 +72,10 @@ export class ShadowPaging implements Intercepts {
     this.tables.flushTlbs = () => this.cpu?.flushTlbAll();
     // A P2M change (balloon, sharing, host swap) removes every shadow entry of the old frame.
     p2m.dropMappings = (_gfn, mfn) => {
-      if (this.tables.dropMappingsOf(mfn) > 0) this.cpu?.flushTlbAll();
+      // Always flush: a TLB entry may map the old frame after its shadow entries went.
+      this.tables.dropMappingsOf(mfn);
+      this.tables.needFlush = false;
+      this.cpu?.flushTlbAll();
     };
   }
 
@@ -88,6 +91,7 @@ export class ShadowPaging implements Intercepts {
 
   pageFault(cpu: Vcpu, gva: Gva, kind: number, errorCode: number): number {
     const result = handleShadowFault(this, cpu, gva, kind, errorCode);
+    this.flushIfNeeded(cpu);
     if (cpu.exitTrace !== null) {
       const w = this.guestWalker;
       cpu.exitTrace.push({
@@ -112,6 +116,23 @@ export class ShadowPaging implements Intercepts {
   writeCr3(cpu: Vcpu, gpa: Gpa, pcid: number, noFlush: boolean): void {
     this.counters[C_VMEXITS]++;
     this.counters[C_VMEXITS_CR3]++;
+    this.loadShadowRoot(cpu, gpa, pcid, noFlush);
+  }
+
+  /** Before returning to the guest: flush the TLB if a present shadow entry changed. */
+  flushIfNeeded(cpu: Vcpu): void {
+    if (!this.tables.needFlush) return;
+    this.tables.needFlush = false;
+    cpu.flushTlbAll();
+  }
+
+  /** Turning paging on exits too (CR0): the root is the shadow of the guest's CR3. */
+  enablePaging(cpu: Vcpu): void {
+    this.counters[C_VMEXITS]++;
+    this.loadShadowRoot(cpu, cpu.guestCr3, cpu.pcid, false);
+  }
+
+  private loadShadowRoot(cpu: Vcpu, gpa: Gpa, pcid: number, noFlush: boolean): void {
     const gfn = Math.floor(gpa / 4096);
     this.frameFor(gfn);
     let sp = this.tables.lookup(gfn, SH_L4);
@@ -123,6 +144,7 @@ export class ShadowPaging implements Intercepts {
     this.tables.pin(sp);
     this.setRoot(sp);
     cpu.loadRoot(sp.mfn, pcid, noFlush);
+    this.flushIfNeeded(cpu);
     cpu.exitTrace?.push({
       reason: "CR3",
       gva: 0,
@@ -151,6 +173,9 @@ export class ShadowPaging implements Intercepts {
       this.counters[C_SHADOW_INVLPG]++;
     }
     cpu.tlb.invalidatePage(Math.floor(gva / 4096), cpu.tag, cpu.globalTag);
+    // A guest 2 MiB page is cached as 512 4 KiB entries (FL1): INVLPG must drop them all.
+    if (leaf !== null && leaf.sp.type === SH_FL1) this.tables.needFlush = true;
+    this.flushIfNeeded(cpu);
     cpu.exitTrace?.push({
       reason: "INVLPG",
       gva,

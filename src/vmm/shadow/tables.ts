@@ -11,7 +11,7 @@
 
 import type { Gfn, Mfn } from "../../hw/addr.js";
 import type { HostMemory } from "../../hw/memory.js";
-import { PTE_P, PTE_RW, pteFrame } from "../../hw/pte.js";
+import { PTE_HI_NX, PTE_P, PTE_RW, PTE_US, pteFrame } from "../../hw/pte.js";
 import {
   C_SHADOW_ALLOC,
   C_SHADOW_FREE,
@@ -45,6 +45,11 @@ export class ShadowTables {
   private lruTail: ShadowPage | null = null;
   /** Highest number of shadow pages in use at once. */
   peak = 0;
+  /**
+   * Set when a present shadow entry was removed, re-pointed or lost rights (Xen's
+   * SHADOW_SET_FLUSH): the TLB may cache it, so the VMM flushes before it returns to the guest.
+   */
+  needFlush = false;
   /** Called after a change that may leave stale TLB entries (write-protect, unhook). */
   flushTlbs: () => void = () => {};
   /** The guest frame behind a gfn, for write protection (the P2M's lookup). */
@@ -140,6 +145,14 @@ export class ShadowTables {
     const leaf = sp.level === 1;
     if ((oldLo & PTE_P) !== 0) {
       const old = pteFrame(oldLo, oldHi);
+      if (
+        (lo & PTE_P) === 0 ||
+        pteFrame(lo, hi) !== old ||
+        (oldLo & ~lo & (PTE_RW | PTE_US)) !== 0 ||
+        (hi & ~oldHi & PTE_HI_NX) !== 0
+      ) {
+        this.needFlush = true;
+      }
       if (leaf) this.rmapRemove(old, loc);
       else {
         const child = this.byMfn.get(old);
