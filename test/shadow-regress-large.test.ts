@@ -63,10 +63,9 @@ function aliasD(mode: TestMode) {
   return (g.kernel.pt.lo & PTE_D) !== 0;
 }
 
-// Known deviation: an FL1 shadow is keyed by its first gfn (as Xen's), so two guest 2 MiB
-// mappings of the same frames share it; a write through a clean alias is not seen as a first
-// write and the alias's D bit stays clear. Remove `.fails` when FL1s are keyed by D as well.
-test.fails("2 MiB alias: D bit of the alias's l2e, native vs shadow", () => {
+// FL1 shadows are keyed by their first gfn and the guest 2 MiB entry's D bit, so a clean alias
+// of dirty frames gets its own, read-only leaves: the first write through it sets its D bit.
+test("2 MiB alias: D bit of the alias's l2e, native vs shadow", () => {
   const n = aliasD("native");
   const s = aliasD("shadow");
   note("alias D native", n, "shadow", s);

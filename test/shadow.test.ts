@@ -8,7 +8,7 @@ import { PTE_A, PTE_D, PTE_P, PTE_RW, pteFrame } from "../src/hw/pte.js";
 import { COUNTER_NAMES, type CounterName } from "../src/metrics/counters.js";
 import { P2M_RAM_RW } from "../src/vmm/p2m.js";
 import { unshadow } from "../src/vmm/shadow/emulate.js";
-import { SH_FL1, SH_L1, SH_L4 } from "../src/vmm/shadow/page.js";
+import { isFl1, SH_L1, SH_L4 } from "../src/vmm/shadow/page.js";
 import { defaultShadowPoolPages } from "../src/vmm/shadow/shadow.js";
 import { bootGuest, type GuestOptions, type TestGuest } from "./support/guest.js";
 
@@ -142,7 +142,7 @@ describe("shadow paging mechanisms", () => {
     const p = g.kernel.spawn("p", { code: 4096, heap: 4 * 2 ** 20, hugeHeap: true })!;
     g.write(p, USER_HEAP_BASE + 3 * 4096, 7);
     const leaf = sh.findLeaf(USER_HEAP_BASE + 3 * 4096)!;
-    expect(leaf.sp.type).toBe(SH_FL1);
+    expect(isFl1(leaf.sp.type)).toBe(true);
     expect(leaf.index).toBe(3);
     expect(g.read(p, USER_HEAP_BASE + 3 * 4096)).toBe(7);
     g.check();

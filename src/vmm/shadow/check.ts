@@ -13,7 +13,7 @@ import type { Vcpu } from "../../hw/cpu.js";
 import { PTE_A, PTE_D, PTE_P, PTE_RW, pteFrame } from "../../hw/pte.js";
 import { WALK_OK, Walker } from "../../hw/walker.js";
 import { type HostFrames, OWNER_DOMAIN, OWNER_SHARED } from "../frames.js";
-import { SH_FL1, SH_L1 } from "./page.js";
+import { isFl1, SH_L1 } from "./page.js";
 import type { ShadowPaging } from "./shadow.js";
 
 const PAGES_PER_SIZE = [1, 512, 262144];
@@ -60,7 +60,7 @@ export function checkIsolation(
     }
   }
   for (const sp of sh.tables.pages()) {
-    if (sp.type !== SH_L1 && sp.type !== SH_FL1) continue;
+    if (sp.type !== SH_L1 && !isFl1(sp.type)) continue;
     for (let i = 0; i < 512; i++) {
       sh.mem.read64(sp.mfn, i);
       if ((sh.mem.lo & PTE_P) === 0) continue;
@@ -104,7 +104,7 @@ function checkConsistency(sh: ShadowPaging, cpu: Vcpu): string | null {
   }
   // Every shadow leaf.
   for (const sp of sh.tables.pages()) {
-    if (sp.type !== SH_L1 && sp.type !== SH_FL1) continue;
+    if (sp.type !== SH_L1 && !isFl1(sp.type)) continue;
     const gl1 = sp.type === SH_L1 ? sh.p2m.lookup(sp.gfn) : -1;
     for (let i = 0; i < 512; i++) {
       mem.read64(sp.mfn, i);

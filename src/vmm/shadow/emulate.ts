@@ -22,7 +22,7 @@ import {
   C_SHADOW_VALIDATE_GL1E_CALLS,
   C_WRITES,
 } from "../../metrics/counters.js";
-import { SH_FL1, type ShadowPage, shadowTypeForLevel } from "./page.js";
+import { fl1TypeFor, type ShadowPage, shadowTypeForLevel } from "./page.js";
 import { propagateLeaf, propagateTable } from "./propagate.js";
 import type { ShadowPaging } from "./shadow.js";
 
@@ -95,7 +95,8 @@ export function validate(sh: ShadowPaging, gfn: Gfn, first: number, last: number
 function childShadow(sh: ShadowPaging, glo: number, ghi: number, level: number): number {
   if ((glo & PTE_P) === 0) return -1;
   const gfn = pteFrame(glo, ghi);
-  const type = level === 2 && (glo & PTE_PS) !== 0 ? SH_FL1 : shadowTypeForLevel(level - 1);
+  const type =
+    level === 2 && (glo & PTE_PS) !== 0 ? fl1TypeFor(glo) : shadowTypeForLevel(level - 1);
   return sh.tables.lookup(gfn, type)?.mfn ?? -1;
 }
 

@@ -23,7 +23,7 @@ import {
 } from "../../metrics/counters.js";
 import { DomainCrash } from "../crash.js";
 import { emulateWrite } from "./emulate.js";
-import { SH_FL1, type ShadowPage, shadowTypeForLevel } from "./page.js";
+import { fl1TypeFor, type ShadowPage, shadowTypeForLevel } from "./page.js";
 import { propagateLeaf, propagateTable } from "./propagate.js";
 import type { ShadowPaging } from "./shadow.js";
 
@@ -65,7 +65,7 @@ export function handleShadowFault(
     const ghi = w.entryHi[level];
     const childGfn = pteFrame(glo, ghi);
     const splinter = level === 2 && (glo & PTE_PS) !== 0;
-    const childType = splinter ? SH_FL1 : shadowTypeForLevel(level - 1);
+    const childType = splinter ? fl1TypeFor(glo) : shadowTypeForLevel(level - 1);
     sh.mem.read64(sp.mfn, index);
     let child: ShadowPage | null =
       (sh.mem.lo & PTE_P) !== 0

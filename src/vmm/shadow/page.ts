@@ -8,13 +8,29 @@ import type { Gfn, Mfn } from "../../hw/addr.js";
 
 /** Shadow types for a 64-bit guest (Xen's SH_type_*). */
 export const SH_L1 = 1;
-/** An L1 shadow splintering a guest 2 MiB page into 4 KiB entries, keyed by its first gfn. */
+/**
+ * An L1 shadow splintering a guest 2 MiB page into 4 KiB entries, keyed by its first gfn: one
+ * for guest 2 MiB entries whose D bit is clear (its leaves are never writable, so the first write
+ * faults and sets D), one for those with D set. Two guest mappings of the same 2 MiB of frames
+ * with different D bits so never share leaves.
+ */
 export const SH_FL1 = 2;
+export const SH_FL1_DIRTY = 6;
 export const SH_L2 = 3;
 export const SH_L3 = 4;
 export const SH_L4 = 5;
 
-export const SH_TYPE_NAMES = ["", "l1", "fl1", "l2", "l3", "l4"] as const;
+export const SH_TYPE_NAMES = ["", "l1", "fl1", "l2", "l3", "l4", "fl1_dirty"] as const;
+
+/** Whether a shadow type splinters a guest 2 MiB page. */
+export function isFl1(type: number): boolean {
+  return type === SH_FL1 || type === SH_FL1_DIRTY;
+}
+
+/** The FL1 type for a guest 2 MiB entry with these low bits (by its D bit). */
+export function fl1TypeFor(guestLo: number): number {
+  return (guestLo & 0x40) !== 0 ? SH_FL1_DIRTY : SH_FL1;
+}
 
 /** The shadow type that shadows a guest table of paging level `level` (1..4). */
 export function shadowTypeForLevel(level: number): number {
@@ -23,7 +39,7 @@ export function shadowTypeForLevel(level: number): number {
 
 /** The paging level a shadow type sits at (FL1 is level 1). */
 export function levelOfType(type: number): number {
-  return type === SH_L1 || type === SH_FL1 ? 1 : type === SH_L2 ? 2 : type === SH_L3 ? 3 : 4;
+  return type === SH_L1 || isFl1(type) ? 1 : type === SH_L2 ? 2 : type === SH_L3 ? 3 : 4;
 }
 
 /** Hash key of (gfn, type). */
@@ -56,6 +72,6 @@ export class ShadowPage {
 
   /** Whether this shadows a guest page table (so the guest page is write-protected). */
   get shadowsTable(): boolean {
-    return this.type !== SH_FL1;
+    return !isFl1(this.type);
   }
 }

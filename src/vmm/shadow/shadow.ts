@@ -20,7 +20,7 @@ import {
 import { DomainCrash } from "../crash.js";
 import type { P2m } from "../p2m.js";
 import { handleShadowFault } from "./fault.js";
-import { SH_FL1, SH_L4, type ShadowPage } from "./page.js";
+import { isFl1, SH_L4, type ShadowPage } from "./page.js";
 import { Spte } from "./propagate.js";
 import { ShadowTables, type WritableSearch } from "./tables.js";
 
@@ -174,7 +174,7 @@ export class ShadowPaging implements Intercepts {
     }
     cpu.tlb.invalidatePage(Math.floor(gva / 4096), cpu.tag, cpu.globalTag);
     // A guest 2 MiB page is cached as 512 4 KiB entries (FL1): INVLPG must drop them all.
-    if (leaf !== null && leaf.sp.type === SH_FL1) this.tables.needFlush = true;
+    if (leaf !== null && isFl1(leaf.sp.type)) this.tables.needFlush = true;
     this.flushIfNeeded(cpu);
     cpu.exitTrace?.push({
       reason: "INVLPG",
@@ -197,7 +197,7 @@ export class ShadowPaging implements Intercepts {
       if ((this.mem.lo & PTE_P) === 0) return null;
       if (sp.level === 1) return { sp, index };
       sp = this.tables.byMfn.get(pteFrame(this.mem.lo, this.mem.hi)) ?? null;
-      if (sp !== null && sp.type === SH_FL1 && level !== 2) return null;
+      if (sp !== null && isFl1(sp.type) && level !== 2) return null;
     }
     return null;
   }

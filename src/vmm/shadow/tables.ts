@@ -22,7 +22,7 @@ import {
   C_SHADOW_WRITEABLE,
   C_SHADOW_WRITEABLE_BF,
 } from "../../metrics/counters.js";
-import { SH_FL1, SH_L1, SH_L2, SH_L3, SH_L4, ShadowPage, shadowKey } from "./page.js";
+import { isFl1, SH_L1, SH_L2, SH_L3, SH_L4, ShadowPage, shadowKey } from "./page.js";
 
 /** How writable mappings of a newly shadowed page are found. */
 export type WritableSearch = "rmap" | "bruteforce";
@@ -312,7 +312,7 @@ export class ShadowTables {
       if (changed) this.counters[C_SHADOW_WRITEABLE]++;
     } else {
       for (const sp of this.byMfn.values()) {
-        if (sp.type !== SH_L1 && sp.type !== SH_FL1) continue;
+        if (sp.type !== SH_L1 && !isFl1(sp.type)) continue;
         for (let i = 0; i < 512; i++) {
           this.mem.read64(sp.mfn, i);
           if ((this.mem.lo & PTE_P) !== 0 && pteFrame(this.mem.lo, this.mem.hi) === mfn)
