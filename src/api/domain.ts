@@ -17,7 +17,7 @@ import {
 } from "../metrics/counters.js";
 import { DomainCrash } from "../vmm/crash.js";
 import type { Host } from "../vmm/host.js";
-import { checkHostFrames, checkShadow } from "../vmm/shadow/check.js";
+import { checkBookkeeping, checkHostFrames, checkShadow } from "../vmm/shadow/check.js";
 import { ProcessDriver, STEP_ACCESS, STEP_BLOCKED, STEP_EXITED } from "../workload/driver.js";
 import type { Rng } from "../workload/rng.js";
 import { nativePlatform, type Platform, virtualPlatform } from "./platform.js";
@@ -289,7 +289,8 @@ export class DomainRuntime {
     let err = vmm === null ? checkTlb(cpu, this.platform.mem.frames) : null;
     if (err === null && vmm?.shadow && this.host) {
       err = checkShadow(vmm.shadow, cpu, this.host.frames, vmm.id);
-      if (err === null && full) err = checkHostFrames(this.host.frames);
+      if (err === null && full)
+        err = checkBookkeeping(vmm.shadow) ?? checkHostFrames(this.host.frames);
     }
     if (err === null && full) {
       err = checkGuest(this.kernel, this.platform.mem, this.platform.gfnToMfn);

@@ -16,7 +16,7 @@ import { HostMemory } from "../../src/hw/memory.js";
 import { PTE_P, PTE_PS, pteFrame } from "../../src/hw/pte.js";
 import { newCounters } from "../../src/metrics/counters.js";
 import { Host, type VmmDomain } from "../../src/vmm/host.js";
-import { checkHostFrames, checkShadow } from "../../src/vmm/shadow/check.js";
+import { checkBookkeeping, checkHostFrames, checkShadow } from "../../src/vmm/shadow/check.js";
 
 export type TestMode = "native" | "shadow";
 
@@ -119,6 +119,7 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
         // entries with the guest's tables and the P2M instead.
         vmm === null ? checkTlb(cpu, mem.frames) : null,
         vmm?.shadow && host ? checkShadow(vmm.shadow, cpu, host.frames, vmm.id) : null,
+        vmm?.shadow ? checkBookkeeping(vmm.shadow) : null,
         host ? checkHostFrames(host.frames) : null,
         checkGuest(kernel, mem, gfnToMfn),
       ].filter((p) => p !== null);

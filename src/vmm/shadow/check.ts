@@ -73,6 +73,16 @@ export function checkIsolation(
   return null;
 }
 
+/** The shadow pages' bookkeeping, and that only the loaded root is marked in use. */
+export function checkBookkeeping(sh: ShadowPaging): string | null {
+  const problem = sh.tables.audit();
+  if (problem !== null) return problem;
+  for (const sp of sh.tables.pages()) {
+    if (sp.inUse && sp !== sh.root) return `shadow ${sp.mfn} is marked loaded but is not the root`;
+  }
+  return null;
+}
+
 /** Invariant 1: TLB entries and shadow leaves agree with the guest's tables and the P2M. */
 function checkConsistency(sh: ShadowPaging, cpu: Vcpu): string | null {
   const walker = new Walker();

@@ -40,6 +40,8 @@ export class ShadowTables {
    */
   private readonly rmapFirst: Float64Array;
   private readonly rmapMore = new Map<Mfn, number[]>();
+  /** Locations in the reverse map, for the audit. */
+  private rmapEntries = 0;
   /** Pinned top-level shadows, most recently used first. */
   private lruHead: ShadowPage | null = null;
   private lruTail: ShadowPage | null = null;
@@ -263,6 +265,61 @@ export class ShadowTables {
     return this.freeFrames.length >= count;
   }
 
+  /**
+   * The bookkeeping's own consistency (for checks): the hash finds every page; each page's
+   * parent list is exactly the present non-leaf entries pointing at it, one level up; nothing
+   * unreferenced survives unless pinned or loaded; the reverse map holds exactly the present
+   * leaf entries; the LRU holds exactly the pinned pages. Returns the first problem, or null.
+   */
+  audit(): string | null {
+    const parentsSeen = new Map<ShadowPage, number[]>();
+    let leaves = 0;
+    for (const sp of this.byMfn.values()) {
+      if (this.hash.get(shadowKey(sp.gfn, sp.type)) !== sp) {
+        return `shadow ${sp.mfn} (gfn ${sp.gfn}, type ${sp.type}) is not in the hash`;
+      }
+      for (let i = 0; i < 512; i++) {
+        this.mem.read64(sp.mfn, i);
+        if ((this.mem.lo & PTE_P) === 0) continue;
+        const target = pteFrame(this.mem.lo, this.mem.hi);
+        const loc = sp.mfn * 512 + i;
+        if (sp.level === 1) {
+          leaves++;
+          if (target < this.rmapFirst.length && !this.mappingsOf(target).includes(loc)) {
+            return `leaf ${sp.mfn}[${i}] -> mfn ${target} is missing from the reverse map`;
+          }
+          continue;
+        }
+        const child = this.byMfn.get(target);
+        if (!child || child.level !== sp.level - 1) {
+          return `entry ${sp.mfn}[${i}] points at mfn ${target}, not a shadow one level down`;
+        }
+        const list = parentsSeen.get(child) ?? [];
+        list.push(loc);
+        parentsSeen.set(child, list);
+      }
+    }
+    for (const sp of this.byMfn.values()) {
+      const seen = (parentsSeen.get(sp) ?? []).sort((a, b) => a - b);
+      const kept = sp.parents.slice().sort((a, b) => a - b);
+      if (seen.join() !== kept.join())
+        return `shadow ${sp.mfn} counts parents ${kept}, has ${seen}`;
+      if (kept.length === 0 && !sp.pinned && !sp.inUse) return `shadow ${sp.mfn} is unreferenced`;
+    }
+    if (leaves !== this.rmapEntries) {
+      return `the reverse map holds ${this.rmapEntries} locations for ${leaves} present leaves`;
+    }
+    let lru = 0;
+    for (let sp = this.lruHead; sp !== null; sp = sp.lruNext) {
+      if (!sp.pinned) return `shadow ${sp.mfn} is in the LRU but not pinned`;
+      lru++;
+    }
+    let pinned = 0;
+    for (const sp of this.byMfn.values()) if (sp.pinned) pinned++;
+    if (lru !== pinned) return `the LRU holds ${lru} shadows, ${pinned} are pinned`;
+    return null;
+  }
+
   /** Every shadow page (for checks and brute-force searches). */
   pages(): IterableIterator<ShadowPage> {
     return this.byMfn.values();
@@ -326,6 +383,7 @@ export class ShadowTables {
 
   private rmapAdd(mfn: Mfn, loc: number): void {
     if (mfn >= this.rmapFirst.length) return; // not memory: nothing to find it by
+    this.rmapEntries++;
     if (this.rmapFirst[mfn] < 0) {
       this.rmapFirst[mfn] = loc;
       return;
@@ -338,6 +396,7 @@ export class ShadowTables {
   private rmapRemove(mfn: Mfn, loc: number): void {
     if (mfn >= this.rmapFirst.length) return;
     const more = this.rmapMore.get(mfn);
+    this.rmapEntries--;
     if (this.rmapFirst[mfn] === loc) {
       // Promote a further mapping, if any, to the first slot.
       this.rmapFirst[mfn] = more ? (more.pop() as number) : -1;
