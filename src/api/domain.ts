@@ -255,27 +255,8 @@ export class DomainRuntime {
   private retire(driver: ProcessDriver): void {
     if (!this.drivers.delete(driver.proc)) return;
     if (this.current === driver) this.current = null;
-    const total = this.processTotals(driver.spec.name, driver.spec.kind);
+    const total = totalsIn(this.retired, driver.spec.name, driver.spec.kind);
     addProcess(total, driver);
-  }
-
-  private processTotals(name: string, kind: ProcessReport["kind"]): ProcessReport {
-    let total = this.retired.get(name);
-    if (!total) {
-      total = {
-        name,
-        kind,
-        started: 0,
-        alive: 0,
-        accesses: 0,
-        guest_page_faults: 0,
-        segv: 0,
-        oom_killed: 0,
-        read_hash: 0,
-      };
-      this.retired.set(name, total);
-    }
-    return total;
   }
 
   /** Check the invariants that apply (native: TLB against tables; the guest's accounting). */
@@ -305,36 +286,10 @@ export class DomainRuntime {
     const totals = new Map<string, ProcessReport>();
     for (const [name, r] of this.retired) totals.set(name, { ...r });
     for (const driver of this.drivers.values()) {
-      const spec = driver.spec;
-      let t = totals.get(spec.name);
-      if (!t) {
-        t = {
-          name: spec.name,
-          kind: spec.kind,
-          started: 0,
-          alive: 0,
-          accesses: 0,
-          guest_page_faults: 0,
-          segv: 0,
-          oom_killed: 0,
-          read_hash: 0,
-        };
-        totals.set(spec.name, t);
-      }
-      addProcess(t, driver);
+      addProcess(totalsIn(totals, driver.spec.name, driver.spec.kind), driver);
     }
     const processes = this.spec.processes.map((p) => {
-      const t = totals.get(p.name) ?? {
-        name: p.name,
-        kind: p.kind,
-        started: 0,
-        alive: 0,
-        accesses: 0,
-        guest_page_faults: 0,
-        segv: 0,
-        oom_killed: 0,
-        read_hash: 0,
-      };
+      const t = totalsIn(totals, p.name, p.kind);
       t.started = this.started.get(p.name) ?? 0;
       return t;
     });
@@ -365,6 +320,30 @@ export class DomainRuntime {
       processes,
     };
   }
+}
+
+/** The totals of processes named `name` in `map`, created empty on first use. */
+function totalsIn(
+  map: Map<string, ProcessReport>,
+  name: string,
+  kind: ProcessReport["kind"],
+): ProcessReport {
+  let total = map.get(name);
+  if (!total) {
+    total = {
+      name,
+      kind,
+      started: 0,
+      alive: 0,
+      accesses: 0,
+      guest_page_faults: 0,
+      segv: 0,
+      oom_killed: 0,
+      read_hash: 0,
+    };
+    map.set(name, total);
+  }
+  return total;
 }
 
 function addProcess(total: ProcessReport, driver: ProcessDriver): void {
