@@ -6,7 +6,6 @@
 
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
-import type { DomainSpec, HardwareSpec } from "../src/api/types.js";
 import { userAccess } from "../src/guest/fault.js";
 import { Kernel } from "../src/guest/kernel.js";
 import { directMap, USER_HEAP_BASE } from "../src/guest/layout.js";
@@ -19,20 +18,10 @@ import { DomainCrash } from "../src/vmm/crash.js";
 import { OWNER_DOMAIN } from "../src/vmm/frames.js";
 import { Host, type VmmDomain } from "../src/vmm/host.js";
 import { checkHostFrames, checkIsolation, checkShadow } from "../src/vmm/shadow/check.js";
+import { shadowSpec, TEST_HARDWARE } from "./support/domains.js";
 
-const HW: HardwareSpec = {
-  tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 12 } },
-  pcid: false,
-  gigaPages: false,
-};
-const spec = (name: string): DomainSpec => ({
-  name,
-  memory: 16 * 2 ** 20,
-  mode: "shadow",
-  quantum: 1e9,
-  processes: [],
-  shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap" },
-});
+const HW = TEST_HARDWARE;
+const spec = (name: string) => shadowSpec(name);
 const image = { code: 4096, heap: 64 * 4096, hugeHeap: false };
 const SECRET = 0x5ec2e7;
 

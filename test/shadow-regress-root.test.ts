@@ -1,5 +1,4 @@
 import { expect, test } from "vitest";
-import type { DomainSpec, HardwareSpec } from "../src/api/types.js";
 import { userAccess } from "../src/guest/fault.js";
 import { Kernel } from "../src/guest/kernel.js";
 import { directMap, USER_HEAP_BASE } from "../src/guest/layout.js";
@@ -8,23 +7,13 @@ import { KIND_SUP_READ, KIND_USER_WRITE } from "../src/hw/access.js";
 import { newCounters } from "../src/metrics/counters.js";
 import { Host } from "../src/vmm/host.js";
 import { checkIsolation } from "../src/vmm/shadow/check.js";
+import { shadowSpec, TEST_HARDWARE } from "./support/domains.js";
 
 /** Kept from the review's reproductions: evaluates what it was shown, prints nothing. */
 const note = (..._values: unknown[]): void => {};
 
-const HW: HardwareSpec = {
-  tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 12 } },
-  pcid: false,
-  gigaPages: false,
-};
-const spec = (name: string): DomainSpec => ({
-  name,
-  memory: 16 * 2 ** 20,
-  mode: "shadow",
-  quantum: 1e9,
-  processes: [],
-  shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap" },
-});
+const HW = TEST_HARDWARE;
+const spec = (name: string) => shadowSpec(name);
 const SECRET = 0x5ec2e7;
 
 /** Regression found in review: turning paging on must load the domain's own shadow root. */

@@ -3,7 +3,7 @@
  * helpers to drive processes and to check every invariant.
  */
 
-import type { DomainSpec, ShadowSpec } from "../../src/api/types.js";
+import type { ShadowSpec } from "../../src/api/types.js";
 import { checkGuest } from "../../src/guest/check.js";
 import { userAccess } from "../../src/guest/fault.js";
 import { Kernel, type KernelOptions } from "../../src/guest/kernel.js";
@@ -17,6 +17,7 @@ import { PTE_P, PTE_PS, pteFrame } from "../../src/hw/pte.js";
 import { newCounters } from "../../src/metrics/counters.js";
 import { Host, type VmmDomain } from "../../src/vmm/host.js";
 import { checkBookkeeping, checkHostFrames, checkShadow } from "../../src/vmm/shadow/check.js";
+import { shadowSpec, TEST_HARDWARE } from "./domains.js";
 
 export type TestMode = "native" | "shadow";
 
@@ -64,25 +65,8 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
     cpu = new Vcpu(mem, counters);
   } else {
     host = new Host(((options.hostMiB ?? memMiB * 2 + 16) * 2 ** 20) / 4096);
-    const spec: DomainSpec = {
-      name: "test",
-      memory: memMiB * 2 ** 20,
-      mode: "shadow",
-      quantum: 1e9,
-      processes: [],
-      shadow: {
-        pool: 0,
-        unshadow: "early",
-        prefetch: 0,
-        writableSearch: "rmap",
-        ...options.shadow,
-      },
-    };
-    const hardware = {
-      tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 12 } },
-      pcid: kernelOptions.pcid,
-      gigaPages: false,
-    };
+    const spec = shadowSpec("test", options.shadow, memMiB * 2 ** 20);
+    const hardware = { ...TEST_HARDWARE, pcid: kernelOptions.pcid };
     vmm = host.createDomain(spec, hardware, counters);
     mem = host.mem;
     cpu = vmm.cpu;

@@ -1,0 +1,26 @@
+/** The hardware and domain settings the VMM tests build domains with. */
+
+import type { DomainSpec, HardwareSpec, ShadowSpec } from "../../src/api/types.js";
+
+/** Default TLB geometry, no PCIDs, no 1 GiB pages. */
+export const TEST_HARDWARE: HardwareSpec = {
+  tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 12 } },
+  pcid: false,
+  gigaPages: false,
+};
+
+/** A shadow-paged domain of `memory` bytes (16 MiB by default) with default shadow settings. */
+export function shadowSpec(
+  name: string,
+  shadow: Partial<ShadowSpec> = {},
+  memory = 16 * 2 ** 20,
+): DomainSpec {
+  return {
+    name,
+    memory,
+    mode: "shadow",
+    quantum: 1e9,
+    processes: [],
+    shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap", ...shadow },
+  };
+}
