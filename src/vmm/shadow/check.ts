@@ -11,12 +11,11 @@
 import { KIND_SUP_READ, MASK_WRITES } from "../../hw/access.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { PTE_A, PTE_D, PTE_P, PTE_RW, pteFrame } from "../../hw/pte.js";
+import { PAGES_PER_SIZE } from "../../hw/tlb.js";
 import { WALK_OK, Walker } from "../../hw/walker.js";
 import { type HostFrames, OWNER_DOMAIN, OWNER_SHARED } from "../frames.js";
 import { isFl1, SH_L1 } from "./page.js";
 import type { ShadowPaging } from "./shadow.js";
-
-const PAGES_PER_SIZE = [1, 512, 262144];
 
 export function checkShadow(
   sh: ShadowPaging,
