@@ -69,7 +69,6 @@ export class ShadowPaging implements Intercepts {
     }
     this.tables = new ShadowTables(mem, poolFrames, counters, options.writableSearch);
     this.tables.frameOf = (gfn) => p2m.lookup(gfn);
-    this.tables.flushTlbs = () => this.cpu?.flushTlbAll();
     // A P2M change (balloon, sharing, host swap) removes every shadow entry of the old frame.
     p2m.dropMappings = (_gfn, mfn) => {
       // Always flush: a TLB entry may map the old frame after its shadow entries went.

@@ -49,11 +49,10 @@ export class ShadowTables {
   peak = 0;
   /**
    * Set when a present shadow entry was removed, re-pointed or lost rights (Xen's
-   * SHADOW_SET_FLUSH): the TLB may cache it, so the VMM flushes before it returns to the guest.
+   * SHADOW_SET_FLUSH), by an entry write, a write-protect or a reclaim: the TLB may cache it, so
+   * the VMM flushes before it returns to the guest (ShadowPaging.flushIfNeeded).
    */
   needFlush = false;
-  /** Called after a change that may leave stale TLB entries (write-protect, unhook). */
-  flushTlbs: () => void = () => {};
   /** The guest frame behind a gfn, for write protection (the P2M's lookup). */
   frameOf: (gfn: Gfn) => Mfn = () => -1;
 
@@ -252,7 +251,7 @@ export class ShadowTables {
     }
     if (stage1) {
       this.counters[C_SHADOW_PREALLOC_1]++;
-      this.flushTlbs();
+      this.needFlush = true;
     }
     if (this.freeFrames.length >= count) return true;
     this.counters[C_SHADOW_PREALLOC_2]++;
@@ -261,7 +260,7 @@ export class ShadowTables {
         for (let i = 0; i < 512; i++) this.setEntry(sp, i, 0, 0);
       }
     }
-    this.flushTlbs();
+    this.needFlush = true;
     return this.freeFrames.length >= count;
   }
 
@@ -378,7 +377,7 @@ export class ShadowTables {
       }
       if (changed) this.counters[C_SHADOW_WRITEABLE_BF]++;
     }
-    if (changed) this.flushTlbs();
+    if (changed) this.needFlush = true;
   }
 
   private rmapAdd(mfn: Mfn, loc: number): void {
