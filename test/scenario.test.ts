@@ -158,7 +158,11 @@ describe("defaults", () => {
         pcid: false,
         gigaPages: false,
       },
-      host: { memory: 0 },
+      host: {
+        memory: 0,
+        swap: { enabled: false, lowWater: 0, highWater: 0, grace: 20_000_000 },
+        balloonPolicy: { type: "fixed" },
+      },
       costs: {},
       run: { accesses: 1_000_000, sampleEvery: 1_000_000, warmup: 0 },
       domains: [
@@ -167,6 +171,15 @@ describe("defaults", () => {
           memory: 64 * 2 ** 20,
           mode: "native",
           shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap" },
+          balloon: {
+            driver: true,
+            target: 64 * 2 ** 20,
+            floor: 0,
+            touch: "populate",
+            schedule: [],
+            retryDelay: 1_000_000,
+            maxRetryDelay: 32_000_000,
+          },
           quantum: 5_000,
           processes: [
             {

@@ -4,6 +4,7 @@
  * domain's simulated cycles: its counters priced by the cost model.
  */
 
+import { BalloonDriver } from "../guest/balloon.js";
 import { checkGuest } from "../guest/check.js";
 import { Kernel } from "../guest/kernel.js";
 import { Scheduler } from "../guest/scheduler.js";
@@ -15,6 +16,7 @@ import {
   countersToRecord,
   newCounters,
 } from "../metrics/counters.js";
+import { targetOf } from "../vmm/balloon/policy.js";
 import { DomainCrash } from "../vmm/crash.js";
 import type { Host } from "../vmm/host.js";
 import { checkBookkeeping, checkHostFrames, checkShadow } from "../vmm/shadow/check.js";
@@ -93,6 +95,13 @@ export class DomainRuntime {
       },
     );
     this.sched = new Scheduler(this.kernel, spec.quantum);
+    const vmm = this.platform.vmm;
+    if (vmm !== null && spec.balloon.driver) {
+      this.kernel.balloon = new BalloonDriver(this.kernel, vmm.xenstore, {
+        retryDelay: spec.balloon.retryDelay,
+        maxRetryDelay: spec.balloon.maxRetryDelay,
+      });
+    }
   }
 
   /** Why the VMM crashed this domain ("" while it runs). */
@@ -115,6 +124,10 @@ export class DomainRuntime {
 
   private bootGuest(): void {
     this.kernel.boot();
+    // The balloon driver starts during boot and goes to its target before any process runs
+    // (a domain built with memory below maxmem starts ballooned).
+    this.kernel.balloon?.start();
+    this.kernel.balloon?.poll(this.time());
     let stream = 1;
     for (const spec of this.spec.processes) {
       for (let i = 0; i < spec.instances; i++) {
@@ -183,6 +196,7 @@ export class DomainRuntime {
         sinceClock = 0;
         now = this.time();
         if (now >= end) break;
+        this.safePoint(now);
       }
       const r = this.stepOnce();
       if (r < 0) break;
@@ -190,6 +204,20 @@ export class DomainRuntime {
     }
     this.userAccesses += accesses;
     return accesses;
+  }
+
+  /**
+   * Between two steps, where nothing is in flight: the balloon driver's turn, and the host
+   * pager's if host memory runs low.
+   */
+  private safePoint(now: number): void {
+    if (this.crashed !== "") return;
+    try {
+      this.kernel.balloon?.poll(now);
+      this.host?.swap.keepFree();
+    } catch (e) {
+      this.onCrash(e);
+    }
   }
 
   /** One step of whichever process the scheduler picks. Returns the step kind, or -1 if idle. */
@@ -302,6 +330,11 @@ export class DomainRuntime {
     if (vmm !== null) {
       counters.p2m_entries = vmm.p2m.populated;
       counters.p2m_pages = vmm.p2m.tablePages.length;
+      counters.host_frames = this.hostFramesUsed();
+      counters.reservation_pages = vmm.p2m.gfns - vmm.p2m.ballooned;
+      counters.balloon_target_pages = targetOf(vmm);
+      counters.balloon_pages = this.kernel.balloon?.count ?? 0;
+      counters.host_swapped_out = vmm.p2m.swappedOut;
     }
     if (vmm?.shadow) {
       const t = vmm.shadow.tables;

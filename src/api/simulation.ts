@@ -27,6 +27,11 @@ export const SERIES_COUNTERS = [
   "forks",
   "guest_frames_used",
   "pt_pages",
+  "host_frames",
+  "balloon_target_pages",
+  "balloon_pages",
+  "host_swapped_out",
+  "host_swap_ins",
 ] as const;
 
 export interface SimulationOptions {
@@ -50,8 +55,10 @@ export class Simulation {
   readonly series: Sample[] = [];
   private nextSample: number;
   private turn = 0;
-  /** User accesses made so far in all domains. */
+  /** User accesses made so far in all domains (since the warm-up ended). */
   accessesDone = 0;
+  /** User accesses since the start, warm-up included (the clock of fixed balloon targets). */
+  private accessesTotal = 0;
 
   constructor(scenario: Scenario, options: SimulationOptions = {}) {
     const seed = options.seed ?? scenario.seed;
@@ -66,6 +73,7 @@ export class Simulation {
     this.cost = new CostModel(scenario.costs);
     const rng = new Rng(seed);
     const virtual = this.scenario.domains.filter((d) => d.mode !== "native");
+    const pagerRng = rng.derive(0x5a4d);
     this.host =
       virtual.length === 0
         ? null
@@ -73,11 +81,14 @@ export class Simulation {
             this.scenario.host.memory > 0
               ? this.scenario.host.memory / 4096
               : defaultHostFrames(this.scenario.domains),
+            { swap: this.scenario.host.swap, randomBelow: (n) => pagerRng.nextBelow(n) },
           );
     this.domains = this.scenario.domains.map(
       (d, i) =>
         new DomainRuntime(d, this.scenario, this.cost, rng.derive(i + 1), this.check, this.host),
     );
+    this.host?.startPolicy(this.scenario.host.balloonPolicy);
+    this.host?.tick(0, 0);
     for (const d of this.domains) d.boot();
     this.nextSample = 0;
     this.warmupLeft = this.scenario.run.warmup;
@@ -107,8 +118,15 @@ export class Simulation {
     while (idle < this.domains.length) {
       const d = this.domains[this.turn];
       this.turn = (this.turn + 1) % this.domains.length;
-      const n = d.runSlice(DOMAIN_QUANTUM, limit - this.accessesDone);
+      let max = limit - this.accessesDone;
+      if (this.host) {
+        this.host.tick(this.time(), this.accessesTotal);
+        // Stop the slice where a fixed balloon target changes, so it changes on time.
+        max = Math.min(max, Math.max(1, this.host.nextPolicyEvent() - this.accessesTotal));
+      }
+      const n = d.runSlice(DOMAIN_QUANTUM, max);
       this.accessesDone += n;
+      this.accessesTotal += n;
       if (this.time() >= this.nextSample) this.sample();
       else this.notePeak();
       if (n > 0) return this.accessesDone < limit || this.warmupLeft > 0;
@@ -161,9 +179,19 @@ export class Simulation {
       for (const name of SERIES_COUNTERS) row[name] = counters[name] ?? 0;
       domains[d.spec.name] = row;
     }
+    const sample: Sample = { time, domains };
+    if (this.host) {
+      let swapped = 0;
+      for (const d of this.host.domains) swapped += d.p2m.swappedOut;
+      sample.host = {
+        frames_free: this.host.frames.free,
+        frames_used: this.host.frames.used,
+        swapped_out: swapped,
+      };
+    }
     const last = this.series[this.series.length - 1];
-    if (last && last.time === time) this.series[this.series.length - 1] = { time, domains };
-    else this.series.push({ time, domains });
+    if (last && last.time === time) this.series[this.series.length - 1] = sample;
+    else this.series.push(sample);
     this.nextSample = time + this.scenario.run.sampleEvery;
   }
 
@@ -173,9 +201,16 @@ export class Simulation {
     let framesUsed = 0;
     let violations = 0;
     let first = "";
+    const hostCounters: Record<string, number> = {
+      cycles: this.time(),
+      user_accesses: this.accessesDone,
+    };
     if (this.host) {
       framesTotal += this.host.frames.frames;
       framesUsed += this.host.frames.used;
+      hostCounters.frames_free = this.host.frames.free;
+      hostCounters.host_swapped_out = 0;
+      for (const d of this.host.domains) hostCounters.host_swapped_out += d.p2m.swappedOut;
     }
     for (const d of this.domains) {
       if (d.platform.vmm === null) {
@@ -195,7 +230,7 @@ export class Simulation {
         frames_total: framesTotal,
         frames_used: framesUsed,
         frames_used_peak: this.framesPeak,
-        counters: { cycles: this.time(), user_accesses: this.accessesDone },
+        counters: hostCounters,
       },
       checks:
         first === ""

@@ -66,12 +66,32 @@ export interface ShadowSpec {
   writableSearch: "rmap" | "bruteforce";
 }
 
+/** What touching a ballooned-out page does: a new zeroed page (KVM, ESX, Xen PoD) or a crash. */
+export type BalloonTouchPolicy = "populate" | "mmio";
+
+/** A domain's balloon: the guest driver and its targets (used in virtualized modes). */
+export interface BalloonSpec {
+  /** Whether the guest runs a balloon driver. */
+  driver: boolean;
+  /** The target at boot, in bytes (the domain's memory: no ballooning). */
+  target: number;
+  /** The automatic policy never sets a target below this (bytes). */
+  floor: number;
+  touch: BalloonTouchPolicy;
+  /** Fixed-policy target changes: at `at` user accesses since the start (warm-up included). */
+  schedule: { at: number; target: number }[];
+  /** The driver's first retry delay after a back-off, and its limit (domain cycles). */
+  retryDelay: number;
+  maxRetryDelay: number;
+}
+
 export interface DomainSpec {
   name: string;
-  /** Guest physical memory in bytes (a multiple of 2 MiB). */
+  /** Guest physical memory in bytes (a multiple of 2 MiB): the boot size. */
   memory: number;
   mode: PagingMode;
   shadow: ShadowSpec;
+  balloon: BalloonSpec;
   /**
    * Guest scheduler quantum, in steps of the guest's processes (memory accesses and system
    * calls): the guest's clock is its own work, as QEMU's -icount, so that it behaves the same
@@ -113,7 +133,11 @@ export type CostEvent =
   | "shadow_fault"
   | "emulate"
   | "p2m_populate"
-  | "shadow_alloc";
+  | "shadow_alloc"
+  | "balloon_inflate_page"
+  | "balloon_deflate_page"
+  | "host_swap_out"
+  | "host_swap_in";
 
 export interface RunSpec {
   /** Stop after this many user accesses in all (each domain gets its share by scheduling). */
@@ -127,9 +151,35 @@ export interface RunSpec {
   warmup: number;
 }
 
+/** Host swapping, the last resort of overcommit (see README). */
+export interface HostSwapSpec {
+  enabled: boolean;
+  /** Free host memory (bytes) below which the pager swaps out, and up to which it frees. */
+  lowWater: number;
+  highWater: number;
+  /** Host cycles a domain with a balloon driver may stay above its target before swapping. */
+  grace: number;
+}
+
+/** Who sets the balloon targets: the scenario's schedule, or oVirt MOM's rules. */
+export type BalloonPolicySpec =
+  | { type: "fixed" }
+  | {
+      type: "auto";
+      /** Host cycles between two runs of the rules. */
+      interval: number;
+      pressureThreshold: number;
+      pressureCritical: number;
+      minGuestFree: number;
+      maxChange: number;
+      minChange: number;
+    };
+
 export interface HostSpec {
   /** Host memory in bytes for the virtualized domains; 0 means enough for all of them. */
   memory: number;
+  swap: HostSwapSpec;
+  balloonPolicy: BalloonPolicySpec;
 }
 
 export interface Scenario {
@@ -183,6 +233,8 @@ export interface Sample {
   /** Simulated cycles since the start. */
   time: number;
   domains: Record<string, Record<string, number>>;
+  /** The virtualized host's frames (absent when every domain is native). */
+  host?: { frames_free: number; frames_used: number; swapped_out: number };
 }
 
 /** The object `memvisor run --json` prints. */

@@ -14,6 +14,7 @@ import { newCounters } from "../metrics/counters.js";
 import { Host } from "../vmm/host.js";
 import { ProcessDriver } from "../workload/driver.js";
 import { Rng } from "../workload/rng.js";
+import { defaultBalloon } from "../workload/scenario-schema.js";
 
 export type BenchMode = "native" | "shadow";
 
@@ -32,6 +33,7 @@ export function benchGuest(mode: BenchMode, memBytes: number, heapPages: number)
       quantum: 1e9,
       processes: [],
       shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap" },
+      balloon: defaultBalloon(memBytes),
     };
     host = new Host(frames + frames / 512 + 8192);
     cpu = host.createDomain(

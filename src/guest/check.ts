@@ -70,6 +70,13 @@ export function checkGuest(
       if (tableRefs[gfn] > 1) return `page table gfn ${gfn} is linked ${tableRefs[gfn]} times`;
       continue;
     }
+    if (k.balloon?.inBalloon[gfn] === 1) {
+      // The balloon holds it (one reference); nothing may map it: its frame is gone.
+      if (ref !== 1 || mappings[gfn] !== 0) {
+        return `ballooned gfn ${gfn}: refcount ${ref} and ${mappings[gfn]} mappings (expected 1 and 0)`;
+      }
+      continue;
+    }
     if (!free && mappings[gfn] !== ref && !k.isKernelFrame(gfn)) {
       return `gfn ${gfn}: refcount ${ref} but ${mappings[gfn]} mappings in live address spaces`;
     }

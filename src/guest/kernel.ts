@@ -18,6 +18,7 @@ import {
   C_MPROTECTS,
   C_MUNMAPS,
 } from "../metrics/counters.js";
+import type { BalloonDriver } from "./balloon.js";
 import { FrameAllocator } from "./frame-alloc.js";
 import {
   DIRECT_MAP_BASE,
@@ -68,6 +69,8 @@ export class Kernel {
   bootFreeFrames = 0;
   /** Frames the kernel took at boot for its own tables (direct map). */
   private readonly bootTables: Gfn[] = [];
+  /** The balloon driver, when the platform has a VMM and the domain runs one. */
+  balloon: BalloonDriver | null = null;
 
   constructor(
     readonly cpu: GuestCpu,

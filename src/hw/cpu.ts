@@ -89,7 +89,12 @@ export interface Intercepts {
   physFrame(cpu: Vcpu, gfn: number, write: boolean): Mfn;
   /** The guest set CR0.PG (a CR0-write exit): the VMM loads the root for the guest's CR3. */
   enablePaging(cpu: Vcpu): void;
+  /** A memory_op hypercall (the balloon's): returns the gfns done, or a negative errno. */
+  memoryOp(cpu: Vcpu, op: number, gfns: Int32Array, count: number): number;
 }
+
+/** memoryOp's answer without a VMM (natively): -ENOSYS. */
+export const HYPERCALL_ENOSYS = -38;
 
 /** The interface the guest kernel sees: what an x86-64 CPU lets software do to memory. */
 export interface GuestCpu {
@@ -105,6 +110,8 @@ export interface GuestCpu {
   invlpg(gva: Gva): void;
   flushTlbAll(): void;
   enablePaging(): void;
+  /** A memory_op hypercall (VMCALL, an exit): the gfns done, or a negative errno. */
+  memoryOp(op: number, gfns: Int32Array, count: number): number;
   /** Scratch outputs of load64/loadPhys64. */
   lo: number;
   hi: number;
@@ -499,6 +506,10 @@ export class Vcpu implements GuestCpu {
     for (const [key, tag] of this.tagIds) {
       if (key === -1 - this.vpid || Math.floor(key / 4096) === this.vpid) this.tlb.flushTag(tag);
     }
+  }
+
+  memoryOp(op: number, gfns: Int32Array, count: number): number {
+    return this.intercepts ? this.intercepts.memoryOp(this, op, gfns, count) : HYPERCALL_ENOSYS;
   }
 
   /** Set CR0.PG with the current CR3 (the end of early boot). */

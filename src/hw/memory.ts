@@ -143,6 +143,29 @@ export class HostMemory {
     this.pool.copyWithin(dstSlot * WORDS_PER_FRAME, from, from + WORDS_PER_FRAME);
   }
 
+  /**
+   * The frame's content, to keep while the frame itself is given away (host swapping): its
+   * digest, or a copy of its words when it is materialized.
+   */
+  saveFrame(mfn: Mfn): number | Uint32Array {
+    const slot = this.meta[2 * mfn];
+    if (slot < 0) return this.meta[2 * mfn + 1] >>> 0;
+    const base = slot * WORDS_PER_FRAME;
+    return this.pool.slice(base, base + WORDS_PER_FRAME);
+  }
+
+  /** Put content saved by saveFrame into frame `mfn` (which may be another frame). */
+  restoreFrame(mfn: Mfn, saved: number | Uint32Array): void {
+    if (typeof saved === "number") {
+      this.release(mfn);
+      this.meta[2 * mfn + 1] = saved;
+      return;
+    }
+    let slot = this.meta[2 * mfn];
+    if (slot < 0) slot = this.materialize(mfn);
+    this.pool.set(saved, slot * WORDS_PER_FRAME);
+  }
+
   /** A digest of the frame's whole content, whichever form it is in (for comparisons). */
   contentDigest(mfn: Mfn): number {
     const slot = this.meta[2 * mfn];

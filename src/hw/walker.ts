@@ -44,8 +44,15 @@ const KIND_USER_WRITE: typeof Access.KIND_USER_WRITE = 4;
 const KIND_USER_FETCH: typeof Access.KIND_USER_FETCH = 5;
 const ACC_USER: typeof Access.ACC_USER = 3;
 
-/** walk() result for a translation that succeeded; anything else is a #PF error code. */
+/** walk() result for a translation that succeeded; anything >= 0 is a #PF error code. */
 export const WALK_OK = -1;
+/**
+ * walk() result of a software walk of guest tables (with a p2m) that reached a guest table
+ * whose gfn has no host frame (not yet populated, swapped out, ballooned): the walk stopped
+ * there and `missingGfn` says which. The VMM gives the gfn a frame and walks again, as the
+ * hardware's walk under nested paging would exit on it.
+ */
+export const WALK_NO_FRAME = -2;
 
 /** The control-register state a walk depends on. */
 export interface PagingControl {
@@ -133,6 +140,8 @@ export class Walker {
   readonly entryHi = new Uint32Array(5);
   /** Lowest level reached by the last walk (the level where it stopped, for faults). */
   lastLevel = 4;
+  /** After WALK_NO_FRAME: the gfn of the guest table that has no frame. */
+  missingGfn = -1;
 
   /**
    * Translate `gva` for an access of `kind` through the tables rooted at frame `rootMfn`.
@@ -222,9 +231,13 @@ export class Walker {
       // pteFrame(lo, hi) as an int32: with MAXPHYADDR 43 a frame number is below 2^31.
       tableMfn = ((hi & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12);
       if (p2m !== null) {
-        // A walk of guest tables: entries hold gfns. A gfn without a frame reads as zeroes,
-        // which is what the guest would find there (its first touch would give a zero page).
-        tableMfn = tableMfn < p2m.length && p2m[tableMfn] >= 0 ? p2m[tableMfn] : frames;
+        // A walk of guest tables: entries hold gfns. A gfn outside the guest's RAM reads as
+        // zeroes (no memory there); one without a frame yet stops the walk (WALK_NO_FRAME).
+        if (tableMfn >= p2m.length) tableMfn = frames;
+        else if (p2m[tableMfn] < 0) {
+          this.missingGfn = tableMfn;
+          return WALK_NO_FRAME;
+        } else tableMfn = p2m[tableMfn];
       }
     }
     return faultCode(kind, false, false, nxe); // not reached: level 1 is always a leaf

@@ -6,8 +6,12 @@
 import type { CostEvent, CostOverrides } from "../api/types.js";
 import {
   C_ACCESSES,
+  C_BALLOON_DEFLATED_PAGES,
+  C_BALLOON_INFLATED_PAGES,
   C_CR3_WRITES,
   C_GUEST_PAGE_FAULTS,
+  C_HOST_SWAP_INS,
+  C_HOST_SWAP_OUTS,
   C_INVLPG,
   C_P2M_POPULATE,
   C_PAGE_COPY,
@@ -112,6 +116,30 @@ export const COST_DEFAULTS: Record<CostEvent, CostDefault> = {
     cycles: 1000,
     counter: C_SHADOW_ALLOC,
     source: "zeroing a 4 KiB shadow page (~1,000, as any page zeroing: DESIGN.md)",
+  },
+  balloon_inflate_page: {
+    cycles: 1000,
+    counter: C_BALLOON_INFLATED_PAGES,
+    source:
+      "per page given to the VMM: Xen scrubs a freed page before reuse (~1,000, as any page zeroing: DESIGN.md); the hypercall's exit is counted apart",
+  },
+  balloon_deflate_page: {
+    cycles: 1000,
+    counter: C_BALLOON_DEFLATED_PAGES,
+    source:
+      "per page taken back: a zeroed host page (~1,000, DESIGN.md); the hypercall's exit is counted apart",
+  },
+  host_swap_out: {
+    cycles: 10000,
+    counter: C_HOST_SWAP_OUTS,
+    source:
+      "choosing a victim, removing its mappings and queueing a 4 KiB write; the write itself is asynchronous (a modelling assumption)",
+  },
+  host_swap_in: {
+    cycles: 1000000,
+    counter: C_HOST_SWAP_INS,
+    source:
+      "a synchronous 4 KiB read from the host's swap device, 10^6 (SSD) to 10^7 (disk) cycles: DESIGN.md (the low end)",
   },
 };
 

@@ -68,6 +68,13 @@ export const COUNTER_NAMES = [
   "shadow_prefetch",
   "shadow_invlpg",
   "shadow_p2m_removals",
+  // balloon and host swapping
+  "balloon_inflated_pages",
+  "balloon_deflated_pages",
+  "balloon_backoffs",
+  "balloon_touch_populate",
+  "host_swap_outs",
+  "host_swap_ins",
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -135,6 +142,12 @@ export const C_SHADOW_FREE = 57;
 export const C_SHADOW_PREFETCH = 58;
 export const C_SHADOW_INVLPG = 59;
 export const C_SHADOW_P2M_REMOVALS = 60;
+export const C_BALLOON_INFLATED_PAGES = 61;
+export const C_BALLOON_DEFLATED_PAGES = 62;
+export const C_BALLOON_BACKOFFS = 63;
+export const C_BALLOON_TOUCH_POPULATE = 64;
+export const C_HOST_SWAP_OUTS = 65;
+export const C_HOST_SWAP_INS = 66;
 
 export const COUNTER_COUNT = COUNTER_NAMES.length;
 

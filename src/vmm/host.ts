@@ -4,16 +4,19 @@
  * the paging mode's intercepts installed, and (for shadow paging) its shadow pool.
  */
 
-import type { DomainSpec, HardwareSpec } from "../api/types.js";
+import type { BalloonPolicySpec, DomainSpec, HardwareSpec, HostSwapSpec } from "../api/types.js";
 import { NativePagingOps } from "../guest/paging-ops.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
+import { AutoBalloonPolicy, FixedTargets, type PolicyDomain, setTarget } from "./balloon/policy.js";
+import { HostSwap } from "./balloon/swap.js";
 import { HostFrames, OWNER_SHADOW } from "./frames.js";
 import { P2m } from "./p2m.js";
 import { defaultShadowPoolPages, ShadowPaging } from "./shadow/shadow.js";
+import { Xenstore } from "./xenstore.js";
 
 /** A domain as the VMM holds it. */
-export interface VmmDomain {
+export interface VmmDomain extends PolicyDomain {
   id: number;
   spec: DomainSpec;
   p2m: P2m;
@@ -21,16 +24,75 @@ export interface VmmDomain {
   shadow: ShadowPaging | null;
   /** Shadow pool pages (allocated from the host when the domain is built). */
   shadowPoolPages: number;
+  /** The domain's xenstore directory (balloon target, guest statistics). */
+  xenstore: Xenstore;
+}
+
+/** Frames the pager frees at once when an allocation finds the host empty. */
+const RECLAIM_BATCH = 64;
+
+export interface HostOptions {
+  swap?: HostSwapSpec;
+  /** A uniform integer below n, for the pager's random victims (seeded by the simulation). */
+  randomBelow?: (n: number) => number;
 }
 
 export class Host {
   readonly mem: HostMemory;
   readonly frames: HostFrames;
   readonly domains: VmmDomain[] = [];
+  readonly swap: HostSwap;
+  private fixed: FixedTargets | null = null;
+  private auto: AutoBalloonPolicy | null = null;
 
-  constructor(frames: number) {
+  constructor(frames: number, options: HostOptions = {}) {
     this.mem = new HostMemory(frames);
     this.frames = new HostFrames(this.mem);
+    const spec = options.swap;
+    const lowWater =
+      spec && spec.lowWater > 0 ? spec.lowWater / 4096 : Math.max(256, Math.ceil(frames / 200));
+    const highWater =
+      spec && spec.highWater > 0 ? Math.max(lowWater, spec.highWater / 4096) : 2 * lowWater;
+    let seed = 0x9e3779b9;
+    const fallbackRandom = (n: number): number => {
+      // xorshift32: only for hosts built without the simulation's random stream (tests).
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    this.swap = new HostSwap(
+      this.frames,
+      this.domains,
+      {
+        enabled: spec?.enabled ?? false,
+        lowWater,
+        highWater,
+        grace: spec?.grace ?? 0,
+      },
+      options.randomBelow ?? fallbackRandom,
+    );
+  }
+
+  /** Start the balloon target policy (after every domain is built). */
+  startPolicy(policy: BalloonPolicySpec): void {
+    if (policy.type === "fixed") this.fixed = new FixedTargets(this.domains);
+    else this.auto = new AutoBalloonPolicy(this.domains, policy);
+  }
+
+  /** The next user-access count at which a fixed target changes (Infinity: none). */
+  nextPolicyEvent(): number {
+    return this.fixed ? this.fixed.nextAt() : Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * Between domain turns (every vCPU at a safe point): the target policy, then the pager.
+   * `now` is the host's cycles, `accesses` the user accesses since the start.
+   */
+  tick(now: number, accesses: number): void {
+    this.fixed?.apply(accesses);
+    this.auto?.maybeRun(now, this.frames.free, this.frames.frames);
+    this.swap.enforceTargets(now);
   }
 
   /** Build a domain: its P2M (empty: filled on first touch), its vCPU and its paging mode. */
@@ -75,7 +137,24 @@ export class Host {
     } else {
       throw new RangeError(`domain ${spec.name}: mode "${spec.mode}" is not available yet`);
     }
-    const domain: VmmDomain = { id, spec, p2m, cpu, shadow, shadowPoolPages: poolPages };
+    const xenstore = new Xenstore();
+    const domain: VmmDomain = {
+      id,
+      spec,
+      p2m,
+      cpu,
+      shadow,
+      shadowPoolPages: poolPages,
+      xenstore,
+      floorPages: Math.floor(spec.balloon.floor / 4096),
+      schedule: spec.balloon.schedule.map((s) => ({
+        at: s.at,
+        targetPages: Math.floor(s.target / 4096),
+      })),
+    };
+    setTarget(domain, Math.floor(spec.balloon.target / 4096));
+    p2m.touchPolicy = spec.balloon.touch;
+    p2m.reclaim = () => this.swap.reclaim(RECLAIM_BATCH, domain);
     this.domains.push(domain);
     return domain;
   }

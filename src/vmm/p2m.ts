@@ -1,15 +1,25 @@
 /**
- * The P2M of a domain: gfn -> (mfn, type), filled on demand the first time the guest touches a
- * gfn (as the article describes: the VMM allocates a host page when the guest first uses a
- * guest page). Its own memory is accounted as Xen's p2m pages would be: a radix tree with one
- * 4 KiB page per 512 gfns in use, and one per 512 of those above.
+ * The P2M of a domain: gfn -> (mfn, type). Every gfn of the domain's boot size starts as
+ * populate-on-demand: the VMM gives it a host frame the first time the guest touches it (as the
+ * article describes). Its own memory is accounted as Xen's p2m pages would be: a radix tree with
+ * one 4 KiB page per 512 gfns in use, and one per 512 of those above.
  *
- * Any change of an entry that was mapped (balloon, sharing, host swap) goes through `replace`,
- * which tells the paging mode to drop every translation of the old frame first.
+ * What a touch of a gfn without a frame does depends on its type (resolve): populate-on-demand
+ * gets a zeroed frame; a ballooned-out gfn follows the domain's policy ("populate" as KVM, ESX
+ * and Xen PoD do, or "mmio" as plain Xen HVM, where it is not RAM); a gfn the host swapped out
+ * gets a frame and its content back from the domain's swap file.
+ *
+ * Any change of an entry that had a frame goes through `replace`, which tells the paging mode to
+ * drop every translation of the old frame first.
  */
 
 import type { Gfn, Mfn } from "../hw/addr.js";
-import { C_P2M_POPULATE } from "../metrics/counters.js";
+import {
+  C_BALLOON_TOUCH_POPULATE,
+  C_HOST_SWAP_INS,
+  C_HOST_SWAP_OUTS,
+  C_P2M_POPULATE,
+} from "../metrics/counters.js";
 import { type HostFrames, OWNER_DOMAIN, OWNER_VMM } from "./frames.js";
 
 /** p2m types (Xen's p2m_type_t, reduced). */
@@ -29,6 +39,17 @@ export const P2M_TYPE_NAMES = [
   "ram_logdirty",
 ];
 
+/** resolve() results below zero: why gfn has no frame. */
+/** gfn is not RAM of this domain (outside its boot size). */
+export const NO_FRAME_NOT_RAM = -1;
+/** The host has no frame left, even after reclaiming. */
+export const NO_FRAME_HOST_FULL = -2;
+/** gfn was ballooned out and the domain's policy treats it as MMIO. */
+export const NO_FRAME_BALLOONED = -3;
+
+/** What touching a ballooned-out gfn does (see README). */
+export type BalloonTouchPolicy = "populate" | "mmio";
+
 /** Whether a guest may write through a mapping of this type without an exit. */
 export function p2mWritable(type: number): boolean {
   return type === P2M_RAM_RW;
@@ -42,11 +63,20 @@ export class P2m {
   readonly type: Uint8Array;
   /** gfns with an mfn. */
   populated = 0;
+  /** gfns ballooned out (type invalid). */
+  ballooned = 0;
   /** Frames of the P2M's own radix tree, allocated as gfns come into use. */
   readonly tablePages: number[] = [];
   private readonly leafUsed: Uint8Array;
   private readonly midUsed: Uint8Array;
   dropMappings: DropMappings = () => {};
+  /** The paging mode's veto on paging a gfn out (a shadowed page table cannot be). */
+  pinned: (gfn: Gfn) => boolean = () => false;
+  /** Asked for host memory when the host has none left: frees some if it can. */
+  reclaim: (() => boolean) | null = null;
+  touchPolicy: BalloonTouchPolicy = "populate";
+  /** The domain's swap file: the content of each gfn the host swapped out. */
+  readonly swapFile = new Map<Gfn, number | Uint32Array>();
 
   constructor(
     readonly domain: number,
@@ -55,7 +85,7 @@ export class P2m {
     private readonly counters: Float64Array,
   ) {
     this.mfn = new Int32Array(gfns).fill(-1);
-    this.type = new Uint8Array(gfns);
+    this.type = new Uint8Array(gfns).fill(P2M_POPULATE_ON_DEMAND);
     this.leafUsed = new Uint8Array(Math.ceil(gfns / 512));
     this.midUsed = new Uint8Array(Math.ceil(gfns / 262144));
   }
@@ -65,21 +95,45 @@ export class P2m {
     return gfn >= 0 && gfn < this.gfns ? this.mfn[gfn] : -1;
   }
 
+  /** gfns swapped out to the domain's swap file. */
+  get swappedOut(): number {
+    return this.swapFile.size;
+  }
+
   /**
-   * Give gfn a fresh zeroed host frame (first touch). Returns the mfn, or -1 when gfn is not
-   * RAM of this domain or the host is out of memory.
+   * The frame behind gfn for a guest access, giving it one if its type says so (first touch,
+   * swap-in, a touched balloon page under "populate"). Returns the mfn or a NO_FRAME_* reason.
    */
-  populate(gfn: Gfn): Mfn {
-    if (gfn < 0 || gfn >= this.gfns) return -1;
+  resolve(gfn: Gfn): Mfn {
+    if (gfn < 0 || gfn >= this.gfns) return NO_FRAME_NOT_RAM;
     const existing = this.mfn[gfn];
     if (existing >= 0) return existing;
+    const type = this.type[gfn];
+    if (type === P2M_INVALID && this.touchPolicy === "mmio") return NO_FRAME_BALLOONED;
+    const mfn = this.allocFrame(gfn);
+    if (mfn < 0) return NO_FRAME_HOST_FULL;
+    if (type === P2M_RAM_PAGED) {
+      const saved = this.swapFile.get(gfn);
+      if (saved === undefined) throw new Error(`p2m: gfn ${gfn} is paged but not in the swap file`);
+      this.host.mem.restoreFrame(mfn, saved);
+      this.swapFile.delete(gfn);
+      this.counters[C_HOST_SWAP_INS]++;
+    } else {
+      if (type === P2M_INVALID) {
+        this.ballooned--;
+        this.counters[C_BALLOON_TOUCH_POPULATE]++;
+      }
+      this.counters[C_P2M_POPULATE]++;
+    }
+    this.set(gfn, mfn, P2M_RAM_RW);
+    return mfn;
+  }
+
+  /** A zeroed host frame to back gfn, reclaiming host memory once if there is none. */
+  allocFrame(gfn: Gfn): Mfn {
     if (!this.ensureTable(gfn)) return -1;
-    const mfn = this.host.alloc(OWNER_DOMAIN, this.domain, gfn);
-    if (mfn < 0) return -1;
-    this.mfn[gfn] = mfn;
-    this.type[gfn] = P2M_RAM_RW;
-    this.populated++;
-    this.counters[C_P2M_POPULATE]++;
+    let mfn = this.host.alloc(OWNER_DOMAIN, this.domain, gfn);
+    if (mfn < 0 && this.reclaim?.()) mfn = this.host.alloc(OWNER_DOMAIN, this.domain, gfn);
     return mfn;
   }
 
@@ -87,10 +141,61 @@ export class P2m {
   replace(gfn: Gfn, mfn: Mfn, type: number): void {
     const old = this.mfn[gfn];
     if (old >= 0) this.dropMappings(gfn, old);
+    this.set(gfn, mfn, type);
+  }
+
+  private set(gfn: Gfn, mfn: Mfn, type: number): void {
+    const old = this.mfn[gfn];
     if (old >= 0 && mfn < 0) this.populated--;
     if (old < 0 && mfn >= 0) this.populated++;
     this.mfn[gfn] = mfn;
     this.type[gfn] = type;
+  }
+
+  /**
+   * Take gfn's frame away (the balloon's decrease_reservation): its translations go, the frame
+   * goes back to the host and the gfn becomes invalid (a page table's shadows go too, through
+   * dropMappings). Returns false if gfn is not a RAM page of this domain.
+   */
+  removePage(gfn: Gfn): boolean {
+    if (gfn < 0 || gfn >= this.gfns) return false;
+    const type = this.type[gfn];
+    if (type === P2M_INVALID) return false;
+    const mfn = this.mfn[gfn];
+    if (type === P2M_RAM_PAGED) this.swapFile.delete(gfn);
+    this.replace(gfn, -1, P2M_INVALID);
+    if (mfn >= 0) this.host.release(mfn);
+    this.ballooned++;
+    return true;
+  }
+
+  /**
+   * Give a ballooned-out gfn back to the domain (populate_physmap): a fresh zeroed frame.
+   * Returns false when the host has none.
+   */
+  addPage(gfn: Gfn): boolean {
+    if (gfn < 0 || gfn >= this.gfns) return false;
+    if (this.type[gfn] !== P2M_INVALID) return this.mfn[gfn] >= 0 || this.resolve(gfn) >= 0;
+    const mfn = this.allocFrame(gfn);
+    if (mfn < 0) return false;
+    this.ballooned--;
+    this.set(gfn, mfn, P2M_RAM_RW);
+    return true;
+  }
+
+  /** Whether the host may swap gfn out now: plain RAM that the paging mode does not pin. */
+  canPageOut(gfn: Gfn): boolean {
+    return this.type[gfn] === P2M_RAM_RW && this.mfn[gfn] >= 0 && !this.pinned(gfn);
+  }
+
+  /** Swap gfn out to the domain's swap file and give its frame back to the host. */
+  pageOut(gfn: Gfn): void {
+    if (!this.canPageOut(gfn)) throw new Error(`p2m: gfn ${gfn} cannot be paged out`);
+    const mfn = this.mfn[gfn];
+    this.swapFile.set(gfn, this.host.mem.saveFrame(mfn));
+    this.replace(gfn, -1, P2M_RAM_PAGED);
+    this.host.release(mfn);
+    this.counters[C_HOST_SWAP_OUTS]++;
   }
 
   /** Allocate the radix-tree pages that the entry of gfn lives in. */
@@ -110,7 +215,8 @@ export class P2m {
   }
 
   private take(): boolean {
-    const mfn = this.host.alloc(OWNER_VMM, this.domain);
+    let mfn = this.host.alloc(OWNER_VMM, this.domain);
+    if (mfn < 0 && this.reclaim?.()) mfn = this.host.alloc(OWNER_VMM, this.domain);
     if (mfn < 0) return false;
     this.tablePages.push(mfn);
     return true;

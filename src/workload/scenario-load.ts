@@ -370,7 +370,27 @@ function toScenario(f: ScenarioFile, fileName: string): Scenario {
       pcid: f.hardware.pcid,
       gigaPages: f.hardware.giga_pages,
     },
-    host: { memory: f.host.memory ?? 0 },
+    host: {
+      memory: f.host.memory ?? 0,
+      swap: {
+        enabled: f.host.swap.enabled,
+        lowWater: f.host.swap.low_water ?? 0,
+        highWater: f.host.swap.high_water ?? 0,
+        grace: f.host.swap.grace,
+      },
+      balloonPolicy:
+        f.host.balloon_policy.type === "fixed"
+          ? { type: "fixed" }
+          : {
+              type: "auto",
+              interval: f.host.balloon_policy.interval,
+              pressureThreshold: f.host.balloon_policy.pressure_threshold,
+              pressureCritical: f.host.balloon_policy.pressure_critical,
+              minGuestFree: f.host.balloon_policy.min_guest_free,
+              maxChange: f.host.balloon_policy.max_change,
+              minChange: f.host.balloon_policy.min_change,
+            },
+    },
     costs: Object.fromEntries(Object.entries(f.costs).filter(([, v]) => v !== undefined)),
     run: { accesses: f.run.accesses, sampleEvery: f.run.sample_every, warmup: f.run.warmup },
     domains: f.domains.map((dom) => ({
@@ -382,6 +402,15 @@ function toScenario(f: ScenarioFile, fileName: string): Scenario {
         unshadow: dom.shadow.unshadow,
         prefetch: dom.shadow.prefetch,
         writableSearch: dom.shadow.writable_search,
+      },
+      balloon: {
+        driver: dom.balloon.driver,
+        target: dom.balloon.target ?? dom.memory,
+        floor: dom.balloon.floor ?? 0,
+        touch: dom.balloon.on_touch,
+        schedule: dom.balloon.schedule.map((step) => ({ at: step.at, target: step.target })),
+        retryDelay: dom.balloon.retry_delay,
+        maxRetryDelay: dom.balloon.max_retry_delay,
       },
       quantum: dom.quantum,
       processes: dom.processes.map((p) => ({

@@ -6,7 +6,7 @@
  */
 
 import { z } from "zod";
-import type { CostEvent, PagingMode, ProcessKind } from "../api/types.js";
+import type { BalloonSpec, CostEvent, PagingMode, ProcessKind } from "../api/types.js";
 import { COST_EVENTS } from "../metrics/cost.js";
 
 export const KiB = 1024;
@@ -118,7 +118,27 @@ export const SCENARIO_DEFAULTS = {
   jobs: 2,
   churnAccesses: 5_000,
   hugePages: false,
+  /** Balloon retry delays in domain cycles: Xen's 1 s doubling to 32 s, scaled to short runs. */
+  balloonRetryDelay: 1_000_000,
+  balloonMaxRetryDelay: 32_000_000,
+  /** Host cycles a ballooning domain may stay above its target before the host swaps. */
+  swapGrace: 20_000_000,
+  /** Host cycles between two runs of the automatic balloon policy. */
+  policyInterval: 5_000_000,
 } as const;
+
+/** The balloon settings of a domain that says nothing of its balloon: a driver, no target. */
+export function defaultBalloon(memory: number): BalloonSpec {
+  return {
+    driver: true,
+    target: memory,
+    floor: 0,
+    touch: "populate",
+    schedule: [],
+    retryDelay: SCENARIO_DEFAULTS.balloonRetryDelay,
+    maxRetryDelay: SCENARIO_DEFAULTS.balloonMaxRetryDelay,
+  };
+}
 
 /** A domain's processes may use at most this fraction of its memory (the rest is the kernel's). */
 export const MEMORY_FIT_FRACTION = 0.9;
@@ -302,9 +322,106 @@ const shadowSchema = strict({
     .default("rmap"),
 });
 
+const hostSwapSchema = strict({
+  enabled: bool().default(false),
+  low_water: size(4 * KiB).optional(),
+  high_water: size(4 * KiB).optional(),
+  grace: int(0).default(SCENARIO_DEFAULTS.swapGrace),
+}).superRefine((w, ctx) => {
+  if (w.low_water !== undefined && w.high_water !== undefined && w.high_water < w.low_water) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["high_water"],
+      message: `must be at least low_water (${formatSize(w.low_water)})`,
+    });
+  }
+});
+
+export const BALLOON_POLICIES = ["fixed", "auto"] as const;
+
+const balloonPolicySchema = z.discriminatedUnion(
+  "type",
+  [
+    strict({ type: z.literal("fixed") }),
+    strict({
+      type: z.literal("auto"),
+      interval: int(1).default(SCENARIO_DEFAULTS.policyInterval),
+      pressure_threshold: fraction().default(0.2),
+      pressure_critical: fraction().default(0.05),
+      min_guest_free: fraction().default(0.2),
+      max_change: fraction().default(0.05),
+      min_change: fraction().default(0.0025),
+    }),
+  ],
+  {
+    error: (iss) =>
+      (iss.code as string) === "invalid_type"
+        ? "expected a mapping such as { type: auto }"
+        : `expected one of ${BALLOON_POLICIES.join(", ")}`,
+  },
+);
+
 const hostSchema = strict({
   memory: size(2 * MiB).optional(),
+  swap: hostSwapSchema.prefault({}),
+  balloon_policy: balloonPolicySchema.default({ type: "fixed" }),
 });
+
+export const BALLOON_TOUCH_POLICIES = ["populate", "mmio"] as const;
+
+const balloonSchema = strict({
+  driver: bool().default(true),
+  target: size(4 * KiB).optional(),
+  floor: size(4 * KiB).optional(),
+  on_touch: z
+    .enum(BALLOON_TOUCH_POLICIES, {
+      error: `expected one of ${BALLOON_TOUCH_POLICIES.join(", ")}`,
+    })
+    .default("populate"),
+  retry_delay: int(1).default(SCENARIO_DEFAULTS.balloonRetryDelay),
+  max_retry_delay: int(1).default(SCENARIO_DEFAULTS.balloonMaxRetryDelay),
+  schedule: z
+    .array(strict({ at: int(0), target: size(4 * KiB) }), {
+      error: "expected a list of { at, target }",
+    })
+    .default([]),
+});
+
+/** The balloon's sizes must fit the domain's memory, and its schedule must go forward. */
+function checkBalloon(
+  b: z.output<typeof balloonSchema>,
+  memory: number,
+  ctx: z.RefinementCtx,
+): void {
+  const atMost = (path: (string | number)[], bytes: number | undefined) => {
+    if (bytes !== undefined && bytes > memory) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["balloon", ...path],
+        message: `must be at most the domain's memory (${formatSize(memory)}), got ${formatSize(bytes)}`,
+      });
+    }
+  };
+  atMost(["target"], b.target);
+  atMost(["floor"], b.floor);
+  b.schedule.forEach((step, i) => {
+    atMost(["schedule", i, "target"], step.target);
+    if (i > 0 && step.at < b.schedule[i - 1].at) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["balloon", "schedule", i, "at"],
+        message: `must not be before the previous change (at ${b.schedule[i - 1].at})`,
+      });
+    }
+  });
+  if (b.max_retry_delay < b.retry_delay) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["balloon", "max_retry_delay"],
+      message: `must be at least retry_delay (${b.retry_delay})`,
+    });
+  }
+}
 
 const domainSchema = strict({
   name: name(),
@@ -313,12 +430,14 @@ const domainSchema = strict({
     .enum(PAGING_MODES, { error: `expected one of ${PAGING_MODES.join(", ")}` })
     .default(SCENARIO_DEFAULTS.mode),
   shadow: shadowSchema.prefault({}),
+  balloon: balloonSchema.prefault({}),
   quantum: int(1).default(SCENARIO_DEFAULTS.quantum),
   processes: z
     .array(processSchema, { error: "expected a list of processes" })
     .min(1, { error: "expected at least one process" }),
 }).superRefine((d, ctx) => {
   uniqueNames(d.processes, "processes", "process", ctx);
+  if (Number.isFinite(d.memory)) checkBalloon(d.balloon, d.memory, ctx);
   const footprints = d.processes.map(processFootprint);
   if (!footprints.every(Number.isFinite) || !Number.isFinite(d.memory)) return;
   const need = footprints.reduce((a, b) => a + b, 0);
@@ -370,7 +489,20 @@ export const scenarioFileSchema = strict({
   domains: z
     .array(domainSchema, { error: "expected a list of domains" })
     .min(1, { error: "expected at least one domain" }),
-}).superRefine((s, ctx) => uniqueNames(s.domains, "domains", "domain", ctx));
+}).superRefine((s, ctx) => {
+  uniqueNames(s.domains, "domains", "domain", ctx);
+  if (s.host.balloon_policy.type !== "fixed") {
+    s.domains.forEach((d, i) => {
+      if (d.balloon.schedule.length > 0) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["domains", i, "balloon", "schedule"],
+          message: `applies only to host.balloon_policy type fixed, and this host's is ${s.host.balloon_policy.type}`,
+        });
+      }
+    });
+  }
+});
 
 /** A scenario file after validation: snake_case, sizes in bytes, defaults filled in. */
 export type ScenarioFile = z.output<typeof scenarioFileSchema>;

@@ -1,6 +1,7 @@
 /** The hardware and domain settings the VMM tests build domains with. */
 
 import type { DomainSpec, HardwareSpec, ShadowSpec } from "../../src/api/types.js";
+import { defaultBalloon } from "../../src/workload/scenario-schema.js";
 
 /** Default TLB geometry, no PCIDs, no 1 GiB pages. */
 export const TEST_HARDWARE: HardwareSpec = {
@@ -22,5 +23,6 @@ export function shadowSpec(
     quantum: 1e9,
     processes: [],
     shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap", ...shadow },
+    balloon: defaultBalloon(memory),
   };
 }

@@ -121,10 +121,11 @@ function unshadowHeuristics(sh: ShadowPaging, gfn: Gfn, zero: boolean): void {
 }
 
 /** Remove every shadow of guest page gfn (sh_remove_shadows); the page is then writable again. */
-export function unshadow(sh: ShadowPaging, gfn: Gfn): void {
+export function unshadow(sh: ShadowPaging, gfn: Gfn): boolean {
   const shadows: ShadowPage[] = sh.tables.shadowsOf(gfn);
-  if (shadows.length === 0) return;
+  if (shadows.length === 0) return false;
   sh.counters[C_SHADOW_UNSHADOW]++;
   for (const sp of shadows) sh.tables.destroy(sp);
   sh.cpu?.flushTlbAll();
+  return true;
 }

@@ -12,7 +12,7 @@ import { KIND_SUP_WRITE, KIND_USER_WRITE } from "../../hw/access.js";
 import type { Gva } from "../../hw/addr.js";
 import { PF_RETRY, type Vcpu } from "../../hw/cpu.js";
 import { PTE_P, PTE_PS, pteFrame } from "../../hw/pte.js";
-import { WALK_OK } from "../../hw/walker.js";
+import { WALK_NO_FRAME, WALK_OK } from "../../hw/walker.js";
 import {
   C_SHADOW_FAULT,
   C_SHADOW_FAULT_BAIL_REAL_FAULT,
@@ -44,7 +44,15 @@ export function handleShadowFault(
   if (!sh.tables.prealloc(PAGES_PER_FAULT)) throw new DomainCrash("the shadow pool is too small");
   const w = sh.guestWalker;
   const rootGfn = Math.floor(cpu.guestCr3 / 4096);
-  const result = w.walk(sh.mem, sh.frameFor(rootGfn), gva, kind, cpu.ctl, true, sh.p2m.mfn);
+  let result = w.walk(sh.mem, sh.frameFor(rootGfn), gva, kind, cpu.ctl, true, sh.p2m.mfn);
+  // A guest table without a frame (never touched, or swapped out by the host): give it one and
+  // walk again; at most once per level.
+  for (let level = 3; result === WALK_NO_FRAME && level >= 1; level--) {
+    sh.frameFor(w.missingGfn);
+    result = w.walk(sh.mem, sh.frameFor(rootGfn), gva, kind, cpu.ctl, true, sh.p2m.mfn);
+  }
+  if (result === WALK_NO_FRAME)
+    throw new Error("shadow fault: the guest walk keeps missing frames");
   if (result !== WALK_OK) {
     c[C_SHADOW_FAULT_BAIL_REAL_FAULT]++;
     return result;

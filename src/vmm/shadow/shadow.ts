@@ -13,12 +13,15 @@ import { PTE_P, pteFrame } from "../../hw/pte.js";
 import { Walker } from "../../hw/walker.js";
 import {
   C_SHADOW_INVLPG,
+  C_SHADOW_P2M_REMOVALS,
   C_VMEXITS,
   C_VMEXITS_CR3,
   C_VMEXITS_INVLPG,
 } from "../../metrics/counters.js";
+import { memoryOp } from "../balloon/reservation.js";
 import { DomainCrash } from "../crash.js";
-import type { P2m } from "../p2m.js";
+import { NO_FRAME_BALLOONED, NO_FRAME_NOT_RAM, type P2m } from "../p2m.js";
+import { unshadow } from "./emulate.js";
 import { handleShadowFault } from "./fault.js";
 import { isFl1, SH_L4, type ShadowPage } from "./page.js";
 import { Spte } from "./propagate.js";
@@ -69,23 +72,36 @@ export class ShadowPaging implements Intercepts {
     }
     this.tables = new ShadowTables(mem, poolFrames, counters, options.writableSearch);
     this.tables.frameOf = (gfn) => p2m.lookup(gfn);
-    // A P2M change (balloon, sharing, host swap) removes every shadow entry of the old frame.
-    p2m.dropMappings = (_gfn, mfn) => {
-      // Always flush: a TLB entry may map the old frame after its shadow entries went.
-      this.tables.dropMappingsOf(mfn);
+    // A P2M change (balloon, sharing, host swap) removes every shadow entry of the old frame
+    // (Xen's sh_remove_all_mappings), and the shadows of the gfn if it was a page table: their
+    // content came from a frame that is gone.
+    p2m.dropMappings = (gfn, mfn) => {
+      this.counters[C_SHADOW_P2M_REMOVALS] += this.tables.dropMappingsOf(mfn);
+      // unshadow() flushes when it removed shadows; otherwise flush here, as a TLB entry may
+      // map the old frame after its shadow entries went.
+      if (!unshadow(this, gfn)) this.cpu?.flushTlbAll();
       this.tables.needFlush = false;
-      this.cpu?.flushTlbAll();
     };
+    // The host may not swap out a page table the VMM shadows: its write protection and its
+    // shadows are kept by gfn and frame (Xen's paging nominate refuses typed pages likewise).
+    p2m.pinned = (gfn) => this.tables.isShadowedTable(gfn);
   }
 
-  /** The host frame behind a gfn, populating it; crashes the domain if gfn is not its RAM. */
+  /** The host frame behind a gfn for the guest (see P2m.resolve); crashes the domain if none. */
   frameFor(gfn: Gfn): Mfn {
-    const mfn = this.p2m.populate(gfn);
+    const mfn = this.p2m.resolve(gfn);
     if (mfn >= 0) return mfn;
-    if (gfn < 0 || gfn >= this.p2m.gfns) {
+    if (mfn === NO_FRAME_NOT_RAM) {
       throw new DomainCrash(`guest frame ${gfn} is outside its ${this.p2m.gfns} frames of RAM`);
     }
-    throw new DomainCrash(`the host has no memory left to populate gfn ${gfn}`);
+    if (mfn === NO_FRAME_BALLOONED) {
+      throw new DomainCrash(
+        `the guest touched gfn ${gfn}, which it ballooned out (policy "mmio": not RAM any more)`,
+      );
+    }
+    throw new DomainCrash(
+      `the host has no memory left for gfn ${gfn} (no free frame, and nothing to swap out)`,
+    );
   }
 
   pageFault(cpu: Vcpu, gva: Gva, kind: number, errorCode: number): number {
@@ -180,6 +196,10 @@ export class ShadowPaging implements Intercepts {
       gva,
       outcome: leaf ? "shadow leaf dropped" : "no shadow leaf",
     });
+  }
+
+  memoryOp(_cpu: Vcpu, op: number, gfns: Int32Array, count: number): number {
+    return memoryOp(this.p2m, this.counters, op, gfns, count);
   }
 
   /** With paging off the guest addresses its physical memory: through the P2M. */
