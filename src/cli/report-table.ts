@@ -44,9 +44,11 @@ export function formatReport(report: Report, description = ""): string {
     `${formatInt(host.counters.user_accesses ?? 0)} user accesses in ` +
       `${formatInt(host.counters.cycles ?? 0)} simulated cycles`,
   );
+  const swapped = host.counters.host_swapped_out ?? 0;
   out.push(
     `host memory: ${formatInt(host.frames_used)} of ${formatInt(host.frames_total)} frames in use ` +
-      `(${formatSizeApprox(host.frames_used * PAGE_SIZE)}), peak ${formatInt(host.frames_used_peak)}`,
+      `(${formatSizeApprox(host.frames_used * PAGE_SIZE)}), peak ${formatInt(host.frames_used_peak)}` +
+      (swapped > 0 ? `; ${formatInt(swapped)} pages swapped out` : ""),
   );
   for (const domain of report.domains) {
     const memory = formatSizeApprox((domain.counters.guest_frames ?? 0) * PAGE_SIZE);
@@ -71,6 +73,7 @@ function counterTable(domain: DomainReport): string {
     tlbGroup(domain),
     kernelGroup(domain),
     vmmGroup(domain),
+    balloonGroup(domain),
     shadowGroup(domain),
     memoryGroup(domain),
     cyclesGroup(domain),
@@ -247,6 +250,48 @@ function vmmGroup(d: DomainReport): Group {
       { counter: "domain_crashes", optional: true },
     ],
     ["vmexits", "p2m_populate"],
+  );
+}
+
+/** The balloon (target, size, pages moved) and host swapping: only when either did anything. */
+function balloonGroup(d: DomainReport): Group {
+  const c = d.counters;
+  const gfns = c.guest_frames ?? 0;
+  const size = (n: string) => formatSizeApprox((c[n] ?? 0) * PAGE_SIZE);
+  return group(
+    "balloon",
+    c,
+    [
+      { counter: "balloon_target_pages", note: `${size("balloon_target_pages")}, set by the host` },
+      {
+        counter: "reservation_pages",
+        note: `${size("reservation_pages")}, ${formatPercent(c.reservation_pages ?? 0, gfns)} of its memory`,
+      },
+      { counter: "balloon_pages", note: `${size("balloon_pages")} in the balloon now` },
+      { counter: "balloon_inflated_pages", note: "given to the VMM" },
+      { counter: "balloon_deflated_pages", note: "taken back" },
+      { counter: "balloon_backoffs", note: "the driver could not go on", optional: true },
+      {
+        counter: "balloon_touch_populate",
+        note: "ballooned gfns touched and given a page",
+        optional: true,
+      },
+      { counter: "host_frames", note: `${size("host_frames")} of host memory behind it` },
+      { counter: "host_swap_outs", note: "pages the host swapped out", optional: true },
+      { counter: "host_swap_ins", note: "touched while swapped: read back", optional: true },
+      {
+        counter: "host_swapped_out",
+        note: `${size("host_swapped_out")} in its swap file now`,
+        optional: true,
+      },
+    ],
+    [
+      "balloon_inflated_pages",
+      "balloon_deflated_pages",
+      "balloon_backoffs",
+      "balloon_touch_populate",
+      "host_swap_outs",
+    ],
   );
 }
 
