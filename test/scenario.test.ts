@@ -194,6 +194,7 @@ describe("defaults", () => {
               childAccesses: 20_000,
               jobs: 2,
               churnAccesses: 5_000,
+              lifetime: 0,
               hugePages: false,
             },
           ],

@@ -96,6 +96,7 @@ export class DomainRuntime {
     );
     this.sched = new Scheduler(this.kernel, spec.quantum);
     const vmm = this.platform.vmm;
+    if (vmm !== null) vmm.clock = () => this.time();
     if (vmm !== null && spec.balloon.driver) {
       this.kernel.balloon = new BalloonDriver(this.kernel, vmm.xenstore, {
         retryDelay: spec.balloon.retryDelay,

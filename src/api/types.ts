@@ -48,6 +48,8 @@ export interface ProcessSpec {
   jobs: number;
   /** mmap-churn: accesses into one mapping before it is unmapped. */
   churnAccesses: number;
+  /** database: user accesses after which the process exits (0: it runs for ever). */
+  lifetime: number;
   /** Use 2 MiB pages for the heap where the guest can (transparent huge pages). */
   hugePages: boolean;
 }

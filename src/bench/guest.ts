@@ -74,6 +74,7 @@ export function benchProcess(workingSet: number): ProcessSpec {
     childAccesses: 1,
     jobs: 1,
     churnAccesses: 1,
+    lifetime: 0,
     hugePages: false,
   };
 }

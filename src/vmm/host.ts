@@ -26,6 +26,8 @@ export interface VmmDomain extends PolicyDomain {
   shadowPoolPages: number;
   /** The domain's xenstore directory (balloon target, guest statistics). */
   xenstore: Xenstore;
+  /** The domain's own simulated cycles (set by whoever runs it). */
+  clock: () => number;
 }
 
 /** Frames the pager frees at once when an allocation finds the host empty. */
@@ -92,7 +94,7 @@ export class Host {
   tick(now: number, accesses: number): void {
     this.fixed?.apply(accesses);
     this.auto?.maybeRun(now, this.frames.free, this.frames.frames);
-    this.swap.enforceTargets(now);
+    this.swap.enforceTargets();
   }
 
   /** Build a domain: its P2M (empty: filled on first touch), its vCPU and its paging mode. */
@@ -146,6 +148,7 @@ export class Host {
       shadow,
       shadowPoolPages: poolPages,
       xenstore,
+      clock: () => 0,
       floorPages: Math.floor(spec.balloon.floor / 4096),
       schedule: spec.balloon.schedule.map((s) => ({
         at: s.at,

@@ -3,7 +3,7 @@
  * guest kernel's system calls. One class with a state switch, so that the run loop's call site
  * stays monomorphic.
  *
- * - database: touches its heap forever, by its access pattern.
+ * - database: touches its heap by its access pattern, for ever or for `lifetime` accesses.
  * - build: a make-like parent keeps `jobs` children; each child execs a fresh image, touches its
  *   heap `childAccesses` times and exits, and the parent forks the next one (a kernel compile).
  * - mmap-churn: maps a region, touches it `churnAccesses` times, unmaps it, again and again.
@@ -92,6 +92,11 @@ export class ProcessDriver {
     switch (this.role) {
       case ROLE_DATABASE:
         if (this.state === STATE_START) return this.touchStack(STATE_RUN);
+        if (this.spec.lifetime > 0 && this.proc.accesses >= this.spec.lifetime) {
+          this.kernel.exit(this.proc);
+          this.onExit();
+          return STEP_EXITED;
+        }
         return this.accessStep();
       case ROLE_MAKE:
         return this.makeStep();

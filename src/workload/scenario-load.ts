@@ -432,6 +432,7 @@ function toScenario(f: ScenarioFile, fileName: string): Scenario {
         childAccesses: p.child_accesses ?? d.childAccesses,
         jobs: p.jobs ?? d.jobs,
         churnAccesses: p.churn_accesses ?? d.churnAccesses,
+        lifetime: p.lifetime ?? 0,
         hugePages: p.huge_pages,
       })),
     })),

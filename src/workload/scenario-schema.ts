@@ -269,6 +269,7 @@ const KIND_ONLY_FIELDS: Record<string, ProcessKind> = {
   child_accesses: "build",
   jobs: "build",
   churn_accesses: "mmap-churn",
+  lifetime: "database",
 };
 
 const processSchema = strict({
@@ -283,6 +284,7 @@ const processSchema = strict({
   child_accesses: int(1).optional(),
   jobs: int(1, 64).optional(),
   churn_accesses: int(1).optional(),
+  lifetime: int(0).optional(),
   huge_pages: bool().default(SCENARIO_DEFAULTS.hugePages),
 }).superRefine((p, ctx) => {
   for (const [field, kind] of Object.entries(KIND_ONLY_FIELDS)) {

@@ -7,9 +7,9 @@
  * The pager acts in three cases:
  * - the host's free memory falls below its low watermark: it swaps out pages until the free
  *   memory is back at the high watermark, from the domains furthest above their targets first;
- * - a domain stays above its balloon target (memory/target) for longer than the grace period
- *   (at once when it has no balloon driver): the excess is swapped out, as ESX does when the
- *   balloon cannot reach the target;
+ * - a domain stays above its balloon target (memory/target) for longer than the grace period,
+ *   in its own cycles (at once when it has no balloon driver): the excess is swapped out, as
+ *   ESX does when the balloon cannot reach the target;
  * - an allocation finds the host empty in the middle of a domain's exit: frames are taken from
  *   the other domains only, whose vCPUs are stopped at a safe point, never from the domain whose
  *   operation is in flight.
@@ -35,13 +35,19 @@ export interface SwapOptions {
 export interface SwapDomain {
   p2m: P2m;
   xenstore: Xenstore;
+  /** The domain's own cycles so far (its share of the CPU, for the grace period). */
+  clock: () => number;
 }
 
 /** Random probes for a victim gfn before a linear scan from a random start. */
 const PROBES = 64;
 
 export class HostSwap {
-  /** Host time at which each domain was first seen above its target (-1: not above). */
+  /**
+   * The domain's own time when it was first seen above its target (-1: not above). The grace
+   * is counted in the domain's cycles, so that other domains' turns do not eat its chance to
+   * balloon.
+   */
   private readonly overSince: number[] = [];
 
   constructor(
@@ -69,9 +75,10 @@ export class HostSwap {
    * Between domain turns (every domain at a safe point): swap out what domains hold above their
    * targets once the grace is over, then keep the free watermark.
    */
-  enforceTargets(now: number): void {
+  enforceTargets(): void {
     if (!this.options.enabled) return;
     this.domains.forEach((d, i) => {
+      const now = d.clock();
       const excess = this.excess(d);
       if (excess === 0) {
         this.overSince[i] = -1;
