@@ -9,8 +9,15 @@ import { describe, expect, test } from "vitest";
 import { fork } from "../src/guest/fork.js";
 import { USER_HEAP_BASE } from "../src/guest/layout.js";
 import { type Process, VM_READ, VM_WRITE } from "../src/guest/process.js";
+import {
+  C_BALLOON_DEFLATED_PAGES,
+  C_BALLOON_INFLATED_PAGES,
+  C_HOST_SWAP_INS,
+  C_HOST_SWAP_OUTS,
+  newCounters,
+} from "../src/metrics/counters.js";
 import { bootGuest } from "./support/guest.js";
-import { HEAP_PAGES, type Op, opArb } from "./support/ops.js";
+import { HEAP_PAGES, type Op, opArb, overcommitOpArb } from "./support/ops.js";
 
 /** What a process's heap holds in the model: per page, mapped?, writable?, value at offset 0. */
 interface ModelProc {
@@ -20,8 +27,8 @@ interface ModelProc {
   value: number[];
 }
 
-function runModel(ops: Op[], pcid: boolean, huge: boolean): void {
-  const g = bootGuest(16, { pcid });
+function runModel(ops: Op[], pcid: boolean, huge: boolean, shadow = false): Float64Array {
+  const g = bootGuest(16, { pcid, mode: shadow ? "shadow" : "native" });
   const image = { code: 4096, heap: HEAP_PAGES * 4096, hugeHeap: huge };
   const procs: ModelProc[] = [];
   const spawn = () => {
@@ -54,6 +61,13 @@ function runModel(ops: Op[], pcid: boolean, huge: boolean): void {
         g.kernel.mprotect(m.proc, gva, 4096, VM_READ);
         m.writable[page] = false;
       }
+      g.check();
+      continue;
+    }
+    if (o.op === "balloon" || o.op === "swap-out") {
+      // The host's memory operations: invisible to the guest's data (the model is unchanged).
+      if (o.op === "balloon") g.setBalloonTarget(Math.floor(g.kernel.memFrames * o.fraction));
+      else g.swapOut(o.pages);
       g.check();
       continue;
     }
@@ -119,34 +133,53 @@ function runModel(ops: Op[], pcid: boolean, huge: boolean): void {
   }
   for (const m of procs) g.kernel.exit(m.proc);
   g.check();
-  expect(g.kernel.framesInUse()).toBe(0);
+  // Every frame comes back, but for the ones the balloon still holds.
+  expect(g.kernel.framesInUse()).toBe(g.kernel.balloon?.count ?? 0);
   expect(g.kernel.pt.pages).toBe(0);
+  return g.counters;
 }
 
 describe("guest kernel against a model of process memory", () => {
   test("random system calls and accesses", () => {
     fc.assert(
-      fc.property(fc.array(opArb, { minLength: 1, maxLength: 60 }), (ops) =>
-        runModel(ops, false, false),
-      ),
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 60 }), (ops) => {
+        runModel(ops, false, false);
+      }),
       { numRuns: 150, seed: 20261125 },
     );
   });
 
   test("the same with PCIDs (context switches keep the TLB)", () => {
     fc.assert(
-      fc.property(fc.array(opArb, { minLength: 1, maxLength: 60 }), (ops) =>
-        runModel(ops, true, false),
-      ),
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 60 }), (ops) => {
+        runModel(ops, true, false);
+      }),
       { numRuns: 100, seed: 7 },
     );
   });
 
+  test("the same under shadow paging, with the balloon and host swapping at work", () => {
+    const seen = newCounters();
+    fc.assert(
+      fc.property(fc.array(overcommitOpArb, { minLength: 1, maxLength: 60 }), (ops) => {
+        const c = runModel(ops, false, false, true);
+        for (let i = 0; i < c.length; i++) seen[i] += c[i];
+      }),
+      { numRuns: 80, seed: 4 },
+    );
+    // The mechanisms ran: pages went into the balloon and came back, pages were swapped out
+    // and read back in.
+    expect(seen[C_BALLOON_INFLATED_PAGES]).toBeGreaterThan(0);
+    expect(seen[C_BALLOON_DEFLATED_PAGES]).toBeGreaterThan(0);
+    expect(seen[C_HOST_SWAP_OUTS]).toBeGreaterThan(0);
+    expect(seen[C_HOST_SWAP_INS]).toBeGreaterThan(0);
+  });
+
   test("the same with transparent huge pages", () => {
     fc.assert(
-      fc.property(fc.array(opArb, { minLength: 1, maxLength: 40 }), (ops) =>
-        runModel(ops, false, true),
-      ),
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 40 }), (ops) => {
+        runModel(ops, false, true);
+      }),
       { numRuns: 60, seed: 11 },
     );
   });

@@ -306,6 +306,73 @@ describe("sizes", () => {
 /** [what, text, line, column, path, message fragment]: one problem each. */
 const BAD: [string, string, number, number, string, string][] = [
   [
+    "balloon target above the domain's memory",
+    withLine(7, "    mode: shadow\n    balloon: { target: 2GiB }"),
+    8,
+    24,
+    "domains[0].balloon.target",
+    "must be at most the domain's memory (1GiB), got 2GiB",
+  ],
+  [
+    "negative balloon target",
+    withLine(7, "    mode: shadow\n    balloon: { target: -4096 }"),
+    8,
+    24,
+    "domains[0].balloon.target",
+    'expected a whole number of bytes (or a size such as "512MiB"), got -4096',
+  ],
+  [
+    "balloon target not a number",
+    withLine(7, "    mode: shadow\n    balloon: { target: lots }"),
+    8,
+    24,
+    "domains[0].balloon.target",
+    'expected a size such as "512MiB" or a number of bytes',
+  ],
+  [
+    "scheduled target above the domain's memory",
+    withLine(7, "    balloon: { schedule: [{ at: 10, target: 3GiB }] }"),
+    7,
+    45,
+    "domains[0].balloon.schedule[0].target",
+    "must be at most the domain's memory (1GiB), got 3GiB",
+  ],
+  [
+    "schedule going backwards",
+    withLine(7, "    balloon: { schedule: [{ at: 10, target: 1GiB }, { at: 5, target: 512MiB }] }"),
+    7,
+    59,
+    "domains[0].balloon.schedule[1].at",
+    "must not be before the previous change (at 10)",
+  ],
+  [
+    "schedule with the automatic policy",
+    withLine(2, "host: { balloon_policy: { type: auto } }\nseed: 7").replace(
+      "    mode: native",
+      "    balloon: { schedule: [{ at: 10, target: 512MiB }] }",
+    ),
+    8,
+    26,
+    "domains[0].balloon.schedule",
+    "applies only to host.balloon_policy type fixed, and this host's is auto",
+  ],
+  [
+    "unknown balloon policy",
+    withLine(2, "host: { balloon_policy: { type: mom } }"),
+    2,
+    33,
+    "host.balloon_policy.type",
+    'expected one of fixed, auto, got "mom"',
+  ],
+  [
+    "unknown touch policy",
+    withLine(7, "    balloon: { on_touch: crash }"),
+    7,
+    26,
+    "domains[0].balloon.on_touch",
+    'expected one of populate, mmio, got "crash"',
+  ],
+  [
     "bad mode",
     withLine(7, "    mode: hvm"),
     7,
@@ -575,7 +642,7 @@ describe("errors", () => {
       'many.yaml:9:15: domains[0].processes[0].kind: expected one of database, build, mmap-churn, got "compiler"',
       'many.yaml:10:22: domains[0].processes[0].working_set: expected a size such as "512MiB" or a number of bytes (units are binary: write "1GiB"), got "1GB"',
       "many.yaml:11:18: domains[0].processes[0].fetches: expected a number between 0 and 1, got -0.5",
-      'many.yaml:12:9: domains[0].processes[0].colour: unknown key "colour" (expected one of name, kind, instances, working_set, code, pattern, writes, fetches, child_accesses, jobs, churn_accesses, huge_pages)',
+      'many.yaml:12:9: domains[0].processes[0].colour: unknown key "colour" (expected one of name, kind, instances, working_set, code, pattern, writes, fetches, child_accesses, jobs, churn_accesses, lifetime, huge_pages)',
     ]);
     expect(e.problems).toHaveLength(7);
     expect(e).toMatchObject({ file: "many.yaml", line: 2, column: 19, path: "hardware.pcid" });

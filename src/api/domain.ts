@@ -303,7 +303,7 @@ export class DomainRuntime {
         err = checkBookkeeping(vmm.shadow) ?? checkHostFrames(this.host.frames);
     }
     if (err === null && full) {
-      err = checkGuest(this.kernel, this.platform.mem, this.platform.gfnToMfn);
+      err = checkGuest(this.kernel, this.platform.peek);
     }
     if (err !== null) {
       this.violations++;

@@ -4,6 +4,7 @@
  * shape with a P2M behind it, so the guest kernel and the run loop never know which it got.
  */
 
+import type { GuestMemoryPeek } from "../guest/check.js";
 import { NativePagingOps, type PagingOps } from "../guest/paging-ops.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
@@ -18,6 +19,8 @@ export interface Platform {
   guestFrames: number;
   /** The host frame behind a guest frame, for checkers (identity natively). */
   gfnToMfn(gfn: number): number;
+  /** The guest's memory as checkers read it (see GuestMemoryPeek). */
+  peek: GuestMemoryPeek;
   /** The VMM's record of the domain; null in native mode. */
   vmm: VmmDomain | null;
 }
@@ -42,6 +45,7 @@ export function nativePlatform(
     ops: new NativePagingOps(cpu),
     guestFrames: frames,
     gfnToMfn: (gfn) => gfn,
+    peek: mem,
     vmm: null,
   };
 }
@@ -60,6 +64,7 @@ export function virtualPlatform(
     ops: Host.pagingOps(vmm),
     guestFrames: domain.memory / 4096,
     gfnToMfn: (gfn) => vmm.p2m.lookup(gfn),
+    peek: vmm.p2m,
     vmm,
   };
 }

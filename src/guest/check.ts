@@ -6,16 +6,21 @@
  */
 
 import type { Gfn } from "../hw/addr.js";
-import type { HostMemory } from "../hw/memory.js";
 import { leafFrame, PTE_P, PTE_PS, PTE_US, pteFrame } from "../hw/pte.js";
 import { KERNEL_RESERVED_FRAMES, type Kernel } from "./kernel.js";
 
+/**
+ * The guest's physical memory as a checker reads it, with no side effect: natively the host
+ * memory itself, under a VMM the P2M (which also reads pages the host swapped out).
+ */
+export interface GuestMemoryPeek {
+  peek64(gfn: Gfn, index: number): void;
+  lo: number;
+  hi: number;
+}
+
 /** Returns a description of the first inconsistency, or null. */
-export function checkGuest(
-  k: Kernel,
-  mem: HostMemory,
-  gfnToMfn: (gfn: Gfn) => number,
-): string | null {
+export function checkGuest(k: Kernel, mem: GuestMemoryPeek): string | null {
   const frames = k.memFrames;
   const mappings = new Int32Array(frames);
   const tableRefs = new Int32Array(frames);
@@ -26,11 +31,10 @@ export function checkGuest(
       return `${owner}: gfn ${table} is used as a level-${level} table but the kernel has it as level ${k.pt.level[table]}`;
     }
     tableRefs[table]++;
-    const mfn = gfnToMfn(table);
     let present = 0;
     const last = level === 4 ? 256 : 512; // the kernel half of a PML4 is shared, not owned
     for (let i = 0; i < 512; i++) {
-      mem.read64(mfn, i);
+      mem.peek64(table, i);
       const lo = mem.lo;
       const hi = mem.hi;
       if ((lo & PTE_P) === 0) continue;

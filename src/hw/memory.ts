@@ -85,6 +85,11 @@ export class HostMemory {
     }
   }
 
+  /** read64 for checkers that read a guest's memory through a view (natively gfn = mfn). */
+  peek64(mfn: Mfn, index: number): void {
+    this.read64(mfn, index);
+  }
+
   /** Write the 64-bit entry `index` of frame `mfn`, materializing the frame. */
   write64(mfn: Mfn, index: number, lo: number, hi: number): void {
     let slot = this.meta[2 * mfn];

@@ -14,6 +14,7 @@
  */
 
 import type { Gfn, Mfn } from "../hw/addr.js";
+import { digestWord } from "../hw/memory.js";
 import {
   C_BALLOON_TOUCH_POPULATE,
   C_HOST_SWAP_INS,
@@ -93,6 +94,36 @@ export class P2m {
   /** The mfn behind gfn, or -1. */
   lookup(gfn: Gfn): Mfn {
     return gfn >= 0 && gfn < this.gfns ? this.mfn[gfn] : -1;
+  }
+
+  /** Outputs of peek64. */
+  lo = 0;
+  hi = 0;
+
+  /**
+   * Read entry `index` of guest frame gfn into lo/hi without side effects (for checkers): from
+   * its frame, from the swap file when it is swapped out, zero when it has no content.
+   */
+  peek64(gfn: Gfn, index: number): void {
+    const mfn = this.lookup(gfn);
+    const mem = this.host.mem;
+    if (mfn >= 0) {
+      mem.read64(mfn, index);
+      this.lo = mem.lo;
+      this.hi = mem.hi;
+      return;
+    }
+    const saved = this.type[gfn] === P2M_RAM_PAGED ? this.swapFile.get(gfn) : undefined;
+    if (saved === undefined) {
+      this.lo = 0;
+      this.hi = 0;
+    } else if (typeof saved === "number") {
+      this.lo = digestWord(saved, index);
+      this.hi = 0;
+    } else {
+      this.lo = saved[2 * index];
+      this.hi = saved[2 * index + 1];
+    }
   }
 
   /** gfns swapped out to the domain's swap file. */

@@ -4,7 +4,8 @@
  */
 
 import type { ShadowSpec } from "../../src/api/types.js";
-import { checkGuest } from "../../src/guest/check.js";
+import { BalloonDriver } from "../../src/guest/balloon.js";
+import { checkGuest, type GuestMemoryPeek } from "../../src/guest/check.js";
 import { userAccess } from "../../src/guest/fault.js";
 import { Kernel, type KernelOptions } from "../../src/guest/kernel.js";
 import { NativePagingOps } from "../../src/guest/paging-ops.js";
@@ -15,6 +16,7 @@ import { Vcpu } from "../../src/hw/cpu.js";
 import { HostMemory } from "../../src/hw/memory.js";
 import { PTE_P, PTE_PS, pteFrame } from "../../src/hw/pte.js";
 import { newCounters } from "../../src/metrics/counters.js";
+import { setTarget } from "../../src/vmm/balloon/policy.js";
 import { Host, type VmmDomain } from "../../src/vmm/host.js";
 import { checkBookkeeping, checkHostFrames, checkShadow } from "../../src/vmm/shadow/check.js";
 import { shadowSpec, TEST_HARDWARE } from "./domains.js";
@@ -38,6 +40,10 @@ export interface TestGuest {
   check(): void;
   /** Every user page-table entry of a process, as "level/index path: lo hi" lines. */
   tables(proc: Process): string[];
+  /** Under a VMM: write the balloon target (pages) and let the driver run; natively nothing. */
+  setBalloonTarget(pages: number): void;
+  /** Under a VMM: the host swaps out up to `pages` random pages; natively nothing. */
+  swapOut(pages: number): number;
 }
 
 export interface GuestOptions extends Partial<KernelOptions> {
@@ -76,14 +82,23 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
   mem.exactData = true;
   const kernel = new Kernel(cpu, new NativePagingOps(cpu), frames, counters, kernelOptions);
   kernel.boot();
+  let clock = 0;
+  if (vmm !== null) {
+    kernel.balloon = new BalloonDriver(kernel, vmm.xenstore, {
+      retryDelay: 10,
+      maxRetryDelay: 80,
+    });
+    kernel.balloon.start();
+  }
   const run = (proc: Process, gva: number, kind: number, value: number): boolean => {
     if (!proc.alive) return false;
     kernel.switchTo(proc);
     return userAccess(kernel, proc, gva, kind, value) !== -1;
   };
+  const peek: GuestMemoryPeek = vmm ? vmm.p2m : mem;
   const readEntry = (gfn: number, index: number): [number, number] => {
-    mem.read64(gfnToMfn(gfn), index);
-    return [mem.lo, mem.hi];
+    peek.peek64(gfn, index);
+    return [peek.lo, peek.hi];
   };
   return {
     mode,
@@ -105,10 +120,16 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
         vmm?.shadow && host ? checkShadow(vmm.shadow, cpu, host.frames, vmm.id) : null,
         vmm?.shadow ? checkBookkeeping(vmm.shadow) : null,
         host ? checkHostFrames(host.frames) : null,
-        checkGuest(kernel, mem, gfnToMfn),
+        checkGuest(kernel, peek),
       ].filter((p) => p !== null);
       if (problems.length > 0) throw new Error(`invariant: ${problems[0]}`);
     },
+    setBalloonTarget: (pages) => {
+      if (vmm === null || kernel.balloon === null) return;
+      setTarget(vmm, pages);
+      kernel.balloon.poll((clock += 100));
+    },
+    swapOut: (pages) => (vmm !== null && host !== null ? host.swap.swapOut(vmm, pages) : 0),
     tables: (proc) => {
       const out: string[] = [];
       const visit = (gfn: number, level: number, path: string) => {

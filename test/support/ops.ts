@@ -18,7 +18,11 @@ export type Op =
   | { op: "mprotect"; p: number; page: number; pages: number; writable: boolean }
   /** munmap or mprotect read-only the page the last access touched, while it is still loaded. */
   | { op: "unmap-last" }
-  | { op: "protect-last" };
+  | { op: "protect-last" }
+  /** Set the balloon target (a fraction of the guest's memory) and let the driver run. */
+  | { op: "balloon"; fraction: number }
+  /** The host swaps out `pages` random pages of the domain. */
+  | { op: "swap-out"; pages: number };
 
 export const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ op: "spawn" as const }) },
@@ -64,6 +68,25 @@ export const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
 );
 
+/** opArb with the host's memory operations mixed in (no-ops natively). */
+export const overcommitOpArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 6, arbitrary: opArb },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant("balloon" as const),
+      fraction: fc.double({ min: 0.5, max: 1, noNaN: true }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant("swap-out" as const),
+      pages: fc.integer({ min: 1, max: 64 }),
+    }),
+  },
+);
+
 /**
  * Run ops on a guest and return what a program and an observer of the guest would see: each
  * read's value or death, each write's success, each process's fate, in order. The same ops on
@@ -83,7 +106,11 @@ export function runOps(g: TestGuest, ops: Op[], huge = false, afterEach?: () => 
   const gva = (page: number) => USER_HEAP_BASE + page * 4096;
   for (const o of ops) {
     const live = procs.filter((p) => p.alive);
-    if (o.op === "spawn") {
+    if (o.op === "balloon") {
+      g.setBalloonTarget(Math.floor(g.kernel.memFrames * o.fraction));
+    } else if (o.op === "swap-out") {
+      g.swapOut(o.pages);
+    } else if (o.op === "spawn") {
       if (live.length < 8) spawn();
     } else if (o.op === "unmap-last" || o.op === "protect-last") {
       if (last?.p.alive && last.page < HEAP_PAGES) {
