@@ -7,6 +7,7 @@
  */
 
 import { describe, expect, test } from "vitest";
+import { Simulation } from "../src/api/simulation.js";
 import { minFreePages } from "../src/guest/balloon.js";
 import { directMap, USER_HEAP_BASE } from "../src/guest/layout.js";
 import type { Process } from "../src/guest/process.js";
@@ -25,6 +26,7 @@ import { HostFrames } from "../src/vmm/frames.js";
 import { P2M_INVALID, P2M_RAM_PAGED, P2M_RAM_RW, P2m } from "../src/vmm/p2m.js";
 import { checkHostFrames } from "../src/vmm/shadow/check.js";
 import { Xenstore, XS_MEMINFO_FREE } from "../src/vmm/xenstore.js";
+import { builtinScenario } from "../src/workload/builtin.js";
 import { bootGuest, type TestGuest } from "./support/guest.js";
 
 function shadowGuest(memMiB = 16): TestGuest {
@@ -297,6 +299,45 @@ describe("frame accounting", () => {
       // Every frame owned by the domain backs one of its gfns, and no more.
       expect(host.frames.countOwned(1, vmm.id)).toBe(vmm.p2m.populated);
       g.check();
+    }
+  });
+});
+
+describe("the overcommit pair (ESX's comparison)", () => {
+  /** The built-in, scaled down by four so that it runs in a test's time. */
+  function scaled(name: "overcommit" | "overcommit-swap") {
+    const s = builtinScenario(name);
+    s.host.memory /= 4;
+    s.run.accesses = 600_000;
+    for (const d of s.domains) {
+      d.memory /= 4;
+      d.balloon.target = d.memory;
+      d.balloon.schedule = d.balloon.schedule.map((c) => ({ at: c.at / 4, target: c.target / 4 }));
+      for (const p of d.processes) {
+        p.workingSet /= 4;
+        p.lifetime /= 4;
+      }
+    }
+    return new Simulation(s).run();
+  }
+
+  test("ballooning meets the targets with no swap-in; host swapping pays for its random choices", () => {
+    const balloon = scaled("overcommit");
+    const swap = scaled("overcommit-swap");
+    const total = (r: typeof balloon, c: string) =>
+      r.domains.reduce((sum, d) => sum + (d.counters[c] ?? 0), 0);
+    expect(total(balloon, "balloon_inflated_pages")).toBeGreaterThan(0);
+    expect(total(balloon, "host_swap_ins")).toBe(0);
+    expect(total(swap, "balloon_inflated_pages")).toBe(0);
+    expect(total(swap, "host_swap_outs")).toBeGreaterThan(0);
+    expect(total(swap, "host_swap_ins")).toBeGreaterThan(0);
+    expect(balloon.host.counters.cycles).toBeLessThan(swap.host.counters.cycles);
+    // Both met every target: what a domain holds on the host is its target at most (plus its
+    // P2M pages and shadow pool).
+    for (const r of [balloon, swap]) {
+      for (const d of r.domains) {
+        expect(d.counters.p2m_entries).toBeLessThanOrEqual(d.counters.balloon_target_pages);
+      }
     }
   });
 });

@@ -64,6 +64,8 @@ describe("built-in scenarios", () => {
       "shadow-steady",
       "fork-storm",
       "unshadow-policies",
+      "overcommit",
+      "overcommit-swap",
     ]);
   });
 

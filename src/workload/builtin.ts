@@ -193,6 +193,161 @@ domains:
       - { name: make, kind: build, jobs: 4, working_set: 2MiB, code: 512KiB, child_accesses: 3000 }
 `;
 
+const OVERCOMMIT = `# Four 512MiB guests on a 1GiB host. Each loads a file (its loader touches 160MiB, then exits)
+# beside a database; then the host lowers every target to 160MiB. The balloon drivers give back
+# what their guests no longer use. Compare with overcommit-swap (Waldspurger, OSDI 2002).
+name: overcommit
+description: Four 512MiB guests on a 1GiB host; targets drop to 160MiB and the balloons give back free guest memory
+seed: 42
+run:
+  accesses: 2000000
+host:
+  memory: 1GiB
+  swap: { enabled: true }
+domains:
+  - name: vm1
+    memory: 512MiB
+    mode: shadow
+    balloon: { schedule: [{ at: 600000, target: 160MiB }] }
+    processes:
+      - name: db
+        kind: database
+        working_set: 128MiB
+        pattern: { type: hotcold, hot_fraction: 0.2, hot_probability: 0.9 }
+      - name: loader
+        kind: database
+        working_set: 160MiB
+        pattern: { type: sequential }
+        writes: 1
+        fetches: 0
+        lifetime: 40960
+  - name: vm2
+    memory: 512MiB
+    mode: shadow
+    balloon: { schedule: [{ at: 600000, target: 160MiB }] }
+    processes:
+      - name: db
+        kind: database
+        working_set: 128MiB
+        pattern: { type: hotcold, hot_fraction: 0.2, hot_probability: 0.9 }
+      - name: loader
+        kind: database
+        working_set: 160MiB
+        pattern: { type: sequential }
+        writes: 1
+        fetches: 0
+        lifetime: 40960
+  - name: vm3
+    memory: 512MiB
+    mode: shadow
+    balloon: { schedule: [{ at: 600000, target: 160MiB }] }
+    processes:
+      - name: db
+        kind: database
+        working_set: 128MiB
+        pattern: { type: hotcold, hot_fraction: 0.2, hot_probability: 0.9 }
+      - name: loader
+        kind: database
+        working_set: 160MiB
+        pattern: { type: sequential }
+        writes: 1
+        fetches: 0
+        lifetime: 40960
+  - name: vm4
+    memory: 512MiB
+    mode: shadow
+    balloon: { schedule: [{ at: 600000, target: 160MiB }] }
+    processes:
+      - name: db
+        kind: database
+        working_set: 128MiB
+        pattern: { type: hotcold, hot_fraction: 0.2, hot_probability: 0.9 }
+      - name: loader
+        kind: database
+        working_set: 160MiB
+        pattern: { type: sequential }
+        writes: 1
+        fetches: 0
+        lifetime: 40960
+`;
+
+const OVERCOMMIT_SWAP = `# overcommit without balloon drivers: the host reaches the same targets by swapping pages it
+# picks at random, some of them the databases' hot pages, which then come back one by one.
+name: overcommit-swap
+description: overcommit with host swapping only, the same targets reached by random swap-outs
+seed: 42
+run:
+  accesses: 2000000
+host:
+  memory: 1GiB
+  swap: { enabled: true }
+domains:
+  - name: vm1
+    memory: 512MiB
+    mode: shadow
+    balloon: { driver: false, schedule: [{ at: 600000, target: 160MiB }] }
+    processes:
+      - name: db
+        kind: database
+        working_set: 128MiB
+        pattern: { type: hotcold, hot_fraction: 0.2, hot_probability: 0.9 }
+      - name: loader
+        kind: database
+        working_set: 160MiB
+        pattern: { type: sequential }
+        writes: 1
+        fetches: 0
+        lifetime: 40960
+  - name: vm2
+    memory: 512MiB
+    mode: shadow
+    balloon: { driver: false, schedule: [{ at: 600000, target: 160MiB }] }
+    processes:
+      - name: db
+        kind: database
+        working_set: 128MiB
+        pattern: { type: hotcold, hot_fraction: 0.2, hot_probability: 0.9 }
+      - name: loader
+        kind: database
+        working_set: 160MiB
+        pattern: { type: sequential }
+        writes: 1
+        fetches: 0
+        lifetime: 40960
+  - name: vm3
+    memory: 512MiB
+    mode: shadow
+    balloon: { driver: false, schedule: [{ at: 600000, target: 160MiB }] }
+    processes:
+      - name: db
+        kind: database
+        working_set: 128MiB
+        pattern: { type: hotcold, hot_fraction: 0.2, hot_probability: 0.9 }
+      - name: loader
+        kind: database
+        working_set: 160MiB
+        pattern: { type: sequential }
+        writes: 1
+        fetches: 0
+        lifetime: 40960
+  - name: vm4
+    memory: 512MiB
+    mode: shadow
+    balloon: { driver: false, schedule: [{ at: 600000, target: 160MiB }] }
+    processes:
+      - name: db
+        kind: database
+        working_set: 128MiB
+        pattern: { type: hotcold, hot_fraction: 0.2, hot_probability: 0.9 }
+      - name: loader
+        kind: database
+        working_set: 160MiB
+        pattern: { type: sequential }
+        writes: 1
+        fetches: 0
+        lifetime: 40960
+`;
+
 export const BUILTIN_SCENARIOS: readonly BuiltinScenario[] = [
   {
     name: "mixed",
@@ -229,6 +384,16 @@ export const BUILTIN_SCENARIOS: readonly BuiltinScenario[] = [
     name: "unshadow-policies",
     summary: "early unshadow, write flooding and none, under a small shadow pool",
     yaml: UNSHADOW_POLICIES,
+  },
+  {
+    name: "overcommit",
+    summary: "four 512MiB guests on a 1GiB host: the balloons meet lower targets",
+    yaml: OVERCOMMIT,
+  },
+  {
+    name: "overcommit-swap",
+    summary: "the same targets met by host swapping only (no balloon drivers)",
+    yaml: OVERCOMMIT_SWAP,
   },
 ];
 
