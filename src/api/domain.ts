@@ -27,8 +27,13 @@ import type { DomainReport, DomainSpec, ProcessReport, Scenario } from "./types.
 
 /** Steps between two reads of the clock (the cost model's dot product). */
 const CLOCK_EVERY = 16;
-/** In check mode, page faults between two checks of the translations. */
+/**
+ * In check mode, page faults between two checks of the translations, and the fewest steps
+ * between two such checks (a check scans every shadow: a run of first touches would otherwise
+ * spend nearly all its time checking).
+ */
 const FAULT_CHECK_EVERY = 8;
+const FAULT_CHECK_MIN_STEPS = 256;
 /** In check mode, accesses between two full checks of the guest's tables. */
 const FULL_CHECK_EVERY = 20000;
 
@@ -55,6 +60,7 @@ export class DomainRuntime {
   firstViolation = "";
   private sinceFullCheck = 0;
   private faultsSinceCheck = 0;
+  private lastCheckStep = 0;
 
   constructor(
     readonly spec: DomainSpec,
@@ -211,11 +217,21 @@ export class DomainRuntime {
    * Between two steps, where nothing is in flight: the balloon driver's turn, and the host
    * pager's if host memory runs low.
    */
-  private safePoint(now: number): void {
+  safePoint(now: number): void {
     if (this.crashed !== "") return;
     try {
-      this.kernel.balloon?.poll(now);
+      const balloon = this.kernel.balloon;
+      const before = balloon?.count ?? 0;
+      const swapped = this.host?.swap.swappedOut ?? 0;
+      balloon?.poll(now);
       this.host?.swap.keepFree();
+      // The P2M changed: check the translations now.
+      if (
+        this.check &&
+        (before !== (balloon?.count ?? 0) || swapped !== this.host?.swap.swappedOut)
+      ) {
+        this.runChecks(false);
+      }
     } catch (e) {
       this.onCrash(e);
     }
@@ -252,7 +268,8 @@ export class DomainRuntime {
         this.runChecks(true);
       } else if (
         this.counters[C_GUEST_PAGE_FAULTS] !== faultsBefore &&
-        ++this.faultsSinceCheck >= FAULT_CHECK_EVERY
+        ++this.faultsSinceCheck >= FAULT_CHECK_EVERY &&
+        this.guestSteps - this.lastCheckStep >= FAULT_CHECK_MIN_STEPS
       ) {
         // The kernel changed page tables: check the translations soon after.
         this.faultsSinceCheck = 0;
@@ -291,6 +308,7 @@ export class DomainRuntime {
   /** Check the invariants that apply (native: TLB against tables; the guest's accounting). */
   runChecks(full: boolean): void {
     if (this.crashed !== "") return;
+    this.lastCheckStep = this.guestSteps;
     const cpu = this.platform.cpu;
     const vmm = this.platform.vmm;
     // Natively the TLB is checked against the tables the hardware walks. Under shadow paging a

@@ -119,20 +119,36 @@ export class Simulation {
       const d = this.domains[this.turn];
       this.turn = (this.turn + 1) % this.domains.length;
       let max = limit - this.accessesDone;
+      this.tickHost();
       if (this.host) {
-        this.host.tick(this.time(), this.accessesTotal);
         // Stop the slice where a fixed balloon target changes, so it changes on time.
         max = Math.min(max, Math.max(1, this.host.nextPolicyEvent() - this.accessesTotal));
       }
       const n = d.runSlice(DOMAIN_QUANTUM, max);
-      this.accessesDone += n;
-      this.accessesTotal += n;
+      this.countAccesses(n);
       if (this.time() >= this.nextSample) this.sample();
       else this.notePeak();
       if (n > 0) return this.accessesDone < limit || this.warmupLeft > 0;
       idle++;
     }
     return false;
+  }
+
+  /** Between domain turns: the host's balloon policy and pager (see Host.tick). */
+  tickHost(): void {
+    if (!this.host) return;
+    const swapped = this.host.swap.swappedOut;
+    this.host.tick(this.time(), this.accessesTotal);
+    // The pager changed P2Ms: check every domain's translations now.
+    if (this.check && swapped !== this.host.swap.swappedOut) {
+      for (const d of this.domains) d.runChecks(false);
+    }
+  }
+
+  /** Count user accesses made by a slice or a step. */
+  countAccesses(n: number): void {
+    this.accessesDone += n;
+    this.accessesTotal += n;
   }
 
   /** User accesses of warm-up still to run (not measured). */

@@ -69,11 +69,13 @@ export interface StepRecord {
 const MAX_STEPS = 1_000_000;
 
 export function stepAccess(sim: Simulation): StepRecord | null {
+  sim.tickHost();
   for (let tries = 0; tries < sim.domains.length; tries++) {
     const d = sim.domains[stepTurn(sim)];
+    d.safePoint(d.time());
     const record = stepDomain(d);
     if (record !== null) {
-      sim.accessesDone++;
+      sim.countAccesses(1);
       return record;
     }
   }
