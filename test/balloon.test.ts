@@ -27,6 +27,7 @@ import { P2M_INVALID, P2M_RAM_PAGED, P2M_RAM_RW, P2m } from "../src/vmm/p2m.js";
 import { checkHostFrames } from "../src/vmm/shadow/check.js";
 import { Xenstore, XS_MEMINFO_FREE } from "../src/vmm/xenstore.js";
 import { builtinScenario } from "../src/workload/builtin.js";
+import { parseScenario } from "../src/workload/scenario-load.js";
 import { bootGuest, type TestGuest } from "./support/guest.js";
 
 function shadowGuest(memMiB = 16): TestGuest {
@@ -341,3 +342,57 @@ describe("the overcommit pair (ESX's comparison)", () => {
     }
   });
 });
+
+describe("the automatic policy in a run", () => {
+  test("shrinks the guests under host pressure, never below their floors, with every invariant holding", () => {
+    const scenario = parseScenario(`${AUTO_SCENARIO}`, "auto.yaml");
+    const report = new Simulation(scenario, { check: true }).run();
+    expect(report.checks).toEqual({ enabled: true, violations: 0 });
+    const floor = (24 * 2 ** 20) / 4096;
+    let lowest = Number.POSITIVE_INFINITY;
+    for (const sample of report.series) {
+      for (const d of Object.values(sample.domains)) {
+        lowest = Math.min(lowest, d.balloon_target_pages);
+        // A ballooning guest holds no more host memory than its target allows, once it had the
+        // time to get there; never more than its boot size.
+        expect(d.host_frames).toBeLessThan(16384 + 1024);
+      }
+      expect(sample.host?.frames_free).toBeGreaterThanOrEqual(0);
+    }
+    expect(lowest).toBeLessThan(16384);
+    expect(lowest).toBeGreaterThanOrEqual(floor);
+    for (const d of report.domains) {
+      expect(d.counters.balloon_inflated_pages).toBeGreaterThan(0);
+      expect(d.overcommit).toEqual({
+        balloon_driver: true,
+        on_touch: "populate",
+        target_policy: "auto",
+        host_swap: true,
+      });
+    }
+  });
+});
+
+const AUTO_SCENARIO = `name: auto2
+seed: 5
+run: { accesses: 100000, sample_every: 1000000 }
+host:
+  memory: 88MiB
+  swap: { enabled: true }
+  balloon_policy: { type: auto, interval: 2000000 }
+domains:
+  - name: a
+    memory: 64MiB
+    mode: shadow
+    balloon: { floor: 24MiB }
+    processes:
+      - { name: db, kind: database, working_set: 12MiB }
+      - { name: loader, kind: database, working_set: 32MiB, pattern: { type: sequential }, writes: 1, fetches: 0, lifetime: 8192 }
+  - name: b
+    memory: 64MiB
+    mode: shadow
+    balloon: { floor: 24MiB }
+    processes:
+      - { name: db, kind: database, working_set: 12MiB }
+      - { name: loader, kind: database, working_set: 32MiB, pattern: { type: sequential }, writes: 1, fetches: 0, lifetime: 8192 }
+`;

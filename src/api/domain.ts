@@ -367,6 +367,16 @@ export class DomainRuntime {
       name: this.spec.name,
       mode: this.spec.mode,
       ...(this.crashed !== "" ? { crashed: this.crashed } : {}),
+      ...(vmm !== null
+        ? {
+            overcommit: {
+              balloon_driver: this.kernel.balloon !== null,
+              on_touch: vmm.p2m.touchPolicy,
+              target_policy: this.scenario.host.balloonPolicy.type,
+              host_swap: this.scenario.host.swap.enabled,
+            },
+          }
+        : {}),
       counters,
       cycles: { total: this.time(), by_event: this.cost.byEvent(this.counters) },
       processes,

@@ -201,6 +201,15 @@ export interface DomainReport {
   mode: PagingMode;
   /** Why the VMM crashed the domain, when it did (the run went on without it). */
   crashed?: string;
+  /** Virtualized domains: how its memory may be taken back (which policies ran). */
+  overcommit?: {
+    balloon_driver: boolean;
+    /** What touching a ballooned page did: "populate" or "mmio". */
+    on_touch: BalloonTouchPolicy;
+    /** Who set the targets: "fixed" or "auto". */
+    target_policy: BalloonPolicySpec["type"];
+    host_swap: boolean;
+  };
   counters: Record<string, number>;
   cycles: { total: number; by_event: Record<string, number> };
   processes: ProcessReport[];

@@ -52,7 +52,12 @@ export function formatReport(report: Report, description = ""): string {
   );
   for (const domain of report.domains) {
     const memory = formatSizeApprox((domain.counters.guest_frames ?? 0) * PAGE_SIZE);
-    out.push("", `domain ${domain.name} (${domain.mode}, ${memory})`);
+    const o = domain.overcommit;
+    const policies = o
+      ? `; ${o.balloon_driver ? "balloon driver" : "no balloon driver"}, on_touch ${o.on_touch}, ` +
+        `${o.target_policy} targets${o.host_swap ? ", host swapping" : ""}`
+      : "";
+    out.push("", `domain ${domain.name} (${domain.mode}, ${memory}${policies})`);
     out.push(counterTable(domain), "", processTable(domain));
   }
   if (report.checks.enabled) out.push("", checksLine(report));
