@@ -333,12 +333,13 @@ describe("the overcommit pair (ESX's comparison)", () => {
     expect(total(swap, "host_swap_outs")).toBeGreaterThan(0);
     expect(total(swap, "host_swap_ins")).toBeGreaterThan(0);
     expect(balloon.host.counters.cycles).toBeLessThan(swap.host.counters.cycles);
-    // Both met every target: what a domain holds on the host is its target at most (plus its
-    // P2M pages and shadow pool).
-    for (const r of [balloon, swap]) {
-      for (const d of r.domains) {
-        expect(d.counters.p2m_entries).toBeLessThanOrEqual(d.counters.balloon_target_pages);
-      }
+    // Both met every target: a ballooned guest holds no more frames than its target; the pager
+    // swaps at turn boundaries, so a domain may have read a few pages back in since the last.
+    for (const d of balloon.domains) {
+      expect(d.counters.p2m_entries).toBeLessThanOrEqual(d.counters.balloon_target_pages);
+    }
+    for (const d of swap.domains) {
+      expect(d.counters.p2m_entries).toBeLessThanOrEqual(d.counters.balloon_target_pages + 64);
     }
   });
 });

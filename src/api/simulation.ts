@@ -83,6 +83,7 @@ export class Simulation {
               : defaultHostFrames(this.scenario.domains),
             { swap: this.scenario.host.swap, randomBelow: (n) => pagerRng.nextBelow(n) },
           );
+    this.phaseAccesses = this.scenario.domains.map(() => 0);
     this.domains = this.scenario.domains.map(
       (d, i) =>
         new DomainRuntime(d, this.scenario, this.cost, rng.derive(i + 1), this.check, this.host),
@@ -116,16 +117,21 @@ export class Simulation {
     if (this.accessesDone >= limit) return false;
     let idle = 0;
     while (idle < this.domains.length) {
-      const d = this.domains[this.turn];
+      const i = this.turn;
+      const d = this.domains[i];
       this.turn = (this.turn + 1) % this.domains.length;
-      let max = limit - this.accessesDone;
+      let max = this.quotaLeft(i);
+      if (max === 0) {
+        idle++;
+        continue;
+      }
       this.tickHost();
       if (this.host) {
         // Stop the slice where a fixed balloon target changes, so it changes on time.
         max = Math.min(max, Math.max(1, this.host.nextPolicyEvent() - this.accessesTotal));
       }
       const n = d.runSlice(DOMAIN_QUANTUM, max);
-      this.countAccesses(n);
+      this.countAccesses(i, n);
       if (this.time() >= this.nextSample) this.sample();
       else this.notePeak();
       if (n > 0) return this.accessesDone < limit || this.warmupLeft > 0;
@@ -145,11 +151,27 @@ export class Simulation {
     }
   }
 
-  /** Count user accesses made by a slice or a step. */
-  countAccesses(n: number): void {
+  /** Count user accesses made by domain i in a slice or a step. */
+  countAccesses(i: number, n: number): void {
     this.accessesDone += n;
     this.accessesTotal += n;
+    this.phaseAccesses[i] += n;
   }
+
+  /**
+   * User accesses domain i may still make in this phase. The phase's accesses are split evenly
+   * between the domains, so that each does the same guest work in every paging mode however
+   * much each mode slows it (a domain that finishes early leaves the CPU to the others).
+   */
+  quotaLeft(i: number): number {
+    const limit = this.limit();
+    const n = this.domains.length;
+    const quota = Math.floor(limit / n) + (i < limit % n ? 1 : 0);
+    return Math.max(0, quota - this.phaseAccesses[i]);
+  }
+
+  /** User accesses of each domain in this phase (warm-up, then the measured run). */
+  private readonly phaseAccesses: number[];
 
   /** User accesses of warm-up still to run (not measured). */
   private warmupLeft: number;
@@ -164,6 +186,7 @@ export class Simulation {
     if (this.warmupLeft === 0 || this.accessesDone < this.warmupLeft) return;
     this.warmupLeft = 0;
     this.accessesDone = 0;
+    this.phaseAccesses.fill(0);
     for (const d of this.domains) d.resetCounters();
     this.series.length = 0;
     this.nextSample = 0;

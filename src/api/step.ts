@@ -70,23 +70,31 @@ const MAX_STEPS = 1_000_000;
 
 export function stepAccess(sim: Simulation): StepRecord | null {
   sim.tickHost();
+  const tried = new Set<number>();
   for (let tries = 0; tries < sim.domains.length; tries++) {
-    const d = sim.domains[stepTurn(sim)];
+    const i = stepTurn(sim, tried);
+    if (i < 0) break;
+    tried.add(i);
+    const d = sim.domains[i];
     d.safePoint(d.time());
     const record = stepDomain(d);
     if (record !== null) {
-      sim.countAccesses(1);
+      sim.countAccesses(i, 1);
       return record;
     }
   }
   return null;
 }
 
-/** Domains take turns step by step in the order of a normal run's turns. */
-function stepTurn(sim: Simulation): number {
-  let best = 0;
-  for (let i = 1; i < sim.domains.length; i++) {
-    if (sim.domains[i].time() < sim.domains[best].time()) best = i;
+/**
+ * Domains take turns step by step in the order of a normal run's turns: the one with the least
+ * time that still has accesses to make in this phase. -1 when none is left.
+ */
+function stepTurn(sim: Simulation, tried: Set<number>): number {
+  let best = -1;
+  for (let i = 0; i < sim.domains.length; i++) {
+    if (tried.has(i) || sim.quotaLeft(i) === 0) continue;
+    if (best < 0 || sim.domains[i].time() < sim.domains[best].time()) best = i;
   }
   return best;
 }

@@ -142,7 +142,7 @@ export type CostEvent =
   | "host_swap_in";
 
 export interface RunSpec {
-  /** Stop after this many user accesses in all (each domain gets its share by scheduling). */
+  /** Stop after this many user accesses, split evenly between the domains. */
   accesses: number;
   /** Simulated cycles between two samples of the time series. */
   sampleEvery: number;
