@@ -168,6 +168,19 @@ describe("memvisor run (tables)", () => {
 });
 
 describe("memvisor compare", () => {
+  it("gives every domain of a multi-domain scenario the same work in every mode", async () => {
+    const r = await cli("compare", "two-domains", "--accesses", "30000", "--json");
+    expect(r.code).toBe(0);
+    const c = JSON.parse(r.stdout) as {
+      same_guest_view: boolean;
+      results: { report: { domains: { counters: Record<string, number> }[] } }[];
+    };
+    expect(c.same_guest_view).toBe(true);
+    for (const result of c.results) {
+      expect(result.report.domains.map((d) => d.counters.user_accesses)).toEqual([15_000, 15_000]);
+    }
+  });
+
   it("runs each mode on the same guest work and says so", async () => {
     const r = await cli(
       "compare",
