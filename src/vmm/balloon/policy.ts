@@ -11,18 +11,12 @@
  *   domain's guaranteed floor, and the latest statistics are used rather than a moving average.
  */
 
+import type { BalloonPolicySpec } from "../../api/types.js";
 import type { P2m } from "../p2m.js";
 import { type Xenstore, XS_MEMINFO_FREE, XS_TARGET } from "../xenstore.js";
 
-export interface AutoPolicyOptions {
-  /** Host cycles between two runs of the rules. */
-  interval: number;
-  pressureThreshold: number;
-  pressureCritical: number;
-  minGuestFree: number;
-  maxChange: number;
-  minChange: number;
-}
+/** The automatic policy's settings, as a scenario gives them. */
+export type AutoPolicyOptions = Omit<Extract<BalloonPolicySpec, { type: "auto" }>, "type">;
 
 /** A MOM default, from its doc/balloon.rules. */
 export const MOM_DEFAULTS: Omit<AutoPolicyOptions, "interval"> = {
