@@ -8,6 +8,7 @@
 import { z } from "zod";
 import type { BalloonSpec, CostEvent, PagingMode, ProcessKind } from "../api/types.js";
 import { COST_EVENTS } from "../metrics/cost.js";
+import { MOM_DEFAULTS } from "../vmm/balloon/policy.js";
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
@@ -348,11 +349,11 @@ const balloonPolicySchema = z.discriminatedUnion(
     strict({
       type: z.literal("auto"),
       interval: int(1).default(SCENARIO_DEFAULTS.policyInterval),
-      pressure_threshold: fraction().default(0.2),
-      pressure_critical: fraction().default(0.05),
-      min_guest_free: fraction().default(0.2),
-      max_change: fraction().default(0.05),
-      min_change: fraction().default(0.0025),
+      pressure_threshold: fraction().default(MOM_DEFAULTS.pressureThreshold),
+      pressure_critical: fraction().default(MOM_DEFAULTS.pressureCritical),
+      min_guest_free: fraction().default(MOM_DEFAULTS.minGuestFree),
+      max_change: fraction().default(MOM_DEFAULTS.maxChange),
+      min_change: fraction().default(MOM_DEFAULTS.minChange),
     }),
   ],
   {
