@@ -66,6 +66,7 @@ describe("built-in scenarios", () => {
       "unshadow-policies",
       "overcommit",
       "overcommit-swap",
+      "balloon-auto",
     ]);
   });
 

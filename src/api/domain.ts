@@ -12,6 +12,7 @@ import { checkTlb } from "../hw/check.js";
 import type { CostModel } from "../metrics/cost.js";
 import {
   C_DOMAIN_CRASHES,
+  C_EXITS,
   C_GUEST_PAGE_FAULTS,
   countersToRecord,
   newCounters,
@@ -259,9 +260,13 @@ export class DomainRuntime {
       this.current = driver;
     }
     const faultsBefore = this.counters[C_GUEST_PAGE_FAULTS];
+    const exitsBefore = this.counters[C_EXITS];
     const r = driver.step();
     if (r !== STEP_ACCESS) {
       this.afterSyscall(driver, r);
+    } else if (this.counters[C_EXITS] !== exitsBefore) {
+      // The access's fault ran the OOM killer, which may have killed another process.
+      this.reapKilled();
     } else if (this.check) {
       if (++this.sinceFullCheck >= FULL_CHECK_EVERY) {
         this.sinceFullCheck = 0;
@@ -286,16 +291,22 @@ export class DomainRuntime {
       driver.onExit();
       this.retire(driver);
     }
-    // Processes killed by the OOM killer while another ran are retired here too.
-    if (this.kernel.processes.length + 1 < this.drivers.size) {
-      for (const [proc, d] of this.drivers) {
-        if (!d.proc.alive && proc !== this.current?.proc) {
-          d.onExit();
-          this.retire(d);
-        }
+    this.reapKilled();
+    if (r !== STEP_BLOCKED && this.check) this.runChecks(false);
+  }
+
+  /**
+   * Retire the processes the OOM killer killed while another ran (they leave the run queue); the
+   * running one, if killed, is retired by its own next step.
+   */
+  private reapKilled(): void {
+    if (this.kernel.processes.length >= this.drivers.size) return; // nobody died
+    for (const [proc, d] of this.drivers) {
+      if (!d.proc.alive && proc !== this.current?.proc) {
+        d.onExit();
+        this.retire(d);
       }
     }
-    if (r !== STEP_BLOCKED && this.check) this.runChecks(false);
   }
 
   private retire(driver: ProcessDriver): void {

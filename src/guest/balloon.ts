@@ -6,8 +6,8 @@
  *   frame numbers), and hand their gfns to the VMM (decrease_reservation). Like Linux's
  *   GFP_BALLOON (__GFP_NORETRY), it never pushes the kernel into reclaim: below the allocator's
  *   minimum free watermark it stops;
- * - deflate: ask the VMM for frames behind ballooned gfns (populate_physmap) and free them to
- *   the allocator.
+ * - deflate: give ballooned gfns back to the guest (populate_physmap) and free them to the
+ *   allocator.
  * When it cannot go on (no free guest page, no host frame) it backs off and retries after a
  * delay that doubles up to a limit (Linux: 1 s doubling to 32 s). The guest's memory is then
  * what its processes need; if they need more than the target leaves, the kernel's own OOM

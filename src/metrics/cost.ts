@@ -124,10 +124,10 @@ export const COST_DEFAULTS: Record<CostEvent, CostDefault> = {
       "per page given to the VMM: Xen scrubs a freed page before reuse (~1,000, as any page zeroing: DESIGN.md); the hypercall's exit is counted apart",
   },
   balloon_deflate_page: {
-    cycles: 1000,
+    cycles: 100,
     counter: C_BALLOON_DEFLATED_PAGES,
     source:
-      "per page taken back: a zeroed host page (~1,000, DESIGN.md); the hypercall's exit is counted apart",
+      "per page taken back: a P2M update; its frame is allocated and scrubbed at first touch (p2m_populate); the hypercall's exit is counted apart",
   },
   host_swap_out: {
     cycles: 10000,

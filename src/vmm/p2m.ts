@@ -201,16 +201,17 @@ export class P2m {
   }
 
   /**
-   * Give a ballooned-out gfn back to the domain (populate_physmap): a fresh zeroed frame.
-   * Returns false when the host has none.
+   * Give a ballooned-out gfn back to the domain (populate_physmap). Like every gfn of the
+   * domain's RAM it becomes populate-on-demand: its frame comes at the guest's first touch, as
+   * with KVM's virtio-balloon. (Xen's populate_physmap allocates at once, which commits host
+   * memory the guest may never touch and, under an automatic policy, makes every grow step
+   * take host memory back at once.) Returns false for a gfn outside the domain's RAM.
    */
   addPage(gfn: Gfn): boolean {
     if (gfn < 0 || gfn >= this.gfns) return false;
-    if (this.type[gfn] !== P2M_INVALID) return this.mfn[gfn] >= 0 || this.resolve(gfn) >= 0;
-    const mfn = this.allocFrame(gfn);
-    if (mfn < 0) return false;
+    if (this.type[gfn] !== P2M_INVALID) return true; // touched meanwhile: already RAM again
     this.ballooned--;
-    this.set(gfn, mfn, P2M_RAM_RW);
+    this.set(gfn, -1, P2M_POPULATE_ON_DEMAND);
     return true;
   }
 

@@ -348,6 +348,63 @@ domains:
         lifetime: 40960
 `;
 
+const BALLOON_AUTO = `# oVirt MOM's rules at work: three 512MiB guests on an 896MiB host. vm1 runs a 320MiB database;
+# vm2 and vm3 each run a smaller one beside a loader that touches 192MiB and exits. When the
+# host's free memory falls under 20%, every guest is shrunk by up to 5% a step towards what it
+# uses plus a margin (never below its 128MiB floor), and grown back when the pressure ends. Plot
+# series[].domains.*.host_frames against balloon_target_pages from --json.
+name: balloon-auto
+description: Three 512MiB guests on an 896MiB host under oVirt MOM's automatic balloon policy
+seed: 42
+run:
+  accesses: 1500000
+  sample_every: 5000000
+host:
+  memory: 896MiB
+  swap: { enabled: true }
+  balloon_policy: { type: auto, interval: 5000000 }
+domains:
+  - name: vm1
+    memory: 512MiB
+    mode: shadow
+    balloon: { floor: 128MiB }
+    processes:
+      - name: db
+        kind: database
+        working_set: 320MiB
+        pattern: { type: hotcold, hot_fraction: 0.5, hot_probability: 0.9 }
+  - name: vm2
+    memory: 512MiB
+    mode: shadow
+    balloon: { floor: 128MiB }
+    processes:
+      - name: db
+        kind: database
+        working_set: 96MiB
+      - name: loader
+        kind: database
+        working_set: 192MiB
+        pattern: { type: sequential }
+        writes: 1
+        fetches: 0
+        lifetime: 49152
+  - name: vm3
+    memory: 512MiB
+    mode: shadow
+    balloon: { floor: 128MiB }
+    processes:
+      - name: db
+        kind: database
+        working_set: 96MiB
+      - name: loader
+        kind: database
+        working_set: 192MiB
+        pattern: { type: sequential }
+        writes: 1
+        fetches: 0
+        lifetime: 49152
+`;
+
 export const BUILTIN_SCENARIOS: readonly BuiltinScenario[] = [
   {
     name: "mixed",
@@ -394,6 +451,11 @@ export const BUILTIN_SCENARIOS: readonly BuiltinScenario[] = [
     name: "overcommit-swap",
     summary: "the same targets met by host swapping only (no balloon drivers)",
     yaml: OVERCOMMIT_SWAP,
+  },
+  {
+    name: "balloon-auto",
+    summary: "oVirt MOM's automatic targets moving memory between three guests",
+    yaml: BALLOON_AUTO,
   },
 ];
 

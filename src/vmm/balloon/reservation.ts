@@ -2,8 +2,9 @@
  * The balloon's back end: Xen's XENMEM memory_op hypercalls as the VMM serves them. The guest
  * hands over a batch of gfns (decrease_reservation): each loses its host frame, which goes back
  * to the host (scrubbed), and its P2M entry becomes invalid after every shadow and TLB entry of
- * the frame is removed. populate_physmap gives ballooned gfns fresh zeroed frames again. Both
- * stop at the first page they cannot do and return how many they did, as Xen does.
+ * the frame is removed. populate_physmap gives ballooned gfns back as populate-on-demand (a
+ * frame at first touch, see P2m.addPage). Both stop at the first page they cannot do and return
+ * how many they did, as Xen does.
  */
 
 import type { Gfn } from "../../hw/addr.js";
