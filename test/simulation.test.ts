@@ -215,3 +215,31 @@ describe("step API under shadow paging", () => {
     expect(native.step()!.exits).toEqual([]);
   });
 });
+
+describe("the OOM killer in a run", () => {
+  test("a process killed while another ran leaves the run queue, in every mode", () => {
+    for (const mode of ["native", "shadow"] as const) {
+      const s = builtinScenario("two-domains");
+      s.domains = [s.domains[0]];
+      const d = s.domains[0];
+      d.memory = 32 * 2 ** 20;
+      d.mode = mode;
+      d.balloon.target = d.memory;
+      // Two databases that together need more than the guest has: the one that faults last
+      // finds no page, and the OOM killer takes the larger, which is not running.
+      const db = d.processes[0];
+      d.processes = [
+        { ...db, name: "big", workingSet: 16 * 2 ** 20, pattern: { type: "sequential" } },
+        { ...db, name: "small", workingSet: 16 * 2 ** 20, pattern: { type: "uniform" } },
+      ];
+      d.quantum = 1000;
+      s.run.accesses = 60_000;
+      const report = new Simulation(s, { check: true }).run();
+      expect(report.checks.violations).toBe(0);
+      expect(report.domains[0].counters.guest_oom).toBeGreaterThan(0);
+      const killed = report.domains[0].processes.reduce((n, p) => n + p.oom_killed, 0);
+      expect(killed).toBeGreaterThan(0);
+      expect(report.host.counters.user_accesses).toBe(60_000);
+    }
+  });
+});
