@@ -102,23 +102,28 @@ export class HostSwap {
   reclaim(frames: number, busy: SwapDomain | null): boolean {
     if (!this.options.enabled) return false;
     let freed = 0;
+    // Domains left out: the busy one, and each that had fewer pages to give than asked (all it
+    // has left may be pinned page tables), so that the next one is asked.
+    const skip = new Set<SwapDomain>();
+    if (busy !== null) skip.add(busy);
     while (freed < frames) {
-      const victim = this.pickVictim(busy);
+      const victim = this.pickVictim(skip);
       if (victim === null) break;
-      const n = this.swapOut(victim, Math.min(frames - freed, 64));
-      if (n === 0) break;
+      const want = Math.min(frames - freed, 64);
+      const n = this.swapOut(victim, want);
+      if (n < want) skip.add(victim);
       freed += n;
     }
     return freed > 0;
   }
 
   /** The domain furthest above its target, else the one with the most swappable memory. */
-  private pickVictim(busy: SwapDomain | null): SwapDomain | null {
+  private pickVictim(skip: Set<SwapDomain>): SwapDomain | null {
     let best: SwapDomain | null = null;
     let bestExcess = 0;
     let bestPopulated = 0;
     for (const d of this.domains) {
-      if (d === busy || d.p2m.populated === 0) continue;
+      if (skip.has(d) || d.p2m.populated === 0) continue;
       const excess = this.excess(d);
       if (
         best === null ||
