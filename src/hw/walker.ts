@@ -259,8 +259,6 @@ export class Walker {
     const pnHi = pageNumberHigh(gva);
     const pnLo = pageNumberLow(gva);
     const pool = mem.pool;
-    const meta = mem.meta;
-    const frames = mem.frames;
     const hiReserved = ctl.nxe ? PTE_HI_RESERVED : PTE_HI_RESERVED | PTE_HI_NX;
     // Each table: in memory and materialized; each entry above the leaf: present, not large
     // (PS in L4 is reserved, in L3/L2 a large page: walk() handles both), no reserved high bit.
@@ -270,9 +268,10 @@ export class Walker {
     let andLo = -1;
     let orHi = 0;
     for (let level = 4; level >= 1; level--) {
-      if (mfn >= frames || meta[2 * mfn] < 0) return WALK_SLOW;
+      const slot = mem.tableSlot(mfn);
+      if (slot < 0) return WALK_SLOW;
       const idx = level >= 3 ? (pnHi >>> (9 * level - 27)) & 511 : (pnLo >>> (9 * level - 9)) & 511;
-      const w = meta[2 * mfn] * WORDS_PER_FRAME + idx * 2;
+      const w = slot * WORDS_PER_FRAME + idx * 2;
       lo = pool[w];
       hi = pool[w + 1];
       const flags = level === 1 ? PTE_P : PTE_P | PTE_PS;
