@@ -48,7 +48,7 @@ import {
   PTE_RW,
   PTE_US,
 } from "../src/hw/pte.js";
-import { WALK_OK, Walker } from "../src/hw/walker.js";
+import { WALK_OK, WALK_SLOW, Walker } from "../src/hw/walker.js";
 import { C_TLB_L1_HITS, C_TLB_MISSES, C_WALKS, newCounters } from "../src/metrics/counters.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -247,12 +247,18 @@ interface LevelSpec {
 
 /**
  * Entries for a walk whose leaf is at `leafLevel` (PS is added to a 2 MiB or 1 GiB leaf). Levels
- * above point to the next table, levels below hold the sentinel.
+ * above point to the next table, levels below hold the sentinel; a level `spec` leaves out gets
+ * `otherFlags`.
  */
-function buildEntries(leafLevel: number, spec: Record<number, LevelSpec>, frame?: number): Entry[] {
+function buildEntries(
+  leafLevel: number,
+  spec: Record<number, LevelSpec>,
+  frame?: number,
+  otherFlags = P | RW | US,
+): Entry[] {
   const out: Entry[] = [{ lo: 0, hi: 0 }];
   for (let level = 1; level <= 4; level++) {
-    const s = spec[level] ?? { flags: P | RW | US };
+    const s = spec[level] ?? { flags: otherFlags };
     if (level < leafLevel) out.push({ ...SENTINEL });
     else if (level === leafLevel) {
       const ps = level === 1 ? 0 : PS;
@@ -316,9 +322,35 @@ function describeCase(c: Case): string {
   return `${KIND_NAMES[c.kind]} ${ctl} gva=${hex(c.gva)} ${fmtEntries(c.entries)}`;
 }
 
+/** Cases walkFast() answered itself (the others it left to walk()). */
+let fastWalks = 0;
+
+/**
+ * walkFast() on a case: it must answer as the reference does, or leave the walk to walk(), and
+ * write nothing either way. A description of the first mismatch, or null.
+ */
+function checkWalkFast(c: Case, exp: Outcome): string | null {
+  const f = walker.walkFast(mem, ROOT, c.gva, c.kind, c.ctl);
+  if (!sameEntries(readEntries(c.gva), c.entries)) return "it wrote an entry";
+  if (f === WALK_SLOW) return null;
+  fastWalks++;
+  if (!exp.ok || exp.stopLevel !== 1)
+    return `answered ${hex(f)} for a walk that is not a 4 KiB hit`;
+  if (!sameEntries(exp.after, c.entries)) return "answered a walk that sets A or D";
+  if (f !== exp.frame || walker.frame !== exp.frame) return `frame ${hex(f)} != ${hex(exp.frame)}`;
+  if (walker.level !== 1 || walker.refs !== 4) return `level ${walker.level} refs ${walker.refs}`;
+  if (walker.global !== exp.global) return `global ${walker.global} != ${exp.global}`;
+  if (walker.allowed !== exp.allowed)
+    return `allowed ${hex(walker.allowed)} != ${hex(exp.allowed)}`;
+  if (walker.dirty !== ((c.entries[1].lo & D) !== 0)) return `dirty ${walker.dirty}`;
+  return null;
+}
+
 /** Run a case through the walker; a description of the first mismatch, or null. */
 function checkWalker(c: Case, exp: Outcome): string | null {
   writeEntries(c);
+  const fast = checkWalkFast(c, exp);
+  if (fast !== null) return `walkFast: ${fast}`;
   const r = walker.walk(mem, ROOT, c.gva, c.kind, c.ctl);
   const after = readEntries(c.gva);
   if (walker.lastLevel !== exp.stopLevel)
@@ -506,12 +538,13 @@ describe("walker and TLB against the reference model", () => {
   const uppers = upperSpecs();
 
   /** Every leaf combination x one upper level's combinations x kinds x controls. */
-  function matrix(leafLevel: number, ctls: Ctl[]): Results {
+  function matrix(leafLevel: number, ctls: Ctl[], otherFlags = P | RW | US): Results {
     const res = new Results();
     for (let upper = leafLevel + 1; upper <= 4; upper++) {
       for (const up of uppers) {
         for (const leaf of leaves) {
-          const entries = buildEntries(leafLevel, { [leafLevel]: leaf, [upper]: up });
+          const spec = { [leafLevel]: leaf, [upper]: up };
+          const entries = buildEntries(leafLevel, spec, undefined, otherFlags);
           for (const ctl of ctls) {
             for (const kind of ALL_KINDS) res.run({ entries, gva: GVA, kind, ctl });
           }
@@ -525,6 +558,13 @@ describe("walker and TLB against the reference model", () => {
     const res = matrix(1, CTLS);
     expect(res.failures).toEqual([]);
     expect(res.cases).toBe(64 * 32 * 3 * 6 * 4);
+  });
+
+  it("4 KiB pages with A set on the other levels: walkFast answers its cases itself", () => {
+    const fastBefore = fastWalks;
+    const res = matrix(1, CTLS, P | RW | US | A);
+    expect(res.failures).toEqual([]);
+    expect(fastWalks - fastBefore).toBeGreaterThan(1000);
   });
 
   it("2 MiB pages: leaf x each upper level x kind x WP x NXE", () => {

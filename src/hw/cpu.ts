@@ -18,7 +18,7 @@ import type { HostMemory } from "./memory.js";
 import { leafFrame } from "./pte.js";
 import type * as TlbConsts from "./tlb.js";
 import { cachedPerms, MAX_TAGS, Tlb } from "./tlb.js";
-import { type PagingControl, WALK_OK, Walker, type WalkTrace } from "./walker.js";
+import { type PagingControl, WALK_OK, WALK_SLOW, Walker, type WalkTrace } from "./walker.js";
 
 export type { WalkTrace };
 
@@ -346,7 +346,11 @@ export class Vcpu implements GuestCpu {
     const walker = this.walker;
     let retries = 0;
     for (;;) {
-      const result = walker.walk(this.mem, this.rootMfn, gva, kind, this.ctl);
+      const result =
+        this.trace === null &&
+        walker.walkFast(this.mem, this.rootMfn, gva, kind, this.ctl) !== WALK_SLOW
+          ? WALK_OK
+          : walker.walk(this.mem, this.rootMfn, gva, kind, this.ctl);
       c[C_WALKS]++;
       c[C_WALK_REFS] += walker.refs;
       this.walkHist[walker.refs]++;

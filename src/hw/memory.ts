@@ -18,6 +18,9 @@ import type { Mfn } from "./addr.js";
 /** u32 words in one materialized frame: 512 entries of two halves. */
 export const WORDS_PER_FRAME = 1024;
 
+/** Entries of the table-slot cache (a power of two). */
+const SLOT_CACHE_SIZE = 4096;
+
 /** The value a digest-only frame reads at qword `index`: zero for a zero frame. */
 export function digestWord(digest: number, index: number): number {
   if (digest === 0) return 0;
@@ -49,6 +52,14 @@ export class HostMemory {
   private freeSlots: Int32Array;
   private freeSlotCount = 0;
   private slotsUsed = 0;
+  /**
+   * Pool slots of recently walked frames, direct-mapped by mfn: [2h] the mfn (-1 when empty),
+   * [2h+1] its slot. Only materialized frames enter, and release() drops a frame, so an entry
+   * is always right. Why: page tables sit one or more OS pages apart in `meta` (the guest
+   * allocates them among its data frames), so a walk's meta reads missed the host's caches and
+   * TLB; this array is 32 KiB.
+   */
+  private readonly slotCache = new Int32Array(2 * SLOT_CACHE_SIZE).fill(-1);
   /** Materialize a frame on its first data write, so reads return exactly what was written. */
   exactData = false;
   /** Scratch outputs of read64: the low and high halves read. */
@@ -70,6 +81,20 @@ export class HostMemory {
   /** Frames that hold materialized entries (page tables, explicit stores). */
   get materializedFrames(): number {
     return this.slotsUsed - this.freeSlotCount;
+  }
+
+  /** The pool slot of frame `mfn`, or -1 when it is digest-only or beyond memory. */
+  tableSlot(mfn: Mfn): number {
+    const h = (mfn & (SLOT_CACHE_SIZE - 1)) * 2;
+    const cache = this.slotCache;
+    if (cache[h] === mfn) return cache[h + 1];
+    if (mfn >= this.frames) return -1;
+    const slot = this.meta[2 * mfn];
+    if (slot >= 0) {
+      cache[h] = mfn;
+      cache[h + 1] = slot;
+    }
+    return slot;
   }
 
   /** Read the 64-bit entry `index` (0..511) of frame `mfn` into this.lo / this.hi. */
@@ -227,6 +252,8 @@ export class HostMemory {
     const slot = this.meta[2 * mfn];
     if (slot < 0) return;
     this.meta[2 * mfn] = -1;
+    const h = (mfn & (SLOT_CACHE_SIZE - 1)) * 2;
+    if (this.slotCache[h] === mfn) this.slotCache[h] = -1;
     if (this.freeSlotCount === this.freeSlots.length) {
       const bigger = new Int32Array(this.freeSlots.length * 2);
       bigger.set(this.freeSlots);
