@@ -16,6 +16,7 @@ import { HostMemory } from "../src/hw/memory.js";
 import {
   C_BALLOON_BACKOFFS,
   C_BALLOON_TOUCH_POPULATE,
+  C_GUEST_OOM,
   C_HOST_SWAP_INS,
   C_HOST_SWAP_OUTS,
   newCounters,
@@ -112,7 +113,7 @@ describe("the balloon driver", () => {
     const b = g.kernel.spawn("b", { code: 4096, heap: 2000 * 4096, hugeHeap: false })!;
     let alive = true;
     for (let i = 0; i < 2000 && alive; i++) alive = g.write(b, USER_HEAP_BASE + i * 4096, i);
-    expect(g.counters[20]).toBeGreaterThan(0); // guest_oom
+    expect(g.counters[C_GUEST_OOM]).toBeGreaterThan(0);
     g.check();
     // The OOM killer chose the largest process; whoever survived reads its data back.
     if (a.alive) readsBack(g, a, 1500);
@@ -401,3 +402,67 @@ domains:
       - { name: db, kind: database, working_set: 12MiB }
       - { name: loader, kind: database, working_set: 32MiB, pattern: { type: sequential }, writes: 1, fetches: 0, lifetime: 8192 }
 `;
+
+describe("timers across a warm-up", () => {
+  test("the automatic policy keeps running after the counters restart", () => {
+    const scenario = parseScenario(
+      AUTO_SCENARIO.replace("run: { accesses: 100000,", "run: { accesses: 60000, warmup: 60000,"),
+      "auto.yaml",
+    );
+    const sim = new Simulation(scenario);
+    let runsAtWarmEnd = -1;
+    while (sim.runTurn()) {
+      if (runsAtWarmEnd < 0 && sim.accessesDone > 0 && sim.limit() === 60000 && sim.time() > 0) {
+        runsAtWarmEnd = sim.host!.policyRuns;
+      }
+    }
+    const interval = 2_000_000;
+    // One run per interval of the measured part (the clock restarted from 0 at the warm-up's end).
+    expect(sim.host!.policyRuns - runsAtWarmEnd).toBeGreaterThanOrEqual(
+      Math.floor(sim.time() / interval) - 2,
+    );
+    expect(sim.report().host.counters.balloon_policy_runs).toBe(sim.host!.policyRuns);
+  });
+});
+
+describe("a crashed domain", () => {
+  test("gives all its memory back to the host", () => {
+    const g = shadowGuest();
+    fill(g, 300);
+    g.vmm!.p2m.touchPolicy = "mmio";
+    g.setBalloonTarget(2048);
+    const host = g.host!;
+    const gfn = g.kernel.balloon!.inBalloon.indexOf(1);
+    expect(() => g.cpu.access(directMap(gfn), KIND_SUP_READ, 0)).toThrow(DomainCrash);
+    const before = host.frames.used;
+    host.destroyDomain(g.vmm!);
+    expect(host.frames.used).toBe(0);
+    expect(before).toBeGreaterThan(0);
+    expect(checkHostFrames(host.frames)).toBeNull();
+    expect(host.frames.countOwned(1, g.vmm!.id)).toBe(0);
+  });
+
+  test("in a run, is destroyed, and the other domain gets the memory it gave back", () => {
+    const s = builtinScenario("overcommit");
+    s.domains = s.domains.slice(0, 2);
+    s.run.accesses = 120_000;
+    s.host.memory = 96 * 2 ** 20;
+    s.host.swap.enabled = false; // nothing to fall back on: a full host crashes the domain
+    for (const d of s.domains) {
+      d.memory = 64 * 2 ** 20;
+      d.balloon.target = d.memory;
+      d.balloon.schedule = [];
+      d.processes = [
+        { ...d.processes[0], workingSet: 48 * 2 ** 20, pattern: { type: "sequential" } },
+      ];
+    }
+    const report = new Simulation(s, { check: true }).run();
+    expect(report.checks.violations).toBe(0);
+    const crashed = report.domains.filter((d) => d.crashed !== undefined);
+    expect(crashed).toHaveLength(1);
+    expect(crashed[0].crashed).toMatch(/no memory left/);
+    expect(crashed[0].counters.host_frames).toBe(0);
+    const survivor = report.domains.find((d) => d.crashed === undefined)!;
+    expect(survivor.counters.user_accesses).toBe(60_000);
+  });
+});

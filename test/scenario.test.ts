@@ -368,6 +368,33 @@ const BAD: [string, string, number, number, string, string][] = [
     'expected one of fixed, auto, got "mom"',
   ],
   [
+    "balloon floor above its target",
+    withLine(7, "    balloon: { target: 512MiB, floor: 768MiB }"),
+    7,
+    39,
+    "domains[0].balloon.floor",
+    "must be at most the balloon's target (512MiB), got 768MiB",
+  ],
+  [
+    "critical pressure above the threshold",
+    withLine(
+      2,
+      "host: { balloon_policy: { type: auto, pressure_threshold: 0.1, pressure_critical: 0.2 } }",
+    ),
+    2,
+    83,
+    "host.balloon_policy.pressure_critical",
+    "must be at most pressure_threshold (0.1)",
+  ],
+  [
+    "swap watermark above the host's memory",
+    withLine(2, "host: { memory: 64MiB, swap: { enabled: true, low_water: 128MiB } }"),
+    2,
+    58,
+    "host.swap.low_water",
+    "must be at most the host's memory (64MiB), got 128MiB",
+  ],
+  [
     "unknown touch policy",
     withLine(7, "    balloon: { on_touch: crash }"),
     7,

@@ -17,6 +17,7 @@ import {
   countersToRecord,
   newCounters,
 } from "../metrics/counters.js";
+import { checkP2m } from "../vmm/balloon/check.js";
 import { targetOf } from "../vmm/balloon/policy.js";
 import { DomainCrash } from "../vmm/crash.js";
 import type { Host } from "../vmm/host.js";
@@ -103,7 +104,7 @@ export class DomainRuntime {
     );
     this.sched = new Scheduler(this.kernel, spec.quantum);
     const vmm = this.platform.vmm;
-    if (vmm !== null) vmm.clock = () => this.time();
+    if (vmm !== null) vmm.clock = () => this.clock();
     if (vmm !== null && spec.balloon.driver) {
       this.kernel.balloon = new BalloonDriver(this.kernel, vmm.xenstore, {
         retryDelay: spec.balloon.retryDelay,
@@ -128,6 +129,9 @@ export class DomainRuntime {
     if (!(e instanceof DomainCrash)) throw e;
     this.crashed = e.reason;
     this.counters[C_DOMAIN_CRASHES]++;
+    // The toolstack destroys a crashed domain: its memory goes back to the host.
+    const vmm = this.platform.vmm;
+    if (vmm !== null && this.host !== null) this.host.destroyDomain(vmm);
   }
 
   private bootGuest(): void {
@@ -135,7 +139,7 @@ export class DomainRuntime {
     // The balloon driver starts during boot and goes to its target before any process runs
     // (a domain built with memory below maxmem starts ballooned).
     this.kernel.balloon?.start();
-    this.kernel.balloon?.poll(this.time());
+    this.kernel.balloon?.poll(this.clock());
     let stream = 1;
     for (const spec of this.spec.processes) {
       for (let i = 0; i < spec.instances; i++) {
@@ -180,14 +184,26 @@ export class DomainRuntime {
    * access count go to zero; the guest, its processes and the VMM's state carry on.
    */
   resetCounters(): void {
+    this.clockBase += this.time();
     this.counters.fill(0);
     this.platform.cpu.walkHist.fill(0);
     this.userAccesses = 0;
   }
 
-  /** The domain's simulated cycles so far. */
+  /** The domain's simulated cycles so far (since the warm-up ended, if there was one). */
   time(): number {
     return this.cost.total(this.counters);
+  }
+
+  /** Cycles before the last counter reset (the warm-up's). */
+  private clockBase = 0;
+
+  /**
+   * The domain's simulated cycles since the start, warm-up included: the clock of its timers
+   * (the balloon driver's retries, the pager's grace), which a reset must not move back.
+   */
+  clock(): number {
+    return this.clockBase + this.time();
   }
 
   /**
@@ -204,7 +220,7 @@ export class DomainRuntime {
         sinceClock = 0;
         now = this.time();
         if (now >= end) break;
-        this.safePoint(now);
+        this.safePoint(this.clockBase + now);
       }
       const r = this.stepOnce();
       if (r < 0) break;
@@ -331,6 +347,9 @@ export class DomainRuntime {
       if (err === null && full)
         err = checkBookkeeping(vmm.shadow) ?? checkHostFrames(this.host.frames);
     }
+    if (err === null && full && vmm !== null && this.host) {
+      err = checkP2m(vmm.p2m, this.host.frames, vmm.id, this.kernel.balloon?.inBalloon ?? null);
+    }
     if (err === null && full) {
       err = checkGuest(this.kernel, this.platform.peek);
     }
@@ -353,7 +372,8 @@ export class DomainRuntime {
     });
     const counters = countersToRecord(this.counters, this.platform.cpu.walkHist);
     counters.guest_frames = this.platform.guestFrames;
-    counters.guest_frames_used = this.kernel.framesInUse();
+    // The balloon's pages are the host's, not the guest's processes'.
+    counters.guest_frames_used = this.kernel.framesInUse() - (this.kernel.balloon?.count ?? 0);
     counters.pt_pages = this.kernel.pt.pages;
     counters.user_accesses = this.userAccesses;
     const vmm = this.platform.vmm;

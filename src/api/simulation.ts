@@ -32,6 +32,12 @@ export const SERIES_COUNTERS = [
   "balloon_pages",
   "host_swapped_out",
   "host_swap_ins",
+  "host_swap_outs",
+  "reservation_pages",
+  "balloon_inflated_pages",
+  "balloon_deflated_pages",
+  "balloon_backoffs",
+  "guest_oom",
 ] as const;
 
 export interface SimulationOptions {
@@ -96,6 +102,13 @@ export class Simulation {
     this.sample();
   }
 
+  /** The host's cycles since the start, warm-up included (the clock of the host's timers). */
+  clock(): number {
+    let t = 0;
+    for (const d of this.domains) t += d.clock();
+    return t;
+  }
+
   /** The host clock: cycles spent by every domain on the one physical CPU. */
   time(): number {
     let t = 0;
@@ -130,8 +143,13 @@ export class Simulation {
         // Stop the slice where a fixed balloon target changes, so it changes on time.
         max = Math.min(max, Math.max(1, this.host.nextPolicyEvent() - this.accessesTotal));
       }
+      const swapped = this.host?.swap.swappedOut ?? 0;
       const n = d.runSlice(DOMAIN_QUANTUM, max);
       this.countAccesses(i, n);
+      // An emergency reclaim during the slice may have swapped another domain's pages.
+      if (this.check && swapped !== (this.host?.swap.swappedOut ?? 0)) {
+        for (const other of this.domains) other.runChecks(false);
+      }
       if (this.time() >= this.nextSample) this.sample();
       else this.notePeak();
       if (n > 0) return this.accessesDone < limit || this.warmupLeft > 0;
@@ -144,7 +162,12 @@ export class Simulation {
   tickHost(): void {
     if (!this.host) return;
     const swapped = this.host.swap.swappedOut;
-    this.host.tick(this.time(), this.accessesTotal);
+    this.host.tick(this.clock(), this.accessesTotal);
+    // Domains that made their share of the run still get their safe points: their balloon
+    // drivers keep answering the targets.
+    this.domains.forEach((d, i) => {
+      if (this.quotaLeft(i) === 0) d.safePoint(d.clock());
+    });
     // The pager changed P2Ms: check every domain's translations now.
     if (this.check && swapped !== this.host.swap.swappedOut) {
       for (const d of this.domains) d.runChecks(false);
@@ -248,6 +271,7 @@ export class Simulation {
       framesTotal += this.host.frames.frames;
       framesUsed += this.host.frames.used;
       hostCounters.frames_free = this.host.frames.free;
+      hostCounters.balloon_policy_runs = this.host.policyRuns;
       hostCounters.host_swapped_out = 0;
       for (const d of this.host.domains) hostCounters.host_swapped_out += d.p2m.swappedOut;
     }

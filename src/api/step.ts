@@ -76,7 +76,7 @@ export function stepAccess(sim: Simulation): StepRecord | null {
     if (i < 0) break;
     tried.add(i);
     const d = sim.domains[i];
-    d.safePoint(d.time());
+    d.safePoint(d.clock());
     const record = stepDomain(d);
     if (record !== null) {
       sim.countAccesses(i, 1);

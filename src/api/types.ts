@@ -159,7 +159,10 @@ export interface HostSwapSpec {
   /** Free host memory (bytes) below which the pager swaps out, and up to which it frees. */
   lowWater: number;
   highWater: number;
-  /** Host cycles a domain with a balloon driver may stay above its target before swapping. */
+  /**
+   * Cycles of its own a domain with a balloon driver may stay above its target before the host
+   * swaps (its own, so that other domains' turns do not eat its chance to balloon).
+   */
   grace: number;
 }
 

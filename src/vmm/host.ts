@@ -6,6 +6,7 @@
 
 import type { BalloonPolicySpec, DomainSpec, HardwareSpec, HostSwapSpec } from "../api/types.js";
 import { NativePagingOps } from "../guest/paging-ops.js";
+import type { Mfn } from "../hw/addr.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
 import { AutoBalloonPolicy, FixedTargets, type PolicyDomain, setTarget } from "./balloon/policy.js";
@@ -24,6 +25,10 @@ export interface VmmDomain extends PolicyDomain {
   shadow: ShadowPaging | null;
   /** Shadow pool pages (allocated from the host when the domain is built). */
   shadowPoolPages: number;
+  /** The frames of the shadow pool. */
+  poolFrames: Mfn[];
+  /** The domain was destroyed (after a crash): it holds no memory any more. */
+  destroyed: boolean;
   /** The domain's xenstore directory (balloon target, guest statistics). */
   xenstore: Xenstore;
   /** The domain's own simulated cycles (set by whoever runs it). */
@@ -82,6 +87,11 @@ export class Host {
     else this.auto = new AutoBalloonPolicy(this.domains, policy);
   }
 
+  /** Times the automatic policy's rules ran. */
+  get policyRuns(): number {
+    return this.auto?.ticks ?? 0;
+  }
+
   /** The next user-access count at which a fixed target changes (Infinity: none). */
   nextPolicyEvent(): number {
     return this.fixed ? this.fixed.nextAt() : Number.POSITIVE_INFINITY;
@@ -113,6 +123,7 @@ export class Host {
     cpu.setAddressSpace(id + 1, 0);
     let shadow: ShadowPaging | null = null;
     let poolPages = 0;
+    const pool: Mfn[] = [];
     if (spec.mode === "shadow") {
       if (hardware.gigaPages) {
         throw new RangeError(
@@ -121,7 +132,6 @@ export class Host {
       }
       poolPages =
         spec.shadow.pool > 0 ? spec.shadow.pool / 4096 : defaultShadowPoolPages(spec.memory);
-      const pool: number[] = [];
       for (let i = 0; i < poolPages; i++) {
         const mfn = this.frames.alloc(OWNER_SHADOW, id);
         if (mfn < 0)
@@ -147,6 +157,8 @@ export class Host {
       cpu,
       shadow,
       shadowPoolPages: poolPages,
+      poolFrames: pool,
+      destroyed: false,
       xenstore,
       clock: () => 0,
       floorPages: Math.floor(spec.balloon.floor / 4096),
@@ -160,6 +172,21 @@ export class Host {
     p2m.reclaim = () => this.swap.reclaim(RECLAIM_BATCH, domain);
     this.domains.push(domain);
     return domain;
+  }
+
+  /**
+   * Destroy a crashed domain (as the toolstack does): every frame it holds (its RAM, its P2M's
+   * pages, its shadow pool) goes back to the host, and its swap file is dropped. It never runs
+   * again.
+   */
+  destroyDomain(d: VmmDomain): void {
+    if (d.destroyed) return;
+    d.destroyed = true;
+    d.p2m.destroy();
+    for (const mfn of d.poolFrames) this.frames.release(mfn);
+    d.poolFrames.length = 0;
+    d.shadowPoolPages = 0;
+    d.cpu.flushTlbAll();
   }
 
   /** Guest paging operations for a domain: HVM guests use the native ones. */

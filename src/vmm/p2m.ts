@@ -230,6 +230,24 @@ export class P2m {
     this.counters[C_HOST_SWAP_OUTS]++;
   }
 
+  /**
+   * Give every frame back to the host (the domain is destroyed): RAM, the P2M's own pages; the
+   * swap file is dropped. Nothing is mapped any more (the domain never runs again).
+   */
+  destroy(): void {
+    for (let gfn = 0; gfn < this.gfns; gfn++) {
+      const mfn = this.mfn[gfn];
+      if (mfn >= 0) this.host.release(mfn);
+      this.mfn[gfn] = -1;
+      this.type[gfn] = P2M_INVALID;
+    }
+    this.populated = 0;
+    this.ballooned = this.gfns;
+    this.swapFile.clear();
+    for (const mfn of this.tablePages) this.host.release(mfn);
+    this.tablePages.length = 0;
+  }
+
   /** Allocate the radix-tree pages that the entry of gfn lives in. */
   private ensureTable(gfn: Gfn): boolean {
     if (this.tablePages.length === 0 && !this.take()) return false; // the root

@@ -122,7 +122,7 @@ export const SCENARIO_DEFAULTS = {
   /** Balloon retry delays in domain cycles: Xen's 1 s doubling to 32 s, scaled to short runs. */
   balloonRetryDelay: 1_000_000,
   balloonMaxRetryDelay: 32_000_000,
-  /** Host cycles a ballooning domain may stay above its target before the host swaps. */
+  /** Cycles of its own a ballooning domain may stay above its target before the host swaps. */
   swapGrace: 20_000_000,
   /** Host cycles between two runs of the automatic balloon policy. */
   policyInterval: 5_000_000,
@@ -354,6 +354,14 @@ const balloonPolicySchema = z.discriminatedUnion(
       min_guest_free: fraction().default(MOM_DEFAULTS.minGuestFree),
       max_change: fraction().default(MOM_DEFAULTS.maxChange),
       min_change: fraction().default(MOM_DEFAULTS.minChange),
+    }).superRefine((a, ctx) => {
+      if (a.pressure_critical > a.pressure_threshold) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["pressure_critical"],
+          message: `must be at most pressure_threshold (${a.pressure_threshold})`,
+        });
+      }
     }),
   ],
   {
@@ -368,6 +376,19 @@ const hostSchema = strict({
   memory: size(2 * MiB).optional(),
   swap: hostSwapSchema.prefault({}),
   balloon_policy: balloonPolicySchema.default({ type: "fixed" }),
+}).superRefine((h, ctx) => {
+  const memory = h.memory;
+  if (memory === undefined) return;
+  for (const key of ["low_water", "high_water"] as const) {
+    const bytes = h.swap[key];
+    if (bytes !== undefined && bytes > memory) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["swap", key],
+        message: `must be at most the host's memory (${formatSize(memory)}), got ${formatSize(bytes)}`,
+      });
+    }
+  }
 });
 
 export const BALLOON_TOUCH_POLICIES = ["populate", "mmio"] as const;
@@ -407,6 +428,14 @@ function checkBalloon(
   };
   atMost(["target"], b.target);
   atMost(["floor"], b.floor);
+  const target = b.target ?? memory;
+  if (b.floor !== undefined && b.floor <= memory && b.floor > target) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["balloon", "floor"],
+      message: `must be at most the balloon's target (${formatSize(target)}), got ${formatSize(b.floor)}`,
+    });
+  }
   b.schedule.forEach((step, i) => {
     atMost(["schedule", i, "target"], step.target);
     if (i > 0 && step.at < b.schedule[i - 1].at) {

@@ -16,6 +16,7 @@ import { Vcpu } from "../../src/hw/cpu.js";
 import { HostMemory } from "../../src/hw/memory.js";
 import { PTE_P, PTE_PS, pteFrame } from "../../src/hw/pte.js";
 import { newCounters } from "../../src/metrics/counters.js";
+import { checkP2m } from "../../src/vmm/balloon/check.js";
 import { setTarget } from "../../src/vmm/balloon/policy.js";
 import { Host, type VmmDomain } from "../../src/vmm/host.js";
 import { checkBookkeeping, checkHostFrames, checkShadow } from "../../src/vmm/shadow/check.js";
@@ -120,6 +121,9 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
         vmm?.shadow && host ? checkShadow(vmm.shadow, cpu, host.frames, vmm.id) : null,
         vmm?.shadow ? checkBookkeeping(vmm.shadow) : null,
         host ? checkHostFrames(host.frames) : null,
+        vmm && host
+          ? checkP2m(vmm.p2m, host.frames, vmm.id, kernel.balloon?.inBalloon ?? null)
+          : null,
         checkGuest(kernel, peek),
       ].filter((p) => p !== null);
       if (problems.length > 0) throw new Error(`invariant: ${problems[0]}`);

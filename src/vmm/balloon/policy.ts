@@ -6,9 +6,11 @@
  *   memory is below pressure_threshold (20%), every guest is shrunk towards what it uses plus a
  *   free margin that shrinks with the host's free memory (negative under critical pressure,
  *   5%), by at most max_change (5%) of its size a step; otherwise every ballooned guest grows
- *   by max_change, at least to what it uses plus min_guest_free (20%) of its boot size. A change
+ *   by max_change, towards what it uses plus min_guest_free (20%) of its boot size. A change
  *   smaller than min_change (0.25%) is not made. Unlike MOM, a target never goes below the
- *   domain's guaranteed floor, and the latest statistics are used rather than a moving average.
+ *   domain's guaranteed floor, a guest never grows by more than max_change of its boot size a
+ *   step (MOM jumps to its use plus the margin), and the latest statistics are used rather than
+ *   a moving average.
  */
 
 import type { BalloonPolicySpec } from "../../api/types.js";
@@ -112,7 +114,12 @@ export class AutoBalloonPolicy {
         if (size > current) continue;
       } else {
         if (current >= max) continue;
-        size = Math.max(Math.min(current * (1 + o.maxChange), max), used + o.minGuestFree * max);
+        // MOM grows by max_change, or at once to what the guest uses plus min_guest_free of its
+        // memory; here never by more than max_change of its memory a step (as DESIGN.md asks).
+        size = Math.min(
+          Math.max(current * (1 + o.maxChange), used + o.minGuestFree * max),
+          current + o.maxChange * max,
+        );
       }
       size = Math.floor(Math.min(max, Math.max(d.floorPages, size)));
       if (Math.abs(size - current) <= o.minChange * current) continue;

@@ -51,8 +51,9 @@ export function handleShadowFault(
     sh.frameFor(w.missingGfn);
     result = w.walk(sh.mem, sh.frameFor(rootGfn), gva, kind, cpu.ctl, true, sh.p2m.mfn);
   }
-  if (result === WALK_NO_FRAME)
-    throw new Error("shadow fault: the guest walk keeps missing frames");
+  if (result === WALK_NO_FRAME) {
+    throw new DomainCrash(`the guest's tables at gfn ${w.missingGfn} have no frame after 3 tries`);
+  }
   if (result !== WALK_OK) {
     c[C_SHADOW_FAULT_BAIL_REAL_FAULT]++;
     return result;
