@@ -131,7 +131,8 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
     setBalloonTarget: (pages) => {
       if (vmm === null || kernel.balloon === null) return;
       setTarget(vmm, pages);
-      kernel.balloon.poll((clock += 100));
+      clock += 100;
+      kernel.balloon.poll(clock);
     },
     swapOut: (pages) => (vmm !== null && host !== null ? host.swap.swapOut(vmm, pages) : 0),
     tables: (proc) => {
