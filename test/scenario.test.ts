@@ -173,6 +173,7 @@ describe("defaults", () => {
           name: "d",
           memory: 64 * 2 ** 20,
           mode: "native",
+          osImage: "linux",
           shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap" },
           balloon: {
             driver: true,
@@ -198,6 +199,8 @@ describe("defaults", () => {
               jobs: 2,
               churnAccesses: 5_000,
               lifetime: 0,
+              image: "p",
+              imageData: 0,
               hugePages: false,
             },
           ],
@@ -672,7 +675,7 @@ describe("errors", () => {
       'many.yaml:9:15: domains[0].processes[0].kind: expected one of database, build, mmap-churn, got "compiler"',
       'many.yaml:10:22: domains[0].processes[0].working_set: expected a size such as "512MiB" or a number of bytes (units are binary: write "1GiB"), got "1GB"',
       "many.yaml:11:18: domains[0].processes[0].fetches: expected a number between 0 and 1, got -0.5",
-      'many.yaml:12:9: domains[0].processes[0].colour: unknown key "colour" (expected one of name, kind, instances, working_set, code, pattern, writes, fetches, child_accesses, jobs, churn_accesses, lifetime, huge_pages)',
+      'many.yaml:12:9: domains[0].processes[0].colour: unknown key "colour" (expected one of name, kind, instances, working_set, code, pattern, writes, fetches, child_accesses, jobs, churn_accesses, lifetime, image, image_data, huge_pages)',
     ]);
     expect(e.problems).toHaveLength(7);
     expect(e).toMatchObject({ file: "many.yaml", line: 2, column: 19, path: "hardware.pcid" });

@@ -100,6 +100,7 @@ export class DomainRuntime {
       {
         gigaPages: scenario.hardware.gigaPages,
         pcid: scenario.hardware.pcid,
+        osImage: spec.osImage,
       },
     );
     this.sched = new Scheduler(this.kernel, spec.quantum);

@@ -50,6 +50,13 @@ export interface ProcessSpec {
   churnAccesses: number;
   /** database: user accesses after which the process exits (0: it runs for ever). */
   lifetime: number;
+  /**
+   * The program's image: its code pages are read from it, the same in every domain that runs
+   * the same image (page sharing finds them). Default: the process's name.
+   */
+  image: string;
+  /** Share of the heap's pages that start as data read from the image (the rest zero), 0..1. */
+  imageData: number;
   /** Use 2 MiB pages for the heap where the guest can (transparent huge pages). */
   hugePages: boolean;
 }
@@ -92,6 +99,8 @@ export interface DomainSpec {
   /** Guest physical memory in bytes (a multiple of 2 MiB): the boot size. */
   memory: number;
   mode: PagingMode;
+  /** The guest OS image: its kernel's reserved frames hold its pages (the same in every domain). */
+  osImage: string;
   shadow: ShadowSpec;
   balloon: BalloonSpec;
   /**
@@ -136,6 +145,7 @@ export type CostEvent =
   | "emulate"
   | "p2m_populate"
   | "shadow_alloc"
+  | "page_read"
   | "balloon_inflate_page"
   | "balloon_deflate_page"
   | "host_swap_out"

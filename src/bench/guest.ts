@@ -14,7 +14,7 @@ import { newCounters } from "../metrics/counters.js";
 import { Host } from "../vmm/host.js";
 import { ProcessDriver } from "../workload/driver.js";
 import { Rng } from "../workload/rng.js";
-import { defaultBalloon } from "../workload/scenario-schema.js";
+import { defaultBalloon, SCENARIO_DEFAULTS } from "../workload/scenario-schema.js";
 
 export type BenchMode = "native" | "shadow";
 
@@ -34,6 +34,7 @@ export function benchGuest(mode: BenchMode, memBytes: number, heapPages: number)
       processes: [],
       shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap" },
       balloon: defaultBalloon(memBytes),
+      osImage: SCENARIO_DEFAULTS.osImage,
     };
     host = new Host(frames + frames / 512 + 8192);
     cpu = host.createDomain(
@@ -75,6 +76,8 @@ export function benchProcess(workingSet: number): ProcessSpec {
     jobs: 1,
     churnAccesses: 1,
     lifetime: 0,
+    image: "bench",
+    imageData: 0,
     hugePages: false,
   };
 }

@@ -117,7 +117,7 @@ function fixFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean):
   const lo = k.pt.lo;
   const hi = k.pt.hi;
   if ((lo & PTE_P) === 0) {
-    demandPage(k, proc, vma, l1, idx, write);
+    demandPage(k, proc, vma, gva, l1, idx, write);
   } else if (write && (lo & PTE_RW) === 0) {
     copyOnWrite(k, proc, l1, idx, gva, lo, hi);
   } else {
@@ -133,10 +133,18 @@ function anonFlags(vma: Vma, write: boolean): number {
   return flags;
 }
 
-function demandPage(k: Kernel, proc: Process, vma: Vma, l1: number, idx: number, write: boolean) {
+function demandPage(
+  k: Kernel,
+  proc: Process,
+  vma: Vma,
+  gva: Gva,
+  l1: number,
+  idx: number,
+  write: boolean,
+) {
   const gfn = k.frames.alloc();
   if (gfn < 0) throw new GuestOutOfMemory();
-  k.zeroFrame(gfn);
+  k.fillFrame(gfn, vma, gva);
   k.frames.refcount[gfn] = 1;
   const nx = (vma.prot & VM_EXEC) === 0;
   k.pt.set(l1, idx, pteLo(gfn, anonFlags(vma, write)), pteHi(gfn, nx), false);
@@ -190,7 +198,7 @@ function hugeFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean)
     const gfn = k.frames.alloc2M();
     if (gfn < 0) return false;
     for (let i = 0; i < 512; i++) {
-      k.zeroFrame(gfn + i);
+      k.fillFrame(gfn + i, vma, start + i * 4096);
       k.frames.refcount[gfn + i] = 1;
     }
     const nx = (vma.prot & VM_EXEC) === 0;

@@ -9,6 +9,7 @@
 import type { Gfn, Gva } from "../hw/addr.js";
 import type { GuestCpu } from "../hw/cpu.js";
 import { XLATE_FAULT } from "../hw/cpu.js";
+import { imageId, imagePageDigest } from "../hw/memory.js";
 import { PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, pteHi, pteLo } from "../hw/pte.js";
 import {
   C_CONTEXT_SWITCHES,
@@ -32,7 +33,7 @@ import {
 } from "./layout.js";
 import { indexAt, PageTables } from "./pagetable.js";
 import type { PagingOps } from "./paging-ops.js";
-import { type Process, VM_EXEC, VM_READ, VM_WRITE } from "./process.js";
+import { type Process, VM_EXEC, VM_READ, VM_WRITE, type Vma } from "./process.js";
 import { protectRange, teardown, unmapRange } from "./unmap.js";
 
 /** The image a process runs: what exec maps. */
@@ -43,13 +44,25 @@ export interface ProcessImage {
   heap: number;
   /** Whether the heap may use 2 MiB pages. */
   hugeHeap: boolean;
+  /**
+   * The program's file: its code pages are read from it; a share `imageData` of the heap's
+   * pages starts as data from the same file (the rest as zeroes). The same name gives the same
+   * content in every domain (the same OS and programs); none: anonymous, zero-filled code.
+   */
+  name?: string;
+  imageData?: number;
 }
+
+/** Image pages where a heap's data starts (after any program's code). */
+export const IMAGE_DATA_BASE = 2 ** 20;
 
 export interface KernelOptions {
   /** Map the direct map with 1 GiB pages (needs hardware 1 GiB page support). */
   gigaPages: boolean;
   /** Give each address space a PCID so that context switches need not flush the TLB. */
   pcid: boolean;
+  /** The OS image whose pages the kernel's reserved frames hold (none: they stay zero). */
+  osImage?: string;
 }
 
 /** Guest frames the kernel keeps for itself at boot (real mode area, kernel image). */
@@ -100,6 +113,13 @@ export class Kernel {
       this.bootTables.push(gfn);
       return gfn;
     };
+    // The boot loader reads the kernel's image into its reserved frames.
+    if (this.options.osImage !== undefined) {
+      const id = imageId(this.options.osImage);
+      for (let gfn = 0; gfn < KERNEL_RESERVED_FRAMES; gfn++) {
+        this.cpu.dmaWrite(gfn, imagePageDigest(id, gfn));
+      }
+    }
     const leaf = PTE_P | PTE_RW | PTE_A | PTE_D | PTE_PS | PTE_G;
     const table = PTE_P | PTE_RW | PTE_A | PTE_D;
     const l4 = take();
@@ -140,6 +160,17 @@ export class Kernel {
     if (this.cpu.zeroPage(directMap(gfn)) === XLATE_FAULT) {
       throw new Error(`guest kernel: fault zeroing gfn ${gfn}`);
     }
+  }
+
+  /**
+   * First content of a new page of `vma` at `gva`: read from the VMA's image (a disk read into
+   * the frame) or zeroed, as the VMA says.
+   */
+  fillFrame(gfn: Gfn, vma: Vma, gva: Gva): void {
+    const page = vma.imageBase + Math.floor((gva - vma.start) / 4096);
+    if (vma.image !== 0 && imageHas(vma.image, page, vma.imageShare)) {
+      this.cpu.dmaWrite(gfn, imagePageDigest(vma.image, page));
+    } else this.zeroFrame(gfn);
   }
 
   /** Copy guest frame `src` to `dst` through the direct map (rep movsq). */
@@ -225,6 +256,7 @@ export class Kernel {
     const old = proc.l4Gfn;
     const oldVmas = proc.vmas;
     const code = roundUp(image.code, 4096);
+    const id = image.name === undefined ? 0 : imageId(image.name);
     proc.vmas = [
       {
         start: USER_CODE_BASE,
@@ -232,6 +264,9 @@ export class Kernel {
         prot: VM_READ | VM_EXEC,
         kind: "code",
         huge: false,
+        image: id,
+        imageBase: 0,
+        imageShare: 1,
       },
       {
         start: USER_HEAP_BASE,
@@ -239,6 +274,9 @@ export class Kernel {
         prot: VM_READ | VM_WRITE,
         kind: "heap",
         huge: image.hugeHeap,
+        image: id,
+        imageBase: IMAGE_DATA_BASE,
+        imageShare: image.imageData ?? 0,
       },
       {
         start: USER_STACK_TOP - USER_STACK_SIZE,
@@ -246,6 +284,9 @@ export class Kernel {
         prot: VM_READ | VM_WRITE,
         kind: "stack",
         huge: false,
+        image: 0,
+        imageBase: 0,
+        imageShare: 0,
       },
     ];
     proc.l4Gfn = l4;
@@ -315,7 +356,16 @@ export class Kernel {
     let top = USER_MMAP_TOP;
     for (const vma of proc.vmas) if (vma.kind === "mmap" && vma.start < top) top = vma.start;
     const start = top - length;
-    proc.vmas.push({ start, end: top, prot, kind: "mmap", huge });
+    proc.vmas.push({
+      start,
+      end: top,
+      prot,
+      kind: "mmap",
+      huge,
+      image: 0,
+      imageBase: 0,
+      imageShare: 0,
+    });
     return start;
   }
 
@@ -361,6 +411,13 @@ export class Kernel {
   alive(): Process[] {
     return this.processes.filter((p) => p.alive);
   }
+}
+
+/** Whether page `page` of an image is in the share of pages that come from it (a fixed choice). */
+function imageHas(id: number, page: number, share: number): boolean {
+  if (share >= 1) return true;
+  if (share <= 0) return false;
+  return imagePageDigest(id ^ 0x2545f491, page) / 4294967296 < share;
 }
 
 /** Linux's tlb_single_page_flush_ceiling: above this many pages, flush the whole TLB. */

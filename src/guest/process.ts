@@ -17,6 +17,14 @@ export interface Vma {
   kind: VmaKind;
   /** Transparent huge pages allowed (2 MiB pages where an aligned 2 MiB range fits). */
   huge: boolean;
+  /**
+   * Where first-touched pages get their content: from image `image` (its page imageBase + the
+   * page's index in the VMA) for a share `imageShare` of the pages (1: every page, as code
+   * read from its file), else zero. image 0: always zero (anonymous memory).
+   */
+  image: number;
+  imageBase: number;
+  imageShare: number;
 }
 
 export interface Process {

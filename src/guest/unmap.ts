@@ -131,8 +131,11 @@ function splitVmasAt(proc: Process, start: Gva, end: Gva): void {
     if (start > vma.start && start < vma.end) cuts.push(start);
     if (end > vma.start && end < vma.end) cuts.push(end);
     cuts.push(vma.end);
-    for (let i = 0; i + 1 < cuts.length; i++)
-      out.push({ ...vma, start: cuts[i], end: cuts[i + 1] });
+    for (let i = 0; i + 1 < cuts.length; i++) {
+      // A piece keeps reading the image where it did: its first page is further in.
+      const imageBase = vma.imageBase + (cuts[i] - vma.start) / 4096;
+      out.push({ ...vma, start: cuts[i], end: cuts[i + 1], imageBase });
+    }
   }
   proc.vmas = out;
 }

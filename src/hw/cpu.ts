@@ -40,6 +40,7 @@ const C_INVLPG: typeof Counters.C_INVLPG = 11;
 const C_TLB_FLUSHES: typeof Counters.C_TLB_FLUSHES = 12;
 const C_PAGE_ZERO: typeof Counters.C_PAGE_ZERO = 13;
 const C_PAGE_COPY: typeof Counters.C_PAGE_COPY = 14;
+const C_PAGE_READS: typeof Counters.C_PAGE_READS = 67;
 const ACC_USER: typeof Access.ACC_USER = 3;
 const KIND_SUP_READ: typeof Access.KIND_SUP_READ = 0;
 const KIND_SUP_WRITE: typeof Access.KIND_SUP_WRITE = 1;
@@ -91,6 +92,8 @@ export interface Intercepts {
   enablePaging(cpu: Vcpu): void;
   /** A memory_op hypercall (the balloon's): returns the gfns done, or a negative errno. */
   memoryOp(cpu: Vcpu, op: number, gfns: Int32Array, count: number): number;
+  /** A device writes a whole page of guest frame `gfn` (the virtual disk, through the P2M). */
+  dmaWrite(cpu: Vcpu, gfn: number, digest: number): void;
 }
 
 /** memoryOp's answer without a VMM (natively): -ENOSYS. */
@@ -112,6 +115,8 @@ export interface GuestCpu {
   enablePaging(): void;
   /** A memory_op hypercall (VMCALL, an exit): the gfns done, or a negative errno. */
   memoryOp(op: number, gfns: Int32Array, count: number): number;
+  /** The virtual disk reads a page into guest frame gfn: its content becomes `digest`. */
+  dmaWrite(gfn: number, digest: number): void;
   /** Scratch outputs of load64/loadPhys64. */
   lo: number;
   hi: number;
@@ -510,6 +515,12 @@ export class Vcpu implements GuestCpu {
     for (const [key, tag] of this.tagIds) {
       if (key === -1 - this.vpid || Math.floor(key / 4096) === this.vpid) this.tlb.flushTag(tag);
     }
+  }
+
+  dmaWrite(gfn: number, digest: number): void {
+    this.counters[C_PAGE_READS]++;
+    if (this.intercepts) this.intercepts.dmaWrite(this, gfn, digest);
+    else this.mem.setDigest(gfn, digest);
   }
 
   memoryOp(op: number, gfns: Int32Array, count: number): number {

@@ -38,6 +38,21 @@ export function mixDigest(digest: number, index: number, value: number): number 
   return x === 0 ? 1 : x;
 }
 
+/** An image's id from its name (FNV-1a): the same name gives the same pages in every domain. */
+export function imageId(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return h >>> 0 || 1;
+}
+
+/** The digest of page `page` of image `id`: never 0 (an image page is not a zero page). */
+export function imagePageDigest(id: number, page: number): number {
+  let x = Math.imul(id ^ 0x5bd1e995, 0x9e3779b1) ^ Math.imul(page + 1, 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 15), 0x2c1b3c6d);
+  x = (x ^ (x >>> 12)) >>> 0;
+  return x === 0 ? 1 : x;
+}
+
 export class HostMemory {
   /** Number of frames. */
   readonly frames: number;
@@ -156,6 +171,12 @@ export class HostMemory {
   zeroFrame(mfn: Mfn): void {
     this.release(mfn);
     this.meta[2 * mfn + 1] = 0;
+  }
+
+  /** Give a frame the content whose digest is `digest` (a whole-page write, such as a DMA). */
+  setDigest(mfn: Mfn, digest: number): void {
+    this.release(mfn);
+    this.meta[2 * mfn + 1] = digest;
   }
 
   /** Copy frame `src` to frame `dst`. */

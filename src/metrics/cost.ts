@@ -15,6 +15,7 @@ import {
   C_INVLPG,
   C_P2M_POPULATE,
   C_PAGE_COPY,
+  C_PAGE_READS,
   C_PAGE_ZERO,
   C_SHADOW_ALLOC,
   C_SHADOW_EMULATE_WRITE,
@@ -116,6 +117,12 @@ export const COST_DEFAULTS: Record<CostEvent, CostDefault> = {
     cycles: 1000,
     counter: C_SHADOW_ALLOC,
     source: "zeroing a 4 KiB shadow page (~1,000, as any page zeroing: DESIGN.md)",
+  },
+  page_read: {
+    cycles: 1000,
+    counter: C_PAGE_READS,
+    source:
+      "a 4 KiB page read from the guest's disk into memory, priced as a page copy (~1,000: DESIGN.md); the disk's latency is not modelled",
   },
   balloon_inflate_page: {
     cycles: 1000,

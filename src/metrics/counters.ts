@@ -75,6 +75,8 @@ export const COUNTER_NAMES = [
   "balloon_touch_populate",
   "host_swap_outs",
   "host_swap_ins",
+  // guest kernel, content
+  "page_reads",
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -148,6 +150,7 @@ export const C_BALLOON_BACKOFFS = 63;
 export const C_BALLOON_TOUCH_POPULATE = 64;
 export const C_HOST_SWAP_OUTS = 65;
 export const C_HOST_SWAP_INS = 66;
+export const C_PAGE_READS = 67;
 
 export const COUNTER_COUNT = COUNTER_NAMES.length;
 

@@ -83,7 +83,13 @@ export class ProcessDriver {
 
   /** The image a process of this spec runs. A make's own heap is small: its children work. */
   static image(spec: ProcessSpec, make: boolean): ProcessImage {
-    return { code: spec.code, heap: make ? 64 * 4096 : spec.workingSet, hugeHeap: spec.hugePages };
+    return {
+      code: spec.code,
+      heap: make ? 64 * 4096 : spec.workingSet,
+      hugeHeap: spec.hugePages,
+      name: spec.image,
+      imageData: make ? 0 : spec.imageData,
+    };
   }
 
   /** Do one thing. Returns STEP_ACCESS, STEP_SYSCALL, STEP_BLOCKED or STEP_EXITED. */

@@ -397,6 +397,7 @@ function toScenario(f: ScenarioFile, fileName: string): Scenario {
       name: dom.name,
       memory: dom.memory,
       mode: dom.mode,
+      osImage: dom.os_image,
       shadow: {
         pool: dom.shadow.pool ?? 0,
         unshadow: dom.shadow.unshadow,
@@ -433,6 +434,8 @@ function toScenario(f: ScenarioFile, fileName: string): Scenario {
         jobs: p.jobs ?? d.jobs,
         churnAccesses: p.churn_accesses ?? d.churnAccesses,
         lifetime: p.lifetime ?? 0,
+        image: p.image ?? p.name,
+        imageData: p.image_data,
         hugePages: p.huge_pages,
       })),
     })),

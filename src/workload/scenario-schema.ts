@@ -126,6 +126,7 @@ export const SCENARIO_DEFAULTS = {
   swapGrace: 20_000_000,
   /** Host cycles between two runs of the automatic balloon policy. */
   policyInterval: 5_000_000,
+  osImage: "linux",
 } as const;
 
 /** The balloon settings of a domain that says nothing of its balloon: a driver, no target. */
@@ -286,6 +287,8 @@ const processSchema = strict({
   jobs: int(1, 64).optional(),
   churn_accesses: int(1).optional(),
   lifetime: int(0).optional(),
+  image: name().optional(),
+  image_data: fraction().default(0),
   huge_pages: bool().default(SCENARIO_DEFAULTS.hugePages),
 }).superRefine((p, ctx) => {
   for (const [field, kind] of Object.entries(KIND_ONLY_FIELDS)) {
@@ -461,6 +464,7 @@ const domainSchema = strict({
   mode: z
     .enum(PAGING_MODES, { error: `expected one of ${PAGING_MODES.join(", ")}` })
     .default(SCENARIO_DEFAULTS.mode),
+  os_image: name().default(SCENARIO_DEFAULTS.osImage),
   shadow: shadowSchema.prefault({}),
   balloon: balloonSchema.prefault({}),
   quantum: int(1).default(SCENARIO_DEFAULTS.quantum),

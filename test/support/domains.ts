@@ -24,5 +24,6 @@ export function shadowSpec(
     processes: [],
     shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap", ...shadow },
     balloon: defaultBalloon(memory),
+    osImage: "linux",
   };
 }

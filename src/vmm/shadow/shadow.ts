@@ -198,6 +198,14 @@ export class ShadowPaging implements Intercepts {
     });
   }
 
+  dmaWrite(_cpu: Vcpu, gfn: number, digest: number): void {
+    // A device writes through the P2M: the gfn gets a frame of its own first. Its writes do not
+    // go through the write protection, so a shadowed page table there loses its shadows.
+    const mfn = this.frameFor(gfn);
+    unshadow(this, gfn);
+    this.mem.setDigest(mfn, digest);
+  }
+
   memoryOp(_cpu: Vcpu, op: number, gfns: Int32Array, count: number): number {
     return memoryOp(this.p2m, this.counters, op, gfns, count);
   }
