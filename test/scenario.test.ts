@@ -165,6 +165,13 @@ describe("defaults", () => {
         memory: 0,
         swap: { enabled: false, lowWater: 0, highWater: 0, grace: 20_000_000 },
         balloonPolicy: { type: "fixed" },
+        sharing: {
+          enabled: false,
+          algorithm: "ksm",
+          pagesToScan: 100,
+          sleep: 200_000,
+          useZeroPages: false,
+        },
       },
       costs: {},
       run: { accesses: 1_000_000, sampleEvery: 1_000_000, warmup: 0 },

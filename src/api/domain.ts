@@ -22,6 +22,7 @@ import { targetOf } from "../vmm/balloon/policy.js";
 import { DomainCrash } from "../vmm/crash.js";
 import type { Host } from "../vmm/host.js";
 import { checkBookkeeping, checkHostFrames, checkShadow } from "../vmm/shadow/check.js";
+import { checkSharing } from "../vmm/sharing/check.js";
 import { ProcessDriver, STEP_ACCESS, STEP_BLOCKED, STEP_EXITED } from "../workload/driver.js";
 import type { Rng } from "../workload/rng.js";
 import { nativePlatform, type Platform, virtualPlatform } from "./platform.js";
@@ -349,7 +350,9 @@ export class DomainRuntime {
         err = checkBookkeeping(vmm.shadow) ?? checkHostFrames(this.host.frames);
     }
     if (err === null && full && vmm !== null && this.host) {
-      err = checkP2m(vmm.p2m, this.host.frames, vmm.id, this.kernel.balloon?.inBalloon ?? null);
+      err =
+        checkP2m(vmm.p2m, this.host.frames, vmm.id, this.kernel.balloon?.inBalloon ?? null) ??
+        checkSharing(this.host);
     }
     if (err === null && full) {
       err = checkGuest(this.kernel, this.platform.peek);

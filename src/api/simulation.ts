@@ -6,6 +6,11 @@
  */
 
 import { CostModel } from "../metrics/cost.js";
+import {
+  C_SHARING_MERGES,
+  C_SHARING_PAGES_SCANNED,
+  C_SHARING_PAGES_VOLATILE,
+} from "../metrics/counters.js";
 import { defaultHostFrames, Host } from "../vmm/host.js";
 import { Rng } from "../workload/rng.js";
 import { DomainRuntime } from "./domain.js";
@@ -87,7 +92,11 @@ export class Simulation {
             this.scenario.host.memory > 0
               ? this.scenario.host.memory / 4096
               : defaultHostFrames(this.scenario.domains),
-            { swap: this.scenario.host.swap, randomBelow: (n) => pagerRng.nextBelow(n) },
+            {
+              swap: this.scenario.host.swap,
+              sharing: this.scenario.host.sharing,
+              randomBelow: (n) => pagerRng.nextBelow(n),
+            },
           );
     this.phaseAccesses = this.scenario.domains.map(() => 0);
     this.domains = this.scenario.domains.map(
@@ -104,14 +113,22 @@ export class Simulation {
 
   /** The host's cycles since the start, warm-up included (the clock of the host's timers). */
   clock(): number {
-    let t = 0;
+    let t = this.hostClockBase + this.hostTime();
     for (const d of this.domains) t += d.clock();
     return t;
   }
 
+  /** Cycles of the VMM's own threads (the sharing scanner), since the warm-up. */
+  private hostTime(): number {
+    return this.host ? this.cost.total(this.host.counters) : 0;
+  }
+
+  /** hostTime before the warm-up's end. */
+  private hostClockBase = 0;
+
   /** The host clock: cycles spent by every domain on the one physical CPU. */
   time(): number {
-    let t = 0;
+    let t = this.hostTime();
     for (const d of this.domains) t += d.time();
     return t;
   }
@@ -162,14 +179,18 @@ export class Simulation {
   tickHost(): void {
     if (!this.host) return;
     const swapped = this.host.swap.swappedOut;
+    const merges = this.host.counters[C_SHARING_MERGES];
     this.host.tick(this.clock(), this.accessesTotal);
     // Domains that made their share of the run still get their safe points: their balloon
     // drivers keep answering the targets.
     this.domains.forEach((d, i) => {
       if (this.quotaLeft(i) === 0) d.safePoint(d.clock());
     });
-    // The pager changed P2Ms: check every domain's translations now.
-    if (this.check && swapped !== this.host.swap.swappedOut) {
+    // The pager or the sharing scanner changed P2Ms: check every domain's translations now.
+    if (
+      this.check &&
+      (swapped !== this.host.swap.swappedOut || merges !== this.host.counters[C_SHARING_MERGES])
+    ) {
       for (const d of this.domains) d.runChecks(false);
     }
   }
@@ -211,6 +232,10 @@ export class Simulation {
     this.accessesDone = 0;
     this.phaseAccesses.fill(0);
     for (const d of this.domains) d.resetCounters();
+    if (this.host) {
+      this.hostClockBase += this.hostTime();
+      this.host.counters.fill(0);
+    }
     this.series.length = 0;
     this.nextSample = 0;
     this.sample();
@@ -249,6 +274,8 @@ export class Simulation {
         frames_free: this.host.frames.free,
         frames_used: this.host.frames.used,
         swapped_out: swapped,
+        pages_shared: this.host.sharing?.pagesShared ?? 0,
+        pages_sharing: this.host.sharing?.pagesSharing ?? 0,
       };
     }
     const last = this.series[this.series.length - 1];
@@ -272,6 +299,19 @@ export class Simulation {
       framesUsed += this.host.frames.used;
       hostCounters.frames_free = this.host.frames.free;
       hostCounters.balloon_policy_runs = this.host.policyRuns;
+      const sharing = this.host.sharing;
+      if (sharing) {
+        const c = this.host.counters;
+        hostCounters.pages_shared = sharing.pagesShared;
+        hostCounters.pages_sharing = sharing.pagesSharing;
+        hostCounters.memory_saved_bytes = sharing.pagesSharing * 4096;
+        hostCounters.pages_unshared = this.host.ksm?.pagesUnshared ?? 0;
+        hostCounters.pages_volatile = c[C_SHARING_PAGES_VOLATILE];
+        hostCounters.full_scans = this.host.ksm?.fullScans ?? 0;
+        hostCounters.sharing_pages_scanned = c[C_SHARING_PAGES_SCANNED];
+        hostCounters.sharing_merges = c[C_SHARING_MERGES];
+        hostCounters.sharing_cycles = this.hostTime();
+      }
       hostCounters.host_swapped_out = 0;
       for (const d of this.host.domains) hostCounters.host_swapped_out += d.p2m.swappedOut;
     }

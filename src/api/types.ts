@@ -146,6 +146,9 @@ export type CostEvent =
   | "p2m_populate"
   | "shadow_alloc"
   | "page_read"
+  | "cow_break"
+  | "sharing_scan_page"
+  | "sharing_merge"
   | "balloon_inflate_page"
   | "balloon_deflate_page"
   | "host_swap_out"
@@ -190,11 +193,24 @@ export type BalloonPolicySpec =
       minChange: number;
     };
 
+/** Content-based page sharing by a scanner in the VMM (see README). */
+export interface SharingSpec {
+  enabled: boolean;
+  algorithm: "ksm";
+  /** Pages the scanner visits per wake-up (KSM's pages_to_scan). */
+  pagesToScan: number;
+  /** Host cycles between two wake-ups (KSM's sleep_millisecs). */
+  sleep: number;
+  /** Merge zero pages at once into one zero frame (KSM's use_zero_pages). */
+  useZeroPages: boolean;
+}
+
 export interface HostSpec {
   /** Host memory in bytes for the virtualized domains; 0 means enough for all of them. */
   memory: number;
   swap: HostSwapSpec;
   balloonPolicy: BalloonPolicySpec;
+  sharing: SharingSpec;
 }
 
 export interface Scenario {
@@ -258,7 +274,13 @@ export interface Sample {
   time: number;
   domains: Record<string, Record<string, number>>;
   /** The virtualized host's frames (absent when every domain is native). */
-  host?: { frames_free: number; frames_used: number; swapped_out: number };
+  host?: {
+    frames_free: number;
+    frames_used: number;
+    swapped_out: number;
+    pages_shared: number;
+    pages_sharing: number;
+  };
 }
 
 /** The object `memvisor run --json` prints. */

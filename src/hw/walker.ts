@@ -48,9 +48,11 @@ const ACC_USER: typeof Access.ACC_USER = 3;
 export const WALK_OK = -1;
 /**
  * walk() result of a software walk of guest tables (with a p2m) that reached a guest table
- * whose gfn has no host frame (not yet populated, swapped out, ballooned): the walk stopped
- * there and `missingGfn` says which. The VMM gives the gfn a frame and walks again, as the
- * hardware's walk under nested paging would exit on it.
+ * whose gfn has no host frame (not yet populated, swapped out, ballooned), or that would have
+ * had to set an accessed or dirty bit in a table whose frame is read-only to it (`readOnly`, a
+ * frame shared between domains): the walk stopped there and `missingGfn` says which. The VMM
+ * gives the gfn a frame of its own and walks again, as the hardware's walk under nested paging
+ * would exit on it.
  */
 export const WALK_NO_FRAME = -2;
 
@@ -154,8 +156,15 @@ export class Walker {
   readonly entryHi = new Uint32Array(5);
   /** Lowest level reached by the last walk (the level where it stopped, for faults). */
   lastLevel = 4;
-  /** After WALK_NO_FRAME: the gfn of the guest table that has no frame. */
+  /** After WALK_NO_FRAME: the gfn of the guest table that has no (writable) frame. */
   missingGfn = -1;
+  /**
+   * For software walks of guest tables: host frames (1) in which the walk may not set A/D
+   * bits. Null: every frame is writable.
+   */
+  readOnly: Uint8Array | null = null;
+  /** Per level, the gfn of the table read, in walks with a p2m (-1: the root, or unknown). */
+  readonly tableGfn = new Float64Array(5).fill(-1);
 
   /**
    * Translate `gva` for an access of `kind` through the tables rooted at frame `rootMfn`.
@@ -236,6 +245,13 @@ export class Walker {
         const write = kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE;
         // A/D writes only when a bit is missing: usually every A is set, and D on a written page.
         if (update && ((andLo & PTE_A) === 0 || (write && (lo & PTE_D) === 0))) {
+          if (this.readOnly !== null) {
+            const gfn = this.readOnlyTable(level, write);
+            if (gfn >= 0) {
+              this.missingGfn = gfn;
+              return WALK_NO_FRAME;
+            }
+          }
           this.setAccessedDirty(mem, level, write);
         } else this.dirty = (lo & PTE_D) !== 0;
         return WALK_OK;
@@ -245,6 +261,7 @@ export class Walker {
       if (p2m !== null) {
         // A walk of guest tables: entries hold gfns. A gfn outside the guest's RAM reads as
         // zeroes (no memory there); one without a frame yet stops the walk (WALK_NO_FRAME).
+        this.tableGfn[level - 1] = tableMfn;
         if (tableMfn >= p2m.length) tableMfn = frames;
         else if (p2m[tableMfn] < 0) {
           this.missingGfn = tableMfn;
@@ -330,6 +347,20 @@ export class Walker {
   }
 
   /** Set A in every entry of the walk and D in the leaf for a write. */
+  /** The gfn of a table the A/D update would write whose frame is read-only, or -1. */
+  private readOnlyTable(leafLevel: number, write: boolean): number {
+    const readOnly = this.readOnly;
+    if (readOnly === null) return -1;
+    for (let level = 4; level >= leafLevel; level--) {
+      const bits = level === leafLevel && write ? PTE_A | PTE_D : PTE_A;
+      const mfn = this.tableMfn[level];
+      if ((this.entryLo[level] & bits) !== bits && mfn < readOnly.length && readOnly[mfn] === 1) {
+        return this.tableGfn[level];
+      }
+    }
+    return -1;
+  }
+
   private setAccessedDirty(mem: HostMemory, leafLevel: number, write: boolean): void {
     for (let level = 4; level >= leafLevel; level--) {
       let bits = PTE_A;

@@ -8,6 +8,7 @@ import {
   C_ACCESSES,
   C_BALLOON_DEFLATED_PAGES,
   C_BALLOON_INFLATED_PAGES,
+  C_COW_BREAKS,
   C_CR3_WRITES,
   C_GUEST_PAGE_FAULTS,
   C_HOST_SWAP_INS,
@@ -20,6 +21,8 @@ import {
   C_SHADOW_ALLOC,
   C_SHADOW_EMULATE_WRITE,
   C_SHADOW_FAULT,
+  C_SHARING_MERGES,
+  C_SHARING_PAGES_SCANNED,
   C_TLB_FLUSHES,
   C_TLB_L1_HITS,
   C_TLB_L2_HITS,
@@ -123,6 +126,24 @@ export const COST_DEFAULTS: Record<CostEvent, CostDefault> = {
     counter: C_PAGE_READS,
     source:
       "a 4 KiB page read from the guest's disk into memory, priced as a page copy (~1,000: DESIGN.md); the disk's latency is not modelled",
+  },
+  cow_break: {
+    cycles: 2000,
+    counter: C_COW_BREAKS,
+    source:
+      "breaking a shared page on a write: a new frame, a 4 KiB copy (~1,000: DESIGN.md) and the P2M update; the exit is counted apart",
+  },
+  sharing_scan_page: {
+    cycles: 2000,
+    counter: C_SHARING_PAGES_SCANNED,
+    source:
+      "the scanner's checksum of 4 KiB (about 2 bytes a cycle) and a table lookup (a modelling assumption)",
+  },
+  sharing_merge: {
+    cycles: 3000,
+    counter: C_SHARING_MERGES,
+    source:
+      "a full 4 KiB compare (~1,000) and remapping the page read-only, its old mappings removed (a modelling assumption)",
   },
   balloon_inflate_page: {
     cycles: 1000,

@@ -77,6 +77,13 @@ export const COUNTER_NAMES = [
   "host_swap_ins",
   // guest kernel, content
   "page_reads",
+  // page sharing
+  "cow_breaks",
+  "pages_merged",
+  // the host's page-sharing scanner (in the host's counters)
+  "sharing_pages_scanned",
+  "sharing_merges",
+  "sharing_pages_volatile",
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -151,6 +158,11 @@ export const C_BALLOON_TOUCH_POPULATE = 64;
 export const C_HOST_SWAP_OUTS = 65;
 export const C_HOST_SWAP_INS = 66;
 export const C_PAGE_READS = 67;
+export const C_COW_BREAKS = 68;
+export const C_PAGES_MERGED = 69;
+export const C_SHARING_PAGES_SCANNED = 70;
+export const C_SHARING_MERGES = 71;
+export const C_SHARING_PAGES_VOLATILE = 72;
 
 export const COUNTER_COUNT = COUNTER_NAMES.length;
 

@@ -72,6 +72,17 @@ export class HostFrames {
     return mfn;
   }
 
+  /** Hand an allocated frame to another owner, keeping its content (page sharing). */
+  transfer(mfn: Mfn, owner: number, domain: number, gfn: Gfn = -1): void {
+    const from = this.owner[mfn];
+    if (from === OWNER_FREE) throw new Error(`host frames: transfer of free mfn ${mfn}`);
+    this.byOwner[from]--;
+    this.byOwner[owner]++;
+    this.owner[mfn] = owner;
+    this.ownerDomain[mfn] = domain;
+    this.m2p[mfn] = gfn;
+  }
+
   /** Give a frame back. Freeing a free frame is a VMM bug and throws. */
   release(mfn: Mfn): void {
     const owner = this.owner[mfn];

@@ -4,16 +4,25 @@
  * the paging mode's intercepts installed, and (for shadow paging) its shadow pool.
  */
 
-import type { BalloonPolicySpec, DomainSpec, HardwareSpec, HostSwapSpec } from "../api/types.js";
+import type {
+  BalloonPolicySpec,
+  DomainSpec,
+  HardwareSpec,
+  HostSwapSpec,
+  SharingSpec,
+} from "../api/types.js";
 import { NativePagingOps } from "../guest/paging-ops.js";
 import type { Mfn } from "../hw/addr.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
+import { newCounters } from "../metrics/counters.js";
 import { AutoBalloonPolicy, FixedTargets, type PolicyDomain, setTarget } from "./balloon/policy.js";
 import { HostSwap } from "./balloon/swap.js";
 import { HostFrames, OWNER_SHADOW } from "./frames.js";
 import { P2m } from "./p2m.js";
 import { defaultShadowPoolPages, ShadowPaging } from "./shadow/shadow.js";
+import { KsmScanner } from "./sharing/ksm.js";
+import { SharedFrames } from "./sharing/shared.js";
 import { Xenstore } from "./xenstore.js";
 
 /** A domain as the VMM holds it. */
@@ -40,6 +49,7 @@ const RECLAIM_BATCH = 64;
 
 export interface HostOptions {
   swap?: HostSwapSpec;
+  sharing?: SharingSpec;
   /** A uniform integer below n, for the pager's random victims (seeded by the simulation). */
   randomBelow?: (n: number) => number;
 }
@@ -49,12 +59,21 @@ export class Host {
   readonly frames: HostFrames;
   readonly domains: VmmDomain[] = [];
   readonly swap: HostSwap;
+  /** Host-level counters: work of the VMM's own threads (the sharing scanner). */
+  readonly counters = newCounters();
+  /** Shared frames, when the host shares pages. */
+  readonly sharing: SharedFrames | null;
+  /** The sharing scanner (started once every domain is built). */
+  ksm: KsmScanner | null = null;
+  private readonly sharingSpec: SharingSpec | null;
   private fixed: FixedTargets | null = null;
   private auto: AutoBalloonPolicy | null = null;
 
   constructor(frames: number, options: HostOptions = {}) {
     this.mem = new HostMemory(frames);
     this.frames = new HostFrames(this.mem);
+    this.sharingSpec = options.sharing?.enabled ? options.sharing : null;
+    this.sharing = this.sharingSpec ? new SharedFrames(this.frames) : null;
     const spec = options.swap;
     const lowWater =
       spec && spec.lowWater > 0 ? spec.lowWater / 4096 : Math.max(256, Math.ceil(frames / 200));
@@ -81,10 +100,19 @@ export class Host {
     );
   }
 
-  /** Start the balloon target policy (after every domain is built). */
+  /** Start the balloon target policy and the sharing scanner (after every domain is built). */
   startPolicy(policy: BalloonPolicySpec): void {
     if (policy.type === "fixed") this.fixed = new FixedTargets(this.domains);
     else this.auto = new AutoBalloonPolicy(this.domains, policy);
+    if (this.sharing && this.sharingSpec) {
+      this.ksm = new KsmScanner(
+        this.mem,
+        this.sharing,
+        this.domains.map((d) => d.p2m),
+        this.sharingSpec,
+        this.counters,
+      );
+    }
   }
 
   /** Times the automatic policy's rules ran. */
@@ -105,6 +133,7 @@ export class Host {
     this.fixed?.apply(accesses);
     this.auto?.maybeRun(now, this.frames.free, this.frames.frames);
     this.swap.enforceTargets();
+    this.ksm?.maybeRun(now);
   }
 
   /** Build a domain: its P2M (empty: filled on first touch), its vCPU and its paging mode. */
@@ -169,6 +198,11 @@ export class Host {
     };
     setTarget(domain, Math.floor(spec.balloon.target / 4096));
     p2m.touchPolicy = spec.balloon.touch;
+    if (this.sharing) {
+      p2m.sharedRefs = this.sharing;
+      // The VMM's walks of this guest's tables may not set A/D bits in a shared frame.
+      if (shadow) shadow.guestWalker.readOnly = this.sharing.isShared;
+    }
     p2m.reclaim = () => this.swap.reclaim(RECLAIM_BATCH, domain);
     this.domains.push(domain);
     return domain;

@@ -17,6 +17,7 @@ import type { Gfn, Mfn } from "../hw/addr.js";
 import { digestWord } from "../hw/memory.js";
 import {
   C_BALLOON_TOUCH_POPULATE,
+  C_COW_BREAKS,
   C_HOST_SWAP_INS,
   C_HOST_SWAP_OUTS,
   C_P2M_POPULATE,
@@ -56,6 +57,11 @@ export function p2mWritable(type: number): boolean {
   return type === P2M_RAM_RW;
 }
 
+/** What the P2M needs of page sharing: letting go of one reference to a shared frame. */
+export interface SharedRefs {
+  put(mfn: Mfn): void;
+}
+
 /** The paging mode's hook: remove every translation (shadow entries, TLB entries) of `mfn`. */
 export type DropMappings = (gfn: Gfn, mfn: Mfn) => void;
 
@@ -76,6 +82,8 @@ export class P2m {
   /** Asked for host memory when the host has none left: frees some if it can. */
   reclaim: (() => boolean) | null = null;
   touchPolicy: BalloonTouchPolicy = "populate";
+  /** Page sharing's references, when the host shares pages (ram_shared entries). */
+  sharedRefs: SharedRefs | null = null;
   /** The domain's swap file: the content of each gfn the host swapped out. */
   readonly swapFile = new Map<Gfn, number | Uint32Array>();
 
@@ -83,7 +91,7 @@ export class P2m {
     readonly domain: number,
     readonly gfns: number,
     private readonly host: HostFrames,
-    private readonly counters: Float64Array,
+    readonly counters: Float64Array,
   ) {
     this.mfn = new Int32Array(gfns).fill(-1);
     this.type = new Uint8Array(gfns).fill(P2M_POPULATE_ON_DEMAND);
@@ -160,6 +168,28 @@ export class P2m {
     return mfn;
   }
 
+  /**
+   * The frame behind gfn for a write: resolve, then break the sharing of a shared page (copy on
+   * write: a frame of its own with the same content). Returns the mfn or a NO_FRAME_* reason.
+   */
+  resolveForWrite(gfn: Gfn): Mfn {
+    const mfn = this.resolve(gfn);
+    if (mfn < 0 || this.type[gfn] !== P2M_RAM_SHARED) return mfn;
+    const own = this.allocFrame(gfn);
+    if (own < 0) return NO_FRAME_HOST_FULL;
+    this.host.mem.copyFrame(own, mfn);
+    this.replace(gfn, own, P2M_RAM_RW);
+    this.sharedRefs?.put(mfn);
+    this.counters[C_COW_BREAKS]++;
+    return own;
+  }
+
+  /** Let go of gfn's frame: back to the host, or one reference less to a shared frame. */
+  private dropFrame(gfn: Gfn, mfn: Mfn): void {
+    if (this.type[gfn] === P2M_RAM_SHARED) this.sharedRefs?.put(mfn);
+    else this.host.release(mfn);
+  }
+
   /** A zeroed host frame to back gfn, reclaiming host memory once if there is none. */
   allocFrame(gfn: Gfn): Mfn {
     if (!this.ensureTable(gfn)) return -1;
@@ -194,8 +224,9 @@ export class P2m {
     if (type === P2M_INVALID) return false;
     const mfn = this.mfn[gfn];
     if (type === P2M_RAM_PAGED) this.swapFile.delete(gfn);
-    this.replace(gfn, -1, P2M_INVALID);
-    if (mfn >= 0) this.host.release(mfn);
+    if (mfn >= 0) this.dropMappings(gfn, mfn);
+    if (mfn >= 0) this.dropFrame(gfn, mfn);
+    this.set(gfn, -1, P2M_INVALID);
     this.ballooned++;
     return true;
   }
@@ -237,7 +268,7 @@ export class P2m {
   destroy(): void {
     for (let gfn = 0; gfn < this.gfns; gfn++) {
       const mfn = this.mfn[gfn];
-      if (mfn >= 0) this.host.release(mfn);
+      if (mfn >= 0) this.dropFrame(gfn, mfn);
       this.mfn[gfn] = -1;
       this.type[gfn] = P2M_INVALID;
     }

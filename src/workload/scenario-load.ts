@@ -390,6 +390,13 @@ function toScenario(f: ScenarioFile, fileName: string): Scenario {
               maxChange: f.host.balloon_policy.max_change,
               minChange: f.host.balloon_policy.min_change,
             },
+      sharing: {
+        enabled: f.host.sharing.enabled,
+        algorithm: f.host.sharing.algorithm,
+        pagesToScan: f.host.sharing.pages_to_scan,
+        sleep: f.host.sharing.sleep,
+        useZeroPages: f.host.sharing.use_zero_pages,
+      },
     },
     costs: Object.fromEntries(Object.entries(f.costs).filter(([, v]) => v !== undefined)),
     run: { accesses: f.run.accesses, sampleEvery: f.run.sample_every, warmup: f.run.warmup },

@@ -127,6 +127,9 @@ export const SCENARIO_DEFAULTS = {
   /** Host cycles between two runs of the automatic balloon policy. */
   policyInterval: 5_000_000,
   osImage: "linux",
+  /** KSM's pages_to_scan default; its 20 ms sleep scaled to the runs' length in cycles. */
+  pagesToScan: 100,
+  sharingSleep: 200_000,
 } as const;
 
 /** The balloon settings of a domain that says nothing of its balloon: a driver, no target. */
@@ -375,10 +378,23 @@ const balloonPolicySchema = z.discriminatedUnion(
   },
 );
 
+export const SHARING_ALGORITHMS = ["ksm"] as const;
+
+const sharingSchema = strict({
+  enabled: bool().default(false),
+  algorithm: z
+    .enum(SHARING_ALGORITHMS, { error: `expected one of ${SHARING_ALGORITHMS.join(", ")}` })
+    .default("ksm"),
+  pages_to_scan: int(1).default(SCENARIO_DEFAULTS.pagesToScan),
+  sleep: int(1).default(SCENARIO_DEFAULTS.sharingSleep),
+  use_zero_pages: bool().default(false),
+});
+
 const hostSchema = strict({
   memory: size(2 * MiB).optional(),
   swap: hostSwapSchema.prefault({}),
   balloon_policy: balloonPolicySchema.default({ type: "fixed" }),
+  sharing: sharingSchema.prefault({}),
 }).superRefine((h, ctx) => {
   const memory = h.memory;
   if (memory === undefined) return;

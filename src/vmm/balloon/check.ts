@@ -5,7 +5,7 @@
  * With the guest's balloon (its gfns marked 1): every ballooned-out gfn is one the guest gave.
  */
 
-import { type HostFrames, OWNER_DOMAIN } from "../frames.js";
+import { type HostFrames, OWNER_DOMAIN, OWNER_SHARED } from "../frames.js";
 import { P2M_INVALID, P2M_RAM_PAGED, P2M_RAM_RW, P2M_RAM_SHARED, type P2m } from "../p2m.js";
 
 export function checkP2m(
@@ -31,6 +31,9 @@ export function checkP2m(
           frames.m2p[mfn] !== gfn)
       ) {
         return `p2m: gfn ${gfn} maps mfn ${mfn}, which is not this domain's frame for it (owner ${frames.owner[mfn]}, domain ${frames.ownerDomain[mfn]}, m2p ${frames.m2p[mfn]})`;
+      }
+      if (type === P2M_RAM_SHARED && frames.owner[mfn] !== OWNER_SHARED) {
+        return `p2m: gfn ${gfn} is shared but mfn ${mfn} is not a shared frame`;
       }
     } else if (ram) {
       return `p2m: gfn ${gfn} is RAM (type ${type}) without a frame`;

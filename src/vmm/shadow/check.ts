@@ -51,9 +51,13 @@ export function checkIsolation(
       if (!level.isValid(s, cpu.tlb.tagGens)) continue;
       const first = level.frameOf(s);
       const pages = PAGES_PER_SIZE[level.decode(s).sizeCode];
+      const writable = (level.permsOf(s) & MASK_WRITES) !== 0;
       for (let p = 0; p < pages; p++) {
         if (!reachable(frames, first + p, domainId)) {
           return `TLB slot ${s} reaches mfn ${first + p}, which domain ${domainId} does not own`;
+        }
+        if (writable && frames.owner[first + p] === OWNER_SHARED) {
+          return `TLB slot ${s} lets domain ${domainId} write shared mfn ${first + p}`;
         }
       }
     }
@@ -66,6 +70,9 @@ export function checkIsolation(
       const mfn = pteFrame(sh.mem.lo, sh.mem.hi);
       if (!reachable(frames, mfn, domainId)) {
         return `shadow ${sp.mfn}[${i}] maps mfn ${mfn}, which domain ${domainId} does not own`;
+      }
+      if ((sh.mem.lo & PTE_RW) !== 0 && frames.owner[mfn] === OWNER_SHARED) {
+        return `shadow ${sp.mfn}[${i}] maps shared mfn ${mfn} writable`;
       }
     }
   }

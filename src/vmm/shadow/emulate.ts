@@ -33,7 +33,7 @@ export function emulateWrite(sh: ShadowPaging, cpu: Vcpu, gva: Gva, gfn: Gfn): n
   const c = sh.counters;
   c[C_SHADOW_FAULT_EMULATE]++;
   c[C_SHADOW_EMULATE_WRITE]++;
-  const mfn = sh.frameFor(gfn);
+  const mfn = sh.frameForWrite(gfn);
   const index = Math.floor((gva % 4096) / 8);
   let first = index;
   let last = index;

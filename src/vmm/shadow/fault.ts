@@ -44,15 +44,17 @@ export function handleShadowFault(
   if (!sh.tables.prealloc(PAGES_PER_FAULT)) throw new DomainCrash("the shadow pool is too small");
   const w = sh.guestWalker;
   const rootGfn = Math.floor(cpu.guestCr3 / 4096);
-  let result = w.walk(sh.mem, sh.frameFor(rootGfn), gva, kind, cpu.ctl, true, sh.p2m.mfn);
-  // A guest table without a frame (never touched, or swapped out by the host): give it one and
-  // walk again; at most once per level.
-  for (let level = 3; result === WALK_NO_FRAME && level >= 1; level--) {
-    sh.frameFor(w.missingGfn);
-    result = w.walk(sh.mem, sh.frameFor(rootGfn), gva, kind, cpu.ctl, true, sh.p2m.mfn);
+  // The walk may set A/D bits in the root: it must be the domain's own frame (not shared).
+  let result = w.walk(sh.mem, sh.frameForWrite(rootGfn), gva, kind, cpu.ctl, true, sh.p2m.mfn);
+  // A guest table without a frame (never touched, swapped out by the host) or whose frame is
+  // shared and needs an A/D bit: give it a frame of its own and walk again; at most twice per
+  // level.
+  for (let tries = 0; result === WALK_NO_FRAME && tries < 6; tries++) {
+    sh.frameForWrite(w.missingGfn);
+    result = w.walk(sh.mem, sh.frameForWrite(rootGfn), gva, kind, cpu.ctl, true, sh.p2m.mfn);
   }
   if (result === WALK_NO_FRAME) {
-    throw new DomainCrash(`the guest's tables at gfn ${w.missingGfn} have no frame after 3 tries`);
+    throw new DomainCrash(`the guest's tables at gfn ${w.missingGfn} have no frame after 6 tries`);
   }
   if (result !== WALK_OK) {
     c[C_SHADOW_FAULT_BAIL_REAL_FAULT]++;
@@ -62,7 +64,9 @@ export function handleShadowFault(
   if ((kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) && sh.tables.isShadowedTable(gfn)) {
     return emulateWrite(sh, cpu, gva, gfn);
   }
-  sh.frameFor(gfn);
+  // A write to a shared page breaks the sharing here: the leaf then maps the domain's own copy.
+  if (kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) sh.frameForWrite(gfn);
+  else sh.frameFor(gfn);
   const root = sh.root;
   if (root === null) throw new DomainCrash("a page fault with no shadow root loaded");
   // Build the path: at each level, the shadow of the guest table one level down.

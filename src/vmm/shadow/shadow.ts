@@ -90,11 +90,21 @@ export class ShadowPaging implements Intercepts {
   /** The host frame behind a gfn for the guest (see P2m.resolve); crashes the domain if none. */
   frameFor(gfn: Gfn): Mfn {
     const mfn = this.p2m.resolve(gfn);
-    if (mfn >= 0) return mfn;
-    if (mfn === NO_FRAME_NOT_RAM) {
+    return mfn >= 0 ? mfn : this.noFrame(gfn, mfn);
+  }
+
+  /** frameFor for a write: a shared page is copied first (P2m.resolveForWrite). */
+  frameForWrite(gfn: Gfn): Mfn {
+    const mfn = this.p2m.resolveForWrite(gfn);
+    return mfn >= 0 ? mfn : this.noFrame(gfn, mfn);
+  }
+
+  /** Crash the domain for a gfn that cannot have a frame (`reason`: a NO_FRAME_* value). */
+  private noFrame(gfn: Gfn, reason: number): never {
+    if (reason === NO_FRAME_NOT_RAM) {
       throw new DomainCrash(`guest frame ${gfn} is outside its ${this.p2m.gfns} frames of RAM`);
     }
-    if (mfn === NO_FRAME_BALLOONED) {
+    if (reason === NO_FRAME_BALLOONED) {
       throw new DomainCrash(
         `the guest touched gfn ${gfn}, which it ballooned out (policy "mmio": not RAM any more)`,
       );
@@ -201,7 +211,7 @@ export class ShadowPaging implements Intercepts {
   dmaWrite(_cpu: Vcpu, gfn: number, digest: number): void {
     // A device writes through the P2M: the gfn gets a frame of its own first. Its writes do not
     // go through the write protection, so a shadowed page table there loses its shadows.
-    const mfn = this.frameFor(gfn);
+    const mfn = this.frameForWrite(gfn);
     unshadow(this, gfn);
     this.mem.setDigest(mfn, digest);
   }
@@ -211,8 +221,8 @@ export class ShadowPaging implements Intercepts {
   }
 
   /** With paging off the guest addresses its physical memory: through the P2M. */
-  physFrame(_cpu: Vcpu, gfn: number, _write: boolean): Mfn {
-    return this.frameFor(gfn);
+  physFrame(_cpu: Vcpu, gfn: number, write: boolean): Mfn {
+    return write ? this.frameForWrite(gfn) : this.frameFor(gfn);
   }
 
   /** The present shadow leaf entry that maps gva from the loaded root, if any. */
