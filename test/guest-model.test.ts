@@ -64,6 +64,11 @@ function runModel(ops: Op[], pcid: boolean, huge: boolean, shadow = false): Floa
       g.check();
       continue;
     }
+    if (o.op === "scan") {
+      g.scan(o.pages);
+      g.check();
+      continue;
+    }
     if (o.op === "balloon" || o.op === "swap-out") {
       // The host's memory operations: invisible to the guest's data (the model is unchanged).
       if (o.op === "balloon") g.setBalloonTarget(Math.floor(g.kernel.memFrames * o.fraction));

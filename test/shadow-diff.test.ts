@@ -12,7 +12,7 @@ import type { ShadowSpec } from "../src/api/types.js";
 import type { Process } from "../src/guest/process.js";
 import { COUNTER_NAMES } from "../src/metrics/counters.js";
 import { bootGuest, type GuestOptions, type TestGuest } from "./support/guest.js";
-import { type Op, opArb, overcommitOpArb, runOps } from "./support/ops.js";
+import { type Op, opArb, overcommitOpArb, runOps, sharingOpArb } from "./support/ops.js";
 
 const GUEST_COUNTERS = [15, 16, 17, 18, 19, 20, 22, 23, 24, 25, 26, 27]; // guest_* .. mprotects
 
@@ -67,6 +67,8 @@ function differential(
     "balloon_inflated_pages",
     "balloon_deflated_pages",
     "host_swap_ins",
+    "pages_merged",
+    "cow_breaks",
   ]) {
     const index = COUNTER_NAMES.indexOf(name as (typeof COUNTER_NAMES)[number]);
     exercised.set(name, (exercised.get(name) ?? 0) + g.counters[index]);
@@ -149,6 +151,19 @@ describe("shadow paging looks like native paging to the guest", () => {
     expect(seen.get("balloon_inflated_pages")).toBeGreaterThan(0);
     expect(seen.get("balloon_deflated_pages")).toBeGreaterThan(0);
     expect(seen.get("host_swap_ins")).toBeGreaterThan(0);
+  });
+
+  test("with the host sharing pages (KSM) between scans", () => {
+    const seen = exercisedSince(() =>
+      fc.assert(
+        fc.property(fc.array(sharingOpArb, { minLength: 20, maxLength: 100 }), (o) =>
+          differential(o, {}, { sharing: true }),
+        ),
+        { numRuns: 50, seed: 9 },
+      ),
+    );
+    expect(seen.get("pages_merged")).toBeGreaterThan(0);
+    expect(seen.get("cow_breaks")).toBeGreaterThan(0);
   });
 
   test("transparent huge pages (FL1 splintering)", () => {

@@ -3,7 +3,7 @@
  * helpers to drive processes and to check every invariant.
  */
 
-import type { ShadowSpec } from "../../src/api/types.js";
+import type { ShadowSpec, SharingSpec } from "../../src/api/types.js";
 import { BalloonDriver } from "../../src/guest/balloon.js";
 import { checkGuest, type GuestMemoryPeek } from "../../src/guest/check.js";
 import { userAccess } from "../../src/guest/fault.js";
@@ -20,6 +20,7 @@ import { checkP2m } from "../../src/vmm/balloon/check.js";
 import { setTarget } from "../../src/vmm/balloon/policy.js";
 import { Host, type VmmDomain } from "../../src/vmm/host.js";
 import { checkBookkeeping, checkHostFrames, checkShadow } from "../../src/vmm/shadow/check.js";
+import { checkSharing } from "../../src/vmm/sharing/check.js";
 import { shadowSpec, TEST_HARDWARE } from "./domains.js";
 
 export type TestMode = "native" | "shadow";
@@ -45,6 +46,8 @@ export interface TestGuest {
   setBalloonTarget(pages: number): void;
   /** Under a VMM: the host swaps out up to `pages` random pages; natively nothing. */
   swapOut(pages: number): number;
+  /** Under a VMM that shares pages: the scanner visits `pages` pages; natively nothing. */
+  scan(pages: number): void;
 }
 
 export interface GuestOptions extends Partial<KernelOptions> {
@@ -52,7 +55,22 @@ export interface GuestOptions extends Partial<KernelOptions> {
   shadow?: Partial<ShadowSpec>;
   /** Host memory in MiB for shadow mode (default: enough). */
   hostMiB?: number;
+  /** Shadow mode: build the domain on this host (several guests on one host). */
+  host?: Host;
+  /** Shadow mode: the host shares pages (a KSM scanner the test drives with scan()). */
+  sharing?: boolean;
+  /** The OS image the kernel's reserved frames are read from (none: zero). */
+  osImage?: string;
 }
+
+/** The sharing settings tests use (the scanner only runs when a test calls scan). */
+export const TEST_SHARING: SharingSpec = {
+  enabled: true,
+  algorithm: "ksm",
+  pagesToScan: 64,
+  sleep: 1,
+  useZeroPages: false,
+};
 
 export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
   const mode = options.mode ?? "native";
@@ -61,6 +79,7 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
   const kernelOptions: KernelOptions = {
     gigaPages: options.gigaPages ?? false,
     pcid: options.pcid ?? false,
+    osImage: options.osImage,
   };
   let mem: HostMemory;
   let cpu: Vcpu;
@@ -71,8 +90,12 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
     mem = new HostMemory(frames);
     cpu = new Vcpu(mem, counters);
   } else {
-    host = new Host(((options.hostMiB ?? memMiB * 2 + 16) * 2 ** 20) / 4096);
-    const spec = shadowSpec("test", options.shadow, memMiB * 2 ** 20);
+    host =
+      options.host ??
+      new Host(((options.hostMiB ?? memMiB * 2 + 16) * 2 ** 20) / 4096, {
+        sharing: options.sharing ? TEST_SHARING : undefined,
+      });
+    const spec = shadowSpec(`test${host.domains.length}`, options.shadow, memMiB * 2 ** 20);
     const hardware = { ...TEST_HARDWARE, pcid: kernelOptions.pcid };
     vmm = host.createDomain(spec, hardware, counters);
     mem = host.mem;
@@ -124,6 +147,7 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
         vmm && host
           ? checkP2m(vmm.p2m, host.frames, vmm.id, kernel.balloon?.inBalloon ?? null)
           : null,
+        host ? checkSharing(host) : null,
         checkGuest(kernel, peek),
       ].filter((p) => p !== null);
       if (problems.length > 0) throw new Error(`invariant: ${problems[0]}`);
@@ -135,6 +159,10 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
       kernel.balloon.poll(clock);
     },
     swapOut: (pages) => (vmm !== null && host !== null ? host.swap.swapOut(vmm, pages) : 0),
+    scan: (pages) => {
+      if (host?.sharing && host.ksm === null) host.startPolicy({ type: "fixed" });
+      host?.ksm?.scan(pages);
+    },
     tables: (proc) => {
       const out: string[] = [];
       const visit = (gfn: number, level: number, path: string) => {

@@ -22,7 +22,9 @@ export type Op =
   /** Set the balloon target (a fraction of the guest's memory) and let the driver run. */
   | { op: "balloon"; fraction: number }
   /** The host swaps out `pages` random pages of the domain. */
-  | { op: "swap-out"; pages: number };
+  | { op: "swap-out"; pages: number }
+  /** The host's sharing scanner visits `pages` pages. */
+  | { op: "scan"; pages: number };
 
 export const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ op: "spawn" as const }) },
@@ -87,6 +89,18 @@ export const overcommitOpArb: fc.Arbitrary<Op> = fc.oneof(
   },
 );
 
+/** opArb with the sharing scanner's work mixed in (a no-op natively). */
+export const sharingOpArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 5, arbitrary: opArb },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant("scan" as const),
+      pages: fc.integer({ min: 1, max: 8192 }),
+    }),
+  },
+);
+
 /**
  * Run ops on a guest and return what a program and an observer of the guest would see: each
  * read's value or death, each write's success, each process's fate, in order. The same ops on
@@ -110,6 +124,8 @@ export function runOps(g: TestGuest, ops: Op[], huge = false, afterEach?: () => 
       g.setBalloonTarget(Math.floor(g.kernel.memFrames * o.fraction));
     } else if (o.op === "swap-out") {
       g.swapOut(o.pages);
+    } else if (o.op === "scan") {
+      g.scan(o.pages);
     } else if (o.op === "spawn") {
       if (live.length < 8) spawn();
     } else if (o.op === "unmap-last" || o.op === "protect-last") {

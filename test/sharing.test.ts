@@ -1,0 +1,281 @@
+/**
+ * Content-based page sharing: identical pages merge and different ones never do (a checksum
+ * collision is caught by the full compare); KSM's two-scan rule, volatile pages and zero pages;
+ * a write breaks the sharing and no domain ever reads what another wrote; the same guest view
+ * as without sharing; the bookkeeping balances; a copy on write with no memory left.
+ */
+
+import fc from "fast-check";
+import { describe, expect, test } from "vitest";
+import { USER_HEAP_BASE } from "../src/guest/layout.js";
+import type { Process } from "../src/guest/process.js";
+import { KIND_USER_READ } from "../src/hw/access.js";
+import {
+  C_COW_BREAKS,
+  C_SHARING_MERGES,
+  C_SHARING_PAGES_VOLATILE,
+} from "../src/metrics/counters.js";
+import { DomainCrash } from "../src/vmm/crash.js";
+import { OWNER_DOMAIN } from "../src/vmm/frames.js";
+import { Host } from "../src/vmm/host.js";
+import { P2M_RAM_SHARED } from "../src/vmm/p2m.js";
+import { checkSharing } from "../src/vmm/sharing/check.js";
+import { KsmScanner } from "../src/vmm/sharing/ksm.js";
+import { bootGuest, TEST_SHARING, type TestGuest } from "./support/guest.js";
+
+const page = (i: number) => USER_HEAP_BASE + i * 4096;
+
+function spawn(g: TestGuest, pages: number): Process {
+  const p = g.kernel.spawn("p", { code: 4096, heap: pages * 4096, hugeHeap: false });
+  if (p === null) throw new Error("cannot spawn");
+  return p;
+}
+
+/** Write `values[i]` at the start of page i (and only there: the rest of the page is zero). */
+function writeAll(g: TestGuest, p: Process, values: number[]): void {
+  values.forEach((v, i) => expect(g.write(p, page(i), v)).toBe(true));
+}
+
+function readAll(g: TestGuest, p: Process, n: number): (number | null)[] {
+  return Array.from({ length: n }, (_, i) => g.read(p, page(i)));
+}
+
+/** Two shadow guests on one host that shares pages. */
+function twoGuests(memMiB = 16) {
+  const a = bootGuest(memMiB, { mode: "shadow", sharing: true });
+  const b = bootGuest(memMiB, { mode: "shadow", host: a.host! });
+  return { a, b, host: a.host! };
+}
+
+function sharedGfns(g: TestGuest): number {
+  const p2m = g.vmm!.p2m;
+  let n = 0;
+  for (let gfn = 0; gfn < p2m.gfns; gfn++) if (p2m.type[gfn] === P2M_RAM_SHARED) n++;
+  return n;
+}
+
+/**
+ * Full scans of every domain's memory, page by page so that they end where a scan ends (the
+ * next one has then visited one page: gfn 0, a kernel page).
+ */
+function fullScans(g: TestGuest, scans: number): void {
+  g.scan(0); // start the scanner
+  const ksm = g.host!.ksm!;
+  const target = ksm.fullScans + scans;
+  while (ksm.fullScans < target) g.scan(1);
+}
+
+describe("merging", () => {
+  test("identical pages of two domains merge; different pages never do", () => {
+    const { a, b, host } = twoGuests();
+    const pa = spawn(a, 40);
+    const pb = spawn(b, 40);
+    const same = Array.from({ length: 20 }, (_, i) => 1000 + i);
+    writeAll(a, pa, [...same, ...same.map((v) => v + 5000)]);
+    writeAll(b, pb, [...same, ...same.map((v) => v + 9000)]);
+    fullScans(a, 3);
+    a.check();
+    b.check();
+    // The 20 identical pages (and nothing of the 20 that differ) are shared, one frame each.
+    const sharing = host.sharing!;
+    expect(sharedGfns(b)).toBeGreaterThanOrEqual(20);
+    expect(sharing.pagesSharing).toBeGreaterThanOrEqual(20);
+    expect(readAll(a, pa, 40)).toEqual([...same, ...same.map((v) => v + 5000)]);
+    expect(readAll(b, pb, 40)).toEqual([...same, ...same.map((v) => v + 9000)]);
+    expect(checkSharing(host)).toBeNull();
+  });
+
+  test("a checksum collision is caught by the full compare", () => {
+    const { a, b, host } = twoGuests();
+    const pa = spawn(a, 30);
+    const pb = spawn(b, 30);
+    writeAll(
+      a,
+      pa,
+      Array.from({ length: 30 }, (_, i) => 7 + i),
+    );
+    writeAll(
+      b,
+      pb,
+      Array.from({ length: 30 }, (_, i) => (i < 10 ? 7 + i : 99_000 + i)),
+    );
+    // Every page has the same checksum: only the full compare tells them apart.
+    host.ksm = new KsmScanner(
+      host.mem,
+      host.sharing!,
+      host.domains.map((d) => d.p2m),
+      TEST_SHARING,
+      host.counters,
+      () => 42,
+    );
+    while (host.ksm.fullScans < 3) host.ksm.scan(1024);
+    a.check();
+    b.check();
+    expect(readAll(a, pa, 30)).toEqual(Array.from({ length: 30 }, (_, i) => 7 + i));
+    expect(readAll(b, pb, 30)).toEqual(
+      Array.from({ length: 30 }, (_, i) => (i < 10 ? 7 + i : 99_000 + i)),
+    );
+    expect(host.sharing!.pagesSharing).toBeGreaterThanOrEqual(10);
+  });
+
+  test("a new pair of duplicates merges no earlier than its second full scan", () => {
+    const { a, b, host } = twoGuests();
+    fullScans(a, 1); // whatever boot left is seen once
+    const pa = spawn(a, 4);
+    const pb = spawn(b, 4);
+    writeAll(a, pa, [11, 12, 13, 14]);
+    writeAll(b, pb, [11, 12, 13, 14]);
+    const merges = () => host.counters[C_SHARING_MERGES];
+    const before = merges();
+    const baseA = sharedGfns(a);
+    fullScans(a, 1);
+    expect(sharedGfns(a)).toBe(baseA); // first sight: checksums only
+    fullScans(a, 1);
+    expect(merges() - before).toBeGreaterThanOrEqual(4);
+    expect(readAll(b, pb, 4)).toEqual([11, 12, 13, 14]);
+  });
+
+  test("a page that changes between scans is volatile and not merged", () => {
+    const { a, b, host } = twoGuests();
+    const pa = spawn(a, 1);
+    const pb = spawn(b, 1);
+    for (let round = 0; round < 4; round++) {
+      a.write(pa, page(0), 500 + round);
+      b.write(pb, page(0), 500 + round);
+      fullScans(a, 1);
+    }
+    expect(host.counters[C_SHARING_PAGES_VOLATILE]).toBeGreaterThan(0);
+    // Pages written before every scan never settle into the unstable table: both stay private.
+    for (const [g, p] of [
+      [a, pa],
+      [b, pb],
+    ] as const) {
+      expect(g.read(p, page(0))).toBe(503);
+      const mfn = g.cpu.access(page(0), KIND_USER_READ, 0);
+      expect(host.frames.owner[mfn]).toBe(OWNER_DOMAIN);
+    }
+  });
+
+  test("with use_zero_pages, zero pages map one zero frame at the first scan", () => {
+    const a = bootGuest(16, { mode: "shadow", sharing: true });
+    const p = spawn(a, 30);
+    for (let i = 0; i < 30; i++) expect(a.read(p, page(i))).toBe(0); // touched, never written
+    a.scan(0);
+    const ksm = a.host!.ksm!;
+    (ksm.options as { useZeroPages: boolean }).useZeroPages = true;
+    const target = ksm.fullScans + 1;
+    while (ksm.fullScans < target) a.scan(1024);
+    expect(a.host!.sharing!.pagesShared).toBe(1);
+    expect(a.host!.sharing!.pagesSharing).toBeGreaterThanOrEqual(29);
+    a.check();
+    for (let i = 0; i < 30; i++) expect(a.read(p, page(i))).toBe(0);
+  });
+});
+
+describe("copy on write", () => {
+  test("a write breaks the sharing: the writer sees its value, the others the old one", () => {
+    const { a, b } = twoGuests();
+    const pa = spawn(a, 8);
+    const pb = spawn(b, 8);
+    const values = [1, 2, 3, 4, 5, 6, 7, 8];
+    writeAll(a, pa, values);
+    writeAll(b, pb, values);
+    fullScans(a, 3);
+    expect(sharedGfns(a)).toBeGreaterThanOrEqual(8);
+    expect(a.write(pa, page(3), 4444)).toBe(true);
+    expect(a.counters[C_COW_BREAKS]).toBeGreaterThanOrEqual(1);
+    expect(a.read(pa, page(3))).toBe(4444);
+    expect(b.read(pb, page(3))).toBe(4);
+    a.check();
+    b.check();
+  });
+
+  test("with no host memory left: swapped to make room, or the domain is crashed", () => {
+    for (const swap of [true, false]) {
+      const { a, b, host } = twoGuests();
+      const pa = spawn(a, 8);
+      const pb = spawn(b, 16);
+      writeAll(a, pa, [9, 9, 9, 9, 9, 9, 9, 9]);
+      // b also has pages of its own, which the host may swap out.
+      writeAll(b, pb, [9, 9, 9, 9, 9, 9, 9, 9, 21, 22, 23, 24, 25, 26, 27, 28]);
+      fullScans(a, 3);
+      // Use up the host's free frames.
+      while (host.frames.free > 0) host.frames.alloc(3, -1);
+      (host.swap.options as { enabled: boolean }).enabled = swap;
+      if (swap) {
+        expect(a.write(pa, page(0), 1)).toBe(true);
+        expect(a.read(pa, page(0))).toBe(1);
+        expect(b.read(pb, page(0))).toBe(9);
+        expect(b.vmm!.p2m.swappedOut).toBeGreaterThan(0);
+      } else {
+        expect(() => a.write(pa, page(0), 1)).toThrow(DomainCrash);
+        expect(b.read(pb, page(0))).toBe(9);
+      }
+    }
+  });
+});
+
+describe("isolation under sharing", () => {
+  type Op =
+    | { op: "write"; dom: number; page: number; value: number }
+    | { op: "read"; dom: number; page: number }
+    | { op: "scan"; pages: number };
+  const opArb: fc.Arbitrary<Op> = fc.oneof(
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        op: fc.constant("write" as const),
+        dom: fc.nat(1),
+        page: fc.nat(15),
+        value: fc.integer({ min: 1, max: 6 }), // few values: many duplicates
+      }),
+    },
+    {
+      weight: 4,
+      arbitrary: fc.record({ op: fc.constant("read" as const), dom: fc.nat(1), page: fc.nat(15) }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        op: fc.constant("scan" as const),
+        pages: fc.integer({ min: 1, max: 4096 }),
+      }),
+    },
+  );
+
+  test("every domain reads back exactly what it wrote, whatever was merged (fast-check)", () => {
+    let merged = 0;
+    let broken = 0;
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 80 }), (ops) => {
+        const { a, b, host } = twoGuests(8);
+        const guests = [a, b];
+        const procs = guests.map((g) => spawn(g, 16));
+        const model = [new Map<number, number>(), new Map<number, number>()];
+        for (const o of ops) {
+          if (o.op === "scan") a.scan(o.pages);
+          else if (o.op === "write") {
+            expect(guests[o.dom].write(procs[o.dom], page(o.page), o.value)).toBe(true);
+            model[o.dom].set(o.page, o.value);
+          } else {
+            const v = guests[o.dom].read(procs[o.dom], page(o.page));
+            expect(v).toBe(model[o.dom].get(o.page) ?? 0);
+          }
+          a.check();
+          b.check();
+        }
+        merged += host.counters[C_SHARING_MERGES];
+        broken += a.counters[C_COW_BREAKS] + b.counters[C_COW_BREAKS];
+      }),
+      { numRuns: 60, seed: 12 },
+    );
+    expect(merged).toBeGreaterThan(0);
+    expect(broken).toBeGreaterThan(0);
+  });
+});
+
+describe("the host", () => {
+  test("a host built without sharing has none", () => {
+    expect(new Host(1024).sharing).toBeNull();
+  });
+});
