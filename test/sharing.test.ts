@@ -33,7 +33,9 @@ function spawn(g: TestGuest, pages: number): Process {
 
 /** Write `values[i]` at the start of page i (and only there: the rest of the page is zero). */
 function writeAll(g: TestGuest, p: Process, values: number[]): void {
-  values.forEach((v, i) => expect(g.write(p, page(i), v)).toBe(true));
+  values.forEach((v, i) => {
+    expect(g.write(p, page(i), v)).toBe(true);
+  });
 }
 
 function readAll(g: TestGuest, p: Process, n: number): (number | null)[] {
