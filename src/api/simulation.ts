@@ -311,6 +311,7 @@ export class Simulation {
         hostCounters.sharing_pages_scanned = c[C_SHARING_PAGES_SCANNED];
         hostCounters.sharing_merges = c[C_SHARING_MERGES];
         hostCounters.sharing_cycles = this.hostTime();
+        hostCounters.zero_pages_sharing = this.host.ksm?.zeroPagesSharing ?? 0;
       }
       hostCounters.host_swapped_out = 0;
       for (const d of this.host.domains) hostCounters.host_swapped_out += d.p2m.swappedOut;

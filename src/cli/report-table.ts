@@ -50,6 +50,17 @@ export function formatReport(report: Report, description = ""): string {
       `(${formatSizeApprox(host.frames_used * PAGE_SIZE)}), peak ${formatInt(host.frames_used_peak)}` +
       (swapped > 0 ? `; ${formatInt(swapped)} pages swapped out` : ""),
   );
+  if (host.counters.pages_shared !== undefined) {
+    const c = host.counters;
+    out.push(
+      `page sharing: ${formatInt(c.pages_shared)} shared frames, ` +
+        `${formatInt(c.pages_sharing ?? 0)} more pages on them: ${formatSizeApprox(c.memory_saved_bytes ?? 0)} saved ` +
+        `(${formatInt(c.zero_pages_sharing ?? 0)} zero pages)`,
+      `  scanner: ${formatInt(c.full_scans ?? 0)} full scans, ` +
+        `${formatInt(c.sharing_pages_scanned ?? 0)} pages scanned, ${formatInt(c.pages_volatile ?? 0)} ` +
+        `volatile, ${formatInt(c.pages_unshared ?? 0)} candidates; ${formatInt(c.sharing_cycles ?? 0)} cycles`,
+    );
+  }
   for (const domain of report.domains) {
     const memory = formatSizeApprox((domain.counters.guest_frames ?? 0) * PAGE_SIZE);
     const o = domain.overcommit;
@@ -258,23 +269,31 @@ function vmmGroup(d: DomainReport): Group {
   );
 }
 
-/** The balloon (target, size, pages moved) and host swapping: only when either did anything. */
+/**
+ * The domain's memory on the host: the balloon (target, size, pages moved), host swapping and
+ * page sharing; only when any of them did anything.
+ */
 function balloonGroup(d: DomainReport): Group {
   const c = d.counters;
   const gfns = c.guest_frames ?? 0;
   const size = (n: string) => formatSizeApprox((c[n] ?? 0) * PAGE_SIZE);
+  // The balloon's rows only when it did something, or has a target below the domain's memory.
+  const ballooned = (c.balloon_inflated_pages ?? 0) > 0 || (c.balloon_target_pages ?? gfns) < gfns;
+  const balloonRows = [
+    { counter: "balloon_target_pages", note: `${size("balloon_target_pages")}, set by the host` },
+    {
+      counter: "reservation_pages",
+      note: `${size("reservation_pages")}, ${formatPercent(c.reservation_pages ?? 0, gfns)} of its memory`,
+    },
+    { counter: "balloon_pages", note: `${size("balloon_pages")} in the balloon now` },
+    { counter: "balloon_inflated_pages", note: "given to the VMM" },
+    { counter: "balloon_deflated_pages", note: "taken back" },
+  ];
   return group(
-    "balloon",
+    "host memory",
     c,
     [
-      { counter: "balloon_target_pages", note: `${size("balloon_target_pages")}, set by the host` },
-      {
-        counter: "reservation_pages",
-        note: `${size("reservation_pages")}, ${formatPercent(c.reservation_pages ?? 0, gfns)} of its memory`,
-      },
-      { counter: "balloon_pages", note: `${size("balloon_pages")} in the balloon now` },
-      { counter: "balloon_inflated_pages", note: "given to the VMM" },
-      { counter: "balloon_deflated_pages", note: "taken back" },
+      ...(ballooned ? balloonRows : []),
       { counter: "balloon_backoffs", note: "the driver could not go on", optional: true },
       {
         counter: "balloon_touch_populate",
@@ -282,6 +301,8 @@ function balloonGroup(d: DomainReport): Group {
         optional: true,
       },
       { counter: "host_frames", note: `${size("host_frames")} of host memory behind it` },
+      { counter: "pages_merged", note: "pages merged into shared frames", optional: true },
+      { counter: "cow_breaks", note: "shared pages written: copied", optional: true },
       { counter: "host_swap_outs", note: "pages the host swapped out", optional: true },
       { counter: "host_swap_ins", note: "touched while swapped: read back", optional: true },
       {
@@ -296,6 +317,8 @@ function balloonGroup(d: DomainReport): Group {
       "balloon_backoffs",
       "balloon_touch_populate",
       "host_swap_outs",
+      "pages_merged",
+      "cow_breaks",
     ],
   );
 }

@@ -77,6 +77,18 @@ export class KsmScanner {
     shared.onFree = (mfn) => this.forget(mfn);
   }
 
+  /**
+   * References to all-zero shared frames beyond the first of each: the memory zero pages save
+   * (the zero frame with use_zero_pages, else the stable frames whose content is zero).
+   */
+  get zeroPagesSharing(): number {
+    let n = 0;
+    for (const mfn of this.stable.get(0) ?? []) {
+      if (this.mem.contentDigest(mfn) === 0) n += this.shared.refs[mfn] - 1;
+    }
+    return n;
+  }
+
   /** Candidates in the unstable table now (KSM's pages_unshared). */
   get pagesUnshared(): number {
     return this.unstableCount;
