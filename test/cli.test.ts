@@ -167,6 +167,24 @@ describe("memvisor run (tables)", () => {
   });
 });
 
+describe("memvisor sweep", () => {
+  it("runs 1..N clones of the first domain and reports the saving of each", async () => {
+    const r = await cli("sweep", "sharing", "--domains", "2", "--accesses", "5000", "--json");
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.stdout) as {
+      results: { domains: number; memory_saved_bytes: number; report: { domains: unknown[] } }[];
+    };
+    expect(s.results.map((x) => x.domains)).toEqual([1, 2]);
+    expect(s.results.map((x) => x.report.domains.length)).toEqual([1, 2]);
+  });
+
+  it("refuses a count out of range", async () => {
+    const r = await cli("sweep", "sharing", "--domains", "0");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--domains: expected an integer from 1 to 16, got "0"');
+  });
+});
+
 describe("memvisor compare", () => {
   it("gives every domain of a multi-domain scenario the same work in every mode", async () => {
     const r = await cli("compare", "two-domains", "--accesses", "30000", "--json");

@@ -67,6 +67,7 @@ describe("built-in scenarios", () => {
       "overcommit",
       "overcommit-swap",
       "balloon-auto",
+      "sharing",
     ]);
   });
 

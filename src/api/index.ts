@@ -16,5 +16,6 @@ export {
   type SimulationOptions,
 } from "./simulation.js";
 export type { StepExit, StepLevel, StepRecord, StepWalk } from "./step.js";
+export { cloneDomains, type Sweep, type SweepPoint, sweepDomains } from "./sweep.js";
 export * from "./types.js";
 export { VERSION } from "./version.js";

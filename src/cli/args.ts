@@ -23,6 +23,11 @@ export function parseSeed(text: string): number {
   return parseInteger("--seed", text, 0, SEED_MAX);
 }
 
+/** --domains: 1 to 16 (a sweep runs the scenario once per count). */
+export function parseDomains(text: string): number {
+  return parseInteger("--domains", text, 1, 16);
+}
+
 /** --accesses: at least 1. */
 export function parseAccesses(text: string): number {
   return parseInteger("--accesses", text, 1, Number.MAX_SAFE_INTEGER);

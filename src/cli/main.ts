@@ -13,6 +13,7 @@ import { describeError, EXIT_OK } from "./errors.js";
 import { type RunOptions, runCommand } from "./run.js";
 import { resolveScenario } from "./scenario-arg.js";
 import { formatScenarioList, scenarioList } from "./scenarios-table.js";
+import { type SweepOptions, sweepCommand } from "./sweep.js";
 
 function buildProgram(setCode: (code: number) => void): Command {
   const program = new Command("memvisor")
@@ -61,6 +62,21 @@ function buildProgram(setCode: (code: number) => void): Command {
     .option("--json", "print the comparison as one JSON object")
     .action((scenario: string | undefined, options: CompareOptions) => {
       setCode(compareCommand(resolveScenario(scenario), options));
+    });
+
+  program
+    .command("sweep")
+    .description(
+      "run the scenario's first domain as 1, 2, ... N identical domains on one host and print what page sharing saves",
+    )
+    .argument("[scenario]", `a built-in scenario or a scenario file (default: sharing)`)
+    .requiredOption("--domains <n>", "the largest number of domains, 1 to 16")
+    .option("--seed <n>", "random seed, 0 to 4294967295 (default: the scenario's)")
+    .option("--accesses <n>", "user accesses per domain (default: the scenario's per domain)")
+    .option("--check", "verify the simulator's invariants during the runs (slower)")
+    .option("--json", "print the sweep as one JSON object")
+    .action((scenario: string | undefined, options: SweepOptions) => {
+      setCode(sweepCommand(resolveScenario(scenario ?? "sharing"), options));
     });
 
   program

@@ -405,6 +405,69 @@ domains:
         lifetime: 49152
 `;
 
+const SHARING = `# Content-based page sharing across identical guests (Waldspurger, OSDI 2002): four 256MiB
+# guests run the same OS and the same database image, whose code and a third of whose data come
+# from the image; pages only read stay zero; writes make private data. A KSM-style scanner
+# merges what is identical. "memvisor sweep sharing --domains 4" prints the saving against the
+# number of guests.
+name: sharing
+description: Four identical 256MiB guests with a KSM-style scanner merging their identical pages
+seed: 42
+run:
+  accesses: 1200000
+host:
+  sharing: { enabled: true, pages_to_scan: 512, sleep: 200000 }
+domains:
+  - name: vm1
+    memory: 256MiB
+    mode: shadow
+    processes:
+      - name: db
+        kind: database
+        image: postgres-15
+        code: 8MiB
+        working_set: 96MiB
+        image_data: 0.3
+        pattern: { type: hotcold, hot_fraction: 0.1, hot_probability: 0.9 }
+        writes: 0.2
+  - name: vm2
+    memory: 256MiB
+    mode: shadow
+    processes:
+      - name: db
+        kind: database
+        image: postgres-15
+        code: 8MiB
+        working_set: 96MiB
+        image_data: 0.3
+        pattern: { type: hotcold, hot_fraction: 0.1, hot_probability: 0.9 }
+        writes: 0.2
+  - name: vm3
+    memory: 256MiB
+    mode: shadow
+    processes:
+      - name: db
+        kind: database
+        image: postgres-15
+        code: 8MiB
+        working_set: 96MiB
+        image_data: 0.3
+        pattern: { type: hotcold, hot_fraction: 0.1, hot_probability: 0.9 }
+        writes: 0.2
+  - name: vm4
+    memory: 256MiB
+    mode: shadow
+    processes:
+      - name: db
+        kind: database
+        image: postgres-15
+        code: 8MiB
+        working_set: 96MiB
+        image_data: 0.3
+        pattern: { type: hotcold, hot_fraction: 0.1, hot_probability: 0.9 }
+        writes: 0.2
+`;
+
 export const BUILTIN_SCENARIOS: readonly BuiltinScenario[] = [
   {
     name: "mixed",
@@ -456,6 +519,11 @@ export const BUILTIN_SCENARIOS: readonly BuiltinScenario[] = [
     name: "balloon-auto",
     summary: "oVirt MOM's automatic targets moving memory between three guests",
     yaml: BALLOON_AUTO,
+  },
+  {
+    name: "sharing",
+    summary: "four identical guests: page sharing merges their code, data and zero pages",
+    yaml: SHARING,
   },
 ];
 
