@@ -64,7 +64,7 @@ function sharedGfns(g: TestGuest): number {
  */
 function fullScans(g: TestGuest, scans: number): void {
   g.scan(0); // start the scanner
-  const ksm = g.host!.ksm!;
+  const ksm = g.host!.scanner!;
   const target = ksm.fullScans + scans;
   while (ksm.fullScans < target) g.scan(1);
 }
@@ -104,7 +104,7 @@ describe("merging", () => {
       Array.from({ length: 30 }, (_, i) => (i < 10 ? 7 + i : 99_000 + i)),
     );
     // Every page has the same checksum: only the full compare tells them apart.
-    host.ksm = new KsmScanner(
+    host.scanner = new KsmScanner(
       host.mem,
       host.sharing!,
       host.domains.map((d) => d.p2m),
@@ -112,7 +112,7 @@ describe("merging", () => {
       host.counters,
       () => 42,
     );
-    while (host.ksm.fullScans < 3) host.ksm.scan(1024);
+    while (host.scanner.fullScans < 3) host.scanner.scan(1024);
     a.check();
     b.check();
     expect(readAll(a, pa, 30)).toEqual(Array.from({ length: 30 }, (_, i) => 7 + i));
@@ -165,7 +165,7 @@ describe("merging", () => {
     const p = spawn(a, 30);
     for (let i = 0; i < 30; i++) expect(a.read(p, page(i))).toBe(0); // touched, never written
     a.scan(0);
-    const ksm = a.host!.ksm!;
+    const ksm = a.host!.scanner as KsmScanner;
     (ksm.options as { useZeroPages: boolean }).useZeroPages = true;
     const target = ksm.fullScans + 1;
     while (ksm.fullScans < target) a.scan(1024);
@@ -242,7 +242,8 @@ describe("isolation under sharing", () => {
       weight: 2,
       arbitrary: fc.record({
         op: fc.constant("scan" as const),
-        pages: fc.integer({ min: 1, max: 4096 }),
+        // Up to four full scans of both guests: duplicates get merged, then written.
+        pages: fc.integer({ min: 1, max: 16384 }),
       }),
     },
   );
@@ -305,5 +306,54 @@ describe("the sweep over identical guests", () => {
     expect(last.zero_pages_sharing).toBeGreaterThan(last.pages_sharing / 2);
     // Each domain did the same work.
     for (const d of last.report.domains) expect(d.counters.user_accesses).toBe(60_000);
+  });
+});
+
+describe("the ESX-style scanner", () => {
+  function esxGuests() {
+    const a = bootGuest(8, { mode: "shadow", sharing: "esx" });
+    const b = bootGuest(8, { mode: "shadow", host: a.host! });
+    return { a, b, host: a.host! };
+  }
+
+  test("random scans with hint frames merge identical pages, and only those", () => {
+    const { a, b, host } = esxGuests();
+    const pa = spawn(a, 20);
+    const pb = spawn(b, 20);
+    writeAll(
+      a,
+      pa,
+      Array.from({ length: 20 }, (_, i) => 300 + i),
+    );
+    writeAll(
+      b,
+      pb,
+      Array.from({ length: 20 }, (_, i) => (i < 10 ? 300 + i : 800 + i)),
+    );
+    for (let i = 0; i < 40; i++) a.scan(2048);
+    a.check();
+    b.check();
+    expect(host.scanner?.fullScans).toBe(0);
+    expect(host.sharing!.pagesSharing).toBeGreaterThanOrEqual(10);
+    expect(readAll(a, pa, 20)).toEqual(Array.from({ length: 20 }, (_, i) => 300 + i));
+    expect(readAll(b, pb, 20)).toEqual(
+      Array.from({ length: 20 }, (_, i) => (i < 10 ? 300 + i : 800 + i)),
+    );
+  });
+
+  test("a hint whose page changed is stale and is not merged", () => {
+    const { a, b, host } = esxGuests();
+    const pa = spawn(a, 1);
+    const pb = spawn(b, 1);
+    for (let round = 0; round < 6; round++) {
+      a.write(pa, page(0), 40 + round);
+      a.scan(4096);
+      b.write(pb, page(0), 40 + round - 1); // b always holds what a held the round before
+      b.scan(4096);
+    }
+    a.check();
+    expect(a.read(pa, page(0))).toBe(45);
+    expect(b.read(pb, page(0))).toBe(44);
+    expect(host.counters[C_SHARING_PAGES_VOLATILE]).toBeGreaterThan(0);
   });
 });

@@ -305,13 +305,13 @@ export class Simulation {
         hostCounters.pages_shared = sharing.pagesShared;
         hostCounters.pages_sharing = sharing.pagesSharing;
         hostCounters.memory_saved_bytes = sharing.pagesSharing * 4096;
-        hostCounters.pages_unshared = this.host.ksm?.pagesUnshared ?? 0;
+        hostCounters.pages_unshared = this.host.scanner?.pagesUnshared ?? 0;
         hostCounters.pages_volatile = c[C_SHARING_PAGES_VOLATILE];
-        hostCounters.full_scans = this.host.ksm?.fullScans ?? 0;
+        hostCounters.full_scans = this.host.scanner?.fullScans ?? 0;
         hostCounters.sharing_pages_scanned = c[C_SHARING_PAGES_SCANNED];
         hostCounters.sharing_merges = c[C_SHARING_MERGES];
         hostCounters.sharing_cycles = this.hostTime();
-        hostCounters.zero_pages_sharing = this.host.ksm?.zeroPagesSharing ?? 0;
+        hostCounters.zero_pages_sharing = this.host.scanner?.zeroPagesSharing ?? 0;
       }
       hostCounters.host_swapped_out = 0;
       for (const d of this.host.domains) hostCounters.host_swapped_out += d.p2m.swappedOut;

@@ -196,7 +196,8 @@ export type BalloonPolicySpec =
 /** Content-based page sharing by a scanner in the VMM (see README). */
 export interface SharingSpec {
   enabled: boolean;
-  algorithm: "ksm";
+  /** ksm: ordered scans with stable and unstable tables; esx: random scans with hint frames. */
+  algorithm: "ksm" | "esx";
   /** Pages the scanner visits per wake-up (KSM's pages_to_scan). */
   pagesToScan: number;
   /** Host cycles between two wake-ups (KSM's sleep_millisecs). */

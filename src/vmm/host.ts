@@ -21,6 +21,7 @@ import { HostSwap } from "./balloon/swap.js";
 import { HostFrames, OWNER_SHADOW } from "./frames.js";
 import { P2m } from "./p2m.js";
 import { defaultShadowPoolPages, ShadowPaging } from "./shadow/shadow.js";
+import { EsxScanner } from "./sharing/esx.js";
 import { KsmScanner } from "./sharing/ksm.js";
 import { SharedFrames } from "./sharing/shared.js";
 import { Xenstore } from "./xenstore.js";
@@ -44,6 +45,17 @@ export interface VmmDomain extends PolicyDomain {
   clock: () => number;
 }
 
+/** What a page-sharing scanner offers the host (KSM-style or ESX-style). */
+export interface SharingScanner {
+  maybeRun(now: number): void;
+  /** Visit `pages` pages now. */
+  scan(pages: number): void;
+  readonly fullScans: number;
+  /** Pages waiting to be matched: KSM's unstable tree, ESX's hint frames. */
+  readonly pagesUnshared: number;
+  readonly zeroPagesSharing: number;
+}
+
 /** Frames the pager frees at once when an allocation finds the host empty. */
 const RECLAIM_BATCH = 64;
 
@@ -64,7 +76,8 @@ export class Host {
   /** Shared frames, when the host shares pages. */
   readonly sharing: SharedFrames | null;
   /** The sharing scanner (started once every domain is built). */
-  ksm: KsmScanner | null = null;
+  scanner: SharingScanner | null = null;
+  private readonly randomBelow: (n: number) => number;
   private readonly sharingSpec: SharingSpec | null;
   private fixed: FixedTargets | null = null;
   private auto: AutoBalloonPolicy | null = null;
@@ -98,20 +111,20 @@ export class Host {
       },
       options.randomBelow ?? fallbackRandom,
     );
+    this.randomBelow = options.randomBelow ?? fallbackRandom;
   }
 
   /** Start the balloon target policy and the sharing scanner (after every domain is built). */
   startPolicy(policy: BalloonPolicySpec): void {
     if (policy.type === "fixed") this.fixed = new FixedTargets(this.domains);
     else this.auto = new AutoBalloonPolicy(this.domains, policy);
-    if (this.sharing && this.sharingSpec) {
-      this.ksm = new KsmScanner(
-        this.mem,
-        this.sharing,
-        this.domains.map((d) => d.p2m),
-        this.sharingSpec,
-        this.counters,
-      );
+    const spec = this.sharingSpec;
+    if (this.sharing && spec) {
+      const p2ms = this.domains.map((d) => d.p2m);
+      this.scanner =
+        spec.algorithm === "ksm"
+          ? new KsmScanner(this.mem, this.sharing, p2ms, spec, this.counters)
+          : new EsxScanner(this.mem, this.sharing, p2ms, spec, this.counters, this.randomBelow);
     }
   }
 
@@ -133,7 +146,7 @@ export class Host {
     this.fixed?.apply(accesses);
     this.auto?.maybeRun(now, this.frames.free, this.frames.frames);
     this.swap.enforceTargets();
-    this.ksm?.maybeRun(now);
+    this.scanner?.maybeRun(now);
   }
 
   /** Build a domain: its P2M (empty: filled on first touch), its vCPU and its paging mode. */

@@ -378,7 +378,7 @@ const balloonPolicySchema = z.discriminatedUnion(
   },
 );
 
-export const SHARING_ALGORITHMS = ["ksm"] as const;
+export const SHARING_ALGORITHMS = ["ksm", "esx"] as const;
 
 const sharingSchema = strict({
   enabled: bool().default(false),

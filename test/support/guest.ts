@@ -57,8 +57,8 @@ export interface GuestOptions extends Partial<KernelOptions> {
   hostMiB?: number;
   /** Shadow mode: build the domain on this host (several guests on one host). */
   host?: Host;
-  /** Shadow mode: the host shares pages (a KSM scanner the test drives with scan()). */
-  sharing?: boolean;
+  /** Shadow mode: the host shares pages (a scanner the test drives with scan()). */
+  sharing?: boolean | "ksm" | "esx";
   /** The OS image the kernel's reserved frames are read from (none: zero). */
   osImage?: string;
 }
@@ -93,7 +93,9 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
     host =
       options.host ??
       new Host(((options.hostMiB ?? memMiB * 2 + 16) * 2 ** 20) / 4096, {
-        sharing: options.sharing ? TEST_SHARING : undefined,
+        sharing: options.sharing
+          ? { ...TEST_SHARING, algorithm: options.sharing === "esx" ? "esx" : "ksm" }
+          : undefined,
       });
     const spec = shadowSpec(`test${host.domains.length}`, options.shadow, memMiB * 2 ** 20);
     const hardware = { ...TEST_HARDWARE, pcid: kernelOptions.pcid };
@@ -160,8 +162,8 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
     },
     swapOut: (pages) => (vmm !== null && host !== null ? host.swap.swapOut(vmm, pages) : 0),
     scan: (pages) => {
-      if (host?.sharing && host.ksm === null) host.startPolicy({ type: "fixed" });
-      host?.ksm?.scan(pages);
+      if (host?.sharing && host.scanner === null) host.startPolicy({ type: "fixed" });
+      host?.scanner?.scan(pages);
     },
     tables: (proc) => {
       const out: string[] = [];

@@ -25,6 +25,7 @@ import {
 } from "../../metrics/counters.js";
 import type { P2m } from "../p2m.js";
 import { SharedFrames } from "./shared.js";
+import { SharedTable } from "./table.js";
 
 export interface KsmOptions {
   /** Pages visited per wake-up (KSM's pages_to_scan). */
@@ -55,9 +56,8 @@ export class KsmScanner {
   /** Per domain, each gfn's checksum at its last visit, and whether it was visited. */
   private readonly lastSum: Uint32Array[];
   private readonly seen: Uint8Array[];
-  /** Shared frames by checksum (several when checksums collide). */
-  private readonly stable = new Map<number, Mfn[]>();
-  private readonly stableSum = new Map<Mfn, number>();
+  /** Shared frames by checksum (KSM's stable tree). */
+  private readonly stable: SharedTable;
   /** This scan's candidates by checksum. */
   private unstable = new Map<number, Candidate[]>();
   private unstableCount = 0;
@@ -74,7 +74,12 @@ export class KsmScanner {
   ) {
     this.lastSum = p2ms.map((p) => new Uint32Array(p.gfns));
     this.seen = p2ms.map((p) => new Uint8Array(p.gfns));
-    shared.onFree = (mfn) => this.forget(mfn);
+    this.stable = new SharedTable(mem, shared);
+    const forget = shared.onFree;
+    shared.onFree = (mfn) => {
+      forget(mfn);
+      if (mfn === this.zeroFrame) this.zeroFrame = -1;
+    };
   }
 
   /**
@@ -82,11 +87,7 @@ export class KsmScanner {
    * (the zero frame with use_zero_pages, else the stable frames whose content is zero).
    */
   get zeroPagesSharing(): number {
-    let n = 0;
-    for (const mfn of this.stable.get(0) ?? []) {
-      if (this.mem.contentDigest(mfn) === 0) n += this.shared.refs[mfn] - 1;
-    }
-    return n;
+    return this.stable.zeroPagesSharing();
   }
 
   /** Candidates in the unstable table now (KSM's pages_unshared). */
@@ -135,15 +136,11 @@ export class KsmScanner {
       return;
     }
     // The stable table first: contents already shared.
-    const stable = this.stable.get(sum);
-    if (stable !== undefined) {
-      for (const shared of stable) {
-        if (this.mem.sameContent(shared, mfn)) {
-          this.shared.join(p2m, gfn, shared);
-          this.counters[C_SHARING_MERGES]++;
-          return;
-        }
-      }
+    const stable = this.stable.find(sum, mfn);
+    if (stable >= 0) {
+      this.shared.join(p2m, gfn, stable);
+      this.counters[C_SHARING_MERGES]++;
+      return;
     }
     // Changed since the last visit (or never seen): too volatile to be a candidate yet.
     const seen = this.seen[d];
@@ -167,7 +164,7 @@ export class KsmScanner {
         list.splice(i, 1);
         this.unstableCount--;
         const shared = this.shared.promote(cp2m, c.gfn);
-        this.addStable(sum, shared);
+        this.stable.add(sum, shared);
         this.shared.join(p2m, gfn, shared);
         this.counters[C_SHARING_MERGES]++;
         return;
@@ -183,30 +180,10 @@ export class KsmScanner {
   private mergeZero(p2m: P2m, gfn: Gfn): void {
     if (this.zeroFrame < 0) {
       this.zeroFrame = this.shared.promote(p2m, gfn);
-      this.addStable(0, this.zeroFrame);
+      this.stable.add(0, this.zeroFrame);
     } else {
       this.shared.join(p2m, gfn, this.zeroFrame);
     }
     this.counters[C_SHARING_MERGES]++;
-  }
-
-  private addStable(sum: number, mfn: Mfn): void {
-    const list = this.stable.get(sum);
-    if (list === undefined) this.stable.set(sum, [mfn]);
-    else list.push(mfn);
-    this.stableSum.set(mfn, sum);
-  }
-
-  /** A shared frame was freed (its last reference went): it leaves the stable table. */
-  private forget(mfn: Mfn): void {
-    if (mfn === this.zeroFrame) this.zeroFrame = -1;
-    const sum = this.stableSum.get(mfn);
-    if (sum === undefined) return;
-    this.stableSum.delete(mfn);
-    const list = this.stable.get(sum);
-    if (list === undefined) return;
-    const i = list.indexOf(mfn);
-    if (i >= 0) list.splice(i, 1);
-    if (list.length === 0) this.stable.delete(sum);
   }
 }
