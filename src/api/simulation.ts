@@ -276,6 +276,7 @@ export class Simulation {
         swapped_out: swapped,
         pages_shared: this.host.sharing?.pagesShared ?? 0,
         pages_sharing: this.host.sharing?.pagesSharing ?? 0,
+        sharing_cycles: this.hostTime(),
       };
     }
     const last = this.series[this.series.length - 1];

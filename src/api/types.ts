@@ -281,6 +281,8 @@ export interface Sample {
     swapped_out: number;
     pages_shared: number;
     pages_sharing: number;
+    /** The sharing scanner's cycles so far. */
+    sharing_cycles: number;
   };
 }
 
