@@ -11,6 +11,7 @@ import { sweepDomains } from "../src/api/sweep.js";
 import { USER_HEAP_BASE } from "../src/guest/layout.js";
 import type { Process } from "../src/guest/process.js";
 import { KIND_USER_READ } from "../src/hw/access.js";
+import { WALK_NO_FRAME } from "../src/hw/walker.js";
 import {
   C_COW_BREAKS,
   C_SHARING_MERGES,
@@ -302,6 +303,10 @@ describe("the sweep over identical guests", () => {
     const saved = sweep.results.map((r) => r.memory_saved_bytes);
     expect(saved[1]).toBeGreaterThan(saved[0]);
     expect(saved[2]).toBeGreaterThan(saved[1]);
+    for (const r of sweep.results) {
+      const populated = r.report.domains.reduce((n, d) => n + d.counters.p2m_entries, 0);
+      expect(r.saved_pct).toBeCloseTo((100 * r.pages_sharing) / populated, 6);
+    }
     const last = sweep.results[2];
     expect(last.zero_pages_sharing).toBeGreaterThan(last.pages_sharing / 2);
     // Each domain did the same work.
@@ -355,5 +360,60 @@ describe("the ESX-style scanner", () => {
     expect(a.read(pa, page(0))).toBe(45);
     expect(b.read(pb, page(0))).toBe(44);
     expect(host.counters[C_SHARING_PAGES_VOLATILE]).toBeGreaterThan(0);
+  });
+});
+
+describe("review fixes", () => {
+  test("writing the last reference to a shared frame takes it back without a copy", () => {
+    const { a, b, host } = twoGuests();
+    const pa = spawn(a, 4);
+    const pb = spawn(b, 4);
+    writeAll(a, pa, [5, 6, 7, 8]);
+    writeAll(b, pb, [5, 6, 7, 8]);
+    fullScans(a, 3);
+    expect(host.sharing!.pagesSharing).toBeGreaterThanOrEqual(4);
+    host.destroyDomain(b.vmm!);
+    // No free frame and no swapping: a copy would crash the domain, taking the frame back does not.
+    while (host.frames.free > 0) host.frames.alloc(3, -1);
+    expect(a.write(pa, page(2), 70)).toBe(true);
+    expect(a.read(pa, page(2))).toBe(70);
+    expect(readAll(a, pa, 4)).toEqual([5, 6, 70, 8]);
+    a.check();
+  });
+
+  test("ESX hints stay one per page however often a page changes", () => {
+    const a = bootGuest(8, { mode: "shadow", sharing: "esx" });
+    const p = spawn(a, 1);
+    for (let i = 0; i < 200; i++) {
+      a.write(p, page(0), 1000 + i);
+      a.scan(4096);
+    }
+    expect(a.host!.scanner!.pagesUnshared).toBeLessThanOrEqual(a.vmm!.p2m.gfns);
+    a.check();
+  });
+
+  test("a walk that must set a bit in a read-only root stops at the root", () => {
+    const a = bootGuest(8, { mode: "shadow", sharing: true });
+    const p = spawn(a, 1);
+    a.write(p, page(0), 1);
+    const vmm = a.vmm!;
+    const w = vmm.shadow!.guestWalker;
+    const rootGfn = p.l4Gfn;
+    const rootMfn = vmm.p2m.mfn[rootGfn];
+    const readOnly = new Uint8Array(a.host!.frames.frames);
+    readOnly[rootMfn] = 1;
+    const saved = w.readOnly;
+    w.readOnly = readOnly;
+    w.tableGfn[4] = rootGfn;
+    // Clear A in the root's entry for the heap, so that the walk has a bit to set there.
+    const index = Math.floor(page(0) / 2 ** 39) % 512;
+    a.mem.read64(rootMfn, index);
+    a.mem.write64(rootMfn, index, (a.mem.lo & ~0x20) >>> 0, a.mem.hi);
+    const r = w.walk(a.mem, rootMfn, page(0), 3, a.cpu.ctl, true, vmm.p2m.mfn);
+    expect(r).toBe(WALK_NO_FRAME);
+    expect(w.missingGfn).toBe(rootGfn);
+    a.mem.read64(rootMfn, index);
+    expect(a.mem.lo & 0x20).toBe(0); // nothing written
+    w.readOnly = saved;
   });
 });

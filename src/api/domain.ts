@@ -173,7 +173,9 @@ export class DomainRuntime {
   hostFramesUsed(): number {
     const vmm = this.platform.vmm;
     if (vmm === null) return this.platform.guestFrames - this.kernel.frames.freeCount;
-    return vmm.p2m.populated + vmm.p2m.tablePages.length + vmm.shadowPoolPages;
+    // gfns on shared frames are not counted: those frames are the host's, shared by several.
+    const p2m = vmm.p2m;
+    return p2m.populated - p2m.sharedGfns + p2m.tablePages.length + vmm.shadowPoolPages;
   }
 
   /** The driver of the process that ran the last step. */

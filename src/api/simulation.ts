@@ -85,6 +85,7 @@ export class Simulation {
     const rng = new Rng(seed);
     const virtual = this.scenario.domains.filter((d) => d.mode !== "native");
     const pagerRng = rng.derive(0x5a4d);
+    const sharingRng = rng.derive(0x5e5);
     this.host =
       virtual.length === 0
         ? null
@@ -96,6 +97,7 @@ export class Simulation {
               swap: this.scenario.host.swap,
               sharing: this.scenario.host.sharing,
               randomBelow: (n) => pagerRng.nextBelow(n),
+              sharingRandomBelow: (n) => sharingRng.nextBelow(n),
             },
           );
     this.phaseAccesses = this.scenario.domains.map(() => 0);
@@ -307,7 +309,7 @@ export class Simulation {
         hostCounters.pages_sharing = sharing.pagesSharing;
         hostCounters.memory_saved_bytes = sharing.pagesSharing * 4096;
         hostCounters.pages_unshared = this.host.scanner?.pagesUnshared ?? 0;
-        hostCounters.pages_volatile = c[C_SHARING_PAGES_VOLATILE];
+        hostCounters.sharing_volatile = c[C_SHARING_PAGES_VOLATILE];
         hostCounters.full_scans = this.host.scanner?.fullScans ?? 0;
         hostCounters.sharing_pages_scanned = c[C_SHARING_PAGES_SCANNED];
         hostCounters.sharing_merges = c[C_SHARING_MERGES];

@@ -18,7 +18,7 @@ export interface SweepPoint {
   pages_shared: number;
   pages_sharing: number;
   memory_saved_bytes: number;
-  /** The saving as a share of the guests' populated memory (their host frames plus the saving). */
+  /** The saving as a share of the memory the guests would hold without sharing. */
   saved_pct: number;
   zero_pages_sharing: number;
   cycles: number;
@@ -69,7 +69,8 @@ export function sweepDomains(
     }).run();
     const c = report.host.counters;
     const saved = c.memory_saved_bytes ?? 0;
-    const populated = report.domains.reduce((s, d) => s + (d.counters.host_frames ?? 0), 0) * 4096;
+    // Without sharing every populated gfn would have a frame of its own.
+    const populated = report.domains.reduce((s, d) => s + (d.counters.p2m_entries ?? 0), 0) * 4096;
     results.push({
       domains: n,
       frames_used: report.host.frames_used,
@@ -78,7 +79,7 @@ export function sweepDomains(
       pages_shared: c.pages_shared ?? 0,
       pages_sharing: c.pages_sharing ?? 0,
       memory_saved_bytes: saved,
-      saved_pct: populated + saved === 0 ? 0 : (100 * saved) / (populated + saved),
+      saved_pct: populated === 0 ? 0 : (100 * saved) / populated,
       zero_pages_sharing: c.zero_pages_sharing ?? 0,
       cycles: c.cycles ?? 0,
       report,

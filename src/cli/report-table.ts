@@ -57,7 +57,7 @@ export function formatReport(report: Report, description = ""): string {
         `${formatInt(c.pages_sharing ?? 0)} more pages on them: ${formatSizeApprox(c.memory_saved_bytes ?? 0)} saved ` +
         `(${formatInt(c.zero_pages_sharing ?? 0)} zero pages)`,
       `  scanner: ${(c.full_scans ?? 0) > 0 ? `${formatInt(c.full_scans ?? 0)} full scans, ` : ""}` +
-        `${formatInt(c.sharing_pages_scanned ?? 0)} pages scanned, ${formatInt(c.pages_volatile ?? 0)} ` +
+        `${formatInt(c.sharing_pages_scanned ?? 0)} pages scanned, ${formatInt(c.sharing_volatile ?? 0)} ` +
         `volatile, ${formatInt(c.pages_unshared ?? 0)} candidates; ${formatInt(c.sharing_cycles ?? 0)} cycles`,
     );
   }

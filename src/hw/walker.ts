@@ -56,6 +56,9 @@ export const WALK_OK = -1;
  */
 export const WALK_NO_FRAME = -2;
 
+/** readOnlyTable(): no table on the walk's path is read-only. */
+const ALL_WRITABLE = -2;
+
 /** walkFast() result for a walk it leaves to walk(). */
 export const WALK_SLOW = -1;
 
@@ -163,7 +166,10 @@ export class Walker {
    * bits. Null: every frame is writable.
    */
   readOnly: Uint8Array | null = null;
-  /** Per level, the gfn of the table read, in walks with a p2m (-1: the root, or unknown). */
+  /**
+   * Per level, the gfn of the table read, in walks with a p2m; the root's (level 4) is set by
+   * the caller, which knows it (-1: unknown).
+   */
   readonly tableGfn = new Float64Array(5).fill(-1);
 
   /**
@@ -247,7 +253,7 @@ export class Walker {
         if (update && ((andLo & PTE_A) === 0 || (write && (lo & PTE_D) === 0))) {
           if (this.readOnly !== null) {
             const gfn = this.readOnlyTable(level, write);
-            if (gfn >= 0) {
+            if (gfn !== ALL_WRITABLE) {
               this.missingGfn = gfn;
               return WALK_NO_FRAME;
             }
@@ -347,10 +353,13 @@ export class Walker {
   }
 
   /** Set A in every entry of the walk and D in the leaf for a write. */
-  /** The gfn of a table the A/D update would write whose frame is read-only, or -1. */
+  /**
+   * The gfn of a table the A/D update would write whose frame is read-only (the root's is
+   * tableGfn[4], -1 unless the caller set it), or ALL_WRITABLE.
+   */
   private readOnlyTable(leafLevel: number, write: boolean): number {
     const readOnly = this.readOnly;
-    if (readOnly === null) return -1;
+    if (readOnly === null) return ALL_WRITABLE;
     for (let level = 4; level >= leafLevel; level--) {
       const bits = level === leafLevel && write ? PTE_A | PTE_D : PTE_A;
       const mfn = this.tableMfn[level];
@@ -358,7 +367,7 @@ export class Walker {
         return this.tableGfn[level];
       }
     }
-    return -1;
+    return ALL_WRITABLE;
   }
 
   private setAccessedDirty(mem: HostMemory, leafLevel: number, write: boolean): void {

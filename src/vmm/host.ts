@@ -64,6 +64,8 @@ export interface HostOptions {
   sharing?: SharingSpec;
   /** A uniform integer below n, for the pager's random victims (seeded by the simulation). */
   randomBelow?: (n: number) => number;
+  /** The same for the ESX-style scanner's random pages (a stream of its own). */
+  sharingRandomBelow?: (n: number) => number;
 }
 
 export class Host {
@@ -77,6 +79,7 @@ export class Host {
   readonly sharing: SharedFrames | null;
   /** The sharing scanner (started once every domain is built). */
   scanner: SharingScanner | null = null;
+  /** The ESX-style scanner's random stream. */
   private readonly randomBelow: (n: number) => number;
   private readonly sharingSpec: SharingSpec | null;
   private fixed: FixedTargets | null = null;
@@ -111,7 +114,7 @@ export class Host {
       },
       options.randomBelow ?? fallbackRandom,
     );
-    this.randomBelow = options.randomBelow ?? fallbackRandom;
+    this.randomBelow = options.sharingRandomBelow ?? fallbackRandom;
   }
 
   /** Start the balloon target policy and the sharing scanner (after every domain is built). */

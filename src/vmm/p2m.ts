@@ -60,6 +60,11 @@ export function p2mWritable(type: number): boolean {
 /** What the P2M needs of page sharing: letting go of one reference to a shared frame. */
 export interface SharedRefs {
   put(mfn: Mfn): void;
+  /**
+   * If gfn's shared frame has no other reference, hand it back to the domain as its own frame
+   * (no copy needed) and return true.
+   */
+  takeBack(mfn: Mfn, domain: number, gfn: Gfn): boolean;
 }
 
 /** The paging mode's hook: remove every translation (shadow entries, TLB entries) of `mfn`. */
@@ -95,6 +100,7 @@ export class P2m {
   ) {
     this.mfn = new Int32Array(gfns).fill(-1);
     this.type = new Uint8Array(gfns).fill(P2M_POPULATE_ON_DEMAND);
+    this.wasTable = new Uint8Array(gfns);
     this.leafUsed = new Uint8Array(Math.ceil(gfns / 512));
     this.midUsed = new Uint8Array(Math.ceil(gfns / 262144));
   }
@@ -175,6 +181,12 @@ export class P2m {
   resolveForWrite(gfn: Gfn): Mfn {
     const mfn = this.resolve(gfn);
     if (mfn < 0 || this.type[gfn] !== P2M_RAM_SHARED) return mfn;
+    // The last reference: the frame becomes the domain's own again, as Xen's unshare does.
+    if (this.sharedRefs?.takeBack(mfn, this.domain, gfn)) {
+      this.replace(gfn, mfn, P2M_RAM_RW);
+      this.counters[C_COW_BREAKS]++;
+      return mfn;
+    }
     const own = this.allocFrame(gfn);
     if (own < 0) return NO_FRAME_HOST_FULL;
     this.host.mem.copyFrame(own, mfn);
@@ -209,9 +221,17 @@ export class P2m {
     const old = this.mfn[gfn];
     if (old >= 0 && mfn < 0) this.populated--;
     if (old < 0 && mfn >= 0) this.populated++;
+    if (this.type[gfn] === P2M_RAM_SHARED) this.sharedGfns--;
+    if (type === P2M_RAM_SHARED) this.sharedGfns++;
     this.mfn[gfn] = mfn;
     this.type[gfn] = type;
   }
+
+  /** gfns mapped to shared frames (counted in `populated`, but not frames of the domain's own). */
+  sharedGfns = 0;
+
+  /** 1 where the paging mode has used the gfn as a page table: never shared (sticky). */
+  readonly wasTable: Uint8Array;
 
   /**
    * Take gfn's frame away (the balloon's decrease_reservation): its translations go, the frame

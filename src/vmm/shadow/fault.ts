@@ -45,6 +45,7 @@ export function handleShadowFault(
   const w = sh.guestWalker;
   const rootGfn = Math.floor(cpu.guestCr3 / 4096);
   // The walk may set A/D bits in the root: it must be the domain's own frame (not shared).
+  w.tableGfn[4] = rootGfn;
   let result = w.walk(sh.mem, sh.frameForWrite(rootGfn), gva, kind, cpu.ctl, true, sh.p2m.mfn);
   // A guest table without a frame (never touched, swapped out by the host) or whose frame is
   // shared and needs an A/D bit: give it a frame of its own and walk again; at most twice per

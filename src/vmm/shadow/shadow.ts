@@ -72,6 +72,9 @@ export class ShadowPaging implements Intercepts {
     }
     this.tables = new ShadowTables(mem, poolFrames, counters, options.writableSearch);
     this.tables.frameOf = (gfn) => p2m.lookup(gfn);
+    this.tables.seenTable = (gfn) => {
+      if (gfn >= 0 && gfn < p2m.gfns) p2m.wasTable[gfn] = 1;
+    };
     // A P2M change (balloon, sharing, host swap) removes every shadow entry of the old frame
     // (Xen's sh_remove_all_mappings), and the shadows of the gfn if it was a page table: their
     // content came from a frame that is gone.

@@ -55,6 +55,8 @@ export class ShadowTables {
   needFlush = false;
   /** The guest frame behind a gfn, for write protection (the P2M's lookup). */
   frameOf: (gfn: Gfn) => Mfn = () => -1;
+  /** Told of every guest page the VMM shadows as a page table (page sharing skips them). */
+  seenTable: (gfn: Gfn) => void = () => {};
 
   constructor(
     readonly mem: HostMemory,
@@ -115,6 +117,7 @@ export class ShadowTables {
   create(gfn: Gfn, type: number): ShadowPage {
     const mfn = this.freeFrames.pop();
     if (mfn === undefined) throw new Error("shadow pool: create() without prealloc()");
+    if (!isFl1(type)) this.seenTable(gfn);
     this.mem.zeroFrame(mfn);
     const sp = new ShadowPage(mfn, gfn, type);
     this.hash.set(shadowKey(gfn, type), sp);

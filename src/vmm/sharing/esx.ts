@@ -39,8 +39,9 @@ export class EsxScanner {
   readonly fullScans = 0;
   private nextWake = 0;
   private readonly table: SharedTable;
-  /** Hint frames by hash: one unshared page per hash. */
+  /** Hint frames by hash: one unshared page per hash; and each hinted page's hash. */
   private readonly hints = new Map<number, Hint>();
+  private readonly hintHash = new Map<number, number>();
 
   constructor(
     private readonly mem: HostMemory,
@@ -101,7 +102,7 @@ export class EsxScanner {
         SharedFrames.candidate(hp2m, hint.gfn) &&
         this.hash(this.mem, hp2m.mfn[hint.gfn]) >>> 0 === hash;
       if (fresh && this.mem.sameContent(hp2m.mfn[hint.gfn], mfn)) {
-        this.hints.delete(hash);
+        this.dropHint(hint);
         const frame = this.shared.promote(hp2m, hint.gfn);
         this.table.add(hash, frame);
         this.shared.join(p2m, gfn, frame);
@@ -112,6 +113,30 @@ export class EsxScanner {
       if (!fresh) this.counters[C_SHARING_PAGES_VOLATILE]++;
       if (fresh) return; // a collision with a live hint: keep the older one
     }
-    this.hints.set(hash, { domain: d, gfn });
+    this.setHint(hash, { domain: d, gfn });
+  }
+
+  /** A page's key in hintHash. */
+  private key(h: Hint): number {
+    return h.domain * 2 ** 32 + h.gfn;
+  }
+
+  /** Hint `h` under `hash`: its older hint, if any, goes (a page has one hash at a time). */
+  private setHint(hash: number, h: Hint): void {
+    const old = this.hintHash.get(this.key(h));
+    const current = old === undefined ? undefined : this.hints.get(old);
+    if (old !== undefined && current !== undefined && this.key(current) === this.key(h)) {
+      this.hints.delete(old);
+    }
+    const displaced = this.hints.get(hash);
+    if (displaced !== undefined) this.hintHash.delete(this.key(displaced));
+    this.hints.set(hash, h);
+    this.hintHash.set(this.key(h), hash);
+  }
+
+  private dropHint(h: Hint): void {
+    const hash = this.hintHash.get(this.key(h));
+    if (hash !== undefined) this.hints.delete(hash);
+    this.hintHash.delete(this.key(h));
   }
 }

@@ -11,7 +11,7 @@
 
 import type { Gfn, Mfn } from "../../hw/addr.js";
 import { C_PAGES_MERGED } from "../../metrics/counters.js";
-import { type HostFrames, OWNER_SHARED } from "../frames.js";
+import { type HostFrames, OWNER_DOMAIN, OWNER_SHARED } from "../frames.js";
 import { P2M_RAM_RW, P2M_RAM_SHARED, type P2m, type SharedRefs } from "../p2m.js";
 
 export class SharedFrames implements SharedRefs {
@@ -32,11 +32,16 @@ export class SharedFrames implements SharedRefs {
   }
 
   /**
-   * Whether gfn may be merged: plain RAM with a frame of its own, not pinned by the paging mode
-   * (a shadowed page table is never shared).
+   * Whether gfn may be merged: plain RAM with a frame of its own that the paging mode has never
+   * used as a page table (a guest table the VMM has seen is never shared).
    */
   static candidate(p2m: P2m, gfn: Gfn): boolean {
-    return p2m.type[gfn] === P2M_RAM_RW && p2m.mfn[gfn] >= 0 && !p2m.pinned(gfn);
+    return (
+      p2m.type[gfn] === P2M_RAM_RW &&
+      p2m.mfn[gfn] >= 0 &&
+      p2m.wasTable[gfn] === 0 &&
+      !p2m.pinned(gfn)
+    );
   }
 
   /**
@@ -65,6 +70,16 @@ export class SharedFrames implements SharedRefs {
     this.refs[shared]++;
     this.pagesSharing++;
     p2m.counters[C_PAGES_MERGED]++;
+  }
+
+  takeBack(mfn: Mfn, domain: number, gfn: Gfn): boolean {
+    if (this.refs[mfn] !== 1) return false;
+    this.refs[mfn] = 0;
+    this.isShared[mfn] = 0;
+    this.pagesShared--;
+    this.onFree(mfn);
+    this.frames.transfer(mfn, OWNER_DOMAIN, domain, gfn);
+    return true;
   }
 
   /** One reference fewer (a COW break, a ballooned or destroyed gfn); free the frame at none. */
