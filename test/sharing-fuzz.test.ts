@@ -113,7 +113,10 @@ function apply(s: Side, o: Op, huge: boolean): void {
   const g = s.g;
   const image = { code: 4096, heap: HEAP * 4096, hugeHeap: huge, name: "img", imageData: 0.5 };
   const live = s.procs.filter((p) => p.alive);
-  if (o.op === "balloon") return g.setBalloonTarget(Math.floor(g.kernel.memFrames * o.fraction));
+  if (o.op === "balloon") {
+    g.setBalloonTarget(Math.floor(g.kernel.memFrames * o.fraction));
+    return;
+  }
   if (o.op === "swap") {
     g.swapOut(o.pages);
     return;
