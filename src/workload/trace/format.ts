@@ -1,0 +1,126 @@
+/**
+ * memvisor's own binary trace format, replayed from typed arrays with no parsing:
+ *
+ *   offset 0   "MVTR"                magic
+ *          4   u16 version (1)       little-endian, as everything below
+ *          6   u16 flags (0)
+ *          8   u32 records, low half
+ *         12   u32 records, high half
+ *         16   records, 8 bytes each:
+ *                u32 address bits 0..31
+ *                u32 address bits 32..47 | kind << 16 | (size - 1) << 20
+ *
+ * kind: 0 load, 1 store, 2 fetch; size 1..4096 bytes, never crossing a page (the importer
+ * splits such accesses). A record is two u32 words, so a file's records are a Uint32Array view.
+ */
+
+import { type TraceBatch, TraceError } from "./lackey.js";
+
+export const TRACE_MAGIC = "MVTR";
+export const TRACE_VERSION = 1;
+export const TRACE_HEADER_BYTES = 16;
+export const TRACE_RECORD_BYTES = 8;
+
+/** The header for a file of `records` records. */
+export function traceHeader(records: number): Uint8Array {
+  const header = new Uint8Array(TRACE_HEADER_BYTES);
+  const view = new DataView(header.buffer);
+  for (let i = 0; i < 4; i++) header[i] = TRACE_MAGIC.charCodeAt(i);
+  view.setUint16(4, TRACE_VERSION, true);
+  view.setUint16(6, 0, true);
+  view.setUint32(8, records % 2 ** 32, true);
+  view.setUint32(12, Math.floor(records / 2 ** 32), true);
+  return header;
+}
+
+/** A batch's records in the file's layout. */
+export function encodeRecords(batch: TraceBatch): Uint8Array {
+  const words = new Uint32Array(batch.count * 2);
+  for (let i = 0; i < batch.count; i++) {
+    words[2 * i] = batch.addrLo[i];
+    words[2 * i + 1] =
+      (batch.addrHi[i] | (batch.kind[i] << 16) | ((batch.size[i] - 1) << 20)) >>> 0;
+  }
+  return new Uint8Array(words.buffer);
+}
+
+/** A whole trace in memory: its records as words (see the layout above). */
+export class Trace {
+  constructor(
+    /** Two words per record. */
+    readonly words: Uint32Array,
+    readonly count: number,
+  ) {}
+
+  addrLo(i: number): number {
+    return this.words[2 * i];
+  }
+
+  addrHi(i: number): number {
+    return this.words[2 * i + 1] & 0xffff;
+  }
+
+  /** The 48-bit address (a number: exact below 2^53). */
+  address(i: number): number {
+    return this.addrHi(i) * 4294967296 + this.words[2 * i];
+  }
+
+  kind(i: number): number {
+    return (this.words[2 * i + 1] >>> 16) & 3;
+  }
+
+  size(i: number): number {
+    return ((this.words[2 * i + 1] >>> 20) & 0xfff) + 1;
+  }
+}
+
+/** Read a trace file's bytes (the whole file); errors name `file`. */
+export function decodeTrace(bytes: Uint8Array, file: string): Trace {
+  const fail = (problem: string): never => {
+    throw new TraceError(file, 0, problem);
+  };
+  if (bytes.length < TRACE_HEADER_BYTES) fail("not a memvisor trace: shorter than its header");
+  for (let i = 0; i < 4; i++) {
+    if (bytes[i] !== TRACE_MAGIC.charCodeAt(i)) {
+      fail(`not a memvisor trace: it does not start with "${TRACE_MAGIC}"`);
+    }
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const version = view.getUint16(4, true);
+  if (version !== TRACE_VERSION) {
+    fail(`trace format version ${version}; this memvisor reads version ${TRACE_VERSION}`);
+  }
+  const count = view.getUint32(8, true) + view.getUint32(12, true) * 2 ** 32;
+  const expected = TRACE_HEADER_BYTES + count * TRACE_RECORD_BYTES;
+  if (bytes.length !== expected) {
+    fail(
+      `the header says ${count} records (${expected} bytes) but the file has ${bytes.length} bytes`,
+    );
+  }
+  // The records as words: copied when the bytes are not 4-byte aligned in their buffer.
+  const payload = bytes.subarray(TRACE_HEADER_BYTES);
+  const aligned = payload.byteOffset % 4 === 0 ? payload : payload.slice();
+  const words = new Uint32Array(aligned.buffer, aligned.byteOffset, count * 2);
+  for (let i = 0; i < count; i++) {
+    const meta = words[2 * i + 1];
+    const size = ((meta >>> 20) & 0xfff) + 1;
+    if (((meta >>> 16) & 3) > 2 || (words[2 * i] & 4095) + size > 4096) {
+      fail(`record ${i} is not valid (kind ${(meta >>> 16) & 3}, size ${size})`);
+    }
+  }
+  return new Trace(words, count);
+}
+
+/** Encode whole batches into one file image (for tests and small traces). */
+export function encodeTrace(batches: TraceBatch[]): Uint8Array {
+  const count = batches.reduce((n, b) => n + b.count, 0);
+  const out = new Uint8Array(TRACE_HEADER_BYTES + count * TRACE_RECORD_BYTES);
+  out.set(traceHeader(count), 0);
+  let at = TRACE_HEADER_BYTES;
+  for (const b of batches) {
+    const bytes = encodeRecords(b);
+    out.set(bytes, at);
+    at += bytes.length;
+  }
+  return out;
+}

@@ -1,0 +1,251 @@
+/**
+ * A reader of valgrind lackey traces (`valgrind --tool=lackey --trace-mem=yes`):
+ *
+ *   I  04001e90,3        an instruction fetch (I in column 0, two spaces)
+ *    L 1ffefffd58,8      a load, a store (S) or a modify (M: a load and a store), space first
+ *   ==12345== ...        valgrind's own lines: skipped
+ *
+ * It works on bytes, chunk by chunk (a line may straddle two chunks), so that a file larger
+ * than memory streams through it, and it creates no string per line. Records go out in batches
+ * of typed arrays; a modify becomes a load and a store, and an access that crosses a page
+ * boundary becomes two accesses, one on each page. A bad line is an error naming the file and
+ * the line, or, with `skipBad`, is counted and skipped.
+ */
+
+/** Record kinds (the binary trace format's too). */
+export const TRACE_LOAD = 0;
+export const TRACE_STORE = 1;
+export const TRACE_FETCH = 2;
+
+export const TRACE_KIND_NAMES = ["load", "store", "fetch"] as const;
+
+/** Records per batch handed to the sink. */
+export const TRACE_BATCH = 65536;
+
+/** A batch of records: the first `count` entries of each array. */
+export class TraceBatch {
+  readonly addrLo = new Uint32Array(TRACE_BATCH);
+  /** Address bits 32..47. */
+  readonly addrHi = new Uint16Array(TRACE_BATCH);
+  readonly size = new Uint16Array(TRACE_BATCH);
+  readonly kind = new Uint8Array(TRACE_BATCH);
+  count = 0;
+}
+
+export class TraceError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly problem: string,
+  ) {
+    super(`${file}:${line}: ${problem}`);
+    this.name = "TraceError";
+  }
+}
+
+export interface LackeyOptions {
+  /** Named in errors. */
+  file: string;
+  /** Count and skip bad lines instead of stopping at the first. */
+  skipBad?: boolean;
+}
+
+const CH_NL = 10;
+const CH_CR = 13;
+const CH_SPACE = 32;
+const CH_COMMA = 44;
+const CH_EQ = 61;
+const CH_I = 73;
+const CH_L = 76;
+const CH_M = 77;
+const CH_S = 83;
+
+/** Hex digit value of byte c, or -1. */
+function hexValue(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  const lower = c | 32;
+  if (lower >= 97 && lower <= 102) return lower - 87;
+  return -1;
+}
+
+export class LackeyReader {
+  /** Lines read so far (complete lines). */
+  lines = 0;
+  /** Bad lines skipped (with skipBad). */
+  skipped = 0;
+  /** Records sent to the sink. */
+  records = 0;
+  /** Trace lines (I, L, S, M) read. */
+  accessLines = 0;
+  private batch = new TraceBatch();
+  /** The bytes of a line that began in an earlier chunk. */
+  private carry = new Uint8Array(256);
+  private carryLength = 0;
+  private carryOverflow = false;
+
+  constructor(
+    private readonly options: LackeyOptions,
+    private readonly sink: (batch: TraceBatch) => void,
+  ) {}
+
+  /** Parse a chunk of the file. */
+  push(chunk: Uint8Array): void {
+    let start = 0;
+    if (this.carryLength > 0 || this.carryOverflow) {
+      const nl = chunk.indexOf(CH_NL);
+      if (nl < 0) {
+        this.appendCarry(chunk, 0, chunk.length);
+        return;
+      }
+      this.appendCarry(chunk, 0, nl);
+      this.lineDone(this.carry, 0, this.carryLength, this.carryOverflow);
+      this.carryLength = 0;
+      this.carryOverflow = false;
+      start = nl + 1;
+    }
+    for (;;) {
+      const nl = chunk.indexOf(CH_NL, start);
+      if (nl < 0) break;
+      this.lineDone(chunk, start, nl, false);
+      start = nl + 1;
+    }
+    if (start < chunk.length) this.appendCarry(chunk, start, chunk.length);
+  }
+
+  /** The end of the file: a last line without a newline, then the last batch. */
+  end(): void {
+    if (this.carryLength > 0 || this.carryOverflow) {
+      this.lineDone(this.carry, 0, this.carryLength, this.carryOverflow);
+      this.carryLength = 0;
+      this.carryOverflow = false;
+    }
+    this.flush();
+  }
+
+  private appendCarry(chunk: Uint8Array, from: number, to: number): void {
+    const n = to - from;
+    if (this.carryLength + n > this.carry.length) {
+      // No trace line is this long: keep what fits and report the line as bad.
+      this.carryOverflow = true;
+      return;
+    }
+    this.carry.set(chunk.subarray(from, to), this.carryLength);
+    this.carryLength += n;
+  }
+
+  private lineDone(buf: Uint8Array, start: number, end: number, overflow: boolean): void {
+    this.lines++;
+    if (end > start && buf[end - 1] === CH_CR) end--; // CRLF files
+    if (end === start) return; // an empty line
+    const c0 = buf[start];
+    if (c0 === CH_EQ) return; // ==PID== lines are valgrind's own
+    const problem = overflow
+      ? "a line longer than any trace line"
+      : this.parseLine(buf, start, end);
+    if (problem === null) return;
+    if (this.options.skipBad) {
+      this.skipped++;
+      return;
+    }
+    const text = new TextDecoder().decode(buf.subarray(start, Math.min(end, start + 60)));
+    throw new TraceError(
+      this.options.file,
+      this.lines,
+      `${problem}, got ${JSON.stringify(text)} (expected "I  ADDR,SIZE" or " L|S|M ADDR,SIZE", hex address, decimal size)`,
+    );
+  }
+
+  /** Parse one access line; returns null, or what is wrong with it. */
+  private parseLine(buf: Uint8Array, start: number, end: number): string | null {
+    let i = start;
+    let kind: number;
+    const c0 = buf[i];
+    if (c0 === CH_I) {
+      if (i + 2 >= end || buf[i + 1] !== CH_SPACE || buf[i + 2] !== CH_SPACE) {
+        return "an I line needs two spaces after the I";
+      }
+      kind = TRACE_FETCH;
+      i += 3;
+    } else if (c0 === CH_SPACE) {
+      const c1 = buf[i + 1];
+      if (c1 === CH_L) kind = TRACE_LOAD;
+      else if (c1 === CH_S) kind = TRACE_STORE;
+      else if (c1 === CH_M) kind = -1;
+      else return "not a trace line";
+      if (i + 2 >= end || buf[i + 2] !== CH_SPACE) return "a space is missing after L, S or M";
+      i += 3;
+    } else {
+      return "not a trace line";
+    }
+    // The hex address: up to 12 digits (48 bits), split into 32 low and 16 high bits.
+    let lo = 0;
+    let hi = 0;
+    let digits = 0;
+    for (; i < end; i++) {
+      const v = hexValue(buf[i]);
+      if (v < 0) break;
+      if (digits === 0 && v === 0) continue; // leading zeroes do not count
+      if (++digits > 12) return "an address wider than 48 bits";
+      hi = ((hi << 4) | (lo >>> 28)) & 0xffff;
+      lo = ((lo << 4) | v) >>> 0;
+    }
+    if (i === start + 3 || (digits === 0 && buf[i - 1] !== 48)) return "no hex address";
+    if (i >= end || buf[i] !== CH_COMMA) return "no comma after the address";
+    i++;
+    let size = 0;
+    const sizeStart = i;
+    for (; i < end; i++) {
+      const c = buf[i];
+      if (c < 48 || c > 57) break;
+      size = size * 10 + (c - 48);
+      if (size > 4096) return "a size above 4096";
+    }
+    if (i === sizeStart) return "no size after the comma";
+    if (i !== end) return "something after the size";
+    if (size === 0) return "a size of 0";
+    this.accessLines++;
+    if (kind < 0) {
+      this.emit(TRACE_LOAD, hi, lo, size);
+      this.emit(TRACE_STORE, hi, lo, size);
+    } else {
+      this.emit(kind, hi, lo, size);
+    }
+    return null;
+  }
+
+  /** One access; split in two when it crosses a page boundary. */
+  private emit(kind: number, hi: number, lo: number, size: number): void {
+    const offset = lo & 4095;
+    if (offset + size > 4096) {
+      const first = 4096 - offset;
+      this.add(kind, hi, lo, first);
+      let nextLo = lo + first;
+      let nextHi = hi;
+      if (nextLo >= 4294967296) {
+        nextLo -= 4294967296;
+        nextHi = (hi + 1) & 0xffff;
+      }
+      this.add(kind, nextHi, nextLo, size - first);
+      return;
+    }
+    this.add(kind, hi, lo, size);
+  }
+
+  private add(kind: number, hi: number, lo: number, size: number): void {
+    const b = this.batch;
+    const n = b.count;
+    b.addrLo[n] = lo;
+    b.addrHi[n] = hi;
+    b.size[n] = size;
+    b.kind[n] = kind;
+    b.count = n + 1;
+    this.records++;
+    if (b.count === TRACE_BATCH) this.flush();
+  }
+
+  private flush(): void {
+    if (this.batch.count === 0) return;
+    this.sink(this.batch);
+    this.batch = new TraceBatch();
+  }
+}
