@@ -9,6 +9,7 @@ import type { Report } from "../src/api/types.js";
 import { VERSION } from "../src/api/version.js";
 import { main } from "../src/cli/main.js";
 import { BUILTIN_SCENARIOS, DEFAULT_SCENARIO } from "../src/workload/builtin.js";
+import { loadTraceFile } from "../src/workload/trace/file.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const STACK_LINE = /^\s+at /m;
@@ -164,6 +165,45 @@ describe("memvisor run (tables)", () => {
     expect(j.code).toBe(3);
     expect(JSON.parse(j.stdout).checks.violations).toBe(2);
     expect(j.stderr).toContain("domain x: broken");
+  });
+});
+
+describe("memvisor trace", () => {
+  it("imports a gzip lackey trace, and will not overwrite without --force", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "memvisor-test-"));
+    try {
+      const out = join(dir, "sort.mvtr");
+      const fixture = new URL("fixtures/sort-services.lackey.gz", import.meta.url).pathname;
+      const r = await cli("trace", "import", fixture, "-o", out);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(
+        /1,326,970 lines, 1,326,945 accesses -> .*sort\.mvtr: 1,330,451 records/,
+      );
+      expect(loadTraceFile(out).count).toBe(1_330_451);
+      const again = await cli("trace", "import", fixture, "-o", out);
+      expect(again.code).toBe(2);
+      expect(again.stderr).toContain(
+        "already exists; give another name, or --force to overwrite it",
+      );
+      expect((await cli("trace", "import", fixture, "-o", out, "--force")).code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("says which line of a bad file is wrong, and writes nothing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "memvisor-test-"));
+    try {
+      const bad = join(dir, "bad.lackey");
+      writeFileSync(bad, "I  04001e90,3\n L 1ffe,zz\n");
+      const out = join(dir, "bad.mvtr");
+      const r = await cli("trace", "import", bad, "-o", out);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain("bad.lackey:2: no size after the comma");
+      expect(existsSync(out)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

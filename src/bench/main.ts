@@ -6,6 +6,7 @@
 
 import { type BenchResult, benchAccess, benchFault } from "./access.js";
 import { benchShadowFork } from "./shadow.js";
+import { benchLackeyParse } from "./trace.js";
 
 interface Bench {
   name: string;
@@ -43,6 +44,11 @@ const BENCHES: Bench[] = [
     name: "shadow-fault",
     target: "faults_per_s >= 150,000",
     run: () => benchFault("shadow", "shadow-fault"),
+  },
+  {
+    name: "lackey-parse",
+    target: "lines_per_s >= 10,000,000",
+    run: () => benchLackeyParse(),
   },
   {
     name: "shadow-fork",

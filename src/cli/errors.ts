@@ -7,6 +7,7 @@
 import { CommanderError } from "commander";
 import { SimulationError } from "../api/domain.js";
 import { ScenarioError } from "../workload/scenario-load.js";
+import { TraceError } from "../workload/trace/lackey.js";
 
 export const EXIT_OK = 0;
 /** A usage error: bad option or argument, unknown or invalid scenario, unavailable mode. */
@@ -27,7 +28,12 @@ export function describeError(e: unknown, debug: boolean): { message: string; co
     // Commander has already printed its message; help and --version exit with 0.
     return { message: "", code: e.exitCode === 0 ? EXIT_OK : EXIT_USAGE };
   }
-  if (e instanceof UsageError || e instanceof ScenarioError || e instanceof SimulationError) {
+  if (
+    e instanceof UsageError ||
+    e instanceof ScenarioError ||
+    e instanceof SimulationError ||
+    e instanceof TraceError
+  ) {
     return { message: e.message, code: EXIT_USAGE };
   }
   const message = e instanceof Error ? e.message : String(e);

@@ -14,6 +14,7 @@ import { type RunOptions, runCommand } from "./run.js";
 import { resolveScenario } from "./scenario-arg.js";
 import { formatScenarioList, scenarioList } from "./scenarios-table.js";
 import { type SweepOptions, sweepCommand } from "./sweep.js";
+import { type ImportOptions, traceImportCommand, traceRecordCommand } from "./trace.js";
 
 function buildProgram(setCode: (code: number) => void): Command {
   const program = new Command("memvisor")
@@ -77,6 +78,27 @@ function buildProgram(setCode: (code: number) => void): Command {
     .option("--json", "print the sweep as one JSON object")
     .action((scenario: string | undefined, options: SweepOptions) => {
       setCode(sweepCommand(resolveScenario(scenario ?? "sharing"), options));
+    });
+
+  const trace = program.command("trace").description("import or record real memory traces");
+  trace
+    .command("import")
+    .description("convert a valgrind lackey trace (plain or .gz) into memvisor's binary format")
+    .argument("<file>", "the lackey trace (valgrind --tool=lackey --trace-mem=yes)")
+    .requiredOption("-o, --output <file>", "the trace file to write")
+    .option("--skip-bad", "count and skip malformed lines instead of stopping at the first")
+    .option("--force", "overwrite the output file if it exists")
+    .action(async (file: string, options: ImportOptions) => {
+      setCode(await traceImportCommand(file, options));
+    });
+  trace
+    .command("record")
+    .description("run a command under valgrind lackey and write its trace in memvisor's format")
+    .argument("<command...>", "the command and its arguments, after --")
+    .requiredOption("-o, --output <file>", "the trace file to write")
+    .option("--force", "overwrite the output file if it exists")
+    .action(async (command: string[], options: ImportOptions) => {
+      setCode(await traceRecordCommand(command, options));
     });
 
   program
