@@ -104,12 +104,74 @@ export class LackeyReader {
       start = nl + 1;
     }
     for (;;) {
+      const next = this.fastLine(chunk, start);
+      if (next >= 0) {
+        start = next;
+        continue;
+      }
       const nl = chunk.indexOf(CH_NL, start);
       if (nl < 0) break;
       this.lineDone(chunk, start, nl, false);
       start = nl + 1;
     }
     if (start < chunk.length) this.appendCarry(chunk, start, chunk.length);
+  }
+
+  /**
+   * The common case in one pass (no separate search for the newline, which measured as much as
+   * the parsing): a well-formed access line that ends in this chunk. Returns the start of the
+   * next line, or -1 to leave the line to the general path (anything else, including errors).
+   */
+  private fastLine(buf: Uint8Array, start: number): number {
+    const end = buf.length;
+    let i = start;
+    let kind: number;
+    const c0 = buf[i];
+    if (c0 === CH_I) {
+      if (buf[i + 1] !== CH_SPACE || buf[i + 2] !== CH_SPACE) return -1;
+      kind = TRACE_FETCH;
+    } else if (c0 === CH_SPACE) {
+      const c1 = buf[i + 1];
+      if (c1 === CH_L) kind = TRACE_LOAD;
+      else if (c1 === CH_S) kind = TRACE_STORE;
+      else if (c1 === CH_M) kind = -1;
+      else return -1;
+      if (buf[i + 2] !== CH_SPACE) return -1;
+    } else return -1;
+    i += 3;
+    let lo = 0;
+    let hi = 0;
+    let digits = 0;
+    const addrStart = i;
+    for (; i < end; i++) {
+      const v = HEX[buf[i]];
+      if (v < 0) break;
+      if (digits === 0 && v === 0) continue;
+      if (++digits > 12) return -1;
+      hi = ((hi << 4) | (lo >>> 28)) & 0xffff;
+      lo = ((lo << 4) | v) >>> 0;
+    }
+    if (i === addrStart || i >= end || buf[i] !== CH_COMMA) return -1;
+    i++;
+    let size = 0;
+    const sizeStart = i;
+    for (; i < end; i++) {
+      const c = buf[i];
+      if (c < 48 || c > 57) break;
+      size = size * 10 + (c - 48);
+    }
+    if (i === sizeStart || size === 0 || size > 4096 || i >= end) return -1;
+    if (buf[i] === CH_CR) i++;
+    if (i >= end || buf[i] !== CH_NL) return -1;
+    this.lines++;
+    this.accessLines++;
+    if (kind < 0) {
+      this.emit(TRACE_LOAD, hi, lo, size);
+      this.emit(TRACE_STORE, hi, lo, size);
+    } else {
+      this.emit(kind, hi, lo, size);
+    }
+    return i + 1;
   }
 
   /** The end of the file: a last line without a newline, then the last batch. */
