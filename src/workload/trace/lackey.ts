@@ -60,6 +60,30 @@ const CH_L = 76;
 const CH_M = 77;
 const CH_S = 83;
 
+// What scan() found wrong, as indices into PROBLEMS.
+const OK = 0;
+const P_I_SPACES = 1;
+const P_NOT_TRACE = 2;
+const P_LSM_SPACE = 3;
+const P_WIDE = 4;
+const P_NO_ADDRESS = 5;
+const P_NO_COMMA = 6;
+const P_BIG = 7;
+const P_NO_SIZE = 8;
+const P_ZERO = 9;
+const PROBLEMS = [
+  "",
+  "an I line needs two spaces after the I",
+  "not a trace line",
+  "a space is missing after L, S or M",
+  "an address wider than 48 bits",
+  "no hex address",
+  "no comma after the address",
+  "a size above 4096",
+  "no size after the comma",
+  "a size of 0",
+];
+
 /** Hex digit value of each byte, or -1: one table load per digit on the parsing path. */
 const HEX = new Int8Array(256).fill(-1);
 for (let c = 0; c < 10; c++) HEX[48 + c] = c;
@@ -123,54 +147,12 @@ export class LackeyReader {
    * next line, or -1 to leave the line to the general path (anything else, including errors).
    */
   private fastLine(buf: Uint8Array, start: number): number {
-    const end = buf.length;
-    let i = start;
-    let kind: number;
-    const c0 = buf[i];
-    if (c0 === CH_I) {
-      if (buf[i + 1] !== CH_SPACE || buf[i + 2] !== CH_SPACE) return -1;
-      kind = TRACE_FETCH;
-    } else if (c0 === CH_SPACE) {
-      const c1 = buf[i + 1];
-      if (c1 === CH_L) kind = TRACE_LOAD;
-      else if (c1 === CH_S) kind = TRACE_STORE;
-      else if (c1 === CH_M) kind = -1;
-      else return -1;
-      if (buf[i + 2] !== CH_SPACE) return -1;
-    } else return -1;
-    i += 3;
-    let lo = 0;
-    let hi = 0;
-    let digits = 0;
-    const addrStart = i;
-    for (; i < end; i++) {
-      const v = HEX[buf[i]];
-      if (v < 0) break;
-      if (digits === 0 && v === 0) continue;
-      if (++digits > 12) return -1;
-      hi = ((hi << 4) | (lo >>> 28)) & 0xffff;
-      lo = ((lo << 4) | v) >>> 0;
-    }
-    if (i === addrStart || i >= end || buf[i] !== CH_COMMA) return -1;
-    i++;
-    let size = 0;
-    const sizeStart = i;
-    for (; i < end; i++) {
-      const c = buf[i];
-      if (c < 48 || c > 57) break;
-      size = size * 10 + (c - 48);
-    }
-    if (i === sizeStart || size === 0 || size > 4096 || i >= end) return -1;
+    if (this.scan(buf, start, buf.length) !== OK) return -1;
+    let i = this.scanEnd;
     if (buf[i] === CH_CR) i++;
-    if (i >= end || buf[i] !== CH_NL) return -1;
+    if (i >= buf.length || buf[i] !== CH_NL) return -1;
     this.lines++;
-    this.accessLines++;
-    if (kind < 0) {
-      this.emit(TRACE_LOAD, hi, lo, size);
-      this.emit(TRACE_STORE, hi, lo, size);
-    } else {
-      this.emit(kind, hi, lo, size);
-    }
+    this.emitScanned();
     return i + 1;
   }
 
@@ -217,42 +199,71 @@ export class LackeyReader {
     );
   }
 
-  /** Parse one access line; returns null, or what is wrong with it. */
+  /** Parse one access line of [start, end); returns null, or what is wrong with it. */
   private parseLine(buf: Uint8Array, start: number, end: number): string | null {
+    const problem = this.scan(buf, start, end);
+    if (problem !== OK) return PROBLEMS[problem];
+    if (this.scanEnd !== end) return "something after the size";
+    this.emitScanned();
+    return null;
+  }
+
+  /** Emit the access the last scan found (a modify is a load and a store). */
+  private emitScanned(): void {
+    this.accessLines++;
+    const { scanHi: hi, scanLo: lo, scanSize: size } = this;
+    if (this.scanKind < 0) {
+      this.emit(TRACE_LOAD, hi, lo, size);
+      this.emit(TRACE_STORE, hi, lo, size);
+    } else {
+      this.emit(this.scanKind, hi, lo, size);
+    }
+  }
+
+  // The last scan's access: kind (-1: a modify), address halves, size, and where it stopped.
+  private scanKind = 0;
+  private scanHi = 0;
+  private scanLo = 0;
+  private scanSize = 0;
+  private scanEnd = 0;
+
+  /**
+   * Scan an access line from `start` up to the end of its size (not past `end`): OK with the
+   * scan* fields set, or a PROBLEMS index. Both the one-pass path and the general path use it.
+   */
+  private scan(buf: Uint8Array, start: number, end: number): number {
     let i = start;
     let kind: number;
     const c0 = buf[i];
     if (c0 === CH_I) {
-      if (i + 2 >= end || buf[i + 1] !== CH_SPACE || buf[i + 2] !== CH_SPACE) {
-        return "an I line needs two spaces after the I";
-      }
+      if (i + 2 >= end || buf[i + 1] !== CH_SPACE || buf[i + 2] !== CH_SPACE) return P_I_SPACES;
       kind = TRACE_FETCH;
-      i += 3;
     } else if (c0 === CH_SPACE) {
       const c1 = buf[i + 1];
       if (c1 === CH_L) kind = TRACE_LOAD;
       else if (c1 === CH_S) kind = TRACE_STORE;
       else if (c1 === CH_M) kind = -1;
-      else return "not a trace line";
-      if (i + 2 >= end || buf[i + 2] !== CH_SPACE) return "a space is missing after L, S or M";
-      i += 3;
+      else return P_NOT_TRACE;
+      if (i + 2 >= end || buf[i + 2] !== CH_SPACE) return P_LSM_SPACE;
     } else {
-      return "not a trace line";
+      return P_NOT_TRACE;
     }
+    i += 3;
     // The hex address: up to 12 digits (48 bits), split into 32 low and 16 high bits.
     let lo = 0;
     let hi = 0;
     let digits = 0;
+    const addrStart = i;
     for (; i < end; i++) {
       const v = HEX[buf[i]];
       if (v < 0) break;
       if (digits === 0 && v === 0) continue; // leading zeroes do not count
-      if (++digits > 12) return "an address wider than 48 bits";
+      if (++digits > 12) return P_WIDE;
       hi = ((hi << 4) | (lo >>> 28)) & 0xffff;
       lo = ((lo << 4) | v) >>> 0;
     }
-    if (i === start + 3 || (digits === 0 && buf[i - 1] !== 48)) return "no hex address";
-    if (i >= end || buf[i] !== CH_COMMA) return "no comma after the address";
+    if (i === addrStart) return P_NO_ADDRESS;
+    if (i >= end || buf[i] !== CH_COMMA) return P_NO_COMMA;
     i++;
     let size = 0;
     const sizeStart = i;
@@ -260,19 +271,16 @@ export class LackeyReader {
       const c = buf[i];
       if (c < 48 || c > 57) break;
       size = size * 10 + (c - 48);
-      if (size > 4096) return "a size above 4096";
+      if (size > 4096) return P_BIG;
     }
-    if (i === sizeStart) return "no size after the comma";
-    if (i !== end) return "something after the size";
-    if (size === 0) return "a size of 0";
-    this.accessLines++;
-    if (kind < 0) {
-      this.emit(TRACE_LOAD, hi, lo, size);
-      this.emit(TRACE_STORE, hi, lo, size);
-    } else {
-      this.emit(kind, hi, lo, size);
-    }
-    return null;
+    if (i === sizeStart) return P_NO_SIZE;
+    if (size === 0) return P_ZERO;
+    this.scanKind = kind;
+    this.scanHi = hi;
+    this.scanLo = lo;
+    this.scanSize = size;
+    this.scanEnd = i;
+    return OK;
   }
 
   /** One access; split in two when it crosses a page boundary. */
