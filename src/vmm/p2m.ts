@@ -205,9 +205,14 @@ export class P2m {
   /** A zeroed host frame to back gfn, reclaiming host memory once if there is none. */
   allocFrame(gfn: Gfn): Mfn {
     if (!this.ensureTable(gfn)) return -1;
-    let mfn = this.host.alloc(OWNER_DOMAIN, this.domain, gfn);
-    if (mfn < 0 && this.reclaim?.()) mfn = this.host.alloc(OWNER_DOMAIN, this.domain, gfn);
-    return mfn;
+    return this.allocReclaiming(OWNER_DOMAIN, gfn);
+  }
+
+  /** A host frame for `owner`, reclaiming host memory once if there is none; -1 if still none. */
+  private allocReclaiming(owner: number, gfn: Gfn): Mfn {
+    const mfn = this.host.alloc(owner, this.domain, gfn);
+    if (mfn >= 0 || !this.reclaim?.()) return mfn;
+    return this.host.alloc(owner, this.domain, gfn);
   }
 
   /** Point gfn at another frame (or none), dropping every translation of the old one first. */
@@ -316,8 +321,7 @@ export class P2m {
   }
 
   private take(): boolean {
-    let mfn = this.host.alloc(OWNER_VMM, this.domain);
-    if (mfn < 0 && this.reclaim?.()) mfn = this.host.alloc(OWNER_VMM, this.domain);
+    const mfn = this.allocReclaiming(OWNER_VMM, -1);
     if (mfn < 0) return false;
     this.tablePages.push(mfn);
     return true;

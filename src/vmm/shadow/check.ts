@@ -46,19 +46,37 @@ export function checkIsolation(
   if (cpu.paging && (sh.root === null || cpu.rootMfn !== sh.root.mfn)) {
     return `the vCPU walks root mfn ${cpu.rootMfn}, not the domain's shadow root`;
   }
-  for (const level of [cpu.tlb.l1, cpu.tlb.l2, cpu.tlb.l1Large, cpu.tlb.l2Large]) {
+  return forEachReach(sh, cpu, (mfn, writable, where) => {
+    if (!reachable(frames, mfn, domainId)) {
+      return `${where} reaches mfn ${mfn}, which domain ${domainId} does not own`;
+    }
+    if (writable && frames.owner[mfn] === OWNER_SHARED) {
+      return `${where} lets domain ${domainId} write shared mfn ${mfn}`;
+    }
+    return null;
+  });
+}
+
+/**
+ * Every frame the domain's vCPU can reach: each 4 KiB frame of each valid TLB entry, and the
+ * frame of each present leaf of its l1 and FL1 shadows, with whether it is writable there and
+ * where it was found. `visit` returns a problem to stop with, or null.
+ */
+export function forEachReach(
+  sh: ShadowPaging,
+  cpu: Vcpu,
+  visit: (mfn: number, writable: boolean, where: string) => string | null,
+): string | null {
+  const tlb = cpu.tlb;
+  for (const level of [tlb.l1, tlb.l2, tlb.l1Large, tlb.l2Large]) {
     for (let s = 0; s < level.entries; s++) {
-      if (!level.isValid(s, cpu.tlb.tagGens)) continue;
+      if (!level.isValid(s, tlb.tagGens)) continue;
       const first = level.frameOf(s);
       const pages = PAGES_PER_SIZE[level.decode(s).sizeCode];
       const writable = (level.permsOf(s) & MASK_WRITES) !== 0;
       for (let p = 0; p < pages; p++) {
-        if (!reachable(frames, first + p, domainId)) {
-          return `TLB slot ${s} reaches mfn ${first + p}, which domain ${domainId} does not own`;
-        }
-        if (writable && frames.owner[first + p] === OWNER_SHARED) {
-          return `TLB slot ${s} lets domain ${domainId} write shared mfn ${first + p}`;
-        }
+        const problem = visit(first + p, writable, `TLB slot ${s}`);
+        if (problem !== null) return problem;
       }
     }
   }
@@ -66,14 +84,10 @@ export function checkIsolation(
     if (sp.type !== SH_L1 && !isFl1(sp.type)) continue;
     for (let i = 0; i < 512; i++) {
       sh.mem.read64(sp.mfn, i);
-      if ((sh.mem.lo & PTE_P) === 0) continue;
-      const mfn = pteFrame(sh.mem.lo, sh.mem.hi);
-      if (!reachable(frames, mfn, domainId)) {
-        return `shadow ${sp.mfn}[${i}] maps mfn ${mfn}, which domain ${domainId} does not own`;
-      }
-      if ((sh.mem.lo & PTE_RW) !== 0 && frames.owner[mfn] === OWNER_SHARED) {
-        return `shadow ${sp.mfn}[${i}] maps shared mfn ${mfn} writable`;
-      }
+      const lo = sh.mem.lo;
+      if ((lo & PTE_P) === 0) continue;
+      const problem = visit(pteFrame(lo, sh.mem.hi), (lo & PTE_RW) !== 0, `shadow ${sp.mfn}[${i}]`);
+      if (problem !== null) return problem;
     }
   }
   return null;

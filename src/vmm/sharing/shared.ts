@@ -12,7 +12,7 @@
 import type { Gfn, Mfn } from "../../hw/addr.js";
 import { C_PAGES_MERGED } from "../../metrics/counters.js";
 import { type HostFrames, OWNER_DOMAIN, OWNER_SHARED } from "../frames.js";
-import { P2M_RAM_RW, P2M_RAM_SHARED, type P2m, type SharedRefs } from "../p2m.js";
+import { P2M_RAM_SHARED, type P2m, type SharedRefs } from "../p2m.js";
 
 export class SharedFrames implements SharedRefs {
   /** References to each shared frame (0: not shared). */
@@ -36,12 +36,8 @@ export class SharedFrames implements SharedRefs {
    * used as a page table (a guest table the VMM has seen is never shared).
    */
   static candidate(p2m: P2m, gfn: Gfn): boolean {
-    return (
-      p2m.type[gfn] === P2M_RAM_RW &&
-      p2m.mfn[gfn] >= 0 &&
-      p2m.wasTable[gfn] === 0 &&
-      !p2m.pinned(gfn)
-    );
+    // What the host could swap out (plain RAM of its own, not pinned), less former tables.
+    return p2m.wasTable[gfn] === 0 && p2m.canPageOut(gfn);
   }
 
   /**
