@@ -241,18 +241,11 @@ export class DomainRuntime {
   safePoint(now: number): void {
     if (this.crashed !== "") return;
     try {
-      const balloon = this.kernel.balloon;
-      const before = balloon?.count ?? 0;
-      const swapped = this.host?.swap.swappedOut ?? 0;
-      balloon?.poll(now);
+      const before = this.host?.p2mChanges() ?? 0;
+      this.kernel.balloon?.poll(now);
       this.host?.swap.keepFree();
-      // The P2M changed: check the translations now.
-      if (
-        this.check &&
-        (before !== (balloon?.count ?? 0) || swapped !== this.host?.swap.swappedOut)
-      ) {
-        this.runChecks(false);
-      }
+      // The balloon or the pager changed a P2M: check the translations now.
+      if (this.check && before !== (this.host?.p2mChanges() ?? 0)) this.runChecks(false);
     } catch (e) {
       this.onCrash(e);
     }

@@ -162,11 +162,12 @@ export class Simulation {
         // Stop the slice where a fixed balloon target changes, so it changes on time.
         max = Math.min(max, Math.max(1, this.host.nextPolicyEvent() - this.accessesTotal));
       }
-      const swapped = this.host?.swap.swappedOut ?? 0;
+      const changes = this.host?.p2mChanges() ?? 0;
       const n = d.runSlice(DOMAIN_QUANTUM, max);
       this.countAccesses(i, n);
-      // An emergency reclaim during the slice may have swapped another domain's pages.
-      if (this.check && swapped !== (this.host?.swap.swappedOut ?? 0)) {
+      // A P2M changed during the slice (an emergency reclaim may even have swapped another
+      // domain's pages): check every domain's translations.
+      if (this.check && changes !== (this.host?.p2mChanges() ?? 0)) {
         for (const other of this.domains) other.runChecks(false);
       }
       if (this.time() >= this.nextSample) this.sample();
@@ -180,8 +181,7 @@ export class Simulation {
   /** Between domain turns: the host's balloon policy and pager (see Host.tick). */
   tickHost(): void {
     if (!this.host) return;
-    const swapped = this.host.swap.swappedOut;
-    const merges = this.host.counters[C_SHARING_MERGES];
+    const changes = this.host.p2mChanges();
     this.host.tick(this.clock(), this.accessesTotal);
     // Domains that made their share of the run still get their safe points: their balloon
     // drivers keep answering the targets.
@@ -189,10 +189,7 @@ export class Simulation {
       if (this.quotaLeft(i) === 0) d.safePoint(d.clock());
     });
     // The pager or the sharing scanner changed P2Ms: check every domain's translations now.
-    if (
-      this.check &&
-      (swapped !== this.host.swap.swappedOut || merges !== this.host.counters[C_SHARING_MERGES])
-    ) {
+    if (this.check && changes !== this.host.p2mChanges()) {
       for (const d of this.domains) d.runChecks(false);
     }
   }

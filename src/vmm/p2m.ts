@@ -196,9 +196,9 @@ export class P2m {
     return own;
   }
 
-  /** Let go of gfn's frame: back to the host, or one reference less to a shared frame. */
-  private dropFrame(gfn: Gfn, mfn: Mfn): void {
-    if (this.type[gfn] === P2M_RAM_SHARED) this.sharedRefs?.put(mfn);
+  /** Let go of a frame an entry of `type` held: back to the host, or one reference fewer. */
+  private dropFrame(type: number, mfn: Mfn): void {
+    if (type === P2M_RAM_SHARED) this.sharedRefs?.put(mfn);
     else this.host.release(mfn);
   }
 
@@ -215,11 +215,18 @@ export class P2m {
     return this.host.alloc(owner, this.domain, gfn);
   }
 
+  /**
+   * Changes of entries the guest may already have used (replace, balloon operations): checkers
+   * compare it before and after a step to know whether translations must be checked again.
+   */
+  changes = 0;
+
   /** Point gfn at another frame (or none), dropping every translation of the old one first. */
   replace(gfn: Gfn, mfn: Mfn, type: number): void {
     const old = this.mfn[gfn];
     if (old >= 0) this.dropMappings(gfn, old);
     this.set(gfn, mfn, type);
+    this.changes++;
   }
 
   private set(gfn: Gfn, mfn: Mfn, type: number): void {
@@ -249,9 +256,8 @@ export class P2m {
     if (type === P2M_INVALID) return false;
     const mfn = this.mfn[gfn];
     if (type === P2M_RAM_PAGED) this.swapFile.delete(gfn);
-    if (mfn >= 0) this.dropMappings(gfn, mfn);
-    if (mfn >= 0) this.dropFrame(gfn, mfn);
-    this.set(gfn, -1, P2M_INVALID);
+    this.replace(gfn, -1, P2M_INVALID);
+    if (mfn >= 0) this.dropFrame(type, mfn);
     this.ballooned++;
     return true;
   }
@@ -268,6 +274,7 @@ export class P2m {
     if (this.type[gfn] !== P2M_INVALID) return true; // touched meanwhile: already RAM again
     this.ballooned--;
     this.set(gfn, -1, P2M_POPULATE_ON_DEMAND);
+    this.changes++;
     return true;
   }
 
@@ -293,7 +300,7 @@ export class P2m {
   destroy(): void {
     for (let gfn = 0; gfn < this.gfns; gfn++) {
       const mfn = this.mfn[gfn];
-      if (mfn >= 0) this.dropFrame(gfn, mfn);
+      if (mfn >= 0) this.dropFrame(this.type[gfn], mfn);
       this.mfn[gfn] = -1;
       this.type[gfn] = P2M_INVALID;
     }

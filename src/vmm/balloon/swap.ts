@@ -148,12 +148,8 @@ export class HostSwap {
       p2m.pageOut(gfn);
       n++;
     }
-    this.swappedOut += n;
     return n;
   }
-
-  /** Pages swapped out so far, all domains (a cheap sign that some P2M changed). */
-  swappedOut = 0;
 
   /** A random gfn that may be paged out, or -1 when there is none (ESX's random replacement). */
   private randomVictim(p2m: P2m): number {
