@@ -169,11 +169,41 @@ describe("memvisor run (tables)", () => {
 });
 
 describe("memvisor trace", () => {
+  it("runs a scenario that replays a trace, and names the line of a trace it cannot read", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "memvisor-test-"));
+    try {
+      const fixture = new URL("../traces/sort-services.lackey.gz", import.meta.url).pathname;
+      const file = join(dir, "s.yaml");
+      const scenario = (trace: string) =>
+        [
+          "domains:",
+          "  - name: d",
+          "    memory: 64MiB",
+          "    processes:",
+          `      - { name: sort, kind: trace, trace: ${trace}, loop: true }`,
+          "",
+        ].join("\n");
+      writeFileSync(file, scenario(fixture));
+      const ok = await cli("run", file, "--accesses", "20000", "--json");
+      expect(ok.code).toBe(0);
+      const report = JSON.parse(ok.stdout) as Report;
+      expect(report.domains[0].processes[0]).toMatchObject({ kind: "trace", accesses: 20000 });
+      writeFileSync(file, scenario("gone.mvtr"));
+      const bad = await cli("run", file);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain(
+        `${file}:5:43: domains[0].processes[0].trace: cannot replay this trace: ${join(dir, "gone.mvtr")}: cannot read it: no such file`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("imports a gzip lackey trace, and will not overwrite without --force", async () => {
     const dir = mkdtempSync(join(tmpdir(), "memvisor-test-"));
     try {
       const out = join(dir, "sort.mvtr");
-      const fixture = new URL("fixtures/sort-services.lackey.gz", import.meta.url).pathname;
+      const fixture = new URL("../traces/sort-services.lackey.gz", import.meta.url).pathname;
       const r = await cli("trace", "import", fixture, "-o", out);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(

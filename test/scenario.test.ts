@@ -4,7 +4,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { BUILTIN_SCENARIOS, builtinScenario, DEFAULT_SCENARIO } from "../src/workload/builtin.js";
-import { loadScenarioFile } from "../src/workload/scenario-file.js";
+import { loadBuiltinScenario, loadScenarioFile } from "../src/workload/scenario-file.js";
 import {
   formatSize,
   parseScenario,
@@ -68,6 +68,7 @@ describe("built-in scenarios", () => {
       "overcommit-swap",
       "balloon-auto",
       "sharing",
+      "sort-trace",
     ]);
   });
 
@@ -84,7 +85,7 @@ describe("built-in scenarios", () => {
     const file = new URL(`${name}.yaml`, SCENARIOS_DIR);
     const builtin = BUILTIN_SCENARIOS.find((b) => b.name === name)!;
     expect(readFileSync(file, "utf8")).toBe(builtin.yaml);
-    expect(loadScenarioFile(file.pathname)).toEqual(builtinScenario(name));
+    expect(loadScenarioFile(file.pathname)).toEqual(loadBuiltinScenario(name));
   });
 
   it("builds the scenarios the brief describes", () => {
@@ -210,6 +211,7 @@ describe("defaults", () => {
               image: "p",
               imageData: 0,
               hugePages: false,
+              trace: null,
             },
           ],
         },
@@ -680,10 +682,10 @@ describe("errors", () => {
       "many.yaml:2:19: hardware.pcid: expected true or false, got 1",
       'many.yaml:5:13: domains[0].memory: must be a multiple of 2MiB, got "3MiB"',
       'many.yaml:6:11: domains[0].mode: expected one of native, shadow, hap, pv, got "hvm"',
-      'many.yaml:9:15: domains[0].processes[0].kind: expected one of database, build, mmap-churn, got "compiler"',
+      'many.yaml:9:15: domains[0].processes[0].kind: expected one of database, build, mmap-churn, trace, got "compiler"',
       'many.yaml:10:22: domains[0].processes[0].working_set: expected a size such as "512MiB" or a number of bytes (units are binary: write "1GiB"), got "1GB"',
       "many.yaml:11:18: domains[0].processes[0].fetches: expected a number between 0 and 1, got -0.5",
-      'many.yaml:12:9: domains[0].processes[0].colour: unknown key "colour" (expected one of name, kind, instances, working_set, code, pattern, writes, fetches, child_accesses, jobs, churn_accesses, lifetime, image, image_data, huge_pages)',
+      'many.yaml:12:9: domains[0].processes[0].colour: unknown key "colour" (expected one of name, kind, instances, working_set, code, pattern, writes, fetches, child_accesses, jobs, churn_accesses, lifetime, image, image_data, huge_pages, trace, loop)',
     ]);
     expect(e.problems).toHaveLength(7);
     expect(e).toMatchObject({ file: "many.yaml", line: 2, column: 19, path: "hardware.pcid" });

@@ -2,6 +2,7 @@ import { describe, expect, test } from "vitest";
 import { Simulation } from "../src/api/simulation.js";
 import { PTE_P, PTE_US, pteLo } from "../src/hw/pte.js";
 import { BUILTIN_SCENARIOS, builtinScenario } from "../src/workload/builtin.js";
+import { loadBuiltinScenario } from "../src/workload/scenario-file.js";
 import { parseScenario } from "../src/workload/scenario-load.js";
 
 const short = (_name: string, accesses = 30_000) => ({ accesses });
@@ -18,7 +19,7 @@ describe("simulation", () => {
   test.each(BUILTIN_SCENARIOS.map((s) => s.name))(
     "built-in %s runs with every check passing",
     (name) => {
-      const scenario = builtinScenario(name);
+      const scenario = loadBuiltinScenario(name);
       const report = new Simulation(scenario, { accesses: 40_000, check: true }).run();
       expect(report.checks).toEqual({ enabled: true, violations: 0 });
       expect(report.host.counters.user_accesses).toBe(40_000);

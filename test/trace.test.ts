@@ -125,7 +125,7 @@ describe("malformed lackey input", () => {
 
 describe("the real fixture", () => {
   const bytes = gunzipSync(
-    readFileSync(new URL("fixtures/sort-services.lackey.gz", import.meta.url)),
+    readFileSync(new URL("../traces/sort-services.lackey.gz", import.meta.url)),
   );
 
   test("valgrind lackey on sort /etc/services parses completely", () => {

@@ -78,6 +78,15 @@ export class DomainRuntime {
         `domain ${spec.name}: mode "${spec.mode}" is not available yet in this version; use "native" or "shadow"`,
       );
     }
+    for (const p of spec.processes) {
+      if (p.trace !== null && p.trace.data === null) {
+        throw new SimulationError(
+          `domain ${spec.name}: process ${p.name}: its trace ${p.trace.file} was not read ` +
+            "(load the scenario with loadScenarioFile or loadBuiltinScenario from memvisor/node, " +
+            "or give parseScenario a loadTrace function)",
+        );
+      }
+    }
     if (spec.mode === "shadow" && scenario.hardware.gigaPages) {
       throw new SimulationError(
         `domain ${spec.name}: shadow paging does not support 1 GiB guest pages (hardware.giga_pages)`,

@@ -4,6 +4,8 @@
  * Sizes in scenarios are bytes once parsed; the YAML/JSON form also accepts strings like "512MiB".
  */
 
+import type { Trace } from "../workload/trace/format.js";
+
 /** How a domain's memory is virtualized. Only "native" exists until the VMM lands. */
 export type PagingMode = "native" | "shadow" | "hap" | "pv";
 
@@ -25,7 +27,22 @@ export type ProcessKind =
   /** A make-like parent that forks short children which exec, work briefly and exit. */
   | "build"
   /** Maps a region, touches part of it, unmaps it, again and again. */
-  | "mmap-churn";
+  | "mmap-churn"
+  /** Replays a recorded program's memory accesses in the address space the trace shows. */
+  | "trace";
+
+/** The recorded accesses a trace process replays. */
+export interface TraceSpec {
+  /** The trace file as the scenario names it (shown in reports and errors). */
+  file: string;
+  /** Start again from the first access when the trace ends (otherwise the process exits). */
+  loop: boolean;
+  /**
+   * The records, once read. loadScenarioFile (memvisor/node) reads them; parseScenario cannot
+   * read files and leaves null unless it is given a loadTrace function.
+   */
+  data: Trace | null;
+}
 
 export interface ProcessSpec {
   /** Shown in reports. */
@@ -59,6 +76,8 @@ export interface ProcessSpec {
   imageData: number;
   /** Use 2 MiB pages for the heap where the guest can (transparent huge pages). */
   hugePages: boolean;
+  /** trace: what it replays (null for every other kind). */
+  trace: TraceSpec | null;
 }
 
 /** How a guest's process exits, invisible to the VMM, are guessed (see README). */

@@ -79,5 +79,6 @@ export function benchProcess(workingSet: number): ProcessSpec {
     image: "bench",
     imageData: 0,
     hugePages: false,
+    trace: null,
   };
 }

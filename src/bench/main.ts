@@ -6,7 +6,7 @@
 
 import { type BenchResult, benchAccess, benchFault } from "./access.js";
 import { benchShadowFork } from "./shadow.js";
-import { benchLackeyParse } from "./trace.js";
+import { benchLackeyParse, benchTraceReplay } from "./trace.js";
 
 interface Bench {
   name: string;
@@ -49,6 +49,16 @@ const BENCHES: Bench[] = [
     name: "lackey-parse",
     target: "lines_per_s >= 10,000,000",
     run: () => benchLackeyParse(),
+  },
+  {
+    name: "trace-replay-native",
+    target: "accesses_per_s >= 80% of native-local",
+    run: () => benchTraceReplay("native", "trace-replay-native"),
+  },
+  {
+    name: "trace-replay-shadow",
+    target: "(report accesses_per_s; compare with trace-replay-native)",
+    run: () => benchTraceReplay("shadow", "trace-replay-shadow"),
   },
   {
     name: "shadow-fork",

@@ -7,8 +7,8 @@
 
 import { statSync } from "node:fs";
 import type { Scenario } from "../api/types.js";
-import { BUILTIN_SCENARIOS, builtinScenario, DEFAULT_SCENARIO } from "../workload/builtin.js";
-import { loadScenarioFile } from "../workload/scenario-file.js";
+import { BUILTIN_SCENARIOS, DEFAULT_SCENARIO } from "../workload/builtin.js";
+import { loadBuiltinScenario, loadScenarioFile } from "../workload/scenario-file.js";
 import { UsageError } from "./errors.js";
 
 const FILE_EXTENSION = /\.(ya?ml|json)$/i;
@@ -40,5 +40,5 @@ export function resolveScenario(arg: string | undefined): Scenario {
         "a scenario file is named by a path with a / or a .yaml, .yml or .json extension",
     );
   }
-  return builtinScenario(name);
+  return loadBuiltinScenario(name);
 }

@@ -33,7 +33,7 @@ import {
 } from "./layout.js";
 import { indexAt, PageTables } from "./pagetable.js";
 import type { PagingOps } from "./paging-ops.js";
-import { type Process, VM_EXEC, VM_READ, VM_WRITE, type Vma } from "./process.js";
+import { type Process, VM_EXEC, VM_READ, VM_WRITE, type Vma, type VmaLayout } from "./process.js";
 import { protectRange, teardown, unmapRange } from "./unmap.js";
 
 /** The image a process runs: what exec maps. */
@@ -51,6 +51,11 @@ export interface ProcessImage {
    */
   name?: string;
   imageData?: number;
+  /**
+   * The address space of a recorded program (a trace's regions), instead of the default code,
+   * heap and stack; code and heap above are then unused.
+   */
+  layout?: readonly VmaLayout[];
 }
 
 /** Image pages where a heap's data starts (after any program's code). */
@@ -248,16 +253,9 @@ export class Kernel {
     if (pcid !== 0) this.freePcids.push(pcid);
   }
 
-  /** Replace the process's address space with a fresh image. Returns false when out of memory. */
-  exec(proc: Process, image: ProcessImage): boolean {
-    const l4 = this.newAddressSpace();
-    if (l4 < 0) return false;
-    this.counters[C_EXECS]++;
-    const old = proc.l4Gfn;
-    const oldVmas = proc.vmas;
-    const code = roundUp(image.code, 4096);
-    const id = image.name === undefined ? 0 : imageId(image.name);
-    proc.vmas = [
+  /** Linux's layout for a program: code, heap and stack where layout.ts puts them. */
+  private defaultLayout(image: ProcessImage, code: number, id: number): Vma[] {
+    return [
       {
         start: USER_CODE_BASE,
         end: USER_CODE_BASE + code,
@@ -289,6 +287,30 @@ export class Kernel {
         imageShare: 0,
       },
     ];
+  }
+
+  /** Replace the process's address space with a fresh image. Returns false when out of memory. */
+  exec(proc: Process, image: ProcessImage): boolean {
+    const l4 = this.newAddressSpace();
+    if (l4 < 0) return false;
+    this.counters[C_EXECS]++;
+    const old = proc.l4Gfn;
+    const oldVmas = proc.vmas;
+    const code = roundUp(image.code, 4096);
+    const id = image.name === undefined ? 0 : imageId(image.name);
+    proc.vmas = image.layout
+      ? image.layout.map((r) => ({
+          start: r.start,
+          end: r.end,
+          prot: r.prot,
+          kind: r.kind,
+          huge: false,
+          image: r.fromImage ? id : 0,
+          // Each region its own pages of the image: one region's page n is not another's.
+          imageBase: r.start / 4096,
+          imageShare: r.fromImage ? 1 : 0,
+        }))
+      : this.defaultLayout(image, code, id);
     proc.l4Gfn = l4;
     const oldPcid = proc.pcid;
     proc.pcid = this.allocPcid(proc);

@@ -27,6 +27,16 @@ export interface Vma {
   imageShare: number;
 }
 
+/** A region a program asks for at exec (a recorded program's address space). */
+export interface VmaLayout {
+  start: Gva;
+  end: Gva;
+  prot: number;
+  kind: VmaKind;
+  /** Its pages start as the program image's (code read from the file), else as zeroes. */
+  fromImage: boolean;
+}
+
 export interface Process {
   pid: number;
   name: string;

@@ -3,7 +3,7 @@
  * (scenarios/<name>.yaml holds the same text; a test keeps the two in step).
  */
 import type { Scenario } from "../api/types.js";
-import { parseScenario, ScenarioError } from "./scenario-load.js";
+import { type ParseOptions, parseScenario, ScenarioError } from "./scenario-load.js";
 
 export interface BuiltinScenario {
   name: string;
@@ -405,6 +405,28 @@ domains:
         lifetime: 49152
 `;
 
+const SORT_TRACE = `# A real program: valgrind lackey's record of "sort /etc/services" (1.33 million accesses over
+# 247 pages: the binary, ld.so, libc and the locale files it maps, its heap and its stack),
+# replayed in a loop by two processes of one shadow-paged guest. Each process's address space
+# is the one the trace shows; the guest demand-pages it as the replay touches it. Record your
+# own with "memvisor trace record -o my.mvtr -- COMMAND" and name it in a process's trace key.
+name: sort-trace
+description: A recorded run of sort (valgrind lackey), replayed in a loop by two processes
+seed: 1
+run:
+  accesses: 2000000
+domains:
+  - name: guest
+    memory: 256MiB
+    mode: shadow
+    processes:
+      - name: sort
+        kind: trace
+        trace: ../traces/sort-services.lackey.gz
+        loop: true
+        instances: 2
+`;
+
 const SHARING = `# Content-based page sharing across identical guests (Waldspurger, OSDI 2002): four 256MiB
 # guests run the same OS and the same database image, whose code and a third of whose data come
 # from the image; pages only read stay zero; writes make private data. A KSM-style scanner
@@ -525,10 +547,15 @@ export const BUILTIN_SCENARIOS: readonly BuiltinScenario[] = [
     summary: "four identical guests: page sharing merges their code, data and zero pages",
     yaml: SHARING,
   },
+  {
+    name: "sort-trace",
+    summary: "a recorded run of sort (valgrind lackey), replayed in a loop by two processes",
+    yaml: SORT_TRACE,
+  },
 ];
 
 /** A fresh copy of the built-in scenario `name`; throws ScenarioError naming the ones there are. */
-export function builtinScenario(name: string): Scenario {
+export function builtinScenario(name: string, options: ParseOptions = {}): Scenario {
   const found = BUILTIN_SCENARIOS.find((b) => b.name === name);
   if (!found) {
     const names = BUILTIN_SCENARIOS.map((b) => b.name).join(", ");
@@ -536,5 +563,5 @@ export function builtinScenario(name: string): Scenario {
       { path: "", message: `not a built-in scenario (available: ${names})` },
     ]);
   }
-  return parseScenario(found.yaml, `${found.name}.yaml`);
+  return parseScenario(found.yaml, `${found.name}.yaml`, options);
 }

@@ -7,6 +7,8 @@
  * - build: a make-like parent keeps `jobs` children; each child execs a fresh image, touches its
  *   heap `childAccesses` times and exits, and the parent forks the next one (a kernel compile).
  * - mmap-churn: maps a region, touches it `churnAccesses` times, unmaps it, again and again.
+ * - trace: replays a recorded program's accesses, in order, in the address space its trace
+ *   shows (trace/layout.ts); at the end it starts again (loop) or exits.
  */
 
 import type { ProcessSpec } from "../api/types.js";
@@ -19,6 +21,8 @@ import type { Scheduler } from "../guest/scheduler.js";
 import { KIND_USER_FETCH, KIND_USER_READ, KIND_USER_WRITE } from "../hw/access.js";
 import { PageSequence } from "./pattern.js";
 import type { Rng } from "./rng.js";
+import type { Trace } from "./trace/format.js";
+import { traceLayout } from "./trace/layout.js";
 
 /** What a step did. */
 export const STEP_ACCESS = 0;
@@ -31,6 +35,10 @@ const ROLE_DATABASE = 0;
 const ROLE_MAKE = 1;
 const ROLE_CHILD = 2;
 const ROLE_CHURN = 3;
+const ROLE_TRACE = 4;
+
+/** The guest access kind for each trace record kind (load, store, fetch). */
+const TRACE_ACCESS_KINDS = [KIND_USER_READ, KIND_USER_WRITE, KIND_USER_FETCH, KIND_USER_READ];
 
 const STATE_START = 0;
 const STATE_RUN = 1;
@@ -47,6 +55,12 @@ export class ProcessDriver {
   private dataBase: number;
   private remaining = 0;
   private readonly children: ProcessDriver[] = [];
+  /** trace: the records (two words each), their number and the next one to replay. */
+  private readonly traceWords: Uint32Array;
+  private readonly traceCount: number;
+  private traceAt = 0;
+  /** trace: times the trace was replayed to its end. */
+  traceLoops = 0;
   /** The make that forked this child, to wake when it exits. */
   parent: ProcessDriver | null = null;
   /** The last access, for the step API. */
@@ -60,7 +74,7 @@ export class ProcessDriver {
     readonly spec: ProcessSpec,
     proc: Process,
     private readonly rng: Rng,
-    role: "database" | "build" | "mmap-churn" | "child",
+    role: "database" | "build" | "mmap-churn" | "trace" | "child",
   ) {
     this.proc = proc;
     this.role =
@@ -70,7 +84,12 @@ export class ProcessDriver {
           ? ROLE_MAKE
           : role === "child"
             ? ROLE_CHILD
-            : ROLE_CHURN;
+            : role === "trace"
+              ? ROLE_TRACE
+              : ROLE_CHURN;
+    const trace = role === "trace" ? ProcessDriver.traceOf(spec) : null;
+    this.traceWords = trace?.words ?? new Uint32Array(0);
+    this.traceCount = trace?.count ?? 0;
     const pages = Math.max(1, Math.floor(spec.workingSet / 4096));
     this.seq = new PageSequence(spec.pattern, pages, rng);
     this.codeSeq = new PageSequence(
@@ -81,8 +100,29 @@ export class ProcessDriver {
     this.dataBase = USER_HEAP_BASE;
   }
 
+  /** The records of a trace process's spec; throws when they were never read. */
+  static traceOf(spec: ProcessSpec): Trace {
+    const data = spec.trace?.data;
+    if (!data) {
+      throw new Error(
+        `process ${spec.name}: its trace ${spec.trace?.file ?? "(none)"} was not read ` +
+          "(load the scenario with loadScenarioFile, or give parseScenario a loadTrace function)",
+      );
+    }
+    return data;
+  }
+
   /** The image a process of this spec runs. A make's own heap is small: its children work. */
   static image(spec: ProcessSpec, make: boolean): ProcessImage {
+    if (spec.kind === "trace") {
+      return {
+        code: 0,
+        heap: 0,
+        hugeHeap: false,
+        name: spec.image,
+        layout: traceLayout(ProcessDriver.traceOf(spec)).regions,
+      };
+    }
     return {
       code: spec.code,
       heap: make ? 64 * 4096 : spec.workingSet,
@@ -108,6 +148,8 @@ export class ProcessDriver {
         return this.makeStep();
       case ROLE_CHILD:
         return this.childStep();
+      case ROLE_TRACE:
+        return this.traceStep();
       default:
         return this.churnStep();
     }
@@ -127,6 +169,26 @@ export class ProcessDriver {
       kind = this.rng.nextFloat() < spec.writes ? KIND_USER_WRITE : KIND_USER_READ;
     }
     this.access(gva, kind, Math.imul(n + 1, 0x9e3779b1) >>> 0);
+    return STEP_ACCESS;
+  }
+
+  /** The next record of the trace, as the program made it (its stack accesses included). */
+  private traceStep(): number {
+    let i = this.traceAt;
+    if (i === this.traceCount) {
+      this.traceLoops++;
+      if (!this.spec.trace?.loop) {
+        this.kernel.exit(this.proc);
+        this.onExit();
+        return STEP_EXITED;
+      }
+      i = 0;
+    }
+    this.traceAt = i + 1;
+    const meta = this.traceWords[2 * i + 1];
+    const gva = (meta & 0xffff) * 4294967296 + this.traceWords[2 * i];
+    const n = this.proc.accesses;
+    this.access(gva, TRACE_ACCESS_KINDS[(meta >>> 16) & 3], Math.imul(n + 1, 0x9e3779b1) >>> 0);
     return STEP_ACCESS;
   }
 

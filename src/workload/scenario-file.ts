@@ -1,7 +1,19 @@
-/** Reading a scenario file from disk (Node only; scenario-load.ts is the browser-safe part). */
+/**
+ * Reading a scenario file and the traces it names from disk (Node only; scenario-load.ts is
+ * the browser-safe part).
+ */
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import type { Scenario } from "../api/types.js";
+import { builtinScenario } from "./builtin.js";
 import { parseScenario, ScenarioError } from "./scenario-load.js";
+import { readTrace } from "./trace/file.js";
+
+/**
+ * The package's scenarios/ folder: built-in scenarios read their traces from paths relative
+ * to it, as the same files under scenarios/ do (from src/workload or dist/workload alike).
+ */
+export const SCENARIOS_DIR = fileURLToPath(new URL("../../scenarios", import.meta.url));
 
 const OS_REASONS: Record<string, string> = {
   ENOENT: "no such file",
@@ -23,5 +35,10 @@ export function loadScenarioFile(path: string): Scenario {
     const reason = OS_REASONS[code] ?? (e instanceof Error ? e.message : String(e));
     throw new ScenarioError(path, [{ path: "", message: `cannot read the file: ${reason}` }]);
   }
-  return parseScenario(text, path);
+  return parseScenario(text, path, { loadTrace: readTrace });
+}
+
+/** A built-in scenario with its traces read (what `memvisor run NAME` runs). */
+export function loadBuiltinScenario(name: string): Scenario {
+  return builtinScenario(name, { loadTrace: readTrace, baseDir: SCENARIOS_DIR });
 }

@@ -19,10 +19,13 @@ import type { z } from "zod";
 import type { Scenario } from "../api/types.js";
 import {
   ALLOWED_KEYS_MARK,
+  fitProblem,
   SCENARIO_DEFAULTS,
   type ScenarioFile,
   scenarioFileSchema,
 } from "./scenario-schema.js";
+import type { Trace } from "./trace/format.js";
+import { traceLayout, traceProblem } from "./trace/layout.js";
 
 export { formatSize, formatSizeApprox, parseSize } from "./scenario-schema.js";
 
@@ -75,11 +78,26 @@ function sortProblems(problems: ScenarioProblem[]): ScenarioProblem[] {
     .map(({ p }) => p);
 }
 
+/** How parseScenario reads the trace files that trace processes name. */
+export interface ParseOptions {
+  /**
+   * Reads a trace file (a path already resolved against baseDir); throws to refuse it. Node:
+   * readTrace in memvisor/node. Without it, trace processes' data stays null.
+   */
+  loadTrace?: (path: string) => Trace;
+  /** The folder relative trace paths start from (default: the scenario file's folder). */
+  baseDir?: string;
+}
+
 /**
- * Parses and validates a scenario. fileName is only used in messages and as the default name.
- * Throws ScenarioError listing every problem found.
+ * Parses and validates a scenario. fileName is used in messages, as the default name and for
+ * the folder relative trace paths start from. Throws ScenarioError listing every problem found.
  */
-export function parseScenario(text: string, fileName: string): Scenario {
+export function parseScenario(
+  text: string,
+  fileName: string,
+  options: ParseOptions = {},
+): Scenario {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text.replace(/^\uFEFF/, ""), { lineCounter, uniqueKeys: true });
   const pos = (offset: number) => {
@@ -146,7 +164,74 @@ export function parseScenario(text: string, fileName: string): Scenario {
     const problems = result.error.issues.flatMap((issue) => issueProblems(issue, data, doc, pos));
     throw new ScenarioError(fileName, problems);
   }
-  return toScenario(result.data, fileName);
+  const scenario = toScenario(result.data, fileName);
+  if (options.loadTrace) {
+    const baseDir = options.baseDir ?? dirName(fileName);
+    const problems = readTraces(scenario, result.data, options.loadTrace, baseDir).map((p) => ({
+      path: formatPath(p.path),
+      ...pos(offsetAt(doc, p.path, "value")),
+      message: p.message,
+    }));
+    if (problems.length > 0) throw new ScenarioError(fileName, problems);
+  }
+  return scenario;
+}
+
+/** "dir/sub/file.yaml" -> "dir/sub"; "file.yaml" -> "". */
+function dirName(fileName: string): string {
+  const cut = Math.max(fileName.lastIndexOf("/"), fileName.lastIndexOf("\\"));
+  return cut < 0 ? "" : fileName.slice(0, cut);
+}
+
+/** `file` as read from `baseDir`: absolute paths stay as they are. */
+export function resolveTracePath(file: string, baseDir: string): string {
+  if (baseDir === "" || file.startsWith("/") || /^[A-Za-z]:[\\/]/.test(file)) return file;
+  return `${baseDir}/${file}`;
+}
+
+/**
+ * Reads the trace of every trace process into its spec (one read per file), then checks that
+ * each domain holds what its traces touch. Returns the problems, by path in the file.
+ */
+function readTraces(
+  scenario: Scenario,
+  file: ScenarioFile,
+  loadTrace: (path: string) => Trace,
+  baseDir: string,
+): { path: Segment[]; message: string }[] {
+  const problems: { path: Segment[]; message: string }[] = [];
+  const read = new Map<string, Trace | string>();
+  scenario.domains.forEach((domain, i) => {
+    const traceBytes: number[] = [];
+    domain.processes.forEach((spec, j) => {
+      if (spec.trace === null) return;
+      const path = resolveTracePath(spec.trace.file, baseDir);
+      let got = read.get(path);
+      if (got === undefined) {
+        try {
+          got = loadTrace(path);
+          const problem = traceProblem(got);
+          if (problem !== "") got = `${path}: ${problem}`;
+        } catch (e) {
+          got = e instanceof Error ? e.message : String(e);
+        }
+        read.set(path, got);
+      }
+      if (typeof got === "string") {
+        problems.push({
+          path: ["domains", i, "processes", j, "trace"],
+          message: `cannot replay this trace: ${got}`,
+        });
+        return;
+      }
+      spec.trace.data = got;
+      spec.workingSet = traceLayout(got).pages * 4096;
+      traceBytes[j] = spec.workingSet;
+    });
+    const fit = fitProblem(domain.memory, file.domains[i].processes, traceBytes);
+    if (fit !== "") problems.push({ path: ["domains", i, "processes"], message: fit });
+  });
+  return problems;
 }
 
 function firstLine(message: string): string {
@@ -355,6 +440,12 @@ function baseName(fileName: string): string {
   return base.replace(/\.(ya?ml|json)$/i, "") || "scenario";
 }
 
+function toPattern(p: NonNullable<ScenarioFile["domains"][0]["processes"][0]["pattern"]>) {
+  return p.type === "hotcold"
+    ? ({ type: "hotcold", hotFraction: p.hot_fraction, hotProbability: p.hot_probability } as const)
+    : { ...p };
+}
+
 /** The validated file form to the typed Scenario (camelCase, every default filled in). */
 function toScenario(f: ScenarioFile, fileName: string): Scenario {
   const d = SCENARIO_DEFAULTS;
@@ -425,25 +516,20 @@ function toScenario(f: ScenarioFile, fileName: string): Scenario {
         name: p.name,
         kind: p.kind,
         instances: p.instances,
-        workingSet: p.working_set,
-        code: p.code,
-        pattern:
-          p.pattern.type === "hotcold"
-            ? {
-                type: "hotcold",
-                hotFraction: p.pattern.hot_fraction,
-                hotProbability: p.pattern.hot_probability,
-              }
-            : { ...p.pattern },
-        writes: p.writes,
-        fetches: p.fetches,
+        // A trace process's working set is what its trace touches (set when the trace is read).
+        workingSet: p.working_set ?? 0,
+        code: p.kind === "trace" ? 0 : (p.code ?? d.code),
+        pattern: toPattern(p.pattern ?? { type: "uniform" }),
+        writes: p.writes ?? d.writes,
+        fetches: p.fetches ?? d.fetches,
         childAccesses: p.child_accesses ?? d.childAccesses,
         jobs: p.jobs ?? d.jobs,
         churnAccesses: p.churn_accesses ?? d.churnAccesses,
         lifetime: p.lifetime ?? 0,
         image: p.image ?? p.name,
-        imageData: p.image_data,
-        hugePages: p.huge_pages,
+        imageData: p.image_data ?? 0,
+        hugePages: p.huge_pages ?? d.hugePages,
+        trace: p.trace === undefined ? null : { file: p.trace, loop: p.loop ?? false, data: null },
       })),
     })),
   };

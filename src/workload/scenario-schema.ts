@@ -89,7 +89,12 @@ export function formatSizeApprox(bytes: number): string {
 }
 
 export const PAGING_MODES = ["native", "shadow", "hap", "pv"] as const satisfies PagingMode[];
-export const PROCESS_KINDS = ["database", "build", "mmap-churn"] as const satisfies ProcessKind[];
+export const PROCESS_KINDS = [
+  "database",
+  "build",
+  "mmap-churn",
+  "trace",
+] as const satisfies ProcessKind[];
 export const PATTERN_TYPES = ["sequential", "uniform", "hotcold", "zipf", "stride"] as const;
 export { COST_EVENTS };
 
@@ -275,24 +280,43 @@ const KIND_ONLY_FIELDS: Record<string, ProcessKind> = {
   jobs: "build",
   churn_accesses: "mmap-churn",
   lifetime: "database",
+  trace: "trace",
+  loop: "trace",
 };
+
+/** Fields of the generated workloads: a trace process's accesses come from its trace. */
+const GENERATOR_FIELDS = [
+  "working_set",
+  "code",
+  "pattern",
+  "writes",
+  "fetches",
+  "image_data",
+  "huge_pages",
+] as const;
 
 const processSchema = strict({
   name: name(),
   kind: z.enum(PROCESS_KINDS, { error: `expected one of ${PROCESS_KINDS.join(", ")}` }),
   instances: int(1, 64).default(SCENARIO_DEFAULTS.instances),
-  working_set: size(4 * KiB),
-  code: size(4 * KiB).default(SCENARIO_DEFAULTS.code),
-  pattern: patternSchema.default({ type: "uniform" }),
-  writes: fraction().default(SCENARIO_DEFAULTS.writes),
-  fetches: fraction().default(SCENARIO_DEFAULTS.fetches),
+  // Optional here (a trace process has none of them); toScenario fills in the defaults.
+  working_set: size(4 * KiB).optional(),
+  code: size(4 * KiB).optional(),
+  pattern: patternSchema.optional(),
+  writes: fraction().optional(),
+  fetches: fraction().optional(),
   child_accesses: int(1).optional(),
   jobs: int(1, 64).optional(),
   churn_accesses: int(1).optional(),
   lifetime: int(0).optional(),
   image: name().optional(),
-  image_data: fraction().default(0),
-  huge_pages: bool().default(SCENARIO_DEFAULTS.hugePages),
+  image_data: fraction().optional(),
+  huge_pages: bool().optional(),
+  trace: z
+    .string({ error: "expected the path of a trace file" })
+    .min(1, { error: "expected the path of a trace file" })
+    .optional(),
+  loop: bool().optional(),
 }).superRefine((p, ctx) => {
   for (const [field, kind] of Object.entries(KIND_ONLY_FIELDS)) {
     if (p[field as keyof typeof p] !== undefined && p.kind !== kind) {
@@ -303,16 +327,45 @@ const processSchema = strict({
       });
     }
   }
+  if (p.kind === "trace") {
+    if (p.trace === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["trace"],
+        message: 'missing required key "trace" (the file a trace process replays)',
+      });
+    }
+    for (const field of GENERATOR_FIELDS) {
+      if (p[field] !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: [field],
+          message: "does not apply to trace processes: the trace says what the process touches",
+        });
+      }
+    }
+  } else if (p.working_set === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["working_set"],
+      message: `missing required key "working_set" (the memory a ${p.kind} process touches)`,
+    });
+  }
 });
 
 export type ProcessFile = z.output<typeof processSchema>;
 
-/** Bytes a process needs at its peak: every instance's heap and code (a build: every job's). */
-export function processFootprint(p: ProcessFile): number {
-  const each = p.working_set + p.code;
+/**
+ * Bytes a process needs at its peak: every instance's heap and code (a build: every job's).
+ * A trace process's need is known once its trace is read (`traceBytes`, else 0).
+ */
+export function processFootprint(p: ProcessFile, traceBytes = 0): number {
+  if (p.kind === "trace") return p.instances * traceBytes;
+  const code = p.code ?? SCENARIO_DEFAULTS.code;
+  const each = (p.working_set ?? 0) + code;
   if (p.kind === "build") {
     const jobs = p.jobs ?? SCENARIO_DEFAULTS.jobs;
-    return p.instances * (jobs * each + p.code);
+    return p.instances * (jobs * each + code);
   }
   return p.instances * each;
 }
@@ -490,24 +543,31 @@ const domainSchema = strict({
 }).superRefine((d, ctx) => {
   uniqueNames(d.processes, "processes", "process", ctx);
   if (Number.isFinite(d.memory)) checkBalloon(d.balloon, d.memory, ctx);
-  const footprints = d.processes.map(processFootprint);
-  if (!footprints.every(Number.isFinite) || !Number.isFinite(d.memory)) return;
-  const need = footprints.reduce((a, b) => a + b, 0);
-  const limit = d.memory * MEMORY_FIT_FRACTION;
-  if (need > limit) {
-    const parts = d.processes
-      .map((p, i) => `${p.name} ${formatSizeApprox(footprints[i])}`)
-      .join(", ");
-    ctx.addIssue({
-      code: "custom",
-      path: ["processes"],
-      message:
-        `the processes need ${formatSizeApprox(need)} (${parts}), more than ` +
-        `${MEMORY_FIT_FRACTION * 100}% of the domain's ${formatSizeApprox(d.memory)} of memory ` +
-        `(${formatSizeApprox(limit)}); give the domain more memory or the processes less`,
-    });
-  }
+  const problem = fitProblem(d.memory, d.processes);
+  if (problem !== "") ctx.addIssue({ code: "custom", path: ["processes"], message: problem });
 });
+
+/**
+ * Why a domain of `memory` bytes cannot hold its processes, or "". traceBytes gives the pages
+ * of each trace process's trace (by index) once the traces are read.
+ */
+export function fitProblem(
+  memory: number,
+  processes: readonly ProcessFile[],
+  traceBytes: readonly number[] = [],
+): string {
+  const footprints = processes.map((p, i) => processFootprint(p, traceBytes[i] ?? 0));
+  if (!footprints.every(Number.isFinite) || !Number.isFinite(memory)) return "";
+  const need = footprints.reduce((a, b) => a + b, 0);
+  const limit = memory * MEMORY_FIT_FRACTION;
+  if (need <= limit) return "";
+  const parts = processes.map((p, i) => `${p.name} ${formatSizeApprox(footprints[i])}`).join(", ");
+  return (
+    `the processes need ${formatSizeApprox(need)} (${parts}), more than ` +
+    `${MEMORY_FIT_FRACTION * 100}% of the domain's ${formatSizeApprox(memory)} of memory ` +
+    `(${formatSizeApprox(limit)}); give the domain more memory or the processes less`
+  );
+}
 
 function uniqueNames(
   items: { name: string }[],

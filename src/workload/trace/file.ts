@@ -12,12 +12,14 @@ import {
   unlinkSync,
   writeSync,
 } from "node:fs";
-import { createGunzip } from "node:zlib";
+import { createGunzip, gunzipSync } from "node:zlib";
 import {
   decodeTrace,
   encodeRecords,
   TRACE_HEADER_BYTES,
+  TRACE_MAGIC,
   type Trace,
+  TraceBuilder,
   traceHeader,
 } from "./format.js";
 import { LackeyReader, type TraceBatch, TraceError } from "./lackey.js";
@@ -113,4 +115,46 @@ export async function importLackey(
 /** Read a file in memvisor's trace format. */
 export function loadTraceFile(path: string): Trace {
   return decodeTrace(new Uint8Array(readFileSync(path)), path);
+}
+
+const READ_REASONS: Record<string, string> = {
+  ENOENT: "no such file",
+  EACCES: "permission denied",
+  EISDIR: "is a directory, not a trace",
+};
+
+/**
+ * Read a whole trace for a run, whatever its form: memvisor's format or a lackey file, either
+ * of them gzip-compressed (told apart by their first bytes, not their names). Throws TraceError.
+ */
+export function readTrace(path: string): Trace {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(path));
+    if (bytes[0] === 0x1f && bytes[1] === 0x8b) bytes = new Uint8Array(gunzipSync(bytes));
+  } catch (e) {
+    const code = (e as { code?: string }).code ?? "";
+    const why = READ_REASONS[code] ?? (e instanceof Error ? e.message : String(e));
+    throw new TraceError(path, 0, `cannot read it: ${why}`);
+  }
+  let trace: Trace;
+  if (startsWithMagic(bytes)) trace = decodeTrace(bytes, path);
+  else {
+    const builder = new TraceBuilder();
+    const reader = new LackeyReader({ file: path }, (batch) => builder.add(batch));
+    reader.push(bytes);
+    reader.end();
+    trace = builder.finish();
+  }
+  if (trace.count === 0) {
+    throw new TraceError(path, 0, "no memory accesses in it: not a trace?");
+  }
+  return trace;
+}
+
+function startsWithMagic(bytes: Uint8Array): boolean {
+  for (let i = 0; i < TRACE_MAGIC.length; i++) {
+    if (bytes[i] !== TRACE_MAGIC.charCodeAt(i)) return false;
+  }
+  return true;
 }

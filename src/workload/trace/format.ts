@@ -74,6 +74,27 @@ export class Trace {
   }
 }
 
+/** Collects batches into one Trace in memory (a lackey file read for a scenario). */
+export class TraceBuilder {
+  private words = new Uint32Array(1 << 16);
+  private count = 0;
+
+  add(batch: TraceBatch): void {
+    const need = (this.count + batch.count) * 2;
+    if (need > this.words.length) {
+      const grown = new Uint32Array(Math.max(need, this.words.length * 2));
+      grown.set(this.words.subarray(0, this.count * 2));
+      this.words = grown;
+    }
+    this.words.set(new Uint32Array(encodeRecords(batch).buffer), this.count * 2);
+    this.count += batch.count;
+  }
+
+  finish(): Trace {
+    return new Trace(this.words.slice(0, this.count * 2), this.count);
+  }
+}
+
 /** Read a trace file's bytes (the whole file); errors name `file`. */
 export function decodeTrace(bytes: Uint8Array, file: string): Trace {
   const fail = (problem: string): never => {
