@@ -84,6 +84,17 @@ export const COUNTER_NAMES = [
   "sharing_pages_scanned",
   "sharing_merges",
   "sharing_pages_volatile",
+  // hardware-assisted paging (EPT): the 2D walk, its caches, the VMM's EPT
+  "ept_refs",
+  "pwc_hits",
+  "pwc_misses",
+  "ept_pwc_hits",
+  "ept_pwc_misses",
+  "ntlb_hits",
+  "ntlb_misses",
+  "ept_fills",
+  "ept_invept",
+  "ept_splits",
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -163,6 +174,16 @@ export const C_PAGES_MERGED = 69;
 export const C_SHARING_PAGES_SCANNED = 70;
 export const C_SHARING_MERGES = 71;
 export const C_SHARING_PAGES_VOLATILE = 72;
+export const C_EPT_REFS = 73;
+export const C_PWC_HITS = 74;
+export const C_PWC_MISSES = 75;
+export const C_EPT_PWC_HITS = 76;
+export const C_EPT_PWC_MISSES = 77;
+export const C_NTLB_HITS = 78;
+export const C_NTLB_MISSES = 79;
+export const C_EPT_FILLS = 80;
+export const C_EPT_INVEPT = 81;
+export const C_EPT_SPLITS = 82;
 
 export const COUNTER_COUNT = COUNTER_NAMES.length;
 
