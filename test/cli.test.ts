@@ -342,9 +342,9 @@ describe("memvisor errors", () => {
   });
 
   it("a mode that is not implemented yet", async () => {
-    const r = await cli("run", "--mode", "hap", "--accesses", "1000");
+    const r = await cli("run", "--mode", "pv", "--accesses", "1000");
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^memvisor: .*mode "hap" is not available yet/);
+    expect(r.stderr).toMatch(/^memvisor: .*mode "pv" is not available yet/);
     expect(r.stderr).not.toMatch(STACK_LINE);
   });
 

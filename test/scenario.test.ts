@@ -162,6 +162,7 @@ describe("defaults", () => {
         tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 12 } },
         pcid: false,
         gigaPages: false,
+        nested: { guestPwc: false, eptPwc: false, nestedTlb: false },
       },
       host: {
         memory: 0,
@@ -184,6 +185,7 @@ describe("defaults", () => {
           mode: "native",
           osImage: "linux",
           shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap" },
+          hap: { largePages: false },
           balloon: {
             driver: true,
             target: 64 * 2 ** 20,
@@ -231,6 +233,7 @@ describe("defaults", () => {
       tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 6 } },
       pcid: true,
       gigaPages: false,
+      nested: { guestPwc: false, eptPwc: false, nestedTlb: false },
     });
     expect(s.costs).toEqual({ walk_ref: 30 });
     expect(s.seed).toBe(7);

@@ -68,7 +68,7 @@ export function compareModes(
       walk_refs: sum("walk_refs"),
       shadow_fault: sum("shadow_fault"),
       shadow_emulate_write: sum("shadow_emulate_write"),
-      vmm_memory_bytes: (sum("shadow_pages_peak") + sum("p2m_pages")) * 4096,
+      vmm_memory_bytes: (sum("shadow_pages_peak") + sum("p2m_pages") + sum("ept_pages")) * 4096,
       read_hash: readHash,
       report,
     });

@@ -9,6 +9,7 @@ import { checkGuest } from "../guest/check.js";
 import { Kernel } from "../guest/kernel.js";
 import { Scheduler } from "../guest/scheduler.js";
 import { checkTlb } from "../hw/check.js";
+import { eptKindMask } from "../hw/ept.js";
 import type { CostModel } from "../metrics/cost.js";
 import {
   C_DOMAIN_CRASHES,
@@ -20,6 +21,8 @@ import {
 import { checkP2m } from "../vmm/balloon/check.js";
 import { targetOf } from "../vmm/balloon/policy.js";
 import { DomainCrash } from "../vmm/crash.js";
+import { checkEpt } from "../vmm/hap/check.js";
+import { eptPermsOf } from "../vmm/hap/hap.js";
 import type { Host } from "../vmm/host.js";
 import { checkBookkeeping, checkHostFrames, checkShadow } from "../vmm/shadow/check.js";
 import { checkSharing } from "../vmm/sharing/check.js";
@@ -73,9 +76,9 @@ export class DomainRuntime {
     readonly check: boolean,
     readonly host: Host | null,
   ) {
-    if (spec.mode === "hap" || spec.mode === "pv") {
+    if (spec.mode === "pv") {
       throw new SimulationError(
-        `domain ${spec.name}: mode "${spec.mode}" is not available yet in this version; use "native" or "shadow"`,
+        `domain ${spec.name}: mode "${spec.mode}" is not available yet in this version; use "native", "shadow" or "hap"`,
       );
     }
     for (const p of spec.processes) {
@@ -184,7 +187,13 @@ export class DomainRuntime {
     if (vmm === null) return this.platform.guestFrames - this.kernel.frames.freeCount;
     // gfns on shared frames are not counted: those frames are the host's, shared by several.
     const p2m = vmm.p2m;
-    return p2m.populated - p2m.sharedGfns + p2m.tablePages.length + vmm.shadowPoolPages;
+    return (
+      p2m.populated -
+      p2m.sharedGfns +
+      p2m.tablePages.length +
+      vmm.shadowPoolPages +
+      (vmm.hap?.eptPages ?? 0)
+    );
   }
 
   /** The driver of the process that ran the last step. */
@@ -348,6 +357,14 @@ export class DomainRuntime {
     // global entry may outlive the root it came from (as on real hardware) while the new root's
     // shadow is still empty, so TLB entries are checked against the guest's tables and the P2M.
     let err = vmm === null ? checkTlb(cpu, this.platform.mem.frames) : null;
+    if (err === null && vmm?.hap && this.host) {
+      const p2m = vmm.p2m;
+      err = checkTlb(cpu, this.host.mem.frames, {
+        mfnOf: p2m.mfn,
+        kindMaskOf: (gfn) => eptKindMask(eptPermsOf(p2m.type[gfn])),
+      });
+      if (err === null && full) err = checkEpt(vmm.hap, this.host.frames, vmm.id);
+    }
     if (err === null && vmm?.shadow && this.host) {
       err = checkShadow(vmm.shadow, cpu, this.host.frames, vmm.id);
       if (err === null && full)
@@ -394,6 +411,7 @@ export class DomainRuntime {
       counters.balloon_pages = this.kernel.balloon?.count ?? 0;
       counters.host_swapped_out = vmm.p2m.swappedOut;
     }
+    if (vmm?.hap) counters.ept_pages = vmm.hap.eptPages;
     if (vmm?.shadow) {
       const t = vmm.shadow.tables;
       counters.shadow_pool_pages = vmm.shadowPoolPages;

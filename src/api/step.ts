@@ -7,6 +7,7 @@
 
 import { KIND_NAMES } from "../hw/access.js";
 import { formatGva } from "../hw/addr.js";
+import { describeEpte } from "../hw/ept.js";
 import { describePte } from "../hw/pte.js";
 import type { WalkTrace } from "../hw/walker.js";
 import { C_GUEST_PAGE_FAULTS, C_TLB_L1_HITS, C_TLB_L2_HITS } from "../metrics/counters.js";
@@ -25,16 +26,33 @@ export interface StepLevel {
   flags: string;
 }
 
+/** One memory reference of a 2D walk (hardware-assisted paging), in the order made. */
+export interface StepNestedRef {
+  /** "ept": an EPT entry read to translate `gfn`; "guest": a guest entry read. */
+  dim: "ept" | "guest";
+  level: number;
+  tableMfn: number;
+  index: number;
+  entry: string;
+  flags: string;
+  /** The gfn being translated (ept) or the gfn of the guest table read (guest; -1: cached). */
+  gfn: number;
+}
+
 export interface StepWalk {
+  /** The root: a host frame, or under hardware-assisted paging the guest's root gfn. */
   rootMfn: number;
+  /** The guest levels read (natively and under HAP) or the shadow levels (shadow paging). */
   levels: StepLevel[];
-  /** "ok", or the #PF error code in hex. */
+  /** "ok", "EPT violation", or the #PF error code in hex. */
   result: string;
+  /** Under hardware-assisted paging: every reference of the 2D walk (up to 24). */
+  nested?: StepNestedRef[];
 }
 
 /** An exit to the VMM during the step, and what the VMM did. */
 export interface StepExit {
-  reason: "PF" | "CR3" | "INVLPG";
+  reason: "PF" | "CR3" | "INVLPG" | "EPT_VIOLATION";
   gva: string;
   outcome: string;
   /** For a #PF under shadow paging: the VMM's software walk of the guest's tables (gfns). */
@@ -167,6 +185,20 @@ function stepWalk(w: WalkTrace): StepWalk {
       entry: l.hi.toString(16).padStart(8, "0") + l.lo.toString(16).padStart(8, "0"),
       flags: describePte(l.lo, l.hi),
     })),
-    result: w.result < 0 ? "ok" : `#PF 0x${w.result.toString(16)}`,
+    result:
+      w.result === -3 ? "EPT violation" : w.result < 0 ? "ok" : `#PF 0x${w.result.toString(16)}`,
+    ...(w.nested
+      ? {
+          nested: w.nested.map((r) => ({
+            dim: r.dim,
+            level: r.level,
+            tableMfn: r.tableMfn,
+            index: r.index,
+            entry: r.hi.toString(16).padStart(8, "0") + r.lo.toString(16).padStart(8, "0"),
+            flags: r.dim === "ept" ? describeEpte(r.lo, r.hi) : describePte(r.lo, r.hi),
+            gfn: r.gfn,
+          })),
+        }
+      : {}),
   };
 }

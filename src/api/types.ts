@@ -121,6 +121,8 @@ export interface DomainSpec {
   /** The guest OS image: its kernel's reserved frames hold its pages (the same in every domain). */
   osImage: string;
   shadow: ShadowSpec;
+  /** Hardware-assisted paging settings (used in hap mode; default: 4 KiB EPT pages only). */
+  hap?: HapSpec;
   balloon: BalloonSpec;
   /**
    * Guest scheduler quantum, in steps of the guest's processes (memory accesses and system
@@ -142,6 +144,27 @@ export interface HardwareSpec {
   pcid: boolean;
   /** Whether the guest maps 1 GiB pages where it could (direct map); needs hardware support. */
   gigaPages: boolean;
+  /** The caches of the 2D walk (hardware-assisted paging); default: none. */
+  nested?: NestedCacheSpec;
+}
+
+/** Which caches the hardware has for 2D walks (see hw/nested.ts). */
+export interface NestedCacheSpec {
+  /** Paging-structure caches for the guest's L4, L3 and L2 entries (combined mappings). */
+  guestPwc: boolean;
+  /** Caches of the EPT's upper-level entries. */
+  eptPwc: boolean;
+  /** A nested TLB of gfn -> host frame translations. */
+  nestedTlb: boolean;
+}
+
+/** A domain's hardware-assisted paging settings. */
+export interface HapSpec {
+  /**
+   * Back the domain with 2 MiB blocks of host memory mapped by 2 MiB EPT leaves where it can
+   * (Xen's superpages): a block is allocated whole at its first touch.
+   */
+  largePages: boolean;
 }
 
 /** Per-event cycle costs; every field overrides a default (see metrics/cost.ts for sources). */

@@ -10,10 +10,23 @@ import type { Vcpu } from "./cpu.js";
 import { PAGES_PER_SIZE, type TlbLevel } from "./tlb.js";
 import { WALK_OK, Walker } from "./walker.js";
 
+/**
+ * Under hardware-assisted paging the TLB caches gva -> host frame through two tables: the
+ * check walks the guest's tables through the P2M (entries hold gfns) and maps the gfn found.
+ */
+export interface NestedView {
+  /** gfn -> mfn (-1: none). */
+  mfnOf: Int32Array;
+  /** The access kinds the second dimension allows for gfn (the EPT's rights from its type). */
+  kindMaskOf(gfn: number): number;
+}
+
 /** Returns a description of the first disagreement, or null. */
-export function checkTlb(cpu: Vcpu, maxFrame: number): string | null {
+export function checkTlb(cpu: Vcpu, maxFrame: number, nested?: NestedView): string | null {
   if (!cpu.paging) return null;
   const walker = new Walker();
+  const root = nested ? nested.mfnOf[cpu.rootMfn] : cpu.rootMfn;
+  if (nested && (root === undefined || root < 0)) return "the guest's root table has no frame";
   const levels: [string, TlbLevel][] = [
     ["L1", cpu.tlb.l1],
     ["L2", cpu.tlb.l2],
@@ -29,18 +42,29 @@ export function checkTlb(cpu: Vcpu, maxFrame: number): string | null {
       const where = `TLB ${name} slot ${s} (gva 0x${gva.toString(16)})`;
       const frame = level.frameOf(s);
       if (frame >= maxFrame) return `${where} maps frame ${frame}, beyond the domain's ${maxFrame}`;
-      const r = walker.walk(cpu.mem, cpu.rootMfn, gva, KIND_SUP_READ, cpu.ctl, false);
+      const r = walker.walk(
+        cpu.mem,
+        root,
+        gva,
+        KIND_SUP_READ,
+        cpu.ctl,
+        false,
+        nested ? nested.mfnOf : null,
+      );
       if (r !== WALK_OK)
         return `${where} is valid but the tables no longer map it (fault 0x${r.toString(16)})`;
-      if (walker.level - 1 !== sizeCode) {
+      // Natively the entry is the walk's page; under HAP it may be smaller (the EPT's page).
+      if (nested ? walker.level - 1 < sizeCode : walker.level - 1 !== sizeCode) {
         return `${where} has page size code ${sizeCode} but the tables map level ${walker.level}`;
       }
-      if (walker.frame !== frame) {
-        return `${where} maps frame ${frame} but the tables map ${walker.frame}`;
+      const mapped = nested ? nested.mfnOf[walker.frame] : walker.frame;
+      if (mapped !== frame) {
+        return `${where} maps frame ${frame} but the tables map ${mapped}`;
       }
+      const allowed = nested ? walker.allowed & nested.kindMaskOf(walker.frame) : walker.allowed;
       const perms = level.permsOf(s);
-      if ((perms & ~walker.allowed) !== 0) {
-        return `${where} allows kinds 0x${perms.toString(16)}, the tables only 0x${walker.allowed.toString(16)}`;
+      if ((perms & ~allowed) !== 0) {
+        return `${where} allows kinds 0x${perms.toString(16)}, the tables only 0x${allowed.toString(16)}`;
       }
       if (tag === cpu.globalTag && !walker.global) return `${where} is global but the leaf is not`;
     }

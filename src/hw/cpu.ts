@@ -8,6 +8,9 @@
  *                 └miss─> TLB L2 ─hit─> fill L1 ─> data
  *                           └miss─> walk(root) ─ok─> fill L2+L1 ─> data       (translateSlow)
  *                                       └fault─> VMM (if any) ─> retry | emulated | #PF to guest
+ *
+ * Under hardware-assisted paging the walk is two-dimensional (nested.ts): the guest's #PF goes
+ * straight to the guest, and only EPT violations exit to the VMM.
  */
 
 import type * as Counters from "../metrics/counters.js";
@@ -15,6 +18,7 @@ import { WALK_HIST_SIZE } from "../metrics/counters.js";
 import type * as Access from "./access.js";
 import type { Gpa, Gva, Mfn } from "./addr.js";
 import type { HostMemory } from "./memory.js";
+import { EPT_VIOLATION, NESTED_OK, type NestedRef, type NestedWalker } from "./nested.js";
 import { leafFrame } from "./pte.js";
 import type * as TlbConsts from "./tlb.js";
 import { cachedPerms, MAX_TAGS, Tlb } from "./tlb.js";
@@ -41,6 +45,13 @@ const C_TLB_FLUSHES: typeof Counters.C_TLB_FLUSHES = 12;
 const C_PAGE_ZERO: typeof Counters.C_PAGE_ZERO = 13;
 const C_PAGE_COPY: typeof Counters.C_PAGE_COPY = 14;
 const C_PAGE_READS: typeof Counters.C_PAGE_READS = 67;
+const C_EPT_REFS: typeof Counters.C_EPT_REFS = 73;
+const C_PWC_HITS: typeof Counters.C_PWC_HITS = 74;
+const C_PWC_MISSES: typeof Counters.C_PWC_MISSES = 75;
+const C_EPT_PWC_HITS: typeof Counters.C_EPT_PWC_HITS = 76;
+const C_EPT_PWC_MISSES: typeof Counters.C_EPT_PWC_MISSES = 77;
+const C_NTLB_HITS: typeof Counters.C_NTLB_HITS = 78;
+const C_NTLB_MISSES: typeof Counters.C_NTLB_MISSES = 79;
 const ACC_USER: typeof Access.ACC_USER = 3;
 const KIND_SUP_READ: typeof Access.KIND_SUP_READ = 0;
 const KIND_SUP_WRITE: typeof Access.KIND_SUP_WRITE = 1;
@@ -94,6 +105,11 @@ export interface Intercepts {
   memoryOp(cpu: Vcpu, op: number, gfns: Int32Array, count: number): number;
   /** A device writes a whole page of guest frame `gfn` (the virtual disk, through the P2M). */
   dmaWrite(cpu: Vcpu, gfn: number, digest: number): void;
+  /**
+   * An EPT violation (hardware-assisted paging only): the 2D walk found no EPT mapping of `gfn`
+   * allowing the access. The VMM fixes the EPT (or crashes the domain); the access is retried.
+   */
+  eptViolation?(cpu: Vcpu, gfn: number, write: boolean, fetch: boolean): void;
 }
 
 /** memoryOp's answer without a VMM (natively): -ENOSYS. */
@@ -136,7 +152,7 @@ export interface TlbGeometry {
 /** One walk recorded by the step API. */
 /** One exit to a VMM recorded by the step API: why, and what the VMM did. */
 export interface ExitTrace {
-  reason: "PF" | "CR3" | "INVLPG";
+  reason: "PF" | "CR3" | "INVLPG" | "EPT_VIOLATION";
   gva: Gva;
   /** "fixed", "injected #PF 0x..", "emulated", "loaded root mfn ..", "dropped" ... */
   outcome: string;
@@ -157,8 +173,14 @@ export class Vcpu implements GuestCpu {
   paging = false;
   /** CR3 as the guest wrote it: the gpa of its top-level table. */
   guestCr3: Gpa = 0;
-  /** The root the hardware walks: the guest's table natively, a shadow under shadow paging. */
+  /**
+   * The root the hardware walks: the guest's table natively, a shadow under shadow paging; under
+   * hardware-assisted paging the guest's root gfn (the 2D walk translates it through the EPT).
+   */
   rootMfn: Mfn = 0;
+  /** Hardware-assisted paging: the 2D walker and the EPT's root frame (EPTP); null otherwise. */
+  nested: NestedWalker | null = null;
+  eptRoot: Mfn = 0;
   /** Virtual-processor id of the domain (0 in native mode); part of every TLB tag. */
   vpid = 0;
   pcid = 0;
@@ -348,6 +370,7 @@ export class Vcpu implements GuestCpu {
       const gfn = vpn;
       return this.intercepts ? this.intercepts.physFrame(this, gfn, (kind & 1) === 1) : gfn;
     }
+    if (this.nested !== null) return this.translateNested(this.nested, gva, kind);
     const walker = this.walker;
     let retries = 0;
     for (;;) {
@@ -393,6 +416,89 @@ export class Vcpu implements GuestCpu {
       this.faultCode = answer;
       return XLATE_FAULT;
     }
+  }
+
+  /**
+   * A TLB miss under hardware-assisted paging: the 2D walk. A guest #PF goes to the guest with
+   * no exit; an EPT violation exits to the VMM, which fixes the EPT, and the walk is retried.
+   */
+  private translateNested(nested: NestedWalker, gva: Gva, kind: number): number {
+    const c = this.counters;
+    let retries = 0;
+    for (;;) {
+      if (this.trace !== null) nested.log = [];
+      const result = nested.walk(
+        this.mem,
+        this.eptRoot,
+        this.rootMfn,
+        gva,
+        kind,
+        this.ctl,
+        this.tag,
+        this.tlb.tagGens[this.tag],
+      );
+      c[C_WALKS]++;
+      c[C_WALK_REFS] += nested.refs;
+      c[C_EPT_REFS] += nested.eptRefs;
+      c[C_PWC_HITS] += nested.pwcHits;
+      c[C_PWC_MISSES] += nested.pwcMisses;
+      c[C_EPT_PWC_HITS] += nested.eptPwcHits;
+      c[C_EPT_PWC_MISSES] += nested.eptPwcMisses;
+      c[C_NTLB_HITS] += nested.ntlbHits;
+      c[C_NTLB_MISSES] += nested.ntlbMisses;
+      this.walkHist[nested.refs]++;
+      if (this.trace !== null) this.recordNestedWalk(nested, result);
+      if (result === NESTED_OK) {
+        const perms = cachedPerms(nested.allowed, nested.dirty);
+        const tag = nested.global ? this.globalTag : this.tag;
+        const vpn = Math.floor(gva / 4096);
+        if (nested.level === 1) {
+          const keyHi = tag * 65536 + ((gva / 4294967296) | 0);
+          this.tlb.fillSmall(keyHi, (gva >>> 0) >>> 12, tag, nested.frame, perms);
+        } else {
+          const span = nested.level === 2 ? 512 : 262144;
+          this.tlb.fill(vpn, tag, nested.level, nested.frame - (vpn % span), perms);
+        }
+        return nested.frame;
+      }
+      if (result !== EPT_VIOLATION) {
+        this.faultCode = result;
+        return XLATE_FAULT;
+      }
+      if (!this.intercepts?.eptViolation) throw new Error("EPT violation with no VMM to handle it");
+      if (++retries > MAX_VMM_RETRIES) {
+        throw new Error(
+          `VMM livelock: EPT violation on gfn ${nested.violationGfn} at 0x${gva.toString(16)} keeps coming back`,
+        );
+      }
+      this.intercepts.eptViolation(
+        this,
+        nested.violationGfn,
+        nested.violationWrite,
+        nested.violationFetch,
+      );
+    }
+  }
+
+  private recordNestedWalk(nested: NestedWalker, result: number): void {
+    const levels: WalkTrace["levels"] = [];
+    for (let level = nested.firstLevel; level >= nested.lastLevel; level--) {
+      levels.push({
+        level,
+        tableMfn: nested.tableMfn[level],
+        index: nested.tableIdx[level],
+        lo: nested.entryLo[level],
+        hi: nested.entryHi[level],
+      });
+    }
+    const refs: NestedRef[] = nested.log ?? [];
+    nested.log = null;
+    this.trace?.push({
+      root: this.rootMfn,
+      levels,
+      result: result === NESTED_OK ? -1 : result === EPT_VIOLATION ? -3 : result,
+      nested: refs,
+    });
   }
 
   /** First 4 KiB frame of the page the walker found (a large page's base frame). */
@@ -499,6 +605,8 @@ export class Vcpu implements GuestCpu {
   /** INVLPG: drop the TLB entries (current tag and global) for the page of gva. */
   invlpg(gva: Gva): void {
     this.counters[C_INVLPG]++;
+    // INVLPG also drops the paging-structure caches' entries of the PCID (SDM 4.10.4.1).
+    this.nested?.flushGuest();
     if (this.intercepts) {
       this.intercepts.invlpg(this, gva);
       return;

@@ -17,6 +17,7 @@
 import type * as Access from "./access.js";
 import type * as Memory from "./memory.js";
 import type { HostMemory } from "./memory.js";
+import type { NestedRef } from "./nested.js";
 import type * as Pte from "./pte.js";
 import { leafFrame, PTE_1G_RESERVED_LO, PTE_2M_RESERVED_LO } from "./pte.js";
 
@@ -135,8 +136,10 @@ export interface WalkTrace {
   /** The root frame (under a VMM's software walk: the guest's root gfn). */
   root: number;
   levels: { level: number; tableMfn: number; index: number; lo: number; hi: number }[];
-  /** WALK_OK or the #PF error code. */
+  /** WALK_OK, the #PF error code, or -3 for an EPT violation (2D walks). */
   result: number;
+  /** A 2D walk's every reference, EPT reads included, in order (hardware-assisted paging). */
+  nested?: NestedRef[];
 }
 
 export class Walker {

@@ -15,10 +15,12 @@ import { NativePagingOps } from "../guest/paging-ops.js";
 import type { Mfn } from "../hw/addr.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
+import { NestedWalker } from "../hw/nested.js";
 import { newCounters } from "../metrics/counters.js";
 import { AutoBalloonPolicy, FixedTargets, type PolicyDomain, setTarget } from "./balloon/policy.js";
 import { HostSwap } from "./balloon/swap.js";
 import { HostFrames, OWNER_SHADOW } from "./frames.js";
+import { HapPaging } from "./hap/hap.js";
 import { P2m } from "./p2m.js";
 import { defaultShadowPoolPages, ShadowPaging } from "./shadow/shadow.js";
 import { EsxScanner } from "./sharing/esx.js";
@@ -33,6 +35,8 @@ export interface VmmDomain extends PolicyDomain {
   p2m: P2m;
   cpu: Vcpu;
   shadow: ShadowPaging | null;
+  /** Hardware-assisted paging (hap mode): the EPT. */
+  hap: HapPaging | null;
   /** Shadow pool pages (allocated from the host when the domain is built). */
   shadowPoolPages: number;
   /** The frames of the shadow pool. */
@@ -55,6 +59,9 @@ export interface SharingScanner {
   readonly pagesUnshared: number;
   readonly zeroPagesSharing: number;
 }
+
+/** A 2D walk with no cache: the default hardware (every cold walk makes 24 references). */
+const NO_NESTED_CACHES = { guestPwc: false, eptPwc: false, nestedTlb: false };
 
 /** Frames the pager frees at once when an allocation finds the host empty. */
 const RECLAIM_BATCH = 64;
@@ -174,6 +181,7 @@ export class Host {
     // VPIDs tag this domain's TLB entries apart from every other domain's (0 is the host's).
     cpu.setAddressSpace(id + 1, 0);
     let shadow: ShadowPaging | null = null;
+    let hap: HapPaging | null = null;
     let poolPages = 0;
     const pool: Mfn[] = [];
     if (spec.mode === "shadow") {
@@ -198,6 +206,14 @@ export class Host {
       });
       shadow.cpu = cpu;
       cpu.intercepts = shadow;
+    } else if (spec.mode === "hap") {
+      hap = new HapPaging(this.mem, p2m, counters, {
+        largePages: spec.hap?.largePages ?? false,
+      });
+      hap.cpu = cpu;
+      cpu.intercepts = hap;
+      cpu.nested = new NestedWalker(hardware.nested ?? NO_NESTED_CACHES);
+      cpu.eptRoot = hap.ept.root;
     } else {
       throw new RangeError(`domain ${spec.name}: mode "${spec.mode}" is not available yet`);
     }
@@ -208,6 +224,7 @@ export class Host {
       p2m,
       cpu,
       shadow,
+      hap,
       shadowPoolPages: poolPages,
       poolFrames: pool,
       destroyed: false,
@@ -240,6 +257,7 @@ export class Host {
     if (d.destroyed) return;
     d.destroyed = true;
     d.p2m.destroy();
+    d.hap?.ept.destroy();
     for (const mfn of d.poolFrames) this.frames.release(mfn);
     d.poolFrames.length = 0;
     d.shadowPoolPages = 0;
@@ -262,6 +280,8 @@ export function defaultHostFrames(domains: DomainSpec[]): number {
     if (d.mode === "shadow") {
       frames += d.shadow.pool > 0 ? d.shadow.pool / 4096 : defaultShadowPoolPages(d.memory);
     }
+    // The EPT: one L1 page per 512 gfns and the pages above (and the splits of large pages).
+    if (d.mode === "hap") frames += 2 * Math.ceil(gfns / 512) + 8;
   }
   return frames;
 }

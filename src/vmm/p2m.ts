@@ -208,6 +208,15 @@ export class P2m {
     return this.allocReclaiming(OWNER_DOMAIN, gfn);
   }
 
+  /** A zeroed frame for the VMM's tables of this domain (EPT pages), reclaiming if need be. */
+  allocVmmPage(): Mfn {
+    return this.allocReclaiming(OWNER_VMM, -1);
+  }
+
+  releaseVmmPage(mfn: Mfn): void {
+    this.host.release(mfn);
+  }
+
   /** A host frame for `owner`, reclaiming host memory once if there is none; -1 if still none. */
   private allocReclaiming(owner: number, gfn: Gfn): Mfn {
     const mfn = this.host.alloc(owner, this.domain, gfn);

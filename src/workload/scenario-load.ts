@@ -460,6 +460,11 @@ function toScenario(f: ScenarioFile, fileName: string): Scenario {
       },
       pcid: f.hardware.pcid,
       gigaPages: f.hardware.giga_pages,
+      nested: {
+        guestPwc: f.hardware.nested.guest_pwc,
+        eptPwc: f.hardware.nested.ept_pwc,
+        nestedTlb: f.hardware.nested.nested_tlb,
+      },
     },
     host: {
       memory: f.host.memory ?? 0,
@@ -502,6 +507,7 @@ function toScenario(f: ScenarioFile, fileName: string): Scenario {
         prefetch: dom.shadow.prefetch,
         writableSearch: dom.shadow.writable_search,
       },
+      hap: { largePages: dom.hap.large_pages },
       balloon: {
         driver: dom.balloon.driver,
         target: dom.balloon.target ?? dom.memory,

@@ -236,6 +236,11 @@ const hardwareSchema = strict({
   }).prefault({}),
   pcid: bool().default(SCENARIO_DEFAULTS.pcid),
   giga_pages: bool().default(SCENARIO_DEFAULTS.gigaPages),
+  nested: strict({
+    guest_pwc: bool().default(false),
+    ept_pwc: bool().default(false),
+    nested_tlb: bool().default(false),
+  }).prefault({}),
 });
 
 const cycles = () => num("a number of cycles >= 0", (v) => v >= 0);
@@ -535,6 +540,7 @@ const domainSchema = strict({
     .default(SCENARIO_DEFAULTS.mode),
   os_image: name().default(SCENARIO_DEFAULTS.osImage),
   shadow: shadowSchema.prefault({}),
+  hap: strict({ large_pages: bool().default(false) }).prefault({}),
   balloon: balloonSchema.prefault({}),
   quantum: int(1).default(SCENARIO_DEFAULTS.quantum),
   processes: z

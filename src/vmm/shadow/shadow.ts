@@ -19,8 +19,8 @@ import {
   C_VMEXITS_INVLPG,
 } from "../../metrics/counters.js";
 import { memoryOp } from "../balloon/reservation.js";
-import { DomainCrash } from "../crash.js";
-import { NO_FRAME_BALLOONED, NO_FRAME_NOT_RAM, type P2m } from "../p2m.js";
+import { DomainCrash, frameOrCrash } from "../crash.js";
+import type { P2m } from "../p2m.js";
 import { unshadow } from "./emulate.js";
 import { handleShadowFault } from "./fault.js";
 import { isFl1, SH_L4, type ShadowPage } from "./page.js";
@@ -92,29 +92,12 @@ export class ShadowPaging implements Intercepts {
 
   /** The host frame behind a gfn for the guest (see P2m.resolve); crashes the domain if none. */
   frameFor(gfn: Gfn): Mfn {
-    const mfn = this.p2m.resolve(gfn);
-    return mfn >= 0 ? mfn : this.noFrame(gfn, mfn);
+    return frameOrCrash(this.p2m, gfn, false);
   }
 
   /** frameFor for a write: a shared page is copied first (P2m.resolveForWrite). */
   frameForWrite(gfn: Gfn): Mfn {
-    const mfn = this.p2m.resolveForWrite(gfn);
-    return mfn >= 0 ? mfn : this.noFrame(gfn, mfn);
-  }
-
-  /** Crash the domain for a gfn that cannot have a frame (`reason`: a NO_FRAME_* value). */
-  private noFrame(gfn: Gfn, reason: number): never {
-    if (reason === NO_FRAME_NOT_RAM) {
-      throw new DomainCrash(`guest frame ${gfn} is outside its ${this.p2m.gfns} frames of RAM`);
-    }
-    if (reason === NO_FRAME_BALLOONED) {
-      throw new DomainCrash(
-        `the guest touched gfn ${gfn}, which it ballooned out (policy "mmio": not RAM any more)`,
-      );
-    }
-    throw new DomainCrash(
-      `the host has no memory left for gfn ${gfn} (no free frame, and nothing to swap out)`,
-    );
+    return frameOrCrash(this.p2m, gfn, true);
   }
 
   pageFault(cpu: Vcpu, gva: Gva, kind: number, errorCode: number): number {

@@ -1,0 +1,391 @@
+/**
+ * The two-dimensional page walk of hardware-assisted paging (Intel EPT, AMD NPT; SDM Vol. 3C
+ * 29.3.2; Bhargava et al., ASPLOS 2008). The guest's tables hold guest-physical addresses, so
+ * every guest table the walk reads is first itself translated through the EPT, and so is the
+ * data page at the end:
+ *
+ *            gL4        gL3        gL2        gL1       data
+ *   CR3 ─EPT─> read ─EPT─> read ─EPT─> read ─EPT─> read ─EPT─> frame
+ *        4 refs  1   4 refs  1   4 refs  1   4 refs  1   4 refs       = 24 references
+ *
+ * n guest levels over m EPT levels make n*(m+1)+m references when nothing is cached. Three
+ * optional caches cut that down, each with its counters: the paging-structure caches for the
+ * guest's upper levels (a gva prefix to the host frame of the guest table below it, with the
+ * permissions gathered above: "combined" entries, SDM 28.3.1), the EPT's own upper-level caches
+ * (a gfn prefix to the EPT table below it) and a nested TLB (a gfn to its host frame and EPT
+ * permissions, as AMD's NTLB).
+ *
+ * The result is a guest #PF error code (the hardware delivers it to the guest: no exit), an
+ * EPT violation (an exit to the VMM, with the gfn and the access that failed), or a translation
+ * whose permissions are the guest's and the EPT's together. Accessed and dirty bits are set in
+ * the guest's tables after the walk, as walker.ts does: those are writes to guest memory, so a
+ * guest table the EPT maps read-only (a shared page) makes the walk exit as a write violation.
+ */
+
+import type * as Access from "./access.js";
+import { EPT_PS, EPT_R, EPT_RWX, EPT_W, eptKindMask, eptNeed } from "./ept.js";
+import type { HostMemory } from "./memory.js";
+import type * as Pte from "./pte.js";
+import { PrefixCache } from "./pwc.js";
+import { faultCode, type PagingControl, permissionMask } from "./walker.js";
+
+const PTE_P: typeof Pte.PTE_P = 0x1;
+const PTE_RW: typeof Pte.PTE_RW = 0x2;
+const PTE_US: typeof Pte.PTE_US = 0x4;
+const PTE_A: typeof Pte.PTE_A = 0x20;
+const PTE_D: typeof Pte.PTE_D = 0x40;
+const PTE_PS: typeof Pte.PTE_PS = 0x80;
+const PTE_G: typeof Pte.PTE_G = 0x100;
+const PTE_HI_NX: typeof Pte.PTE_HI_NX = 0x80000000;
+const PTE_HI_RESERVED: typeof Pte.PTE_HI_RESERVED = 0xff800;
+const PTE_HI_ADDR_MASK: typeof Pte.PTE_HI_ADDR_MASK = 0x7ff;
+const PTE_2M_RESERVED_LO: typeof Pte.PTE_2M_RESERVED_LO = 0x001fe000;
+const PTE_1G_RESERVED_LO: typeof Pte.PTE_1G_RESERVED_LO = 0x3fffe000;
+const KIND_SUP_WRITE: typeof Access.KIND_SUP_WRITE = 1;
+const KIND_USER_WRITE: typeof Access.KIND_USER_WRITE = 4;
+
+/** walk() results besides WALK_OK (-1) and a #PF error code (>= 0). */
+export const NESTED_OK = -1;
+/** The EPT does not allow an access the walk made: see violationGfn and violationWrite. */
+export const EPT_VIOLATION = -3;
+
+/** Which caches the hardware has (all off: every walk of a cold 4-level guest makes 24 refs). */
+export interface NestedCaches {
+  /** Paging-structure caches for the guest's L4, L3 and L2 entries (combined mappings). */
+  guestPwc: boolean;
+  /** Caches of the EPT's L4, L3 and L2 entries. */
+  eptPwc: boolean;
+  /** A nested TLB: gfn -> host frame and EPT permissions. */
+  nestedTlb: boolean;
+}
+
+/** Geometry of the caches (entries, ways): a recent Intel core's order of magnitude. */
+const PWC_ENTRIES = 32;
+const PWC_WAYS = 4;
+const NTLB_ENTRIES = 128;
+const NTLB_WAYS = 4;
+
+/** One memory reference of a 2D walk, for the step API (cold path). */
+export interface NestedRef {
+  /** "ept": an EPT entry read while translating `gfn`; "guest": a guest entry read. */
+  dim: "ept" | "guest";
+  /** Level of the table read (4..1). */
+  level: number;
+  tableMfn: number;
+  index: number;
+  lo: number;
+  hi: number;
+  /** The gfn being translated (ept), or the gfn of the guest table read (guest). */
+  gfn: number;
+}
+
+export class NestedWalker {
+  /** Outputs of a successful walk: as Walker's. */
+  frame = 0;
+  /** Size of the combined translation: the smaller of the guest's and the EPT's leaf. */
+  level = 1;
+  allowed = 0;
+  global = false;
+  dirty = false;
+  /** References made by the last walk: all of them, and those to EPT entries. */
+  refs = 0;
+  eptRefs = 0;
+  /** Cache hits and misses of the last walk (added to the counters by the vCPU). */
+  pwcHits = 0;
+  pwcMisses = 0;
+  eptPwcHits = 0;
+  eptPwcMisses = 0;
+  ntlbHits = 0;
+  ntlbMisses = 0;
+  /** After EPT_VIOLATION: the gfn and whether the failed access was a write (else read/fetch). */
+  violationGfn = -1;
+  violationWrite = false;
+  violationFetch = false;
+  /** Set by the step API: every reference of a walk is recorded here. */
+  log: NestedRef[] | null = null;
+  /** Per guest level (1..4): the host frame of the table read, the index, the entry, its gfn. */
+  readonly tableMfn = new Float64Array(5);
+  readonly tableGfn = new Float64Array(5);
+  readonly tableEpt = new Int32Array(5);
+  readonly tableIdx = new Int32Array(5);
+  readonly entryLo = new Uint32Array(5);
+  readonly entryHi = new Uint32Array(5);
+  lastLevel = 4;
+
+  private readonly guestPwc: PrefixCache[] | null;
+  private readonly eptPwc: PrefixCache[] | null;
+  private readonly ntlb: PrefixCache | null;
+  /** Outputs of eptTranslate. */
+  private eptPerms = 0;
+  private eptLevel = 1;
+
+  constructor(readonly caches: NestedCaches) {
+    // Index 2..4: caches of the entries at that level (L2 entries name L1 tables, and so on).
+    const levels = () => [2, 3, 4].map(() => new PrefixCache(PWC_ENTRIES, PWC_WAYS));
+    this.guestPwc = caches.guestPwc ? [null, null, ...levels()].map((c) => c as PrefixCache) : null;
+    this.eptPwc = caches.eptPwc ? [null, null, ...levels()].map((c) => c as PrefixCache) : null;
+    this.ntlb = caches.nestedTlb ? new PrefixCache(NTLB_ENTRIES, NTLB_WAYS) : null;
+  }
+
+  /** INVEPT: every EPT-derived cached translation goes (combined ones included). */
+  invept(): void {
+    this.ntlb?.flushAll();
+    if (this.eptPwc) for (let l = 2; l <= 4; l++) this.eptPwc[l].flushAll();
+    this.flushGuest();
+  }
+
+  /** INVLPG, or a flush of every tag: the guest's paging-structure caches go. */
+  flushGuest(): void {
+    if (this.guestPwc) for (let l = 2; l <= 4; l++) this.guestPwc[l].flushAll();
+  }
+
+  /**
+   * Translate `gva` for an access of `kind`: the guest's tables from the root at guest frame
+   * `rootGfn`, through the EPT rooted at host frame `eptRoot`. `tag` and `gen` are the TLB tag
+   * of the address space and its generation (the guest caches' validity). Returns NESTED_OK,
+   * a #PF error code or EPT_VIOLATION.
+   */
+  walk(
+    mem: HostMemory,
+    eptRoot: number,
+    rootGfn: number,
+    gva: number,
+    kind: number,
+    ctl: PagingControl,
+    tag: number,
+    gen: number,
+  ): number {
+    this.refs = 0;
+    this.eptRefs = 0;
+    this.pwcHits = 0;
+    this.pwcMisses = 0;
+    this.eptPwcHits = 0;
+    this.eptPwcMisses = 0;
+    this.ntlbHits = 0;
+    this.ntlbMisses = 0;
+    const nxe = ctl.nxe;
+    const hiReserved = nxe ? PTE_HI_RESERVED : PTE_HI_RESERVED | PTE_HI_NX;
+    const vpn = Math.floor(gva / 4096);
+    // Start: from a paging-structure cache hit at the lowest level, else from CR3.
+    let level = 4;
+    let tableGfn = rootGfn;
+    let tableMfn = -1;
+    let tableEpt = 0;
+    let andLo = -1;
+    let orHi = 0;
+    const pwc = this.guestPwc;
+    if (pwc !== null) {
+      for (let l = 2; l <= 4; l++) {
+        if (pwc[l].lookup(tag, gen, Math.floor(vpn / 512 ** (l - 1)))) {
+          level = l - 1;
+          tableMfn = pwc[l].frame;
+          andLo = pwc[l].bits;
+          orHi = pwc[l].bits2 & PTE_HI_NX;
+          tableEpt = pwc[l].bits2 & EPT_RWX;
+          tableGfn = -1; // not needed: only tables the EPT lets A/D be written in are cached
+          break;
+        }
+      }
+      if (level < 4) this.pwcHits++;
+      else this.pwcMisses++;
+    }
+    this.firstLevel = level;
+    for (; level >= 1; level--) {
+      if (tableMfn < 0) {
+        tableMfn = this.eptTranslate(mem, eptRoot, tableGfn, EPT_R);
+        if (tableMfn < 0) return EPT_VIOLATION;
+        tableEpt = this.eptPerms;
+      }
+      const idx = Math.floor(vpn / 512 ** (level - 1)) % 512;
+      mem.read64(tableMfn, idx);
+      const lo = mem.lo;
+      const hi = mem.hi;
+      this.refs++;
+      this.tableMfn[level] = tableMfn;
+      this.tableGfn[level] = tableGfn;
+      this.tableEpt[level] = tableEpt;
+      this.tableIdx[level] = idx;
+      this.entryLo[level] = lo;
+      this.entryHi[level] = hi;
+      this.lastLevel = level;
+      this.log?.push({ dim: "guest", level, tableMfn, index: idx, lo, hi, gfn: tableGfn });
+      if ((lo & PTE_P) === 0) return faultCode(kind, false, false, nxe);
+      const leaf = level === 1 || (level <= 3 && (lo & PTE_PS) !== 0);
+      if ((hi & hiReserved) !== 0 || (level >= 2 && reservedLo(lo, level, leaf, ctl))) {
+        return faultCode(kind, true, true, nxe);
+      }
+      andLo &= lo;
+      orHi |= hi;
+      this.andLoAt[level] = andLo;
+      this.orHiAt[level] = orHi;
+      if (leaf) return this.finish(mem, eptRoot, gva, kind, ctl, level, andLo, orHi, tag, gen);
+      tableGfn = ((hi & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12);
+      tableMfn = -1;
+    }
+    return faultCode(kind, false, false, nxe); // not reached: level 1 is always a leaf
+  }
+
+  /** The guest leaf at `level` allows or forbids; then the data page's EPT translation. */
+  private finish(
+    mem: HostMemory,
+    eptRoot: number,
+    gva: number,
+    kind: number,
+    ctl: PagingControl,
+    level: number,
+    andLo: number,
+    orHi: number,
+    tag: number,
+    gen: number,
+  ): number {
+    const nxe = ctl.nxe;
+    const allowed = permissionMask(
+      (andLo & PTE_RW) !== 0,
+      (andLo & PTE_US) !== 0,
+      nxe && (orHi & PTE_HI_NX) !== 0,
+      ctl,
+    );
+    if (((allowed >> kind) & 1) === 0) return faultCode(kind, true, false, nxe);
+    const lo = this.entryLo[level];
+    const hi = this.entryHi[level];
+    const vpn = Math.floor(gva / 4096);
+    const span = level === 1 ? 1 : level === 2 ? 512 : 262144;
+    const baseGfn =
+      (((hi & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12)) & ~(span - 1 === 0 ? 0 : span - 1);
+    const dataGfn = baseGfn + (vpn % span);
+    const frame = this.eptTranslate(mem, eptRoot, dataGfn, eptNeed(kind));
+    if (frame < 0) return EPT_VIOLATION;
+    const write = kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE;
+    // A/D bits: writes to the guest's tables, so each needs the EPT's write permission. Levels
+    // above firstLevel came from a cache, which holds only entries with A set.
+    if ((andLo & PTE_A) === 0 || (write && (lo & PTE_D) === 0)) {
+      for (let l = this.firstLevel; l >= level; l--) {
+        const bits = l === level && write ? PTE_A | PTE_D : PTE_A;
+        if ((this.entryLo[l] & bits) !== bits && (this.tableEpt[l] & EPT_W) === 0) {
+          this.violationGfn = this.tableGfn[l];
+          this.violationWrite = true;
+          this.violationFetch = false;
+          return EPT_VIOLATION;
+        }
+      }
+      for (let l = this.firstLevel; l >= level; l--) {
+        const bits = l === level && write ? PTE_A | PTE_D : PTE_A;
+        if ((this.entryLo[l] & bits) !== bits) {
+          mem.orLo(this.tableMfn[l], this.tableIdx[l], bits);
+          this.entryLo[l] = (this.entryLo[l] | bits) >>> 0;
+          this.andLoAt[l] |= PTE_A;
+        }
+      }
+    }
+    this.dirty = (this.entryLo[level] & PTE_D) !== 0;
+    this.frame = frame;
+    this.level = Math.min(level, this.eptLevel);
+    this.allowed = allowed & eptKindMask(this.eptPerms);
+    this.global = (lo & PTE_G) !== 0;
+    if (this.guestPwc !== null) this.fillGuestPwc(this.guestPwc, level, gva, tag, gen);
+    return NESTED_OK;
+  }
+
+  /** Highest guest level the last walk read itself (4, or below a cache hit). */
+  firstLevel = 4;
+  /** Per guest level: the AND of the low halves and OR of the high halves from L4 down to it. */
+  private readonly andLoAt = new Int32Array(5);
+  private readonly orHiAt = new Int32Array(5);
+
+  /**
+   * After a walk that set every A bit on its path: cache each upper-level entry it read (the
+   * table below it, the permissions gathered so far). A table the EPT does not let the walk
+   * write is left out, so a hit never needs the table's gfn for a violation.
+   */
+  private fillGuestPwc(
+    pwc: PrefixCache[],
+    leafLevel: number,
+    gva: number,
+    tag: number,
+    gen: number,
+  ): void {
+    const vpn = Math.floor(gva / 4096);
+    for (let l = this.firstLevel; l > leafLevel; l--) {
+      if ((this.tableEpt[l - 1] & EPT_W) === 0) continue;
+      pwc[l].fill(
+        tag,
+        gen,
+        Math.floor(vpn / 512 ** (l - 1)),
+        this.tableMfn[l - 1],
+        this.andLoAt[l] | PTE_A,
+        (this.orHiAt[l] & PTE_HI_NX) | this.tableEpt[l - 1],
+      );
+    }
+  }
+
+  /**
+   * The host frame of guest frame `gfn` for an access needing EPT permission `need`, or -1
+   * after recording an EPT violation. Sets eptPerms and eptLevel.
+   */
+  private eptTranslate(mem: HostMemory, eptRoot: number, gfn: number, need: number): number {
+    const ntlb = this.ntlb;
+    if (ntlb !== null) {
+      if (ntlb.lookup(0, 0, gfn) && (ntlb.bits & need) === need) {
+        this.ntlbHits++;
+        this.eptPerms = ntlb.bits;
+        this.eptLevel = ntlb.bits2;
+        return ntlb.frame;
+      }
+      this.ntlbMisses++;
+    }
+    let level = 4;
+    let table = eptRoot;
+    let perms = EPT_RWX;
+    const pwc = this.eptPwc;
+    if (pwc !== null) {
+      for (let l = 2; l <= 4; l++) {
+        if (pwc[l].lookup(0, 0, Math.floor(gfn / 512 ** (l - 1)))) {
+          level = l - 1;
+          table = pwc[l].frame;
+          perms = pwc[l].bits;
+          break;
+        }
+      }
+      if (level < 4) this.eptPwcHits++;
+      else this.eptPwcMisses++;
+    }
+    for (; level >= 1; level--) {
+      const idx = Math.floor(gfn / 512 ** (level - 1)) % 512;
+      mem.read64(table, idx);
+      const lo = mem.lo;
+      const hi = mem.hi;
+      this.refs++;
+      this.eptRefs++;
+      this.log?.push({ dim: "ept", level, tableMfn: table, index: idx, lo, hi, gfn });
+      perms &= lo & EPT_RWX;
+      if ((lo & EPT_RWX) === 0 || (perms & need) !== need) {
+        this.violationGfn = gfn;
+        this.violationWrite = need === EPT_W;
+        this.violationFetch = need !== EPT_R && need !== EPT_W;
+        return -1;
+      }
+      const next = ((hi & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12);
+      if (level === 1 || (level <= 3 && (lo & EPT_PS) !== 0)) {
+        const span = level === 1 ? 1 : level === 2 ? 512 : 262144;
+        const frame = (next & ~(span - 1)) + (gfn % span);
+        this.eptPerms = perms;
+        this.eptLevel = level;
+        ntlb?.fill(0, 0, gfn, frame, perms, level);
+        return frame;
+      }
+      if (pwc !== null && level >= 2) {
+        pwc[level].fill(0, 0, Math.floor(gfn / 512 ** (level - 1)), next, perms, 0);
+      }
+      table = next;
+    }
+    return -1; // not reached
+  }
+}
+
+/** Reserved bits of the low half of a present L4..L2 guest entry (see walker.ts). */
+function reservedLo(lo: number, level: number, leaf: boolean, ctl: PagingControl): boolean {
+  if (level === 4) return (lo & PTE_PS) !== 0;
+  if (!leaf) return false;
+  if (level === 3) return !ctl.gbpages || (lo & PTE_1G_RESERVED_LO) !== 0;
+  return (lo & PTE_2M_RESERVED_LO) !== 0;
+}

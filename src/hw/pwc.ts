@@ -1,0 +1,94 @@
+/**
+ * A small set-associative cache of translations by address prefix, LRU within a set: the model
+ * of the paging-structure caches (SDM Vol. 3A 4.10.3: a prefix of the linear address to the
+ * table that translates the rest, with the permissions gathered above it), of the EPT's own
+ * upper-level caches, and of the nested TLB (a gfn to its host frame). Typed arrays only.
+ *
+ * An entry belongs to a TLB tag and is valid while that tag's generation (Tlb.tagGens) is the
+ * one it was filled under, so that a CR3 write's flush of a tag drops its entries as it drops its
+ * TLB entries; flushAll (INVLPG, INVEPT) drops everything at once by bumping an epoch.
+ */
+
+export class PrefixCache {
+  private readonly sets: number;
+  private readonly keys: Float64Array;
+  private readonly tags: Int32Array;
+  private readonly gens: Int32Array;
+  private readonly epochs: Int32Array;
+  private readonly stamps: Float64Array;
+  /** Per slot: the cached frame and two words of whatever the user keeps beside it. */
+  private readonly frames: Float64Array;
+  private readonly aux: Int32Array;
+  private readonly aux2: Int32Array;
+  private epoch = 1;
+  private clock = 0;
+  /** Outputs of a hit. */
+  frame = 0;
+  bits = 0;
+  bits2 = 0;
+
+  constructor(
+    readonly entries: number,
+    readonly ways: number,
+  ) {
+    this.sets = entries / ways;
+    this.keys = new Float64Array(entries);
+    this.tags = new Int32Array(entries);
+    this.gens = new Int32Array(entries);
+    this.epochs = new Int32Array(entries);
+    this.stamps = new Float64Array(entries);
+    this.frames = new Float64Array(entries);
+    this.aux = new Int32Array(entries);
+    this.aux2 = new Int32Array(entries);
+  }
+
+  /** Whether (tag, key) is cached under generation gen; a hit sets frame, bits and bits2. */
+  lookup(tag: number, gen: number, key: number): boolean {
+    const base = (key % this.sets) * this.ways;
+    for (let s = base; s < base + this.ways; s++) {
+      if (
+        this.keys[s] === key &&
+        this.tags[s] === tag &&
+        this.epochs[s] === this.epoch &&
+        this.gens[s] === gen
+      ) {
+        this.stamps[s] = ++this.clock;
+        this.frame = this.frames[s];
+        this.bits = this.aux[s];
+        this.bits2 = this.aux2[s];
+        return true;
+      }
+    }
+    return false;
+  }
+
+  fill(tag: number, gen: number, key: number, frame: number, bits: number, bits2: number): void {
+    const base = (key % this.sets) * this.ways;
+    let victim = base;
+    for (let s = base; s < base + this.ways; s++) {
+      const valid = this.epochs[s] === this.epoch;
+      if (valid && this.keys[s] === key && this.tags[s] === tag) {
+        victim = s;
+        break;
+      }
+      if (!valid) {
+        victim = s;
+        break;
+      }
+      if (this.stamps[s] < this.stamps[victim]) victim = s;
+    }
+    this.keys[victim] = key;
+    this.tags[victim] = tag;
+    this.gens[victim] = gen;
+    this.epochs[victim] = this.epoch;
+    this.stamps[victim] = ++this.clock;
+    this.frames[victim] = frame;
+    this.aux[victim] = bits;
+    this.aux2[victim] = bits2;
+  }
+
+  /** Drop every entry (INVLPG drops a PCID's paging-structure entries; INVEPT all of them). */
+  flushAll(): void {
+    this.epoch++;
+  }
+}

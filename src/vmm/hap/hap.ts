@@ -1,0 +1,147 @@
+/**
+ * Hardware-assisted paging for one domain (Xen's HAP over Intel EPT; KVM's TDP MMU does the
+ * same): the VMM's side of the vCPU. The guest owns its page tables outright: its #PFs, CR3
+ * writes and INVLPGs never leave the guest. The VMM keeps only the EPT, filled from the P2M
+ * on EPT violations:
+ *
+ *   violation on gfn ─> P2M: populate on first touch | swap in | copy a shared page for a write
+ *                        | populate a ballooned page (or crash, under "mmio")
+ *                    ─> EPT leaf: RWX for plain RAM, R+X for a shared page (a write exits again)
+ *
+ * A P2M change takes the gfn's EPT entry away and invalidates what the hardware cached of the
+ * EPT (INVEPT: TLB entries of the domain, the nested TLB and paging-structure caches).
+ */
+
+import type { Gfn, Gpa, Gva, Mfn } from "../../hw/addr.js";
+import type { Intercepts, Vcpu } from "../../hw/cpu.js";
+import { EPT_R, EPT_RWX, EPT_W, EPT_X } from "../../hw/ept.js";
+import type { HostMemory } from "../../hw/memory.js";
+import {
+  C_EPT_FILLS,
+  C_EPT_INVEPT,
+  C_VMEXITS,
+  C_VMEXITS_EPT_VIOLATION,
+} from "../../metrics/counters.js";
+import { memoryOp } from "../balloon/reservation.js";
+import { DomainCrash, frameOrCrash } from "../crash.js";
+import { P2M_RAM_RW, P2M_RAM_SHARED, P2M_TYPE_NAMES, type P2m } from "../p2m.js";
+import { EptTables } from "./ept.js";
+
+export interface HapOptions {
+  /** Map 2 MiB of guest memory with one EPT leaf where the P2M allows it. */
+  largePages: boolean;
+}
+
+/** The EPT permissions of a P2M type (Xen's ept_p2m_type_to_flags): none for no RAM. */
+export function eptPermsOf(type: number): number {
+  if (type === P2M_RAM_RW) return EPT_RWX;
+  if (type === P2M_RAM_SHARED) return EPT_R | EPT_X;
+  return 0;
+}
+
+export class HapPaging implements Intercepts {
+  readonly ept: EptTables;
+  cpu: Vcpu | null = null;
+
+  constructor(
+    readonly mem: HostMemory,
+    readonly p2m: P2m,
+    readonly counters: Float64Array,
+    readonly options: HapOptions,
+  ) {
+    this.ept = new EptTables(
+      mem,
+      () => p2m.allocVmmPage(),
+      (mfn) => p2m.releaseVmmPage(mfn),
+      counters,
+    );
+    p2m.dropMappings = (gfn) => {
+      this.ept.unmap(gfn);
+      this.invept();
+    };
+    // Nothing pins a gfn: the guest's tables are plain RAM to the VMM (a 2D walk through a
+    // swapped-out table exits like any other access and swaps it back in).
+    p2m.pinned = () => false;
+  }
+
+  /** INVEPT (single context): the hardware forgets every translation derived from the EPT. */
+  invept(): void {
+    this.counters[C_EPT_INVEPT]++;
+    const cpu = this.cpu;
+    if (cpu === null) return;
+    cpu.nested?.invept();
+    cpu.flushTlbAll();
+  }
+
+  eptViolation(cpu: Vcpu, gfn: Gfn, write: boolean, fetch: boolean): void {
+    this.counters[C_VMEXITS]++;
+    this.counters[C_VMEXITS_EPT_VIOLATION]++;
+    const before = this.p2m.type[gfn];
+    this.fill(gfn, write);
+    cpu.exitTrace?.push({
+      reason: "EPT_VIOLATION",
+      gva: 0,
+      outcome: `gfn ${gfn} (${write ? "write" : fetch ? "fetch" : "read"}): ${describeFix(before, this.p2m.type[gfn])}, mapped to mfn ${this.p2m.mfn[gfn]}`,
+    });
+  }
+
+  /** Make gfn's EPT entry allow the access (a write needs a frame of the domain's own). */
+  private fill(gfn: Gfn, write: boolean): Mfn {
+    const mfn = frameOrCrash(this.p2m, gfn, write);
+    const perms = eptPermsOf(this.p2m.type[gfn]);
+    if (!this.ept.map(gfn, mfn, perms, 1)) {
+      throw new DomainCrash(`the host has no memory left for the EPT tables of gfn ${gfn}`);
+    }
+    this.counters[C_EPT_FILLS]++;
+    // The entry may have been there with fewer rights (a shared page now copied): the TLB may
+    // hold the old frame.
+    return mfn;
+  }
+
+  /** With paging off the guest's accesses are still guest-physical: through the EPT. */
+  physFrame(cpu: Vcpu, gfn: number, write: boolean): Mfn {
+    const mfn = this.ept.lookup(gfn);
+    if (mfn >= 0 && (this.ept.perms & (write ? EPT_W : EPT_R)) !== 0) return mfn;
+    this.eptViolation(cpu, gfn, write, false);
+    return this.p2m.mfn[gfn];
+  }
+
+  /** Not reached: under HAP the guest's #PF goes straight to the guest (see Vcpu). */
+  pageFault(_cpu: Vcpu, _gva: Gva, _kind: number, errorCode: number): number {
+    return errorCode;
+  }
+
+  /** CR3 writes do not exit: the hardware takes the guest's root gfn as it is. */
+  writeCr3(cpu: Vcpu, gpa: Gpa, pcid: number, noFlush: boolean): void {
+    cpu.loadRoot(Math.floor(gpa / 4096), pcid, noFlush);
+  }
+
+  /** INVLPG does not exit either: it drops the TLB entries (and, in the vCPU, the caches). */
+  invlpg(cpu: Vcpu, gva: Gva): void {
+    cpu.tlb.invalidatePage(Math.floor(gva / 4096), cpu.tag, cpu.globalTag);
+  }
+
+  enablePaging(cpu: Vcpu): void {
+    cpu.loadRoot(Math.floor(cpu.guestCr3 / 4096), cpu.pcid, false);
+  }
+
+  memoryOp(_cpu: Vcpu, op: number, gfns: Int32Array, count: number): number {
+    return memoryOp(this.p2m, this.counters, op, gfns, count);
+  }
+
+  /** A device writes through the P2M: a frame of the domain's own (a shared page is copied). */
+  dmaWrite(_cpu: Vcpu, gfn: number, digest: number): void {
+    this.mem.setDigest(frameOrCrash(this.p2m, gfn, true), digest);
+  }
+
+  /** Frames the EPT tables take (the "space" cost of HAP). */
+  get eptPages(): number {
+    return this.ept.pages.length;
+  }
+}
+
+function describeFix(before: number, after: number): string {
+  if (before === after) return "EPT entry filled";
+  if (before === P2M_RAM_SHARED) return "shared page copied (copy on write)";
+  return `P2M ${P2M_TYPE_NAMES[before]} -> ${P2M_TYPE_NAMES[after]}`;
+}
