@@ -9,34 +9,10 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import type { ShadowSpec } from "../src/api/types.js";
-import type { Process } from "../src/guest/process.js";
 import { COUNTER_NAMES } from "../src/metrics/counters.js";
-import { bootGuest, type GuestOptions, type TestGuest } from "./support/guest.js";
-import { type Op, opArb, overcommitOpArb, runOps, sharingOpArb } from "./support/ops.js";
-
-const GUEST_COUNTERS = [15, 16, 17, 18, 19, 20, 22, 23, 24, 25, 26, 27]; // guest_* .. mprotects
-
-/**
- * An entry line "path: hi lo" without its frame number: with the balloon holding pages the
- * guest's allocator hands out other gfns, which no program can see.
- */
-function withoutFrame(line: string): string {
-  const [path, hi, lo] = line.split(/:? /);
-  const flagsHi = (Number.parseInt(hi, 16) & 0xfff00000) >>> 0;
-  const flagsLo = Number.parseInt(lo, 16) & 0xfff;
-  return `${path}: ${flagsHi.toString(16)} ${flagsLo.toString(16)}`;
-}
-
-function observe(g: TestGuest, ops: Op[], huge: boolean, frames = true) {
-  const seen = runOps(g, ops, huge, () => g.check());
-  const tables = g.kernel.processes
-    .filter((p: Process) => p.alive)
-    .map((p) => (frames ? g.tables(p) : g.tables(p).map(withoutFrame)));
-  const counters = GUEST_COUNTERS.map((i) => g.counters[i]);
-  // Frames the balloon holds are the host's, not the guest's processes'.
-  const framesInUse = g.kernel.framesInUse() - (g.kernel.balloon?.count ?? 0);
-  return { seen, tables, counters, framesInUse };
-}
+import { bootGuest, type GuestOptions } from "./support/guest.js";
+import { observe } from "./support/observe.js";
+import { type Op, opArb, overcommitOpArb, sharingOpArb } from "./support/ops.js";
 
 /** Shadow counters added up over every run of a property, to show what was exercised. */
 const exercised = new Map<string, number>();

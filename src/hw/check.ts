@@ -25,8 +25,10 @@ export interface NestedView {
 export function checkTlb(cpu: Vcpu, maxFrame: number, nested?: NestedView): string | null {
   if (!cpu.paging) return null;
   const walker = new Walker();
-  const root = nested ? nested.mfnOf[cpu.rootMfn] : cpu.rootMfn;
-  if (nested && (root === undefined || root < 0)) return "the guest's root table has no frame";
+  // Under HAP the guest's root may have no frame (the host swapped it out): then no entry of
+  // the address space may be valid, and a walk from beyond memory (all zeroes) says so.
+  const nestedRoot = nested ? (nested.mfnOf[cpu.rootMfn] ?? -1) : 0;
+  const root = nested ? (nestedRoot >= 0 ? nestedRoot : cpu.mem.frames) : cpu.rootMfn;
   const levels: [string, TlbLevel][] = [
     ["L1", cpu.tlb.l1],
     ["L2", cpu.tlb.l2],
@@ -38,6 +40,9 @@ export function checkTlb(cpu: Vcpu, maxFrame: number, nested?: NestedView): stri
       if (!level.isValid(s, cpu.tlb.tagGens)) continue;
       const { tag, sizeCode, pageNumber } = level.decode(s);
       if (tag !== cpu.tag && tag !== cpu.globalTag) continue;
+      // A global entry (the kernel's half, the same in every address space) may have been
+      // filled under another root while this one is swapped out: nothing to walk it against.
+      if (nested && nestedRoot < 0 && tag === cpu.globalTag) continue;
       const gva = pageNumber * PAGES_PER_SIZE[sizeCode] * 4096;
       const where = `TLB ${name} slot ${s} (gva 0x${gva.toString(16)})`;
       const frame = level.frameOf(s);

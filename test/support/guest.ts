@@ -3,7 +3,7 @@
  * helpers to drive processes and to check every invariant.
  */
 
-import type { ShadowSpec, SharingSpec } from "../../src/api/types.js";
+import type { NestedCacheSpec, ShadowSpec, SharingSpec } from "../../src/api/types.js";
 import { BalloonDriver } from "../../src/guest/balloon.js";
 import { checkGuest, type GuestMemoryPeek } from "../../src/guest/check.js";
 import { userAccess } from "../../src/guest/fault.js";
@@ -13,17 +13,20 @@ import type { Process } from "../../src/guest/process.js";
 import { KIND_USER_READ, KIND_USER_WRITE } from "../../src/hw/access.js";
 import { checkTlb } from "../../src/hw/check.js";
 import { Vcpu } from "../../src/hw/cpu.js";
+import { eptKindMask } from "../../src/hw/ept.js";
 import { HostMemory } from "../../src/hw/memory.js";
 import { PTE_P, PTE_PS, pteFrame } from "../../src/hw/pte.js";
 import { newCounters } from "../../src/metrics/counters.js";
 import { checkP2m } from "../../src/vmm/balloon/check.js";
 import { setTarget } from "../../src/vmm/balloon/policy.js";
+import { checkEpt } from "../../src/vmm/hap/check.js";
+import { eptPermsOf } from "../../src/vmm/hap/hap.js";
 import { Host, type VmmDomain } from "../../src/vmm/host.js";
 import { checkBookkeeping, checkHostFrames, checkShadow } from "../../src/vmm/shadow/check.js";
 import { checkSharing } from "../../src/vmm/sharing/check.js";
 import { shadowSpec, TEST_HARDWARE } from "./domains.js";
 
-export type TestMode = "native" | "shadow";
+export type TestMode = "native" | "shadow" | "hap";
 
 export interface TestGuest {
   mode: TestMode;
@@ -53,6 +56,9 @@ export interface TestGuest {
 export interface GuestOptions extends Partial<KernelOptions> {
   mode?: TestMode;
   shadow?: Partial<ShadowSpec>;
+  /** hap mode: the 2D walk's caches and 2 MiB EPT pages. */
+  nested?: NestedCacheSpec;
+  eptLargePages?: boolean;
   /** Host memory in MiB for shadow mode (default: enough). */
   hostMiB?: number;
   /** Shadow mode: build the domain on this host (several guests on one host). */
@@ -89,6 +95,7 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
   if (mode === "native") {
     mem = new HostMemory(frames);
     cpu = new Vcpu(mem, counters);
+    cpu.ctl.gbpages = kernelOptions.gigaPages;
   } else {
     host =
       options.host ??
@@ -97,8 +104,17 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
           ? { ...TEST_SHARING, algorithm: options.sharing === "esx" ? "esx" : "ksm" }
           : undefined,
       });
-    const spec = shadowSpec(`test${host.domains.length}`, options.shadow, memMiB * 2 ** 20);
-    const hardware = { ...TEST_HARDWARE, pcid: kernelOptions.pcid };
+    const spec = {
+      ...shadowSpec(`test${host.domains.length}`, options.shadow, memMiB * 2 ** 20),
+      mode,
+      hap: { largePages: options.eptLargePages ?? false },
+    };
+    const hardware = {
+      ...TEST_HARDWARE,
+      pcid: kernelOptions.pcid,
+      gigaPages: kernelOptions.gigaPages,
+      nested: options.nested,
+    };
     vmm = host.createDomain(spec, hardware, counters);
     mem = host.mem;
     cpu = vmm.cpu;
@@ -143,6 +159,13 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
         // hardware) while the new root's shadow is still empty: the shadow check compares TLB
         // entries with the guest's tables and the P2M instead.
         vmm === null ? checkTlb(cpu, mem.frames) : null,
+        vmm?.hap
+          ? checkTlb(cpu, mem.frames, {
+              mfnOf: vmm.p2m.mfn,
+              kindMaskOf: (gfn) => eptKindMask(eptPermsOf(vmm.p2m.type[gfn])),
+            })
+          : null,
+        vmm?.hap && host ? checkEpt(vmm.hap, host.frames, vmm.id) : null,
         vmm?.shadow && host ? checkShadow(vmm.shadow, cpu, host.frames, vmm.id) : null,
         vmm?.shadow ? checkBookkeeping(vmm.shadow) : null,
         host ? checkHostFrames(host.frames) : null,

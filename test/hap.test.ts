@@ -1,0 +1,185 @@
+/**
+ * Hardware-assisted paging: the 2D walk's exact reference counts, cold and with each cache;
+ * no #PF, CR3 or INVLPG exit; EPT violations for first touches, swapped-out pages and shared
+ * pages; and the differential check: the same random operations natively and under HAP look
+ * the same to the guest, with every invariant (TLB and EPT against the P2M) checked after each.
+ */
+
+import fc from "fast-check";
+import { describe, expect, test } from "vitest";
+import type { NestedCacheSpec } from "../src/api/types.js";
+import { USER_HEAP_BASE } from "../src/guest/layout.js";
+import { COUNTER_NAMES, type CounterName } from "../src/metrics/counters.js";
+import { P2M_RAM_SHARED } from "../src/vmm/p2m.js";
+import { bootGuest, type GuestOptions, type TestGuest } from "./support/guest.js";
+import { observe } from "./support/observe.js";
+import { type Op, opArb, overcommitOpArb, sharingOpArb } from "./support/ops.js";
+
+const NO_CACHES: NestedCacheSpec = { guestPwc: false, eptPwc: false, nestedTlb: false };
+
+function count(g: TestGuest, name: CounterName): number {
+  return g.counters[COUNTER_NAMES.indexOf(name)];
+}
+
+/** A HAP guest with one process that has written its first heap page. */
+function hapGuest(nested: NestedCacheSpec, options: GuestOptions = {}) {
+  const g = bootGuest(16, { mode: "hap", nested, ...options });
+  const proc = g.kernel.spawn("p", { code: 4096, heap: 64 * 4096, hugeHeap: false });
+  if (proc === null) throw new Error("no memory for the process");
+  expect(g.write(proc, USER_HEAP_BASE, 7)).toBe(true);
+  return { g, proc };
+}
+
+/** The references of the walk a read of gva makes (exactly one walk). */
+function refsOfRead(g: TestGuest, proc: Parameters<TestGuest["read"]>[0], gva: number) {
+  const walks = count(g, "walks");
+  const refs = count(g, "walk_refs");
+  const ept = count(g, "ept_refs");
+  expect(g.read(proc, gva)).toBe(7);
+  expect(count(g, "walks") - walks).toBe(1);
+  return { refs: count(g, "walk_refs") - refs, ept: count(g, "ept_refs") - ept };
+}
+
+describe("the 2D walk", () => {
+  test("a cold walk of a 4-level guest over a 4-level EPT makes 24 references", () => {
+    const { g, proc } = hapGuest(NO_CACHES);
+    g.cpu.flushTlbAll();
+    // n*(m+1)+m = 4*5+4: each guest level's table through the EPT, then the data page.
+    expect(refsOfRead(g, proc, USER_HEAP_BASE)).toEqual({ refs: 24, ept: 20 });
+    g.check();
+  });
+
+  test.each([
+    // The PDE cache gives the guest L1 table's host frame: 1 guest read + 4 for the data.
+    ["paging-structure caches", { ...NO_CACHES, guestPwc: true }, 5, 4, "pwc_hits"],
+    // Every gfn of the walk is in the nested TLB: only the 4 guest reads remain.
+    ["nested TLB", { ...NO_CACHES, nestedTlb: true }, 4, 0, "ntlb_hits"],
+    // Each EPT translation starts at the EPT's L1 table: 5 EPT reads + 4 guest reads.
+    ["EPT paging-structure caches", { ...NO_CACHES, eptPwc: true }, 9, 5, "ept_pwc_hits"],
+    ["all three", { guestPwc: true, eptPwc: true, nestedTlb: true }, 1, 0, "pwc_hits"],
+  ] as const)(
+    "with the %s, a warm walk makes fewer references",
+    (_, caches, refs, ept, counter) => {
+      const { g, proc } = hapGuest(caches);
+      const hits = count(g, counter);
+      // Drop only the TLB entry (not INVLPG, which also empties the paging-structure caches).
+      g.cpu.tlb.invalidatePage(USER_HEAP_BASE / 4096, g.cpu.tag, g.cpu.globalTag);
+      expect(refsOfRead(g, proc, USER_HEAP_BASE)).toEqual({ refs, ept });
+      expect(count(g, counter)).toBeGreaterThan(hits);
+      g.check();
+    },
+  );
+
+  test("INVLPG empties the guest's paging-structure caches, INVEPT the EPT's", () => {
+    const { g, proc } = hapGuest({ guestPwc: true, eptPwc: true, nestedTlb: true });
+    g.cpu.invlpg(USER_HEAP_BASE);
+    // The guest walk starts from CR3 again; every gfn is still in the nested TLB.
+    expect(refsOfRead(g, proc, USER_HEAP_BASE)).toEqual({ refs: 4, ept: 0 });
+    g.vmm?.hap?.invept();
+    // Every cache starts empty: the first EPT walk of this walk makes 4 references; it fills
+    // the EPT's caches, so each later one starts at the EPT's L1 table (the guest's tables and
+    // the page lie in one 2 MiB region of guest-physical memory here): 4 + 4 * 1, and 4 guest.
+    expect(refsOfRead(g, proc, USER_HEAP_BASE)).toEqual({ refs: 12, ept: 8 });
+  });
+
+  test("guest faults and CR3 writes never exit; first touches are EPT violations", () => {
+    const g = bootGuest(16, { mode: "hap" });
+    const proc = g.kernel.spawn("p", { code: 4096, heap: 64 * 4096, hugeHeap: false });
+    if (proc === null) throw new Error("no memory");
+    const violations = count(g, "vmexits_ept_violation");
+    for (let p = 0; p < 32; p++) expect(g.write(proc, USER_HEAP_BASE + p * 4096, p)).toBe(true);
+    expect(count(g, "guest_page_faults")).toBeGreaterThanOrEqual(32);
+    expect(count(g, "vmexits_pf") + count(g, "vmexits_cr3") + count(g, "vmexits_invlpg")).toBe(0);
+    // 32 data pages and the new page tables: each gfn's first touch.
+    expect(count(g, "vmexits_ept_violation") - violations).toBeGreaterThanOrEqual(32);
+    expect(count(g, "vmexits")).toBe(
+      count(g, "vmexits_ept_violation") + count(g, "vmexits_hypercall"),
+    );
+    g.check();
+  });
+
+  test("a swapped-out page, even a page table, comes back on an EPT violation", () => {
+    const { g, proc } = hapGuest(NO_CACHES, { hostMiB: 64 });
+    for (let p = 1; p < 64; p++) g.write(proc, USER_HEAP_BASE + p * 4096, p + 7);
+    const swapped = g.swapOut(4000);
+    expect(swapped).toBeGreaterThan(64);
+    for (let p = 1; p < 64; p++) expect(g.read(proc, USER_HEAP_BASE + p * 4096)).toBe(p + 7);
+    expect(count(g, "host_swap_ins")).toBeGreaterThan(60);
+    g.check();
+  });
+
+  test("a write to a shared page exits and gets a copy; reads keep sharing it", () => {
+    const a = hapGuest(NO_CACHES, { sharing: true, hostMiB: 96 });
+    const b = hapGuest(NO_CACHES, { host: a.g.host ?? undefined });
+    for (const { g, proc } of [a, b]) {
+      for (let p = 1; p < 32; p++) g.write(proc, USER_HEAP_BASE + p * 4096, 1000 + p);
+    }
+    a.g.scan(20_000);
+    a.g.scan(20_000);
+    const p2m = a.g.vmm?.p2m;
+    const shared = p2m ? Array.from(p2m.type).filter((t) => t === P2M_RAM_SHARED).length : 0;
+    expect(shared).toBeGreaterThan(31);
+    for (let p = 1; p < 32; p++) expect(a.g.read(a.proc, USER_HEAP_BASE + p * 4096)).toBe(1000 + p);
+    const breaks = count(a.g, "cow_breaks");
+    expect(a.g.write(a.proc, USER_HEAP_BASE + 4096, 5)).toBe(true);
+    expect(count(a.g, "cow_breaks")).toBe(breaks + 1);
+    expect(b.g.read(b.proc, USER_HEAP_BASE + 4096)).toBe(1001);
+    a.g.check();
+    b.g.check();
+  });
+});
+
+function differential(ops: Op[], options: GuestOptions, huge = false, frames = true) {
+  const native = observe(bootGuest(16, { ...options, mode: "native" }), ops, huge, frames);
+  const hap = observe(bootGuest(16, { ...options, mode: "hap" }), ops, huge, frames);
+  expect(hap.seen).toEqual(native.seen);
+  expect(hap.counters).toEqual(native.counters);
+  expect(hap.tables).toEqual(native.tables);
+  expect(hap.framesInUse).toBe(native.framesInUse);
+}
+
+const ops = fc.array(opArb, { minLength: 1, maxLength: 50 });
+const ALL_CACHES: NestedCacheSpec = { guestPwc: true, eptPwc: true, nestedTlb: true };
+
+describe("HAP looks like native paging to the guest", () => {
+  test("no caches", () => {
+    fc.assert(
+      fc.property(ops, (o) => differential(o, {})),
+      { numRuns: 40, seed: 11 },
+    );
+  });
+
+  test("every cache, PCIDs", () => {
+    fc.assert(
+      fc.property(ops, (o) => differential(o, { nested: ALL_CACHES, pcid: true })),
+      { numRuns: 40, seed: 12 },
+    );
+  });
+
+  test("transparent huge pages and 1 GiB direct-map pages", () => {
+    fc.assert(
+      fc.property(fc.array(opArb, { minLength: 1, maxLength: 30 }), (o) =>
+        differential(o, { nested: ALL_CACHES, gigaPages: true }, true),
+      ),
+      { numRuns: 25, seed: 13 },
+    );
+  });
+
+  test("with the balloon inflating and deflating and the host swapping", () => {
+    fc.assert(
+      fc.property(fc.array(overcommitOpArb, { minLength: 1, maxLength: 50 }), (o) =>
+        differential(o, { nested: ALL_CACHES }, false, false),
+      ),
+      { numRuns: 30, seed: 14 },
+    );
+  });
+
+  test("with the host sharing pages between scans", () => {
+    fc.assert(
+      fc.property(fc.array(sharingOpArb, { minLength: 20, maxLength: 100 }), (o) =>
+        differential(o, { sharing: true, nested: ALL_CACHES }),
+      ),
+      { numRuns: 40, seed: 15 },
+    );
+  });
+});
