@@ -70,6 +70,24 @@ describe("the 2D walk", () => {
     },
   );
 
+  test("with 2 MiB EPT pages a cold walk makes 19 references (4 * (3 + 1) + 3)", () => {
+    const { g, proc } = hapGuest(NO_CACHES, { eptLargePages: true });
+    g.cpu.flushTlbAll();
+    expect(refsOfRead(g, proc, USER_HEAP_BASE)).toEqual({ refs: 19, ept: 15 });
+    // Superpages: whole blocks were populated at their first touch.
+    expect(count(g, "p2m_populate") % 512).toBe(0);
+    g.check();
+  });
+
+  test("changing one gfn under a 2 MiB EPT leaf splits it; the rest stays mapped", () => {
+    const { g, proc } = hapGuest(NO_CACHES, { eptLargePages: true, hostMiB: 64 });
+    for (let p = 1; p < 64; p++) g.write(proc, USER_HEAP_BASE + p * 4096, p + 7);
+    expect(g.swapOut(40)).toBe(40);
+    expect(count(g, "ept_splits")).toBeGreaterThan(0);
+    for (let p = 1; p < 64; p++) expect(g.read(proc, USER_HEAP_BASE + p * 4096)).toBe(p + 7);
+    g.check();
+  });
+
   test("INVLPG empties the guest's paging-structure caches, INVEPT the EPT's", () => {
     const { g, proc } = hapGuest({ guestPwc: true, eptPwc: true, nestedTlb: true });
     g.cpu.invlpg(USER_HEAP_BASE);
@@ -171,6 +189,15 @@ describe("HAP looks like native paging to the guest", () => {
         differential(o, { nested: ALL_CACHES }, false, false),
       ),
       { numRuns: 30, seed: 14 },
+    );
+  });
+
+  test("2 MiB EPT pages, split by the balloon and host swapping", () => {
+    fc.assert(
+      fc.property(fc.array(overcommitOpArb, { minLength: 1, maxLength: 50 }), (o) =>
+        differential(o, { eptLargePages: true, hostMiB: 96 }, false, false),
+      ),
+      { numRuns: 30, seed: 16 },
     );
   });
 

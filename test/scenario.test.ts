@@ -69,6 +69,8 @@ describe("built-in scenarios", () => {
       "balloon-auto",
       "sharing",
       "sort-trace",
+      "crossover",
+      "ept-large-pages",
     ]);
   });
 
@@ -78,7 +80,7 @@ describe("built-in scenarios", () => {
     expect(s.domains.length).toBeGreaterThan(0);
     expect(s.run.accesses).toBeGreaterThanOrEqual(500_000);
     expect(s.run.accesses).toBeLessThanOrEqual(3_000_000);
-    for (const d of s.domains) expect(["native", "shadow"]).toContain(d.mode);
+    for (const d of s.domains) expect(["native", "shadow", "hap"]).toContain(d.mode);
   });
 
   it.each(BUILTIN_SCENARIOS.map((b) => [b.name]))("scenarios/%s.yaml is the same text", (name) => {

@@ -5,7 +5,8 @@
  */
 
 import { Simulation, type SimulationOptions } from "./simulation.js";
-import type { PagingMode, Report } from "./types.js";
+import type { PagingMode, Report, Scenario } from "./types.js";
+import { VERSION } from "./version.js";
 
 /** One mode's results, summed over the scenario's domains. */
 export interface ModeResult {
@@ -20,8 +21,12 @@ export interface ModeResult {
   walk_refs: number;
   shadow_fault: number;
   shadow_emulate_write: number;
-  /** Bytes of memory the VMM used for this mode at its peak: shadow pages and P2M pages. */
+  /** Bytes of memory the VMM used for this mode at its peak: shadow, EPT and P2M pages. */
   vmm_memory_bytes: number;
+  /** Its parts, in 4 KiB pages. */
+  shadow_pages_peak: number;
+  ept_pages: number;
+  p2m_pages: number;
   /** Digest of everything the guest's processes read: equal across modes when they saw the same. */
   read_hash: number;
   report: Report;
@@ -69,6 +74,9 @@ export function compareModes(
       shadow_fault: sum("shadow_fault"),
       shadow_emulate_write: sum("shadow_emulate_write"),
       vmm_memory_bytes: (sum("shadow_pages_peak") + sum("p2m_pages") + sum("ept_pages")) * 4096,
+      shadow_pages_peak: sum("shadow_pages_peak"),
+      ept_pages: sum("ept_pages"),
+      p2m_pages: sum("p2m_pages"),
       read_hash: readHash,
       report,
     });
@@ -84,4 +92,70 @@ export function compareModes(
     ),
     results,
   };
+}
+
+/** Parameters `varyParameter` can set, by their scenario-file names: on every process that has it. */
+export const VARIABLE_PARAMETERS = {
+  child_accesses: "childAccesses",
+  jobs: "jobs",
+  churn_accesses: "churnAccesses",
+  working_set: "workingSet",
+  writes: "writes",
+  fetches: "fetches",
+  lifetime: "lifetime",
+} as const;
+
+export type VariableParameter = keyof typeof VARIABLE_PARAMETERS;
+
+/**
+ * The scenario with `param` set to `value` in every process of every domain (a process of a
+ * kind that does not read it is left alone: jobs only changes builds).
+ */
+export function withParameter(
+  scenario: Scenario,
+  param: VariableParameter,
+  value: number,
+): Scenario {
+  const field = VARIABLE_PARAMETERS[param];
+  const kinds: Record<VariableParameter, readonly string[]> = {
+    child_accesses: ["build"],
+    jobs: ["build"],
+    churn_accesses: ["mmap-churn"],
+    working_set: ["database", "build", "mmap-churn"],
+    writes: ["database", "build", "mmap-churn"],
+    fetches: ["database", "build", "mmap-churn"],
+    lifetime: ["database"],
+  };
+  return {
+    ...scenario,
+    domains: scenario.domains.map((d) => ({
+      ...d,
+      processes: d.processes.map((p) =>
+        kinds[param].includes(p.kind) ? { ...p, [field]: value } : p,
+      ),
+    })),
+  };
+}
+
+/** compareModes at each value of one parameter: where one mode overtakes another. */
+export interface Variation {
+  memvisor: string;
+  scenario: string;
+  parameter: VariableParameter;
+  modes: PagingMode[];
+  points: { value: number; comparison: Comparison }[];
+}
+
+export function compareVarying(
+  scenario: Scenario,
+  modes: PagingMode[],
+  parameter: VariableParameter,
+  values: number[],
+  options: Omit<SimulationOptions, "mode"> = {},
+): Variation {
+  const points = values.map((value) => ({
+    value,
+    comparison: compareModes(withParameter(scenario, parameter, value), modes, options),
+  }));
+  return { memvisor: VERSION, scenario: scenario.name, parameter, modes, points };
 }

@@ -1,10 +1,10 @@
 /** `memvisor compare`: one scenario under several paging modes, side by side. */
 
-import { type Comparison, compareModes } from "../api/compare.js";
+import { type Comparison, compareModes, compareVarying, type Variation } from "../api/compare.js";
 import type { PagingMode } from "../api/types.js";
 import { formatSizeApprox } from "../workload/scenario-load.js";
 import { PAGING_MODES } from "../workload/scenario-schema.js";
-import { parseAccesses, parseSeed } from "./args.js";
+import { parseAccesses, parseSeed, parseVary } from "./args.js";
 import { EXIT_CHECKS, EXIT_OK, UsageError } from "./errors.js";
 import { formatInt, formatRatio, newTable } from "./format.js";
 
@@ -14,6 +14,7 @@ export interface CompareOptions {
   accesses?: string;
   check?: boolean;
   json?: boolean;
+  vary?: string;
 }
 
 export function parseModes(text: string): PagingMode[] {
@@ -37,6 +38,21 @@ export function compareCommand(
   const modes = parseModes(options.modes);
   const seed = options.seed === undefined ? undefined : parseSeed(options.seed);
   const accesses = options.accesses === undefined ? undefined : parseAccesses(options.accesses);
+  if (options.vary !== undefined) {
+    const { parameter, values } = parseVary(options.vary);
+    const variation = compareVarying(scenario, modes, parameter, values, {
+      seed,
+      accesses,
+      check: options.check ?? false,
+    });
+    const violations = variation.points.reduce(
+      (s, p) => s + p.comparison.results.reduce((t, r) => t + r.report.checks.violations, 0),
+      0,
+    );
+    if (options.json) process.stdout.write(`${JSON.stringify(variation, null, 2)}\n`);
+    else process.stdout.write(formatVariation(variation, scenario.description));
+    return violations > 0 ? EXIT_CHECKS : EXIT_OK;
+  }
   const comparison = compareModes(scenario, modes, {
     seed,
     accesses,
@@ -78,11 +94,78 @@ export function formatComparison(c: Comparison, description: string): string {
   row("shadow faults", (r) => formatInt(r.shadow_fault));
   row("emulated PT writes", (r) => formatInt(r.shadow_emulate_write));
   row("VMM memory (peak)", (r) => formatSizeApprox(r.vmm_memory_bytes));
+  row("  shadow pages", (r) => formatInt(r.shadow_pages_peak));
+  row("  EPT pages", (r) => formatInt(r.ept_pages));
+  row("  P2M pages", (r) => formatInt(r.p2m_pages));
   out.push(table.toString());
   out.push(
     c.same_guest_view
       ? "every mode gave the guest the same page faults and the same data"
       : "WARNING: the modes disagree on what the guest saw (page faults or data read)",
+  );
+  return `${out.join("\n")}\n`;
+}
+
+/**
+ * One row per value of the varied parameter: each mode's cycles per user access and its
+ * overhead against the first mode, and the cheapest of the others; then where that changes.
+ */
+export function formatVariation(v: Variation, description: string): string {
+  const first = v.points[0].comparison;
+  const out = [
+    `memvisor ${v.memvisor} · compare · scenario ${v.scenario} · seed ${first.seed} · varying ${v.parameter}`,
+  ];
+  if (description !== "") out.push(description);
+  const [base, ...others] = v.modes;
+  const table = newTable({
+    head: [v.parameter, ...v.modes.map((m) => `${m} cycles/access`), "cheapest"],
+    colAligns: ["right", ...v.modes.map(() => "right" as const), "left"],
+  });
+  const cheapest: string[] = [];
+  for (const p of v.points) {
+    const results = p.comparison.results;
+    const best =
+      others.length === 0
+        ? base
+        : others.reduce((a, b) =>
+            (results.find((r) => r.mode === b)?.cycles ?? Number.POSITIVE_INFINITY) <
+            (results.find((r) => r.mode === a)?.cycles ?? Number.POSITIVE_INFINITY)
+              ? b
+              : a,
+          );
+    cheapest.push(best);
+    const value = v.parameter === "working_set" ? formatSizeApprox(p.value) : formatInt(p.value);
+    table.push([
+      value,
+      ...results.map((r) =>
+        r.mode === base
+          ? formatRatio(r.cycles, r.user_accesses)
+          : `${formatRatio(r.cycles, r.user_accesses)} (${r.overhead_pct >= 0 ? "+" : ""}${r.overhead_pct.toFixed(1)}%)`,
+      ),
+      best,
+    ]);
+  }
+  out.push(table.toString());
+  if (others.length > 1) {
+    const changes: string[] = [];
+    for (let i = 1; i < cheapest.length; i++) {
+      if (cheapest[i] !== cheapest[i - 1]) {
+        changes.push(
+          `${cheapest[i]} overtakes ${cheapest[i - 1]} between ${v.parameter} ${v.points[i - 1].value} and ${v.points[i].value}`,
+        );
+      }
+    }
+    out.push(
+      changes.length > 0
+        ? `crossover: ${changes.join("; ")}`
+        : `no crossover: ${cheapest[0]} is the cheapest of ${others.join(", ")} at every value`,
+    );
+  }
+  const disagree = v.points.filter((p) => !p.comparison.same_guest_view).map((p) => p.value);
+  out.push(
+    disagree.length === 0
+      ? "at every value every mode gave the guest the same page faults and the same data"
+      : `WARNING: the modes disagree on what the guest saw at ${v.parameter} ${disagree.join(", ")}`,
   );
   return `${out.join("\n")}\n`;
 }

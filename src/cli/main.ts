@@ -59,6 +59,11 @@ function buildProgram(setCode: (code: number) => void): Command {
     )
     .option("--seed <n>", "random seed, 0 to 4294967295 (default: the scenario's)")
     .option("--accesses <n>", "user accesses to simulate (default: the scenario's)")
+    .option(
+      "--vary <param=values>",
+      "run the comparison at each value of a process parameter (child_accesses, jobs, " +
+        "churn_accesses, working_set, writes, fetches, lifetime), e.g. child_accesses=1000,10000",
+    )
     .option("--check", "verify the simulator's invariants during the runs (slower)")
     .option("--json", "print the comparison as one JSON object")
     .action((scenario: string | undefined, options: CompareOptions) => {

@@ -91,6 +91,7 @@ function counterTable(domain: DomainReport): string {
     vmmGroup(domain),
     balloonGroup(domain),
     shadowGroup(domain),
+    hapGroup(domain),
     memoryGroup(domain),
     cyclesGroup(domain),
   ];
@@ -382,6 +383,37 @@ function shadowGroup(d: DomainReport): Group {
       },
     ],
     ["shadow_fault", "shadow_alloc"],
+  );
+}
+
+/** Hardware-assisted paging: the 2D walks' references and caches, the EPT. */
+function hapGroup(d: DomainReport): Group {
+  const c = d.counters;
+  const rate = (hits: string, misses: string) => {
+    const h = c[hits] ?? 0;
+    return `${formatPercent(h, h + (c[misses] ?? 0))} of lookups hit`;
+  };
+  const eptPages = c.ept_pages ?? 0;
+  return group(
+    "HAP",
+    c,
+    [
+      {
+        counter: "ept_refs",
+        note: `${formatPercent(c.ept_refs ?? 0, c.walk_refs ?? 0)} of walk references`,
+      },
+      { counter: "pwc_hits", note: rate("pwc_hits", "pwc_misses"), optional: true },
+      { counter: "ept_pwc_hits", note: rate("ept_pwc_hits", "ept_pwc_misses"), optional: true },
+      { counter: "ntlb_hits", note: rate("ntlb_hits", "ntlb_misses"), optional: true },
+      { counter: "ept_fills", note: "EPT entries filled on violations" },
+      { counter: "ept_invept", note: "INVEPTs after P2M changes", optional: true },
+      { counter: "ept_splits", note: "2 MiB EPT leaves split", optional: true },
+      {
+        counter: "ept_pages",
+        note: `${formatSizeApprox(eptPages * PAGE_SIZE)} = ${formatPercent(eptPages, c.guest_frames ?? 0)} of RAM`,
+      },
+    ],
+    ["ept_refs", "ept_fills"],
   );
 }
 

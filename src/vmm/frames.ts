@@ -30,8 +30,15 @@ export class HostFrames {
   readonly m2p: Int32Array;
   /** Frames per owner kind. */
   readonly byOwner = new Float64Array(OWNER_NAMES.length);
+  /**
+   * A stack of free frames. Frames taken by allocBlock stay in it until popped (then skipped:
+   * their owner is no longer free), so it may hold stale copies; it is compacted when full.
+   */
   private readonly freeList: Int32Array;
   private freeTop = 0;
+  private freeCount = 0;
+  /** Free frames in each aligned block of 512 (for 2 MiB allocations). */
+  private readonly blockFree: Int16Array;
   /** Highest number of frames in use at once. */
   peakUsed = 0;
 
@@ -41,17 +48,22 @@ export class HostFrames {
     this.ownerDomain = new Int16Array(this.frames).fill(-1);
     this.m2p = new Int32Array(this.frames).fill(-1);
     this.freeList = new Int32Array(this.frames);
+    this.blockFree = new Int16Array(Math.ceil(this.frames / 512));
     // Low frames are handed out first.
-    for (let mfn = this.frames - 1; mfn >= 0; mfn--) this.freeList[this.freeTop++] = mfn;
+    for (let mfn = this.frames - 1; mfn >= 0; mfn--) {
+      this.freeList[this.freeTop++] = mfn;
+      this.blockFree[mfn >>> 9]++;
+    }
+    this.freeCount = this.frames;
     this.byOwner[OWNER_FREE] = this.frames;
   }
 
   get free(): number {
-    return this.freeTop;
+    return this.freeCount;
   }
 
   get used(): number {
-    return this.frames - this.freeTop;
+    return this.frames - this.freeCount;
   }
 
   /**
@@ -60,16 +72,38 @@ export class HostFrames {
    * another's data.
    */
   alloc(owner: number, domain: number, gfn: Gfn = -1): Mfn {
-    if (this.freeTop === 0) return -1;
-    const mfn = this.freeList[--this.freeTop];
+    if (this.freeCount === 0) return -1;
+    let mfn = this.freeList[--this.freeTop];
+    while (this.owner[mfn] !== OWNER_FREE) mfn = this.freeList[--this.freeTop];
+    this.take(mfn, owner, domain, gfn);
+    return mfn;
+  }
+
+  private take(mfn: Mfn, owner: number, domain: number, gfn: Gfn): void {
     this.mem.zeroFrame(mfn);
     this.owner[mfn] = owner;
     this.ownerDomain[mfn] = domain;
     this.m2p[mfn] = gfn;
     this.byOwner[OWNER_FREE]--;
     this.byOwner[owner]++;
+    this.freeCount--;
+    this.blockFree[mfn >>> 9]--;
     if (this.used > this.peakUsed) this.peakUsed = this.used;
-    return mfn;
+  }
+
+  /**
+   * 512 zeroed frames, contiguous and 2 MiB-aligned, for domain RAM backing gfns gfnBase ..
+   * gfnBase + 511 (a superpage); the first mfn, or -1 when no whole block is free.
+   */
+  allocBlock(domain: number, gfnBase: Gfn): Mfn {
+    const blocks = Math.floor(this.frames / 512);
+    for (let b = 0; b < blocks; b++) {
+      if (this.blockFree[b] !== 512) continue;
+      const base = b * 512;
+      for (let i = 0; i < 512; i++) this.take(base + i, OWNER_DOMAIN, domain, gfnBase + i);
+      return base;
+    }
+    return -1;
   }
 
   /** Hand an allocated frame to another owner, keeping its content (page sharing). */
@@ -92,7 +126,26 @@ export class HostFrames {
     this.owner[mfn] = OWNER_FREE;
     this.ownerDomain[mfn] = -1;
     this.m2p[mfn] = -1;
+    this.freeCount++;
+    this.blockFree[mfn >>> 9]++;
+    if (this.freeTop === this.freeList.length) this.compact();
     this.freeList[this.freeTop++] = mfn;
+  }
+
+  /**
+   * Drop the stale and repeated entries of the free stack (frames allocBlock took, some freed
+   * again since), keeping the order of the rest.
+   */
+  private compact(): void {
+    const seen = new Uint8Array(this.frames);
+    let top = 0;
+    for (let i = 0; i < this.freeTop; i++) {
+      const mfn = this.freeList[i];
+      if (this.owner[mfn] !== OWNER_FREE || seen[mfn] === 1) continue;
+      seen[mfn] = 1;
+      this.freeList[top++] = mfn;
+    }
+    this.freeTop = top;
   }
 
   /** Frames owned by `domain` with owner kind `owner` (walks every frame: checks and reports). */

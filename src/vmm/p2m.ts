@@ -208,6 +208,24 @@ export class P2m {
     return this.allocReclaiming(OWNER_DOMAIN, gfn);
   }
 
+  /**
+   * Back the 512 gfns from gfnBase (2 MiB-aligned, every one still populate-on-demand with no
+   * frame) with one aligned block of host frames at once, as Xen populates a superpage. Returns
+   * the first mfn, or -1 when the block is not whole or the host has no free aligned block.
+   */
+  populateBlock(gfnBase: Gfn): Mfn {
+    if (gfnBase % 512 !== 0 || gfnBase + 512 > this.gfns) return -1;
+    for (let g = gfnBase; g < gfnBase + 512; g++) {
+      if (this.type[g] !== P2M_POPULATE_ON_DEMAND || this.mfn[g] >= 0) return -1;
+    }
+    if (!this.ensureTable(gfnBase)) return -1;
+    const base = this.host.allocBlock(this.domain, gfnBase);
+    if (base < 0) return -1;
+    for (let i = 0; i < 512; i++) this.set(gfnBase + i, base + i, P2M_RAM_RW);
+    this.counters[C_P2M_POPULATE] += 512;
+    return base;
+  }
+
   /** A zeroed frame for the VMM's tables of this domain (EPT pages), reclaiming if need be. */
   allocVmmPage(): Mfn {
     return this.allocReclaiming(OWNER_VMM, -1);

@@ -24,7 +24,13 @@ import {
 } from "../../metrics/counters.js";
 import { memoryOp } from "../balloon/reservation.js";
 import { DomainCrash, frameOrCrash } from "../crash.js";
-import { P2M_RAM_RW, P2M_RAM_SHARED, P2M_TYPE_NAMES, type P2m } from "../p2m.js";
+import {
+  P2M_POPULATE_ON_DEMAND,
+  P2M_RAM_RW,
+  P2M_RAM_SHARED,
+  P2M_TYPE_NAMES,
+  type P2m,
+} from "../p2m.js";
 import { EptTables } from "./ept.js";
 
 export interface HapOptions {
@@ -87,8 +93,23 @@ export class HapPaging implements Intercepts {
 
   /** Make gfn's EPT entry allow the access (a write needs a frame of the domain's own). */
   private fill(gfn: Gfn, write: boolean): Mfn {
+    if (this.options.largePages && this.p2m.type[gfn] === P2M_POPULATE_ON_DEMAND) {
+      // First touch of a 2 MiB block: back it whole and map it with one EPT leaf.
+      const base = gfn - (gfn % 512);
+      const block = this.p2m.populateBlock(base);
+      if (block >= 0) {
+        if (!this.ept.map(base, block, EPT_RWX, 2)) {
+          throw new DomainCrash(`the host has no memory left for the EPT tables of gfn ${gfn}`);
+        }
+        this.counters[C_EPT_FILLS]++;
+        return block + (gfn - base);
+      }
+    }
     const mfn = frameOrCrash(this.p2m, gfn, write);
     const perms = eptPermsOf(this.p2m.type[gfn]);
+    // Already mapped so (a device write to a mapped page): nothing to do, and a 2 MiB leaf
+    // over it stays whole.
+    if (this.ept.lookup(gfn) === mfn && this.ept.perms === perms) return mfn;
     if (!this.ept.map(gfn, mfn, perms, 1)) {
       throw new DomainCrash(`the host has no memory left for the EPT tables of gfn ${gfn}`);
     }
@@ -131,7 +152,8 @@ export class HapPaging implements Intercepts {
 
   /** A device writes through the P2M: a frame of the domain's own (a shared page is copied). */
   dmaWrite(_cpu: Vcpu, gfn: number, digest: number): void {
-    this.mem.setDigest(frameOrCrash(this.p2m, gfn, true), digest);
+    // Through fill, so that a first touch by a device populates a whole block as a CPU's would.
+    this.mem.setDigest(this.fill(gfn, true), digest);
   }
 
   /** Frames the EPT tables take (the "space" cost of HAP). */
