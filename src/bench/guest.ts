@@ -16,7 +16,7 @@ import { ProcessDriver } from "../workload/driver.js";
 import { Rng } from "../workload/rng.js";
 import { defaultBalloon, SCENARIO_DEFAULTS } from "../workload/scenario-schema.js";
 
-export type BenchMode = "native" | "shadow";
+export type BenchMode = "native" | "shadow" | "hap";
 
 export function benchGuest(mode: BenchMode, memBytes: number, heapPages: number) {
   const frames = memBytes / 4096;
@@ -29,14 +29,15 @@ export function benchGuest(mode: BenchMode, memBytes: number, heapPages: number)
     const spec: DomainSpec = {
       name: "bench",
       memory: memBytes,
-      mode: "shadow",
+      mode,
       quantum: 1e9,
       processes: [],
       shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap" },
       balloon: defaultBalloon(memBytes),
       osImage: SCENARIO_DEFAULTS.osImage,
     };
-    host = new Host(frames + frames / 512 + 8192);
+    // RAM, the P2M's pages, the EPT's (or the shadow pool) and room to spare.
+    host = new Host(frames + (3 * frames) / 512 + 8192);
     cpu = host.createDomain(
       spec,
       {

@@ -46,6 +46,16 @@ const BENCHES: Bench[] = [
     run: () => benchFault("shadow", "shadow-fault"),
   },
   {
+    name: "hap-local",
+    target: "(report ratio_to_native and walk_refs_per_miss)",
+    run: () => benchAccess("hap", "hap-local", 0.9, 20_000_000),
+  },
+  {
+    name: "hap-random",
+    target: "(report ratio_to_native and walk_refs_per_miss)",
+    run: () => benchAccess("hap", "hap-random", 0, 5_000_000),
+  },
+  {
     name: "lackey-parse",
     target: "lines_per_s >= 10,000,000",
     run: () => benchLackeyParse(),
@@ -83,7 +93,7 @@ function main(argv: string[]): void {
     if (names.length > 0 && !names.includes(b.name)) continue;
     const r = b.run();
     // A virtualized run is compared with the native one measured in the same invocation.
-    const native = results.find((x) => x.name === b.name.replace(/^shadow-/, "native-"));
+    const native = results.find((x) => x.name === b.name.replace(/^(shadow|hap)-/, "native-"));
     if (b.name !== native?.name && native && typeof native.accesses_per_s === "number") {
       r.ratio_to_native =
         Math.round((1000 * (r.accesses_per_s as number)) / native.accesses_per_s) / 1000;

@@ -166,6 +166,9 @@ export class NestedWalker {
     const nxe = ctl.nxe;
     const hiReserved = nxe ? PTE_HI_RESERVED : PTE_HI_RESERVED | PTE_HI_NX;
     const vpn = Math.floor(gva / 4096);
+    // gva bits 30..47 and 12..29: the table indices by integer operations (see walker.ts).
+    const pnHi = (((gva / 4294967296) | 0) << 2) | ((gva >>> 0) >>> 30);
+    const pnLo = ((gva >>> 0) >>> 12) & 0x3ffff;
     // Start: from a paging-structure cache hit at the lowest level, else from CR3.
     let level = 4;
     let tableGfn = rootGfn;
@@ -196,8 +199,8 @@ export class NestedWalker {
         if (tableMfn < 0) return EPT_VIOLATION;
         tableEpt = this.eptPerms;
       }
-      const idx = Math.floor(vpn / 512 ** (level - 1)) % 512;
-      mem.read64(tableMfn, idx);
+      const idx = level >= 3 ? (pnHi >>> (9 * level - 27)) & 511 : (pnLo >>> (9 * level - 9)) & 511;
+      readEntry(mem, tableMfn, idx);
       const lo = mem.lo;
       const hi = mem.hi;
       this.refs++;
@@ -339,7 +342,7 @@ export class NestedWalker {
     const pwc = this.eptPwc;
     if (pwc !== null) {
       for (let l = 2; l <= 4; l++) {
-        if (pwc[l].lookup(0, 0, Math.floor(gfn / 512 ** (l - 1)))) {
+        if (pwc[l].lookup(0, 0, gfn >>> (9 * l - 9))) {
           level = l - 1;
           table = pwc[l].frame;
           perms = pwc[l].bits;
@@ -350,8 +353,9 @@ export class NestedWalker {
       else this.eptPwcMisses++;
     }
     for (; level >= 1; level--) {
-      const idx = Math.floor(gfn / 512 ** (level - 1)) % 512;
-      mem.read64(table, idx);
+      // A gfn is below 2^31 (MAXPHYADDR 43): shifts are exact.
+      const idx = (gfn >>> (9 * level - 9)) & 511;
+      readEntry(mem, table, idx);
       const lo = mem.lo;
       const hi = mem.hi;
       this.refs++;
@@ -374,12 +378,31 @@ export class NestedWalker {
         return frame;
       }
       if (pwc !== null && level >= 2) {
-        pwc[level].fill(0, 0, Math.floor(gfn / 512 ** (level - 1)), next, perms, 0);
+        pwc[level].fill(0, 0, gfn >>> (9 * level - 9), next, perms, 0);
       }
       table = next;
     }
     return -1; // not reached
   }
+}
+
+/**
+ * Read entry idx of table `mfn` into mem.lo / mem.hi: from the table pool through the slot
+ * cache when the frame is materialized (tables always are), else as read64 does.
+ */
+function readEntry(mem: HostMemory, mfn: number, idx: number): void {
+  const slot = mem.tableSlot(mfn);
+  if (slot < 0) {
+    if (mfn < mem.frames) mem.read64(mfn, idx);
+    else {
+      mem.lo = 0;
+      mem.hi = 0;
+    }
+    return;
+  }
+  const w = slot * 1024 + idx * 2;
+  mem.lo = mem.pool[w];
+  mem.hi = mem.pool[w + 1];
 }
 
 /** Reserved bits of the low half of a present L4..L2 guest entry (see walker.ts). */
