@@ -310,6 +310,68 @@ describe("memvisor compare", () => {
     for (const line of r.stdout.split("\n")) expect(line.length).toBeLessThanOrEqual(100);
   });
 
+  it("varies a parameter and finds where one mode overtakes another", async () => {
+    const r = await cli(
+      "compare",
+      "fork-storm",
+      "--modes",
+      "native,shadow,hap",
+      "--vary",
+      "child_accesses=500,4000",
+      "--accesses",
+      "20000",
+      "--json",
+    );
+    expect(r.code).toBe(0);
+    const v = JSON.parse(r.stdout) as {
+      parameter: string;
+      points: {
+        value: number;
+        comparison: {
+          same_guest_view: boolean;
+          results: { mode: string; report: { domains: { counters: Record<string, number> }[] } }[];
+        };
+      }[];
+    };
+    expect(v.parameter).toBe("child_accesses");
+    expect(v.points.map((p) => p.value)).toEqual([500, 4000]);
+    // Shorter lives: more processes started for the same work, in every mode.
+    const forks = v.points.map((p) => p.comparison.results[0].report.domains[0].counters.forks);
+    expect(forks[0]).toBeGreaterThan(forks[1]);
+    for (const p of v.points) expect(p.comparison.same_guest_view).toBe(true);
+    const table = await cli(
+      "compare",
+      "fork-storm",
+      "--modes",
+      "native,shadow,hap",
+      "--vary",
+      "child_accesses=500,4000",
+      "--accesses",
+      "20000",
+    );
+    expect(table.stdout).toMatch(/child_accesses\s+│\s+native cycles\/access/);
+    expect(table.stdout).toMatch(/^(no )?crossover: /m);
+  });
+
+  it.each([
+    ["child_accesses", "--vary: expected PARAMETER=V1,V2,..."],
+    [
+      "colour=1,2",
+      '--vary: expected one of child_accesses, jobs, churn_accesses, working_set, writes, fetches, lifetime, got "colour"',
+    ],
+    ["jobs=1", "--vary: expected 2 to 20 values for jobs, got 1"],
+    ["jobs=1,100", '--vary jobs: expected an integer from 1 to 64, got "100"'],
+    ["writes=0.5,2", '--vary writes: expected numbers from 0 to 1, got "2"'],
+    [
+      "working_set=1MiB,5000",
+      '--vary working_set: expected sizes that are positive multiples of 4KiB, got "5000"',
+    ],
+  ])("refuses --vary %s", async (vary, message) => {
+    const r = await cli("compare", "fork-storm", "--vary", vary);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+  });
+
   it("refuses an unknown mode in --modes", async () => {
     const r = await cli("compare", "--modes", "native,vmx");
     expect(r.code).toBe(2);

@@ -7,10 +7,12 @@
 
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
+import { Simulation } from "../src/api/simulation.js";
 import type { NestedCacheSpec } from "../src/api/types.js";
 import { USER_HEAP_BASE } from "../src/guest/layout.js";
 import { COUNTER_NAMES, type CounterName } from "../src/metrics/counters.js";
 import { P2M_RAM_SHARED } from "../src/vmm/p2m.js";
+import { parseScenario } from "../src/workload/scenario-load.js";
 import { bootGuest, type GuestOptions, type TestGuest } from "./support/guest.js";
 import { observe } from "./support/observe.js";
 import { type Op, opArb, overcommitOpArb, sharingOpArb } from "./support/ops.js";
@@ -144,6 +146,44 @@ describe("the 2D walk", () => {
     expect(b.g.read(b.proc, USER_HEAP_BASE + 4096)).toBe(1001);
     a.g.check();
     b.g.check();
+  });
+});
+
+describe("the step API under HAP", () => {
+  test("shows each of a cold 2D walk's 24 references and the EPT violations before it", () => {
+    const scenario = parseScenario(
+      [
+        "domains:",
+        "  - name: d",
+        "    memory: 64MiB",
+        "    mode: hap",
+        "    processes:",
+        "      - { name: p, kind: database, working_set: 1MiB, fetches: 0 }",
+        "",
+      ].join("\n"),
+      "s.yaml",
+    );
+    const sim = new Simulation(scenario);
+    let found = false;
+    for (let i = 0; i < 200 && !found; i++) {
+      const step = sim.step();
+      if (step === null) break;
+      const last = step.walks[step.walks.length - 1];
+      if (!step.exits.some((e) => e.reason === "EPT_VIOLATION") || last?.result !== "ok") continue;
+      found = true;
+      // Before it: walks that exited (the data page, new tables), and the kernel's own walks.
+      expect(step.walks.some((w) => w.result === "EPT violation")).toBe(true);
+      const refs = last.nested ?? [];
+      // The cold walk: each guest level's table through the EPT (4 EPT reads, then the guest
+      // entry), then the data page's 4 EPT reads.
+      expect(refs.map((r) => r.dim).join(" ")).toBe(
+        [...Array(4).fill("ept ept ept ept guest"), "ept ept ept ept"].join(" "),
+      );
+      expect(refs.filter((r) => r.dim === "guest").map((r) => r.level)).toEqual([4, 3, 2, 1]);
+      expect(refs[refs.length - 1].flags).toMatch(/^R W X -> 0x/);
+      expect(step.mfn).toBeGreaterThanOrEqual(0);
+    }
+    expect(found).toBe(true);
   });
 });
 
