@@ -8,7 +8,7 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { Simulation } from "../src/api/simulation.js";
-import type { NestedCacheSpec } from "../src/api/types.js";
+import type { WalkCacheSpec } from "../src/api/types.js";
 import { USER_HEAP_BASE } from "../src/guest/layout.js";
 import { COUNTER_NAMES, type CounterName } from "../src/metrics/counters.js";
 import { P2M_RAM_SHARED } from "../src/vmm/p2m.js";
@@ -17,15 +17,15 @@ import { bootGuest, type GuestOptions, type TestGuest } from "./support/guest.js
 import { observe } from "./support/observe.js";
 import { type Op, opArb, overcommitOpArb, sharingOpArb } from "./support/ops.js";
 
-const NO_CACHES: NestedCacheSpec = { guestPwc: false, eptPwc: false, nestedTlb: false };
+const NO_CACHES: WalkCacheSpec = { pwc: false, eptPwc: false, nestedTlb: false };
 
 function count(g: TestGuest, name: CounterName): number {
   return g.counters[COUNTER_NAMES.indexOf(name)];
 }
 
 /** A HAP guest with one process that has written its first heap page. */
-function hapGuest(nested: NestedCacheSpec, options: GuestOptions = {}) {
-  const g = bootGuest(16, { mode: "hap", nested, ...options });
+function hapGuest(nested: WalkCacheSpec, options: GuestOptions = {}) {
+  const g = bootGuest(16, { mode: "hap", walkCaches: nested, ...options });
   const proc = g.kernel.spawn("p", { code: 4096, heap: 64 * 4096, hugeHeap: false });
   if (proc === null) throw new Error("no memory for the process");
   expect(g.write(proc, USER_HEAP_BASE, 7)).toBe(true);
@@ -53,12 +53,12 @@ describe("the 2D walk", () => {
 
   test.each([
     // The PDE cache gives the guest L1 table's host frame: 1 guest read + 4 for the data.
-    ["paging-structure caches", { ...NO_CACHES, guestPwc: true }, 5, 4, "pwc_hits"],
+    ["paging-structure caches", { ...NO_CACHES, pwc: true }, 5, 4, "pwc_hits"],
     // Every gfn of the walk is in the nested TLB: only the 4 guest reads remain.
     ["nested TLB", { ...NO_CACHES, nestedTlb: true }, 4, 0, "ntlb_hits"],
     // Each EPT translation starts at the EPT's L1 table: 5 EPT reads + 4 guest reads.
     ["EPT paging-structure caches", { ...NO_CACHES, eptPwc: true }, 9, 5, "ept_pwc_hits"],
-    ["all three", { guestPwc: true, eptPwc: true, nestedTlb: true }, 1, 0, "pwc_hits"],
+    ["all three", { pwc: true, eptPwc: true, nestedTlb: true }, 1, 0, "pwc_hits"],
   ] as const)(
     "with the %s, a warm walk makes fewer references",
     (_, caches, refs, ept, counter) => {
@@ -91,7 +91,7 @@ describe("the 2D walk", () => {
   });
 
   test("INVLPG empties the guest's paging-structure caches, INVEPT the EPT's", () => {
-    const { g, proc } = hapGuest({ guestPwc: true, eptPwc: true, nestedTlb: true });
+    const { g, proc } = hapGuest({ pwc: true, eptPwc: true, nestedTlb: true });
     g.cpu.invlpg(USER_HEAP_BASE);
     // The guest walk starts from CR3 again; every gfn is still in the nested TLB.
     expect(refsOfRead(g, proc, USER_HEAP_BASE)).toEqual({ refs: 4, ept: 0 });
@@ -187,17 +187,25 @@ describe("the step API under HAP", () => {
   });
 });
 
-function differential(ops: Op[], options: GuestOptions, huge = false, frames = true) {
-  const native = observe(bootGuest(16, { ...options, mode: "native" }), ops, huge, frames);
-  const hap = observe(bootGuest(16, { ...options, mode: "hap" }), ops, huge, frames);
-  expect(hap.seen).toEqual(native.seen);
-  expect(hap.counters).toEqual(native.counters);
-  expect(hap.tables).toEqual(native.tables);
-  expect(hap.framesInUse).toBe(native.framesInUse);
+/** The same operations natively (no caches) and in `mode` with `options`: the same to the guest. */
+function differential(
+  ops: Op[],
+  options: GuestOptions,
+  huge = false,
+  frames = true,
+  mode: GuestOptions["mode"] = "hap",
+) {
+  const { walkCaches: _, ...plain } = options;
+  const native = observe(bootGuest(16, { ...plain, mode: "native" }), ops, huge, frames);
+  const other = observe(bootGuest(16, { ...options, mode }), ops, huge, frames);
+  expect(other.seen).toEqual(native.seen);
+  expect(other.counters).toEqual(native.counters);
+  expect(other.tables).toEqual(native.tables);
+  expect(other.framesInUse).toBe(native.framesInUse);
 }
 
 const ops = fc.array(opArb, { minLength: 1, maxLength: 50 });
-const ALL_CACHES: NestedCacheSpec = { guestPwc: true, eptPwc: true, nestedTlb: true };
+const ALL_CACHES: WalkCacheSpec = { pwc: true, eptPwc: true, nestedTlb: true };
 
 describe("HAP looks like native paging to the guest", () => {
   test("no caches", () => {
@@ -209,7 +217,7 @@ describe("HAP looks like native paging to the guest", () => {
 
   test("every cache, PCIDs", () => {
     fc.assert(
-      fc.property(ops, (o) => differential(o, { nested: ALL_CACHES, pcid: true })),
+      fc.property(ops, (o) => differential(o, { walkCaches: ALL_CACHES, pcid: true })),
       { numRuns: 40, seed: 12 },
     );
   });
@@ -217,7 +225,7 @@ describe("HAP looks like native paging to the guest", () => {
   test("transparent huge pages and 1 GiB direct-map pages", () => {
     fc.assert(
       fc.property(fc.array(opArb, { minLength: 1, maxLength: 30 }), (o) =>
-        differential(o, { nested: ALL_CACHES, gigaPages: true }, true),
+        differential(o, { walkCaches: ALL_CACHES, gigaPages: true }, true),
       ),
       { numRuns: 25, seed: 13 },
     );
@@ -226,7 +234,7 @@ describe("HAP looks like native paging to the guest", () => {
   test("with the balloon inflating and deflating and the host swapping", () => {
     fc.assert(
       fc.property(fc.array(overcommitOpArb, { minLength: 1, maxLength: 50 }), (o) =>
-        differential(o, { nested: ALL_CACHES }, false, false),
+        differential(o, { walkCaches: ALL_CACHES }, false, false),
       ),
       { numRuns: 30, seed: 14 },
     );
@@ -244,9 +252,35 @@ describe("HAP looks like native paging to the guest", () => {
   test("with the host sharing pages between scans", () => {
     fc.assert(
       fc.property(fc.array(sharingOpArb, { minLength: 20, maxLength: 100 }), (o) =>
-        differential(o, { sharing: true, nested: ALL_CACHES }),
+        differential(o, { sharing: true, walkCaches: ALL_CACHES }),
       ),
       { numRuns: 40, seed: 15 },
     );
   });
+});
+
+describe("paging-structure caches on one-dimensional walks", () => {
+  test("natively a warm walk from the PDE cache makes one reference", () => {
+    const g = bootGuest(16, { walkCaches: { ...NO_CACHES, pwc: true } });
+    const proc = g.kernel.spawn("p", { code: 4096, heap: 64 * 4096, hugeHeap: false });
+    if (proc === null) throw new Error("no memory");
+    expect(g.write(proc, USER_HEAP_BASE, 7)).toBe(true);
+    g.cpu.tlb.invalidatePage(USER_HEAP_BASE / 4096, g.cpu.tag, g.cpu.globalTag);
+    expect(refsOfRead(g, proc, USER_HEAP_BASE)).toEqual({ refs: 1, ept: 0 });
+    g.cpu.invlpg(USER_HEAP_BASE);
+    expect(refsOfRead(g, proc, USER_HEAP_BASE)).toEqual({ refs: 4, ept: 0 });
+    g.check();
+  });
+
+  test.each([["native"], ["shadow"]] as const)(
+    "%s walks with the caches look like walks without them to the guest",
+    (mode) => {
+      fc.assert(
+        fc.property(ops, (o) =>
+          differential(o, { walkCaches: ALL_CACHES, pcid: true }, false, true, mode),
+        ),
+        { numRuns: 30, seed: 17 },
+      );
+    },
+  );
 });

@@ -164,7 +164,7 @@ describe("defaults", () => {
         tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 12 } },
         pcid: false,
         gigaPages: false,
-        nested: { guestPwc: false, eptPwc: false, nestedTlb: false },
+        walkCaches: { pwc: false, eptPwc: false, nestedTlb: false },
       },
       host: {
         memory: 0,
@@ -235,7 +235,7 @@ describe("defaults", () => {
       tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 6 } },
       pcid: true,
       gigaPages: false,
-      nested: { guestPwc: false, eptPwc: false, nestedTlb: false },
+      walkCaches: { pwc: false, eptPwc: false, nestedTlb: false },
     });
     expect(s.costs).toEqual({ walk_ref: 30 });
     expect(s.seed).toBe(7);

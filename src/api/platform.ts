@@ -8,6 +8,7 @@ import type { GuestMemoryPeek } from "../guest/check.js";
 import { NativePagingOps, type PagingOps } from "../guest/paging-ops.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
+import { pwcLevels } from "../hw/pwc.js";
 import { Host, type VmmDomain } from "../vmm/host.js";
 import type { DomainSpec, HardwareSpec } from "./types.js";
 
@@ -39,6 +40,7 @@ export function nativePlatform(
     l2Ways: hardware.tlb.l2.ways,
   });
   cpu.ctl.gbpages = hardware.gigaPages;
+  if (hardware.walkCaches?.pwc) cpu.pwc = pwcLevels();
   return {
     mem,
     cpu,

@@ -144,17 +144,20 @@ export interface HardwareSpec {
   pcid: boolean;
   /** Whether the guest maps 1 GiB pages where it could (direct map); needs hardware support. */
   gigaPages: boolean;
-  /** The caches of the 2D walk (hardware-assisted paging); default: none. */
-  nested?: NestedCacheSpec;
+  /** The page walk's caches; default: none (a cold 4-level walk makes 4 references, 24 in 2D). */
+  walkCaches?: WalkCacheSpec;
 }
 
-/** Which caches the hardware has for 2D walks (see hw/nested.ts). */
-export interface NestedCacheSpec {
-  /** Paging-structure caches for the guest's L4, L3 and L2 entries (combined mappings). */
-  guestPwc: boolean;
-  /** Caches of the EPT's upper-level entries. */
+/** Which caches the page walker has (see hw/pwc.ts and hw/nested.ts). */
+export interface WalkCacheSpec {
+  /**
+   * Paging-structure caches of the L4, L3 and L2 entries of the tables the hardware walks: the
+   * guest's natively and under HAP (combined with the EPT), the shadows under shadow paging.
+   */
+  pwc: boolean;
+  /** HAP: caches of the EPT's upper-level entries. */
   eptPwc: boolean;
-  /** A nested TLB of gfn -> host frame translations. */
+  /** HAP: a nested TLB of gfn -> host frame translations. */
   nestedTlb: boolean;
 }
 

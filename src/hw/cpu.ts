@@ -19,7 +19,8 @@ import type * as Access from "./access.js";
 import type { Gpa, Gva, Mfn } from "./addr.js";
 import type { HostMemory } from "./memory.js";
 import { EPT_VIOLATION, NESTED_OK, type NestedRef, type NestedWalker } from "./nested.js";
-import { leafFrame } from "./pte.js";
+import { leafFrame, PTE_A } from "./pte.js";
+import type { PrefixCache } from "./pwc.js";
 import type * as TlbConsts from "./tlb.js";
 import { cachedPerms, MAX_TAGS, Tlb } from "./tlb.js";
 import { type PagingControl, WALK_OK, WALK_SLOW, Walker, type WalkTrace } from "./walker.js";
@@ -67,6 +68,8 @@ const CLOCK_LIMIT: typeof TlbConsts.CLOCK_LIMIT = 0x40000000;
 const TLB_MISS: typeof TlbConsts.TLB_MISS = 0;
 const TLB_L1: typeof TlbConsts.TLB_L1 = 1;
 const TLB_L2: typeof TlbConsts.TLB_L2 = 2;
+/** Pages covered by one entry of each level (index 2..4): the prefix of a cached entry. */
+const PREFIX_SPAN = [0, 1, 512, 512 * 512, 512 * 512 * 512];
 
 /** Hidden faults in a row on one access before the VMM is declared stuck (a simulator bug). */
 const MAX_VMM_RETRIES = 8;
@@ -181,6 +184,11 @@ export class Vcpu implements GuestCpu {
   /** Hardware-assisted paging: the 2D walker and the EPT's root frame (EPTP); null otherwise. */
   nested: NestedWalker | null = null;
   eptRoot: Mfn = 0;
+  /**
+   * Paging-structure caches of the walked tables' L4, L3 and L2 entries (index 2..4), when the
+   * hardware has them (hardware.walk_caches.pwc); a 2D walk keeps its own (combined) ones.
+   */
+  pwc: PrefixCache[] | null = null;
   /** Virtual-processor id of the domain (0 in native mode); part of every TLB tag. */
   vpid = 0;
   pcid = 0;
@@ -375,10 +383,12 @@ export class Vcpu implements GuestCpu {
     let retries = 0;
     for (;;) {
       const result =
-        this.trace === null &&
-        walker.walkFast(this.mem, this.rootMfn, gva, kind, this.ctl) !== WALK_SLOW
-          ? WALK_OK
-          : walker.walk(this.mem, this.rootMfn, gva, kind, this.ctl);
+        this.pwc !== null
+          ? this.walkCached(this.pwc, gva, kind)
+          : this.trace === null &&
+              walker.walkFast(this.mem, this.rootMfn, gva, kind, this.ctl) !== WALK_SLOW
+            ? WALK_OK
+            : walker.walk(this.mem, this.rootMfn, gva, kind, this.ctl);
       c[C_WALKS]++;
       c[C_WALK_REFS] += walker.refs;
       this.walkHist[walker.refs]++;
@@ -416,6 +426,57 @@ export class Vcpu implements GuestCpu {
       this.faultCode = answer;
       return XLATE_FAULT;
     }
+  }
+
+  /**
+   * A walk that starts from the lowest cached upper-level entry of gva, if any, and caches the
+   * upper-level entries it reads once it succeeds (their A bits are then set). Entries belong to
+   * the TLB tag and die with its flushes; INVLPG drops them all (SDM 4.10.4.1).
+   */
+  private walkCached(pwc: PrefixCache[], gva: Gva, kind: number): number {
+    const walker = this.walker;
+    const tag = this.tag;
+    const gen = this.tlb.tagGens[tag];
+    const vpn = Math.floor(gva / 4096);
+    let start = 4;
+    let table = this.rootMfn;
+    let andLo = -1;
+    let orHi = 0;
+    for (let l = 2; l <= 4; l++) {
+      if (pwc[l].lookup(tag, gen, Math.floor(vpn / PREFIX_SPAN[l]))) {
+        start = l - 1;
+        table = pwc[l].frame;
+        andLo = pwc[l].bits;
+        orHi = pwc[l].bits2;
+        break;
+      }
+    }
+    this.counters[start < 4 ? C_PWC_HITS : C_PWC_MISSES]++;
+    const result = walker.walk(
+      this.mem,
+      table,
+      gva,
+      kind,
+      this.ctl,
+      true,
+      null,
+      start,
+      andLo,
+      orHi,
+    );
+    if (result === WALK_OK) {
+      for (let l = walker.firstLevel; l > walker.level; l--) {
+        pwc[l].fill(
+          tag,
+          gen,
+          Math.floor(vpn / PREFIX_SPAN[l]),
+          walker.tableMfn[l - 1],
+          walker.andLoAt[l] | PTE_A,
+          walker.orHiAt[l],
+        );
+      }
+    }
+    return result;
   }
 
   /**
@@ -607,6 +668,7 @@ export class Vcpu implements GuestCpu {
     this.counters[C_INVLPG]++;
     // INVLPG also drops the paging-structure caches' entries of the PCID (SDM 4.10.4.1).
     this.nested?.flushGuest();
+    if (this.pwc !== null) for (let l = 2; l <= 4; l++) this.pwc[l].flushAll();
     if (this.intercepts) {
       this.intercepts.invlpg(this, gva);
       return;

@@ -26,7 +26,7 @@ import type * as Access from "./access.js";
 import { EPT_PS, EPT_R, EPT_RWX, EPT_W, eptKindMask, eptNeed } from "./ept.js";
 import type { HostMemory } from "./memory.js";
 import type * as Pte from "./pte.js";
-import { PrefixCache } from "./pwc.js";
+import { PrefixCache, pwcLevels } from "./pwc.js";
 import { faultCode, type PagingControl, permissionMask } from "./walker.js";
 
 const PTE_P: typeof Pte.PTE_P = 0x1;
@@ -52,16 +52,14 @@ export const EPT_VIOLATION = -3;
 /** Which caches the hardware has (all off: every walk of a cold 4-level guest makes 24 refs). */
 export interface NestedCaches {
   /** Paging-structure caches for the guest's L4, L3 and L2 entries (combined mappings). */
-  guestPwc: boolean;
+  pwc: boolean;
   /** Caches of the EPT's L4, L3 and L2 entries. */
   eptPwc: boolean;
   /** A nested TLB: gfn -> host frame and EPT permissions. */
   nestedTlb: boolean;
 }
 
-/** Geometry of the caches (entries, ways): a recent Intel core's order of magnitude. */
-const PWC_ENTRIES = 32;
-const PWC_WAYS = 4;
+/** Geometry of the nested TLB (entries, ways). */
 const NTLB_ENTRIES = 128;
 const NTLB_WAYS = 4;
 
@@ -112,7 +110,7 @@ export class NestedWalker {
   readonly entryHi = new Uint32Array(5);
   lastLevel = 4;
 
-  private readonly guestPwc: PrefixCache[] | null;
+  private readonly pwc: PrefixCache[] | null;
   private readonly eptPwc: PrefixCache[] | null;
   private readonly ntlb: PrefixCache | null;
   /** Outputs of eptTranslate. */
@@ -121,9 +119,8 @@ export class NestedWalker {
 
   constructor(readonly caches: NestedCaches) {
     // Index 2..4: caches of the entries at that level (L2 entries name L1 tables, and so on).
-    const levels = () => [2, 3, 4].map(() => new PrefixCache(PWC_ENTRIES, PWC_WAYS));
-    this.guestPwc = caches.guestPwc ? [null, null, ...levels()].map((c) => c as PrefixCache) : null;
-    this.eptPwc = caches.eptPwc ? [null, null, ...levels()].map((c) => c as PrefixCache) : null;
+    this.pwc = caches.pwc ? pwcLevels() : null;
+    this.eptPwc = caches.eptPwc ? pwcLevels() : null;
     this.ntlb = caches.nestedTlb ? new PrefixCache(NTLB_ENTRIES, NTLB_WAYS) : null;
   }
 
@@ -136,7 +133,7 @@ export class NestedWalker {
 
   /** INVLPG, or a flush of every tag: the guest's paging-structure caches go. */
   flushGuest(): void {
-    if (this.guestPwc) for (let l = 2; l <= 4; l++) this.guestPwc[l].flushAll();
+    if (this.pwc) for (let l = 2; l <= 4; l++) this.pwc[l].flushAll();
   }
 
   /**
@@ -176,7 +173,7 @@ export class NestedWalker {
     let tableEpt = 0;
     let andLo = -1;
     let orHi = 0;
-    const pwc = this.guestPwc;
+    const pwc = this.pwc;
     if (pwc !== null) {
       for (let l = 2; l <= 4; l++) {
         if (pwc[l].lookup(tag, gen, Math.floor(vpn / 512 ** (l - 1)))) {
@@ -285,7 +282,7 @@ export class NestedWalker {
     this.level = Math.min(level, this.eptLevel);
     this.allowed = allowed & eptKindMask(this.eptPerms);
     this.global = (lo & PTE_G) !== 0;
-    if (this.guestPwc !== null) this.fillGuestPwc(this.guestPwc, level, gva, tag, gen);
+    if (this.pwc !== null) this.fillGuestPwc(this.pwc, level, gva, tag, gen);
     return NESTED_OK;
   }
 

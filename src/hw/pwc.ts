@@ -92,3 +92,17 @@ export class PrefixCache {
     this.epoch++;
   }
 }
+
+/** Entries and ways of each level's paging-structure cache (a recent Intel core's order). */
+export const PWC_ENTRIES = 32;
+export const PWC_WAYS = 4;
+
+/**
+ * One cache per upper level, at index 2..4 (the entries of that level: an L2 entry names an L1
+ * table); indices 0 and 1 are unused.
+ */
+export function pwcLevels(): PrefixCache[] {
+  const levels: PrefixCache[] = [];
+  for (let l = 0; l <= 4; l++) levels.push(new PrefixCache(PWC_ENTRIES, PWC_WAYS));
+  return levels;
+}

@@ -162,6 +162,11 @@ export class Walker {
   readonly entryHi = new Uint32Array(5);
   /** Lowest level reached by the last walk (the level where it stopped, for faults). */
   lastLevel = 4;
+  /** Highest level the last walk read itself (below 4 when it started from a cached entry). */
+  firstLevel = 4;
+  /** Per level: the AND of the low halves and the OR of the high halves from L4 down to it. */
+  readonly andLoAt = new Int32Array(5);
+  readonly orHiAt = new Int32Array(5);
   /** After WALK_NO_FRAME: the gfn of the guest table that has no (writable) frame. */
   missingGfn = -1;
   /**
@@ -180,7 +185,9 @@ export class Walker {
    * Returns WALK_OK with the outputs set, or a #PF error code. With `update` false the walk
    * leaves A/D alone (checkers use it). With `p2m` the tables are a guest's, walked in software
    * by the VMM: entries hold gfns, and each table is found through the P2M (gfn -> mfn); the
-   * frame found is then a gfn.
+   * frame found is then a gfn. A walk may start below L4 (`startLevel`, from a paging-structure
+   * cache): rootMfn is then the table of that level, and startAndLo / startOrHi the entry bits
+   * gathered above it (their A bits set).
    */
   walk(
     mem: HostMemory,
@@ -190,6 +197,9 @@ export class Walker {
     ctl: PagingControl,
     update = true,
     p2m: Int32Array | null = null,
+    startLevel = 4,
+    startAndLo = -1,
+    startOrHi = 0,
   ): number {
     const pnHi = pageNumberHigh(gva);
     const pnLo = pageNumberLow(gva);
@@ -206,9 +216,10 @@ export class Walker {
     let tableMfn = rootMfn;
     // Over the levels read so far: the AND of the low halves (RW, US and A of every entry) and
     // the OR of the high halves (NX of any entry).
-    let andLo = -1;
-    let orHi = 0;
-    for (let level = 4; level >= 1; level--) {
+    let andLo = startAndLo;
+    let orHi = startOrHi;
+    this.firstLevel = startLevel;
+    for (let level = startLevel; level >= 1; level--) {
       const idx = level >= 3 ? (pnHi >>> (9 * level - 27)) & 511 : (pnLo >>> (9 * level - 9)) & 511;
       let lo = 0;
       let hi = 0;
@@ -229,7 +240,7 @@ export class Walker {
       entryLo[level] = lo;
       entryHi[level] = hi;
       this.lastLevel = level;
-      this.refs = 5 - level;
+      this.refs = startLevel + 1 - level;
       if ((lo & PTE_P) === 0) return faultCode(kind, false, false, nxe);
       const leaf = level === 1 || (level <= 3 && (lo & PTE_PS) !== 0);
       if ((hi & hiReserved) !== 0 || (level >= 2 && reservedLo(lo, level, leaf, ctl))) {
@@ -237,6 +248,8 @@ export class Walker {
       }
       andLo &= lo;
       orHi |= hi;
+      this.andLoAt[level] = andLo;
+      this.orHiAt[level] = orHi;
       if (leaf) {
         const allowed = permissionMask(
           (andLo & PTE_RW) !== 0,
@@ -332,6 +345,7 @@ export class Walker {
     const frame = mfn;
     this.frame = frame;
     this.level = 1;
+    this.firstLevel = 4;
     this.lastLevel = 1;
     this.refs = 4;
     this.allowed = allowed;
@@ -343,7 +357,7 @@ export class Walker {
   /** The last walk as a record (cold: the step API's). */
   trace(root: number, result: number): WalkTrace {
     const levels: WalkTrace["levels"] = [];
-    for (let level = 4; level >= this.lastLevel; level--) {
+    for (let level = this.firstLevel; level >= this.lastLevel; level--) {
       levels.push({
         level,
         tableMfn: this.tableMfn[level],
@@ -363,7 +377,7 @@ export class Walker {
   private readOnlyTable(leafLevel: number, write: boolean): number {
     const readOnly = this.readOnly;
     if (readOnly === null) return ALL_WRITABLE;
-    for (let level = 4; level >= leafLevel; level--) {
+    for (let level = this.firstLevel; level >= leafLevel; level--) {
       const bits = level === leafLevel && write ? PTE_A | PTE_D : PTE_A;
       const mfn = this.tableMfn[level];
       if ((this.entryLo[level] & bits) !== bits && mfn < readOnly.length && readOnly[mfn] === 1) {
@@ -374,7 +388,7 @@ export class Walker {
   }
 
   private setAccessedDirty(mem: HostMemory, leafLevel: number, write: boolean): void {
-    for (let level = 4; level >= leafLevel; level--) {
+    for (let level = this.firstLevel; level >= leafLevel; level--) {
       let bits = PTE_A;
       if (level === leafLevel && write) bits |= PTE_D;
       const lo = this.entryLo[level];

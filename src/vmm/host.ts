@@ -16,6 +16,7 @@ import type { Mfn } from "../hw/addr.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
 import { NestedWalker } from "../hw/nested.js";
+import { pwcLevels } from "../hw/pwc.js";
 import { newCounters } from "../metrics/counters.js";
 import { AutoBalloonPolicy, FixedTargets, type PolicyDomain, setTarget } from "./balloon/policy.js";
 import { HostSwap } from "./balloon/swap.js";
@@ -61,7 +62,7 @@ export interface SharingScanner {
 }
 
 /** A 2D walk with no cache: the default hardware (every cold walk makes 24 references). */
-const NO_NESTED_CACHES = { guestPwc: false, eptPwc: false, nestedTlb: false };
+const NO_WALK_CACHES = { pwc: false, eptPwc: false, nestedTlb: false };
 
 /** Frames the pager frees at once when an allocation finds the host empty. */
 const RECLAIM_BATCH = 64;
@@ -178,6 +179,8 @@ export class Host {
       l2Ways: hardware.tlb.l2.ways,
     });
     cpu.ctl.gbpages = hardware.gigaPages;
+    // The 2D walk has its own combined caches; shadow walks use the vCPU's.
+    if (hardware.walkCaches?.pwc && spec.mode !== "hap") cpu.pwc = pwcLevels();
     // VPIDs tag this domain's TLB entries apart from every other domain's (0 is the host's).
     cpu.setAddressSpace(id + 1, 0);
     let shadow: ShadowPaging | null = null;
@@ -212,7 +215,7 @@ export class Host {
       });
       hap.cpu = cpu;
       cpu.intercepts = hap;
-      cpu.nested = new NestedWalker(hardware.nested ?? NO_NESTED_CACHES);
+      cpu.nested = new NestedWalker(hardware.walkCaches ?? NO_WALK_CACHES);
       cpu.eptRoot = hap.ept.root;
     } else {
       throw new RangeError(`domain ${spec.name}: mode "${spec.mode}" is not available yet`);

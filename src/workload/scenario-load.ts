@@ -460,10 +460,10 @@ function toScenario(f: ScenarioFile, fileName: string): Scenario {
       },
       pcid: f.hardware.pcid,
       gigaPages: f.hardware.giga_pages,
-      nested: {
-        guestPwc: f.hardware.nested.guest_pwc,
-        eptPwc: f.hardware.nested.ept_pwc,
-        nestedTlb: f.hardware.nested.nested_tlb,
+      walkCaches: {
+        pwc: f.hardware.walk_caches.pwc,
+        eptPwc: f.hardware.walk_caches.ept_pwc,
+        nestedTlb: f.hardware.walk_caches.nested_tlb,
       },
     },
     host: {

@@ -236,8 +236,8 @@ const hardwareSchema = strict({
   }).prefault({}),
   pcid: bool().default(SCENARIO_DEFAULTS.pcid),
   giga_pages: bool().default(SCENARIO_DEFAULTS.gigaPages),
-  nested: strict({
-    guest_pwc: bool().default(false),
+  walk_caches: strict({
+    pwc: bool().default(false),
     ept_pwc: bool().default(false),
     nested_tlb: bool().default(false),
   }).prefault({}),

@@ -3,7 +3,7 @@
  * helpers to drive processes and to check every invariant.
  */
 
-import type { NestedCacheSpec, ShadowSpec, SharingSpec } from "../../src/api/types.js";
+import type { ShadowSpec, SharingSpec, WalkCacheSpec } from "../../src/api/types.js";
 import { BalloonDriver } from "../../src/guest/balloon.js";
 import { checkGuest, type GuestMemoryPeek } from "../../src/guest/check.js";
 import { userAccess } from "../../src/guest/fault.js";
@@ -16,6 +16,7 @@ import { Vcpu } from "../../src/hw/cpu.js";
 import { eptKindMask } from "../../src/hw/ept.js";
 import { HostMemory } from "../../src/hw/memory.js";
 import { PTE_P, PTE_PS, pteFrame } from "../../src/hw/pte.js";
+import { pwcLevels } from "../../src/hw/pwc.js";
 import { newCounters } from "../../src/metrics/counters.js";
 import { checkP2m } from "../../src/vmm/balloon/check.js";
 import { setTarget } from "../../src/vmm/balloon/policy.js";
@@ -57,7 +58,7 @@ export interface GuestOptions extends Partial<KernelOptions> {
   mode?: TestMode;
   shadow?: Partial<ShadowSpec>;
   /** hap mode: the 2D walk's caches and 2 MiB EPT pages. */
-  nested?: NestedCacheSpec;
+  walkCaches?: WalkCacheSpec;
   eptLargePages?: boolean;
   /** Host memory in MiB for shadow mode (default: enough). */
   hostMiB?: number;
@@ -96,6 +97,7 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
     mem = new HostMemory(frames);
     cpu = new Vcpu(mem, counters);
     cpu.ctl.gbpages = kernelOptions.gigaPages;
+    if (options.walkCaches?.pwc) cpu.pwc = pwcLevels();
   } else {
     host =
       options.host ??
@@ -113,7 +115,7 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
       ...TEST_HARDWARE,
       pcid: kernelOptions.pcid,
       gigaPages: kernelOptions.gigaPages,
-      nested: options.nested,
+      walkCaches: options.walkCaches,
     };
     vmm = host.createDomain(spec, hardware, counters);
     mem = host.mem;
