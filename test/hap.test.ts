@@ -9,8 +9,12 @@ import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { Simulation } from "../src/api/simulation.js";
 import type { WalkCacheSpec } from "../src/api/types.js";
-import { USER_HEAP_BASE } from "../src/guest/layout.js";
+import { directMap, USER_HEAP_BASE } from "../src/guest/layout.js";
+import { KIND_USER_READ } from "../src/hw/access.js";
+import { PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US, pteHi, pteLo } from "../src/hw/pte.js";
 import { COUNTER_NAMES, type CounterName } from "../src/metrics/counters.js";
+import { DomainCrash } from "../src/vmm/crash.js";
+import { checkEpt, checkReach } from "../src/vmm/hap/check.js";
 import { P2M_RAM_SHARED } from "../src/vmm/p2m.js";
 import { parseScenario } from "../src/workload/scenario-load.js";
 import { bootGuest, type GuestOptions, type TestGuest } from "./support/guest.js";
@@ -283,4 +287,81 @@ describe("paging-structure caches on one-dimensional walks", () => {
       );
     },
   );
+});
+
+describe("a hostile HAP guest cannot reach another domain's memory", () => {
+  const evilWrite = fc.record({
+    level: fc.integer({ min: 1, max: 4 }),
+    index: fc.nat(511),
+    lo: fc.oneof(
+      fc.nat(0xffffffff),
+      fc.nat(0xffff).map((f) => pteLo(f, PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D)),
+    ),
+    hi: fc.oneof(fc.constant(0), fc.nat(0xffffffff)),
+  });
+  const evilAccess = fc.record({ page: fc.nat(2 ** 20), kind: fc.nat(5) });
+
+  test("random values in its page tables, then random accesses (fast-check)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(evilWrite, { maxLength: 12 }),
+        fc.array(evilAccess, { maxLength: 24 }),
+        fc.boolean(),
+        (writes, accesses, large) => {
+          const victim = hapGuest(NO_CACHES, { hostMiB: 64, eptLargePages: large });
+          const evil = hapGuest(ALL_CACHES, { host: victim.g.host ?? undefined });
+          for (let p = 1; p < 16; p++) victim.g.write(victim.proc, USER_HEAP_BASE + p * 4096, p);
+          const tables = [1, 2, 3, 4].map((l) =>
+            l === 4
+              ? evil.proc.l4Gfn
+              : evil.g.kernel.pt.tableFor(evil.proc.l4Gfn, USER_HEAP_BASE, l, false),
+          );
+          let crashed = false;
+          try {
+            for (const w of writes) {
+              evil.g.cpu.store64(
+                directMap(tables[w.level - 1]) + w.index * 8,
+                w.lo >>> 0,
+                w.hi >>> 0,
+              );
+            }
+            for (const a of accesses) evil.g.cpu.access(a.page * 4096, a.kind, 0xbad);
+          } catch (e) {
+            if (!(e instanceof DomainCrash)) throw e;
+            crashed = true;
+          }
+          const host = victim.g.host;
+          const evilVmm = evil.g.vmm;
+          if (host === null || evilVmm === null || evilVmm.hap === null) throw new Error("no VMM");
+          if (!crashed) {
+            expect(checkReach(evil.g.cpu, host.frames, evilVmm.id)).toBeNull();
+            expect(checkEpt(evilVmm.hap, host.frames, evilVmm.id)).toBeNull();
+          }
+          for (let p = 1; p < 16; p++) {
+            expect(victim.g.read(victim.proc, USER_HEAP_BASE + p * 4096)).toBe(p);
+          }
+          expect(victim.g.read(victim.proc, USER_HEAP_BASE)).toBe(7);
+          victim.g.check();
+        },
+      ),
+      { numRuns: 120, seed: 18 },
+    );
+  });
+
+  test("a frame number beyond its memory crashes that domain alone", () => {
+    const victim = hapGuest(NO_CACHES, { hostMiB: 64 });
+    const evil = hapGuest(NO_CACHES, { host: victim.g.host ?? undefined });
+    const l1 = evil.g.kernel.pt.tableFor(evil.proc.l4Gfn, USER_HEAP_BASE, 1, false);
+    const beyond = 50_000;
+    evil.g.cpu.store64(
+      directMap(l1) + 100 * 8,
+      pteLo(beyond, PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D),
+      pteHi(beyond, false),
+    );
+    expect(() => evil.g.cpu.access(USER_HEAP_BASE + 100 * 4096, KIND_USER_READ, 0)).toThrow(
+      /outside its 4096 frames of RAM/,
+    );
+    expect(victim.g.read(victim.proc, USER_HEAP_BASE)).toBe(7);
+    victim.g.check();
+  });
 });

@@ -6,8 +6,11 @@
  * the VMM's.
  */
 
+import { MASK_WRITES } from "../../hw/access.js";
+import type { Vcpu } from "../../hw/cpu.js";
 import { EPT_W } from "../../hw/ept.js";
-import { type HostFrames, OWNER_VMM } from "../frames.js";
+import { PAGES_PER_SIZE, type TlbLevel } from "../../hw/tlb.js";
+import { type HostFrames, OWNER_DOMAIN, OWNER_SHARED, OWNER_VMM } from "../frames.js";
 import type { HapPaging } from "./hap.js";
 import { eptPermsOf } from "./hap.js";
 
@@ -32,4 +35,35 @@ export function checkEpt(hap: HapPaging, frames: HostFrames, domainId: number): 
     }
   });
   return problem;
+}
+
+/**
+ * Isolation under HAP (invariant 2), from the hardware's side: every valid TLB entry of the
+ * domain's vCPU, whatever its tag, reaches only frames the domain owns, or shared frames it
+ * cannot write. Holds even when the guest has written anything into its own page tables: the
+ * 2D walk only ever ends in a frame the EPT maps.
+ */
+export function checkReach(cpu: Vcpu, frames: HostFrames, domainId: number): string | null {
+  const levels: [string, TlbLevel][] = [
+    ["L1", cpu.tlb.l1],
+    ["L2", cpu.tlb.l2],
+    ["L1 large", cpu.tlb.l1Large],
+    ["L2 large", cpu.tlb.l2Large],
+  ];
+  for (const [name, level] of levels) {
+    for (let s = 0; s < level.entries; s++) {
+      if (!level.isValid(s, cpu.tlb.tagGens)) continue;
+      const first = level.frameOf(s);
+      const pages = PAGES_PER_SIZE[level.decode(s).sizeCode];
+      const writable = (level.permsOf(s) & MASK_WRITES) !== 0;
+      for (let mfn = first; mfn < first + pages; mfn++) {
+        const owner = frames.owner[mfn];
+        const mine = owner === OWNER_DOMAIN && frames.ownerDomain[mfn] === domainId;
+        if (!mine && !(owner === OWNER_SHARED && !writable)) {
+          return `TLB ${name} slot ${s} reaches mfn ${mfn} (owner ${owner}, domain ${frames.ownerDomain[mfn]})${writable ? " writable" : ""}`;
+        }
+      }
+    }
+  }
+  return null;
 }
