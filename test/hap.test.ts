@@ -18,6 +18,7 @@ import { checkEpt, checkReach } from "../src/vmm/hap/check.js";
 import { P2M_RAM_SHARED } from "../src/vmm/p2m.js";
 import { parseScenario } from "../src/workload/scenario-load.js";
 import { bootGuest, type GuestOptions, type TestGuest } from "./support/guest.js";
+import { evilAccess, evilWrite } from "./support/hostile.js";
 import { observe } from "./support/observe.js";
 import { type Op, opArb, overcommitOpArb, sharingOpArb } from "./support/ops.js";
 
@@ -290,17 +291,6 @@ describe("paging-structure caches on one-dimensional walks", () => {
 });
 
 describe("a hostile HAP guest cannot reach another domain's memory", () => {
-  const evilWrite = fc.record({
-    level: fc.integer({ min: 1, max: 4 }),
-    index: fc.nat(511),
-    lo: fc.oneof(
-      fc.nat(0xffffffff),
-      fc.nat(0xffff).map((f) => pteLo(f, PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D)),
-    ),
-    hi: fc.oneof(fc.constant(0), fc.nat(0xffffffff)),
-  });
-  const evilAccess = fc.record({ page: fc.nat(2 ** 20), kind: fc.nat(5) });
-
   test("random values in its page tables, then random accesses (fast-check)", () => {
     fc.assert(
       fc.property(

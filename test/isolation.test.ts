@@ -19,6 +19,7 @@ import { OWNER_DOMAIN } from "../src/vmm/frames.js";
 import { Host, type VmmDomain } from "../src/vmm/host.js";
 import { checkHostFrames, checkIsolation, checkShadow } from "../src/vmm/shadow/check.js";
 import { shadowSpec, TEST_HARDWARE } from "./support/domains.js";
+import { evilAccess, evilWrite } from "./support/hostile.js";
 
 const HW = TEST_HARDWARE;
 const spec = (name: string) => shadowSpec(name);
@@ -78,17 +79,6 @@ function assertIsolated(host: Host, evil: Dom, victim: Dom, evilCrashed: boolean
 function poke(d: Dom, tableGfn: number, index: number, lo: number, hi: number): void {
   d.vmm.cpu.store64(directMap(tableGfn) + index * 8, lo >>> 0, hi >>> 0);
 }
-
-const evilWrite = fc.record({
-  level: fc.integer({ min: 1, max: 4 }),
-  index: fc.nat(511),
-  lo: fc.oneof(
-    fc.nat(0xffffffff),
-    fc.nat(0xffff).map((f) => pteLo(f, PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D)),
-  ),
-  hi: fc.oneof(fc.constant(0), fc.nat(0xffffffff)),
-});
-const evilAccess = fc.record({ page: fc.nat(2 ** 20), kind: fc.nat(5) });
 
 describe("a hostile guest cannot reach another domain's memory", () => {
   test("random values in its page tables, then random accesses (fast-check)", () => {

@@ -7,7 +7,7 @@
 
 import { KIND_SUP_READ } from "./access.js";
 import type { Vcpu } from "./cpu.js";
-import { PAGES_PER_SIZE, type TlbLevel } from "./tlb.js";
+import { PAGES_PER_SIZE } from "./tlb.js";
 import { WALK_OK, Walker } from "./walker.js";
 
 /**
@@ -29,13 +29,7 @@ export function checkTlb(cpu: Vcpu, maxFrame: number, nested?: NestedView): stri
   // the address space may be valid, and a walk from beyond memory (all zeroes) says so.
   const nestedRoot = nested ? (nested.mfnOf[cpu.rootMfn] ?? -1) : 0;
   const root = nested ? (nestedRoot >= 0 ? nestedRoot : cpu.mem.frames) : cpu.rootMfn;
-  const levels: [string, TlbLevel][] = [
-    ["L1", cpu.tlb.l1],
-    ["L2", cpu.tlb.l2],
-    ["L1 large", cpu.tlb.l1Large],
-    ["L2 large", cpu.tlb.l2Large],
-  ];
-  for (const [name, level] of levels) {
+  for (const [name, level] of cpu.tlb.named()) {
     for (let s = 0; s < level.entries; s++) {
       if (!level.isValid(s, cpu.tlb.tagGens)) continue;
       const { tag, sizeCode, pageNumber } = level.decode(s);

@@ -27,7 +27,7 @@ import { EPT_PS, EPT_R, EPT_RWX, EPT_W, eptKindMask, eptNeed } from "./ept.js";
 import type { HostMemory } from "./memory.js";
 import type * as Pte from "./pte.js";
 import { PrefixCache, pwcLevels } from "./pwc.js";
-import { faultCode, type PagingControl, permissionMask } from "./walker.js";
+import { faultCode, type PagingControl, permissionMask, reservedLo } from "./walker.js";
 
 const PTE_P: typeof Pte.PTE_P = 0x1;
 const PTE_RW: typeof Pte.PTE_RW = 0x2;
@@ -39,8 +39,6 @@ const PTE_G: typeof Pte.PTE_G = 0x100;
 const PTE_HI_NX: typeof Pte.PTE_HI_NX = 0x80000000;
 const PTE_HI_RESERVED: typeof Pte.PTE_HI_RESERVED = 0xff800;
 const PTE_HI_ADDR_MASK: typeof Pte.PTE_HI_ADDR_MASK = 0x7ff;
-const PTE_2M_RESERVED_LO: typeof Pte.PTE_2M_RESERVED_LO = 0x001fe000;
-const PTE_1G_RESERVED_LO: typeof Pte.PTE_1G_RESERVED_LO = 0x3fffe000;
 const KIND_SUP_WRITE: typeof Access.KIND_SUP_WRITE = 1;
 const KIND_USER_WRITE: typeof Access.KIND_USER_WRITE = 4;
 
@@ -400,12 +398,4 @@ function readEntry(mem: HostMemory, mfn: number, idx: number): void {
   const w = slot * 1024 + idx * 2;
   mem.lo = mem.pool[w];
   mem.hi = mem.pool[w + 1];
-}
-
-/** Reserved bits of the low half of a present L4..L2 guest entry (see walker.ts). */
-function reservedLo(lo: number, level: number, leaf: boolean, ctl: PagingControl): boolean {
-  if (level === 4) return (lo & PTE_PS) !== 0;
-  if (!leaf) return false;
-  if (level === 3) return !ctl.gbpages || (lo & PTE_1G_RESERVED_LO) !== 0;
-  return (lo & PTE_2M_RESERVED_LO) !== 0;
 }

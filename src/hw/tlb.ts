@@ -315,6 +315,16 @@ export class Tlb {
   readonly l2: TlbLevel;
   readonly l1Large: TlbLevel;
   readonly l2Large: TlbLevel;
+
+  /** Every array with a name, for checkers that visit each entry (cold). */
+  named(): [string, TlbLevel][] {
+    return [
+      ["L1", this.l1],
+      ["L2", this.l2],
+      ["L1 large", this.l1Large],
+      ["L2 large", this.l2Large],
+    ];
+  }
   /** Current generation of each tag. */
   readonly tagGens = new Int32Array(MAX_TAGS);
   /**

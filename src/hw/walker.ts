@@ -92,7 +92,7 @@ export function permissionMask(
 }
 
 /** Reserved bits of the low half of a present L4..L2 entry (SDM Vol. 3A 4.5). */
-function reservedLo(lo: number, level: number, leaf: boolean, ctl: PagingControl): boolean {
+export function reservedLo(lo: number, level: number, leaf: boolean, ctl: PagingControl): boolean {
   if (level === 4) return (lo & PTE_PS) !== 0;
   if (!leaf) return false;
   if (level === 3) return !ctl.gbpages || (lo & PTE_1G_RESERVED_LO) !== 0;

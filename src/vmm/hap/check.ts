@@ -9,7 +9,7 @@
 import { MASK_WRITES } from "../../hw/access.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { EPT_W } from "../../hw/ept.js";
-import { PAGES_PER_SIZE, type TlbLevel } from "../../hw/tlb.js";
+import { PAGES_PER_SIZE } from "../../hw/tlb.js";
 import { type HostFrames, OWNER_DOMAIN, OWNER_SHARED, OWNER_VMM } from "../frames.js";
 import type { HapPaging } from "./hap.js";
 import { eptPermsOf } from "./hap.js";
@@ -44,13 +44,7 @@ export function checkEpt(hap: HapPaging, frames: HostFrames, domainId: number): 
  * 2D walk only ever ends in a frame the EPT maps.
  */
 export function checkReach(cpu: Vcpu, frames: HostFrames, domainId: number): string | null {
-  const levels: [string, TlbLevel][] = [
-    ["L1", cpu.tlb.l1],
-    ["L2", cpu.tlb.l2],
-    ["L1 large", cpu.tlb.l1Large],
-    ["L2 large", cpu.tlb.l2Large],
-  ];
-  for (const [name, level] of levels) {
+  for (const [name, level] of cpu.tlb.named()) {
     for (let s = 0; s < level.entries; s++) {
       if (!level.isValid(s, cpu.tlb.tagGens)) continue;
       const first = level.frameOf(s);
