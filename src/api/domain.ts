@@ -21,7 +21,7 @@ import {
 import { checkP2m } from "../vmm/balloon/check.js";
 import { targetOf } from "../vmm/balloon/policy.js";
 import { DomainCrash } from "../vmm/crash.js";
-import { checkEpt } from "../vmm/hap/check.js";
+import { checkEpt, checkReach } from "../vmm/hap/check.js";
 import { eptPermsOf } from "../vmm/hap/hap.js";
 import type { Host } from "../vmm/host.js";
 import { checkBookkeeping, checkHostFrames, checkShadow } from "../vmm/shadow/check.js";
@@ -363,7 +363,11 @@ export class DomainRuntime {
         mfnOf: p2m.mfn,
         kindMaskOf: (gfn) => eptKindMask(eptPermsOf(p2m.type[gfn])),
       });
-      if (err === null && full) err = checkEpt(vmm.hap, this.host.frames, vmm.id);
+      if (err === null && full) {
+        err =
+          checkEpt(vmm.hap, this.host.frames, vmm.id) ??
+          checkReach(cpu, this.host.frames, vmm.id);
+      }
     }
     if (err === null && vmm?.shadow && this.host) {
       err = checkShadow(vmm.shadow, cpu, this.host.frames, vmm.id);

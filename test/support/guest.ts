@@ -20,7 +20,7 @@ import { pwcLevels } from "../../src/hw/pwc.js";
 import { newCounters } from "../../src/metrics/counters.js";
 import { checkP2m } from "../../src/vmm/balloon/check.js";
 import { setTarget } from "../../src/vmm/balloon/policy.js";
-import { checkEpt } from "../../src/vmm/hap/check.js";
+import { checkEpt, checkReach } from "../../src/vmm/hap/check.js";
 import { eptPermsOf } from "../../src/vmm/hap/hap.js";
 import { Host, type VmmDomain } from "../../src/vmm/host.js";
 import { checkBookkeeping, checkHostFrames, checkShadow } from "../../src/vmm/shadow/check.js";
@@ -168,6 +168,7 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
             })
           : null,
         vmm?.hap && host ? checkEpt(vmm.hap, host.frames, vmm.id) : null,
+        vmm?.hap && host ? checkReach(cpu, host.frames, vmm.id) : null,
         vmm?.shadow && host ? checkShadow(vmm.shadow, cpu, host.frames, vmm.id) : null,
         vmm?.shadow ? checkBookkeeping(vmm.shadow) : null,
         host ? checkHostFrames(host.frames) : null,
