@@ -93,7 +93,7 @@ describe("simulation", () => {
   });
 
   test("a mode that is not built yet is refused with a clear error", () => {
-    expect(() => new Simulation(builtinScenario("mixed"), { mode: "pv" })).toThrow(
+    expect(() => new Simulation(builtinScenario("mixed"), { mode: "hap" })).toThrow(
       /not available yet/,
     );
   });

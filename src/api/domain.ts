@@ -21,6 +21,7 @@ import { checkP2m } from "../vmm/balloon/check.js";
 import { targetOf } from "../vmm/balloon/policy.js";
 import { DomainCrash } from "../vmm/crash.js";
 import type { Host } from "../vmm/host.js";
+import { checkPvIsolation, checkPvTables } from "../vmm/pv/check.js";
 import { checkBookkeeping, checkHostFrames, checkShadow } from "../vmm/shadow/check.js";
 import { checkSharing } from "../vmm/sharing/check.js";
 import { ProcessDriver, STEP_ACCESS, STEP_BLOCKED, STEP_EXITED } from "../workload/driver.js";
@@ -73,9 +74,9 @@ export class DomainRuntime {
     readonly check: boolean,
     readonly host: Host | null,
   ) {
-    if (spec.mode === "hap" || spec.mode === "pv") {
+    if (spec.mode === "hap") {
       throw new SimulationError(
-        `domain ${spec.name}: mode "${spec.mode}" is not available yet in this version; use "native" or "shadow"`,
+        `domain ${spec.name}: mode "${spec.mode}" is not available yet in this version; use "native", "shadow" or "pv"`,
       );
     }
     for (const p of spec.processes) {
@@ -90,6 +91,11 @@ export class DomainRuntime {
     if (spec.mode === "shadow" && scenario.hardware.gigaPages) {
       throw new SimulationError(
         `domain ${spec.name}: shadow paging does not support 1 GiB guest pages (hardware.giga_pages)`,
+      );
+    }
+    if (spec.mode === "pv" && scenario.hardware.gigaPages) {
+      throw new SimulationError(
+        `domain ${spec.name}: a PV guest has no large pages (hardware.giga_pages)`,
       );
     }
     if (spec.mode === "native" || host === null) {
@@ -347,14 +353,20 @@ export class DomainRuntime {
     // Natively the TLB is checked against the tables the hardware walks. Under shadow paging a
     // global entry may outlive the root it came from (as on real hardware) while the new root's
     // shadow is still empty, so TLB entries are checked against the guest's tables and the P2M.
-    let err = vmm === null ? checkTlb(cpu, this.platform.mem.frames) : null;
+    // Under PV the hardware walks the guest's own tables, as natively.
+    let err = vmm === null || vmm.pv ? checkTlb(cpu, this.platform.mem.frames) : null;
+    if (err === null && vmm?.pv) {
+      err = checkPvIsolation(vmm.pv, cpu);
+      if (err === null && full) err = checkPvTables(vmm.pv);
+    }
     if (err === null && vmm?.shadow && this.host) {
       err = checkShadow(vmm.shadow, cpu, this.host.frames, vmm.id);
       if (err === null && full)
         err = checkBookkeeping(vmm.shadow) ?? checkHostFrames(this.host.frames);
     }
     if (err === null && full && vmm !== null && this.host) {
-      err =
+      if (vmm.shadow === null) err = checkHostFrames(this.host.frames);
+      err ??=
         checkP2m(vmm.p2m, this.host.frames, vmm.id, this.kernel.balloon?.inBalloon ?? null) ??
         checkSharing(this.host);
     }
@@ -393,6 +405,12 @@ export class DomainRuntime {
       counters.balloon_target_pages = targetOf(vmm);
       counters.balloon_pages = this.kernel.balloon?.count ?? 0;
       counters.host_swapped_out = vmm.p2m.swappedOut;
+    }
+    if (vmm?.pv) {
+      // The VMM's memory for a PV domain: its P2M pages (p2m_pages, above) and its share of the
+      // m2p, 8 bytes per host frame, mapped read-only into every PV guest.
+      counters.pv_pt_pages = this.kernel.pt.pages + this.kernel.bootTablePages;
+      counters.m2p_pages = Math.ceil((this.platform.mem.frames * 8) / 4096);
     }
     if (vmm?.shadow) {
       const t = vmm.shadow.tables;

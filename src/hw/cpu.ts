@@ -14,6 +14,7 @@ import type * as Counters from "../metrics/counters.js";
 import { WALK_HIST_SIZE } from "../metrics/counters.js";
 import type * as Access from "./access.js";
 import type { Gpa, Gva, Mfn } from "./addr.js";
+import type { MmuBatch, PvMmuHypercalls } from "./hypercall.js";
 import type { HostMemory } from "./memory.js";
 import { leafFrame } from "./pte.js";
 import type * as TlbConsts from "./tlb.js";
@@ -117,6 +118,10 @@ export interface GuestCpu {
   memoryOp(op: number, gfns: Int32Array, count: number): number;
   /** The virtual disk reads a page into guest frame gfn: its content becomes `digest`. */
   dmaWrite(gfn: number, digest: number): void;
+  /** PV MMU hypercalls (hw/hypercall.ts): -ENOSYS unless a PV VMM serves them. */
+  mmuUpdate(batch: MmuBatch, count: number): number;
+  updateVaMapping(gva: Gva, lo: number, hi: number, flags: number): number;
+  mmuextOp(cmd: number, mfn: Mfn, gva: Gva): number;
   /** Scratch outputs of load64/loadPhys64. */
   lo: number;
   hi: number;
@@ -169,6 +174,8 @@ export class Vcpu implements GuestCpu {
   private keyHiBase = 0;
   private globalHiBase = 0;
   intercepts: Intercepts | null = null;
+  /** A PV VMM's MMU hypercalls; null unless the domain is PV. */
+  pvMmu: PvMmuHypercalls | null = null;
   lo = 0;
   hi = 0;
   readValue = 0;
@@ -525,6 +532,18 @@ export class Vcpu implements GuestCpu {
 
   memoryOp(op: number, gfns: Int32Array, count: number): number {
     return this.intercepts ? this.intercepts.memoryOp(this, op, gfns, count) : HYPERCALL_ENOSYS;
+  }
+
+  mmuUpdate(batch: MmuBatch, count: number): number {
+    return this.pvMmu ? this.pvMmu.mmuUpdate(batch, count) : HYPERCALL_ENOSYS;
+  }
+
+  updateVaMapping(gva: Gva, lo: number, hi: number, flags: number): number {
+    return this.pvMmu ? this.pvMmu.updateVaMapping(gva, lo, hi, flags) : HYPERCALL_ENOSYS;
+  }
+
+  mmuextOp(cmd: number, mfn: Mfn, gva: Gva): number {
+    return this.pvMmu ? this.pvMmu.mmuextOp(cmd, mfn, gva) : HYPERCALL_ENOSYS;
   }
 
   /** Set CR0.PG with the current CR3 (the end of early boot). */

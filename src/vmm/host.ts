@@ -11,7 +11,8 @@ import type {
   HostSwapSpec,
   SharingSpec,
 } from "../api/types.js";
-import { NativePagingOps } from "../guest/paging-ops.js";
+import { NativePagingOps, type PagingOps } from "../guest/paging-ops.js";
+import { PvPagingOps } from "../guest/pv-paging-ops.js";
 import type { Mfn } from "../hw/addr.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
@@ -20,6 +21,8 @@ import { AutoBalloonPolicy, FixedTargets, type PolicyDomain, setTarget } from ".
 import { HostSwap } from "./balloon/swap.js";
 import { HostFrames, OWNER_SHADOW } from "./frames.js";
 import { P2m } from "./p2m.js";
+import { PvFrameTypes } from "./pv/mm.js";
+import { PvPaging } from "./pv/pv.js";
 import { defaultShadowPoolPages, ShadowPaging } from "./shadow/shadow.js";
 import { EsxScanner } from "./sharing/esx.js";
 import { KsmScanner } from "./sharing/ksm.js";
@@ -33,6 +36,8 @@ export interface VmmDomain extends PolicyDomain {
   p2m: P2m;
   cpu: Vcpu;
   shadow: ShadowPaging | null;
+  /** PV direct paging, for a PV domain. */
+  pv: PvPaging | null;
   /** Shadow pool pages (allocated from the host when the domain is built). */
   shadowPoolPages: number;
   /** The frames of the shadow pool. */
@@ -82,6 +87,8 @@ export class Host {
   /** The ESX-style scanner's random stream. */
   private readonly randomBelow: (n: number) => number;
   private readonly sharingSpec: SharingSpec | null;
+  /** The frame table of PV direct paging (page types), made with the first PV domain. */
+  pvTypes: PvFrameTypes | null = null;
   private fixed: FixedTargets | null = null;
   private auto: AutoBalloonPolicy | null = null;
 
@@ -174,6 +181,7 @@ export class Host {
     // VPIDs tag this domain's TLB entries apart from every other domain's (0 is the host's).
     cpu.setAddressSpace(id + 1, 0);
     let shadow: ShadowPaging | null = null;
+    let pv: PvPaging | null = null;
     let poolPages = 0;
     const pool: Mfn[] = [];
     if (spec.mode === "shadow") {
@@ -198,6 +206,19 @@ export class Host {
       });
       shadow.cpu = cpu;
       cpu.intercepts = shadow;
+    } else if (spec.mode === "pv") {
+      if (hardware.gigaPages) {
+        throw new RangeError(`domain ${spec.name}: a PV guest has no 1 GiB (or 2 MiB) pages`);
+      }
+      this.pvTypes ??= new PvFrameTypes(this.frames.frames);
+      pv = new PvPaging(this.mem, this.frames, this.pvTypes, p2m, counters);
+      pv.cpu = cpu;
+      cpu.intercepts = pv;
+      cpu.pvMmu = pv;
+      if (!pv.populate()) {
+        p2m.destroy();
+        throw new RangeError(`domain ${spec.name}: the host has no memory for the PV domain`);
+      }
     } else {
       throw new RangeError(`domain ${spec.name}: mode "${spec.mode}" is not available yet`);
     }
@@ -208,6 +229,7 @@ export class Host {
       p2m,
       cpu,
       shadow,
+      pv,
       shadowPoolPages: poolPages,
       poolFrames: pool,
       destroyed: false,
@@ -239,6 +261,7 @@ export class Host {
   destroyDomain(d: VmmDomain): void {
     if (d.destroyed) return;
     d.destroyed = true;
+    d.pv?.destroy();
     d.p2m.destroy();
     for (const mfn of d.poolFrames) this.frames.release(mfn);
     d.poolFrames.length = 0;
@@ -246,9 +269,13 @@ export class Host {
     d.cpu.flushTlbAll();
   }
 
-  /** Guest paging operations for a domain: HVM guests use the native ones. */
-  static pagingOps(domain: VmmDomain): NativePagingOps {
-    return new NativePagingOps(domain.cpu);
+  /**
+   * Guest paging operations for a domain: HVM guests use the native ones; a PV guest its
+   * hypercalls, reading its own p2m list and the m2p (read-only to it, as Xen maps it).
+   */
+  pagingOps(domain: VmmDomain, options: { writablePageTables?: boolean } = {}): PagingOps {
+    if (domain.pv === null) return new NativePagingOps(domain.cpu);
+    return new PvPagingOps(domain.cpu, domain.p2m.mfn, this.frames.m2p, options);
   }
 }
 

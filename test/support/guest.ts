@@ -8,7 +8,7 @@ import { BalloonDriver } from "../../src/guest/balloon.js";
 import { checkGuest, type GuestMemoryPeek } from "../../src/guest/check.js";
 import { userAccess } from "../../src/guest/fault.js";
 import { Kernel, type KernelOptions } from "../../src/guest/kernel.js";
-import { NativePagingOps } from "../../src/guest/paging-ops.js";
+import { NativePagingOps, type PagingOps } from "../../src/guest/paging-ops.js";
 import type { Process } from "../../src/guest/process.js";
 import { KIND_USER_READ, KIND_USER_WRITE } from "../../src/hw/access.js";
 import { checkTlb } from "../../src/hw/check.js";
@@ -19,11 +19,15 @@ import { newCounters } from "../../src/metrics/counters.js";
 import { checkP2m } from "../../src/vmm/balloon/check.js";
 import { setTarget } from "../../src/vmm/balloon/policy.js";
 import { Host, type VmmDomain } from "../../src/vmm/host.js";
+import { checkPvIsolation, checkPvTables } from "../../src/vmm/pv/check.js";
+import { PvGuestPeek } from "../../src/vmm/pv/peek.js";
 import { checkBookkeeping, checkHostFrames, checkShadow } from "../../src/vmm/shadow/check.js";
 import { checkSharing } from "../../src/vmm/sharing/check.js";
-import { shadowSpec, TEST_HARDWARE } from "./domains.js";
+import { TEST_HARDWARE, vmmSpec } from "./domains.js";
 
-export type TestMode = "native" | "shadow";
+/** The modes the differential harness runs (HAP joins here). */
+export const VMM_TEST_MODES = ["shadow", "pv"] as const;
+export type TestMode = "native" | (typeof VMM_TEST_MODES)[number];
 
 export interface TestGuest {
   mode: TestMode;
@@ -61,6 +65,8 @@ export interface GuestOptions extends Partial<KernelOptions> {
   sharing?: boolean | "ksm" | "esx";
   /** The OS image the kernel's reserved frames are read from (none: zero). */
   osImage?: string;
+  /** PV mode: L1 entries written by trapped stores (ptwr) instead of mmu_update. */
+  writablePageTables?: boolean;
 }
 
 /** The sharing settings tests use (the scanner only runs when a test calls scan). */
@@ -97,7 +103,7 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
           ? { ...TEST_SHARING, algorithm: options.sharing === "esx" ? "esx" : "ksm" }
           : undefined,
       });
-    const spec = shadowSpec(`test${host.domains.length}`, options.shadow, memMiB * 2 ** 20);
+    const spec = vmmSpec(`test${host.domains.length}`, mode, options.shadow, memMiB * 2 ** 20);
     const hardware = { ...TEST_HARDWARE, pcid: kernelOptions.pcid };
     vmm = host.createDomain(spec, hardware, counters);
     mem = host.mem;
@@ -106,7 +112,11 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
     gfnToMfn = (gfn) => p2m.lookup(gfn);
   }
   mem.exactData = true;
-  const kernel = new Kernel(cpu, new NativePagingOps(cpu), frames, counters, kernelOptions);
+  const ops: PagingOps =
+    host !== null && vmm !== null
+      ? host.pagingOps(vmm, { writablePageTables: options.writablePageTables })
+      : new NativePagingOps(cpu);
+  const kernel = new Kernel(cpu, ops, frames, counters, kernelOptions);
   kernel.boot();
   let clock = 0;
   if (vmm !== null) {
@@ -121,7 +131,8 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
     kernel.switchTo(proc);
     return userAccess(kernel, proc, gva, kind, value) !== -1;
   };
-  const peek: GuestMemoryPeek = vmm ? vmm.p2m : mem;
+  const peek: GuestMemoryPeek =
+    vmm?.pv && host ? new PvGuestPeek(vmm.p2m, host.frames.m2p) : vmm ? vmm.p2m : mem;
   const readEntry = (gfn: number, index: number): [number, number] => {
     peek.peek64(gfn, index);
     return [peek.lo, peek.hi];
@@ -142,7 +153,9 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
         // Under shadow paging a global TLB entry may outlive the root it came from (as on real
         // hardware) while the new root's shadow is still empty: the shadow check compares TLB
         // entries with the guest's tables and the P2M instead.
-        vmm === null ? checkTlb(cpu, mem.frames) : null,
+        vmm === null || vmm.pv ? checkTlb(cpu, mem.frames) : null,
+        vmm?.pv ? checkPvIsolation(vmm.pv, cpu) : null,
+        vmm?.pv ? checkPvTables(vmm.pv) : null,
         vmm?.shadow && host ? checkShadow(vmm.shadow, cpu, host.frames, vmm.id) : null,
         vmm?.shadow ? checkBookkeeping(vmm.shadow) : null,
         host ? checkHostFrames(host.frames) : null,
