@@ -28,6 +28,8 @@ import { TEST_HARDWARE, vmmSpec } from "./domains.js";
 /** The modes the differential harness runs (HAP joins here). */
 export const VMM_TEST_MODES = ["shadow", "pv"] as const;
 export type TestMode = "native" | (typeof VMM_TEST_MODES)[number];
+/** The modes whose memory the host may share: not PV (Xen's sharing needs HAP). */
+export const SHARING_TEST_MODES = VMM_TEST_MODES.filter((m) => m !== "pv");
 
 export interface TestGuest {
   mode: TestMode;
