@@ -46,6 +46,11 @@ const BENCHES: Bench[] = [
     run: () => benchFault("shadow", "shadow-fault"),
   },
   {
+    name: "pv-fault",
+    target: "faults_per_s >= 150,000 (as shadow-fault)",
+    run: () => benchFault("pv", "pv-fault"),
+  },
+  {
     name: "lackey-parse",
     target: "lines_per_s >= 10,000,000",
     run: () => benchLackeyParse(),
