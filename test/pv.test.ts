@@ -41,6 +41,9 @@ describe("PV direct paging in a run", () => {
     expect(counters.pv_validation_failures).toBe(0);
     expect(counters.pv_hypercall_errors).toBe(0);
     expect(counters.shadow_fault).toBe(0);
+    // The VMM's count of tables: the processes' and the kernel's 4 KiB direct map (64 MiB: 32 L1s).
+    expect(counters.pv_pt_pages).toBeGreaterThan(counters.pt_pages + 32);
+    expect(counters.m2p_pages).toBeGreaterThan(0);
     // Its memory is allocated whole when it is built: nothing populated on demand.
     expect(counters.p2m_populate).toBe(0);
     expect(counters.p2m_entries).toBe(counters.guest_frames);

@@ -409,7 +409,7 @@ export class DomainRuntime {
     if (vmm?.pv) {
       // The VMM's memory for a PV domain: its P2M pages (p2m_pages, above) and its share of the
       // m2p, 8 bytes per host frame, mapped read-only into every PV guest.
-      counters.pv_pt_pages = this.kernel.pt.pages + this.kernel.bootTablePages;
+      counters.pv_pt_pages = vmm.pv.tablePages();
       counters.m2p_pages = Math.ceil((this.platform.mem.frames * 8) / 4096);
     }
     if (vmm?.shadow) {

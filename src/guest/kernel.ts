@@ -165,11 +165,6 @@ export class Kernel {
     this.bootFreeFrames = this.frames.freeCount;
   }
 
-  /** Page-table pages the kernel built at boot (its direct map). */
-  get bootTablePages(): number {
-    return this.bootTables.length;
-  }
-
   /** Whether gfn is one of the kernel's boot-time tables (not a user frame). */
   isKernelFrame(gfn: Gfn): boolean {
     return this.bootTables.includes(gfn);

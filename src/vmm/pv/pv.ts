@@ -198,6 +198,16 @@ export class PvPaging implements Intercepts, PvMmuHypercalls {
     return done;
   }
 
+  /** Frames of the domain in use as page tables (typed L1..L4 with references): for reports. */
+  tablePages(): number {
+    let n = 0;
+    for (let gfn = 0; gfn < this.p2m.gfns; gfn++) {
+      const mfn = this.p2m.mfn[gfn];
+      if (mfn >= 0 && this.mm.isTable(mfn)) n++;
+    }
+    return n;
+  }
+
   /** The domain is destroyed: its frames' types go with it. */
   destroy(): void {
     for (let gfn = 0; gfn < this.p2m.gfns; gfn++) {
