@@ -286,6 +286,26 @@ describe("a hostile PV guest is refused as Xen refuses it", () => {
     vmmCheck(g, pv);
   });
 
+  test("a stale writable TLB entry cannot outlive a page's change into a table", () => {
+    const { g, proc, pv } = setup();
+    const { l1 } = heapTables(g, pv);
+    // The heap's page 0 is cached writable in the TLB; the guest unmaps it (and the direct map's
+    // writable entry) without a flush, then pins the frame as an L1 table.
+    // An even value: as an L1 entry, not present, so the page validates as an empty table.
+    expect(g.write(proc, USER_HEAP_BASE, 98)).toBe(true);
+    const frame = pteFrame(...entry(g, l1, 0));
+    const gfn = g.host?.frames.m2p[frame] as number;
+    expect(update(g, l1, 0, 0, 0)).toBe(0);
+    expect(g.cpu.updateVaMapping(directMap(gfn), 0, 0, 0)).toBe(0);
+    const flushes = g.counters[COUNTER_NAMES.indexOf("need_flush_tlb_flush")];
+    expect(g.cpu.mmuextOp(MMUEXT_PIN_L1_TABLE, frame, 0)).toBe(0);
+    expect(pv.mm.isTable(frame)).toBe(true);
+    // Xen flushed before the type change: the old writable translation is gone.
+    expect(g.counters[COUNTER_NAMES.indexOf("need_flush_tlb_flush")]).toBe(flushes + 1);
+    expect(g.cpu.access(USER_HEAP_BASE, KIND_USER_WRITE, 7)).toBe(XLATE_FAULT);
+    vmmCheck(g, pv);
+  });
+
   test("privileged instructions crash the domain", () => {
     const { g } = setup();
     expect(() => g.cpu.writeCr3(0, 0, false)).toThrow(DomainCrash);
