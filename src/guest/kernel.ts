@@ -109,8 +109,9 @@ export class Kernel {
   }
 
   /**
-   * Early boot, with paging off: build the direct map (2 MiB or 1 GiB pages, global, NX) in
-   * tables written by physical stores, load CR3 and turn paging on.
+   * Early boot, with paging off: build the direct map (global, NX; 2 MiB or 1 GiB pages, or
+   * 4 KiB pages when the paging operations offer no large pages, as on Xen PV) in tables written
+   * by early stores (PagingOps.setPteEarly), load CR3 and turn paging on.
    */
   boot(): void {
     const take = (): Gfn => {

@@ -279,7 +279,11 @@ export class Host {
   }
 }
 
-/** Host memory enough for the virtualized domains: their RAM, shadow pools and P2M pages. */
+/**
+ * Host memory enough for the virtualized domains: their RAM, shadow pools and P2M pages. A PV
+ * domain needs no more (no shadow; its page tables are its own RAM), but all of its RAM at
+ * once: it is built whole, so a host smaller than its PV domains refuses to build them.
+ */
 export function defaultHostFrames(domains: DomainSpec[]): number {
   let frames = 4096; // 16 MiB for the VMM itself
   for (const d of domains) {

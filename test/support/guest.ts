@@ -1,6 +1,6 @@
 /**
- * A guest for tests: a booted kernel with exact data, natively or under shadow paging, and
- * helpers to drive processes and to check every invariant.
+ * A guest for tests: a booted kernel with exact data, natively or under a VMM mode (shadow
+ * paging, PV direct paging), and helpers to drive processes and to check every invariant.
  */
 
 import type { ShadowSpec, SharingSpec } from "../../src/api/types.js";
@@ -59,11 +59,11 @@ export interface TestGuest {
 export interface GuestOptions extends Partial<KernelOptions> {
   mode?: TestMode;
   shadow?: Partial<ShadowSpec>;
-  /** Host memory in MiB for shadow mode (default: enough). */
+  /** Host memory in MiB under a VMM (default: enough). */
   hostMiB?: number;
-  /** Shadow mode: build the domain on this host (several guests on one host). */
+  /** Under a VMM: build the domain on this host (several guests on one host). */
   host?: Host;
-  /** Shadow mode: the host shares pages (a scanner the test drives with scan()). */
+  /** Under a VMM: the host shares pages (a scanner the test drives with scan()). */
   sharing?: boolean | "ksm" | "esx";
   /** The OS image the kernel's reserved frames are read from (none: zero). */
   osImage?: string;
