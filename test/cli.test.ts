@@ -403,10 +403,10 @@ describe("memvisor errors", () => {
     for (const b of BUILTIN_SCENARIOS) expect(r.stderr).toContain(b.name);
   });
 
-  it("a mode that is not implemented yet", async () => {
-    const r = await cli("run", "--mode", "pv", "--accesses", "1000");
+  it("a mode that cannot build the scenario's domains", async () => {
+    const r = await cli("run", "overcommit", "--mode", "pv", "--accesses", "1000");
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^memvisor: .*mode "pv" is not available yet/);
+    expect(r.stderr).toMatch(/^memvisor: .*the host has no memory for the PV domain/);
     expect(r.stderr).not.toMatch(STACK_LINE);
   });
 

@@ -24,6 +24,7 @@ import { DomainCrash } from "../vmm/crash.js";
 import { checkEpt, checkReach } from "../vmm/hap/check.js";
 import { eptPermsOf } from "../vmm/hap/hap.js";
 import type { Host } from "../vmm/host.js";
+import { checkPvIsolation, checkPvTables } from "../vmm/pv/check.js";
 import { checkBookkeeping, checkHostFrames, checkShadow } from "../vmm/shadow/check.js";
 import { checkSharing } from "../vmm/sharing/check.js";
 import { ProcessDriver, STEP_ACCESS, STEP_BLOCKED, STEP_EXITED } from "../workload/driver.js";
@@ -76,11 +77,6 @@ export class DomainRuntime {
     readonly check: boolean,
     readonly host: Host | null,
   ) {
-    if (spec.mode === "pv") {
-      throw new SimulationError(
-        `domain ${spec.name}: mode "${spec.mode}" is not available yet in this version; use "native", "shadow" or "hap"`,
-      );
-    }
     for (const p of spec.processes) {
       if (p.trace !== null && p.trace.data === null) {
         throw new SimulationError(
@@ -93,6 +89,11 @@ export class DomainRuntime {
     if (spec.mode === "shadow" && scenario.hardware.gigaPages) {
       throw new SimulationError(
         `domain ${spec.name}: shadow paging does not support 1 GiB guest pages (hardware.giga_pages)`,
+      );
+    }
+    if (spec.mode === "pv" && scenario.hardware.gigaPages) {
+      throw new SimulationError(
+        `domain ${spec.name}: a PV guest has no large pages (hardware.giga_pages)`,
       );
     }
     if (spec.mode === "native" || host === null) {
@@ -356,7 +357,12 @@ export class DomainRuntime {
     // Natively the TLB is checked against the tables the hardware walks. Under shadow paging a
     // global entry may outlive the root it came from (as on real hardware) while the new root's
     // shadow is still empty, so TLB entries are checked against the guest's tables and the P2M.
-    let err = vmm === null ? checkTlb(cpu, this.platform.mem.frames) : null;
+    // Natively and under PV the hardware walks the guest's own tables.
+    let err = vmm === null || vmm.pv ? checkTlb(cpu, this.platform.mem.frames) : null;
+    if (err === null && vmm?.pv) {
+      err = checkPvIsolation(vmm.pv, cpu);
+      if (err === null && full) err = checkPvTables(vmm.pv);
+    }
     if (err === null && vmm?.hap && this.host) {
       const p2m = vmm.p2m;
       err = checkTlb(cpu, this.host.mem.frames, {
@@ -365,8 +371,7 @@ export class DomainRuntime {
       });
       if (err === null && full) {
         err =
-          checkEpt(vmm.hap, this.host.frames, vmm.id) ??
-          checkReach(cpu, this.host.frames, vmm.id);
+          checkEpt(vmm.hap, this.host.frames, vmm.id) ?? checkReach(cpu, this.host.frames, vmm.id);
       }
     }
     if (err === null && vmm?.shadow && this.host) {
@@ -375,7 +380,8 @@ export class DomainRuntime {
         err = checkBookkeeping(vmm.shadow) ?? checkHostFrames(this.host.frames);
     }
     if (err === null && full && vmm !== null && this.host) {
-      err =
+      if (vmm.shadow === null) err = checkHostFrames(this.host.frames);
+      err ??=
         checkP2m(vmm.p2m, this.host.frames, vmm.id, this.kernel.balloon?.inBalloon ?? null) ??
         checkSharing(this.host);
     }
@@ -416,6 +422,12 @@ export class DomainRuntime {
       counters.host_swapped_out = vmm.p2m.swappedOut;
     }
     if (vmm?.hap) counters.ept_pages = vmm.hap.eptPages;
+    if (vmm?.pv) {
+      // The VMM's memory for a PV domain: its P2M pages (p2m_pages, above) and its share of the
+      // m2p, 8 bytes per host frame, mapped read-only into every PV guest.
+      counters.pv_pt_pages = vmm.pv.tablePages();
+      counters.m2p_pages = Math.ceil((this.platform.mem.frames * 8) / 4096);
+    }
     if (vmm?.shadow) {
       const t = vmm.shadow.tables;
       counters.shadow_pool_pages = vmm.shadowPoolPages;

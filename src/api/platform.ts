@@ -9,7 +9,8 @@ import { NativePagingOps, type PagingOps } from "../guest/paging-ops.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
 import { pwcLevels } from "../hw/pwc.js";
-import { Host, type VmmDomain } from "../vmm/host.js";
+import type { Host, VmmDomain } from "../vmm/host.js";
+import { PvGuestPeek } from "../vmm/pv/peek.js";
 import type { DomainSpec, HardwareSpec } from "./types.js";
 
 export interface Platform {
@@ -63,10 +64,10 @@ export function virtualPlatform(
   return {
     mem: host.mem,
     cpu: vmm.cpu,
-    ops: Host.pagingOps(vmm),
+    ops: host.pagingOps(vmm),
     guestFrames: domain.memory / 4096,
     gfnToMfn: (gfn) => vmm.p2m.lookup(gfn),
-    peek: vmm.p2m,
+    peek: vmm.pv ? new PvGuestPeek(vmm.p2m, host.frames.m2p) : vmm.p2m,
     vmm,
   };
 }

@@ -197,7 +197,10 @@ export type CostEvent =
   | "balloon_inflate_page"
   | "balloon_deflate_page"
   | "host_swap_out"
-  | "host_swap_in";
+  | "host_swap_in"
+  | "pv_page_update"
+  | "pv_validate_page"
+  | "ptwr_emulation";
 
 export interface RunSpec {
   /** Stop after this many user accesses, split evenly between the domains. */

@@ -1,5 +1,5 @@
 /**
- * The access and fault benchmarks, natively or under shadow paging. They drive a booted guest's
+ * The access and fault benchmarks, natively, under shadow paging or PV. They drive a booted guest's
  * process directly (the same path a run takes: the process driver's access with fault
  * handling), so that a figure is the simulator's speed on one access, not the scenario
  * machinery's.
@@ -7,7 +7,12 @@
 
 import { USER_HEAP_BASE } from "../guest/layout.js";
 import { KIND_USER_READ, KIND_USER_WRITE } from "../hw/access.js";
-import { C_GUEST_PAGE_FAULTS, C_TLB_MISSES, C_WALK_REFS } from "../metrics/counters.js";
+import {
+  C_GUEST_PAGE_FAULTS,
+  C_TLB_MISSES,
+  C_VMEXITS_HYPERCALL,
+  C_WALK_REFS,
+} from "../metrics/counters.js";
 import type { ProcessDriver } from "../workload/driver.js";
 import { Rng } from "../workload/rng.js";
 import { type BenchMode, benchGuest } from "./guest.js";
@@ -79,7 +84,15 @@ export function benchFault(mode: BenchMode, name: string): BenchResult {
   const before = g.counters[C_GUEST_PAGE_FAULTS];
   const seconds = timeIt(() => populate(g.driver, pages));
   const faults = g.counters[C_GUEST_PAGE_FAULTS] - before;
-  return { name, faults, seconds: round(seconds), faults_per_s: Math.round(faults / seconds) };
+  const result: BenchResult = {
+    name,
+    faults,
+    seconds: round(seconds),
+    faults_per_s: Math.round(faults / seconds),
+  };
+  // PV: each demand fault's entry goes through mmu_update (and a new L1 through pin/flush).
+  if (mode === "pv") result.hypercalls_per_fault = round(g.counters[C_VMEXITS_HYPERCALL] / faults);
+  return result;
 }
 
 export function round(x: number): number {

@@ -1,12 +1,12 @@
 /**
- * A booted guest with one process, natively or under shadow paging, for benchmarks: they drive
+ * A booted guest with one process, natively, under shadow paging or PV, for benchmarks: they drive
  * its process directly (the same access path a run takes), so that a figure is the simulator's
  * speed on one access, not the scenario machinery's.
  */
 
 import type { DomainSpec, ProcessSpec } from "../api/types.js";
 import { Kernel } from "../guest/kernel.js";
-import { NativePagingOps } from "../guest/paging-ops.js";
+import { NativePagingOps, type PagingOps } from "../guest/paging-ops.js";
 import { Scheduler } from "../guest/scheduler.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
@@ -16,15 +16,17 @@ import { ProcessDriver } from "../workload/driver.js";
 import { Rng } from "../workload/rng.js";
 import { defaultBalloon, SCENARIO_DEFAULTS } from "../workload/scenario-schema.js";
 
-export type BenchMode = "native" | "shadow" | "hap";
+export type BenchMode = "native" | "shadow" | "hap" | "pv";
 
 export function benchGuest(mode: BenchMode, memBytes: number, heapPages: number) {
   const frames = memBytes / 4096;
   const counters = newCounters();
   let cpu: Vcpu;
   let host: Host | null = null;
+  let ops: PagingOps;
   if (mode === "native") {
     cpu = new Vcpu(new HostMemory(frames), counters);
+    ops = new NativePagingOps(cpu);
   } else {
     const spec: DomainSpec = {
       name: "bench",
@@ -38,7 +40,7 @@ export function benchGuest(mode: BenchMode, memBytes: number, heapPages: number)
     };
     // RAM, the P2M's pages, the EPT's (or the shadow pool) and room to spare.
     host = new Host(frames + (3 * frames) / 512 + 8192);
-    cpu = host.createDomain(
+    const vmm = host.createDomain(
       spec,
       {
         tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 12 } },
@@ -46,9 +48,11 @@ export function benchGuest(mode: BenchMode, memBytes: number, heapPages: number)
         gigaPages: false,
       },
       counters,
-    ).cpu;
+    );
+    cpu = vmm.cpu;
+    ops = host.pagingOps(vmm);
   }
-  const kernel = new Kernel(cpu, new NativePagingOps(cpu), frames, counters, {
+  const kernel = new Kernel(cpu, ops, frames, counters, {
     gigaPages: false,
     pcid: false,
   });

@@ -56,6 +56,11 @@ const BENCHES: Bench[] = [
     run: () => benchAccess("hap", "hap-random", 0, 5_000_000),
   },
   {
+    name: "pv-fault",
+    target: "faults_per_s >= 150,000 (as shadow-fault)",
+    run: () => benchFault("pv", "pv-fault"),
+  },
+  {
     name: "lackey-parse",
     target: "lines_per_s >= 10,000,000",
     run: () => benchLackeyParse(),

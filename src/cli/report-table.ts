@@ -92,6 +92,7 @@ function counterTable(domain: DomainReport): string {
     balloonGroup(domain),
     shadowGroup(domain),
     hapGroup(domain),
+    pvGroup(domain),
     memoryGroup(domain),
     cyclesGroup(domain),
   ];
@@ -321,6 +322,34 @@ function balloonGroup(d: DomainReport): Group {
       "pages_merged",
       "cow_breaks",
     ],
+  );
+}
+
+/** PV direct paging: the hypercalls, the page updates they made, validations and refusals. */
+function pvGroup(d: DomainReport): Group {
+  const c = d.counters;
+  const calls = c.calls_to_mmu_update ?? 0;
+  return group(
+    "PV",
+    c,
+    [
+      { counter: "calls_to_mmu_update" },
+      {
+        counter: "num_page_updates",
+        note: `${formatRatio(c.num_page_updates ?? 0, calls)} per mmu_update (with update_va_mapping's)`,
+      },
+      { counter: "writable_mmu_updates", optional: true },
+      { counter: "calls_to_update_va", note: "direct map: tables read-only, balloon pages" },
+      { counter: "calls_to_mmuext_op", note: "pin, unpin, base pointer, TLB flushes" },
+      { counter: "ptwr_emulations", note: "trapped stores into L1 tables", optional: true },
+      { counter: "pv_page_validations", note: "whole tables validated (type count 0 -> 1)" },
+      { counter: "need_flush_tlb_flush", note: "TLB flushes before a page became a table" },
+      { counter: "pv_validation_failures", optional: true },
+      { counter: "pv_hypercall_errors", optional: true },
+      { counter: "pv_pt_pages", note: "page tables of the guest, read-only to it", optional: true },
+      { counter: "m2p_pages", note: "the host's m2p, mapped read-only", optional: true },
+    ],
+    ["calls_to_mmu_update", "calls_to_mmuext_op"],
   );
 }
 

@@ -140,8 +140,12 @@ export class BalloonDriver {
       frames.refcount[gfn] = 1; // the balloon holds it
       this.batch[n++] = gfn;
     }
+    const ops = this.kernel.ops;
+    if (n > 0) ops.releaseReservation(this.batch, n);
     const done = n > 0 ? this.kernel.cpu.memoryOp(XENMEM_DECREASE_RESERVATION, this.batch, n) : 0;
     const given = Math.max(0, done);
+    // The pages the VMM refused are still the guest's: map them again.
+    if (given < n) ops.restoreReservation(this.batch.subarray(given, n), n - given);
     for (let i = 0; i < n; i++) {
       const gfn = this.batch[i];
       if (i < given) this.push(gfn);
@@ -156,6 +160,7 @@ export class BalloonDriver {
     if (want === 0) return false; // a target above the guest's memory cannot be met
     for (let i = 0; i < want; i++) this.batch[i] = this.list[this.count - 1 - i];
     const done = Math.max(0, this.kernel.cpu.memoryOp(XENMEM_POPULATE_PHYSMAP, this.batch, want));
+    if (done > 0) this.kernel.ops.restoreReservation(this.batch, done);
     for (let i = 0; i < done; i++) {
       const gfn = this.batch[i];
       this.count--;

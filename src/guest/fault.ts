@@ -103,7 +103,7 @@ function oomKill(k: Kernel, faulting: Process): number {
 
 function fixFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean): void {
   const l4 = proc.l4Gfn;
-  if (vma.huge && hugeFault(k, proc, vma, gva, write)) return;
+  if (vma.huge && k.ops.largePages && hugeFault(k, proc, vma, gva, write)) return;
   let l1 = k.pt.tableFor(l4, gva, 1, true);
   if (l1 === -2) {
     // A 2 MiB leaf maps gva: a write to it while read-only is copy-on-write.

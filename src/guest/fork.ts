@@ -67,8 +67,14 @@ export function fork(k: Kernel, parent: Process): Process | null {
   child.l4Gfn = l4;
   k.counters[C_FORKS]++;
   try {
-    for (const vma of parent.vmas) {
-      copyLevel(k, parent.l4Gfn, l4, 4, 0, vma.start, vma.end, (vma.prot & VM_WRITE) !== 0, child);
+    k.ops.enterLazy();
+    try {
+      for (const vma of parent.vmas) {
+        const cow = (vma.prot & VM_WRITE) !== 0;
+        copyLevel(k, parent.l4Gfn, l4, 4, 0, vma.start, vma.end, cow, child);
+      }
+    } finally {
+      k.ops.leaveLazy();
     }
   } catch (e) {
     if (!(e instanceof GuestOutOfMemory)) throw e;

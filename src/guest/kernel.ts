@@ -70,6 +70,9 @@ export interface KernelOptions {
   osImage?: string;
 }
 
+/** Flags of a direct-map leaf: kernel data, global, never executable (NX in the high half). */
+export const DIRECT_MAP_LEAF = PTE_P | PTE_RW | PTE_A | PTE_D | PTE_G;
+
 /** Guest frames the kernel keeps for itself at boot (real mode area, kernel image). */
 export const KERNEL_RESERVED_FRAMES = 256;
 
@@ -106,8 +109,9 @@ export class Kernel {
   }
 
   /**
-   * Early boot, with paging off: build the direct map (2 MiB or 1 GiB pages, global, NX) in
-   * tables written by physical stores, load CR3 and turn paging on.
+   * Early boot, with paging off: build the direct map (global, NX; 2 MiB or 1 GiB pages, or
+   * 4 KiB pages when the paging operations offer no large pages, as on Xen PV) in tables written
+   * by early stores (PagingOps.setPteEarly), load CR3 and turn paging on.
    */
   boot(): void {
     const take = (): Gfn => {
@@ -125,32 +129,39 @@ export class Kernel {
         this.cpu.dmaWrite(gfn, imagePageDigest(id, gfn));
       }
     }
-    const leaf = PTE_P | PTE_RW | PTE_A | PTE_D | PTE_PS | PTE_G;
+    const ops = this.ops;
     const table = PTE_P | PTE_RW | PTE_A | PTE_D;
     const l4 = take();
     const l3 = take();
-    this.cpu.storePhys64(
-      l4 * 4096 + indexAt(DIRECT_MAP_BASE, 4) * 8,
-      pteLo(l3, table),
-      pteHi(l3, false),
-    );
+    ops.setPteEarly(l4, indexAt(DIRECT_MAP_BASE, 4), pteLo(l3, table), pteHi(l3, false));
     const gib = Math.ceil(this.memFrames / 262144);
     for (let g = 0; g < gib; g++) {
-      const slot = l3 * 4096 + (indexAt(DIRECT_MAP_BASE, 3) + g) * 8;
+      const slot = indexAt(DIRECT_MAP_BASE, 3) + g;
       if (this.options.gigaPages) {
-        this.cpu.storePhys64(slot, pteLo(g * 262144, leaf), pteHi(g * 262144, true));
+        const leaf = DIRECT_MAP_LEAF | PTE_PS;
+        ops.setPteEarly(l3, slot, pteLo(g * 262144, leaf), pteHi(g * 262144, true));
         continue;
       }
       const l2 = take();
-      this.cpu.storePhys64(slot, pteLo(l2, table), pteHi(l2, false));
+      ops.setPteEarly(l3, slot, pteLo(l2, table), pteHi(l2, false));
       for (let i = 0; i < 512; i++) {
         const gfn = g * 262144 + i * 512;
         if (gfn >= this.memFrames) break;
-        this.cpu.storePhys64(l2 * 4096 + i * 8, pteLo(gfn, leaf), pteHi(gfn, true));
+        if (ops.largePages) {
+          const leaf = DIRECT_MAP_LEAF | PTE_PS;
+          ops.setPteEarly(l2, i, pteLo(gfn, leaf), pteHi(gfn, true));
+          continue;
+        }
+        // No PSE (a PV guest): 4 KiB pages, as Linux's direct map on Xen PV.
+        const l1 = take();
+        ops.setPteEarly(l2, i, pteLo(l1, table), pteHi(l1, false));
+        for (let j = 0; j < 512 && gfn + j < this.memFrames; j++) {
+          ops.setPteEarly(l1, j, pteLo(gfn + j, DIRECT_MAP_LEAF), pteHi(gfn + j, true));
+        }
       }
     }
     this.initL4 = l4;
-    this.cpu.writeCr3(l4 * 4096, 0, false);
+    ops.writeCr3(l4 * 4096, 0, false);
     this.cpu.enablePaging();
     this.bootFreeFrames = this.frames.freeCount;
   }

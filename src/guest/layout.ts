@@ -5,7 +5,7 @@
  *   0x0000_0000_1000_0000  heap (brk area)
  *   0x0000_7f00_0000_0000  mmap area, growing down
  *   0x0000_7fff_ffff_f000  top of the user stack
- *   0xffff_8880_0000_0000  direct map of all guest-physical memory (2 MiB pages, global, NX)
+ *   0xffff_8880_0000_0000  direct map of all guest memory (2 MiB pages, 4 KiB on PV; global, NX)
  *
  * Kernel addresses are stored without the sign extension (see hw/addr.ts).
  */

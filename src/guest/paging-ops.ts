@@ -12,6 +12,13 @@ import { type GuestCpu, XLATE_FAULT } from "../hw/cpu.js";
 import { directMap } from "./layout.js";
 
 export interface PagingOps {
+  /**
+   * Whether the kernel may map 2 MiB pages (the CPU offers PSE): its direct map and transparent
+   * huge pages use them. A Xen PV guest has no PSE (Linux clears it), so it maps 4 KiB pages.
+   */
+  readonly largePages: boolean;
+  /** Write an entry during early boot, paging off (natively a physical store). */
+  setPteEarly(tableGfn: Gfn, index: number, lo: number, hi: number): void;
   /** Read entry `index` of the page-table page `tableGfn` into this.lo / this.hi. */
   readPte(tableGfn: Gfn, index: number): void;
   /** Write entry `index` of the page-table page `tableGfn` (set_pte). */
@@ -23,15 +30,33 @@ export interface PagingOps {
   writeCr3(gpa: Gpa, pcid: number, noFlush: boolean): void;
   flushTlbOne(gva: Gva): void;
   flushTlbAll(): void;
+  /**
+   * Linux's arch_enter/leave_lazy_mmu_mode: between the two, entry writes may be queued and
+   * applied in one batch (a PV guest's mmu_update); natively nothing. Reads still see them.
+   */
+  enterLazy(): void;
+  leaveLazy(): void;
+  /**
+   * The balloon is about to give these gfns away / has got them back (Linux's
+   * xenmem_reservation_va_mapping_reset and _update): a PV guest removes or restores their
+   * direct-map entries; natively (and under HVM) nothing.
+   */
+  releaseReservation(gfns: Int32Array, count: number): void;
+  restoreReservation(gfns: Int32Array, count: number): void;
   lo: number;
   hi: number;
 }
 
 /** Bare-metal page-table operations: plain stores through the direct map. */
 export class NativePagingOps implements PagingOps {
+  readonly largePages = true;
   lo = 0;
   hi = 0;
   constructor(private readonly cpu: GuestCpu) {}
+
+  setPteEarly(tableGfn: Gfn, index: number, lo: number, hi: number): void {
+    this.cpu.storePhys64(tableGfn * 4096 + index * 8, lo, hi);
+  }
 
   readPte(tableGfn: Gfn, index: number): void {
     if (this.cpu.load64(directMap(tableGfn) + index * 8) === XLATE_FAULT) {
@@ -62,4 +87,12 @@ export class NativePagingOps implements PagingOps {
   flushTlbAll(): void {
     this.cpu.flushTlbAll();
   }
+
+  enterLazy(): void {}
+
+  leaveLazy(): void {}
+
+  releaseReservation(_gfns: Int32Array, _count: number): void {}
+
+  restoreReservation(_gfns: Int32Array, _count: number): void {}
 }

@@ -142,8 +142,10 @@ function splitVmasAt(proc: Process, start: Gva, end: Gva): void {
 
 function zapAndFree(k: Kernel, l4: Gfn, start: Gva, end: Gva, proc: Process | null): number {
   const w: RangeWalk = { mode: ZAP, keepWrite: false, exec: false, pages: 0, proc };
+  k.ops.enterLazy();
   walkRange(k, l4, 4, 0, start, end, w);
   freeEmptyTables(k, l4, 4, 0, start, end);
+  k.ops.leaveLazy();
   return w.pages;
 }
 
@@ -168,9 +170,11 @@ export function protectRange(k: Kernel, proc: Process, start: Gva, end: Gva, pro
     pages: 0,
     proc,
   };
+  k.ops.enterLazy();
   for (const vma of proc.vmas) {
     if (vma.start >= start && vma.end <= end) walkRange(k, proc.l4Gfn, 4, 0, vma.start, vma.end, w);
   }
+  k.ops.leaveLazy();
   k.flushRange(proc, start, end, w.pages);
 }
 
@@ -180,7 +184,9 @@ export function protectRange(k: Kernel, proc: Process, start: Gva, end: Gva, pro
  */
 export function teardown(k: Kernel, l4: Gfn, vmas: Vma[], loaded: Process | null): void {
   const w: RangeWalk = { mode: ZAP, keepWrite: false, exec: false, pages: 0, proc: loaded };
+  k.ops.enterLazy();
   for (const vma of vmas) walkRange(k, l4, 4, 0, vma.start, vma.end, w);
   for (const vma of vmas) freeEmptyTables(k, l4, 4, 0, vma.start, vma.end);
+  k.ops.leaveLazy();
   if (loaded) k.flushRange(loaded, 0, 2 ** 47, Number.POSITIVE_INFINITY);
 }

@@ -17,6 +17,7 @@ import type * as Counters from "../metrics/counters.js";
 import { WALK_HIST_SIZE } from "../metrics/counters.js";
 import type * as Access from "./access.js";
 import type { Gpa, Gva, Mfn } from "./addr.js";
+import type { MmuBatch, PvMmuHypercalls } from "./hypercall.js";
 import type { HostMemory } from "./memory.js";
 import { EPT_VIOLATION, NESTED_OK, type NestedRef, type NestedWalker } from "./nested.js";
 import { leafFrame, PTE_A } from "./pte.js";
@@ -136,6 +137,10 @@ export interface GuestCpu {
   memoryOp(op: number, gfns: Int32Array, count: number): number;
   /** The virtual disk reads a page into guest frame gfn: its content becomes `digest`. */
   dmaWrite(gfn: number, digest: number): void;
+  /** PV MMU hypercalls (hw/hypercall.ts): -ENOSYS unless a PV VMM serves them. */
+  mmuUpdate(batch: MmuBatch, count: number): number;
+  updateVaMapping(gva: Gva, lo: number, hi: number, flags: number): number;
+  mmuextOp(cmd: number, mfn: Mfn, gva: Gva): number;
   /** Scratch outputs of load64/loadPhys64. */
   lo: number;
   hi: number;
@@ -199,6 +204,8 @@ export class Vcpu implements GuestCpu {
   private keyHiBase = 0;
   private globalHiBase = 0;
   intercepts: Intercepts | null = null;
+  /** A PV VMM's MMU hypercalls; null unless the domain is PV. */
+  pvMmu: PvMmuHypercalls | null = null;
   lo = 0;
   hi = 0;
   readValue = 0;
@@ -695,6 +702,18 @@ export class Vcpu implements GuestCpu {
 
   memoryOp(op: number, gfns: Int32Array, count: number): number {
     return this.intercepts ? this.intercepts.memoryOp(this, op, gfns, count) : HYPERCALL_ENOSYS;
+  }
+
+  mmuUpdate(batch: MmuBatch, count: number): number {
+    return this.pvMmu ? this.pvMmu.mmuUpdate(batch, count) : HYPERCALL_ENOSYS;
+  }
+
+  updateVaMapping(gva: Gva, lo: number, hi: number, flags: number): number {
+    return this.pvMmu ? this.pvMmu.updateVaMapping(gva, lo, hi, flags) : HYPERCALL_ENOSYS;
+  }
+
+  mmuextOp(cmd: number, mfn: Mfn, gva: Gva): number {
+    return this.pvMmu ? this.pvMmu.mmuextOp(cmd, mfn, gva) : HYPERCALL_ENOSYS;
   }
 
   /** Set CR0.PG with the current CR3 (the end of early boot). */

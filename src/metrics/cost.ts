@@ -14,10 +14,13 @@ import {
   C_HOST_SWAP_INS,
   C_HOST_SWAP_OUTS,
   C_INVLPG,
+  C_NUM_PAGE_UPDATES,
   C_P2M_POPULATE,
   C_PAGE_COPY,
   C_PAGE_READS,
   C_PAGE_ZERO,
+  C_PTWR_EMULATIONS,
+  C_PV_PAGE_VALIDATIONS,
   C_SHADOW_ALLOC,
   C_SHADOW_EMULATE_WRITE,
   C_SHADOW_FAULT,
@@ -168,6 +171,24 @@ export const COST_DEFAULTS: Record<CostEvent, CostDefault> = {
     counter: C_HOST_SWAP_INS,
     source:
       "a synchronous 4 KiB read from the host's swap device, 10^6 (SSD) to 10^7 (disk) cycles: DESIGN.md (the low end)",
+  },
+  pv_page_update: {
+    cycles: 150,
+    counter: C_NUM_PAGE_UPDATES,
+    source:
+      "one PV page-table update checked by Xen (mod_l1_entry: the frame's owner and type, the write): a few hundred cycles (a modelling assumption); the hypercall's exit is counted apart",
+  },
+  pv_validate_page: {
+    cycles: 2000,
+    counter: C_PV_PAGE_VALIDATIONS,
+    source:
+      "validating a whole new page table: 512 entries checked, about as long as zeroing a page (~1,000: DESIGN.md) plus the references taken (a modelling assumption)",
+  },
+  ptwr_emulation: {
+    cycles: 3000,
+    counter: C_PTWR_EMULATIONS,
+    source:
+      "decoding and emulating a trapped store into an L1 table (Xen's ptwr), as the shadow emulator's few thousand (DESIGN.md); the #PF exit is counted apart",
   },
 };
 

@@ -95,6 +95,18 @@ export const COUNTER_NAMES = [
   "ept_fills",
   "ept_invept",
   "ept_splits",
+  // PV direct paging (Xen's perf counters where Xen has one)
+  "calls_to_mmu_update",
+  "num_page_updates",
+  "writable_mmu_updates",
+  "calls_to_update_va",
+  "calls_to_mmuext_op",
+  "num_mmuext_ops",
+  "ptwr_emulations",
+  "pv_page_validations",
+  "pv_validation_failures",
+  "pv_hypercall_errors",
+  "need_flush_tlb_flush",
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -184,6 +196,17 @@ export const C_NTLB_MISSES = 79;
 export const C_EPT_FILLS = 80;
 export const C_EPT_INVEPT = 81;
 export const C_EPT_SPLITS = 82;
+export const C_CALLS_TO_MMU_UPDATE = 83;
+export const C_NUM_PAGE_UPDATES = 84;
+export const C_WRITABLE_MMU_UPDATES = 85;
+export const C_CALLS_TO_UPDATE_VA = 86;
+export const C_CALLS_TO_MMUEXT_OP = 87;
+export const C_NUM_MMUEXT_OPS = 88;
+export const C_PTWR_EMULATIONS = 89;
+export const C_PV_PAGE_VALIDATIONS = 90;
+export const C_PV_VALIDATION_FAILURES = 91;
+export const C_PV_HYPERCALL_ERRORS = 92;
+export const C_NEED_FLUSH_TLB_FLUSH = 93;
 
 export const COUNTER_COUNT = COUNTER_NAMES.length;
 

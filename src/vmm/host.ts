@@ -11,7 +11,8 @@ import type {
   HostSwapSpec,
   SharingSpec,
 } from "../api/types.js";
-import { NativePagingOps } from "../guest/paging-ops.js";
+import { NativePagingOps, type PagingOps } from "../guest/paging-ops.js";
+import { PvPagingOps } from "../guest/pv-paging-ops.js";
 import type { Mfn } from "../hw/addr.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
@@ -23,6 +24,8 @@ import { HostSwap } from "./balloon/swap.js";
 import { HostFrames, OWNER_SHADOW } from "./frames.js";
 import { HapPaging } from "./hap/hap.js";
 import { P2m } from "./p2m.js";
+import { PvFrameTypes } from "./pv/mm.js";
+import { PvPaging } from "./pv/pv.js";
 import { defaultShadowPoolPages, ShadowPaging } from "./shadow/shadow.js";
 import { EsxScanner } from "./sharing/esx.js";
 import { KsmScanner } from "./sharing/ksm.js";
@@ -38,6 +41,8 @@ export interface VmmDomain extends PolicyDomain {
   shadow: ShadowPaging | null;
   /** Hardware-assisted paging (hap mode): the EPT. */
   hap: HapPaging | null;
+  /** PV direct paging, for a PV domain. */
+  pv: PvPaging | null;
   /** Shadow pool pages (allocated from the host when the domain is built). */
   shadowPoolPages: number;
   /** The frames of the shadow pool. */
@@ -90,6 +95,8 @@ export class Host {
   /** The ESX-style scanner's random stream. */
   private readonly randomBelow: (n: number) => number;
   private readonly sharingSpec: SharingSpec | null;
+  /** The frame table of PV direct paging (page types), made with the first PV domain. */
+  pvTypes: PvFrameTypes | null = null;
   private fixed: FixedTargets | null = null;
   private auto: AutoBalloonPolicy | null = null;
 
@@ -185,6 +192,7 @@ export class Host {
     cpu.setAddressSpace(id + 1, 0);
     let shadow: ShadowPaging | null = null;
     let hap: HapPaging | null = null;
+    let pv: PvPaging | null = null;
     let poolPages = 0;
     const pool: Mfn[] = [];
     if (spec.mode === "shadow") {
@@ -217,8 +225,21 @@ export class Host {
       cpu.intercepts = hap;
       cpu.nested = new NestedWalker(hardware.walkCaches ?? NO_WALK_CACHES);
       cpu.eptRoot = hap.ept.root;
+    } else if (spec.mode === "pv") {
+      if (hardware.gigaPages) {
+        throw new RangeError(`domain ${spec.name}: a PV guest has no 1 GiB (or 2 MiB) pages`);
+      }
+      this.pvTypes ??= new PvFrameTypes(this.frames.frames);
+      pv = new PvPaging(this.mem, this.frames, this.pvTypes, p2m, counters);
+      pv.cpu = cpu;
+      cpu.intercepts = pv;
+      cpu.pvMmu = pv;
+      if (!pv.populate()) {
+        p2m.destroy();
+        throw new RangeError(`domain ${spec.name}: the host has no memory for the PV domain`);
+      }
     } else {
-      throw new RangeError(`domain ${spec.name}: mode "${spec.mode}" is not available yet`);
+      throw new RangeError(`domain ${spec.name}: mode "${spec.mode}" is not a virtualized mode`);
     }
     const xenstore = new Xenstore();
     const domain: VmmDomain = {
@@ -228,6 +249,7 @@ export class Host {
       cpu,
       shadow,
       hap,
+      pv,
       shadowPoolPages: poolPages,
       poolFrames: pool,
       destroyed: false,
@@ -259,6 +281,7 @@ export class Host {
   destroyDomain(d: VmmDomain): void {
     if (d.destroyed) return;
     d.destroyed = true;
+    d.pv?.destroy();
     d.p2m.destroy();
     d.hap?.ept.destroy();
     for (const mfn of d.poolFrames) this.frames.release(mfn);
@@ -267,13 +290,21 @@ export class Host {
     d.cpu.flushTlbAll();
   }
 
-  /** Guest paging operations for a domain: HVM guests use the native ones. */
-  static pagingOps(domain: VmmDomain): NativePagingOps {
-    return new NativePagingOps(domain.cpu);
+  /**
+   * Guest paging operations for a domain: HVM guests use the native ones; a PV guest its
+   * hypercalls, reading its own p2m list and the m2p (read-only to it, as Xen maps it).
+   */
+  pagingOps(domain: VmmDomain, options: { writablePageTables?: boolean } = {}): PagingOps {
+    if (domain.pv === null) return new NativePagingOps(domain.cpu);
+    return new PvPagingOps(domain.cpu, domain.p2m.mfn, this.frames.m2p, options);
   }
 }
 
-/** Host memory enough for the virtualized domains: their RAM, shadow pools and P2M pages. */
+/**
+ * Host memory enough for the virtualized domains: their RAM, shadow pools and P2M pages. A PV
+ * domain needs no more (no shadow; its page tables are its own RAM), but all of its RAM at
+ * once: it is built whole, so a host smaller than its PV domains refuses to build them.
+ */
 export function defaultHostFrames(domains: DomainSpec[]): number {
   let frames = 4096; // 16 MiB for the VMM itself
   for (const d of domains) {

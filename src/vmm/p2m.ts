@@ -305,6 +305,21 @@ export class P2m {
     return true;
   }
 
+  /**
+   * Give every gfn its frame now (a domain built whole, as Xen builds PV domains): the domain
+   * builder's work, before the guest runs, so not counted as p2m_populate. False when the
+   * host runs out.
+   */
+  populateAll(): boolean {
+    for (let gfn = 0; gfn < this.gfns; gfn++) {
+      if (this.mfn[gfn] >= 0) continue;
+      const mfn = this.allocFrame(gfn);
+      if (mfn < 0) return false;
+      this.set(gfn, mfn, P2M_RAM_RW);
+    }
+    return true;
+  }
+
   /** Whether the host may swap gfn out now: plain RAM that the paging mode does not pin. */
   canPageOut(gfn: Gfn): boolean {
     return this.type[gfn] === P2M_RAM_RW && this.mfn[gfn] >= 0 && !this.pinned(gfn);

@@ -1,6 +1,6 @@
 /** The hardware and domain settings the VMM tests build domains with. */
 
-import type { DomainSpec, HardwareSpec, ShadowSpec } from "../../src/api/types.js";
+import type { DomainSpec, HardwareSpec, PagingMode, ShadowSpec } from "../../src/api/types.js";
 import { defaultBalloon } from "../../src/workload/scenario-schema.js";
 
 /** Default TLB geometry, no PCIDs, no 1 GiB pages. */
@@ -26,4 +26,14 @@ export function shadowSpec(
     balloon: defaultBalloon(memory),
     osImage: "linux",
   };
+}
+
+/** A domain of `mode` (a VMM mode: shadow or pv) with default settings. */
+export function vmmSpec(
+  name: string,
+  mode: PagingMode,
+  shadow: Partial<ShadowSpec> = {},
+  memory = 16 * 2 ** 20,
+): DomainSpec {
+  return { ...shadowSpec(name, shadow, memory), mode };
 }

@@ -1,6 +1,6 @@
 /**
- * A guest for tests: a booted kernel with exact data, natively or under shadow paging, and
- * helpers to drive processes and to check every invariant.
+ * A guest for tests: a booted kernel with exact data, natively or under a VMM mode (shadow
+ * paging, PV direct paging), and helpers to drive processes and to check every invariant.
  */
 
 import type { ShadowSpec, SharingSpec, WalkCacheSpec } from "../../src/api/types.js";
@@ -8,7 +8,7 @@ import { BalloonDriver } from "../../src/guest/balloon.js";
 import { checkGuest, type GuestMemoryPeek } from "../../src/guest/check.js";
 import { userAccess } from "../../src/guest/fault.js";
 import { Kernel, type KernelOptions } from "../../src/guest/kernel.js";
-import { NativePagingOps } from "../../src/guest/paging-ops.js";
+import { NativePagingOps, type PagingOps } from "../../src/guest/paging-ops.js";
 import type { Process } from "../../src/guest/process.js";
 import { KIND_USER_READ, KIND_USER_WRITE } from "../../src/hw/access.js";
 import { checkTlb } from "../../src/hw/check.js";
@@ -23,11 +23,17 @@ import { setTarget } from "../../src/vmm/balloon/policy.js";
 import { checkEpt, checkReach } from "../../src/vmm/hap/check.js";
 import { eptPermsOf } from "../../src/vmm/hap/hap.js";
 import { Host, type VmmDomain } from "../../src/vmm/host.js";
+import { checkPvIsolation, checkPvTables } from "../../src/vmm/pv/check.js";
+import { PvGuestPeek } from "../../src/vmm/pv/peek.js";
 import { checkBookkeeping, checkHostFrames, checkShadow } from "../../src/vmm/shadow/check.js";
 import { checkSharing } from "../../src/vmm/sharing/check.js";
-import { shadowSpec, TEST_HARDWARE } from "./domains.js";
+import { TEST_HARDWARE, vmmSpec } from "./domains.js";
 
-export type TestMode = "native" | "shadow" | "hap";
+/** The modes the differential harness runs. */
+export const VMM_TEST_MODES = ["shadow", "hap", "pv"] as const;
+export type TestMode = "native" | (typeof VMM_TEST_MODES)[number];
+/** The modes whose memory the host may share: not PV (Xen's sharing needs HAP). */
+export const SHARING_TEST_MODES = VMM_TEST_MODES.filter((m) => m !== "pv");
 
 export interface TestGuest {
   mode: TestMode;
@@ -57,17 +63,19 @@ export interface TestGuest {
 export interface GuestOptions extends Partial<KernelOptions> {
   mode?: TestMode;
   shadow?: Partial<ShadowSpec>;
-  /** hap mode: the 2D walk's caches and 2 MiB EPT pages. */
+  /** hap mode: the 2D walk's caches and 2 MiB EPT pages (walkCaches.pwc also natively). */
   walkCaches?: WalkCacheSpec;
   eptLargePages?: boolean;
-  /** Host memory in MiB for shadow mode (default: enough). */
+  /** Host memory in MiB under a VMM (default: enough). */
   hostMiB?: number;
-  /** Shadow mode: build the domain on this host (several guests on one host). */
+  /** Under a VMM: build the domain on this host (several guests on one host). */
   host?: Host;
-  /** Shadow mode: the host shares pages (a scanner the test drives with scan()). */
+  /** Under a VMM: the host shares pages (a scanner the test drives with scan()). */
   sharing?: boolean | "ksm" | "esx";
   /** The OS image the kernel's reserved frames are read from (none: zero). */
   osImage?: string;
+  /** PV mode: L1 entries written by trapped stores (ptwr) instead of mmu_update. */
+  writablePageTables?: boolean;
 }
 
 /** The sharing settings tests use (the scanner only runs when a test calls scan). */
@@ -107,8 +115,7 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
           : undefined,
       });
     const spec = {
-      ...shadowSpec(`test${host.domains.length}`, options.shadow, memMiB * 2 ** 20),
-      mode,
+      ...vmmSpec(`test${host.domains.length}`, mode, options.shadow, memMiB * 2 ** 20),
       hap: { largePages: options.eptLargePages ?? false },
     };
     const hardware = {
@@ -124,7 +131,11 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
     gfnToMfn = (gfn) => p2m.lookup(gfn);
   }
   mem.exactData = true;
-  const kernel = new Kernel(cpu, new NativePagingOps(cpu), frames, counters, kernelOptions);
+  const ops: PagingOps =
+    host !== null && vmm !== null
+      ? host.pagingOps(vmm, { writablePageTables: options.writablePageTables })
+      : new NativePagingOps(cpu);
+  const kernel = new Kernel(cpu, ops, frames, counters, kernelOptions);
   kernel.boot();
   let clock = 0;
   if (vmm !== null) {
@@ -139,7 +150,8 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
     kernel.switchTo(proc);
     return userAccess(kernel, proc, gva, kind, value) !== -1;
   };
-  const peek: GuestMemoryPeek = vmm ? vmm.p2m : mem;
+  const peek: GuestMemoryPeek =
+    vmm?.pv && host ? new PvGuestPeek(vmm.p2m, host.frames.m2p) : vmm ? vmm.p2m : mem;
   const readEntry = (gfn: number, index: number): [number, number] => {
     peek.peek64(gfn, index);
     return [peek.lo, peek.hi];
@@ -160,7 +172,9 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
         // Under shadow paging a global TLB entry may outlive the root it came from (as on real
         // hardware) while the new root's shadow is still empty: the shadow check compares TLB
         // entries with the guest's tables and the P2M instead.
-        vmm === null ? checkTlb(cpu, mem.frames) : null,
+        vmm === null || vmm.pv ? checkTlb(cpu, mem.frames) : null,
+        vmm?.pv ? checkPvIsolation(vmm.pv, cpu) : null,
+        vmm?.pv ? checkPvTables(vmm.pv) : null,
         vmm?.hap
           ? checkTlb(cpu, mem.frames, {
               mfnOf: vmm.p2m.mfn,

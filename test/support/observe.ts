@@ -14,7 +14,7 @@ const GUEST_COUNTERS = [15, 16, 17, 18, 19, 20, 22, 23, 24, 25, 26, 27]; // gues
  * An entry line "path: hi lo" without its frame number: with the balloon holding pages the
  * guest's allocator hands out other gfns, which no program can see.
  */
-function withoutFrame(line: string): string {
+export function withoutFrame(line: string): string {
   const [path, hi, lo] = line.split(/:? /);
   const flagsHi = (Number.parseInt(hi, 16) & 0xfff00000) >>> 0;
   const flagsLo = Number.parseInt(lo, 16) & 0xfff;
