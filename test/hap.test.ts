@@ -277,12 +277,13 @@ describe("paging-structure caches on one-dimensional walks", () => {
     g.check();
   });
 
-  test.each([["native"], ["shadow"]] as const)(
+  test.each([["native"], ["shadow"], ["pv"]] as const)(
     "%s walks with the caches look like walks without them to the guest",
     (mode) => {
+      // A PV guest's allocations land on other gfns (its 4 KiB direct map): compare flags only.
       fc.assert(
         fc.property(ops, (o) =>
-          differential(o, { walkCaches: ALL_CACHES, pcid: true }, false, true, mode),
+          differential(o, { walkCaches: ALL_CACHES, pcid: true }, false, mode !== "pv", mode),
         ),
         { numRuns: 30, seed: 17 },
       );
