@@ -4,6 +4,8 @@
  * (it must: the same true page faults and the same data read).
  */
 
+import { fitProblem } from "../workload/scenario-schema.js";
+import { SimulationError } from "./domain.js";
 import { Simulation, type SimulationOptions } from "./simulation.js";
 import type { PagingMode, Report, Scenario } from "./types.js";
 import { VERSION } from "./version.js";
@@ -146,6 +148,32 @@ export interface Variation {
   points: { value: number; comparison: Comparison }[];
 }
 
+/**
+ * Why the scenario with `param` at `value` is not a valid scenario (its processes no longer fit
+ * a domain's memory, as the scenario file's check says), or "".
+ */
+export function variationProblem(
+  scenario: Scenario,
+  param: VariableParameter,
+  value: number,
+): string {
+  for (const d of withParameter(scenario, param, value).domains) {
+    const processes = d.processes.map((p) => ({
+      name: p.name,
+      kind: p.kind,
+      instances: p.instances,
+      working_set: p.workingSet,
+      code: p.code,
+      jobs: p.jobs,
+    }));
+    const traceBytes = d.processes.map((p) => (p.kind === "trace" ? p.workingSet : 0));
+    const problem = fitProblem(d.memory, processes, traceBytes);
+    if (problem !== "") return `${param} ${value}: domain ${d.name}: ${problem}`;
+  }
+  return "";
+}
+
+/** Throws SimulationError when a value makes the scenario invalid (see variationProblem). */
 export function compareVarying(
   scenario: Scenario,
   modes: PagingMode[],
@@ -153,6 +181,10 @@ export function compareVarying(
   values: number[],
   options: Omit<SimulationOptions, "mode"> = {},
 ): Variation {
+  for (const value of values) {
+    const problem = variationProblem(scenario, parameter, value);
+    if (problem !== "") throw new SimulationError(problem);
+  }
   const points = values.map((value) => ({
     value,
     comparison: compareModes(withParameter(scenario, parameter, value), modes, options),

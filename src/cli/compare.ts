@@ -116,23 +116,24 @@ export function formatVariation(v: Variation, description: string): string {
     `memvisor ${v.memvisor} · compare · scenario ${v.scenario} · seed ${first.seed} · varying ${v.parameter}`,
   ];
   if (description !== "") out.push(description);
-  const [base, ...others] = v.modes;
+  const base = v.modes[0];
+  // The contenders: the virtualized modes (native is the reference, not a way to run a guest).
+  const contenders = v.modes.filter((m) => m !== "native");
+  const ranked = contenders.length >= 2;
   const table = newTable({
-    head: [v.parameter, ...v.modes.map((m) => `${m} cycles/access`), "cheapest"],
+    head: [
+      v.parameter,
+      ...v.modes.map((m) => `${m} cycles/access`),
+      ...(ranked ? ["cheapest"] : []),
+    ],
     colAligns: ["right", ...v.modes.map(() => "right" as const), "left"],
   });
   const cheapest: string[] = [];
   for (const p of v.points) {
     const results = p.comparison.results;
-    const best =
-      others.length === 0
-        ? base
-        : others.reduce((a, b) =>
-            (results.find((r) => r.mode === b)?.cycles ?? Number.POSITIVE_INFINITY) <
-            (results.find((r) => r.mode === a)?.cycles ?? Number.POSITIVE_INFINITY)
-              ? b
-              : a,
-          );
+    const cycles = (mode: string) =>
+      results.find((r) => r.mode === mode)?.cycles ?? Number.POSITIVE_INFINITY;
+    const best = contenders.reduce((a, b) => (cycles(b) < cycles(a) ? b : a), contenders[0]);
     cheapest.push(best);
     const value = v.parameter === "working_set" ? formatSizeApprox(p.value) : formatInt(p.value);
     table.push([
@@ -142,11 +143,11 @@ export function formatVariation(v: Variation, description: string): string {
           ? formatRatio(r.cycles, r.user_accesses)
           : `${formatRatio(r.cycles, r.user_accesses)} (${r.overhead_pct >= 0 ? "+" : ""}${r.overhead_pct.toFixed(1)}%)`,
       ),
-      best,
+      ...(ranked ? [best] : []),
     ]);
   }
   out.push(table.toString());
-  if (others.length > 1) {
+  if (ranked) {
     const changes: string[] = [];
     for (let i = 1; i < cheapest.length; i++) {
       if (cheapest[i] !== cheapest[i - 1]) {
@@ -158,7 +159,7 @@ export function formatVariation(v: Variation, description: string): string {
     out.push(
       changes.length > 0
         ? `crossover: ${changes.join("; ")}`
-        : `no crossover: ${cheapest[0]} is the cheapest of ${others.join(", ")} at every value`,
+        : `no crossover: ${cheapest[0]} is the cheapest of ${contenders.join(", ")} at every value`,
     );
   }
   const disagree = v.points.filter((p) => !p.comparison.same_guest_view).map((p) => p.value);

@@ -673,14 +673,29 @@ export class Vcpu implements GuestCpu {
   /** INVLPG: drop the TLB entries (current tag and global) for the page of gva. */
   invlpg(gva: Gva): void {
     this.counters[C_INVLPG]++;
-    // INVLPG also drops the paging-structure caches' entries of the PCID (SDM 4.10.4.1).
-    this.nested?.flushGuest();
-    if (this.pwc !== null) for (let l = 2; l <= 4; l++) this.pwc[l].flushAll();
     if (this.intercepts) {
+      // Under shadow paging INVLPG exits (the VMM does the invalidation); under HAP it does not
+      // (the intercept is the hardware's). Either way the caches of upper levels go.
+      this.flushPagingStructureCaches();
       this.intercepts.invlpg(this, gva);
       return;
     }
+    this.invalidatePage(gva);
+  }
+
+  /**
+   * What the hardware's INVLPG does to its caches (SDM 4.10.4.1): the page's TLB entries (of
+   * the current tag and global ones), and every paging-structure cache entry of the PCID. Also
+   * what a PV guest's INVLPG_LOCAL and update_va_mapping's INVLPG flag make Xen do.
+   */
+  invalidatePage(gva: Gva): void {
+    this.flushPagingStructureCaches();
     this.tlb.invalidatePage(Math.floor(gva / 4096), this.tag, this.globalTag);
+  }
+
+  private flushPagingStructureCaches(): void {
+    this.nested?.flushGuest();
+    if (this.pwc !== null) for (let l = 2; l <= 4; l++) this.pwc[l].flushAll();
   }
 
   /**

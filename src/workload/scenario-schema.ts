@@ -364,7 +364,13 @@ export type ProcessFile = z.output<typeof processSchema>;
  * Bytes a process needs at its peak: every instance's heap and code (a build: every job's).
  * A trace process's need is known once its trace is read (`traceBytes`, else 0).
  */
-export function processFootprint(p: ProcessFile, traceBytes = 0): number {
+/** What a process's footprint depends on (the file form's names). */
+export type FootprintInput = Pick<
+  ProcessFile,
+  "name" | "kind" | "instances" | "working_set" | "code" | "jobs"
+>;
+
+export function processFootprint(p: FootprintInput, traceBytes = 0): number {
   if (p.kind === "trace") return p.instances * traceBytes;
   const code = p.code ?? SCENARIO_DEFAULTS.code;
   const each = (p.working_set ?? 0) + code;
@@ -559,7 +565,7 @@ const domainSchema = strict({
  */
 export function fitProblem(
   memory: number,
-  processes: readonly ProcessFile[],
+  processes: readonly FootprintInput[],
   traceBytes: readonly number[] = [],
 ): string {
   const footprints = processes.map((p, i) => processFootprint(p, traceBytes[i] ?? 0));

@@ -23,6 +23,8 @@ export class EptTables {
   /** Outputs of lookup: the leaf's permissions and level. */
   perms = 0;
   level = 0;
+  /** Set by map: the 2 MiB leaf it wrote replaced an L1 table (the caller must INVEPT). */
+  replacedTable = false;
 
   constructor(
     private readonly mem: HostMemory,
@@ -61,6 +63,17 @@ export class EptTables {
         this.mem.read64(table, idx);
         table = eptFrame(this.mem.lo, this.mem.hi);
       } else table = eptFrame(this.mem.lo, this.mem.hi);
+    }
+    this.replacedTable = false;
+    if (level === 2) {
+      // A block split before and whole again: its L1 table goes (nothing else names it).
+      this.mem.read64(table, indexOf(gfn, 2));
+      if (eptPresent(this.mem.lo) && (this.mem.lo & EPT_PS) === 0) {
+        const child = eptFrame(this.mem.lo, this.mem.hi);
+        this.pages.splice(this.pages.indexOf(child), 1);
+        this.releasePage(child);
+        this.replacedTable = true;
+      }
     }
     const leaf = perms | EPT_MT_WB | (level === 2 ? EPT_PS : 0);
     this.mem.write64(table, indexOf(gfn, level), pteLo(mfn, leaf), pteHi(mfn, false));

@@ -101,6 +101,9 @@ export class HapPaging implements Intercepts {
         if (!this.ept.map(base, block, EPT_RWX, 2)) {
           throw new DomainCrash(`the host has no memory left for the EPT tables of gfn ${gfn}`);
         }
+        // The leaf took the place of an L1 table (the block was split once): the hardware may
+        // have cached the entry that named it.
+        if (this.ept.replacedTable) this.invept();
         this.counters[C_EPT_FILLS]++;
         return block + (gfn - base);
       }
@@ -139,7 +142,7 @@ export class HapPaging implements Intercepts {
 
   /** INVLPG does not exit either: it drops the TLB entries (and, in the vCPU, the caches). */
   invlpg(cpu: Vcpu, gva: Gva): void {
-    cpu.tlb.invalidatePage(Math.floor(gva / 4096), cpu.tag, cpu.globalTag);
+    cpu.invalidatePage(gva);
   }
 
   enablePaging(cpu: Vcpu): void {

@@ -110,7 +110,7 @@ export function updateVaMapping(
   if (cpu !== null && (flags & UVMF_TLB_FLUSH) !== 0) pv.mm.flush();
   else if (cpu !== null && (flags & UVMF_INVLPG) !== 0) {
     cpu.counters[C_INVLPG]++;
-    cpu.tlb.invalidatePage(Math.floor(gva / 4096), cpu.tag, cpu.globalTag);
+    cpu.invalidatePage(gva);
   }
   return 0;
 }
@@ -164,7 +164,7 @@ export function mmuextOp(pv: PvPaging, cmd: number, mfn: Mfn, gva: Gva): number 
     case MMUEXT_INVLPG_LOCAL:
       if (cpu !== null) {
         c[C_INVLPG]++;
-        cpu.tlb.invalidatePage(Math.floor(gva / 4096), cpu.tag, cpu.globalTag);
+        cpu.invalidatePage(gva);
       }
       return 0;
     default:

@@ -129,8 +129,10 @@ export class PvMm {
     }
     const old = t.type[mfn];
     if (old !== type) {
-      // Before a frame becomes a page table, no TLB may still hold a writable mapping of it.
-      if (type !== PGT_WRITABLE && old === PGT_WRITABLE && t.stamp[mfn] === this.flushGen) {
+      // Before a frame changes type, no TLB or paging-structure cache may still hold what it
+      // was: a writable mapping of a new table, or (with the caches) a table that is now data.
+      // Xen's _get_page_type flushes likewise on any type change since the stamp.
+      if (old !== PGT_NONE && t.stamp[mfn] === this.flushGen) {
         this.counters[C_NEED_FLUSH_TLB_FLUSH]++;
         this.flush();
       }
@@ -151,8 +153,9 @@ export class PvMm {
     if (count < 0) throw new Error(`pv: type count underflow on mfn ${mfn}`);
     if (count > 0) return;
     const type = t.type[mfn];
-    if (type === PGT_WRITABLE) t.stamp[mfn] = this.flushGen;
-    else if (type >= PGT_L1 && type <= PGT_L4) this.devalidate(mfn, type);
+    // Stamped for every type (free_page_type does so for tables too): see getPageType.
+    t.stamp[mfn] = this.flushGen;
+    if (type >= PGT_L1 && type <= PGT_L4) this.devalidate(mfn, type);
   }
 
   /** Whether mfn is a page table in use (typed L1..L4 with a nonzero count). */
