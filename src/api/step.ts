@@ -13,6 +13,7 @@ import type { WalkTrace } from "../hw/walker.js";
 import { C_GUEST_PAGE_FAULTS, C_TLB_L1_HITS, C_TLB_L2_HITS } from "../metrics/counters.js";
 import { STEP_ACCESS } from "../workload/driver.js";
 import type { DomainRuntime } from "./domain.js";
+import { type GuestWalk, guestWalk, type P2mLookup, p2mLookup } from "./inspect.js";
 import type { Simulation } from "./simulation.js";
 
 export interface StepLevel {
@@ -75,6 +76,13 @@ export interface StepRecord {
   walks: StepWalk[];
   /** Exits to the VMM, in order (none natively). */
   exits: StepExit[];
+  /**
+   * The guest's own translation of the gva (its gptes, read after the access, so with the A/D
+   * bits the access set); no levels when the process is gone.
+   */
+  guest: GuestWalk;
+  /** The P2M entry of the gfn the guest walk gives (virtualized domains only). */
+  p2m: P2mLookup | null;
   /** True page faults the guest kernel handled for this access. */
   guestFaults: number;
   /** Host frame reached, or -1 when the process was killed. */
@@ -148,6 +156,7 @@ function stepDomain(d: DomainRuntime): StepRecord | null {
             ? "l2"
             : "miss";
     const offset = gva % 4096;
+    const guest = guestWalk(d, driver?.proc.l4Gfn ?? -1, gva);
     return {
       domain: d.spec.name,
       pid: driver?.proc.pid ?? 0,
@@ -166,6 +175,8 @@ function stepDomain(d: DomainRuntime): StepRecord | null {
         outcome: e.outcome,
         ...(e.guestWalk ? { guestWalk: stepWalk(e.guestWalk) } : {}),
       })),
+      guest,
+      p2m: p2mLookup(d, guest.gfn),
       guestFaults: c[C_GUEST_PAGE_FAULTS] - faultsBefore,
       mfn,
       hpa: mfn >= 0 ? `0x${(mfn * 4096 + offset).toString(16)}` : "-",
