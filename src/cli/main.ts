@@ -15,6 +15,7 @@ import { resolveScenario } from "./scenario-arg.js";
 import { formatScenarioList, scenarioList } from "./scenarios-table.js";
 import { type SweepOptions, sweepCommand } from "./sweep.js";
 import { type ImportOptions, traceImportCommand, traceRecordCommand } from "./trace.js";
+import { DEFAULT_UI_PORT, type UiCommandOptions, uiCommand } from "./ui.js";
 
 function buildProgram(setCode: (code: number) => void): Command {
   const program = new Command("memvisor")
@@ -104,6 +105,18 @@ function buildProgram(setCode: (code: number) => void): Command {
     .option("--force", "overwrite the output file if it exists")
     .action(async (command: string[], options: ImportOptions) => {
       setCode(await traceRecordCommand(command, options));
+    });
+
+  program
+    .command("ui")
+    .description("serve the web visualizer on a loopback address and print its URL")
+    .option("--port <n>", `the port, 0 for any free one (default: ${DEFAULT_UI_PORT})`)
+    .option(
+      "--host <host>",
+      "the loopback address: 127.0.0.1, localhost or ::1 (default: 127.0.0.1)",
+    )
+    .action(async (options: UiCommandOptions) => {
+      setCode(await uiCommand(options));
     });
 
   program
