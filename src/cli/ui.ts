@@ -97,7 +97,7 @@ function handler(root: string) {
 }
 
 /** Start serving the page; resolves once listening (port 0: any free port). */
-export function startUiServer(options: UiOptions = {}): Promise<UiServer> {
+export async function startUiServer(options: UiOptions = {}): Promise<UiServer> {
   const host = options.host ?? "127.0.0.1";
   const port = options.port ?? DEFAULT_UI_PORT;
   const root = options.root ?? WEB_ROOT;
