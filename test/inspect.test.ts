@@ -32,6 +32,33 @@ describe("the step API's guest walk and P2M lookup", () => {
   );
 });
 
+describe("the step API's TLB sets", () => {
+  test.each(["native", "shadow", "hap"] as const)(
+    "under %s, the L1 set the gva indexes holds the access's entry, most recently used",
+    (mode) => {
+      const sim = new Simulation(builtinScenario("database"), { mode, accesses: 300 });
+      let found = 0;
+      let n = 0;
+      for (let r = sim.step(); r !== null; r = sim.step()) {
+        if (r.mfn < 0) continue;
+        n++;
+        const l1 = r.tlbSets.find((s) => s.array === "L1");
+        expect(l1?.ways.length).toBe(4);
+        expect(l1?.set).toBe(Math.floor(Number.parseInt(r.gva, 16) / 4096) % 16);
+        const current = l1?.ways.find((w) => w.current);
+        if (current === undefined) continue;
+        expect(current.mfn).toBe(r.mfn);
+        expect(current.age).toBe(0);
+        expect(current.gva).toBe(
+          `0x${(Math.floor(Number.parseInt(r.gva, 16) / 4096) * 4096).toString(16)}`,
+        );
+        found++;
+      }
+      expect(found).toBeGreaterThan(n * 0.9);
+    },
+  );
+});
+
 describe("the frame map", () => {
   test.each([
     ["mixed", "native"],

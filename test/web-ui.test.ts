@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { compareModes } from "../src/api/compare.js";
 import { Simulation } from "../src/api/simulation.js";
 import type { StepRecord } from "../src/api/step.js";
-import { builtinScenario } from "../src/workload/builtin.js";
+import { BUILTIN_SCENARIOS, builtinScenario } from "../src/workload/builtin.js";
 import {
   ARTIFACTS,
   buildPage,
@@ -67,6 +67,11 @@ function expected(r: StepRecord): Record<string, string> {
       e[`walk-${i}-index-${l.level}`] = String(l.index);
     }
   });
+  for (const set of r.tlbSets) {
+    const key = set.array.toLowerCase().replace(/ /g, "-");
+    const current = set.ways.find((w) => w.current);
+    if (current) e[`tlb-${key}-current`] = `${current.gva} -> ${hex(current.mfn)}`;
+  }
   r.exits.forEach((x, i) => {
     e[`exit-${i}-reason`] = x.reason;
     e[`exit-${i}-gva`] = x.gva;
@@ -213,5 +218,17 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
     expect(text).toMatch(/^bad\.yaml:4:\d+: domains\[0\]\.memory: /);
     expect(text).toContain("domains[0].processes[0].kind");
     await page.screenshot({ path: `${ARTIFACTS}error.png`, fullPage: true });
+    // A good file then loads, and clears the error.
+    const loads = Number(await page.getAttribute("body", "data-loads"));
+    await page.selectOption("#mode", "");
+    const yaml = BUILTIN_SCENARIOS.find((b) => b.name === "database")?.yaml ?? "";
+    await page.setInputFiles("#file", {
+      name: "mine.yaml",
+      mimeType: "text/yaml",
+      buffer: Buffer.from(yaml.replace("name: database", "name: mine")),
+    });
+    await page.waitForSelector(`body[data-loads='${loads + 1}']`);
+    expect(await page.isHidden("#error")).toBe(true);
+    expect(await page.textContent("#status")).toMatch(/^mine \(seed \d+; db: native\)/);
   }, 60_000);
 });

@@ -20,6 +20,8 @@ export {
   type GuestLevel,
   type GuestWalk,
   type P2mLookup,
+  type TlbSet,
+  type TlbWay,
 } from "./inspect.js";
 export {
   DOMAIN_QUANTUM,

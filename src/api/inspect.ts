@@ -6,6 +6,7 @@
  */
 
 import { describePte, PTE_P, PTE_PS, pteFrame } from "../hw/pte.js";
+import { PAGES_PER_SIZE } from "../hw/tlb.js";
 import { OWNER_DOMAIN, OWNER_SHADOW, OWNER_SHARED, OWNER_VMM } from "../vmm/frames.js";
 import { P2M_TYPE_NAMES } from "../vmm/p2m.js";
 import type { DomainRuntime } from "./domain.js";
@@ -146,4 +147,84 @@ export function frameMap(sim: Simulation): FrameMap {
   const counts = names.map(() => 0);
   for (let i = 0; i < owners.length; i++) counts[owners[i]]++;
   return { owners, names, counts, used: total - counts[FRAME_FREE] };
+}
+
+/** One way of a TLB set. */
+export interface TlbWay {
+  way: number;
+  valid: boolean;
+  /** The address-space tag (VPID x PCID, or a VPID's global pages). */
+  tag: number;
+  /** Base gva of the page the entry translates (its size's alignment), hex; "-" when invalid. */
+  gva: string;
+  /** First host frame of the page (the frame a 4 KiB entry maps). */
+  mfn: number;
+  /** Access kinds the entry allows, e.g. "ur uw sr sw" (u/s: user/supervisor; r/w/x). */
+  perms: string;
+  /** LRU age: 0 is the most recently used way of the set. */
+  age: number;
+  /** Whether this is the entry for the step's gva in the current address space. */
+  current: boolean;
+}
+
+/** The set of one TLB array that the gva indexes, with every way. */
+export interface TlbSet {
+  array: string;
+  set: number;
+  ways: TlbWay[];
+}
+
+const PERM_LETTERS = ["sr", "sw", "sx", "ur", "uw", "ux"];
+
+/**
+ * The 4 KiB L1 and L2 TLB sets that `gva` indexes, as they are now (after the step: a miss has
+ * filled them), and the large-page sets when one of their ways holds the gva.
+ */
+export function tlbSets(d: DomainRuntime, gva: number): TlbSet[] {
+  const cpu = d.platform.cpu;
+  const tlb = cpu.tlb;
+  const sets: TlbSet[] = [];
+  for (const [name, level] of tlb.named()) {
+    const large = name.includes("large");
+    const sizes = large ? [1, 2] : [0];
+    for (const sizeCode of sizes) {
+      const pages = PAGES_PER_SIZE[sizeCode];
+      const pn = Math.floor(gva / 4096 / pages);
+      const set = pn & level.setMask;
+      const ways: TlbWay[] = [];
+      for (let w = 0; w < level.ways; w++) {
+        const s = set * level.ways + w;
+        const valid = level.isValid(s, tlb.tagGens);
+        const e = level.decode(s);
+        const perms = level.permsOf(s);
+        ways.push({
+          way: w,
+          valid,
+          tag: valid ? e.tag : -1,
+          gva: valid ? `0x${(e.pageNumber * pages * 4096).toString(16)}` : "-",
+          mfn: valid ? level.frameOf(s) : -1,
+          perms: valid ? PERM_LETTERS.filter((_, k) => (perms >> k) & 1).join(" ") : "",
+          age: 0,
+          current:
+            valid &&
+            e.sizeCode === sizeCode &&
+            e.pageNumber === pn &&
+            (e.tag === cpu.tag || e.tag === cpu.globalTag),
+        });
+      }
+      // Ages: rank of each valid way by its LRU stamp, most recent first.
+      const order = ways
+        .filter((x) => x.valid)
+        .sort(
+          (a, b) => level.stamps[set * level.ways + b.way] - level.stamps[set * level.ways + a.way],
+        );
+      order.forEach((x, rank) => {
+        x.age = rank;
+      });
+      if (!large || ways.some((x) => x.current)) {
+        sets.push({ array: large ? `${name} ${sizeCode === 1 ? "2M" : "1G"}` : name, set, ways });
+      }
+    }
+  }
+  return sets;
 }

@@ -13,7 +13,14 @@ import type { WalkTrace } from "../hw/walker.js";
 import { C_GUEST_PAGE_FAULTS, C_TLB_L1_HITS, C_TLB_L2_HITS } from "../metrics/counters.js";
 import { STEP_ACCESS } from "../workload/driver.js";
 import type { DomainRuntime } from "./domain.js";
-import { type GuestWalk, guestWalk, type P2mLookup, p2mLookup } from "./inspect.js";
+import {
+  type GuestWalk,
+  guestWalk,
+  type P2mLookup,
+  p2mLookup,
+  type TlbSet,
+  tlbSets,
+} from "./inspect.js";
 import type { Simulation } from "./simulation.js";
 
 export interface StepLevel {
@@ -72,6 +79,11 @@ export interface StepRecord {
   access: (typeof KIND_NAMES)[number];
   /** Where the first lookup found the translation. */
   tlb: "l1" | "l2" | "miss";
+  /**
+   * The TLB sets the gva indexes (L1 and L2, 4 KiB; a large-page set when it holds the gva), as
+   * they are after the access: the entry that hit or was filled is marked current.
+   */
+  tlbSets: TlbSet[];
   /** The hardware's walks (under shadow paging: of the shadow tables). */
   walks: StepWalk[];
   /** Exits to the VMM, in order (none natively). */
@@ -168,6 +180,7 @@ function stepDomain(d: DomainRuntime): StepRecord | null {
       offset,
       access: KIND_NAMES[kind],
       tlb,
+      tlbSets: tlbSets(d, gva),
       walks: walks.map(stepWalk),
       exits: exits.map((e) => ({
         reason: e.reason,

@@ -72,7 +72,7 @@ export class Charts {
       width: 460,
       height: 200,
       scales: { x: { time: false } },
-      axes: [{ label: "simulated ms (3 GHz)" }, { label: unit }],
+      axes: [{ label: "simulated ms (3 GHz)" }, { label: unit, size: 70 }],
       series: [{ label: "ms" }, ...labels.map(series)],
     };
     const data = [[], ...labels.map(() => [])] as number[][];

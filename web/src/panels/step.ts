@@ -199,6 +199,49 @@ function nestedGrid(walk: StepWalk, w: number): HTMLElement | null {
   );
 }
 
+/** The TLB sets the gva indexes, every way, the entry for this access marked in words. */
+function tlbSets(r: StepRecord): HTMLElement[] {
+  return r.tlbSets.map((set) => {
+    const key = set.array.toLowerCase().replace(/ /g, "-");
+    return h(
+      "table",
+      { class: "tlbset", "data-tlb": key },
+      h("caption", {}, `${set.array} TLB, set ${set.set} (LRU age 0 = most recent)`),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["way", "tag", "page gva", "mfn", "allows", "age", ""].map((t) => h("th", {}, t)),
+        ),
+      ),
+      h(
+        "tbody",
+        {},
+        set.ways.map((w) =>
+          h(
+            "tr",
+            { class: w.current ? "current" : w.valid ? "" : "invalid" },
+            h("td", {}, w.way),
+            h("td", {}, w.valid ? w.tag : "-"),
+            h("td", {}, w.valid ? w.gva : "(empty)"),
+            h("td", {}, hex(w.mfn)),
+            h("td", {}, w.perms),
+            h("td", {}, w.valid ? w.age : ""),
+            h(
+              "td",
+              {},
+              w.current ? field(`tlb-${key}-current`, `${w.gva} -> ${hex(w.mfn)}`) : "",
+              w.current ? " <- this access" : "",
+            ),
+          ),
+        ),
+      ),
+    );
+  });
+}
+
 function hardwareWalks(r: StepRecord): HTMLElement {
   const tlb =
     r.tlb === "l1"
@@ -206,12 +249,13 @@ function hardwareWalks(r: StepRecord): HTMLElement {
       : r.tlb === "l2"
         ? "missed the L1 TLB, hit in the L2 TLB (L1 filled): no walk"
         : "missed both TLBs: the page walker ran and the TLBs were filled";
+  const last = r.walks.length - 1;
   const walks = r.walks.map((w, i) =>
     h(
-      "div",
-      { class: "hwwalk" },
+      "details",
+      { class: "hwwalk", open: i === last },
       h(
-        "p",
+        "summary",
         {},
         `walk ${i + 1}: root ${w.nested ? "gfn" : "mfn"} `,
         field(`walk-${i}-root`, hex(w.rootMfn)),
@@ -224,6 +268,7 @@ function hardwareWalks(r: StepRecord): HTMLElement {
   return section(
     "TLB and hardware walk",
     h("p", {}, "TLB: ", field("tlb", r.tlb), ` (${tlb})`),
+    h("div", { class: "tlbsets" }, tlbSets(r)),
     h("p", {}, "walks: ", field("walks", r.walks.length)),
     ...walks,
   );
