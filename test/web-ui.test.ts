@@ -159,6 +159,9 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
       map.names.forEach((n, code) => {
         expect(shown[`frames-${n}`], n).toBe(String(map.counts[code]));
       });
+      for (const d of report.domains) {
+        expect(shown[`ballooned-${d.name}`]).toBe(String(d.counters.balloon_pages ?? 0));
+      }
       expect(await page.getAttribute("body", "data-accesses")).toBe(String(accesses));
       // The charts got points: uPlot draws one canvas per chart.
       expect(await page.locator("#charts canvas").count()).toBe(4);

@@ -75,6 +75,7 @@ function showState(s: RunState): void {
     s.ownerNames,
     s.ownerCounts,
     s.framesUsed,
+    s.chart.ballooned,
   );
   charts.push(s.chart);
   stepButton.disabled = !loaded || done;

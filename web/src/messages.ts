@@ -38,6 +38,8 @@ export interface ChartPoint {
   /** Bytes of host memory each domain holds, and its balloon target (bytes; 0: none). */
   memory: Record<string, number>;
   target: Record<string, number>;
+  /** Guest pages each domain's balloon holds (given back to the host: no host frame). */
+  ballooned: Record<string, number>;
   /** Bytes saved by page sharing. */
   savedBytes: number;
 }

@@ -37,6 +37,7 @@ function chartPoint(s: Sim): ChartPoint {
   for (const r of EXIT_REASONS) exits[r] = 0;
   const memory: Record<string, number> = {};
   const target: Record<string, number> = {};
+  const ballooned: Record<string, number> = {};
   let shadowPages = 0;
   for (const d of s.domains) {
     const c = d.report().counters;
@@ -45,6 +46,7 @@ function chartPoint(s: Sim): ChartPoint {
     // Natively a domain holds its machine's frames in use; virtualized, its host frames.
     memory[d.spec.name] = d.hostFramesUsed() * 4096;
     target[d.spec.name] = (c.balloon_target_pages ?? 0) * 4096;
+    ballooned[d.spec.name] = c.balloon_pages ?? 0;
   }
   const sharing = s.host?.sharing;
   return {
@@ -53,6 +55,7 @@ function chartPoint(s: Sim): ChartPoint {
     shadowPages,
     memory,
     target,
+    ballooned,
     savedBytes: (sharing?.pagesSharing ?? 0) * 4096,
   };
 }

@@ -37,6 +37,7 @@ export function renderFrames(
   names: string[],
   counts: number[],
   used: number,
+  ballooned: Record<string, number>,
 ): void {
   const width = owners.length > 512 * 512 ? 1024 : 512;
   const height = Math.max(1, Math.ceil(owners.length / width));
@@ -100,7 +101,21 @@ export function renderFrames(
           h("th", {}, "memory"),
         ),
       ),
-      h("tbody", {}, rows),
+      h(
+        "tbody",
+        {},
+        rows,
+        Object.entries(ballooned).map(([name, pages]) =>
+          h(
+            "tr",
+            { "data-owner": `${name} ballooned` },
+            h("td", {}, h("span", { class: "swatch ballooned", "aria-hidden": "true" }, "B")),
+            h("td", {}, `ballooned out of ${name} (given back: no host frame, not on the map)`),
+            h("td", { class: "num", "data-field": `ballooned-${name}` }, pages),
+            h("td", { class: "num" }, `${((pages * 4096) / 2 ** 20).toFixed(1)} MiB`),
+          ),
+        ),
+      ),
       h(
         "tfoot",
         {},
