@@ -12,7 +12,6 @@ import type { StepRecord } from "../src/api/step.js";
 import { BUILTIN_SCENARIOS, builtinScenario } from "../src/workload/builtin.js";
 import {
   ARTIFACTS,
-  buildPage,
   CHROMIUM,
   fields,
   type Harness,
@@ -92,7 +91,6 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
   let h: Harness;
 
   beforeAll(async () => {
-    buildPage();
     h = await openPage();
   }, 120_000);
 

@@ -4,7 +4,9 @@
  */
 
 import { execFileSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { startUiServer, type UiServer } from "../../src/cli/ui.js";
@@ -20,18 +22,32 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** Build the page from the current sources (so the tests never see a stale build). */
-export function buildPage(): void {
+/**
+ * Build the page from the current sources into a folder of its own (so the tests never see a
+ * stale build, and never empty dist-web/ under another test that serves it).
+ */
+function buildPage(): string {
+  const out = join(mkdtempSync(join(tmpdir(), "memvisor-web-")), "www");
   execFileSync(
     process.execPath,
-    ["node_modules/vite/bin/vite.js", "build", "--config", "web/vite.config.ts"],
+    [
+      "node_modules/vite/bin/vite.js",
+      "build",
+      "--config",
+      "web/vite.config.ts",
+      "--outDir",
+      out,
+      "--emptyOutDir",
+    ],
     { cwd: REPO, stdio: "pipe" },
   );
+  return out;
 }
 
 export async function openPage(): Promise<Harness> {
   mkdirSync(ARTIFACTS, { recursive: true });
-  const ui = await startUiServer({ port: 0 });
+  const root = buildPage();
+  const ui = await startUiServer({ port: 0, root });
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
@@ -48,6 +64,7 @@ export async function openPage(): Promise<Harness> {
     close: async () => {
       await browser.close();
       await ui.close();
+      rmSync(join(root, ".."), { recursive: true, force: true });
       if (errors.length > 0) throw new Error(`errors in the page: ${errors.join("; ")}`);
     },
   };

@@ -31,6 +31,8 @@ let loaded = false;
 let running = false;
 let done = false;
 let scenarioName = "";
+/** A load was sent and not yet answered: an error now means nothing is loaded. */
+let loading = false;
 
 for (const s of PAGE_SCENARIOS) {
   scenarioSelect.append(h("option", { value: s.name, title: s.summary }, s.name));
@@ -94,6 +96,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
     case "loaded":
       showError(null);
       loaded = true;
+      loading = false;
       document.body.dataset.loads = String(Number(document.body.dataset.loads ?? 0) + 1);
       scenarioName = `${msg.scenario} (seed ${msg.seed}; ${msg.domains
         .map((d) => `${d.name}: ${d.mode}`)
@@ -118,6 +121,13 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
     case "compare-progress":
       return;
     case "error":
+      running = false;
+      if (loading) {
+        loading = false;
+        loaded = false;
+        stepButton.disabled = true;
+        runButton.disabled = true;
+      }
       showError(msg.message);
       document.body.dataset.state = "error";
       status.textContent = "error";
@@ -127,6 +137,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
 
 function load(): void {
   loaded = false;
+  loading = true;
   document.body.dataset.steps = "0";
   setBusy("loading...");
   send({ type: "load", settings: settings() });
@@ -185,6 +196,8 @@ document.addEventListener("keydown", (e) => {
   const target = e.target as HTMLElement;
   if (e.ctrlKey || e.metaKey || e.altKey) return;
   if (["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName)) return;
+  // A focused button already answers space and Enter itself.
+  if (target.tagName === "BUTTON" && (e.key === " " || e.key === "Enter")) return;
   if (e.key === "s" || e.key === "ArrowRight") step();
   else if (e.key === "r" || e.key === " ") runOrPause();
   else if (e.key === "c") selectView("compare");
