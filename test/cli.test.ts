@@ -221,6 +221,28 @@ describe("memvisor trace", () => {
     }
   });
 
+  it("tells what a trace holds and the address space its replay gets", async () => {
+    const fixture = new URL("../traces/sort-services.lackey.gz", import.meta.url).pathname;
+    const r = await cli("trace", "info", fixture, "--json");
+    expect(r.code).toBe(0);
+    const info = JSON.parse(r.stdout) as {
+      records: number;
+      kinds: { load: number; store: number; fetch: number };
+      pages: number;
+      regions: { start: string; prot: string; kind: string }[];
+    };
+    expect(info.records).toBe(1_330_451);
+    expect(info.kinds.load + info.kinds.store + info.kinds.fetch).toBe(info.records);
+    expect(info.pages).toBe(247);
+    expect(info.regions.some((g) => g.kind === "code" && g.prot.endsWith("x"))).toBe(true);
+    expect(info.regions[info.regions.length - 1].kind).toBe("stack");
+    const table = await cli("trace", "info", fixture);
+    expect(table.stdout).toContain("247 pages touched");
+    const missing = await cli("trace", "info", "/nonexistent/t.mvtr");
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("/nonexistent/t.mvtr: cannot read it: no such file");
+  });
+
   it("says which line of a bad file is wrong, and writes nothing", async () => {
     const dir = mkdtempSync(join(tmpdir(), "memvisor-test-"));
     try {

@@ -14,7 +14,12 @@ import { type RunOptions, runCommand } from "./run.js";
 import { resolveScenario } from "./scenario-arg.js";
 import { formatScenarioList, scenarioList } from "./scenarios-table.js";
 import { type SweepOptions, sweepCommand } from "./sweep.js";
-import { type ImportOptions, traceImportCommand, traceRecordCommand } from "./trace.js";
+import {
+  type ImportOptions,
+  traceImportCommand,
+  traceInfoCommand,
+  traceRecordCommand,
+} from "./trace.js";
 import { DEFAULT_UI_PORT, type UiCommandOptions, uiCommand } from "./ui.js";
 
 function buildProgram(setCode: (code: number) => void): Command {
@@ -86,7 +91,9 @@ function buildProgram(setCode: (code: number) => void): Command {
       setCode(sweepCommand(resolveScenario(scenario ?? "sharing"), options));
     });
 
-  const trace = program.command("trace").description("import or record real memory traces");
+  const trace = program
+    .command("trace")
+    .description("import, record or inspect real memory traces");
   trace
     .command("import")
     .description("convert a valgrind lackey trace (plain or .gz) into memvisor's binary format")
@@ -105,6 +112,14 @@ function buildProgram(setCode: (code: number) => void): Command {
     .option("--force", "overwrite the output file if it exists")
     .action(async (command: string[], options: ImportOptions) => {
       setCode(await traceRecordCommand(command, options));
+    });
+  trace
+    .command("info")
+    .description("what a trace holds and the address space a trace process replaying it gets")
+    .argument("<file>", "a trace: memvisor's format or lackey, plain or gzip")
+    .option("--json", "print the information as one JSON object")
+    .action((file: string, options: { json?: boolean }) => {
+      setCode(traceInfoCommand(file, options));
     });
 
   program

@@ -1,7 +1,8 @@
 /**
  * `memvisor trace import FILE -o OUT`: a valgrind lackey trace (plain or gzip) into memvisor's
  * binary format. `memvisor trace record -o OUT -- COMMAND ARGS...`: run a command under valgrind
- * lackey and import what it traced.
+ * lackey and import what it traced. `memvisor trace info FILE`: what a trace holds and the
+ * address space a trace process replaying it gets.
  */
 
 import { spawnSync } from "node:child_process";
@@ -9,9 +10,11 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatSizeApprox } from "../workload/scenario-load.js";
-import { type ImportResult, importLackey } from "../workload/trace/file.js";
+import { type ImportResult, importLackey, readTrace } from "../workload/trace/file.js";
+import { TRACE_KIND_NAMES } from "../workload/trace/lackey.js";
+import { traceLayout, traceProblem } from "../workload/trace/layout.js";
 import { EXIT_OK, UsageError } from "./errors.js";
-import { formatInt } from "./format.js";
+import { formatInt, newTable } from "./format.js";
 
 export interface ImportOptions {
   output: string;
@@ -70,4 +73,69 @@ export async function traceRecordCommand(
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** What `trace info` reports. */
+export interface TraceInfo {
+  file: string;
+  records: number;
+  /** Records by kind: load, store, fetch. */
+  kinds: Record<(typeof TRACE_KIND_NAMES)[number], number>;
+  /** Distinct 4 KiB pages touched. */
+  pages: number;
+  /** Why a trace process cannot replay it ("" when it can). */
+  problem: string;
+  regions: { start: string; end: string; bytes: number; prot: string; kind: string }[];
+}
+
+export function traceInfo(file: string): TraceInfo {
+  const trace = readTrace(file);
+  const kinds = { load: 0, store: 0, fetch: 0 };
+  for (let i = 0; i < trace.count; i++) kinds[TRACE_KIND_NAMES[trace.kind(i)]]++;
+  const problem = traceProblem(trace);
+  const layout = problem === "" ? traceLayout(trace) : { regions: [], pages: 0 };
+  return {
+    file,
+    records: trace.count,
+    kinds,
+    pages: layout.pages,
+    problem,
+    regions: layout.regions.map((r) => ({
+      start: `0x${r.start.toString(16)}`,
+      end: `0x${r.end.toString(16)}`,
+      bytes: r.end - r.start,
+      prot: `${r.prot & 1 ? "r" : "-"}${r.prot & 2 ? "w" : "-"}${r.prot & 4 ? "x" : "-"}`,
+      kind: r.kind,
+    })),
+  };
+}
+
+export function traceInfoCommand(file: string, options: { json?: boolean }): number {
+  const info = traceInfo(file);
+  if (options.json) {
+    process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+    return EXIT_OK;
+  }
+  const out = [
+    `${file}: ${formatInt(info.records)} records (${formatInt(info.kinds.load)} loads, ` +
+      `${formatInt(info.kinds.store)} stores, ${formatInt(info.kinds.fetch)} fetches)`,
+  ];
+  if (info.problem !== "") {
+    out.push(`a trace process cannot replay it: ${info.problem}`);
+  } else {
+    out.push(
+      `${formatInt(info.pages)} pages touched (${formatSizeApprox(info.pages * 4096)}), ` +
+        `in ${info.regions.length} regions: the address space a trace process replaying it gets`,
+    );
+    const table = newTable({
+      head: ["start", "end", "size", "rights", "kind"],
+      colAligns: ["right", "right", "right", "left", "left"],
+    });
+    for (const r of info.regions) {
+      table.push([r.start, r.end, formatSizeApprox(r.bytes), r.prot, r.kind]);
+    }
+    out.push(table.toString());
+  }
+  process.stdout.write(`${out.join("\n")}\n`);
+  return EXIT_OK;
 }
