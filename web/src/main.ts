@@ -118,8 +118,6 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       document.body.dataset.state = "compared";
       status.textContent = `compared ${msg.comparison.modes.join(", ")}`;
       return;
-    case "compare-progress":
-      return;
     case "error":
       running = false;
       if (loading) {

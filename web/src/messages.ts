@@ -71,5 +71,4 @@ export type FromWorker =
   | { type: "error"; message: string }
   | { type: "step"; record: StepRecord | null; state: RunState }
   | { type: "state"; state: RunState }
-  | { type: "compare"; comparison: Comparison }
-  | { type: "compare-progress"; mode: PagingMode };
+  | { type: "compare"; comparison: Comparison };
