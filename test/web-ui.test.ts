@@ -127,6 +127,18 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
           if (!walk.nested) continue;
           const refs = await page.getAttribute(`[data-walk='nested-${w}']`, "data-refs");
           expect(Number(refs)).toBe(walk.nested.length);
+          // Each cell of the grid: the reference made in that order, its entry and flags.
+          const cells = await page.$$eval(`[data-walk='nested-${w}'] td[data-ref]`, (tds) =>
+            tds.map((td) => ({
+              n: Number(td.getAttribute("data-ref")),
+              entry: td.querySelector(".entry")?.textContent ?? "",
+              flags: td.querySelector(".flags")?.textContent ?? "",
+            })),
+          );
+          cells.sort((a, b) => a.n - b.n);
+          expect(cells).toEqual(
+            walk.nested.map((ref, n) => ({ n: n + 1, entry: ref.entry, flags: ref.flags })),
+          );
           nested = Math.max(nested, walk.nested.length);
         }
       }
@@ -169,6 +181,23 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
     },
     60_000,
   );
+
+  test("a long run stays responsive: it pauses, and steps, while it runs", async () => {
+    const { page } = h;
+    await loadScenario(page, "mixed", "shadow", 1, 2_000_000);
+    await page.keyboard.press("r");
+    await page.waitForSelector("body[data-state='running']");
+    await page.waitForSelector("body:not([data-accesses='0'])");
+    await page.keyboard.press("r");
+    await page.waitForSelector("body[data-state='ready']");
+    const paused = Number(await page.getAttribute("body", "data-accesses"));
+    expect(paused).toBeGreaterThan(0);
+    expect(paused).toBeLessThan(2_000_000);
+    await page.keyboard.press("s");
+    await page.waitForSelector("body[data-steps='1']");
+    expect(Number(await page.getAttribute("body", "data-accesses"))).toBe(paused + 1);
+    expect((await fields(page, "#step-body")).gva).toMatch(/^0x[0-9a-f]{16}$/);
+  }, 60_000);
 
   test("the compare view shows compareModes' figures, one column per mode", async () => {
     const { page } = h;
