@@ -31,6 +31,8 @@ let loaded = false;
 let running = false;
 let done = false;
 let scenarioName = "";
+/** Each domain's paging mode, by name, in the loaded run. */
+let modes: Record<string, PagingMode> = {};
 /** A load was sent and not yet answered: an error now means nothing is loaded. */
 let loading = false;
 
@@ -97,6 +99,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       showError(null);
       loaded = true;
       loading = false;
+      modes = Object.fromEntries(msg.domains.map((d) => [d.name, d.mode]));
       document.body.dataset.loads = String(Number(document.body.dataset.loads ?? 0) + 1);
       scenarioName = `${msg.scenario} (seed ${msg.seed}; ${msg.domains
         .map((d) => `${d.name}: ${d.mode}`)
@@ -106,7 +109,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       showState(msg.state);
       return;
     case "step":
-      renderStep(byId("step-body"), msg.record);
+      renderStep(byId("step-body"), msg.record, modes);
       showState(msg.state);
       document.body.dataset.steps = String(Number(document.body.dataset.steps ?? 0) + 1);
       return;

@@ -5,7 +5,7 @@
  * data-field attribute so that the browser tests can read exactly what is shown.
  */
 
-import type { StepExit, StepRecord, StepWalk } from "../../../src/api/index.js";
+import type { PagingMode, StepExit, StepRecord, StepWalk } from "../../../src/api/index.js";
 import { h, hex } from "../dom.js";
 
 const LEVEL_NAMES = ["", "PT", "PD", "PDPT", "PML4"];
@@ -242,7 +242,15 @@ function tlbSets(r: StepRecord): HTMLElement[] {
   });
 }
 
-function hardwareWalks(r: StepRecord): HTMLElement {
+/** What the hardware walks in each mode, for the walk section's heading. */
+const WALKED: Record<PagingMode, string> = {
+  native: "the guest's own tables, natively",
+  shadow: "the shadow tables the VMM built from the guest's",
+  hap: "the guest's tables, each reference translated through the EPT (2D walk)",
+  pv: "the guest's own tables, which hold machine frames (PV direct paging)",
+};
+
+function hardwareWalks(r: StepRecord, mode: PagingMode | undefined): HTMLElement {
   const tlb =
     r.tlb === "l1"
       ? "hit in the L1 TLB: no walk"
@@ -266,7 +274,7 @@ function hardwareWalks(r: StepRecord): HTMLElement {
     ),
   );
   return section(
-    "TLB and hardware walk",
+    mode ? `TLB and hardware walk: ${WALKED[mode]}` : "TLB and hardware walk",
     h("p", {}, "TLB: ", field("tlb", r.tlb), ` (${tlb})`),
     h("div", { class: "tlbsets" }, tlbSets(r)),
     h("p", {}, "walks: ", field("walks", r.walks.length)),
@@ -302,7 +310,12 @@ function exits(r: StepRecord): HTMLElement {
   );
 }
 
-export function renderStep(root: HTMLElement, r: StepRecord | null): void {
+/** Render a step; `modes` gives each domain's paging mode by name. */
+export function renderStep(
+  root: HTMLElement,
+  r: StepRecord | null,
+  modes: Record<string, PagingMode>,
+): void {
   if (r === null) {
     root.replaceChildren(h("p", { "data-field": "no-step" }, "The run is over: no access left."));
     return;
@@ -328,7 +341,7 @@ export function renderStep(root: HTMLElement, r: StepRecord | null): void {
     ),
     guestWalk(r),
     p2m(r),
-    hardwareWalks(r),
+    hardwareWalks(r, modes[r.domain]),
     exits(r),
     section(
       "Result",
