@@ -13,6 +13,8 @@ const EXIT_REASONS = ["pf", "cr3", "invlpg", "ept_violation", "hypercall"];
 
 let sim: Sim | null = null;
 let running = false;
+/** The current chain of slices: a pause then a run must not leave two chains going. */
+let chain = 0;
 
 function post(message: FromWorker): void {
   const transfer = "state" in message ? [message.state.owners.buffer] : [];
@@ -76,14 +78,14 @@ function state(s: Sim): RunState {
   };
 }
 
-function slice(): void {
-  if (!running || sim === null) return;
+function slice(token: number): void {
+  if (!running || sim === null || token !== chain) return;
   const end = performance.now() + SLICE_MS;
   let more = true;
   while (more && performance.now() < end) more = sim.runTurn();
   if (!more) running = false;
   post({ type: "state", state: state(sim) });
-  if (running) setTimeout(slice, 0);
+  if (running) setTimeout(slice, 0, token);
 }
 
 function handle(msg: ToWorker): void {
@@ -112,7 +114,7 @@ function handle(msg: ToWorker): void {
     case "run":
       if (sim === null || running || sim.done) return;
       running = true;
-      setTimeout(slice, 0);
+      setTimeout(slice, 0, ++chain);
       return;
     case "pause":
       running = false;
