@@ -24,6 +24,7 @@ const stepButton = byId<HTMLButtonElement>("step");
 const runButton = byId<HTMLButtonElement>("run");
 const errorBox = byId("error");
 const status = byId("status");
+const progress = byId("progress");
 
 /** The loaded scenario file, if the user picked one (it replaces the built-in choice). */
 let file: { name: string; text: string } | null = null;
@@ -85,9 +86,11 @@ function showState(s: RunState): void {
   stepButton.disabled = !loaded || done;
   runButton.disabled = !loaded || done;
   runButton.firstChild!.textContent = running ? "Pause " : "Run ";
-  status.textContent = `${scenarioName}: ${s.accessesDone} of ${s.accesses} accesses${
-    done ? ", done" : running ? ", running" : ", paused"
-  }`;
+  // The live region changes only with the phase, so that a screen reader is not told every
+  // slice's count; the count is beside it.
+  const phase = `${scenarioName}: ${done ? "done" : running ? "running" : "paused"}`;
+  if (status.textContent !== phase) status.textContent = phase;
+  progress.textContent = `${s.accessesDone} of ${s.accesses} accesses`;
   document.body.dataset.state = done ? "done" : running ? "running" : "ready";
   document.body.dataset.accesses = String(s.accessesDone);
 }
