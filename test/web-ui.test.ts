@@ -248,6 +248,15 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
     expect(text).toMatch(/^bad\.yaml:4:\d+: domains\[0\]\.memory: /);
     expect(text).toContain("domains[0].processes[0].kind");
     await page.screenshot({ path: `${ARTIFACTS}error.png`, fullPage: true });
+    // A file with a trace process: its trace is on disk, out of the page's reach.
+    const traced = BUILTIN_SCENARIOS.find((b) => b.name === "sort-trace")?.yaml ?? "";
+    await page.setInputFiles("#file", {
+      name: "traced.yaml",
+      mimeType: "text/yaml",
+      buffer: Buffer.from(traced),
+    });
+    await page.waitForSelector("#error:has-text('traced.yaml')");
+    expect(await page.textContent("#error")).toContain("cannot run in the browser");
     // A good file then loads, and clears the error.
     const loads = Number(await page.getAttribute("body", "data-loads"));
     await page.selectOption("#mode", "");
