@@ -8,7 +8,21 @@ export { COST_DEFAULTS } from "../metrics/cost.js";
 export { COUNTER_NAMES } from "../metrics/counters.js";
 export { BUILTIN_SCENARIOS, builtinScenario, DEFAULT_SCENARIO } from "../workload/builtin.js";
 export { formatSize, parseScenario, parseSize, ScenarioError } from "../workload/scenario-load.js";
+export { type Comparison, compareModes, type ModeResult } from "./compare.js";
 export { SimulationError } from "./domain.js";
+export {
+  FRAME_DOMAIN,
+  FRAME_FREE,
+  FRAME_SHADOW,
+  FRAME_SHARED,
+  FRAME_VMM,
+  type FrameMap,
+  type GuestLevel,
+  type GuestWalk,
+  type P2mLookup,
+  type TlbSet,
+  type TlbWay,
+} from "./inspect.js";
 export {
   DOMAIN_QUANTUM,
   SERIES_COUNTERS,

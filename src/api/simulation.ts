@@ -14,6 +14,7 @@ import {
 import { defaultHostFrames, Host } from "../vmm/host.js";
 import { Rng } from "../workload/rng.js";
 import { DomainRuntime } from "./domain.js";
+import { type FrameMap, frameMap } from "./inspect.js";
 import type { StepRecord } from "./step.js";
 import { stepAccess } from "./step.js";
 import type { PagingMode, Report, Sample, Scenario } from "./types.js";
@@ -253,6 +254,11 @@ export class Simulation {
     this.warmupIfDue();
     if (this.done) return null;
     return stepAccess(this);
+  }
+
+  /** The owner of every host frame, now (for a picture of host memory). */
+  frameMap(): FrameMap {
+    return frameMap(this);
   }
 
   private sample(): void {

@@ -13,6 +13,14 @@ import type { WalkTrace } from "../hw/walker.js";
 import { C_GUEST_PAGE_FAULTS, C_TLB_L1_HITS, C_TLB_L2_HITS } from "../metrics/counters.js";
 import { STEP_ACCESS } from "../workload/driver.js";
 import type { DomainRuntime } from "./domain.js";
+import {
+  type GuestWalk,
+  guestWalk,
+  type P2mLookup,
+  p2mLookup,
+  type TlbSet,
+  tlbSets,
+} from "./inspect.js";
 import type { Simulation } from "./simulation.js";
 
 export interface StepLevel {
@@ -71,10 +79,22 @@ export interface StepRecord {
   access: (typeof KIND_NAMES)[number];
   /** Where the first lookup found the translation. */
   tlb: "l1" | "l2" | "miss";
+  /**
+   * The TLB sets the gva indexes (L1 and L2, 4 KiB; a large-page set when it holds the gva), as
+   * they are after the access: the entry that hit or was filled is marked current.
+   */
+  tlbSets: TlbSet[];
   /** The hardware's walks (under shadow paging: of the shadow tables). */
   walks: StepWalk[];
   /** Exits to the VMM, in order (none natively). */
   exits: StepExit[];
+  /**
+   * The guest's own translation of the gva (its gptes, read after the access, so with the A/D
+   * bits the access set); no levels when the process is gone.
+   */
+  guest: GuestWalk;
+  /** The P2M entry of the gfn the guest walk gives (virtualized domains only). */
+  p2m: P2mLookup | null;
   /** True page faults the guest kernel handled for this access. */
   guestFaults: number;
   /** Host frame reached, or -1 when the process was killed. */
@@ -148,6 +168,7 @@ function stepDomain(d: DomainRuntime): StepRecord | null {
             ? "l2"
             : "miss";
     const offset = gva % 4096;
+    const guest = guestWalk(d, driver?.proc.l4Gfn ?? -1, gva);
     return {
       domain: d.spec.name,
       pid: driver?.proc.pid ?? 0,
@@ -159,6 +180,7 @@ function stepDomain(d: DomainRuntime): StepRecord | null {
       offset,
       access: KIND_NAMES[kind],
       tlb,
+      tlbSets: tlbSets(d, gva),
       walks: walks.map(stepWalk),
       exits: exits.map((e) => ({
         reason: e.reason,
@@ -166,6 +188,8 @@ function stepDomain(d: DomainRuntime): StepRecord | null {
         outcome: e.outcome,
         ...(e.guestWalk ? { guestWalk: stepWalk(e.guestWalk) } : {}),
       })),
+      guest,
+      p2m: p2mLookup(d, guest.gfn),
       guestFaults: c[C_GUEST_PAGE_FAULTS] - faultsBefore,
       mfn,
       hpa: mfn >= 0 ? `0x${(mfn * 4096 + offset).toString(16)}` : "-",

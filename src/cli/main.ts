@@ -20,6 +20,7 @@ import {
   traceInfoCommand,
   traceRecordCommand,
 } from "./trace.js";
+import { DEFAULT_UI_PORT, type UiCommandOptions, uiCommand } from "./ui.js";
 
 function buildProgram(setCode: (code: number) => void): Command {
   const program = new Command("memvisor")
@@ -119,6 +120,18 @@ function buildProgram(setCode: (code: number) => void): Command {
     .option("--json", "print the information as one JSON object")
     .action((file: string, options: { json?: boolean }) => {
       setCode(traceInfoCommand(file, options));
+    });
+
+  program
+    .command("ui")
+    .description("serve the web visualizer on a loopback address and print its URL")
+    .option("--port <n>", `the port, 0 for any free one (default: ${DEFAULT_UI_PORT})`)
+    .option(
+      "--host <host>",
+      "the loopback address: 127.0.0.1, localhost or ::1 (default: 127.0.0.1)",
+    )
+    .action(async (options: UiCommandOptions) => {
+      setCode(await uiCommand(options));
     });
 
   program

@@ -1,0 +1,273 @@
+/**
+ * The web visualizer in a real browser: the page served by `memvisor ui` runs the simulator in
+ * its worker, and what its panels show must be exactly what the library gives for the same
+ * scenario, mode and seed in Node. Screenshots of each view go to test-artifacts/.
+ */
+
+import { existsSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { compareModes } from "../src/api/compare.js";
+import { Simulation } from "../src/api/simulation.js";
+import type { StepRecord } from "../src/api/step.js";
+import { BUILTIN_SCENARIOS, builtinScenario } from "../src/workload/builtin.js";
+import {
+  ARTIFACTS,
+  CHROMIUM,
+  fields,
+  type Harness,
+  loadScenario,
+  openPage,
+} from "./support/browser.js";
+
+const hex = (n: number) => (n < 0 ? "-" : `0x${n.toString(16)}`);
+
+/** What the step panel must show for a record: field name to text. */
+function expected(r: StepRecord): Record<string, string> {
+  const e: Record<string, string> = {
+    domain: r.domain,
+    process: r.process,
+    pid: String(r.pid),
+    access: r.access,
+    gva: r.gva,
+    offset: hex(r.offset),
+    gfn: hex(r.guest.gfn),
+    gpa: r.guest.gpa,
+    "guest-root": hex(r.guest.rootGfn),
+    tlb: r.tlb,
+    walks: String(r.walks.length),
+    exits: String(r.exits.length),
+    mfn: hex(r.mfn),
+    hpa: r.hpa,
+    "guest-faults": String(r.guestFaults),
+    cycles: String(r.cycles),
+  };
+  r.indices.forEach((idx, i) => {
+    e[`index-${4 - i}`] = String(idx);
+  });
+  for (const l of r.guest.levels) {
+    e[`gpte-${l.level}`] = l.entry;
+    e[`gpte-flags-${l.level}`] = l.flags;
+    e[`gpte-table-${l.level}`] = hex(l.tableGfn);
+    e[`gpte-index-${l.level}`] = String(l.index);
+  }
+  if (r.p2m !== null) {
+    e["p2m-gfn"] = hex(r.p2m.gfn);
+    e["p2m-mfn"] = hex(r.p2m.mfn);
+    e["p2m-type"] = r.p2m.type;
+  }
+  r.walks.forEach((w, i) => {
+    e[`walk-${i}-root`] = hex(w.rootMfn);
+    e[`walk-${i}-result`] = w.result;
+    if (w.nested) return;
+    for (const l of w.levels) {
+      e[`walk-${i}-entry-${l.level}`] = l.entry;
+      e[`walk-${i}-flags-${l.level}`] = l.flags;
+      e[`walk-${i}-table-${l.level}`] = hex(l.tableMfn);
+      e[`walk-${i}-index-${l.level}`] = String(l.index);
+    }
+  });
+  for (const set of r.tlbSets) {
+    const key = set.array.toLowerCase().replace(/ /g, "-");
+    const current = set.ways.find((w) => w.current);
+    if (current) e[`tlb-${key}-current`] = `${current.gva} -> ${hex(current.mfn)}`;
+  }
+  r.exits.forEach((x, i) => {
+    e[`exit-${i}-reason`] = x.reason;
+    e[`exit-${i}-gva`] = x.gva;
+    e[`exit-${i}-outcome`] = x.outcome;
+    for (const l of x.guestWalk?.levels ?? []) {
+      e[`exit-${i}-walk-entry-${l.level}`] = l.entry;
+      e[`exit-${i}-walk-flags-${l.level}`] = l.flags;
+      e[`exit-${i}-walk-table-${l.level}`] = hex(l.tableMfn);
+      e[`exit-${i}-walk-index-${l.level}`] = String(l.index);
+    }
+  });
+  return e;
+}
+
+const haveChromium = existsSync(CHROMIUM);
+
+describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
+  let h: Harness;
+
+  beforeAll(async () => {
+    h = await openPage();
+  }, 120_000);
+
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  test.each([
+    ["database", "shadow", 30],
+    ["database", "hap", 30],
+    ["two-domains", "native", 15],
+    ["database", "pv", 15],
+  ] as const)(
+    "%s under %s: each step shows what the step API returns",
+    async (name, mode, steps) => {
+      const { page } = h;
+      const seed = 7;
+      await loadScenario(page, name, mode, seed, 10_000);
+      const sim = new Simulation(builtinScenario(name), { mode, seed, accesses: 10_000 });
+      let exits = 0;
+      let nested = 0;
+      for (let i = 1; i <= steps; i++) {
+        const record = sim.step();
+        if (record === null) throw new Error("the library's run ended early");
+        await page.keyboard.press("s");
+        await page.waitForSelector(`body[data-steps='${i}']`);
+        const shown = await fields(page, "#step-body");
+        const want = expected(record);
+        for (const [k, v] of Object.entries(want)) expect(shown[k], `step ${i}: ${k}`).toBe(v);
+        // Nothing shown that the record does not have (a stale row from an earlier step).
+        for (const k of Object.keys(shown)) expect(want, `step ${i}: ${k}`).toHaveProperty(k);
+        exits += record.exits.length;
+        for (const [w, walk] of record.walks.entries()) {
+          if (!walk.nested) continue;
+          const refs = await page.getAttribute(`[data-walk='nested-${w}']`, "data-refs");
+          expect(Number(refs)).toBe(walk.nested.length);
+          // Each cell of the grid: the reference made in that order, its entry and flags.
+          const cells = await page.$$eval(`[data-walk='nested-${w}'] td[data-ref]`, (tds) =>
+            tds.map((td) => ({
+              n: Number(td.getAttribute("data-ref")),
+              entry: td.querySelector(".entry")?.textContent ?? "",
+              flags: td.querySelector(".flags")?.textContent ?? "",
+            })),
+          );
+          cells.sort((a, b) => a.n - b.n);
+          expect(cells).toEqual(
+            walk.nested.map((ref, n) => ({ n: n + 1, entry: ref.entry, flags: ref.flags })),
+          );
+          nested = Math.max(nested, walk.nested.length);
+        }
+      }
+      if (mode === "shadow" || mode === "pv") expect(exits).toBeGreaterThan(0);
+      if (mode === "hap") expect(nested).toBe(24);
+      await page.screenshot({ path: `${ARTIFACTS}step-${mode}.png`, fullPage: true });
+    },
+    60_000,
+  );
+
+  test.each([
+    ["two-domains", "shadow"],
+    ["sharing", "hap"],
+  ] as const)(
+    "%s under %s: after a run the frame map counts what the host's counters count",
+    async (name, mode) => {
+      const { page } = h;
+      const accesses = 20_000;
+      await loadScenario(page, name, mode, 3, accesses);
+      await page.keyboard.press("r");
+      await page.waitForSelector("body[data-state='done']", { timeout: 50_000 });
+      const sim = new Simulation(builtinScenario(name), { mode, seed: 3, accesses });
+      const report = sim.run();
+      const map = sim.frameMap();
+      const shown = await fields(page, "#frames-legend");
+      expect(shown["frames-used"]).toBe(String(report.host.frames_used));
+      expect(shown["frames-total"]).toBe(String(report.host.frames_total));
+      map.names.forEach((n, code) => {
+        expect(shown[`frames-${n}`], n).toBe(String(map.counts[code]));
+      });
+      for (const d of report.domains) {
+        expect(shown[`ballooned-${d.name}`]).toBe(String(d.counters.balloon_pages ?? 0));
+      }
+      expect(await page.getAttribute("body", "data-accesses")).toBe(String(accesses));
+      // The charts got points: uPlot draws one canvas per chart.
+      expect(await page.locator("#charts canvas").count()).toBe(4);
+      await page.locator("#frames-panel").screenshot({ path: `${ARTIFACTS}frames-${name}.png` });
+      await page.locator("#charts-panel").screenshot({ path: `${ARTIFACTS}charts-${name}.png` });
+      await page.screenshot({ path: `${ARTIFACTS}run-${name}-${mode}.png`, fullPage: true });
+    },
+    60_000,
+  );
+
+  test("a long run stays responsive: it pauses, and steps, while it runs", async () => {
+    const { page } = h;
+    await loadScenario(page, "mixed", "shadow", 1, 2_000_000);
+    await page.keyboard.press("r");
+    await page.waitForSelector("body[data-state='running']");
+    await page.waitForSelector("body:not([data-accesses='0'])");
+    await page.keyboard.press("r");
+    await page.waitForSelector("body[data-state='ready']");
+    const paused = Number(await page.getAttribute("body", "data-accesses"));
+    expect(paused).toBeGreaterThan(0);
+    expect(paused).toBeLessThan(2_000_000);
+    await page.keyboard.press("s");
+    await page.waitForSelector("body[data-steps='1']");
+    expect(Number(await page.getAttribute("body", "data-accesses"))).toBe(paused + 1);
+    expect((await fields(page, "#step-body")).gva).toMatch(/^0x[0-9a-f]{16}$/);
+  }, 60_000);
+
+  test("the compare view shows compareModes' figures, one column per mode", async () => {
+    const { page } = h;
+    await page.selectOption("#scenario", "shadow-steady");
+    await page.fill("#seed", "5");
+    await page.fill("#accesses", "5000");
+    // Keys are for the page, not for a focused field: leave the field first.
+    await page.click("h1");
+    await page.keyboard.press("c");
+    await page.click("#compare");
+    await page.waitForSelector("body[data-state='compared']", { timeout: 50_000 });
+    const c = compareModes(builtinScenario("shadow-steady"), ["native", "shadow", "hap"], {
+      seed: 5,
+      accesses: 5000,
+    });
+    expect(await page.textContent("[data-field='same-guest-view']")).toBe(
+      c.same_guest_view ? "yes" : "NO",
+    );
+    for (const r of c.results) {
+      const cell = (row: string) =>
+        page.textContent(`tr[data-row='${row}'] td[data-mode='${r.mode}']`);
+      expect(await cell("cycles")).toBe(String(r.cycles));
+      expect(await cell("vm-exits")).toBe(String(r.vmexits.total));
+      expect(await cell("guest-page-faults")).toBe(String(r.guest_page_faults));
+    }
+    await page.screenshot({ path: `${ARTIFACTS}compare.png`, fullPage: true });
+    await page.keyboard.press("v");
+  }, 60_000);
+
+  test("a bad scenario file shows its mistakes, with file, line and column", async () => {
+    const { page } = h;
+    const bad = [
+      "name: broken",
+      "domains:",
+      "  - name: guest",
+      "    memory: 1GB",
+      "    processes:",
+      "      - { name: p, kind: nosuch }",
+      "",
+    ].join("\n");
+    await page.setInputFiles("#file", {
+      name: "bad.yaml",
+      mimeType: "text/yaml",
+      buffer: Buffer.from(bad),
+    });
+    await page.waitForSelector("#error:not([hidden])");
+    const text = (await page.textContent("#error")) ?? "";
+    expect(text).toMatch(/^bad\.yaml:4:\d+: domains\[0\]\.memory: /);
+    expect(text).toContain("domains[0].processes[0].kind");
+    await page.screenshot({ path: `${ARTIFACTS}error.png`, fullPage: true });
+    // A file with a trace process: its trace is on disk, out of the page's reach.
+    const traced = BUILTIN_SCENARIOS.find((b) => b.name === "sort-trace")?.yaml ?? "";
+    await page.setInputFiles("#file", {
+      name: "traced.yaml",
+      mimeType: "text/yaml",
+      buffer: Buffer.from(traced),
+    });
+    await page.waitForSelector("#error:has-text('traced.yaml')");
+    expect(await page.textContent("#error")).toContain("cannot run in the browser");
+    // A good file then loads, and clears the error.
+    const loads = Number(await page.getAttribute("body", "data-loads"));
+    await page.selectOption("#mode", "");
+    const yaml = BUILTIN_SCENARIOS.find((b) => b.name === "database")?.yaml ?? "";
+    await page.setInputFiles("#file", {
+      name: "mine.yaml",
+      mimeType: "text/yaml",
+      buffer: Buffer.from(yaml.replace("name: database", "name: mine")),
+    });
+    await page.waitForSelector(`body[data-loads='${loads + 1}']`);
+    expect(await page.isHidden("#error")).toBe(true);
+    expect(await page.textContent("#status")).toMatch(/^mine \(seed \d+; db: native\)/);
+  }, 60_000);
+});

@@ -1,0 +1,74 @@
+/**
+ * The messages between the page and the simulation worker. The worker owns the Simulation; the
+ * page only renders what it is sent, so a long run never blocks the page.
+ */
+
+import type { Comparison, PagingMode, StepRecord } from "../../src/api/index.js";
+
+/** A built-in scenario by name, or the text of a scenario file the user loaded. */
+export type ScenarioSource =
+  | { kind: "builtin"; name: string }
+  | { kind: "file"; name: string; text: string };
+
+export interface RunSettings {
+  source: ScenarioSource;
+  /** Every domain in this mode, or null for the scenario's own modes. */
+  mode: PagingMode | null;
+  /** null: the scenario's seed. */
+  seed: number | null;
+  /** null: the scenario's length. */
+  accesses: number | null;
+}
+
+export type ToWorker =
+  | { type: "load"; settings: RunSettings }
+  | { type: "step" }
+  | { type: "run" }
+  | { type: "pause" }
+  | { type: "compare"; settings: RunSettings; modes: PagingMode[] };
+
+/** What the charts plot at one instant: cumulative counters, summed over domains unless keyed. */
+export interface ChartPoint {
+  /** Simulated cycles of the host. */
+  cycles: number;
+  /** VM exits so far by reason (pf, cr3, invlpg, ept_violation, hypercall). */
+  exits: Record<string, number>;
+  /** Shadow pages in use, all domains. */
+  shadowPages: number;
+  /** Bytes of host memory each domain holds, and its balloon target (bytes; 0: none). */
+  memory: Record<string, number>;
+  target: Record<string, number>;
+  /** Guest pages each domain's balloon holds (given back to the host: no host frame). */
+  ballooned: Record<string, number>;
+  /** Bytes saved by page sharing. */
+  savedBytes: number;
+}
+
+/** The run's state after a step or a slice of a run. */
+export interface RunState {
+  accessesDone: number;
+  accesses: number;
+  done: boolean;
+  running: boolean;
+  /** Owner code of each host frame (see FrameMap), its names and counts. */
+  owners: Uint8Array;
+  ownerNames: string[];
+  ownerCounts: number[];
+  /** The report's host counters, for the frame map's totals. */
+  framesTotal: number;
+  framesUsed: number;
+  chart: ChartPoint;
+}
+
+export type FromWorker =
+  | {
+      type: "loaded";
+      scenario: string;
+      seed: number;
+      domains: { name: string; mode: PagingMode }[];
+      state: RunState;
+    }
+  | { type: "error"; message: string }
+  | { type: "step"; record: StepRecord | null; state: RunState }
+  | { type: "state"; state: RunState }
+  | { type: "compare"; comparison: Comparison };

@@ -1,0 +1,69 @@
+/** The compare view: the same scenario and seed under several modes, one column per mode. */
+
+import type { Comparison, ModeResult } from "../../../src/api/index.js";
+import { h } from "../dom.js";
+
+const ROWS: [string, (r: ModeResult) => string | number][] = [
+  ["cycles", (r) => r.cycles],
+  ["overhead against the first mode", (r) => `${r.overhead_pct.toFixed(1)}%`],
+  ["user accesses", (r) => r.user_accesses],
+  ["guest page faults", (r) => r.guest_page_faults],
+  ["TLB misses", (r) => r.tlb_misses],
+  ["walk references per miss", (r) => (r.tlb_misses ? r.walk_refs / r.tlb_misses : 0).toFixed(2)],
+  ["VM exits", (r) => r.vmexits.total],
+  ["  #PF exits", (r) => r.vmexits.pf],
+  ["  CR3 exits", (r) => r.vmexits.cr3],
+  ["  INVLPG exits", (r) => r.vmexits.invlpg],
+  ["  EPT violations", (r) => r.vmexits.ept_violation],
+  ["  hypercalls", (r) => r.vmexits.hypercall],
+  ["shadow faults", (r) => r.shadow_fault],
+  ["emulated page-table writes", (r) => r.shadow_emulate_write],
+  ["shadow pages at the peak", (r) => r.shadow_pages_peak],
+  ["EPT pages", (r) => r.ept_pages],
+  ["P2M pages", (r) => r.p2m_pages],
+  ["VMM memory (KiB)", (r) => r.vmm_memory_bytes / 1024],
+];
+
+function key(label: string): string {
+  return label
+    .trim()
+    .replace(/[^a-zA-Z0-9]+/g, "-")
+    .toLowerCase();
+}
+
+export function renderCompare(root: HTMLElement, c: Comparison): void {
+  root.replaceChildren(
+    h(
+      "p",
+      {},
+      `${c.scenario}, seed ${c.seed}. The guest saw the same faults and data in every mode: `,
+      h("strong", { "data-field": "same-guest-view" }, c.same_guest_view ? "yes" : "NO"),
+    ),
+    h(
+      "table",
+      { class: "compare" },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          h("th", {}, ""),
+          c.results.map((r) => h("th", { scope: "col" }, r.mode)),
+        ),
+      ),
+      h(
+        "tbody",
+        {},
+        ROWS.map(([label, get]) =>
+          h(
+            "tr",
+            { "data-row": key(label) },
+            h("th", { scope: "row" }, label),
+            c.results.map((r) => h("td", { class: "num", "data-mode": r.mode }, String(get(r)))),
+          ),
+        ),
+      ),
+    ),
+  );
+}

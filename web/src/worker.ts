@@ -1,0 +1,144 @@
+/**
+ * The simulation worker: owns one Simulation and answers the page's messages (messages.ts). A
+ * run goes in slices of about SLICE_MS, with a state message after each, so a pause or a step
+ * is handled within one slice and the page gets steady updates.
+ */
+
+import { compareModes, type Simulation as Sim, Simulation } from "../../src/api/index.js";
+import type { ChartPoint, FromWorker, RunSettings, RunState, ToWorker } from "./messages.js";
+import { loadScenario } from "./scenarios.js";
+
+const SLICE_MS = 40;
+const EXIT_REASONS = ["pf", "cr3", "invlpg", "ept_violation", "hypercall"];
+
+let sim: Sim | null = null;
+let running = false;
+/** The current chain of slices: a pause then a run must not leave two chains going. */
+let chain = 0;
+
+function post(message: FromWorker): void {
+  const transfer = "state" in message ? [message.state.owners.buffer] : [];
+  (self as unknown as Worker).postMessage(message, transfer as Transferable[]);
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function create(settings: RunSettings): Sim {
+  const scenario = loadScenario(settings.source);
+  return new Simulation(scenario, {
+    ...(settings.mode ? { mode: settings.mode } : {}),
+    ...(settings.seed !== null ? { seed: settings.seed } : {}),
+    ...(settings.accesses !== null ? { accesses: settings.accesses } : {}),
+  });
+}
+
+function chartPoint(s: Sim): ChartPoint {
+  const exits: Record<string, number> = {};
+  for (const r of EXIT_REASONS) exits[r] = 0;
+  const memory: Record<string, number> = {};
+  const target: Record<string, number> = {};
+  const ballooned: Record<string, number> = {};
+  let shadowPages = 0;
+  for (const d of s.domains) {
+    const c = d.report().counters;
+    for (const r of EXIT_REASONS) exits[r] += c[`vmexits_${r}`] ?? 0;
+    shadowPages += c.shadow_pages ?? 0;
+    // Natively a domain holds its machine's frames in use; virtualized, its host frames.
+    memory[d.spec.name] = d.hostFramesUsed() * 4096;
+    target[d.spec.name] = (c.balloon_target_pages ?? 0) * 4096;
+    ballooned[d.spec.name] = c.balloon_pages ?? 0;
+  }
+  const sharing = s.host?.sharing;
+  return {
+    cycles: s.time(),
+    exits,
+    shadowPages,
+    memory,
+    target,
+    ballooned,
+    savedBytes: (sharing?.pagesSharing ?? 0) * 4096,
+  };
+}
+
+function state(s: Sim): RunState {
+  const map = s.frameMap();
+  return {
+    accessesDone: s.accessesDone,
+    accesses: s.scenario.run.accesses,
+    done: s.done,
+    running,
+    owners: map.owners,
+    ownerNames: map.names,
+    ownerCounts: map.counts,
+    framesTotal: map.owners.length,
+    framesUsed: map.used,
+    chart: chartPoint(s),
+  };
+}
+
+function slice(token: number): void {
+  if (!running || sim === null || token !== chain) return;
+  const end = performance.now() + SLICE_MS;
+  let more = true;
+  while (more && performance.now() < end) more = sim.runTurn();
+  if (!more) running = false;
+  post({ type: "state", state: state(sim) });
+  if (running) setTimeout(slice, 0, token);
+}
+
+function handle(msg: ToWorker): void {
+  switch (msg.type) {
+    case "load": {
+      running = false;
+      sim = null;
+      const s = create(msg.settings);
+      sim = s;
+      post({
+        type: "loaded",
+        scenario: s.scenario.name,
+        seed: s.scenario.seed,
+        domains: s.domains.map((d) => ({ name: d.spec.name, mode: d.spec.mode })),
+        state: state(s),
+      });
+      return;
+    }
+    case "step": {
+      if (sim === null) return;
+      running = false;
+      const record = sim.step();
+      post({ type: "step", record, state: state(sim) });
+      return;
+    }
+    case "run":
+      if (sim === null || running || sim.done) return;
+      running = true;
+      setTimeout(slice, 0, ++chain);
+      return;
+    case "pause":
+      running = false;
+      if (sim !== null) post({ type: "state", state: state(sim) });
+      return;
+    case "compare": {
+      const scenario = loadScenario(msg.settings.source);
+      const comparison = compareModes(scenario, msg.modes, {
+        ...(msg.settings.seed !== null ? { seed: msg.settings.seed } : {}),
+        ...(msg.settings.accesses !== null ? { accesses: msg.settings.accesses } : {}),
+      });
+      // The per-mode reports carry their whole series: the page needs only the summaries.
+      for (const r of comparison.results) r.report = { ...r.report, series: [] };
+      post({ type: "compare", comparison });
+      return;
+    }
+  }
+}
+
+self.onmessage = (e: MessageEvent<ToWorker>) => {
+  try {
+    handle(e.data);
+  } catch (err) {
+    running = false;
+    post({ type: "error", message: describe(err) });
+  }
+};
