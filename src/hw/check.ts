@@ -5,7 +5,7 @@
  * Reads tables without setting A/D and without touching counters: checking changes nothing.
  */
 
-import { KIND_SUP_READ } from "./access.js";
+import { KIND_SUP_READ, MASK_WRITES } from "./access.js";
 import type { Vcpu } from "./cpu.js";
 import { PAGES_PER_SIZE } from "./tlb.js";
 import { WALK_OK, Walker } from "./walker.js";
@@ -66,6 +66,31 @@ export function checkTlb(cpu: Vcpu, maxFrame: number, nested?: NestedView): stri
         return `${where} allows kinds 0x${perms.toString(16)}, the tables only 0x${allowed.toString(16)}`;
       }
       if (tag === cpu.globalTag && !walker.global) return `${where} is global but the leaf is not`;
+    }
+  }
+  return null;
+}
+
+/**
+ * Every 4 KiB frame each valid TLB entry of the vCPU reaches, whatever its tag, with whether the
+ * entry allows writes and where it is: the hardware's side of the isolation checks of every
+ * virtualized mode. `visit` returns a problem to stop with, or null.
+ */
+export function forEachTlbFrame(
+  cpu: Vcpu,
+  visit: (mfn: number, writable: boolean, where: string) => string | null,
+): string | null {
+  const tlb = cpu.tlb;
+  for (const [name, level] of tlb.named()) {
+    for (let s = 0; s < level.entries; s++) {
+      if (!level.isValid(s, tlb.tagGens)) continue;
+      const first = level.frameOf(s);
+      const pages = PAGES_PER_SIZE[level.decode(s).sizeCode];
+      const writable = (level.permsOf(s) & MASK_WRITES) !== 0;
+      for (let p = 0; p < pages; p++) {
+        const problem = visit(first + p, writable, `TLB ${name} slot ${s}`);
+        if (problem !== null) return problem;
+      }
     }
   }
   return null;

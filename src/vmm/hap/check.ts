@@ -6,10 +6,9 @@
  * the VMM's.
  */
 
-import { MASK_WRITES } from "../../hw/access.js";
+import { forEachTlbFrame } from "../../hw/check.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { EPT_W } from "../../hw/ept.js";
-import { PAGES_PER_SIZE } from "../../hw/tlb.js";
 import { type HostFrames, OWNER_DOMAIN, OWNER_SHARED, OWNER_VMM } from "../frames.js";
 import type { HapPaging } from "./hap.js";
 import { eptPermsOf } from "./hap.js";
@@ -44,20 +43,10 @@ export function checkEpt(hap: HapPaging, frames: HostFrames, domainId: number): 
  * 2D walk only ever ends in a frame the EPT maps.
  */
 export function checkReach(cpu: Vcpu, frames: HostFrames, domainId: number): string | null {
-  for (const [name, level] of cpu.tlb.named()) {
-    for (let s = 0; s < level.entries; s++) {
-      if (!level.isValid(s, cpu.tlb.tagGens)) continue;
-      const first = level.frameOf(s);
-      const pages = PAGES_PER_SIZE[level.decode(s).sizeCode];
-      const writable = (level.permsOf(s) & MASK_WRITES) !== 0;
-      for (let mfn = first; mfn < first + pages; mfn++) {
-        const owner = frames.owner[mfn];
-        const mine = owner === OWNER_DOMAIN && frames.ownerDomain[mfn] === domainId;
-        if (!mine && !(owner === OWNER_SHARED && !writable)) {
-          return `TLB ${name} slot ${s} reaches mfn ${mfn} (owner ${owner}, domain ${frames.ownerDomain[mfn]})${writable ? " writable" : ""}`;
-        }
-      }
-    }
-  }
-  return null;
+  return forEachTlbFrame(cpu, (mfn, writable, where) => {
+    const owner = frames.owner[mfn];
+    const mine = owner === OWNER_DOMAIN && frames.ownerDomain[mfn] === domainId;
+    if (mine || (owner === OWNER_SHARED && !writable)) return null;
+    return `${where} reaches mfn ${mfn} (owner ${owner}, domain ${frames.ownerDomain[mfn]})${writable ? " writable" : ""}`;
+  });
 }

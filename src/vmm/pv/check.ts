@@ -10,10 +10,9 @@
  *   base pointer), and a frame with a page-table type in use has no writable mapping.
  */
 
-import { MASK_WRITES } from "../../hw/access.js";
+import { forEachTlbFrame } from "../../hw/check.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { PTE_P, PTE_PS, PTE_RW, pteFrame } from "../../hw/pte.js";
-import { PAGES_PER_SIZE } from "../../hw/tlb.js";
 import { isXenL4Slot, PGT_L1, PGT_L4, PGT_NAMES, PGT_WRITABLE } from "./mm.js";
 import type { PvPaging } from "./pv.js";
 
@@ -28,23 +27,12 @@ export function checkPvIsolation(pv: PvPaging, cpu: Vcpu): string | null {
       return `pv: the base pointer mfn ${pv.baseMfn} is not an L4 table in use`;
     }
   }
-  const tlb = cpu.tlb;
-  for (const level of [tlb.l1, tlb.l2, tlb.l1Large, tlb.l2Large]) {
-    for (let s = 0; s < level.entries; s++) {
-      if (!level.isValid(s, tlb.tagGens)) continue;
-      const first = level.frameOf(s);
-      const pages = PAGES_PER_SIZE[level.decode(s).sizeCode];
-      const writable = (level.permsOf(s) & MASK_WRITES) !== 0;
-      for (let p = 0; p < pages; p++) {
-        const mfn = first + p;
-        if (!mm.owns(mfn)) return `pv: TLB slot ${s} reaches mfn ${mfn}, not the domain's`;
-        if (writable && mm.isTable(mfn)) {
-          return `pv: TLB slot ${s} lets the guest write its page table mfn ${mfn}`;
-        }
-      }
-    }
-  }
-  return null;
+  return forEachTlbFrame(cpu, (mfn, writable, where) => {
+    if (!mm.owns(mfn)) return `pv: ${where} reaches mfn ${mfn}, not the domain's`;
+    if (writable && mm.isTable(mfn))
+      return `pv: ${where} lets the guest write its page table mfn ${mfn}`;
+    return null;
+  });
 }
 
 /** The full check: every validated table's entries, and every count recounted. */

@@ -9,6 +9,7 @@
  */
 
 import { KIND_SUP_READ, MASK_WRITES } from "../../hw/access.js";
+import { forEachTlbFrame } from "../../hw/check.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { PTE_A, PTE_D, PTE_P, PTE_RW, pteFrame } from "../../hw/pte.js";
 import { PAGES_PER_SIZE } from "../../hw/tlb.js";
@@ -67,19 +68,8 @@ export function forEachReach(
   cpu: Vcpu,
   visit: (mfn: number, writable: boolean, where: string) => string | null,
 ): string | null {
-  const tlb = cpu.tlb;
-  for (const level of [tlb.l1, tlb.l2, tlb.l1Large, tlb.l2Large]) {
-    for (let s = 0; s < level.entries; s++) {
-      if (!level.isValid(s, tlb.tagGens)) continue;
-      const first = level.frameOf(s);
-      const pages = PAGES_PER_SIZE[level.decode(s).sizeCode];
-      const writable = (level.permsOf(s) & MASK_WRITES) !== 0;
-      for (let p = 0; p < pages; p++) {
-        const problem = visit(first + p, writable, `TLB slot ${s}`);
-        if (problem !== null) return problem;
-      }
-    }
-  }
+  const problem = forEachTlbFrame(cpu, visit);
+  if (problem !== null) return problem;
   for (const sp of sh.tables.pages()) {
     if (sp.type !== SH_L1 && !isFl1(sp.type)) continue;
     for (let i = 0; i < 512; i++) {
