@@ -24,7 +24,14 @@ import { leafFrame, PTE_A } from "./pte.js";
 import type { PrefixCache } from "./pwc.js";
 import type * as TlbConsts from "./tlb.js";
 import { cachedPerms, MAX_TAGS, Tlb } from "./tlb.js";
-import { type PagingControl, WALK_OK, WALK_SLOW, Walker, type WalkTrace } from "./walker.js";
+import {
+  type PagingControl,
+  WALK_OK,
+  WALK_SLOW,
+  Walker,
+  type WalkTrace,
+  walkLevels,
+} from "./walker.js";
 
 export type { WalkTrace };
 
@@ -549,16 +556,7 @@ export class Vcpu implements GuestCpu {
   }
 
   private recordNestedWalk(nested: NestedWalker, result: number): void {
-    const levels: WalkTrace["levels"] = [];
-    for (let level = nested.firstLevel; level >= nested.lastLevel; level--) {
-      levels.push({
-        level,
-        tableMfn: nested.tableMfn[level],
-        index: nested.tableIdx[level],
-        lo: nested.entryLo[level],
-        hi: nested.entryHi[level],
-      });
-    }
+    const levels = walkLevels(nested);
     const refs: NestedRef[] = nested.log ?? [];
     nested.log = null;
     this.trace?.push({

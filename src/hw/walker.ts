@@ -142,6 +142,31 @@ export interface WalkTrace {
   nested?: NestedRef[];
 }
 
+/** What a walker (1D or 2D) keeps of the levels its last walk read. */
+export interface WalkLevels {
+  firstLevel: number;
+  lastLevel: number;
+  readonly tableMfn: Float64Array;
+  readonly tableIdx: Int32Array;
+  readonly entryLo: Uint32Array;
+  readonly entryHi: Uint32Array;
+}
+
+/** The levels the last walk read, as the step API records them (cold). */
+export function walkLevels(w: WalkLevels): WalkTrace["levels"] {
+  const levels: WalkTrace["levels"] = [];
+  for (let level = w.firstLevel; level >= w.lastLevel; level--) {
+    levels.push({
+      level,
+      tableMfn: w.tableMfn[level],
+      index: w.tableIdx[level],
+      lo: w.entryLo[level],
+      hi: w.entryHi[level],
+    });
+  }
+  return levels;
+}
+
 export class Walker {
   /** First 4 KiB frame of the page that was found. */
   frame = 0;
@@ -356,20 +381,9 @@ export class Walker {
 
   /** The last walk as a record (cold: the step API's). */
   trace(root: number, result: number): WalkTrace {
-    const levels: WalkTrace["levels"] = [];
-    for (let level = this.firstLevel; level >= this.lastLevel; level--) {
-      levels.push({
-        level,
-        tableMfn: this.tableMfn[level],
-        index: this.tableIdx[level],
-        lo: this.entryLo[level],
-        hi: this.entryHi[level],
-      });
-    }
-    return { root, levels, result };
+    return { root, levels: walkLevels(this), result };
   }
 
-  /** Set A in every entry of the walk and D in the leaf for a write. */
   /**
    * The gfn of a table the A/D update would write whose frame is read-only (the root's is
    * tableGfn[4], -1 unless the caller set it), or ALL_WRITABLE.
@@ -387,6 +401,7 @@ export class Walker {
     return ALL_WRITABLE;
   }
 
+  /** Set A in every entry the walk read and D in the leaf for a write. */
   private setAccessedDirty(mem: HostMemory, leafLevel: number, write: boolean): void {
     for (let level = this.firstLevel; level >= leafLevel; level--) {
       let bits = PTE_A;
