@@ -46,10 +46,28 @@ function gvaSplit(r: StepRecord): HTMLElement {
   );
 }
 
-function levelsTable(walk: StepWalk, prefix: string, frameLabel: string): HTMLElement {
+/** One row of a walk's table: a level, the table read, the index, the entry and its flags. */
+interface LevelRow {
+  level: number;
+  table: number;
+  index: number;
+  entry: string;
+  flags: string;
+}
+
+/**
+ * A walk as a table of its levels. `id` names each cell's field (what the browser tests read):
+ * column "table", "index", "entry" or "flags" at a level.
+ */
+function entriesTable(
+  rows: LevelRow[],
+  heads: { table: string; entry: string },
+  id: (column: string, level: number) => string,
+  attrs: Record<string, string> = {},
+): HTMLElement {
   return h(
     "table",
-    { class: "walk", "data-walk": prefix },
+    { class: "walk", ...attrs },
     h(
       "thead",
       {},
@@ -57,63 +75,46 @@ function levelsTable(walk: StepWalk, prefix: string, frameLabel: string): HTMLEl
         "tr",
         {},
         h("th", {}, "level"),
-        h("th", {}, frameLabel),
+        h("th", {}, heads.table),
         h("th", {}, "index"),
-        h("th", {}, "entry"),
+        h("th", {}, heads.entry),
         h("th", {}, "flags"),
       ),
     ),
     h(
       "tbody",
       {},
-      walk.levels.map((l) =>
+      rows.map((l) =>
         h(
           "tr",
           { "data-level": l.level },
           h("td", {}, `L${l.level}`),
-          h("td", {}, field(`${prefix}-table-${l.level}`, hex(l.tableMfn))),
-          h("td", {}, field(`${prefix}-index-${l.level}`, l.index)),
-          h("td", {}, field(`${prefix}-entry-${l.level}`, l.entry)),
-          h("td", {}, field(`${prefix}-flags-${l.level}`, l.flags)),
+          h("td", {}, field(id("table", l.level), hex(l.table))),
+          h("td", {}, field(id("index", l.level), l.index)),
+          h("td", {}, field(id("entry", l.level), l.entry)),
+          h("td", {}, field(id("flags", l.level), l.flags)),
         ),
       ),
     ),
   );
 }
 
+function levelsTable(walk: StepWalk, prefix: string, frameLabel: string): HTMLElement {
+  return entriesTable(
+    walk.levels.map((l) => ({ ...l, table: l.tableMfn })),
+    { table: frameLabel, entry: "entry" },
+    (column, level) => `${prefix}-${column}-${level}`,
+    { "data-walk": prefix },
+  );
+}
+
 function guestWalk(r: StepRecord): HTMLElement {
   const g = r.guest;
-  const table = h(
-    "table",
-    { class: "walk" },
-    h(
-      "thead",
-      {},
-      h(
-        "tr",
-        {},
-        h("th", {}, "level"),
-        h("th", {}, "table gfn"),
-        h("th", {}, "index"),
-        h("th", {}, "gpte"),
-        h("th", {}, "flags"),
-      ),
-    ),
-    h(
-      "tbody",
-      {},
-      g.levels.map((l) =>
-        h(
-          "tr",
-          { "data-level": l.level },
-          h("td", {}, `L${l.level}`),
-          h("td", {}, field(`gpte-table-${l.level}`, hex(l.tableGfn))),
-          h("td", {}, field(`gpte-index-${l.level}`, l.index)),
-          h("td", {}, field(`gpte-${l.level}`, l.entry)),
-          h("td", {}, field(`gpte-flags-${l.level}`, l.flags)),
-        ),
-      ),
-    ),
+  // The guest's entries are gptes: "gpte-<level>" (not "gpte-entry-<level>").
+  const table = entriesTable(
+    g.levels.map((l) => ({ ...l, table: l.tableGfn })),
+    { table: "table gfn", entry: "gpte" },
+    (column, level) => (column === "entry" ? `gpte-${level}` : `gpte-${column}-${level}`),
   );
   return section(
     "Guest walk (the guest's own tables, gva -> gpa)",
