@@ -248,8 +248,7 @@ export class NestedWalker {
     const hi = this.entryHi[level];
     const vpn = Math.floor(gva / 4096);
     const span = level === 1 ? 1 : level === 2 ? 512 : 262144;
-    const baseGfn =
-      (((hi & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12)) & ~(span - 1 === 0 ? 0 : span - 1);
+    const baseGfn = (((hi & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12)) & ~(span - 1);
     const dataGfn = baseGfn + (vpn % span);
     const frame = this.eptTranslate(mem, eptRoot, dataGfn, eptNeed(kind));
     if (frame < 0) return EPT_VIOLATION;

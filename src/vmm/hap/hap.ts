@@ -98,13 +98,10 @@ export class HapPaging implements Intercepts {
       const base = gfn - (gfn % 512);
       const block = this.p2m.populateBlock(base);
       if (block >= 0) {
-        if (!this.ept.map(base, block, EPT_RWX, 2)) {
-          throw new DomainCrash(`the host has no memory left for the EPT tables of gfn ${gfn}`);
-        }
+        this.map(base, block, EPT_RWX, 2);
         // The leaf took the place of an L1 table (the block was split once): the hardware may
         // have cached the entry that named it.
         if (this.ept.replacedTable) this.invept();
-        this.counters[C_EPT_FILLS]++;
         return block + (gfn - base);
       }
     }
@@ -113,13 +110,18 @@ export class HapPaging implements Intercepts {
     // Already mapped so (a device write to a mapped page): nothing to do, and a 2 MiB leaf
     // over it stays whole.
     if (this.ept.lookup(gfn) === mfn && this.ept.perms === perms) return mfn;
-    if (!this.ept.map(gfn, mfn, perms, 1)) {
+    // A frame that replaced another (swap-in, a copy on write) was preceded by INVEPT when the
+    // P2M changed (dropMappings): no cached translation names the old one.
+    this.map(gfn, mfn, perms, 1);
+    return mfn;
+  }
+
+  /** One EPT leaf, or the domain is crashed when the host has no frame for a table. */
+  private map(gfn: Gfn, mfn: Mfn, perms: number, level: 1 | 2): void {
+    if (!this.ept.map(gfn, mfn, perms, level)) {
       throw new DomainCrash(`the host has no memory left for the EPT tables of gfn ${gfn}`);
     }
     this.counters[C_EPT_FILLS]++;
-    // The entry may have been there with fewer rights (a shared page now copied): the TLB may
-    // hold the old frame.
-    return mfn;
   }
 
   /** With paging off the guest's accesses are still guest-physical: through the EPT. */
