@@ -13,13 +13,14 @@ import { compareModes } from "../src/api/compare.js";
 import { SimulationError } from "../src/api/domain.js";
 import { Simulation } from "../src/api/simulation.js";
 import type { Scenario } from "../src/api/types.js";
+import type { Trace } from "../src/config/trace.js";
 import { USER_LIMIT } from "../src/guest/layout.js";
 import { VM_EXEC, VM_WRITE } from "../src/guest/process.js";
 import { formatGva } from "../src/hw/addr.js";
 import { loadBuiltinScenario, loadScenarioFile } from "../src/workload/scenario-file.js";
 import { parseScenario, ScenarioError } from "../src/workload/scenario-load.js";
 import { importLackey, readTrace } from "../src/workload/trace/file.js";
-import { encodeTrace, type Trace, TraceBuilder } from "../src/workload/trace/format.js";
+import { encodeTrace, TraceBuilder } from "../src/workload/trace/format.js";
 import { TRACE_FETCH, TRACE_LOAD, TRACE_STORE, TraceBatch } from "../src/workload/trace/lackey.js";
 import { GAP_PAGES, traceLayout } from "../src/workload/trace/layout.js";
 

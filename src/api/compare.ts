@@ -4,7 +4,7 @@
  * (it must: the same true page faults and the same data read).
  */
 
-import { fitProblem } from "../workload/scenario-schema.js";
+import { fitProblem } from "../config/fit.js";
 import { SimulationError } from "./domain.js";
 import { Simulation, type SimulationOptions } from "./simulation.js";
 import type { PagingMode, Report, Scenario } from "./types.js";

@@ -4,7 +4,8 @@
  * speed on one access, not the scenario machinery's.
  */
 
-import type { DomainSpec, ProcessSpec } from "../api/types.js";
+import { defaultBalloon, SCENARIO_DEFAULTS } from "../config/defaults.js";
+import type { DomainSpec, ProcessSpec } from "../config/scenario.js";
 import { Kernel } from "../guest/kernel.js";
 import { NativePagingOps, type PagingOps } from "../guest/paging-ops.js";
 import { Scheduler } from "../guest/scheduler.js";
@@ -14,7 +15,6 @@ import { newCounters } from "../metrics/counters.js";
 import { Host } from "../vmm/host.js";
 import { ProcessDriver } from "../workload/driver.js";
 import { Rng } from "../workload/rng.js";
-import { defaultBalloon, SCENARIO_DEFAULTS } from "../workload/scenario-schema.js";
 
 export type BenchMode = "native" | "shadow" | "hap" | "pv";
 

@@ -2,8 +2,8 @@
 
 import { type Comparison, compareModes, compareVarying, type Variation } from "../api/compare.js";
 import type { PagingMode } from "../api/types.js";
+import { PAGING_MODES } from "../config/scenario.js";
 import { formatSizeApprox } from "../workload/scenario-load.js";
-import { PAGING_MODES } from "../workload/scenario-schema.js";
 import { parseAccesses, parseSeed, parseVary } from "./args.js";
 import { EXIT_CHECKS, EXIT_OK, UsageError } from "./errors.js";
 import { formatInt, formatRatio, newTable } from "./format.js";

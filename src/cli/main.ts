@@ -5,8 +5,8 @@
 
 import { Command, Option } from "commander";
 import { VERSION } from "../api/version.js";
+import { PAGING_MODES } from "../config/scenario.js";
 import { DEFAULT_SCENARIO } from "../workload/builtin.js";
-import { PAGING_MODES } from "../workload/scenario-schema.js";
 import { type CompareOptions, compareCommand } from "./compare.js";
 import { exitQuietlyOnBrokenPipe } from "./epipe.js";
 import { describeError, EXIT_OK } from "./errors.js";

@@ -5,8 +5,9 @@
  */
 
 import type { DomainReport, Report } from "../api/types.js";
+import { COST_EVENTS } from "../config/scenario.js";
 import { PAGE_SIZE } from "../hw/addr.js";
-import { COST_DEFAULTS, COST_EVENTS } from "../metrics/cost.js";
+import { COST_DEFAULTS } from "../metrics/cost.js";
 import { COUNTER_NAMES } from "../metrics/counters.js";
 import { formatSizeApprox } from "../workload/scenario-load.js";
 import { formatInt, formatPercent, formatRatio, newTable } from "./format.js";

@@ -3,7 +3,7 @@
  * the primary result; cycles are a model on top, every cost overridable from a scenario.
  */
 
-import type { CostEvent, CostOverrides } from "../api/types.js";
+import { COST_EVENTS, type CostEvent, type CostOverrides } from "../config/scenario.js";
 import {
   C_ACCESSES,
   C_BALLOON_DEFLATED_PAGES,
@@ -191,8 +191,6 @@ export const COST_DEFAULTS: Record<CostEvent, CostDefault> = {
       "decoding and emulating a trapped store into an L1 table (Xen's ptwr), as the shadow emulator's few thousand (DESIGN.md); the #PF exit is counted apart",
   },
 };
-
-export const COST_EVENTS = Object.keys(COST_DEFAULTS) as CostEvent[];
 
 /** The cost model of a run: per-event cycles, applied to a counter array. */
 export class CostModel {

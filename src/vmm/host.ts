@@ -10,7 +10,7 @@ import type {
   HardwareSpec,
   HostSwapSpec,
   SharingSpec,
-} from "../api/types.js";
+} from "../config/scenario.js";
 import { NativePagingOps, type PagingOps } from "../guest/paging-ops.js";
 import { PvPagingOps } from "../guest/pv-paging-ops.js";
 import type { Mfn } from "../hw/addr.js";

@@ -13,6 +13,7 @@
  * drop every translation of the old frame first.
  */
 
+import type { BalloonTouchPolicy } from "../config/scenario.js";
 import type { Gfn, Mfn } from "../hw/addr.js";
 import { digestWord } from "../hw/memory.js";
 import {
@@ -48,9 +49,6 @@ export const NO_FRAME_NOT_RAM = -1;
 export const NO_FRAME_HOST_FULL = -2;
 /** gfn was ballooned out and the domain's policy treats it as MMIO. */
 export const NO_FRAME_BALLOONED = -3;
-
-/** What touching a ballooned-out gfn does (see README). */
-export type BalloonTouchPolicy = "populate" | "mmio";
 
 /** Whether a guest may write through a mapping of this type without an exit. */
 export function p2mWritable(type: number): boolean {

@@ -2,7 +2,7 @@
  * Built-in scenarios, kept as YAML text so that each is also an example of the file format
  * (scenarios/<name>.yaml holds the same text; a test keeps the two in step).
  */
-import type { Scenario } from "../api/types.js";
+import type { Scenario } from "../config/scenario.js";
 import { type ParseOptions, parseScenario, ScenarioError } from "./scenario-load.js";
 
 export interface BuiltinScenario {

@@ -11,7 +11,8 @@
  *   shows (trace/layout.ts); at the end it starts again (loop) or exits.
  */
 
-import type { ProcessSpec } from "../api/types.js";
+import type { ProcessSpec } from "../config/scenario.js";
+import type { Trace } from "../config/trace.js";
 import { userAccess } from "../guest/fault.js";
 import { fork } from "../guest/fork.js";
 import type { Kernel, ProcessImage } from "../guest/kernel.js";
@@ -21,7 +22,6 @@ import type { Scheduler } from "../guest/scheduler.js";
 import { KIND_USER_FETCH, KIND_USER_READ, KIND_USER_WRITE } from "../hw/access.js";
 import { PageSequence } from "./pattern.js";
 import type { Rng } from "./rng.js";
-import type { Trace } from "./trace/format.js";
 import { traceLayout } from "./trace/layout.js";
 
 /** What a step did. */

@@ -8,7 +8,7 @@
  * permutation, so that they do not sit in a few contiguous page tables.
  */
 
-import type { AccessPattern } from "../api/types.js";
+import type { AccessPattern } from "../config/scenario.js";
 import type { Rng } from "./rng.js";
 
 /** A page's index inside the region a pattern covers, 0..pages-1; the caller adds the region's base. */

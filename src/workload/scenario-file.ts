@@ -2,9 +2,10 @@
  * Reading a scenario file and the traces it names from disk (Node only; scenario-load.ts is
  * the browser-safe part).
  */
+
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { Scenario } from "../api/types.js";
+import type { Scenario } from "../config/scenario.js";
 import { builtinScenario } from "./builtin.js";
 import { parseScenario, ScenarioError } from "./scenario-load.js";
 import { readTrace } from "./trace/file.js";

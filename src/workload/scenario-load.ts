@@ -16,18 +16,14 @@ import {
   type Node as YamlNode,
 } from "yaml";
 import type { z } from "zod";
-import type { Scenario } from "../api/types.js";
-import {
-  ALLOWED_KEYS_MARK,
-  fitProblem,
-  SCENARIO_DEFAULTS,
-  type ScenarioFile,
-  scenarioFileSchema,
-} from "./scenario-schema.js";
-import type { Trace } from "./trace/format.js";
+import { SCENARIO_DEFAULTS } from "../config/defaults.js";
+import { fitProblem } from "../config/fit.js";
+import type { Scenario } from "../config/scenario.js";
+import type { Trace } from "../config/trace.js";
+import { ALLOWED_KEYS_MARK, type ScenarioFile, scenarioFileSchema } from "./scenario-schema.js";
 import { traceLayout, traceProblem } from "./trace/layout.js";
 
-export { formatSize, formatSizeApprox, parseSize } from "./scenario-schema.js";
+export { formatSize, formatSizeApprox, parseSize } from "../config/sizes.js";
 
 /** One thing wrong with a scenario file. line and column are 1-based, when known. */
 export interface ScenarioProblem {

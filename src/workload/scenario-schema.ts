@@ -6,153 +6,22 @@
  */
 
 import { z } from "zod";
-import type { BalloonSpec, CostEvent, PagingMode, ProcessKind } from "../api/types.js";
-import { COST_EVENTS } from "../metrics/cost.js";
-import { MOM_DEFAULTS } from "../vmm/balloon/policy.js";
-
-export const KiB = 1024;
-export const MiB = 1024 * KiB;
-export const GiB = 1024 * MiB;
-export const TiB = 1024 * GiB;
-
-/** Largest unit first, so formatSize picks the shortest exact form. */
-const SIZE_UNITS: readonly [string, number][] = [
-  ["TiB", TiB],
-  ["GiB", GiB],
-  ["MiB", MiB],
-  ["KiB", KiB],
-  ["B", 1],
-];
-
-export const SIZE_EXPECTED = 'expected a size such as "512MiB" or a number of bytes';
-
-/** The bytes in `input`, or a message saying why it is not a size. */
-export function sizeOrProblem(input: unknown): number | { problem: string } {
-  if (typeof input === "number") {
-    if (Number.isSafeInteger(input) && input >= 0) return input;
-    return { problem: 'expected a whole number of bytes (or a size such as "512MiB")' };
-  }
-  if (typeof input !== "string") return { problem: SIZE_EXPECTED };
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$/.exec(input);
-  if (!m) return { problem: SIZE_EXPECTED };
-  const unitName = m[2] === "" ? "B" : m[2];
-  const unit = SIZE_UNITS.find(([name]) => name === unitName);
-  if (!unit) {
-    const hint = binaryUnitFor(unitName);
-    return {
-      problem: hint
-        ? `${SIZE_EXPECTED} (units are binary: write "${m[1]}${hint}")`
-        : `${SIZE_EXPECTED} (units: B, KiB, MiB, GiB, TiB)`,
-    };
-  }
-  const bytes = Number(m[1]) * unit[1];
-  if (!Number.isSafeInteger(bytes)) {
-    return { problem: 'expected a whole number of bytes (or a size such as "512MiB")' };
-  }
-  return bytes;
-}
-
-/** "GiB" for "G", "GB", "gib" and so on; undefined when the unit is not a near miss. */
-function binaryUnitFor(unitName: string): string | undefined {
-  const m = /^([kmgt])(?:i?b)?$/i.exec(unitName);
-  if (m) return `${m[1].toUpperCase()}iB`;
-  if (/^b$/i.test(unitName) || /^bytes?$/i.test(unitName)) return "B";
-  return undefined;
-}
-
-/** Bytes from a size such as "512MiB", "1.5GiB", "4096" or 4096; throws RangeError otherwise. */
-export function parseSize(input: string | number): number {
-  const r = sizeOrProblem(input);
-  if (typeof r === "number") return r;
-  throw new RangeError(`${r.problem}, got ${JSON.stringify(input)}`);
-}
-
-/** The shortest exact form: 1073741824 -> "1GiB", 3145728 -> "3MiB", 1000 -> "1000B". */
-export function formatSize(bytes: number): string {
-  if (!Number.isSafeInteger(bytes)) return formatSizeApprox(bytes);
-  if (bytes === 0) return "0B";
-  for (const [name, unit] of SIZE_UNITS) {
-    if (bytes % unit === 0) return `${bytes / unit}${name}`;
-  }
-  return `${bytes}B`;
-}
-
-/** For messages and reports: at most two decimals, 966367641.6 -> "921.6MiB". */
-export function formatSizeApprox(bytes: number): string {
-  const abs = Math.abs(bytes);
-  for (const [name, unit] of SIZE_UNITS) {
-    if (abs >= unit || unit === 1) {
-      return `${Number((bytes / unit).toFixed(2))}${name}`;
-    }
-  }
-  return `${bytes}B`;
-}
-
-export const PAGING_MODES = ["native", "shadow", "hap", "pv"] as const satisfies PagingMode[];
-export const PROCESS_KINDS = [
-  "database",
-  "build",
-  "mmap-churn",
-  "trace",
-] as const satisfies ProcessKind[];
-export const PATTERN_TYPES = ["sequential", "uniform", "hotcold", "zipf", "stride"] as const;
-export { COST_EVENTS };
-
-// Compile-time checks that the lists above name every member of their unions.
-type Missing<U, L extends readonly unknown[]> = Exclude<U, L[number]>;
-const allModes: [Missing<PagingMode, typeof PAGING_MODES>] extends [never] ? true : never = true;
-const allKinds: [Missing<ProcessKind, typeof PROCESS_KINDS>] extends [never] ? true : never = true;
-void [allModes, allKinds];
-
-/** Defaults for every optional field of the file form. */
-export const SCENARIO_DEFAULTS = {
-  description: "",
-  seed: 1,
-  tlbL1: { entries: 64, ways: 4 },
-  tlbL2: { entries: 1536, ways: 12 },
-  pcid: false,
-  gigaPages: false,
-  accesses: 1_000_000,
-  sampleEvery: 1_000_000,
-  mode: "native" as PagingMode,
-  quantum: 5_000,
-  instances: 1,
-  code: MiB,
-  writes: 0.25,
-  fetches: 0.1,
-  childAccesses: 20_000,
-  jobs: 2,
-  churnAccesses: 5_000,
-  hugePages: false,
-  /** Balloon retry delays in domain cycles: Xen's 1 s doubling to 32 s, scaled to short runs. */
-  balloonRetryDelay: 1_000_000,
-  balloonMaxRetryDelay: 32_000_000,
-  /** Cycles of its own a ballooning domain may stay above its target before the host swaps. */
-  swapGrace: 20_000_000,
-  /** Host cycles between two runs of the automatic balloon policy. */
-  policyInterval: 5_000_000,
-  osImage: "linux",
-  /** KSM's pages_to_scan default; its 20 ms sleep scaled to the runs' length in cycles. */
-  pagesToScan: 100,
-  sharingSleep: 200_000,
-} as const;
-
-/** The balloon settings of a domain that says nothing of its balloon: a driver, no target. */
-export function defaultBalloon(memory: number): BalloonSpec {
-  return {
-    driver: true,
-    target: memory,
-    floor: 0,
-    touch: "populate",
-    schedule: [],
-    retryDelay: SCENARIO_DEFAULTS.balloonRetryDelay,
-    maxRetryDelay: SCENARIO_DEFAULTS.balloonMaxRetryDelay,
-  };
-}
-
-/** A domain's processes may use at most this fraction of its memory (the rest is the kernel's). */
-export const MEMORY_FIT_FRACTION = 0.9;
-export const MAX_DOMAIN_MEMORY = TiB;
+import { MAX_DOMAIN_MEMORY, MOM_DEFAULTS, SCENARIO_DEFAULTS } from "../config/defaults.js";
+import { fitProblem } from "../config/fit.js";
+import {
+  BALLOON_POLICIES,
+  BALLOON_TOUCH_POLICIES,
+  COST_EVENTS,
+  type CostEvent,
+  PAGING_MODES,
+  PATTERN_TYPES,
+  PROCESS_KINDS,
+  type ProcessKind,
+  SHARING_ALGORITHMS,
+  UNSHADOW_POLICIES,
+  WRITABLE_SEARCHES,
+} from "../config/scenario.js";
+import { formatSize, KiB, MiB, SIZE_EXPECTED, sizeOrProblem } from "../config/sizes.js";
 
 /** Marks an unknown-key message; the loader turns it into one problem per key. */
 export const ALLOWED_KEYS_MARK = "allowed keys: ";
@@ -360,30 +229,6 @@ const processSchema = strict({
 
 export type ProcessFile = z.output<typeof processSchema>;
 
-/**
- * Bytes a process needs at its peak: every instance's heap and code (a build: every job's).
- * A trace process's need is known once its trace is read (`traceBytes`, else 0).
- */
-/** What a process's footprint depends on (the file form's names). */
-export type FootprintInput = Pick<
-  ProcessFile,
-  "name" | "kind" | "instances" | "working_set" | "code" | "jobs"
->;
-
-export function processFootprint(p: FootprintInput, traceBytes = 0): number {
-  if (p.kind === "trace") return p.instances * traceBytes;
-  const code = p.code ?? SCENARIO_DEFAULTS.code;
-  const each = (p.working_set ?? 0) + code;
-  if (p.kind === "build") {
-    const jobs = p.jobs ?? SCENARIO_DEFAULTS.jobs;
-    return p.instances * (jobs * each + code);
-  }
-  return p.instances * each;
-}
-
-export const UNSHADOW_POLICIES = ["early", "flood", "none"] as const;
-export const WRITABLE_SEARCHES = ["rmap", "bruteforce"] as const;
-
 const shadowSchema = strict({
   pool: size(4 * KiB).optional(),
   unshadow: z
@@ -409,8 +254,6 @@ const hostSwapSchema = strict({
     });
   }
 });
-
-export const BALLOON_POLICIES = ["fixed", "auto"] as const;
 
 const balloonPolicySchema = z.discriminatedUnion(
   "type",
@@ -442,8 +285,6 @@ const balloonPolicySchema = z.discriminatedUnion(
   },
 );
 
-export const SHARING_ALGORITHMS = ["ksm", "esx"] as const;
-
 const sharingSchema = strict({
   enabled: bool().default(false),
   algorithm: z
@@ -473,8 +314,6 @@ const hostSchema = strict({
     }
   }
 });
-
-export const BALLOON_TOUCH_POLICIES = ["populate", "mmio"] as const;
 
 const balloonSchema = strict({
   driver: bool().default(true),
@@ -558,28 +397,6 @@ const domainSchema = strict({
   const problem = fitProblem(d.memory, d.processes);
   if (problem !== "") ctx.addIssue({ code: "custom", path: ["processes"], message: problem });
 });
-
-/**
- * Why a domain of `memory` bytes cannot hold its processes, or "". traceBytes gives the pages
- * of each trace process's trace (by index) once the traces are read.
- */
-export function fitProblem(
-  memory: number,
-  processes: readonly FootprintInput[],
-  traceBytes: readonly number[] = [],
-): string {
-  const footprints = processes.map((p, i) => processFootprint(p, traceBytes[i] ?? 0));
-  if (!footprints.every(Number.isFinite) || !Number.isFinite(memory)) return "";
-  const need = footprints.reduce((a, b) => a + b, 0);
-  const limit = memory * MEMORY_FIT_FRACTION;
-  if (need <= limit) return "";
-  const parts = processes.map((p, i) => `${p.name} ${formatSizeApprox(footprints[i])}`).join(", ");
-  return (
-    `the processes need ${formatSizeApprox(need)} (${parts}), more than ` +
-    `${MEMORY_FIT_FRACTION * 100}% of the domain's ${formatSizeApprox(memory)} of memory ` +
-    `(${formatSizeApprox(limit)}); give the domain more memory or the processes less`
-  );
-}
 
 function uniqueNames(
   items: { name: string }[],

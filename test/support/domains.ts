@@ -1,7 +1,7 @@
 /** The hardware and domain settings the VMM tests build domains with. */
 
 import type { DomainSpec, HardwareSpec, PagingMode, ShadowSpec } from "../../src/api/types.js";
-import { defaultBalloon } from "../../src/workload/scenario-schema.js";
+import { defaultBalloon } from "../../src/config/defaults.js";
 
 /** Default TLB geometry, no PCIDs, no 1 GiB pages. */
 export const TEST_HARDWARE: HardwareSpec = {

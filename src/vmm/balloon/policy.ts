@@ -13,21 +13,9 @@
  *   a moving average.
  */
 
-import type { BalloonPolicySpec } from "../../api/types.js";
+import type { AutoPolicySettings } from "../../config/scenario.js";
 import type { P2m } from "../p2m.js";
 import { type Xenstore, XS_MEMINFO_FREE, XS_TARGET } from "../xenstore.js";
-
-/** The automatic policy's settings, as a scenario gives them. */
-export type AutoPolicyOptions = Omit<Extract<BalloonPolicySpec, { type: "auto" }>, "type">;
-
-/** A MOM default, from its doc/balloon.rules. */
-export const MOM_DEFAULTS: Omit<AutoPolicyOptions, "interval"> = {
-  pressureThreshold: 0.2,
-  pressureCritical: 0.05,
-  minGuestFree: 0.2,
-  maxChange: 0.05,
-  minChange: 0.0025,
-};
 
 /** What a policy needs of a domain. */
 export interface PolicyDomain {
@@ -85,7 +73,7 @@ export class AutoBalloonPolicy {
 
   constructor(
     private readonly domains: readonly PolicyDomain[],
-    readonly options: AutoPolicyOptions,
+    readonly options: AutoPolicySettings,
   ) {}
 
   /** Run the rules if their interval has passed. */

@@ -6,6 +6,7 @@
  * writes to guest page tables.
  */
 
+import type { UnshadowPolicy, WritableSearch } from "../../config/scenario.js";
 import type { Gfn, Gpa, Gva, Mfn } from "../../hw/addr.js";
 import { type Intercepts, PF_EMULATED, PF_RETRY, type Vcpu } from "../../hw/cpu.js";
 import type { HostMemory } from "../../hw/memory.js";
@@ -25,10 +26,7 @@ import { unshadow } from "./emulate.js";
 import { handleShadowFault } from "./fault.js";
 import { isFl1, SH_L4, type ShadowPage } from "./page.js";
 import { Spte } from "./propagate.js";
-import { ShadowTables, type WritableSearch } from "./tables.js";
-
-/** How the VMM guesses that a guest page table is no longer one (process exits are invisible). */
-export type UnshadowPolicy = "early" | "flood" | "none";
+import { ShadowTables } from "./tables.js";
 
 export interface ShadowOptions {
   /** Pages in the domain's shadow pool. */

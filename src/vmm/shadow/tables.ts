@@ -9,6 +9,7 @@
  * are not some vCPU's root are freed at once, and their entries unhooked recursively.
  */
 
+import type { WritableSearch } from "../../config/scenario.js";
 import type { Gfn, Mfn } from "../../hw/addr.js";
 import type { HostMemory } from "../../hw/memory.js";
 import { PTE_HI_NX, PTE_P, PTE_RW, PTE_US, pteFrame } from "../../hw/pte.js";
@@ -23,9 +24,6 @@ import {
   C_SHADOW_WRITEABLE_BF,
 } from "../../metrics/counters.js";
 import { isFl1, SH_L1, SH_L2, SH_L3, SH_L4, ShadowPage, shadowKey } from "./page.js";
-
-/** How writable mappings of a newly shadowed page are found. */
-export type WritableSearch = "rmap" | "bruteforce";
 
 export class ShadowTables {
   private readonly hash = new Map<number, ShadowPage>();

@@ -13,12 +13,12 @@ import {
   writeSync,
 } from "node:fs";
 import { createGunzip, gunzipSync } from "node:zlib";
+import type { Trace } from "../../config/trace.js";
 import {
   decodeTrace,
   encodeRecords,
   TRACE_HEADER_BYTES,
   TRACE_MAGIC,
-  type Trace,
   TraceBuilder,
   traceHeader,
 } from "./format.js";

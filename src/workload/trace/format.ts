@@ -14,6 +14,7 @@
  * splits such accesses). A record is two u32 words, so a file's records are a Uint32Array view.
  */
 
+import { Trace } from "../../config/trace.js";
 import { type TraceBatch, TraceError } from "./lackey.js";
 
 export const TRACE_MAGIC = "MVTR";
@@ -42,36 +43,6 @@ export function encodeRecords(batch: TraceBatch): Uint8Array {
       (batch.addrHi[i] | (batch.kind[i] << 16) | ((batch.size[i] - 1) << 20)) >>> 0;
   }
   return new Uint8Array(words.buffer);
-}
-
-/** A whole trace in memory: its records as words (see the layout above). */
-export class Trace {
-  constructor(
-    /** Two words per record. */
-    readonly words: Uint32Array,
-    readonly count: number,
-  ) {}
-
-  addrLo(i: number): number {
-    return this.words[2 * i];
-  }
-
-  addrHi(i: number): number {
-    return this.words[2 * i + 1] & 0xffff;
-  }
-
-  /** The 48-bit address (a number: exact below 2^53). */
-  address(i: number): number {
-    return this.addrHi(i) * 4294967296 + this.words[2 * i];
-  }
-
-  kind(i: number): number {
-    return (this.words[2 * i + 1] >>> 16) & 3;
-  }
-
-  size(i: number): number {
-    return ((this.words[2 * i + 1] >>> 20) & 0xfff) + 1;
-  }
 }
 
 /** Collects batches into one Trace in memory (a lackey file read for a scenario). */

@@ -10,9 +10,9 @@
  * if code was fetched from it (a region mixing code and data is both, as a page with both is).
  */
 
+import type { Trace } from "../../config/trace.js";
 import { USER_LIMIT } from "../../guest/layout.js";
 import { VM_EXEC, VM_READ, VM_WRITE, type VmaLayout } from "../../guest/process.js";
-import type { Trace } from "./format.js";
 import { TRACE_FETCH, TRACE_STORE } from "./lackey.js";
 
 /** Untouched pages a region may span between two touched ones (64 KiB). */

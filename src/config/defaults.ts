@@ -1,0 +1,69 @@
+/**
+ * What a scenario gets for every setting it leaves out. The loader fills these in, so that a
+ * Scenario always holds every value; the figures' sources are beside them.
+ */
+
+import type { AutoPolicySettings, BalloonSpec, PagingMode } from "./scenario.js";
+import { MiB, TiB } from "./sizes.js";
+
+/** Defaults for every optional field of the file form. */
+export const SCENARIO_DEFAULTS = {
+  description: "",
+  seed: 1,
+  tlbL1: { entries: 64, ways: 4 },
+  tlbL2: { entries: 1536, ways: 12 },
+  pcid: false,
+  gigaPages: false,
+  accesses: 1_000_000,
+  sampleEvery: 1_000_000,
+  mode: "native" as PagingMode,
+  quantum: 5_000,
+  instances: 1,
+  code: MiB,
+  writes: 0.25,
+  fetches: 0.1,
+  childAccesses: 20_000,
+  jobs: 2,
+  churnAccesses: 5_000,
+  hugePages: false,
+  /** Balloon retry delays in domain cycles: Xen's 1 s doubling to 32 s, scaled to short runs. */
+  balloonRetryDelay: 1_000_000,
+  balloonMaxRetryDelay: 32_000_000,
+  /** Cycles of its own a ballooning domain may stay above its target before the host swaps. */
+  swapGrace: 20_000_000,
+  /** Host cycles between two runs of the automatic balloon policy. */
+  policyInterval: 5_000_000,
+  osImage: "linux",
+  /** KSM's pages_to_scan default; its 20 ms sleep scaled to the runs' length in cycles. */
+  pagesToScan: 100,
+  sharingSleep: 200_000,
+} as const;
+
+/** The balloon settings of a domain that says nothing of its balloon: a driver, no target. */
+export function defaultBalloon(memory: number): BalloonSpec {
+  return {
+    driver: true,
+    target: memory,
+    floor: 0,
+    touch: "populate",
+    schedule: [],
+    retryDelay: SCENARIO_DEFAULTS.balloonRetryDelay,
+    maxRetryDelay: SCENARIO_DEFAULTS.balloonMaxRetryDelay,
+  };
+}
+
+/**
+ * oVirt MOM's balloon rules (its doc/balloon.rules): below 20% free host memory every guest
+ * shrinks towards what it uses plus a margin (negative below 5%, critical pressure), by at most
+ * 5% of its size a step; a guest keeps 20% free; changes under 0.25% are not made.
+ */
+export const MOM_DEFAULTS: Omit<AutoPolicySettings, "interval"> = {
+  pressureThreshold: 0.2,
+  pressureCritical: 0.05,
+  minGuestFree: 0.2,
+  maxChange: 0.05,
+  minChange: 0.0025,
+};
+
+/** The largest guest a scenario may give a domain. */
+export const MAX_DOMAIN_MEMORY = TiB;
