@@ -24,12 +24,13 @@ import {
 import { AutoBalloonPolicy, setTarget, targetOf } from "../src/vmm/balloon/policy.js";
 import { DomainCrash } from "../src/vmm/crash.js";
 import { HostFrames } from "../src/vmm/frames.js";
+import { checkHostFrames } from "../src/vmm/frames-check.js";
 import { P2M_INVALID, P2M_RAM_PAGED, P2M_RAM_RW, P2m } from "../src/vmm/p2m.js";
-import { checkHostFrames } from "../src/vmm/shadow/check.js";
 import { Xenstore, XS_MEMINFO_FREE } from "../src/vmm/xenstore.js";
 import { builtinScenario } from "../src/workload/builtin.js";
 import { parseScenario } from "../src/workload/scenario-load.js";
 import { bootGuest, type TestGuest } from "./support/guest.js";
+import { shadowOf } from "./support/modes.js";
 
 function shadowGuest(memMiB = 16): TestGuest {
   return bootGuest(memMiB, { mode: "shadow" });
@@ -179,7 +180,7 @@ describe("host swapping", () => {
     const vmm = g.vmm!;
     g.swapOut(100_000); // everything it may take
     for (let gfn = 0; gfn < vmm.p2m.gfns; gfn++) {
-      if (vmm.shadow!.tables.isShadowedTable(gfn))
+      if (shadowOf(vmm).tables.isShadowedTable(gfn))
         expect(vmm.p2m.mfn[gfn]).toBeGreaterThanOrEqual(0);
     }
     g.check();

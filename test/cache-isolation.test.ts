@@ -16,6 +16,7 @@ import { Host } from "../src/vmm/host.js";
 import { checkPvIsolation } from "../src/vmm/pv/check.js";
 import { parseScenario } from "../src/workload/scenario-load.js";
 import { bootGuest, type TestGuest } from "./support/guest.js";
+import { hapOf } from "./support/modes.js";
 import { heapTables, LEAF, pvOf, update } from "./support/pv.js";
 
 const PWC_ONLY = { pwc: true, eptPwc: false, nestedTlb: false };
@@ -124,7 +125,7 @@ describe("HAP with 2 MiB EPT pages: a block whole again replaces its L1 table", 
 
   test("the replaced L1 table goes back to the host (every EPT page reachable from the root)", () => {
     const g = bootGuest(16, { mode: "hap", eptLargePages: true });
-    const hap = g.vmm!.hap!;
+    const hap = hapOf(g.vmm);
     reblock(g, 3584);
     expect(g.cpu.access(directMap(3584), KIND_SUP_READ, 0)).toBeGreaterThanOrEqual(0);
     let reachable = 0;

@@ -19,6 +19,7 @@ import { P2M_RAM_SHARED } from "../src/vmm/p2m.js";
 import { parseScenario } from "../src/workload/scenario-load.js";
 import { bootGuest, type GuestOptions, type TestGuest } from "./support/guest.js";
 import { evilAccess, evilWrite } from "./support/hostile.js";
+import { hapOf } from "./support/modes.js";
 import { observe } from "./support/observe.js";
 import { type Op, opArb, overcommitOpArb, sharingOpArb } from "./support/ops.js";
 
@@ -100,7 +101,7 @@ describe("the 2D walk", () => {
     g.cpu.invlpg(USER_HEAP_BASE);
     // The guest walk starts from CR3 again; every gfn is still in the nested TLB.
     expect(refsOfRead(g, proc, USER_HEAP_BASE)).toEqual({ refs: 4, ept: 0 });
-    g.vmm?.hap?.invept();
+    hapOf(g.vmm).invept();
     // Every cache starts empty: the first EPT walk of this walk makes 4 references; it fills
     // the EPT's caches, so each later one starts at the EPT's L1 table (the guest's tables and
     // the page lie in one 2 MiB region of guest-physical memory here): 4 + 4 * 1, and 4 guest.
@@ -323,10 +324,10 @@ describe("a hostile HAP guest cannot reach another domain's memory", () => {
           }
           const host = victim.g.host;
           const evilVmm = evil.g.vmm;
-          if (host === null || evilVmm === null || evilVmm.hap === null) throw new Error("no VMM");
+          if (host === null || evilVmm === null) throw new Error("no VMM");
           if (!crashed) {
             expect(checkReach(evil.g.cpu, host.frames, evilVmm.id)).toBeNull();
-            expect(checkEpt(evilVmm.hap, host.frames, evilVmm.id)).toBeNull();
+            expect(checkEpt(hapOf(evilVmm), host.frames, evilVmm.id)).toBeNull();
           }
           for (let p = 1; p < 16; p++) {
             expect(victim.g.read(victim.proc, USER_HEAP_BASE + p * 4096)).toBe(p);

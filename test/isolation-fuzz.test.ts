@@ -7,6 +7,7 @@ import { PTE_A, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US, pteHi, pteLo } from "../sr
 import { DomainCrash } from "../src/vmm/crash.js";
 import { checkBookkeeping, checkIsolation } from "../src/vmm/shadow/check.js";
 import { bootGuest } from "./support/guest.js";
+import { shadowOf } from "./support/modes.js";
 
 /**
  * A hostile guest that writes raw entries into its page tables (pointing anywhere, at other
@@ -77,8 +78,8 @@ for (const pool of [8, 12, 0])
             if (!(e instanceof DomainCrash)) throw e;
             return;
           }
-          expect(checkIsolation(g.vmm!.shadow!, g.cpu, g.host!.frames, g.vmm!.id)).toBeNull();
-          expect(checkBookkeeping(g.vmm!.shadow!)).toBeNull();
+          expect(checkIsolation(shadowOf(g.vmm), g.cpu, g.host!.frames, g.vmm!.id)).toBeNull();
+          expect(checkBookkeeping(shadowOf(g.vmm))).toBeNull();
         },
       ),
       { numRuns: 300, seed: pool + 1 },

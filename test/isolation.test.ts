@@ -16,10 +16,12 @@ import { PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US, pteHi, pteLo } from "../src/hw/pte
 import { COUNTER_NAMES, newCounters } from "../src/metrics/counters.js";
 import { DomainCrash } from "../src/vmm/crash.js";
 import { OWNER_DOMAIN } from "../src/vmm/frames.js";
+import { checkHostFrames } from "../src/vmm/frames-check.js";
 import { Host, type VmmDomain } from "../src/vmm/host.js";
-import { checkHostFrames, checkIsolation, checkShadow } from "../src/vmm/shadow/check.js";
+import { checkIsolation, checkShadow } from "../src/vmm/shadow/check.js";
 import { shadowSpec, TEST_HARDWARE } from "./support/domains.js";
 import { evilAccess, evilWrite } from "./support/hostile.js";
+import { shadowOf } from "./support/modes.js";
 
 const HW = TEST_HARDWARE;
 const spec = (name: string) => shadowSpec(name);
@@ -64,8 +66,8 @@ function twoDomains() {
  */
 function assertIsolated(host: Host, evil: Dom, victim: Dom, evilCrashed: boolean): void {
   if (!evilCrashed)
-    expect(checkIsolation(evil.vmm.shadow!, evil.vmm.cpu, host.frames, evil.vmm.id)).toBeNull();
-  expect(checkShadow(victim.vmm.shadow!, victim.vmm.cpu, host.frames, victim.vmm.id)).toBeNull();
+    expect(checkIsolation(shadowOf(evil.vmm), evil.vmm.cpu, host.frames, evil.vmm.id)).toBeNull();
+  expect(checkShadow(shadowOf(victim.vmm), victim.vmm.cpu, host.frames, victim.vmm.id)).toBeNull();
   expect(checkHostFrames(host.frames)).toBeNull();
   for (let i = 0; i < 32; i++) {
     expect(

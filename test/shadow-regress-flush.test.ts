@@ -11,6 +11,7 @@ import { Host } from "../src/vmm/host.js";
 import { P2M_INVALID } from "../src/vmm/p2m.js";
 import { checkIsolation } from "../src/vmm/shadow/check.js";
 import { shadowSpec, TEST_HARDWARE } from "./support/domains.js";
+import { shadowOf } from "./support/modes.js";
 
 /** Kept from the review's reproductions: evaluates what it was shown, prints nothing. */
 const note = (..._values: unknown[]): void => {};
@@ -99,7 +100,7 @@ test("a P2M change flushes even a frame only the TLB still maps", () => {
   note("C", tc()); // shadow l1e cleared by emulation; guest does not INVLPG
   vmm.p2m.replace(Y, -1, P2M_INVALID); // e.g. balloon decrease_reservation
   host.frames.release(M);
-  note("isolation:", checkIsolation(vmm.shadow!, vmm.cpu, host.frames, vmm.id));
+  note("isolation:", checkIsolation(shadowOf(vmm), vmm.cpu, host.frames, vmm.id));
   const f = vmm.cpu.access(V2, KIND_USER_READ, 0);
   note("access returned mfn", f, "(freed mfn", M, ") owner", host.frames.owner[M]);
   expect(f).not.toBe(M);

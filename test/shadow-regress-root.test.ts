@@ -8,6 +8,7 @@ import { newCounters } from "../src/metrics/counters.js";
 import { Host } from "../src/vmm/host.js";
 import { checkIsolation } from "../src/vmm/shadow/check.js";
 import { shadowSpec, TEST_HARDWARE } from "./support/domains.js";
+import { shadowOf } from "./support/modes.js";
 
 /** Kept from the review's reproductions: evaluates what it was shown, prints nothing. */
 const note = (..._values: unknown[]): void => {};
@@ -46,6 +47,6 @@ test("enabling paging without a CR3 write reaches no other domain's frame", () =
     }
   }
   note("victim frames reached by evil:", leaked);
-  note(checkIsolation(evil.shadow!, evil.cpu, host.frames, evil.id));
+  note(checkIsolation(shadowOf(evil), evil.cpu, host.frames, evil.id));
   expect(leaked).toBe(0);
 });

@@ -11,6 +11,7 @@ import { unshadow } from "../src/vmm/shadow/emulate.js";
 import { isFl1, SH_L1, SH_L4 } from "../src/vmm/shadow/page.js";
 import { defaultShadowPoolPages } from "../src/vmm/shadow/shadow.js";
 import { bootGuest, type GuestOptions, type TestGuest } from "./support/guest.js";
+import { shadowOf } from "./support/modes.js";
 
 const image = { code: 4096, heap: 256 * 4096, hugeHeap: false };
 const page = (n: number) => USER_HEAP_BASE + n * 4096;
@@ -18,7 +19,7 @@ const page = (n: number) => USER_HEAP_BASE + n * 4096;
 function shadowGuest(options: GuestOptions = {}) {
   const g = bootGuest(32, { mode: "shadow", ...options });
   const count = (name: CounterName) => g.counters[COUNTER_NAMES.indexOf(name)];
-  const sh = g.vmm!.shadow!;
+  const sh = shadowOf(g.vmm);
   return { g, sh, count };
 }
 

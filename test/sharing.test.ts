@@ -25,6 +25,7 @@ import { checkSharing } from "../src/vmm/sharing/check.js";
 import { KsmScanner } from "../src/vmm/sharing/ksm.js";
 import { builtinScenario } from "../src/workload/builtin.js";
 import { bootGuest, TEST_SHARING, type TestGuest } from "./support/guest.js";
+import { shadowOf } from "./support/modes.js";
 
 const page = (i: number) => USER_HEAP_BASE + i * 4096;
 
@@ -397,7 +398,7 @@ describe("review fixes", () => {
     const p = spawn(a, 1);
     a.write(p, page(0), 1);
     const vmm = a.vmm!;
-    const w = vmm.shadow!.guestWalker;
+    const w = shadowOf(vmm).guestWalker;
     const rootGfn = p.l4Gfn;
     const rootMfn = vmm.p2m.mfn[rootGfn];
     const readOnly = new Uint8Array(a.host!.frames.frames);

@@ -4,6 +4,7 @@ import { PTE_P, PTE_US, pteLo } from "../src/hw/pte.js";
 import { BUILTIN_SCENARIOS, builtinScenario } from "../src/workload/builtin.js";
 import { loadBuiltinScenario } from "../src/workload/scenario-file.js";
 import { parseScenario } from "../src/workload/scenario-load.js";
+import { shadowOf } from "./support/modes.js";
 
 const short = (_name: string, accesses = 30_000) => ({ accesses });
 
@@ -193,7 +194,7 @@ describe("check mode under shadow paging", () => {
     const report = sim.run();
     expect(report.checks.violations).toBe(0);
     const d = sim.domains[0];
-    const shadow = d.platform.vmm!.shadow!;
+    const shadow = shadowOf(d.platform.vmm);
     // Point a live shadow leaf at a frame of the shadow pool: no guest may reach that.
     const leafPage = [...shadow.tables.pages()].find((sp) => sp.level === 1)!;
     const someShadowFrame = [...shadow.tables.pages()][0].mfn;

@@ -5,11 +5,8 @@
  */
 
 import { BalloonDriver } from "../guest/balloon.js";
-import { checkGuest } from "../guest/check.js";
 import { Kernel } from "../guest/kernel.js";
 import { Scheduler } from "../guest/scheduler.js";
-import { checkTlb } from "../hw/check.js";
-import { eptKindMask } from "../hw/ept.js";
 import type { CostModel } from "../metrics/cost.js";
 import {
   C_DOMAIN_CRASHES,
@@ -18,17 +15,13 @@ import {
   countersToRecord,
   newCounters,
 } from "../metrics/counters.js";
-import { checkP2m } from "../vmm/balloon/check.js";
 import { targetOf } from "../vmm/balloon/policy.js";
 import { DomainCrash } from "../vmm/crash.js";
-import { checkEpt, checkReach } from "../vmm/hap/check.js";
-import { eptPermsOf } from "../vmm/hap/hap.js";
 import type { Host } from "../vmm/host.js";
-import { checkPvIsolation, checkPvTables } from "../vmm/pv/check.js";
-import { checkBookkeeping, checkHostFrames, checkShadow } from "../vmm/shadow/check.js";
-import { checkSharing } from "../vmm/sharing/check.js";
+import { isVirtualMode } from "../vmm/modes.js";
 import { ProcessDriver, STEP_ACCESS, STEP_BLOCKED, STEP_EXITED } from "../workload/driver.js";
 import type { Rng } from "../workload/rng.js";
+import { checkDomain } from "./check.js";
 import { nativePlatform, type Platform, virtualPlatform } from "./platform.js";
 import type { DomainReport, DomainSpec, ProcessReport, Scenario } from "./types.js";
 
@@ -86,17 +79,7 @@ export class DomainRuntime {
         );
       }
     }
-    if (spec.mode === "shadow" && scenario.hardware.gigaPages) {
-      throw new SimulationError(
-        `domain ${spec.name}: shadow paging does not support 1 GiB guest pages (hardware.giga_pages)`,
-      );
-    }
-    if (spec.mode === "pv" && scenario.hardware.gigaPages) {
-      throw new SimulationError(
-        `domain ${spec.name}: a PV guest has no large pages (hardware.giga_pages)`,
-      );
-    }
-    if (spec.mode === "native" || host === null) {
+    if (host === null || !isVirtualMode(spec.mode)) {
       this.platform = nativePlatform(spec, scenario.hardware, this.counters);
     } else {
       try {
@@ -188,13 +171,7 @@ export class DomainRuntime {
     if (vmm === null) return this.platform.guestFrames - this.kernel.frames.freeCount;
     // gfns on shared frames are not counted: those frames are the host's, shared by several.
     const p2m = vmm.p2m;
-    return (
-      p2m.populated -
-      p2m.sharedGfns +
-      p2m.tablePages.length +
-      vmm.shadowPoolPages +
-      (vmm.hap?.eptPages ?? 0)
-    );
+    return p2m.populated - p2m.sharedGfns + p2m.tablePages.length + vmm.paging.hostFrames();
   }
 
   /** The driver of the process that ran the last step. */
@@ -348,46 +325,11 @@ export class DomainRuntime {
     addProcess(total, driver);
   }
 
-  /** Check the invariants that apply (native: TLB against tables; the guest's accounting). */
+  /** Check the invariants (see checkDomain); a violation is counted, the first one kept. */
   runChecks(full: boolean): void {
     if (this.crashed !== "") return;
     this.lastCheckStep = this.guestSteps;
-    const cpu = this.platform.cpu;
-    const vmm = this.platform.vmm;
-    // Natively the TLB is checked against the tables the hardware walks. Under shadow paging a
-    // global entry may outlive the root it came from (as on real hardware) while the new root's
-    // shadow is still empty, so TLB entries are checked against the guest's tables and the P2M.
-    // Natively and under PV the hardware walks the guest's own tables.
-    let err = vmm === null || vmm.pv ? checkTlb(cpu, this.platform.mem.frames) : null;
-    if (err === null && vmm?.pv) {
-      err = checkPvIsolation(vmm.pv, cpu);
-      if (err === null && full) err = checkPvTables(vmm.pv);
-    }
-    if (err === null && vmm?.hap && this.host) {
-      const p2m = vmm.p2m;
-      err = checkTlb(cpu, this.host.mem.frames, {
-        mfnOf: p2m.mfn,
-        kindMaskOf: (gfn) => eptKindMask(eptPermsOf(p2m.type[gfn])),
-      });
-      if (err === null && full) {
-        err =
-          checkEpt(vmm.hap, this.host.frames, vmm.id) ?? checkReach(cpu, this.host.frames, vmm.id);
-      }
-    }
-    if (err === null && vmm?.shadow && this.host) {
-      err = checkShadow(vmm.shadow, cpu, this.host.frames, vmm.id);
-      if (err === null && full)
-        err = checkBookkeeping(vmm.shadow) ?? checkHostFrames(this.host.frames);
-    }
-    if (err === null && full && vmm !== null && this.host) {
-      if (vmm.shadow === null) err = checkHostFrames(this.host.frames);
-      err ??=
-        checkP2m(vmm.p2m, this.host.frames, vmm.id, this.kernel.balloon?.inBalloon ?? null) ??
-        checkSharing(this.host);
-    }
-    if (err === null && full) {
-      err = checkGuest(this.kernel, this.platform.peek);
-    }
+    const err = checkDomain(this.platform, this.kernel, this.host, full);
     if (err !== null) {
       this.violations++;
       if (this.firstViolation === "") this.firstViolation = `domain ${this.spec.name}: ${err}`;
@@ -421,21 +363,7 @@ export class DomainRuntime {
       counters.balloon_pages = this.kernel.balloon?.count ?? 0;
       counters.host_swapped_out = vmm.p2m.swappedOut;
     }
-    if (vmm?.hap) counters.ept_pages = vmm.hap.eptPages;
-    if (vmm?.pv) {
-      // The VMM's memory for a PV domain: its P2M pages (p2m_pages, above) and its share of the
-      // m2p, 8 bytes per host frame, mapped read-only into every PV guest.
-      counters.pv_pt_pages = vmm.pv.tablePages();
-      counters.m2p_pages = Math.ceil((this.platform.mem.frames * 8) / 4096);
-    }
-    if (vmm?.shadow) {
-      const t = vmm.shadow.tables;
-      counters.shadow_pool_pages = vmm.shadowPoolPages;
-      counters.shadow_pages = t.inUse;
-      counters.shadow_pages_peak = t.peak;
-      counters.shadow_bytes_peak = t.peak * 4096;
-      counters.shadow_overhead_pct = (100 * t.peak * 4096) / this.spec.memory;
-    }
+    vmm?.paging.report(counters);
     return {
       name: this.spec.name,
       mode: this.spec.mode,

@@ -1,17 +1,19 @@
 /**
- * What a domain runs on. Native mode: a machine of its own, with as many frames as the domain
- * has memory, no VMM, guest frame = machine frame. The virtualized modes (vmm/) build the same
- * shape with a P2M behind it, so the guest kernel and the run loop never know which it got.
+ * What a domain runs on, assembled here where the guest and the VMM meet (neither imports the
+ * other). Native mode: a machine of its own, with as many frames as the domain has memory, no
+ * VMM, guest frame = machine frame. A virtualized mode: a domain the VMM builds on the shared
+ * host, and the guest paging operations its mode needs. The guest kernel and the run loop never
+ * know which they got.
  */
 
-import type { GuestMemoryPeek } from "../guest/check.js";
+import type { DomainSpec, HardwareSpec } from "../config/scenario.js";
 import { NativePagingOps, type PagingOps } from "../guest/paging-ops.js";
+import { PvPagingOps } from "../guest/pv-paging-ops.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
+import type { GuestMemoryPeek } from "../hw/peek.js";
 import { pwcLevels } from "../hw/pwc.js";
 import type { Host, VmmDomain } from "../vmm/host.js";
-import { PvGuestPeek } from "../vmm/pv/peek.js";
-import type { DomainSpec, HardwareSpec } from "./types.js";
 
 export interface Platform {
   mem: HostMemory;
@@ -25,6 +27,11 @@ export interface Platform {
   peek: GuestMemoryPeek;
   /** The VMM's record of the domain; null in native mode. */
   vmm: VmmDomain | null;
+}
+
+export interface VirtualPlatformOptions {
+  /** A PV guest stores its L1 entries directly, trapped and emulated (Xen's ptwr). */
+  writablePageTables?: boolean;
 }
 
 export function nativePlatform(
@@ -53,21 +60,35 @@ export function nativePlatform(
   };
 }
 
-/** A domain built by the VMM on the shared host. */
+/**
+ * A domain built by the VMM on the shared host. Throws RangeError when its mode cannot run it
+ * or the host cannot hold it.
+ */
 export function virtualPlatform(
   host: Host,
   domain: DomainSpec,
   hardware: HardwareSpec,
   counters: Float64Array,
+  options: VirtualPlatformOptions = {},
 ): Platform {
   const vmm = host.createDomain(domain, hardware, counters);
   return {
     mem: host.mem,
     cpu: vmm.cpu,
-    ops: host.pagingOps(vmm),
+    ops: guestPagingOps(host, vmm, options),
     guestFrames: domain.memory / 4096,
     gfnToMfn: (gfn) => vmm.p2m.lookup(gfn),
-    peek: vmm.pv ? new PvGuestPeek(vmm.p2m, host.frames.m2p) : vmm.p2m,
+    peek: vmm.paging.guestView,
     vmm,
   };
+}
+
+/**
+ * The guest kernel's paging operations (its pv_ops) for the kernel the domain's mode needs: an
+ * unmodified kernel's, or a PV kernel's hypercalls, reading its own p2m list and the m2p
+ * (read-only to it, as Xen maps it).
+ */
+function guestPagingOps(host: Host, vmm: VmmDomain, options: VirtualPlatformOptions): PagingOps {
+  if (vmm.paging.guestKernel === "hvm") return new NativePagingOps(vmm.cpu);
+  return new PvPagingOps(vmm.cpu, vmm.p2m.mfn, host.frames.m2p, options);
 }

@@ -4,6 +4,7 @@
  * speed on one access, not the scenario machinery's.
  */
 
+import { virtualPlatform } from "../api/platform.js";
 import { defaultBalloon, SCENARIO_DEFAULTS } from "../config/defaults.js";
 import type { DomainSpec, ProcessSpec } from "../config/scenario.js";
 import { Kernel } from "../guest/kernel.js";
@@ -40,7 +41,8 @@ export function benchGuest(mode: BenchMode, memBytes: number, heapPages: number)
     };
     // RAM, the P2M's pages, the EPT's (or the shadow pool) and room to spare.
     host = new Host(frames + (3 * frames) / 512 + 8192);
-    const vmm = host.createDomain(
+    const platform = virtualPlatform(
+      host,
       spec,
       {
         tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 12 } },
@@ -49,8 +51,8 @@ export function benchGuest(mode: BenchMode, memBytes: number, heapPages: number)
       },
       counters,
     );
-    cpu = vmm.cpu;
-    ops = host.pagingOps(vmm);
+    cpu = platform.cpu;
+    ops = platform.ops;
   }
   const kernel = new Kernel(cpu, ops, frames, counters, {
     gigaPages: false,

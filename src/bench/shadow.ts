@@ -39,12 +39,13 @@ export function benchShadowFork(count = 2000): BenchResult {
   const before = g.counters[C_FORKS];
   const s = timeIt(() => storm(count));
   const forks = g.counters[C_FORKS] - before;
-  const tables = g.host?.domains[0].shadow?.tables;
+  const report: Record<string, number> = {};
+  g.host?.domains[0].paging.report(report);
   return {
     name: "shadow-fork",
     forks,
     seconds: round(s),
     forks_per_s: Math.round(forks / s),
-    shadow_pages_peak: tables?.peak ?? 0,
+    shadow_pages_peak: report.shadow_pages_peak ?? 0,
   };
 }

@@ -6,18 +6,9 @@
  */
 
 import type { Gfn } from "../hw/addr.js";
+import type { GuestMemoryPeek } from "../hw/peek.js";
 import { leafFrame, PTE_P, PTE_PS, PTE_US, pteFrame } from "../hw/pte.js";
 import { KERNEL_RESERVED_FRAMES, type Kernel } from "./kernel.js";
-
-/**
- * The guest's physical memory as a checker reads it, with no side effect: natively the host
- * memory itself, under a VMM the P2M (which also reads pages the host swapped out).
- */
-export interface GuestMemoryPeek {
-  peek64(gfn: Gfn, index: number): void;
-  lo: number;
-  hi: number;
-}
 
 /** Returns a description of the first inconsistency, or null. */
 export function checkGuest(k: Kernel, mem: GuestMemoryPeek): string | null {

@@ -1,7 +1,7 @@
 /**
  * The virtualized host: one physical memory shared by every virtualized domain, its frame
- * allocator, and the domains the VMM has built. Building a domain gives it a P2M, a vCPU with
- * the paging mode's intercepts installed, and (for shadow paging) its shadow pool.
+ * allocator, and the domains the VMM has built. Building a domain gives it a P2M, a vCPU and
+ * its paging mode (modes.ts), whose intercepts the vCPU exits to.
  */
 
 import type {
@@ -11,22 +11,15 @@ import type {
   HostSwapSpec,
   SharingSpec,
 } from "../config/scenario.js";
-import { NativePagingOps, type PagingOps } from "../guest/paging-ops.js";
-import { PvPagingOps } from "../guest/pv-paging-ops.js";
-import type { Mfn } from "../hw/addr.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
-import { NestedWalker } from "../hw/nested.js";
-import { pwcLevels } from "../hw/pwc.js";
 import { newCounters } from "../metrics/counters.js";
 import { AutoBalloonPolicy, FixedTargets, type PolicyDomain, setTarget } from "./balloon/policy.js";
 import { HostSwap } from "./balloon/swap.js";
-import { HostFrames, OWNER_SHADOW } from "./frames.js";
-import { HapPaging } from "./hap/hap.js";
+import { HostFrames } from "./frames.js";
+import { isVirtualMode, pagingModeFactory } from "./modes.js";
 import { P2m } from "./p2m.js";
-import { PvFrameTypes } from "./pv/mm.js";
-import { PvPaging } from "./pv/pv.js";
-import { defaultShadowPoolPages, ShadowPaging } from "./shadow/shadow.js";
+import type { VmmPaging } from "./paging.js";
 import { EsxScanner } from "./sharing/esx.js";
 import { KsmScanner } from "./sharing/ksm.js";
 import { SharedFrames } from "./sharing/shared.js";
@@ -38,15 +31,8 @@ export interface VmmDomain extends PolicyDomain {
   spec: DomainSpec;
   p2m: P2m;
   cpu: Vcpu;
-  shadow: ShadowPaging | null;
-  /** Hardware-assisted paging (hap mode): the EPT. */
-  hap: HapPaging | null;
-  /** PV direct paging, for a PV domain. */
-  pv: PvPaging | null;
-  /** Shadow pool pages (allocated from the host when the domain is built). */
-  shadowPoolPages: number;
-  /** The frames of the shadow pool. */
-  poolFrames: Mfn[];
+  /** Its paging mode: the VMM's side of its vCPU and everything the mode holds for it. */
+  paging: VmmPaging;
   /** The domain was destroyed (after a crash): it holds no memory any more. */
   destroyed: boolean;
   /** The domain's xenstore directory (balloon target, guest statistics). */
@@ -65,9 +51,6 @@ export interface SharingScanner {
   readonly pagesUnshared: number;
   readonly zeroPagesSharing: number;
 }
-
-/** A 2D walk with no cache: the default hardware (every cold walk makes 24 references). */
-const NO_WALK_CACHES = { pwc: false, eptPwc: false, nestedTlb: false };
 
 /** Frames the pager frees at once when an allocation finds the host empty. */
 const RECLAIM_BATCH = 64;
@@ -95,8 +78,6 @@ export class Host {
   /** The ESX-style scanner's random stream. */
   private readonly randomBelow: (n: number) => number;
   private readonly sharingSpec: SharingSpec | null;
-  /** The frame table of PV direct paging (page types), made with the first PV domain. */
-  pvTypes: PvFrameTypes | null = null;
   private fixed: FixedTargets | null = null;
   private auto: AutoBalloonPolicy | null = null;
 
@@ -174,8 +155,14 @@ export class Host {
     this.scanner?.maybeRun(now);
   }
 
-  /** Build a domain: its P2M (empty: filled on first touch), its vCPU and its paging mode. */
+  /**
+   * Build a domain: its P2M (empty: filled on first touch), its vCPU and its paging mode.
+   * Throws RangeError when the mode cannot run the domain or the host cannot hold it.
+   */
   createDomain(spec: DomainSpec, hardware: HardwareSpec, counters: Float64Array): VmmDomain {
+    const factory = pagingModeFactory(spec.mode, spec.name);
+    const problem = factory.problem(spec, hardware);
+    if (problem !== "") throw new RangeError(problem);
     const id = this.domains.length;
     const gfns = spec.memory / 4096;
     const p2m = new P2m(id, gfns, this.frames, counters);
@@ -186,74 +173,27 @@ export class Host {
       l2Ways: hardware.tlb.l2.ways,
     });
     cpu.ctl.gbpages = hardware.gigaPages;
-    // The 2D walk has its own combined caches; shadow walks use the vCPU's.
-    if (hardware.walkCaches?.pwc && spec.mode !== "hap") cpu.pwc = pwcLevels();
     // VPIDs tag this domain's TLB entries apart from every other domain's (0 is the host's).
     cpu.setAddressSpace(id + 1, 0);
-    let shadow: ShadowPaging | null = null;
-    let hap: HapPaging | null = null;
-    let pv: PvPaging | null = null;
-    let poolPages = 0;
-    const pool: Mfn[] = [];
-    if (spec.mode === "shadow") {
-      if (hardware.gigaPages) {
-        throw new RangeError(
-          `domain ${spec.name}: shadow paging does not support 1 GiB guest pages`,
-        );
-      }
-      poolPages =
-        spec.shadow.pool > 0 ? spec.shadow.pool / 4096 : defaultShadowPoolPages(spec.memory);
-      for (let i = 0; i < poolPages; i++) {
-        const mfn = this.frames.alloc(OWNER_SHADOW, id);
-        if (mfn < 0)
-          throw new RangeError(`domain ${spec.name}: the host has no memory for its shadow pool`);
-        pool.push(mfn);
-      }
-      shadow = new ShadowPaging(this.mem, p2m, pool, counters, {
-        poolPages,
-        unshadow: spec.shadow.unshadow,
-        prefetch: spec.shadow.prefetch,
-        writableSearch: spec.shadow.writableSearch,
-      });
-      shadow.cpu = cpu;
-      cpu.intercepts = shadow;
-    } else if (spec.mode === "hap") {
-      hap = new HapPaging(this.mem, p2m, counters, {
-        largePages: spec.hap?.largePages ?? false,
-      });
-      hap.cpu = cpu;
-      cpu.intercepts = hap;
-      cpu.nested = new NestedWalker(hardware.walkCaches ?? NO_WALK_CACHES);
-      cpu.eptRoot = hap.ept.root;
-    } else if (spec.mode === "pv") {
-      if (hardware.gigaPages) {
-        throw new RangeError(`domain ${spec.name}: a PV guest has no 1 GiB (or 2 MiB) pages`);
-      }
-      this.pvTypes ??= new PvFrameTypes(this.frames.frames);
-      pv = new PvPaging(this.mem, this.frames, this.pvTypes, p2m, counters);
-      pv.cpu = cpu;
-      cpu.intercepts = pv;
-      cpu.pvMmu = pv;
-      if (!pv.populate()) {
-        p2m.destroy();
-        throw new RangeError(`domain ${spec.name}: the host has no memory for the PV domain`);
-      }
-    } else {
-      throw new RangeError(`domain ${spec.name}: mode "${spec.mode}" is not a virtualized mode`);
-    }
-    const xenstore = new Xenstore();
+    const paging = factory.create({
+      spec,
+      hardware,
+      mem: this.mem,
+      frames: this.frames,
+      p2m,
+      cpu,
+      counters,
+      sharing: this.sharing,
+    });
+    cpu.intercepts = paging;
     const domain: VmmDomain = {
       id,
       spec,
       p2m,
       cpu,
-      shadow,
-      hap,
-      pv,
-      shadowPoolPages: poolPages,
-      poolFrames: pool,
+      paging,
       destroyed: false,
-      xenstore,
+      xenstore: new Xenstore(),
       clock: () => 0,
       floorPages: Math.floor(spec.balloon.floor / 4096),
       schedule: spec.balloon.schedule.map((s) => ({
@@ -263,11 +203,7 @@ export class Host {
     };
     setTarget(domain, Math.floor(spec.balloon.target / 4096));
     p2m.touchPolicy = spec.balloon.touch;
-    if (this.sharing) {
-      p2m.sharedRefs = this.sharing;
-      // The VMM's walks of this guest's tables may not set A/D bits in a shared frame.
-      if (shadow) shadow.guestWalker.readOnly = this.sharing.isShared;
-    }
+    if (this.sharing) p2m.sharedRefs = this.sharing;
     p2m.reclaim = () => this.swap.reclaim(RECLAIM_BATCH, domain);
     this.domains.push(domain);
     return domain;
@@ -275,47 +211,29 @@ export class Host {
 
   /**
    * Destroy a crashed domain (as the toolstack does): every frame it holds (its RAM, its P2M's
-   * pages, its shadow pool) goes back to the host, and its swap file is dropped. It never runs
-   * again.
+   * pages, what its paging mode holds) goes back to the host, and its swap file is dropped. It
+   * never runs again.
    */
   destroyDomain(d: VmmDomain): void {
     if (d.destroyed) return;
     d.destroyed = true;
-    d.pv?.destroy();
-    d.p2m.destroy();
-    d.hap?.ept.destroy();
-    for (const mfn of d.poolFrames) this.frames.release(mfn);
-    d.poolFrames.length = 0;
-    d.shadowPoolPages = 0;
+    d.paging.teardown();
     d.cpu.flushTlbAll();
-  }
-
-  /**
-   * Guest paging operations for a domain: HVM guests use the native ones; a PV guest its
-   * hypercalls, reading its own p2m list and the m2p (read-only to it, as Xen maps it).
-   */
-  pagingOps(domain: VmmDomain, options: { writablePageTables?: boolean } = {}): PagingOps {
-    if (domain.pv === null) return new NativePagingOps(domain.cpu);
-    return new PvPagingOps(domain.cpu, domain.p2m.mfn, this.frames.m2p, options);
   }
 }
 
 /**
- * Host memory enough for the virtualized domains: their RAM, shadow pools and P2M pages. A PV
- * domain needs no more (no shadow; its page tables are its own RAM), but all of its RAM at
- * once: it is built whole, so a host smaller than its PV domains refuses to build them.
+ * Host memory enough for the virtualized domains: their RAM, their P2M pages and what each
+ * paging mode reserves (a shadow pool, room for the EPT). A host smaller than this may still
+ * run them by overcommit, except PV domains, which are built whole.
  */
 export function defaultHostFrames(domains: DomainSpec[]): number {
   let frames = 4096; // 16 MiB for the VMM itself
   for (const d of domains) {
-    if (d.mode === "native") continue;
+    if (!isVirtualMode(d.mode)) continue;
     const gfns = d.memory / 4096;
     frames += gfns + Math.ceil(gfns / 512) + 8;
-    if (d.mode === "shadow") {
-      frames += d.shadow.pool > 0 ? d.shadow.pool / 4096 : defaultShadowPoolPages(d.memory);
-    }
-    // The EPT: one L1 page per 512 gfns and the pages above (and the splits of large pages).
-    if (d.mode === "hap") frames += 2 * Math.ceil(gfns / 512) + 8;
+    frames += pagingModeFactory(d.mode, d.name).reservedFrames(d);
   }
   return frames;
 }

@@ -1,32 +1,23 @@
 /**
  * A guest for tests: a booted kernel with exact data, natively or under a VMM mode (shadow
- * paging, PV direct paging), and helpers to drive processes and to check every invariant.
+ * paging, HAP, PV direct paging), built as a run builds it (api/platform.ts), and helpers to
+ * drive processes and to check every invariant (api/check.ts, as --check does).
  */
 
+import { checkDomain } from "../../src/api/check.js";
+import { nativePlatform, type Platform, virtualPlatform } from "../../src/api/platform.js";
 import type { ShadowSpec, SharingSpec, WalkCacheSpec } from "../../src/api/types.js";
 import { BalloonDriver } from "../../src/guest/balloon.js";
-import { checkGuest, type GuestMemoryPeek } from "../../src/guest/check.js";
 import { userAccess } from "../../src/guest/fault.js";
 import { Kernel, type KernelOptions } from "../../src/guest/kernel.js";
-import { NativePagingOps, type PagingOps } from "../../src/guest/paging-ops.js";
 import type { Process } from "../../src/guest/process.js";
 import { KIND_USER_READ, KIND_USER_WRITE } from "../../src/hw/access.js";
-import { checkTlb } from "../../src/hw/check.js";
-import { Vcpu } from "../../src/hw/cpu.js";
-import { eptKindMask } from "../../src/hw/ept.js";
-import { HostMemory } from "../../src/hw/memory.js";
+import type { Vcpu } from "../../src/hw/cpu.js";
+import type { HostMemory } from "../../src/hw/memory.js";
 import { PTE_P, PTE_PS, pteFrame } from "../../src/hw/pte.js";
-import { pwcLevels } from "../../src/hw/pwc.js";
 import { newCounters } from "../../src/metrics/counters.js";
-import { checkP2m } from "../../src/vmm/balloon/check.js";
 import { setTarget } from "../../src/vmm/balloon/policy.js";
-import { checkEpt, checkReach } from "../../src/vmm/hap/check.js";
-import { eptPermsOf } from "../../src/vmm/hap/hap.js";
 import { Host, type VmmDomain } from "../../src/vmm/host.js";
-import { checkPvIsolation, checkPvTables } from "../../src/vmm/pv/check.js";
-import { PvGuestPeek } from "../../src/vmm/pv/peek.js";
-import { checkBookkeeping, checkHostFrames, checkShadow } from "../../src/vmm/shadow/check.js";
-import { checkSharing } from "../../src/vmm/sharing/check.js";
 import { TEST_HARDWARE, vmmSpec } from "./domains.js";
 
 /** The modes the differential harness runs. */
@@ -96,16 +87,16 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
     pcid: options.pcid ?? false,
     osImage: options.osImage,
   };
-  let mem: HostMemory;
-  let cpu: Vcpu;
+  const hardware = {
+    ...TEST_HARDWARE,
+    pcid: kernelOptions.pcid,
+    gigaPages: kernelOptions.gigaPages,
+    walkCaches: options.walkCaches,
+  };
   let host: Host | null = null;
-  let vmm: VmmDomain | null = null;
-  let gfnToMfn: (gfn: number) => number = (gfn) => gfn;
+  let platform: Platform;
   if (mode === "native") {
-    mem = new HostMemory(frames);
-    cpu = new Vcpu(mem, counters);
-    cpu.ctl.gbpages = kernelOptions.gigaPages;
-    if (options.walkCaches?.pwc) cpu.pwc = pwcLevels();
+    platform = nativePlatform(vmmSpec("test", mode, {}, memMiB * 2 ** 20), hardware, counters);
   } else {
     host =
       options.host ??
@@ -118,24 +109,13 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
       ...vmmSpec(`test${host.domains.length}`, mode, options.shadow, memMiB * 2 ** 20),
       hap: { largePages: options.eptLargePages ?? false },
     };
-    const hardware = {
-      ...TEST_HARDWARE,
-      pcid: kernelOptions.pcid,
-      gigaPages: kernelOptions.gigaPages,
-      walkCaches: options.walkCaches,
-    };
-    vmm = host.createDomain(spec, hardware, counters);
-    mem = host.mem;
-    cpu = vmm.cpu;
-    const p2m = vmm.p2m;
-    gfnToMfn = (gfn) => p2m.lookup(gfn);
+    platform = virtualPlatform(host, spec, hardware, counters, {
+      writablePageTables: options.writablePageTables,
+    });
   }
+  const { mem, cpu, vmm, gfnToMfn } = platform;
   mem.exactData = true;
-  const ops: PagingOps =
-    host !== null && vmm !== null
-      ? host.pagingOps(vmm, { writablePageTables: options.writablePageTables })
-      : new NativePagingOps(cpu);
-  const kernel = new Kernel(cpu, ops, frames, counters, kernelOptions);
+  const kernel = new Kernel(cpu, platform.ops, frames, counters, kernelOptions);
   kernel.boot();
   let clock = 0;
   if (vmm !== null) {
@@ -150,8 +130,7 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
     kernel.switchTo(proc);
     return userAccess(kernel, proc, gva, kind, value) !== -1;
   };
-  const peek: GuestMemoryPeek =
-    vmm?.pv && host ? new PvGuestPeek(vmm.p2m, host.frames.m2p) : vmm ? vmm.p2m : mem;
+  const peek = platform.peek;
   const readEntry = (gfn: number, index: number): [number, number] => {
     peek.peek64(gfn, index);
     return [peek.lo, peek.hi];
@@ -168,31 +147,8 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
     write: (proc, gva, value) => run(proc, gva, KIND_USER_WRITE, value),
     read: (proc, gva) => (run(proc, gva, KIND_USER_READ, 0) ? cpu.readValue : null),
     check: () => {
-      const problems = [
-        // Under shadow paging a global TLB entry may outlive the root it came from (as on real
-        // hardware) while the new root's shadow is still empty: the shadow check compares TLB
-        // entries with the guest's tables and the P2M instead.
-        vmm === null || vmm.pv ? checkTlb(cpu, mem.frames) : null,
-        vmm?.pv ? checkPvIsolation(vmm.pv, cpu) : null,
-        vmm?.pv ? checkPvTables(vmm.pv) : null,
-        vmm?.hap
-          ? checkTlb(cpu, mem.frames, {
-              mfnOf: vmm.p2m.mfn,
-              kindMaskOf: (gfn) => eptKindMask(eptPermsOf(vmm.p2m.type[gfn])),
-            })
-          : null,
-        vmm?.hap && host ? checkEpt(vmm.hap, host.frames, vmm.id) : null,
-        vmm?.hap && host ? checkReach(cpu, host.frames, vmm.id) : null,
-        vmm?.shadow && host ? checkShadow(vmm.shadow, cpu, host.frames, vmm.id) : null,
-        vmm?.shadow ? checkBookkeeping(vmm.shadow) : null,
-        host ? checkHostFrames(host.frames) : null,
-        vmm && host
-          ? checkP2m(vmm.p2m, host.frames, vmm.id, kernel.balloon?.inBalloon ?? null)
-          : null,
-        host ? checkSharing(host) : null,
-        checkGuest(kernel, peek),
-      ].filter((p) => p !== null);
-      if (problems.length > 0) throw new Error(`invariant: ${problems[0]}`);
+      const problem = checkDomain(platform, kernel, host, true);
+      if (problem !== null) throw new Error(`invariant: ${problem}`);
     },
     setBalloonTarget: (pages) => {
       if (vmm === null || kernel.balloon === null) return;

@@ -5,11 +5,12 @@ import { USER_HEAP_BASE } from "../../src/guest/layout.js";
 import { MmuBatch } from "../../src/hw/hypercall.js";
 import { PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US, pteFrame } from "../../src/hw/pte.js";
 import { C_PV_HYPERCALL_ERRORS } from "../../src/metrics/counters.js";
+import { checkHostFrames } from "../../src/vmm/frames-check.js";
 import { Host } from "../../src/vmm/host.js";
 import { checkPvIsolation, checkPvTables } from "../../src/vmm/pv/check.js";
 import type { PvPaging } from "../../src/vmm/pv/pv.js";
-import { checkHostFrames } from "../../src/vmm/shadow/check.js";
 import { bootGuest, type TestGuest } from "./guest.js";
+import { pvOf as pvPaging } from "./modes.js";
 
 export const LEAF = PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D;
 
@@ -29,9 +30,7 @@ export function setup() {
 }
 
 export function pvOf(g: TestGuest): PvPaging {
-  const pv = g.vmm?.pv;
-  if (!pv) throw new Error("not a PV guest");
-  return pv;
+  return pvPaging(g.vmm);
 }
 
 /**

@@ -10,8 +10,8 @@ import { forEachTlbFrame } from "../../hw/check.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { EPT_W } from "../../hw/ept.js";
 import { type HostFrames, OWNER_DOMAIN, OWNER_SHARED, OWNER_VMM } from "../frames.js";
+import { eptPermsOf } from "./ept.js";
 import type { HapPaging } from "./hap.js";
-import { eptPermsOf } from "./hap.js";
 
 export function checkEpt(hap: HapPaging, frames: HostFrames, domainId: number): string | null {
   const p2m = hap.p2m;

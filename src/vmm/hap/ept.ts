@@ -7,10 +7,18 @@
  */
 
 import type { Gfn, Mfn } from "../../hw/addr.js";
-import { EPT_MT_WB, EPT_PS, EPT_RWX, eptFrame, eptPresent } from "../../hw/ept.js";
+import { EPT_MT_WB, EPT_PS, EPT_R, EPT_RWX, EPT_X, eptFrame, eptPresent } from "../../hw/ept.js";
 import type { HostMemory } from "../../hw/memory.js";
 import { pteHi, pteLo } from "../../hw/pte.js";
 import { C_EPT_SPLITS } from "../../metrics/counters.js";
+import { P2M_RAM_RW, P2M_RAM_SHARED } from "../p2m.js";
+
+/** The EPT permissions of a P2M type (Xen's ept_p2m_type_to_flags): none for no RAM. */
+export function eptPermsOf(type: number): number {
+  if (type === P2M_RAM_RW) return EPT_RWX;
+  if (type === P2M_RAM_SHARED) return EPT_R | EPT_X;
+  return 0;
+}
 
 /** Non-leaf entries allow everything: permissions are decided at the leaf. */
 const TABLE_BITS = EPT_RWX;

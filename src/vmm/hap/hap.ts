@@ -13,9 +13,11 @@
  */
 
 import type { Gfn, Gpa, Gva, Mfn } from "../../hw/addr.js";
-import type { Intercepts, Vcpu } from "../../hw/cpu.js";
-import { EPT_R, EPT_RWX, EPT_W, EPT_X } from "../../hw/ept.js";
+import { checkTlb, forEachTlbFrame } from "../../hw/check.js";
+import type { Vcpu } from "../../hw/cpu.js";
+import { EPT_R, EPT_RWX, EPT_W, eptKindMask } from "../../hw/ept.js";
 import type { HostMemory } from "../../hw/memory.js";
+import type { GuestMemoryPeek } from "../../hw/peek.js";
 import {
   C_EPT_FILLS,
   C_EPT_INVEPT,
@@ -24,37 +26,39 @@ import {
 } from "../../metrics/counters.js";
 import { memoryOp } from "../balloon/reservation.js";
 import { DomainCrash, frameOrCrash } from "../crash.js";
-import {
-  P2M_POPULATE_ON_DEMAND,
-  P2M_RAM_RW,
-  P2M_RAM_SHARED,
-  P2M_TYPE_NAMES,
-  type P2m,
-} from "../p2m.js";
-import { EptTables } from "./ept.js";
+import type { HostFrames } from "../frames.js";
+import { P2M_POPULATE_ON_DEMAND, P2M_RAM_SHARED, P2M_TYPE_NAMES, type P2m } from "../p2m.js";
+import type { CounterSink, PagingContext, ReachVisitor, VmmPaging } from "../paging.js";
+import { checkEpt, checkReach } from "./check.js";
+import { EptTables, eptPermsOf } from "./ept.js";
 
 export interface HapOptions {
   /** Map 2 MiB of guest memory with one EPT leaf where the P2M allows it. */
   largePages: boolean;
 }
 
-/** The EPT permissions of a P2M type (Xen's ept_p2m_type_to_flags): none for no RAM. */
-export function eptPermsOf(type: number): number {
-  if (type === P2M_RAM_RW) return EPT_RWX;
-  if (type === P2M_RAM_SHARED) return EPT_R | EPT_X;
-  return 0;
-}
-
-export class HapPaging implements Intercepts {
+export class HapPaging implements VmmPaging {
+  readonly mode = "hap";
+  readonly guestKernel = "hvm";
   readonly ept: EptTables;
-  cpu: Vcpu | null = null;
+  readonly mem: HostMemory;
+  readonly p2m: P2m;
+  readonly counters: Float64Array;
+  readonly cpu: Vcpu;
+  readonly guestView: GuestMemoryPeek;
+  private readonly frames: HostFrames;
 
   constructor(
-    readonly mem: HostMemory,
-    readonly p2m: P2m,
-    readonly counters: Float64Array,
+    context: PagingContext,
     readonly options: HapOptions,
   ) {
+    const { mem, p2m, counters } = context;
+    this.mem = mem;
+    this.p2m = p2m;
+    this.counters = counters;
+    this.cpu = context.cpu;
+    this.frames = context.frames;
+    this.guestView = p2m;
     this.ept = new EptTables(
       mem,
       () => p2m.allocVmmPage(),
@@ -74,7 +78,6 @@ export class HapPaging implements Intercepts {
   invept(): void {
     this.counters[C_EPT_INVEPT]++;
     const cpu = this.cpu;
-    if (cpu === null) return;
     cpu.nested?.invept();
     cpu.flushTlbAll();
   }
@@ -164,6 +167,45 @@ export class HapPaging implements Intercepts {
   /** Frames the EPT tables take (the "space" cost of HAP). */
   get eptPages(): number {
     return this.ept.pages.length;
+  }
+
+  hostFrames(): number {
+    return this.eptPages;
+  }
+
+  report(counters: CounterSink): void {
+    counters.ept_pages = this.eptPages;
+  }
+
+  /**
+   * The TLB against the guest's tables through the P2M, with the EPT's rights of each gfn's
+   * type; in full, the EPT against the P2M and every frame the TLB reaches.
+   */
+  check(full: boolean): string | null {
+    const p2m = this.p2m;
+    const problem = checkTlb(this.cpu, this.mem.frames, {
+      mfnOf: p2m.mfn,
+      kindMaskOf: (gfn) => eptKindMask(eptPermsOf(p2m.type[gfn])),
+    });
+    if (problem !== null || !full) return problem;
+    return checkEpt(this, this.frames, p2m.domain) ?? checkReach(this.cpu, this.frames, p2m.domain);
+  }
+
+  /** The TLB's frames, then every EPT leaf's (what a 2D walk can end in). */
+  forEachReach(visit: ReachVisitor): string | null {
+    const problem = forEachTlbFrame(this.cpu, visit);
+    if (problem !== null) return problem;
+    let found: string | null = null;
+    this.ept.forEachLeaf((gfn, mfn, perms) => {
+      found ??= visit(mfn, (perms & EPT_W) !== 0, `EPT entry of gfn ${gfn}`);
+    });
+    return found;
+  }
+
+  /** RAM and P2M pages first, then the EPT's (the order the host's free list gets them back). */
+  teardown(): void {
+    this.p2m.destroy();
+    this.ept.destroy();
   }
 }
 

@@ -107,8 +107,8 @@ export function updateVaMapping(
   if (rc < 0) return pv.fail(rc);
   pv.counters[C_NUM_PAGE_UPDATES]++;
   const cpu = pv.cpu;
-  if (cpu !== null && (flags & UVMF_TLB_FLUSH) !== 0) pv.mm.flush();
-  else if (cpu !== null && (flags & UVMF_INVLPG) !== 0) {
+  if ((flags & UVMF_TLB_FLUSH) !== 0) pv.mm.flush();
+  else if ((flags & UVMF_INVLPG) !== 0) {
     cpu.counters[C_INVLPG]++;
     cpu.invalidatePage(gva);
   }
@@ -148,12 +148,10 @@ export function mmuextOp(pv: PvPaging, cmd: number, mfn: Mfn, gva: Gva): number 
       if (rc < 0) return pv.fail(mm.refuse(rc));
       const old = pv.baseMfn;
       pv.baseMfn = mfn;
-      if (cpu !== null) {
-        c[C_CR3_WRITES]++;
-        cpu.guestCr3 = mfn * 4096;
-        cpu.loadRoot(mfn, 0, false);
-        cpu.exitTrace?.push({ reason: "CR3", gva: 0, outcome: `new base pointer mfn ${mfn}` });
-      }
+      c[C_CR3_WRITES]++;
+      cpu.guestCr3 = mfn * 4096;
+      cpu.loadRoot(mfn, 0, false);
+      cpu.exitTrace?.push({ reason: "CR3", gva: 0, outcome: `new base pointer mfn ${mfn}` });
       if (old >= 0) mm.putPageType(old);
       return 0;
     }
@@ -162,10 +160,8 @@ export function mmuextOp(pv: PvPaging, cmd: number, mfn: Mfn, gva: Gva): number 
       mm.flush();
       return 0;
     case MMUEXT_INVLPG_LOCAL:
-      if (cpu !== null) {
-        c[C_INVLPG]++;
-        cpu.invalidatePage(gva);
-      }
+      c[C_INVLPG]++;
+      cpu.invalidatePage(gva);
       return 0;
     default:
       return pv.fail(-ENOSYS);

@@ -5,8 +5,8 @@
  * a native guest's: the frame numbers.
  */
 
-import type { GuestMemoryPeek } from "../../guest/check.js";
 import type { Gfn } from "../../hw/addr.js";
+import type { GuestMemoryPeek } from "../../hw/peek.js";
 import { PTE_HI_ADDR_MASK, PTE_P, pteFrame } from "../../hw/pte.js";
 import type { P2m } from "../p2m.js";
 

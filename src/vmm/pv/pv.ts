@@ -13,10 +13,12 @@
 
 import { KIND_SUP_READ, KIND_SUP_WRITE } from "../../hw/access.js";
 import type { Gfn, Gpa, Gva, Mfn } from "../../hw/addr.js";
-import { type Intercepts, OP_STORE64, PF_EMULATED, type Vcpu } from "../../hw/cpu.js";
+import { checkTlb, forEachTlbFrame } from "../../hw/check.js";
+import { OP_STORE64, PF_EMULATED, type Vcpu } from "../../hw/cpu.js";
 import { EBUSY, ENOSYS, type MmuBatch, type PvMmuHypercalls } from "../../hw/hypercall.js";
 import type { HostMemory } from "../../hw/memory.js";
-import { PFEC_P, PFEC_W } from "../../hw/pte.js";
+import type { GuestMemoryPeek } from "../../hw/peek.js";
+import { isPresent, PFEC_P, PFEC_W, PTE_RW, pteFrame } from "../../hw/pte.js";
 import { WALK_OK, Walker } from "../../hw/walker.js";
 import {
   C_BALLOON_DEFLATED_PAGES,
@@ -31,26 +33,41 @@ import { MEMOP_DECREASE_RESERVATION, MEMOP_POPULATE_PHYSMAP } from "../balloon/r
 import { DomainCrash } from "../crash.js";
 import type { HostFrames } from "../frames.js";
 import type { P2m } from "../p2m.js";
+import type { CounterSink, PagingContext, ReachVisitor, VmmPaging } from "../paging.js";
+import { checkPvIsolation, checkPvTables } from "./check.js";
 import { mmuextOp, mmuUpdate, updateVaMapping } from "./hypercalls.js";
 import { PGT_L1, type PvFrameTypes, PvMm } from "./mm.js";
+import { PvGuestPeek } from "./peek.js";
 
-export class PvPaging implements Intercepts, PvMmuHypercalls {
+export class PvPaging implements VmmPaging, PvMmuHypercalls {
+  readonly mode = "pv";
+  readonly guestKernel = "pv";
   readonly mm: PvMm;
+  readonly mem: HostMemory;
+  readonly frames: HostFrames;
+  readonly p2m: P2m;
+  readonly counters: Float64Array;
+  readonly cpu: Vcpu;
+  /** The guest's tables hold mfns; checkers read them back as gfns through the m2p. */
+  readonly guestView: GuestMemoryPeek;
   /** The guest's loaded L4 (MMUEXT_NEW_BASEPTR), holding one L4 type reference; -1 before. */
   baseMfn: Mfn = -1;
-  cpu: Vcpu | null = null;
   /** For the ptwr path: a walk of the guest's tables that sets no A/D bit. */
   private readonly walker = new Walker();
 
   constructor(
-    readonly mem: HostMemory,
-    readonly frames: HostFrames,
+    context: PagingContext,
     readonly types: PvFrameTypes,
-    readonly p2m: P2m,
-    readonly counters: Float64Array,
   ) {
+    const { mem, frames, p2m, counters } = context;
+    this.mem = mem;
+    this.frames = frames;
+    this.p2m = p2m;
+    this.counters = counters;
+    this.cpu = context.cpu;
+    this.guestView = new PvGuestPeek(p2m, frames.m2p);
     this.mm = new PvMm(mem, frames, types, p2m.domain, counters);
-    this.mm.flushAll = () => this.cpu?.flushTlbAll();
+    this.mm.flushAll = () => this.cpu.flushTlbAll();
     // A frame leaves the domain only through the balloon, never while typed or mapped; a TLB
     // may still hold it, so flush.
     p2m.dropMappings = (_gfn, mfn) => {
@@ -208,12 +225,52 @@ export class PvPaging implements Intercepts, PvMmuHypercalls {
     return n;
   }
 
-  /** The domain is destroyed: its frames' types go with it. */
-  destroy(): void {
+  /** No shadow and no EPT: the guest's own tables are its RAM. */
+  hostFrames(): number {
+    return 0;
+  }
+
+  /**
+   * The VMM's memory for a PV domain: its P2M pages (counted by the caller) and its share of
+   * the m2p, 8 bytes per host frame, mapped read-only into every PV guest.
+   */
+  report(counters: CounterSink): void {
+    counters.pv_pt_pages = this.tablePages();
+    counters.m2p_pages = Math.ceil((this.mem.frames * 8) / 4096);
+  }
+
+  /** The hardware walks the guest's own tables: the TLB is checked as natively, then Xen's rules. */
+  check(full: boolean): string | null {
+    const problem = checkTlb(this.cpu, this.mem.frames) ?? checkPvIsolation(this, this.cpu);
+    return problem ?? (full ? checkPvTables(this) : null);
+  }
+
+  /** The TLB's frames, then the frame of every present entry of every validated L1 table. */
+  forEachReach(visit: ReachVisitor): string | null {
+    const problem = forEachTlbFrame(this.cpu, visit);
+    if (problem !== null) return problem;
+    const mem = this.mem;
+    for (let gfn = 0; gfn < this.p2m.gfns; gfn++) {
+      const table = this.p2m.mfn[gfn];
+      if (table < 0 || !this.mm.isTable(table) || this.types.type[table] !== PGT_L1) continue;
+      for (let i = 0; i < 512; i++) {
+        mem.read64(table, i);
+        if (!isPresent(mem.lo)) continue;
+        const where = `L1 table mfn ${table} entry ${i}`;
+        const found = visit(pteFrame(mem.lo, mem.hi), (mem.lo & PTE_RW) !== 0, where);
+        if (found !== null) return found;
+      }
+    }
+    return null;
+  }
+
+  /** The frames' types go first, while the P2M still names them; then RAM and P2M pages. */
+  teardown(): void {
     for (let gfn = 0; gfn < this.p2m.gfns; gfn++) {
       const mfn = this.p2m.mfn[gfn];
       if (mfn >= 0) this.types.reset(mfn);
     }
     this.baseMfn = -1;
+    this.p2m.destroy();
   }
 }

@@ -156,17 +156,3 @@ function checkConsistency(sh: ShadowPaging, cpu: Vcpu): string | null {
   }
   return null;
 }
-
-/** Invariant 3: every frame has one owner and the per-owner counts add up to the host's. */
-export function checkHostFrames(frames: HostFrames): string | null {
-  const counts = new Float64Array(frames.byOwner.length);
-  for (let mfn = 0; mfn < frames.frames; mfn++) counts[frames.owner[mfn]]++;
-  for (let o = 0; o < counts.length; o++) {
-    if (counts[o] !== frames.byOwner[o]) {
-      return `host frames: ${counts[o]} frames have owner kind ${o} but the allocator counts ${frames.byOwner[o]}`;
-    }
-  }
-  if (frames.byOwner[0] !== frames.free)
-    return "host frames: the free list and the owner counts disagree";
-  return null;
-}

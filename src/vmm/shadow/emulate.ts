@@ -73,7 +73,7 @@ export function emulateWrite(sh: ShadowPaging, cpu: Vcpu, gva: Gva, gfn: Gfn): n
 export function validate(sh: ShadowPaging, gfn: Gfn, first: number, last: number): void {
   const mfn = sh.p2m.lookup(gfn);
   if (mfn < 0) return;
-  const ctl = sh.cpu?.ctl ?? { wp: true, nxe: true, gbpages: false };
+  const ctl = sh.cpu.ctl;
   for (const sp of sh.tables.shadowsOf(gfn)) {
     const level = sp.level;
     sh.counters[C_SHADOW_VALIDATE_GL1E_CALLS + level - 1] += last - first + 1;
@@ -126,6 +126,6 @@ export function unshadow(sh: ShadowPaging, gfn: Gfn): boolean {
   if (shadows.length === 0) return false;
   sh.counters[C_SHADOW_UNSHADOW]++;
   for (const sp of shadows) sh.tables.destroy(sp);
-  sh.cpu?.flushTlbAll();
+  sh.cpu.flushTlbAll();
   return true;
 }

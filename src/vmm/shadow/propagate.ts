@@ -45,12 +45,12 @@ export function propagateLeaf(
   ghi: number,
   level: number,
   gfn: Gfn,
-  ctx: { p2m: P2m; tables: ShadowTables; cpu: { ctl: PagingControl } | null },
+  ctx: { p2m: P2m; tables: ShadowTables; cpu: { ctl: PagingControl } },
 ): void {
   out.lo = 0;
   out.hi = 0;
   if ((glo & PTE_P) === 0 || (glo & PTE_A) === 0) return;
-  if (ctx.cpu !== null && entryReserved(glo, ghi, level, ctx.cpu.ctl)) return;
+  if (entryReserved(glo, ghi, level, ctx.cpu.ctl)) return;
   const p2m = ctx.p2m;
   const tables = ctx.tables;
   const mfn = p2m.lookup(gfn);

@@ -8,8 +8,9 @@
 
 import type { UnshadowPolicy, WritableSearch } from "../../config/scenario.js";
 import type { Gfn, Gpa, Gva, Mfn } from "../../hw/addr.js";
-import { type Intercepts, PF_EMULATED, PF_RETRY, type Vcpu } from "../../hw/cpu.js";
+import { PF_EMULATED, PF_RETRY, type Vcpu } from "../../hw/cpu.js";
 import type { HostMemory } from "../../hw/memory.js";
+import type { GuestMemoryPeek } from "../../hw/peek.js";
 import { PTE_P, pteFrame } from "../../hw/pte.js";
 import { Walker } from "../../hw/walker.js";
 import {
@@ -21,7 +22,10 @@ import {
 } from "../../metrics/counters.js";
 import { memoryOp } from "../balloon/reservation.js";
 import { DomainCrash, frameOrCrash } from "../crash.js";
+import type { HostFrames } from "../frames.js";
 import type { P2m } from "../p2m.js";
+import type { CounterSink, PagingContext, ReachVisitor, VmmPaging } from "../paging.js";
+import { checkBookkeeping, checkShadow, forEachReach } from "./check.js";
 import { unshadow } from "./emulate.js";
 import { handleShadowFault } from "./fault.js";
 import { isFl1, SH_L4, type ShadowPage } from "./page.js";
@@ -45,8 +49,18 @@ export function defaultShadowPoolPages(memoryBytes: number, vcpus = 1): number {
 /** Fewest pool pages that can hold one translation path and a spare. */
 export const MIN_SHADOW_POOL = 8;
 
-export class ShadowPaging implements Intercepts {
+export class ShadowPaging implements VmmPaging {
+  readonly mode = "shadow";
+  readonly guestKernel = "hvm";
+  readonly mem: HostMemory;
+  readonly p2m: P2m;
+  readonly counters: Float64Array;
+  readonly cpu: Vcpu;
+  readonly guestView: GuestMemoryPeek;
   readonly tables: ShadowTables;
+  private readonly frames: HostFrames;
+  /** The frames of the pool (the host's, lent to the domain until it is destroyed). */
+  private readonly poolFrames: Mfn[];
   /** The software walker for guest tables (tables found through the P2M). */
   readonly guestWalker = new Walker();
   readonly scratch = new Spte();
@@ -54,15 +68,20 @@ export class ShadowPaging implements Intercepts {
   root: ShadowPage | null = null;
   /** Early unshadow: the gfn of the last emulated write if it stored zero, else -1. */
   lastZeroWriteGfn: Gfn = -1;
-  cpu: Vcpu | null = null;
 
   constructor(
-    readonly mem: HostMemory,
-    readonly p2m: P2m,
+    context: PagingContext,
     poolFrames: Mfn[],
-    readonly counters: Float64Array,
     readonly options: ShadowOptions,
   ) {
+    const { mem, p2m, counters } = context;
+    this.mem = mem;
+    this.p2m = p2m;
+    this.counters = counters;
+    this.cpu = context.cpu;
+    this.frames = context.frames;
+    this.guestView = p2m;
+    this.poolFrames = poolFrames;
     if (poolFrames.length < MIN_SHADOW_POOL) {
       throw new RangeError(
         `a shadow pool needs at least ${MIN_SHADOW_POOL} pages, got ${poolFrames.length}`,
@@ -80,7 +99,7 @@ export class ShadowPaging implements Intercepts {
       this.counters[C_SHADOW_P2M_REMOVALS] += this.tables.dropMappingsOf(mfn);
       // unshadow() flushes when it removed shadows; otherwise flush here, as a TLB entry may
       // map the old frame after its shadow entries went.
-      if (!unshadow(this, gfn)) this.cpu?.flushTlbAll();
+      if (!unshadow(this, gfn)) this.cpu.flushTlbAll();
       this.tables.needFlush = false;
     };
     // The host may not swap out a page table the VMM shadows: its write protection and its
@@ -226,5 +245,35 @@ export class ShadowPaging implements Intercepts {
   /** Shadow pages in use (the "space" cost of shadow paging). */
   get shadowPages(): number {
     return this.tables.inUse;
+  }
+
+  /** The shadow pool: the host frames shadow paging takes for the domain. */
+  hostFrames(): number {
+    return this.poolFrames.length;
+  }
+
+  report(counters: CounterSink): void {
+    const t = this.tables;
+    counters.shadow_pool_pages = this.poolFrames.length;
+    counters.shadow_pages = t.inUse;
+    counters.shadow_pages_peak = t.peak;
+    counters.shadow_bytes_peak = t.peak * 4096;
+    counters.shadow_overhead_pct = (100 * t.peak * 4096) / (this.p2m.gfns * 4096);
+  }
+
+  check(full: boolean): string | null {
+    const problem = checkShadow(this, this.cpu, this.frames, this.p2m.domain);
+    return problem ?? (full ? checkBookkeeping(this) : null);
+  }
+
+  forEachReach(visit: ReachVisitor): string | null {
+    return forEachReach(this, this.cpu, visit);
+  }
+
+  /** RAM and P2M pages first, then the pool (the order the host's free list gets them back). */
+  teardown(): void {
+    this.p2m.destroy();
+    for (const mfn of this.poolFrames) this.frames.release(mfn);
+    this.poolFrames.length = 0;
   }
 }

@@ -1,14 +1,14 @@
 /**
  * Page sharing's bookkeeping, checked from outside: every shared frame is owned as shared and
  * its reference count is the number of gfns (of every domain) that map it; the totals agree;
- * and a domain's translations (shadow leaves, TLB entries) reach only the shared frames its own
- * P2M references (isolation: a shared frame is not a key to every other domain's pages).
+ * and a domain's translations (TLB entries, shadow, EPT or PV table leaves) reach only the
+ * shared frames its own P2M references (isolation: a shared frame is not a key to every other
+ * domain's pages).
  */
 
 import { OWNER_SHARED } from "../frames.js";
 import type { Host, VmmDomain } from "../host.js";
 import { P2M_RAM_SHARED } from "../p2m.js";
-import { forEachReach } from "../shadow/check.js";
 
 export function checkSharing(host: Host): string | null {
   const sharing = host.sharing;
@@ -53,16 +53,16 @@ export function checkSharing(host: Host): string | null {
   return null;
 }
 
-/** Whether domain d's shadow leaves and TLB entries reach only shared frames it references. */
+/** Whether what domain d's mode lets its vCPU reach holds only shared frames it references. */
 function reachesOnlyItsShared(host: Host, d: VmmDomain): string | null {
-  if (d.destroyed || d.shadow === null) return null;
+  if (d.destroyed) return null;
   const referenced = new Set<number>();
   const p2m = d.p2m;
   for (let gfn = 0; gfn < p2m.gfns; gfn++) {
     if (p2m.type[gfn] === P2M_RAM_SHARED) referenced.add(p2m.mfn[gfn]);
   }
   const owner = host.frames.owner;
-  return forEachReach(d.shadow, d.cpu, (mfn, _writable, where) =>
+  return d.paging.forEachReach((mfn, _writable, where) =>
     owner[mfn] === OWNER_SHARED && !referenced.has(mfn)
       ? `sharing: domain ${d.id}'s ${where} reaches shared mfn ${mfn}, which its P2M does not reference`
       : null,
