@@ -8,6 +8,7 @@
 
 import { describe, expect, test } from "vitest";
 import { Simulation } from "../src/api/simulation.js";
+import type { DomainCounterName } from "../src/api/types.js";
 import { minFreePages } from "../src/guest/balloon.js";
 import { directMap, USER_HEAP_BASE } from "../src/guest/layout.js";
 import type { Process } from "../src/guest/process.js";
@@ -327,7 +328,7 @@ describe("the overcommit pair (ESX's comparison)", () => {
   test("ballooning meets the targets with no swap-in; host swapping pays for its random choices", () => {
     const balloon = scaled("overcommit");
     const swap = scaled("overcommit-swap");
-    const total = (r: typeof balloon, c: string) =>
+    const total = (r: typeof balloon, c: DomainCounterName) =>
       r.domains.reduce((sum, d) => sum + (d.counters[c] ?? 0), 0);
     expect(total(balloon, "balloon_inflated_pages")).toBeGreaterThan(0);
     expect(total(balloon, "host_swap_ins")).toBe(0);
@@ -338,10 +339,10 @@ describe("the overcommit pair (ESX's comparison)", () => {
     // Both met every target: a ballooned guest holds no more frames than its target; the pager
     // swaps at turn boundaries, so a domain may have read a few pages back in since the last.
     for (const d of balloon.domains) {
-      expect(d.counters.p2m_entries).toBeLessThanOrEqual(d.counters.balloon_target_pages);
+      expect(d.counters.p2m_entries).toBeLessThanOrEqual(d.counters.balloon_target_pages!);
     }
     for (const d of swap.domains) {
-      expect(d.counters.p2m_entries).toBeLessThanOrEqual(d.counters.balloon_target_pages + 64);
+      expect(d.counters.p2m_entries).toBeLessThanOrEqual(d.counters.balloon_target_pages! + 64);
     }
     // Each guest did the same work and read the same data either way.
     const seen = (r: typeof balloon) =>

@@ -305,7 +305,7 @@ describe("the sweep over identical guests", () => {
     expect(saved[1]).toBeGreaterThan(saved[0]);
     expect(saved[2]).toBeGreaterThan(saved[1]);
     for (const r of sweep.results) {
-      const populated = r.report.domains.reduce((n, d) => n + d.counters.p2m_entries, 0);
+      const populated = r.report.domains.reduce((n, d) => n + d.counters.p2m_entries!, 0);
       expect(r.saved_pct).toBeCloseTo((100 * r.pages_sharing) / populated, 6);
     }
     const last = sweep.results[2];

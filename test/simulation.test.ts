@@ -181,7 +181,7 @@ describe("warm-up", () => {
       ...base,
       run: { ...base.run, accesses: 20_000, warmup: 0 },
     }).run();
-    for (const name of ["accesses", "tlb_misses", "guest_page_faults", "walk_refs"]) {
+    for (const name of ["accesses", "tlb_misses", "guest_page_faults", "walk_refs"] as const) {
       expect(c[name], name).toBe(whole.domains[0].counters[name] - half.domains[0].counters[name]);
     }
     expect(r.series[0].time).toBe(0);

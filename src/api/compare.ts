@@ -5,9 +5,10 @@
  */
 
 import { fitProblem } from "../config/fit.js";
+import { VMEXIT_REASONS } from "../metrics/counters.js";
 import { SimulationError } from "./domain.js";
 import { Simulation, type SimulationOptions } from "./simulation.js";
-import type { PagingMode, Report, Scenario } from "./types.js";
+import type { DomainCounterName, PagingMode, Report, Scenario } from "./types.js";
 import { VERSION } from "./version.js";
 
 /** One mode's results, summed over the scenario's domains. */
@@ -44,8 +45,6 @@ export interface Comparison {
   results: ModeResult[];
 }
 
-const EXIT_REASONS = ["pf", "cr3", "invlpg", "ept_violation", "hypercall"] as const;
-
 export function compareModes(
   scenario: ConstructorParameters<typeof Simulation>[0],
   modes: PagingMode[],
@@ -54,9 +53,10 @@ export function compareModes(
   const results: ModeResult[] = [];
   for (const mode of modes) {
     const report = new Simulation(scenario, { ...options, mode }).run();
-    const sum = (name: string) => report.domains.reduce((s, d) => s + (d.counters[name] ?? 0), 0);
+    const sum = (name: DomainCounterName) =>
+      report.domains.reduce((s, d) => s + (d.counters[name] ?? 0), 0);
     const vmexits: Record<string, number> = { total: sum("vmexits") };
-    for (const reason of EXIT_REASONS) vmexits[reason] = sum(`vmexits_${reason}`);
+    for (const reason of VMEXIT_REASONS) vmexits[reason] = sum(`vmexits_${reason}`);
     const cycles = report.domains.reduce((s, d) => s + d.cycles.total, 0);
     let readHash = 0;
     for (const d of report.domains) {

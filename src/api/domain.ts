@@ -13,6 +13,7 @@ import {
   C_EXITS,
   C_GUEST_PAGE_FAULTS,
   countersToRecord,
+  type DomainCounters,
   newCounters,
 } from "../metrics/counters.js";
 import { targetOf } from "../vmm/balloon/policy.js";
@@ -347,12 +348,14 @@ export class DomainRuntime {
       t.started = this.started.get(p.name) ?? 0;
       return t;
     });
-    const counters = countersToRecord(this.counters, this.platform.cpu.walkHist);
-    counters.guest_frames = this.platform.guestFrames;
-    // The balloon's pages are the host's, not the guest's processes'.
-    counters.guest_frames_used = this.kernel.framesInUse() - (this.kernel.balloon?.count ?? 0);
-    counters.pt_pages = this.kernel.pt.pages;
-    counters.user_accesses = this.userAccesses;
+    const counters: DomainCounters = {
+      ...countersToRecord(this.counters, this.platform.cpu.walkHist),
+      guest_frames: this.platform.guestFrames,
+      // The balloon's pages are the host's, not the guest's processes'.
+      guest_frames_used: this.kernel.framesInUse() - (this.kernel.balloon?.count ?? 0),
+      pt_pages: this.kernel.pt.pages,
+      user_accesses: this.userAccesses,
+    };
     const vmm = this.platform.vmm;
     if (vmm !== null) {
       counters.p2m_entries = vmm.p2m.populated;

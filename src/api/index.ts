@@ -1,14 +1,40 @@
 /**
  * memvisor's library entry point: build a Simulation from a Scenario, run it or step it, and
- * read its Report. Works in Node and in the browser (nothing here touches the file system;
- * loadScenarioFile, for Node, is exported from "memvisor/node").
+ * read its Report; compare paging modes, vary a parameter, sweep the number of domains; read a
+ * trace's records and the address space its replay gets. Works in Node and in the browser
+ * (nothing here touches the file system: reading scenario and trace files, and importing
+ * lackey traces, is in "memvisor/node"). The CLI and the web page use only these two entry
+ * points.
  */
 
-export { COST_DEFAULTS } from "../metrics/cost.js";
-export { COUNTER_NAMES } from "../metrics/counters.js";
+export { Trace } from "../config/trace.js";
+export { PAGE_SIZE } from "../hw/addr.js";
+export { COST_DEFAULTS, type CostDefault } from "../metrics/cost.js";
+export { COUNTER_NAMES, VMEXIT_REASONS } from "../metrics/counters.js";
 export { BUILTIN_SCENARIOS, builtinScenario, DEFAULT_SCENARIO } from "../workload/builtin.js";
-export { formatSize, parseScenario, parseSize, ScenarioError } from "../workload/scenario-load.js";
-export { type Comparison, compareModes, type ModeResult } from "./compare.js";
+export {
+  formatSize,
+  formatSizeApprox,
+  type ParseOptions,
+  parseScenario,
+  parseSize,
+  ScenarioError,
+  type ScenarioProblem,
+} from "../workload/scenario-load.js";
+export { decodeTrace } from "../workload/trace/format.js";
+export { TRACE_KIND_NAMES, TraceError } from "../workload/trace/lackey.js";
+export { type TraceLayout, traceLayout, traceProblem } from "../workload/trace/layout.js";
+export {
+  type Comparison,
+  compareModes,
+  compareVarying,
+  type ModeResult,
+  VARIABLE_PARAMETERS,
+  type VariableParameter,
+  type Variation,
+  variationProblem,
+  withParameter,
+} from "./compare.js";
 export { SimulationError } from "./domain.js";
 export {
   FRAME_DOMAIN,
@@ -23,13 +49,14 @@ export {
   type TlbSet,
   type TlbWay,
 } from "./inspect.js";
+export { DOMAIN_QUANTUM, Simulation, type SimulationOptions } from "./simulation.js";
+export type { StepExit, StepLevel, StepNestedRef, StepRecord, StepWalk } from "./step.js";
 export {
-  DOMAIN_QUANTUM,
-  SERIES_COUNTERS,
-  Simulation,
-  type SimulationOptions,
-} from "./simulation.js";
-export type { StepExit, StepLevel, StepRecord, StepWalk } from "./step.js";
-export { cloneDomains, type Sweep, type SweepPoint, sweepDomains } from "./sweep.js";
+  cloneDomains,
+  type Sweep,
+  type SweepOptions,
+  type SweepPoint,
+  sweepDomains,
+} from "./sweep.js";
 export * from "./types.js";
 export { VERSION } from "./version.js";

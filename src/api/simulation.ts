@@ -17,41 +17,26 @@ import { DomainRuntime } from "./domain.js";
 import { type FrameMap, frameMap } from "./inspect.js";
 import type { StepRecord } from "./step.js";
 import { stepAccess } from "./step.js";
-import type { PagingMode, Report, Sample, Scenario } from "./types.js";
+import {
+  type HostCounters,
+  type PagingMode,
+  type Report,
+  type Sample,
+  type SampleRow,
+  type Scenario,
+  SERIES_COUNTERS,
+} from "./types.js";
 import { VERSION } from "./version.js";
 
 /** Cycles a domain runs before the next one gets the (single) physical CPU. */
 export const DOMAIN_QUANTUM = 1_000_000;
-
-/** Counters kept in the time series (besides cycles). */
-export const SERIES_COUNTERS = [
-  "user_accesses",
-  "tlb_misses",
-  "walk_refs",
-  "guest_page_faults",
-  "context_switches",
-  "forks",
-  "guest_frames_used",
-  "pt_pages",
-  "host_frames",
-  "balloon_target_pages",
-  "balloon_pages",
-  "host_swapped_out",
-  "host_swap_ins",
-  "host_swap_outs",
-  "reservation_pages",
-  "balloon_inflated_pages",
-  "balloon_deflated_pages",
-  "balloon_backoffs",
-  "guest_oom",
-] as const;
 
 export interface SimulationOptions {
   /** Run every domain in this mode instead of the scenario's. */
   mode?: PagingMode;
   /** Override the scenario's seed. */
   seed?: number;
-  /** Verify the invariants of DESIGN.md during the run. */
+  /** Verify the invariants during the run (see api/check.ts and README's "Invariant checks"). */
   check?: boolean;
   /** Override the scenario's run length (user accesses). */
   accesses?: number;
@@ -267,7 +252,7 @@ export class Simulation {
     const domains: Sample["domains"] = {};
     for (const d of this.domains) {
       const counters = d.report().counters;
-      const row: Record<string, number> = { cycles: d.time() };
+      const row = { cycles: d.time() } as SampleRow;
       for (const name of SERIES_COUNTERS) row[name] = counters[name] ?? 0;
       domains[d.spec.name] = row;
     }
@@ -296,7 +281,7 @@ export class Simulation {
     let framesUsed = 0;
     let violations = 0;
     let first = "";
-    const hostCounters: Record<string, number> = {
+    const hostCounters: HostCounters = {
       cycles: this.time(),
       user_accesses: this.accessesDone,
     };

@@ -7,11 +7,20 @@
 import type {
   BalloonPolicySpec,
   BalloonTouchPolicy,
+  CostEvent,
   PagingMode,
   ProcessKind,
 } from "../config/scenario.js";
+import type { DomainCounterName, DomainCounters } from "../metrics/counters.js";
 
 export * from "../config/scenario.js";
+export type {
+  CounterName,
+  DomainCounterName,
+  DomainCounters,
+  ReportCounterName,
+  WalkRefsCounterName,
+} from "../metrics/counters.js";
 
 /** One domain's results. Counter names follow Xen perf counters and KVM stats (see README). */
 export interface DomainReport {
@@ -28,8 +37,8 @@ export interface DomainReport {
     target_policy: BalloonPolicySpec["type"];
     host_swap: boolean;
   };
-  counters: Record<string, number>;
-  cycles: { total: number; by_event: Record<string, number> };
+  counters: DomainCounters;
+  cycles: { total: number; by_event: Partial<Record<CostEvent, number>> };
   processes: ProcessReport[];
 }
 
@@ -51,17 +60,72 @@ export interface ProcessReport {
   read_hash: number;
 }
 
+/**
+ * The host's counters in a report: the run's totals, and the virtualized host's frames, balloon
+ * policy, host swapping and page sharing.
+ */
+export const HOST_COUNTER_NAMES = [
+  "cycles",
+  "user_accesses",
+  "frames_free",
+  "balloon_policy_runs",
+  "pages_shared",
+  "pages_sharing",
+  "memory_saved_bytes",
+  "pages_unshared",
+  "sharing_volatile",
+  "full_scans",
+  "sharing_pages_scanned",
+  "sharing_merges",
+  "sharing_cycles",
+  "zero_pages_sharing",
+  "host_swapped_out",
+] as const;
+
+export type HostCounterName = (typeof HOST_COUNTER_NAMES)[number];
+
+/** The host's counters: the run's cycles and user accesses always, the others where they apply. */
+export type HostCounters = Record<"cycles" | "user_accesses", number> &
+  Partial<Record<HostCounterName, number>>;
+
 export interface HostReport {
   frames_total: number;
   frames_used: number;
   frames_used_peak: number;
-  counters: Record<string, number>;
+  counters: HostCounters;
 }
+
+/** Counters kept in the time series (besides cycles). */
+export const SERIES_COUNTERS = [
+  "user_accesses",
+  "tlb_misses",
+  "walk_refs",
+  "guest_page_faults",
+  "context_switches",
+  "forks",
+  "guest_frames_used",
+  "pt_pages",
+  "host_frames",
+  "balloon_target_pages",
+  "balloon_pages",
+  "host_swapped_out",
+  "host_swap_ins",
+  "host_swap_outs",
+  "reservation_pages",
+  "balloon_inflated_pages",
+  "balloon_deflated_pages",
+  "balloon_backoffs",
+  "guest_oom",
+] as const satisfies readonly DomainCounterName[];
+
+/** One domain's row of the time series: its cycles and the series counters. */
+export type SampleRow = Record<(typeof SERIES_COUNTERS)[number] | "cycles", number>;
 
 export interface Sample {
   /** Simulated cycles since the start. */
   time: number;
-  domains: Record<string, Record<string, number>>;
+  /** By domain name. */
+  domains: Record<string, SampleRow>;
   /** The virtualized host's frames (absent when every domain is native). */
   host?: {
     frames_free: number;

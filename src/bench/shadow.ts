@@ -3,6 +3,7 @@
 import { fork } from "../guest/fork.js";
 import { USER_HEAP_BASE } from "../guest/layout.js";
 import { KIND_USER_WRITE } from "../hw/access.js";
+import type { VmmReportCounters } from "../metrics/counters.js";
 import { C_FORKS } from "../metrics/counters.js";
 import { ProcessDriver } from "../workload/driver.js";
 import { Rng } from "../workload/rng.js";
@@ -39,7 +40,7 @@ export function benchShadowFork(count = 2000): BenchResult {
   const before = g.counters[C_FORKS];
   const s = timeIt(() => storm(count));
   const forks = g.counters[C_FORKS] - before;
-  const report: Record<string, number> = {};
+  const report: VmmReportCounters = {};
   g.host?.domains[0].paging.report(report);
   return {
     name: "shadow-fork",

@@ -1,7 +1,6 @@
 /** Validation of the numeric options, with messages that say what was expected and what came. */
 
-import { VARIABLE_PARAMETERS, type VariableParameter } from "../api/compare.js";
-import { parseSize } from "../config/sizes.js";
+import { parseSize, VARIABLE_PARAMETERS, type VariableParameter } from "../api/index.js";
 import { UsageError } from "./errors.js";
 
 /** Seeds are 32-bit: the largest accepted is 2^32 - 1. */

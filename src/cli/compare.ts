@@ -1,9 +1,14 @@
 /** `memvisor compare`: one scenario under several paging modes, side by side. */
 
-import { type Comparison, compareModes, compareVarying, type Variation } from "../api/compare.js";
-import type { PagingMode } from "../api/types.js";
-import { PAGING_MODES } from "../config/scenario.js";
-import { formatSizeApprox } from "../workload/scenario-load.js";
+import {
+  type Comparison,
+  compareModes,
+  compareVarying,
+  formatSizeApprox,
+  PAGING_MODES,
+  type PagingMode,
+  type Variation,
+} from "../api/index.js";
 import { parseAccesses, parseSeed, parseVary } from "./args.js";
 import { EXIT_CHECKS, EXIT_OK, UsageError } from "./errors.js";
 import { formatInt, formatRatio, newTable } from "./format.js";

@@ -5,9 +5,7 @@
  */
 
 import { CommanderError } from "commander";
-import { SimulationError } from "../api/domain.js";
-import { ScenarioError } from "../workload/scenario-load.js";
-import { TraceError } from "../workload/trace/lackey.js";
+import { ScenarioError, SimulationError, TraceError } from "../api/index.js";
 
 export const EXIT_OK = 0;
 /** A usage error: bad option or argument, unknown or invalid scenario, unavailable mode. */

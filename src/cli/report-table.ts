@@ -4,12 +4,17 @@
  * Everything printed comes from the report, so the same run prints the same text.
  */
 
-import type { DomainReport, Report } from "../api/types.js";
-import { COST_EVENTS } from "../config/scenario.js";
-import { PAGE_SIZE } from "../hw/addr.js";
-import { COST_DEFAULTS } from "../metrics/cost.js";
-import { COUNTER_NAMES } from "../metrics/counters.js";
-import { formatSizeApprox } from "../workload/scenario-load.js";
+import {
+  COST_DEFAULTS,
+  COST_EVENTS,
+  COUNTER_NAMES,
+  type DomainCounterName,
+  type DomainCounters,
+  type DomainReport,
+  formatSizeApprox,
+  PAGE_SIZE,
+  type Report,
+} from "../api/index.js";
 import { formatInt, formatPercent, formatRatio, newTable } from "./format.js";
 
 /** One line of a group: a label (usually the counter's name), a value and a note. */
@@ -25,6 +30,14 @@ interface Group {
   /** Whether any counter of the group is non-zero (all-zero groups are left out). */
   any: boolean;
 }
+
+/** Shadow entries revalidated, by level (l1 .. l4). */
+const SHADOW_VALIDATE_COUNTERS = [
+  "shadow_validate_gl1e_calls",
+  "shadow_validate_gl2e_calls",
+  "shadow_validate_gl3e_calls",
+  "shadow_validate_gl4e_calls",
+] as const;
 
 /** Walk lengths shown beside "refs per walk", most frequent first. */
 const WALK_HIST_SHOWN = 2;
@@ -54,7 +67,7 @@ export function formatReport(report: Report, description = ""): string {
   if (host.counters.pages_shared !== undefined) {
     const c = host.counters;
     out.push(
-      `page sharing: ${formatInt(c.pages_shared)} shared frames, ` +
+      `page sharing: ${formatInt(c.pages_shared ?? 0)} shared frames, ` +
         `${formatInt(c.pages_sharing ?? 0)} more pages on them: ${formatSizeApprox(c.memory_saved_bytes ?? 0)} saved ` +
         `(${formatInt(c.zero_pages_sharing ?? 0)} zero pages)`,
       `  scanner: ${(c.full_scans ?? 0) > 0 ? `${formatInt(c.full_scans ?? 0)} full scans, ` : ""}` +
@@ -140,9 +153,9 @@ function processTable(domain: DomainReport): string {
 /** A group from rows of counters; `optional` rows are left out when their counter is 0. */
 function group(
   title: string,
-  c: Record<string, number>,
-  rows: (Row | { counter: string; note?: string; optional?: boolean })[],
-  counted: string[],
+  c: DomainCounters,
+  rows: (Row | { counter: DomainCounterName; note?: string; optional?: boolean })[],
+  counted: DomainCounterName[],
 ): Group {
   const out: Row[] = [];
   for (const r of rows) {
@@ -188,12 +201,12 @@ function tlbGroup(d: DomainReport): Group {
 }
 
 /** "4 refs 99.8%, 3 refs 0.2%": the most frequent walk lengths (walk_refs_<n> counters). */
-function walkHistogram(c: Record<string, number>): string {
+function walkHistogram(c: DomainCounters): string {
   const walks = c.walks ?? 0;
   const lengths: [number, number][] = [];
   for (const [name, count] of Object.entries(c)) {
     const m = /^walk_refs_(\d+)$/.exec(name);
-    if (m && count > 0) lengths.push([Number(m[1]), count]);
+    if (m && count !== undefined && count > 0) lengths.push([Number(m[1]), count]);
   }
   lengths.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
   return lengths
@@ -207,7 +220,7 @@ function kernelGroup(d: DomainReport): Group {
   const faults =
     `demand ${formatInt(c.guest_demand_faults ?? 0)}, cow ${formatInt(c.guest_cow_faults ?? 0)}, ` +
     `spurious ${formatInt(c.guest_spurious_faults ?? 0)}`;
-  const names = [
+  const names: DomainCounterName[] = [
     "guest_page_faults",
     "context_switches",
     "forks",
@@ -242,7 +255,7 @@ function kernelGroup(d: DomainReport): Group {
 function vmmGroup(d: DomainReport): Group {
   const c = d.counters;
   const exits = c.vmexits ?? 0;
-  const share = (n: string) => ({
+  const share = (n: DomainCounterName) => ({
     counter: n,
     note: `${formatPercent(c[n] ?? 0, exits)} of exits`,
     optional: true,
@@ -279,10 +292,10 @@ function vmmGroup(d: DomainReport): Group {
 function balloonGroup(d: DomainReport): Group {
   const c = d.counters;
   const gfns = c.guest_frames ?? 0;
-  const size = (n: string) => formatSizeApprox((c[n] ?? 0) * PAGE_SIZE);
+  const size = (n: DomainCounterName) => formatSizeApprox((c[n] ?? 0) * PAGE_SIZE);
   // The balloon's rows only when it did something, or has a target below the domain's memory.
   const ballooned = (c.balloon_inflated_pages ?? 0) > 0 || (c.balloon_target_pages ?? gfns) < gfns;
-  const balloonRows = [
+  const balloonRows: { counter: DomainCounterName; note: string }[] = [
     { counter: "balloon_target_pages", note: `${size("balloon_target_pages")}, set by the host` },
     {
       counter: "reservation_pages",
@@ -358,9 +371,9 @@ function pvGroup(d: DomainReport): Group {
 function shadowGroup(d: DomainReport): Group {
   const c = d.counters;
   const faults = c.shadow_fault ?? 0;
-  const of = (n: string) => formatPercent(c[n] ?? 0, faults);
+  const of = (n: DomainCounterName) => formatPercent(c[n] ?? 0, faults);
   const peak = c.shadow_pages_peak ?? 0;
-  const perLevel = [1, 2, 3, 4].map((l) => c[`shadow_validate_gl${l}e_calls`] ?? 0);
+  const perLevel = SHADOW_VALIDATE_COUNTERS.map((name) => c[name] ?? 0);
   const validated = perLevel.reduce((a, b) => a + b, 0);
   const validates = perLevel.map((n, i) => `l${i + 1} ${formatInt(n)}`).join(" ");
   return group(
@@ -419,7 +432,7 @@ function shadowGroup(d: DomainReport): Group {
 /** Hardware-assisted paging: the 2D walks' references and caches, the EPT. */
 function hapGroup(d: DomainReport): Group {
   const c = d.counters;
-  const rate = (hits: string, misses: string) => {
+  const rate = (hits: DomainCounterName, misses: DomainCounterName) => {
     const h = c[hits] ?? 0;
     return `${formatPercent(h, h + (c[misses] ?? 0))} of lookups hit`;
   };

@@ -1,7 +1,6 @@
 /** `memvisor run`: load a scenario, run it (with a progress bar on long runs), print the report. */
 
-import { Simulation } from "../api/simulation.js";
-import type { PagingMode, Report } from "../api/types.js";
+import { type PagingMode, type Report, Simulation } from "../api/index.js";
 import { parseAccesses, parseSeed } from "./args.js";
 import { EXIT_CHECKS, EXIT_OK } from "./errors.js";
 import { LazyProgress } from "./progress.js";

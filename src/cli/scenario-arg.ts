@@ -6,9 +6,8 @@
  */
 
 import { statSync } from "node:fs";
-import type { Scenario } from "../api/types.js";
-import { BUILTIN_SCENARIOS, DEFAULT_SCENARIO } from "../workload/builtin.js";
-import { loadBuiltinScenario, loadScenarioFile } from "../workload/scenario-file.js";
+import { BUILTIN_SCENARIOS, DEFAULT_SCENARIO, type Scenario } from "../api/index.js";
+import { loadBuiltinScenario, loadScenarioFile } from "../api/node.js";
 import { UsageError } from "./errors.js";
 
 const FILE_EXTENSION = /\.(ya?ml|json)$/i;

@@ -1,8 +1,6 @@
 /** `memvisor sweep`: the scenario's first domain cloned 1..N times, memory saved against N. */
 
-import { type Sweep, sweepDomains } from "../api/sweep.js";
-import type { Scenario } from "../api/types.js";
-import { formatSizeApprox } from "../workload/scenario-load.js";
+import { formatSizeApprox, type Scenario, type Sweep, sweepDomains } from "../api/index.js";
 import { parseAccesses, parseDomains, parseSeed } from "./args.js";
 import { EXIT_CHECKS, EXIT_OK } from "./errors.js";
 import { formatInt, newTable } from "./format.js";

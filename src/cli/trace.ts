@@ -9,10 +9,8 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatSizeApprox } from "../workload/scenario-load.js";
-import { type ImportResult, importLackey, readTrace } from "../workload/trace/file.js";
-import { TRACE_KIND_NAMES } from "../workload/trace/lackey.js";
-import { traceLayout, traceProblem } from "../workload/trace/layout.js";
+import { formatSizeApprox, TRACE_KIND_NAMES, traceLayout, traceProblem } from "../api/index.js";
+import { type ImportResult, importLackey, readTrace } from "../api/node.js";
 import { EXIT_OK, UsageError } from "./errors.js";
 import { formatInt, newTable } from "./format.js";
 

@@ -111,6 +111,75 @@ export const COUNTER_NAMES = [
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
 
+/** The reason R of each counter named vmexits_R. */
+type ExitReasonOf<C> = C extends `vmexits_${infer R}` ? R : never;
+
+/** VM exits by reason: each has a counter vmexits_<reason>. */
+export const VMEXIT_REASONS = [
+  "pf",
+  "cr3",
+  "invlpg",
+  "ept_violation",
+  "hypercall",
+] as const satisfies readonly ExitReasonOf<CounterName>[];
+
+/**
+ * Counters every domain's report adds to the simulator's, computed when the report is made: its
+ * user accesses, its memory and its page tables.
+ */
+export const GUEST_REPORT_COUNTER_NAMES = [
+  "user_accesses",
+  "guest_frames",
+  "guest_frames_used",
+  "pt_pages",
+] as const;
+
+/**
+ * Counters a virtualized domain's report adds: the VMM's memory for it (the P2M, the balloon,
+ * the host's frames), and what its paging mode adds (EPT pages, shadow pages, PV tables).
+ */
+export const VMM_REPORT_COUNTER_NAMES = [
+  "p2m_entries",
+  "p2m_pages",
+  "host_frames",
+  "reservation_pages",
+  "balloon_target_pages",
+  "balloon_pages",
+  "host_swapped_out",
+  "ept_pages",
+  "pv_pt_pages",
+  "m2p_pages",
+  "shadow_pool_pages",
+  "shadow_pages",
+  "shadow_pages_peak",
+  "shadow_bytes_peak",
+  "shadow_overhead_pct",
+] as const;
+
+export type VmmReportCounterName = (typeof VMM_REPORT_COUNTER_NAMES)[number];
+export type ReportCounterName = (typeof GUEST_REPORT_COUNTER_NAMES)[number] | VmmReportCounterName;
+
+/** What the VMM and its paging modes fill in of a virtualized domain's report. */
+export type VmmReportCounters = Partial<Record<VmmReportCounterName, number>>;
+
+/** The walk histogram in a report: walks that made N memory references. */
+export type WalkRefsCounterName = `walk_refs_${number}`;
+
+/** Every name a domain's report counters may have: a misspelt one is a compile error. */
+export type DomainCounterName = CounterName | ReportCounterName | WalkRefsCounterName;
+
+/** The simulator's counters by name, with the walk histogram's (walks of N references). */
+export type SimulatorCounters = Record<CounterName, number> &
+  Partial<Record<WalkRefsCounterName, number>>;
+
+/**
+ * A domain's counters by name: every simulator counter and every guest report counter; the
+ * VMM's only for a virtualized domain, a walk length only when some walk had it.
+ */
+export type DomainCounters = SimulatorCounters &
+  Record<(typeof GUEST_REPORT_COUNTER_NAMES)[number], number> &
+  VmmReportCounters;
+
 // Indices into COUNTER_NAMES, as literals so that hot paths can copy them (see hw/cpu.ts);
 // a test checks each against its name.
 export const C_ACCESSES = 0;
@@ -221,8 +290,8 @@ export function newCounters(): Float64Array {
 export function countersToRecord(
   counters: Float64Array,
   walkHist?: Float64Array,
-): Record<string, number> {
-  const out: Record<string, number> = {};
+): SimulatorCounters {
+  const out = {} as SimulatorCounters;
   for (let i = 0; i < COUNTER_COUNT; i++) out[COUNTER_NAMES[i]] = counters[i];
   if (walkHist) {
     for (let n = 1; n < walkHist.length; n++) {

@@ -18,6 +18,7 @@ import type { Mfn } from "../hw/addr.js";
 import type { Intercepts, Vcpu } from "../hw/cpu.js";
 import type { HostMemory } from "../hw/memory.js";
 import type { GuestMemoryPeek } from "../hw/peek.js";
+import type { VmmReportCounters } from "../metrics/counters.js";
 import type { HostFrames } from "./frames.js";
 import type { P2m } from "./p2m.js";
 import type { SharedFrames } from "./sharing/shared.js";
@@ -32,9 +33,6 @@ export type GuestKernelKind = "hvm" | "pv";
 /** Visits one frame a domain can reach: returns a problem to stop with, or null. */
 export type ReachVisitor = (mfn: Mfn, writable: boolean, where: string) => string | null;
 
-/** The report's counters, filled in by name (see api/types.ts for the names). */
-export type CounterSink = Record<string, number>;
-
 export interface VmmPaging extends Intercepts {
   readonly mode: VirtualMode;
   readonly guestKernel: GuestKernelKind;
@@ -46,7 +44,7 @@ export interface VmmPaging extends Intercepts {
   /** Host frames the mode holds for the domain beyond its RAM and its P2M's pages. */
   hostFrames(): number;
   /** Adds the mode's own counters (its memory, its tables) to a domain's report. */
-  report(counters: CounterSink): void;
+  report(counters: VmmReportCounters): void;
   /**
    * The mode's invariants, from outside (no counter, A/D bit or TLB entry changes): `full`
    * false checks the translations the hardware can use now, true every structure too. The

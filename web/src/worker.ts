@@ -4,12 +4,16 @@
  * is handled within one slice and the page gets steady updates.
  */
 
-import { compareModes, type Simulation as Sim, Simulation } from "../../src/api/index.js";
+import {
+  compareModes,
+  type Simulation as Sim,
+  Simulation,
+  VMEXIT_REASONS,
+} from "../../src/api/index.js";
 import type { ChartPoint, FromWorker, RunSettings, RunState, ToWorker } from "./messages.js";
 import { loadScenario } from "./scenarios.js";
 
 const SLICE_MS = 40;
-const EXIT_REASONS = ["pf", "cr3", "invlpg", "ept_violation", "hypercall"];
 
 let sim: Sim | null = null;
 let running = false;
@@ -36,14 +40,14 @@ function create(settings: RunSettings): Sim {
 
 function chartPoint(s: Sim): ChartPoint {
   const exits: Record<string, number> = {};
-  for (const r of EXIT_REASONS) exits[r] = 0;
+  for (const r of VMEXIT_REASONS) exits[r] = 0;
   const memory: Record<string, number> = {};
   const target: Record<string, number> = {};
   const ballooned: Record<string, number> = {};
   let shadowPages = 0;
   for (const d of s.domains) {
     const c = d.report().counters;
-    for (const r of EXIT_REASONS) exits[r] += c[`vmexits_${r}`] ?? 0;
+    for (const r of VMEXIT_REASONS) exits[r] += c[`vmexits_${r}`];
     shadowPages += c.shadow_pages ?? 0;
     // Natively a domain holds its machine's frames in use; virtualized, its host frames.
     memory[d.spec.name] = d.hostFramesUsed() * 4096;

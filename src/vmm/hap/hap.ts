@@ -23,12 +23,13 @@ import {
   C_EPT_INVEPT,
   C_VMEXITS,
   C_VMEXITS_EPT_VIOLATION,
+  type VmmReportCounters,
 } from "../../metrics/counters.js";
 import { memoryOp } from "../balloon/reservation.js";
 import { DomainCrash, frameOrCrash } from "../crash.js";
 import type { HostFrames } from "../frames.js";
 import { P2M_POPULATE_ON_DEMAND, P2M_RAM_SHARED, P2M_TYPE_NAMES, type P2m } from "../p2m.js";
-import type { CounterSink, PagingContext, ReachVisitor, VmmPaging } from "../paging.js";
+import type { PagingContext, ReachVisitor, VmmPaging } from "../paging.js";
 import { checkEpt, checkReach } from "./check.js";
 import { EptTables, eptPermsOf } from "./ept.js";
 
@@ -173,7 +174,7 @@ export class HapPaging implements VmmPaging {
     return this.eptPages;
   }
 
-  report(counters: CounterSink): void {
+  report(counters: VmmReportCounters): void {
     counters.ept_pages = this.eptPages;
   }
 

@@ -28,12 +28,13 @@ import {
   C_VMEXITS,
   C_VMEXITS_HYPERCALL,
   C_VMEXITS_PF,
+  type VmmReportCounters,
 } from "../../metrics/counters.js";
 import { MEMOP_DECREASE_RESERVATION, MEMOP_POPULATE_PHYSMAP } from "../balloon/reservation.js";
 import { DomainCrash } from "../crash.js";
 import type { HostFrames } from "../frames.js";
 import type { P2m } from "../p2m.js";
-import type { CounterSink, PagingContext, ReachVisitor, VmmPaging } from "../paging.js";
+import type { PagingContext, ReachVisitor, VmmPaging } from "../paging.js";
 import { checkPvIsolation, checkPvTables } from "./check.js";
 import { mmuextOp, mmuUpdate, updateVaMapping } from "./hypercalls.js";
 import { PGT_L1, type PvFrameTypes, PvMm } from "./mm.js";
@@ -234,7 +235,7 @@ export class PvPaging implements VmmPaging, PvMmuHypercalls {
    * The VMM's memory for a PV domain: its P2M pages (counted by the caller) and its share of
    * the m2p, 8 bytes per host frame, mapped read-only into every PV guest.
    */
-  report(counters: CounterSink): void {
+  report(counters: VmmReportCounters): void {
     counters.pv_pt_pages = this.tablePages();
     counters.m2p_pages = Math.ceil((this.mem.frames * 8) / 4096);
   }

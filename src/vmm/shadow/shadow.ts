@@ -19,12 +19,13 @@ import {
   C_VMEXITS,
   C_VMEXITS_CR3,
   C_VMEXITS_INVLPG,
+  type VmmReportCounters,
 } from "../../metrics/counters.js";
 import { memoryOp } from "../balloon/reservation.js";
 import { DomainCrash, frameOrCrash } from "../crash.js";
 import type { HostFrames } from "../frames.js";
 import type { P2m } from "../p2m.js";
-import type { CounterSink, PagingContext, ReachVisitor, VmmPaging } from "../paging.js";
+import type { PagingContext, ReachVisitor, VmmPaging } from "../paging.js";
 import { checkBookkeeping, checkShadow, forEachReach } from "./check.js";
 import { unshadow } from "./emulate.js";
 import { handleShadowFault } from "./fault.js";
@@ -252,7 +253,7 @@ export class ShadowPaging implements VmmPaging {
     return this.poolFrames.length;
   }
 
-  report(counters: CounterSink): void {
+  report(counters: VmmReportCounters): void {
     const t = this.tables;
     counters.shadow_pool_pages = this.poolFrames.length;
     counters.shadow_pages = t.inUse;
