@@ -103,7 +103,7 @@ export class AutoBalloonPolicy {
       } else {
         if (current >= max) continue;
         // MOM grows by max_change, or at once to what the guest uses plus min_guest_free of its
-        // memory; here never by more than max_change of its memory a step (as DESIGN.md asks).
+        // memory; here never by more than max_change of its memory a step, as it shrinks.
         size = Math.min(
           Math.max(current * (1 + o.maxChange), used + o.minGuestFree * max),
           current + o.maxChange * max,

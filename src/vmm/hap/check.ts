@@ -2,7 +2,7 @@
  * The EPT against the P2M, from outside (no side effect): every EPT leaf maps a gfn of the
  * domain's RAM to the very frame the P2M gives it, with no more rights than its type allows;
  * so, with the P2M check, every frame the hardware can reach through the EPT is the domain's
- * own, or a shared frame it can only read (invariant 2 of DESIGN.md). The EPT's own frames are
+ * own, or a shared frame it can only read (isolation, invariant 2). The EPT's own frames are
  * the VMM's.
  */
 

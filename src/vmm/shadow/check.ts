@@ -1,11 +1,11 @@
 /**
- * The invariants of DESIGN.md for a shadow-paged domain, checked from outside (no counter, A/D
- * bit or TLB entry changes):
+ * The invariants of a shadow-paged domain (README, "Invariant checks"), checked from outside
+ * (no counter, A/D bit or TLB entry changes):
  * 1. every valid TLB entry of the running address space maps p2m(guest walk(gva)), with
  *    permissions no wider than the guest's, and never writes a shadowed page table;
  *    every present shadow leaf in an l1 shadow agrees with its guest entry in the same way;
  * 2. every leaf shadow entry maps a frame this domain owns (isolation);
- * 3. the host's frame accounting balances (checked by the host check).
+ * 3. the host's frame accounting balances (vmm/frames-check.ts).
  */
 
 import { KIND_SUP_READ, MASK_WRITES } from "../../hw/access.js";
