@@ -24,7 +24,8 @@ import { ProcessDriver, STEP_ACCESS, STEP_BLOCKED, STEP_EXITED } from "../worklo
 import type { Rng } from "../workload/rng.js";
 import { checkDomain } from "./check.js";
 import { nativePlatform, type Platform, virtualPlatform } from "./platform.js";
-import type { DomainReport, DomainSpec, ProcessReport, Scenario } from "./types.js";
+import { ProcessTotals } from "./process-totals.js";
+import type { DomainReport, DomainSpec, Scenario } from "./types.js";
 
 /** Steps between two reads of the clock (the cost model's dot product). */
 const CLOCK_EVERY = 16;
@@ -48,9 +49,8 @@ export class DomainRuntime {
   readonly sched: Scheduler;
   /** Drivers of processes not yet retired, by process. */
   readonly drivers = new Map<object, ProcessDriver>();
-  /** Totals of retired processes, by spec name. */
-  private readonly retired = new Map<string, ProcessReport>();
-  private readonly started = new Map<string, number>();
+  /** The processes of each spec, added up as they retire. */
+  private readonly totals = new ProcessTotals();
   private current: ProcessDriver | null = null;
   /** The guest's clock: steps its processes made (see Scheduler). */
   guestSteps = 0;
@@ -163,7 +163,7 @@ export class DomainRuntime {
 
   private adopt(driver: ProcessDriver): void {
     this.drivers.set(driver.proc, driver);
-    this.started.set(driver.spec.name, (this.started.get(driver.spec.name) ?? 0) + 1);
+    this.totals.started(driver.spec.name);
   }
 
   /** Host frames this domain occupies (natively: its machine's frames in use). */
@@ -322,8 +322,7 @@ export class DomainRuntime {
   private retire(driver: ProcessDriver): void {
     if (!this.drivers.delete(driver.proc)) return;
     if (this.current === driver) this.current = null;
-    const total = totalsIn(this.retired, driver.spec.name, driver.spec.kind);
-    addProcess(total, driver);
+    this.totals.retire(driver);
   }
 
   /** Check the invariants (see checkDomain); a violation is counted, the first one kept. */
@@ -338,16 +337,7 @@ export class DomainRuntime {
   }
 
   report(): DomainReport {
-    const totals = new Map<string, ProcessReport>();
-    for (const [name, r] of this.retired) totals.set(name, { ...r });
-    for (const driver of this.drivers.values()) {
-      addProcess(totalsIn(totals, driver.spec.name, driver.spec.kind), driver);
-    }
-    const processes = this.spec.processes.map((p) => {
-      const t = totalsIn(totals, p.name, p.kind);
-      t.started = this.started.get(p.name) ?? 0;
-      return t;
-    });
+    const processes = this.totals.report(this.spec.processes, this.drivers.values());
     const counters: DomainCounters = {
       ...countersToRecord(this.counters, this.platform.cpu.walkHist),
       guest_frames: this.platform.guestFrames,
@@ -386,38 +376,4 @@ export class DomainRuntime {
       processes,
     };
   }
-}
-
-/** The totals of processes named `name` in `map`, created empty on first use. */
-function totalsIn(
-  map: Map<string, ProcessReport>,
-  name: string,
-  kind: ProcessReport["kind"],
-): ProcessReport {
-  let total = map.get(name);
-  if (!total) {
-    total = {
-      name,
-      kind,
-      started: 0,
-      alive: 0,
-      accesses: 0,
-      guest_page_faults: 0,
-      segv: 0,
-      oom_killed: 0,
-      read_hash: 0,
-    };
-    map.set(name, total);
-  }
-  return total;
-}
-
-function addProcess(total: ProcessReport, driver: ProcessDriver): void {
-  const p = driver.proc;
-  if (p.alive) total.alive++;
-  total.accesses += p.accesses;
-  total.guest_page_faults += p.faults;
-  if (p.killedBy === "segv") total.segv++;
-  if (p.killedBy === "oom") total.oom_killed++;
-  total.read_hash = (Math.imul(total.read_hash ^ p.readHash, 0x01000193) + p.pid) >>> 0;
 }
