@@ -27,8 +27,8 @@ import { HostFrames } from "../src/vmm/frames.js";
 import { P2M_INVALID, P2M_RAM_PAGED, P2M_RAM_RW, P2m } from "../src/vmm/p2m.js";
 import { checkHostFrames } from "../src/vmm/shadow/check.js";
 import { Xenstore, XS_MEMINFO_FREE } from "../src/vmm/xenstore.js";
-import { builtinScenario } from "../src/workload/builtin.js";
-import { parseScenario } from "../src/workload/scenario-load.js";
+import { builtinScenario } from "../src/workload/scenario/builtin.js";
+import { parseScenario } from "../src/workload/scenario/parse.js";
 import { bootGuest, type TestGuest } from "./support/guest.js";
 
 function shadowGuest(memMiB = 16): TestGuest {

@@ -3,14 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { BUILTIN_SCENARIOS, builtinScenario, DEFAULT_SCENARIO } from "../src/workload/builtin.js";
-import { loadBuiltinScenario, loadScenarioFile } from "../src/workload/scenario-file.js";
+import { formatSize, parseSize } from "../src/config/sizes.js";
 import {
-  formatSize,
-  parseScenario,
-  parseSize,
-  ScenarioError,
-} from "../src/workload/scenario-load.js";
+  BUILTIN_SCENARIOS,
+  builtinScenario,
+  DEFAULT_SCENARIO,
+} from "../src/workload/scenario/builtin.js";
+import { loadBuiltinScenario, loadScenarioFile } from "../src/workload/scenario/file.js";
+import { parseScenario } from "../src/workload/scenario/parse.js";
+import { ScenarioError } from "../src/workload/scenario/problems.js";
 
 const SCENARIOS_DIR = new URL("../scenarios/", import.meta.url);
 

@@ -4,10 +4,16 @@
  * loadScenarioFile, for Node, is exported from "memvisor/node").
  */
 
+export { formatSize, parseSize } from "../config/sizes.js";
 export { COST_DEFAULTS } from "../metrics/cost.js";
 export { COUNTER_NAMES } from "../metrics/counters.js";
-export { BUILTIN_SCENARIOS, builtinScenario, DEFAULT_SCENARIO } from "../workload/builtin.js";
-export { formatSize, parseScenario, parseSize, ScenarioError } from "../workload/scenario-load.js";
+export {
+  BUILTIN_SCENARIOS,
+  builtinScenario,
+  DEFAULT_SCENARIO,
+} from "../workload/scenario/builtin.js";
+export { parseScenario } from "../workload/scenario/parse.js";
+export { ScenarioError } from "../workload/scenario/problems.js";
 export { type Comparison, compareModes, type ModeResult } from "./compare.js";
 export { SimulationError } from "./domain.js";
 export {

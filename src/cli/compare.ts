@@ -3,7 +3,7 @@
 import { type Comparison, compareModes, compareVarying, type Variation } from "../api/compare.js";
 import type { PagingMode } from "../api/types.js";
 import { PAGING_MODES } from "../config/scenario.js";
-import { formatSizeApprox } from "../workload/scenario-load.js";
+import { formatSizeApprox } from "../config/sizes.js";
 import { parseAccesses, parseSeed, parseVary } from "./args.js";
 import { EXIT_CHECKS, EXIT_OK, UsageError } from "./errors.js";
 import { formatInt, formatRatio, newTable } from "./format.js";

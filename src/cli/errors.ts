@@ -6,7 +6,7 @@
 
 import { CommanderError } from "commander";
 import { SimulationError } from "../api/domain.js";
-import { ScenarioError } from "../workload/scenario-load.js";
+import { ScenarioError } from "../workload/scenario/problems.js";
 import { TraceError } from "../workload/trace/lackey.js";
 
 export const EXIT_OK = 0;

@@ -6,7 +6,7 @@
 import { Command, Option } from "commander";
 import { VERSION } from "../api/version.js";
 import { PAGING_MODES } from "../config/scenario.js";
-import { DEFAULT_SCENARIO } from "../workload/builtin.js";
+import { DEFAULT_SCENARIO } from "../workload/scenario/builtin.js";
 import { type CompareOptions, compareCommand } from "./compare.js";
 import { exitQuietlyOnBrokenPipe } from "./epipe.js";
 import { describeError, EXIT_OK } from "./errors.js";

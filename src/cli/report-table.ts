@@ -6,10 +6,10 @@
 
 import type { DomainReport, Report } from "../api/types.js";
 import { COST_EVENTS } from "../config/scenario.js";
+import { formatSizeApprox } from "../config/sizes.js";
 import { PAGE_SIZE } from "../hw/addr.js";
 import { COST_DEFAULTS } from "../metrics/cost.js";
 import { COUNTER_NAMES } from "../metrics/counters.js";
-import { formatSizeApprox } from "../workload/scenario-load.js";
 import { formatInt, formatPercent, formatRatio, newTable } from "./format.js";
 
 /** One line of a group: a label (usually the counter's name), a value and a note. */

@@ -7,8 +7,8 @@
 
 import { statSync } from "node:fs";
 import type { Scenario } from "../api/types.js";
-import { BUILTIN_SCENARIOS, DEFAULT_SCENARIO } from "../workload/builtin.js";
-import { loadBuiltinScenario, loadScenarioFile } from "../workload/scenario-file.js";
+import { BUILTIN_SCENARIOS, DEFAULT_SCENARIO } from "../workload/scenario/builtin.js";
+import { loadBuiltinScenario, loadScenarioFile } from "../workload/scenario/file.js";
 import { UsageError } from "./errors.js";
 
 const FILE_EXTENSION = /\.(ya?ml|json)$/i;

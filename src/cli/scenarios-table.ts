@@ -1,6 +1,10 @@
 /** `memvisor scenarios`: the built-in scenarios as a table, or as JSON for scripts. */
 
-import { BUILTIN_SCENARIOS, builtinScenario, DEFAULT_SCENARIO } from "../workload/builtin.js";
+import {
+  BUILTIN_SCENARIOS,
+  builtinScenario,
+  DEFAULT_SCENARIO,
+} from "../workload/scenario/builtin.js";
 import { formatInt, newTable } from "./format.js";
 
 /** Summary column width: keeps the table within OUTPUT_WIDTH. */

@@ -2,7 +2,7 @@
 
 import { type Sweep, sweepDomains } from "../api/sweep.js";
 import type { Scenario } from "../api/types.js";
-import { formatSizeApprox } from "../workload/scenario-load.js";
+import { formatSizeApprox } from "../config/sizes.js";
 import { parseAccesses, parseDomains, parseSeed } from "./args.js";
 import { EXIT_CHECKS, EXIT_OK } from "./errors.js";
 import { formatInt, newTable } from "./format.js";

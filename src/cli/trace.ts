@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatSizeApprox } from "../workload/scenario-load.js";
+import { formatSizeApprox } from "../config/sizes.js";
 import { type ImportResult, importLackey, readTrace } from "../workload/trace/file.js";
 import { TRACE_KIND_NAMES } from "../workload/trace/lackey.js";
 import { traceLayout, traceProblem } from "../workload/trace/layout.js";

@@ -2,8 +2,9 @@
  * Built-in scenarios, kept as YAML text so that each is also an example of the file format
  * (scenarios/<name>.yaml holds the same text; a test keeps the two in step).
  */
-import type { Scenario } from "../config/scenario.js";
-import { type ParseOptions, parseScenario, ScenarioError } from "./scenario-load.js";
+import type { Scenario } from "../../config/scenario.js";
+import { type ParseOptions, parseScenario } from "./parse.js";
+import { ScenarioError } from "./problems.js";
 
 export interface BuiltinScenario {
   name: string;
