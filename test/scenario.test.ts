@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
@@ -84,10 +84,17 @@ describe("built-in scenarios", () => {
     for (const d of s.domains) expect(["native", "shadow", "hap"]).toContain(d.mode);
   });
 
-  it.each(BUILTIN_SCENARIOS.map((b) => [b.name]))("scenarios/%s.yaml is the same text", (name) => {
+  it("has a built-in for every scenarios/*.yaml and a file for every built-in", () => {
+    const files = readdirSync(SCENARIOS_DIR)
+      .filter((f) => f.endsWith(".yaml"))
+      .map((f) => f.slice(0, -".yaml".length));
+    expect(BUILTIN_SCENARIOS.map((b) => b.name).sort()).toEqual(files.sort());
+  });
+
+  it.each(BUILTIN_SCENARIOS.map((b) => [b.name]))("embeds scenarios/%s.yaml as it is", (name) => {
     const file = new URL(`${name}.yaml`, SCENARIOS_DIR);
     const builtin = BUILTIN_SCENARIOS.find((b) => b.name === name)!;
-    expect(readFileSync(file, "utf8")).toBe(builtin.yaml);
+    expect(builtin.yaml).toBe(readFileSync(file, "utf8"));
     expect(loadScenarioFile(file.pathname)).toEqual(loadBuiltinScenario(name));
   });
 
