@@ -747,6 +747,108 @@ describe("errors", () => {
   });
 });
 
+/** A valid scenario whose vm2 and vm3 merge vm1's keys; line numbers below refer to this text. */
+const ANCHORED = [
+  "name: anchored", // 1
+  "run: { accesses: 1000 }", // 2
+  "domains:", // 3
+  "  - &vm", // 4
+  "    name: vm1", // 5
+  "    memory: 256MiB", // 6
+  "    mode: shadow", // 7
+  "    processes:", // 8
+  "      - name: db", // 9
+  "        kind: database", // 10
+  "        working_set: 64MiB", // 11
+  "        writes: 0.25", // 12
+  "  - <<: *vm", // 13
+  "    name: vm2", // 14
+  "    mode: hap", // 15
+  "  - { <<: *vm, name: vm3 }", // 16
+];
+
+/** The lines of the error text gives, without the file name. */
+function problemsOf(text: string): string[] {
+  return errorOf(text)
+    .message.split("\n")
+    .map((line) => line.replace(/^x\.yaml:/, ""));
+}
+
+describe("anchors and merge keys", () => {
+  it("gives the merging mappings the anchored keys, their own keys winning", () => {
+    const s = parseScenario(ANCHORED.join("\n"), "x.yaml");
+    expect(s.domains.map((d) => [d.name, d.mode, d.memory])).toEqual([
+      ["vm1", "shadow", parseSize("256MiB")],
+      ["vm2", "hap", parseSize("256MiB")],
+      ["vm3", "shadow", parseSize("256MiB")],
+    ]);
+    expect(s.domains[2].processes).toEqual(s.domains[0].processes);
+  });
+
+  it("reports a mistake in an anchored value where it is written, once per mapping merging it", () => {
+    expect(problemsOf(withLine(12, "        writes: 2", ANCHORED))).toEqual(
+      [0, 1, 2].map(
+        (i) => `12:17: domains[${i}].processes[0].writes: expected a number between 0 and 1, got 2`,
+      ),
+    );
+  });
+
+  it("reports a mistake in a key that overrides a merged one at its own line", () => {
+    expect(problemsOf(withLine(15, "    mode: hvm", ANCHORED))).toEqual([
+      '15:11: domains[1].mode: expected one of native, shadow, hap, pv, got "hvm"',
+    ]);
+    expect(problemsOf(withLine(16, "  - { <<: *vm, name: vm3, memory: 3MiB }", ANCHORED))).toEqual([
+      '16:35: domains[2].memory: must be a multiple of 2MiB, got "3MiB"',
+    ]);
+  });
+
+  it.each([
+    [7, "    quantun: 5000", "quantun", "quantum"],
+    [12, "        writez: 0.25", "processes[0].writez", "writes"],
+  ])("reports an unknown key inside the anchor at its line %i", (line, text, path, close) => {
+    const key = text.trim().split(":")[0];
+    const column = text.indexOf(key) + 1;
+    expect(problemsOf(withLine(line, text, ANCHORED))).toEqual(
+      [0, 1, 2].map(
+        (i) =>
+          `${line}:${column}: domains[${i}].${path}: unknown key "${key}" (did you mean "${close}"?)`,
+      ),
+    );
+  });
+
+  it("takes a key from the first of a list of merged mappings that has it", () => {
+    const text = [
+      "domains:",
+      "  - name: d",
+      "    memory: 256MiB",
+      "    processes:",
+      "      - &small { name: p, kind: database, working_set: 1MiB, writes: 7 }",
+      "      - &big { name: q, kind: database, working_set: 2MiB, writes: 0.5 }",
+      "      - { <<: [*small, *big], name: r }",
+    ].join("\n");
+    const message = "expected a number between 0 and 1, got 7";
+    expect(problemsOf(text)).toEqual([
+      `5:70: domains[0].processes[0].writes: ${message}`,
+      `5:70: domains[0].processes[2].writes: ${message}`,
+    ]);
+  });
+
+  it("refuses a merge key that names no mapping, where it is written", () => {
+    expect(problemsOf(withLine(16, "  - { <<: 5, name: vm3 }", ANCHORED))).toEqual([
+      "16:11: a merge key (<<) takes a mapping, an alias of one or a list of them",
+    ]);
+  });
+
+  it("reports an alias that names no anchor where it is, after aliases that do", () => {
+    expect(problemsOf(withLine(16, "  - { <<: *vn, name: vm3 }", ANCHORED))).toEqual([
+      "16:11: YAML error: no anchor &vn before the alias *vn",
+    ]);
+    expect(problemsOf(withLine(15, "    mode: *hap", ANCHORED))).toEqual([
+      "15:11: YAML error: ReferenceError: Unresolved alias (the anchor must be set before the alias): hap",
+    ]);
+  });
+});
+
 describe("loadScenarioFile", () => {
   it("reads a file", () => {
     const dir = mkdtempSync(join(tmpdir(), "memvisor-"));

@@ -1,14 +1,25 @@
 /**
  * Scenario text (YAML or JSON, which is YAML) to a typed Scenario, with errors that name the
- * file, line, column and path of every problem. No node imports: this file runs in browsers too
- * (file.ts reads files from disk).
+ * file, line, column and path of every problem. YAML's merge keys are on (`<<: *anchor` copies
+ * an anchored mapping's keys, which the mapping's own keys override), and a problem inside a
+ * merged value is reported where that value is written. No node imports: this file runs in
+ * browsers too (file.ts reads files from disk).
  */
 
-import { isScalar, LineCounter, parseDocument, visit, type Node as YamlNode } from "yaml";
+import {
+  type Document,
+  isAlias,
+  isMap,
+  isScalar,
+  LineCounter,
+  parseDocument,
+  visit,
+  type Node as YamlNode,
+} from "yaml";
 import type { Scenario } from "../../config/scenario.js";
 import type { Trace } from "../../config/trace.js";
 import { describe, isPlainMapping, issueProblems } from "./issues.js";
-import { firstAliasOffset, offsetAt } from "./positions.js";
+import { aliasErrorOffset, isMergeKey, mergeSources, offsetAt, type Pos } from "./positions.js";
 import { formatPath, ScenarioError, type ScenarioProblem } from "./problems.js";
 import { scenarioFileSchema } from "./schema.js";
 import { toScenario } from "./to-scenario.js";
@@ -35,7 +46,11 @@ export function parseScenario(
   options: ParseOptions = {},
 ): Scenario {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text.replace(/^\uFEFF/, ""), { lineCounter, uniqueKeys: true });
+  const doc = parseDocument(text.replace(/^\uFEFF/, ""), {
+    lineCounter,
+    uniqueKeys: true,
+    merge: true,
+  });
   const pos = (offset: number) => {
     const { line, col } = lineCounter.linePos(offset);
     return { line, column: col };
@@ -62,19 +77,7 @@ export function parseScenario(
       },
     ]);
   }
-  const keyProblems: ScenarioProblem[] = [];
-  visit(doc, {
-    Pair(_, pair) {
-      if (pair.key !== null && !isScalar(pair.key)) {
-        const node = pair.key as YamlNode;
-        keyProblems.push({
-          path: "",
-          ...pos(node.range?.[0] ?? 0),
-          message: "a key must be a plain name, not a list or mapping",
-        });
-      }
-    },
-  });
+  const keyProblems = keyProblemsOf(doc, pos);
   if (keyProblems.length > 0) throw new ScenarioError(fileName, keyProblems);
 
   let data: unknown;
@@ -82,7 +85,7 @@ export function parseScenario(
     data = doc.toJS({ maxAliasCount: 1000 });
   } catch (e) {
     throw new ScenarioError(fileName, [
-      { path: "", ...pos(firstAliasOffset(doc)), message: `YAML error: ${firstLine(String(e))}` },
+      { path: "", ...pos(aliasErrorOffset(doc)), message: `YAML error: ${firstLine(String(e))}` },
     ]);
   }
   if (!isPlainMapping(data)) {
@@ -111,6 +114,33 @@ export function parseScenario(
     if (problems.length > 0) throw new ScenarioError(fileName, problems);
   }
   return scenario;
+}
+
+/** Keys that are not plain names, and merge keys that name something other than mappings. */
+function keyProblemsOf(doc: Document, pos: Pos): ScenarioProblem[] {
+  const problems: ScenarioProblem[] = [];
+  visit(doc, {
+    Pair(_, pair) {
+      if (pair.key !== null && !isScalar(pair.key)) {
+        const node = pair.key as YamlNode;
+        problems.push({
+          path: "",
+          ...pos(node.range?.[0] ?? 0),
+          message: "a key must be a plain name, not a list or mapping",
+        });
+      } else if (isMergeKey(pair.key)) {
+        for (const { node, source } of mergeSources(doc, pair.value)) {
+          if (isMap(source)) continue;
+          const at = pos(((node ?? pair.key) as YamlNode).range?.[0] ?? 0);
+          const message = isAlias(node)
+            ? `YAML error: no anchor &${node.source} before the alias *${node.source}`
+            : "a merge key (<<) takes a mapping, an alias of one or a list of them";
+          problems.push({ path: "", ...at, message });
+        }
+      }
+    },
+  });
+  return problems;
 }
 
 /** "dir/sub/file.yaml" -> "dir/sub"; "file.yaml" -> "". */
