@@ -847,6 +847,15 @@ describe("anchors and merge keys", () => {
       "15:11: YAML error: ReferenceError: Unresolved alias (the anchor must be set before the alias): hap",
     ]);
   });
+
+  it.each([["overcommit"], ["overcommit-swap"], ["sharing"], ["balloon-auto"]])(
+    "built-in %s gives what it gave written out in full (test/fixtures/expanded)",
+    (name) => {
+      const expanded = readFileSync(new URL(`fixtures/expanded/${name}.yaml`, import.meta.url));
+      expect(BUILTIN_SCENARIOS.find((b) => b.name === name)?.yaml).toMatch(/<<: \*/);
+      expect(builtinScenario(name)).toEqual(parseScenario(String(expanded), `${name}.yaml`));
+    },
+  );
 });
 
 describe("loadScenarioFile", () => {
