@@ -66,7 +66,7 @@ module.exports = {
         pathNot: [
           "^src/(cli|bench)/",
           "^src/api/node\\.ts$",
-          "^src/workload/scenario-file\\.ts$",
+          "^src/workload/scenario/file\\.ts$",
           "^src/workload/trace/file\\.ts$",
           "^web/vite\\.config\\.ts$",
         ],

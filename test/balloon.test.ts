@@ -28,8 +28,8 @@ import { HostFrames } from "../src/vmm/frames.js";
 import { checkHostFrames } from "../src/vmm/frames-check.js";
 import { P2M_INVALID, P2M_RAM_PAGED, P2M_RAM_RW, P2m } from "../src/vmm/p2m.js";
 import { Xenstore, XS_MEMINFO_FREE } from "../src/vmm/xenstore.js";
-import { builtinScenario } from "../src/workload/builtin.js";
-import { parseScenario } from "../src/workload/scenario-load.js";
+import { builtinScenario } from "../src/workload/scenario/builtin.js";
+import { parseScenario } from "../src/workload/scenario/parse.js";
 import { bootGuest, type TestGuest } from "./support/guest.js";
 import { shadowOf } from "./support/modes.js";
 

@@ -14,7 +14,7 @@ import { MMUEXT_UNPIN_TABLE, UVMF_NONE } from "../src/hw/hypercall.js";
 import { PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US, pteFrame, pteHi, pteLo } from "../src/hw/pte.js";
 import { Host } from "../src/vmm/host.js";
 import { checkPvIsolation } from "../src/vmm/pv/check.js";
-import { parseScenario } from "../src/workload/scenario-load.js";
+import { parseScenario } from "../src/workload/scenario/parse.js";
 import { bootGuest, type TestGuest } from "./support/guest.js";
 import { hapOf } from "./support/modes.js";
 import { heapTables, LEAF, pvOf, update } from "./support/pv.js";

@@ -8,7 +8,7 @@ import { Simulation } from "../src/api/simulation.js";
 import type { Report } from "../src/api/types.js";
 import { VERSION } from "../src/api/version.js";
 import { main } from "../src/cli/main.js";
-import { BUILTIN_SCENARIOS, DEFAULT_SCENARIO } from "../src/workload/builtin.js";
+import { BUILTIN_SCENARIOS, DEFAULT_SCENARIO } from "../src/workload/scenario/builtin.js";
 import { loadTraceFile } from "../src/workload/trace/file.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));

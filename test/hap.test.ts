@@ -16,7 +16,7 @@ import { COUNTER_NAMES, type CounterName } from "../src/metrics/counters.js";
 import { DomainCrash } from "../src/vmm/crash.js";
 import { checkEpt, checkReach } from "../src/vmm/hap/check.js";
 import { P2M_RAM_SHARED } from "../src/vmm/p2m.js";
-import { parseScenario } from "../src/workload/scenario-load.js";
+import { parseScenario } from "../src/workload/scenario/parse.js";
 import { bootGuest, type GuestOptions, type TestGuest } from "./support/guest.js";
 import { evilAccess, evilWrite } from "./support/hostile.js";
 import { hapOf } from "./support/modes.js";

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { FRAME_DOMAIN, FRAME_FREE } from "../src/api/inspect.js";
 import { Simulation } from "../src/api/simulation.js";
-import { builtinScenario } from "../src/workload/builtin.js";
+import { builtinScenario } from "../src/workload/scenario/builtin.js";
 
 describe("the step API's guest walk and P2M lookup", () => {
   test.each(["native", "shadow", "hap", "pv"] as const)(

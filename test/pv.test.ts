@@ -8,7 +8,7 @@
 import { describe, expect, test } from "vitest";
 import { compareModes } from "../src/api/compare.js";
 import { Simulation } from "../src/api/simulation.js";
-import { parseScenario } from "../src/workload/scenario-load.js";
+import { parseScenario } from "../src/workload/scenario/parse.js";
 
 const SCENARIO = `name: pv-small
 seed: 5

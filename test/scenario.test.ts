@@ -1,16 +1,17 @@
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { BUILTIN_SCENARIOS, builtinScenario, DEFAULT_SCENARIO } from "../src/workload/builtin.js";
-import { loadBuiltinScenario, loadScenarioFile } from "../src/workload/scenario-file.js";
+import { formatSize, parseSize } from "../src/config/sizes.js";
 import {
-  formatSize,
-  parseScenario,
-  parseSize,
-  ScenarioError,
-} from "../src/workload/scenario-load.js";
+  BUILTIN_SCENARIOS,
+  builtinScenario,
+  DEFAULT_SCENARIO,
+} from "../src/workload/scenario/builtin.js";
+import { loadBuiltinScenario, loadScenarioFile } from "../src/workload/scenario/file.js";
+import { parseScenario } from "../src/workload/scenario/parse.js";
+import { ScenarioError } from "../src/workload/scenario/problems.js";
 
 const SCENARIOS_DIR = new URL("../scenarios/", import.meta.url);
 
@@ -83,10 +84,17 @@ describe("built-in scenarios", () => {
     for (const d of s.domains) expect(["native", "shadow", "hap"]).toContain(d.mode);
   });
 
-  it.each(BUILTIN_SCENARIOS.map((b) => [b.name]))("scenarios/%s.yaml is the same text", (name) => {
+  it("has a built-in for every scenarios/*.yaml and a file for every built-in", () => {
+    const files = readdirSync(SCENARIOS_DIR)
+      .filter((f) => f.endsWith(".yaml"))
+      .map((f) => f.slice(0, -".yaml".length));
+    expect(BUILTIN_SCENARIOS.map((b) => b.name).sort()).toEqual(files.sort());
+  });
+
+  it.each(BUILTIN_SCENARIOS.map((b) => [b.name]))("embeds scenarios/%s.yaml as it is", (name) => {
     const file = new URL(`${name}.yaml`, SCENARIOS_DIR);
     const builtin = BUILTIN_SCENARIOS.find((b) => b.name === name)!;
-    expect(readFileSync(file, "utf8")).toBe(builtin.yaml);
+    expect(builtin.yaml).toBe(readFileSync(file, "utf8"));
     expect(loadScenarioFile(file.pathname)).toEqual(loadBuiltinScenario(name));
   });
 
@@ -737,6 +745,117 @@ describe("errors", () => {
     expect(e).toBeInstanceOf(Error);
     expect(e.name).toBe("ScenarioError");
   });
+});
+
+/** A valid scenario whose vm2 and vm3 merge vm1's keys; line numbers below refer to this text. */
+const ANCHORED = [
+  "name: anchored", // 1
+  "run: { accesses: 1000 }", // 2
+  "domains:", // 3
+  "  - &vm", // 4
+  "    name: vm1", // 5
+  "    memory: 256MiB", // 6
+  "    mode: shadow", // 7
+  "    processes:", // 8
+  "      - name: db", // 9
+  "        kind: database", // 10
+  "        working_set: 64MiB", // 11
+  "        writes: 0.25", // 12
+  "  - <<: *vm", // 13
+  "    name: vm2", // 14
+  "    mode: hap", // 15
+  "  - { <<: *vm, name: vm3 }", // 16
+];
+
+/** The lines of the error text gives, without the file name. */
+function problemsOf(text: string): string[] {
+  return errorOf(text)
+    .message.split("\n")
+    .map((line) => line.replace(/^x\.yaml:/, ""));
+}
+
+describe("anchors and merge keys", () => {
+  it("gives the merging mappings the anchored keys, their own keys winning", () => {
+    const s = parseScenario(ANCHORED.join("\n"), "x.yaml");
+    expect(s.domains.map((d) => [d.name, d.mode, d.memory])).toEqual([
+      ["vm1", "shadow", parseSize("256MiB")],
+      ["vm2", "hap", parseSize("256MiB")],
+      ["vm3", "shadow", parseSize("256MiB")],
+    ]);
+    expect(s.domains[2].processes).toEqual(s.domains[0].processes);
+  });
+
+  it("reports a mistake in an anchored value where it is written, once per mapping merging it", () => {
+    expect(problemsOf(withLine(12, "        writes: 2", ANCHORED))).toEqual(
+      [0, 1, 2].map(
+        (i) => `12:17: domains[${i}].processes[0].writes: expected a number between 0 and 1, got 2`,
+      ),
+    );
+  });
+
+  it("reports a mistake in a key that overrides a merged one at its own line", () => {
+    expect(problemsOf(withLine(15, "    mode: hvm", ANCHORED))).toEqual([
+      '15:11: domains[1].mode: expected one of native, shadow, hap, pv, got "hvm"',
+    ]);
+    expect(problemsOf(withLine(16, "  - { <<: *vm, name: vm3, memory: 3MiB }", ANCHORED))).toEqual([
+      '16:35: domains[2].memory: must be a multiple of 2MiB, got "3MiB"',
+    ]);
+  });
+
+  it.each([
+    [7, "    quantun: 5000", "quantun", "quantum"],
+    [12, "        writez: 0.25", "processes[0].writez", "writes"],
+  ])("reports an unknown key inside the anchor at its line %i", (line, text, path, close) => {
+    const key = text.trim().split(":")[0];
+    const column = text.indexOf(key) + 1;
+    expect(problemsOf(withLine(line, text, ANCHORED))).toEqual(
+      [0, 1, 2].map(
+        (i) =>
+          `${line}:${column}: domains[${i}].${path}: unknown key "${key}" (did you mean "${close}"?)`,
+      ),
+    );
+  });
+
+  it("takes a key from the first of a list of merged mappings that has it", () => {
+    const text = [
+      "domains:",
+      "  - name: d",
+      "    memory: 256MiB",
+      "    processes:",
+      "      - &small { name: p, kind: database, working_set: 1MiB, writes: 7 }",
+      "      - &big { name: q, kind: database, working_set: 2MiB, writes: 0.5 }",
+      "      - { <<: [*small, *big], name: r }",
+    ].join("\n");
+    const message = "expected a number between 0 and 1, got 7";
+    expect(problemsOf(text)).toEqual([
+      `5:70: domains[0].processes[0].writes: ${message}`,
+      `5:70: domains[0].processes[2].writes: ${message}`,
+    ]);
+  });
+
+  it("refuses a merge key that names no mapping, where it is written", () => {
+    expect(problemsOf(withLine(16, "  - { <<: 5, name: vm3 }", ANCHORED))).toEqual([
+      "16:11: a merge key (<<) takes a mapping, an alias of one or a list of them",
+    ]);
+  });
+
+  it("reports an alias that names no anchor where it is, after aliases that do", () => {
+    expect(problemsOf(withLine(16, "  - { <<: *vn, name: vm3 }", ANCHORED))).toEqual([
+      "16:11: YAML error: no anchor &vn before the alias *vn",
+    ]);
+    expect(problemsOf(withLine(15, "    mode: *hap", ANCHORED))).toEqual([
+      "15:11: YAML error: ReferenceError: Unresolved alias (the anchor must be set before the alias): hap",
+    ]);
+  });
+
+  it.each([["overcommit"], ["overcommit-swap"], ["sharing"], ["balloon-auto"]])(
+    "built-in %s gives what it gave written out in full (test/fixtures/expanded)",
+    (name) => {
+      const expanded = readFileSync(new URL(`fixtures/expanded/${name}.yaml`, import.meta.url));
+      expect(BUILTIN_SCENARIOS.find((b) => b.name === name)?.yaml).toMatch(/<<: \*/);
+      expect(builtinScenario(name)).toEqual(parseScenario(String(expanded), `${name}.yaml`));
+    },
+  );
 });
 
 describe("loadScenarioFile", () => {

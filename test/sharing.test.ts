@@ -23,7 +23,7 @@ import { Host } from "../src/vmm/host.js";
 import { P2M_RAM_SHARED } from "../src/vmm/p2m.js";
 import { checkSharing } from "../src/vmm/sharing/check.js";
 import { KsmScanner } from "../src/vmm/sharing/ksm.js";
-import { builtinScenario } from "../src/workload/builtin.js";
+import { builtinScenario } from "../src/workload/scenario/builtin.js";
 import { bootGuest, TEST_SHARING, type TestGuest } from "./support/guest.js";
 import { shadowOf } from "./support/modes.js";
 

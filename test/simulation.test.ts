@@ -1,9 +1,9 @@
 import { describe, expect, test } from "vitest";
 import { Simulation } from "../src/api/simulation.js";
 import { PTE_P, PTE_US, pteLo } from "../src/hw/pte.js";
-import { BUILTIN_SCENARIOS, builtinScenario } from "../src/workload/builtin.js";
-import { loadBuiltinScenario } from "../src/workload/scenario-file.js";
-import { parseScenario } from "../src/workload/scenario-load.js";
+import { BUILTIN_SCENARIOS, builtinScenario } from "../src/workload/scenario/builtin.js";
+import { loadBuiltinScenario } from "../src/workload/scenario/file.js";
+import { parseScenario } from "../src/workload/scenario/parse.js";
 import { shadowOf } from "./support/modes.js";
 
 const short = (_name: string, accesses = 30_000) => ({ accesses });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { compareModes } from "../src/api/compare.js";
 import { Simulation } from "../src/api/simulation.js";
 import type { StepRecord } from "../src/api/step.js";
-import { BUILTIN_SCENARIOS, builtinScenario } from "../src/workload/builtin.js";
+import { BUILTIN_SCENARIOS, builtinScenario } from "../src/workload/scenario/builtin.js";
 import {
   ARTIFACTS,
   CHROMIUM,

@@ -7,20 +7,18 @@
  * points.
  */
 
+export { formatSize, formatSizeApprox, parseSize } from "../config/sizes.js";
 export { Trace } from "../config/trace.js";
 export { PAGE_SIZE } from "../hw/addr.js";
 export { COST_DEFAULTS, type CostDefault } from "../metrics/cost.js";
 export { COUNTER_NAMES, VMEXIT_REASONS } from "../metrics/counters.js";
-export { BUILTIN_SCENARIOS, builtinScenario, DEFAULT_SCENARIO } from "../workload/builtin.js";
 export {
-  formatSize,
-  formatSizeApprox,
-  type ParseOptions,
-  parseScenario,
-  parseSize,
-  ScenarioError,
-  type ScenarioProblem,
-} from "../workload/scenario-load.js";
+  BUILTIN_SCENARIOS,
+  builtinScenario,
+  DEFAULT_SCENARIO,
+} from "../workload/scenario/builtin.js";
+export { type ParseOptions, parseScenario } from "../workload/scenario/parse.js";
+export { ScenarioError, type ScenarioProblem } from "../workload/scenario/problems.js";
 export { decodeTrace } from "../workload/trace/format.js";
 export { TRACE_KIND_NAMES, TraceError } from "../workload/trace/lackey.js";
 export { type TraceLayout, traceLayout, traceProblem } from "../workload/trace/layout.js";

@@ -3,6 +3,6 @@
  * files and the traces they name, memvisor's trace files, and importing valgrind lackey traces.
  */
 
-export { loadBuiltinScenario, loadScenarioFile } from "../workload/scenario-file.js";
+export { loadBuiltinScenario, loadScenarioFile } from "../workload/scenario/file.js";
 export { type ImportResult, importLackey, readTrace } from "../workload/trace/file.js";
 export * from "./index.js";

@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { Simulation } from "../api/simulation.js";
-import { parseScenario } from "../workload/scenario-load.js";
+import { parseScenario } from "../workload/scenario/parse.js";
 import { readTrace } from "../workload/trace/file.js";
 import { LackeyReader } from "../workload/trace/lackey.js";
 import { type BenchResult, round, timeIt } from "./access.js";

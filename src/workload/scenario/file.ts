@@ -1,20 +1,22 @@
 /**
- * Reading a scenario file and the traces it names from disk (Node only; scenario-load.ts is
- * the browser-safe part).
+ * Reading a scenario file and the traces it names from disk (Node only; parse.ts is the
+ * browser-safe part).
  */
 
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { Scenario } from "../config/scenario.js";
+import type { Scenario } from "../../config/scenario.js";
+import { readTrace } from "../trace/file.js";
 import { builtinScenario } from "./builtin.js";
-import { parseScenario, ScenarioError } from "./scenario-load.js";
-import { readTrace } from "./trace/file.js";
+import { parseScenario } from "./parse.js";
+import { ScenarioError } from "./problems.js";
 
 /**
  * The package's scenarios/ folder: built-in scenarios read their traces from paths relative
- * to it, as the same files under scenarios/ do (from src/workload or dist/workload alike).
+ * to it, as the same files under scenarios/ do (from src/workload/scenario or
+ * dist/workload/scenario alike).
  */
-export const SCENARIOS_DIR = fileURLToPath(new URL("../../scenarios", import.meta.url));
+export const SCENARIOS_DIR = fileURLToPath(new URL("../../../scenarios", import.meta.url));
 
 const OS_REASONS: Record<string, string> = {
   ENOENT: "no such file",

@@ -1,0 +1,112 @@
+/** The validated file form of a scenario to the typed Scenario, with every default filled in. */
+
+import { SCENARIO_DEFAULTS } from "../../config/defaults.js";
+import type { Scenario } from "../../config/scenario.js";
+import type { ScenarioFile } from "./schema.js";
+
+/** "dir/db-and-build.yaml" -> "db-and-build". */
+function baseName(fileName: string): string {
+  const base = fileName.split(/[\\/]/).pop() ?? fileName;
+  return base.replace(/\.(ya?ml|json)$/i, "") || "scenario";
+}
+
+function toPattern(p: NonNullable<ScenarioFile["domains"][0]["processes"][0]["pattern"]>) {
+  return p.type === "hotcold"
+    ? ({ type: "hotcold", hotFraction: p.hot_fraction, hotProbability: p.hot_probability } as const)
+    : { ...p };
+}
+
+/** The validated file form to the typed Scenario (camelCase, every default filled in). */
+export function toScenario(f: ScenarioFile, fileName: string): Scenario {
+  const d = SCENARIO_DEFAULTS;
+  return {
+    name: f.name ?? baseName(fileName),
+    description: f.description,
+    seed: f.seed,
+    hardware: {
+      tlb: {
+        l1: { entries: f.hardware.tlb.l1.entries, ways: f.hardware.tlb.l1.ways },
+        l2: { entries: f.hardware.tlb.l2.entries, ways: f.hardware.tlb.l2.ways },
+      },
+      pcid: f.hardware.pcid,
+      gigaPages: f.hardware.giga_pages,
+      walkCaches: {
+        pwc: f.hardware.walk_caches.pwc,
+        eptPwc: f.hardware.walk_caches.ept_pwc,
+        nestedTlb: f.hardware.walk_caches.nested_tlb,
+      },
+    },
+    host: {
+      memory: f.host.memory ?? 0,
+      swap: {
+        enabled: f.host.swap.enabled,
+        lowWater: f.host.swap.low_water ?? 0,
+        highWater: f.host.swap.high_water ?? 0,
+        grace: f.host.swap.grace,
+      },
+      balloonPolicy:
+        f.host.balloon_policy.type === "fixed"
+          ? { type: "fixed" }
+          : {
+              type: "auto",
+              interval: f.host.balloon_policy.interval,
+              pressureThreshold: f.host.balloon_policy.pressure_threshold,
+              pressureCritical: f.host.balloon_policy.pressure_critical,
+              minGuestFree: f.host.balloon_policy.min_guest_free,
+              maxChange: f.host.balloon_policy.max_change,
+              minChange: f.host.balloon_policy.min_change,
+            },
+      sharing: {
+        enabled: f.host.sharing.enabled,
+        algorithm: f.host.sharing.algorithm,
+        pagesToScan: f.host.sharing.pages_to_scan,
+        sleep: f.host.sharing.sleep,
+        useZeroPages: f.host.sharing.use_zero_pages,
+      },
+    },
+    costs: Object.fromEntries(Object.entries(f.costs).filter(([, v]) => v !== undefined)),
+    run: { accesses: f.run.accesses, sampleEvery: f.run.sample_every, warmup: f.run.warmup },
+    domains: f.domains.map((dom) => ({
+      name: dom.name,
+      memory: dom.memory,
+      mode: dom.mode,
+      osImage: dom.os_image,
+      shadow: {
+        pool: dom.shadow.pool ?? 0,
+        unshadow: dom.shadow.unshadow,
+        prefetch: dom.shadow.prefetch,
+        writableSearch: dom.shadow.writable_search,
+      },
+      hap: { largePages: dom.hap.large_pages },
+      balloon: {
+        driver: dom.balloon.driver,
+        target: dom.balloon.target ?? dom.memory,
+        floor: dom.balloon.floor ?? 0,
+        touch: dom.balloon.on_touch,
+        schedule: dom.balloon.schedule.map((step) => ({ at: step.at, target: step.target })),
+        retryDelay: dom.balloon.retry_delay,
+        maxRetryDelay: dom.balloon.max_retry_delay,
+      },
+      quantum: dom.quantum,
+      processes: dom.processes.map((p) => ({
+        name: p.name,
+        kind: p.kind,
+        instances: p.instances,
+        // A trace process's working set is what its trace touches (set when the trace is read).
+        workingSet: p.working_set ?? 0,
+        code: p.kind === "trace" ? 0 : (p.code ?? d.code),
+        pattern: toPattern(p.pattern ?? { type: "uniform" }),
+        writes: p.writes ?? d.writes,
+        fetches: p.fetches ?? d.fetches,
+        childAccesses: p.child_accesses ?? d.childAccesses,
+        jobs: p.jobs ?? d.jobs,
+        churnAccesses: p.churn_accesses ?? d.churnAccesses,
+        lifetime: p.lifetime ?? 0,
+        image: p.image ?? p.name,
+        imageData: p.image_data ?? 0,
+        hugePages: p.huge_pages ?? d.hugePages,
+        trace: p.trace === undefined ? null : { file: p.trace, loop: p.loop ?? false, data: null },
+      })),
+    })),
+  };
+}
