@@ -1,5 +1,5 @@
 /**
- * One domain at run time: its platform (hardware, and later the VMM behind it), its guest
+ * One domain at run time: its platform (the hardware, and the VMM's mode behind it), its guest
  * kernel, its processes and their drivers, its counters and its clock. The clock is the
  * domain's simulated cycles: its counters priced by the cost model.
  */
