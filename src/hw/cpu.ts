@@ -22,18 +22,10 @@ import type { HostMemory } from "./memory.js";
 import { EPT_VIOLATION, NESTED_OK, type NestedRef, type NestedWalker } from "./nested.js";
 import { leafFrame, PTE_A } from "./pte.js";
 import type { PrefixCache } from "./pwc.js";
+import { type ExitTrace, type WalkTrace, walkLevels } from "./step-trace.js";
 import type * as TlbConsts from "./tlb.js";
 import { cachedPerms, MAX_TAGS, Tlb } from "./tlb.js";
-import {
-  type PagingControl,
-  WALK_OK,
-  WALK_SLOW,
-  Walker,
-  type WalkTrace,
-  walkLevels,
-} from "./walker.js";
-
-export type { WalkTrace };
+import { type PagingControl, WALK_OK, WALK_SLOW, Walker } from "./walker.js";
 
 // Local copies of imported constants used on the hot path: V8 does not fold imported bindings
 // into constants (measured: a quarter of the cost of a TLB hit). Each copy's type is the
@@ -162,17 +154,6 @@ export interface TlbGeometry {
   l1Ways: number;
   l2Entries: number;
   l2Ways: number;
-}
-
-/** One walk recorded by the step API. */
-/** One exit to a VMM recorded by the step API: why, and what the VMM did. */
-export interface ExitTrace {
-  reason: "PF" | "CR3" | "INVLPG" | "EPT_VIOLATION";
-  gva: Gva;
-  /** "fixed", "injected #PF 0x..", "emulated", "loaded root mfn ..", "dropped" ... */
-  outcome: string;
-  /** For a #PF under shadow paging: the VMM's software walk of the guest's tables. */
-  guestWalk?: WalkTrace;
 }
 
 export class Vcpu implements GuestCpu {

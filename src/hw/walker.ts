@@ -17,9 +17,9 @@
 import type * as Access from "./access.js";
 import type * as Memory from "./memory.js";
 import type { HostMemory } from "./memory.js";
-import type { NestedRef } from "./nested.js";
 import type * as Pte from "./pte.js";
 import { leafFrame, PTE_1G_RESERVED_LO, PTE_2M_RESERVED_LO } from "./pte.js";
+import { type WalkTrace, walkLevels } from "./step-trace.js";
 
 // Local copies of the bits used on the walk path: V8 does not fold imported bindings into
 // constants. Each copy's type is its original's literal type, so a disagreement fails to compile.
@@ -129,42 +129,6 @@ function pageNumberHigh(gva: number): number {
 /** gva bits 12..29: the L2 and L1 indices. */
 function pageNumberLow(gva: number): number {
   return ((gva >>> 0) >>> 12) & 0x3ffff;
-}
-
-/** One walk as the step API shows it: the root, each level read, the result. */
-export interface WalkTrace {
-  /** The root frame (under a VMM's software walk: the guest's root gfn). */
-  root: number;
-  levels: { level: number; tableMfn: number; index: number; lo: number; hi: number }[];
-  /** WALK_OK, the #PF error code, or -3 for an EPT violation (2D walks). */
-  result: number;
-  /** A 2D walk's every reference, EPT reads included, in order (hardware-assisted paging). */
-  nested?: NestedRef[];
-}
-
-/** What a walker (1D or 2D) keeps of the levels its last walk read. */
-export interface WalkLevels {
-  firstLevel: number;
-  lastLevel: number;
-  readonly tableMfn: Float64Array;
-  readonly tableIdx: Int32Array;
-  readonly entryLo: Uint32Array;
-  readonly entryHi: Uint32Array;
-}
-
-/** The levels the last walk read, as the step API records them (cold). */
-export function walkLevels(w: WalkLevels): WalkTrace["levels"] {
-  const levels: WalkTrace["levels"] = [];
-  for (let level = w.firstLevel; level >= w.lastLevel; level--) {
-    levels.push({
-      level,
-      tableMfn: w.tableMfn[level],
-      index: w.tableIdx[level],
-      lo: w.entryLo[level],
-      hi: w.entryHi[level],
-    });
-  }
-  return levels;
 }
 
 export class Walker {
