@@ -27,7 +27,7 @@ import {
   KIND_USER_READ,
   KIND_USER_WRITE,
 } from "../src/hw/access.js";
-import { Vcpu, XLATE_FAULT } from "../src/hw/cpu.js";
+import { Vcpu } from "../src/hw/cpu.js";
 import { HostMemory } from "../src/hw/memory.js";
 import {
   MAXPHYADDR,
@@ -48,6 +48,7 @@ import {
   PTE_RW,
   PTE_US,
 } from "../src/hw/pte.js";
+import { XLATE_FAULT } from "../src/hw/vcpu-interfaces.js";
 import { WALK_OK, WALK_SLOW, Walker } from "../src/hw/walker.js";
 import { C_TLB_L1_HITS, C_TLB_MISSES, C_WALKS, newCounters } from "../src/metrics/counters.js";
 

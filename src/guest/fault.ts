@@ -7,7 +7,6 @@
 
 import { isFetchKind, isWriteKind } from "../hw/access.js";
 import type { Gva } from "../hw/addr.js";
-import { XLATE_EMULATED } from "../hw/cpu.js";
 import {
   leafFrame,
   PFEC_RSVD,
@@ -22,6 +21,7 @@ import {
   pteHi,
   pteLo,
 } from "../hw/pte.js";
+import { XLATE_EMULATED } from "../hw/vcpu-interfaces.js";
 import {
   C_GUEST_COW_FAULTS,
   C_GUEST_DEMAND_FAULTS,

@@ -7,10 +7,9 @@
  */
 
 import type { Gfn, Gva } from "../hw/addr.js";
-import type { GuestCpu } from "../hw/cpu.js";
-import { XLATE_FAULT } from "../hw/cpu.js";
 import { imageId, imagePageDigest } from "../hw/memory.js";
 import { PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, pteHi, pteLo } from "../hw/pte.js";
+import { type GuestCpu, XLATE_FAULT } from "../hw/vcpu-interfaces.js";
 import {
   C_CONTEXT_SWITCHES,
   C_EXECS,

@@ -18,7 +18,6 @@
  */
 
 import type { Gfn, Gpa, Gva, Mfn } from "../hw/addr.js";
-import { type GuestCpu, XLATE_FAULT } from "../hw/cpu.js";
 import {
   MMUEXT_INVLPG_LOCAL,
   MMUEXT_NEW_BASEPTR,
@@ -29,6 +28,7 @@ import {
   UVMF_NONE,
 } from "../hw/hypercall.js";
 import { PTE_HI_ADDR_MASK, PTE_P, PTE_RW, pteFrame, pteHi, pteLo } from "../hw/pte.js";
+import { type GuestCpu, XLATE_FAULT } from "../hw/vcpu-interfaces.js";
 import { DIRECT_MAP_LEAF } from "./kernel.js";
 import { directMap } from "./layout.js";
 import { indexAt } from "./pagetable.js";

@@ -2,7 +2,8 @@
  * The virtual CPU: control registers, a two-level TLB and the page walker, and the memory-access
  * path the guest kernel runs on. In native mode the guest drives this hardware directly; a VMM
  * sits behind it by installing `Intercepts`, so that #PF, CR3 writes and INVLPG exit to it, and
- * the guest cannot tell (the guest only ever calls the methods of `GuestCpu`).
+ * the guest cannot tell (the guest only ever calls the methods of `GuestCpu`). Both interfaces
+ * are in vcpu-interfaces.ts.
  *
  * One access:  TLB L1 ─hit─> data                (hot path: typed-array loads and compares)
  *                 └miss─> TLB L2 ─hit─> fill L1 ─> data
@@ -25,6 +26,20 @@ import type { PrefixCache } from "./pwc.js";
 import { type ExitTrace, type WalkTrace, walkLevels } from "./step-trace.js";
 import type * as TlbConsts from "./tlb.js";
 import { cachedPerms, MAX_TAGS, Tlb } from "./tlb.js";
+import type * as Interfaces from "./vcpu-interfaces.js";
+import {
+  type GuestCpu,
+  HYPERCALL_ENOSYS,
+  type Intercepts,
+  OP_COPY_PAGE,
+  OP_STORE64,
+  OP_ZERO_PAGE,
+  PF_EMULATED,
+  PF_RETRY,
+  type TlbGeometry,
+  XLATE_EMULATED,
+  XLATE_FAULT,
+} from "./vcpu-interfaces.js";
 import { type PagingControl, WALK_OK, WALK_SLOW, Walker } from "./walker.js";
 
 // Local copies of imported constants used on the hot path: V8 does not fold imported bindings
@@ -68,93 +83,12 @@ const CLOCK_LIMIT: typeof TlbConsts.CLOCK_LIMIT = 0x40000000;
 const TLB_MISS: typeof TlbConsts.TLB_MISS = 0;
 const TLB_L1: typeof TlbConsts.TLB_L1 = 1;
 const TLB_L2: typeof TlbConsts.TLB_L2 = 2;
+const OP_ACCESS: typeof Interfaces.OP_ACCESS = 0;
 /** Pages covered by one entry of each level (index 2..4): the prefix of a cached entry. */
 const PREFIX_SPAN = [0, 1, 512, 512 * 512, 512 * 512 * 512];
 
 /** Hidden faults in a row on one access before the VMM is declared stuck (a simulator bug). */
 const MAX_VMM_RETRIES = 8;
-
-/** translate() results below zero: */
-/** The access faulted; `faultCode` holds the #PF error code for the guest. */
-export const XLATE_FAULT = -1;
-/** A VMM completed the access by emulation (a store into a protected page table). */
-export const XLATE_EMULATED = -2;
-
-/** What an intercepting VMM answers to a #PF: retry the access, or it was emulated. */
-export const PF_RETRY = -1;
-export const PF_EMULATED = -2;
-
-/** The kind of operation in flight when an intercept runs, for the VMM's emulator. */
-export const OP_ACCESS = 0;
-export const OP_STORE64 = 1;
-export const OP_ZERO_PAGE = 2;
-export const OP_COPY_PAGE = 3;
-
-/**
- * The VMM's side of a vCPU. Every method is on a slow path (an exit); null in native mode.
- */
-export interface Intercepts {
-  /** A #PF raised by the hardware walk. Returns PF_RETRY, PF_EMULATED, or an error code to inject. */
-  pageFault(cpu: Vcpu, gva: Gva, kind: number, errorCode: number): number;
-  /** The guest wrote CR3 (a VM exit under shadow paging). */
-  writeCr3(cpu: Vcpu, gpa: Gpa, pcid: number, noFlush: boolean): void;
-  /** The guest executed INVLPG. */
-  invlpg(cpu: Vcpu, gva: Gva): void;
-  /** The host frame behind guest frame `gfn`, for accesses made with paging off. */
-  physFrame(cpu: Vcpu, gfn: number, write: boolean): Mfn;
-  /** The guest set CR0.PG (a CR0-write exit): the VMM loads the root for the guest's CR3. */
-  enablePaging(cpu: Vcpu): void;
-  /** A memory_op hypercall (the balloon's): returns the gfns done, or a negative errno. */
-  memoryOp(cpu: Vcpu, op: number, gfns: Int32Array, count: number): number;
-  /** A device writes a whole page of guest frame `gfn` (the virtual disk, through the P2M). */
-  dmaWrite(cpu: Vcpu, gfn: number, digest: number): void;
-  /**
-   * An EPT violation (hardware-assisted paging only): the 2D walk found no EPT mapping of `gfn`
-   * allowing the access. The VMM fixes the EPT (or crashes the domain); the access is retried.
-   */
-  eptViolation?(cpu: Vcpu, gfn: number, write: boolean, fetch: boolean): void;
-}
-
-/** memoryOp's answer without a VMM (natively): -ENOSYS. */
-export const HYPERCALL_ENOSYS = -38;
-
-/** The interface the guest kernel sees: what an x86-64 CPU lets software do to memory. */
-export interface GuestCpu {
-  /** A user or kernel data access at gva: returns a frame (>= 0), XLATE_FAULT or XLATE_EMULATED. */
-  access(gva: Gva, kind: number, value: number): number;
-  load64(gva: Gva): number;
-  store64(gva: Gva, lo: number, hi: number): number;
-  zeroPage(gva: Gva): number;
-  copyPage(dstGva: Gva, srcGva: Gva): number;
-  storePhys64(gpa: Gpa, lo: number, hi: number): void;
-  loadPhys64(gpa: Gpa): void;
-  writeCr3(gpa: Gpa, pcid: number, noFlush: boolean): void;
-  invlpg(gva: Gva): void;
-  flushTlbAll(): void;
-  enablePaging(): void;
-  /** A memory_op hypercall (VMCALL, an exit): the gfns done, or a negative errno. */
-  memoryOp(op: number, gfns: Int32Array, count: number): number;
-  /** The virtual disk reads a page into guest frame gfn: its content becomes `digest`. */
-  dmaWrite(gfn: number, digest: number): void;
-  /** PV MMU hypercalls (hw/hypercall.ts): -ENOSYS unless a PV VMM serves them. */
-  mmuUpdate(batch: MmuBatch, count: number): number;
-  updateVaMapping(gva: Gva, lo: number, hi: number, flags: number): number;
-  mmuextOp(cmd: number, mfn: Mfn, gva: Gva): number;
-  /** Scratch outputs of load64/loadPhys64. */
-  lo: number;
-  hi: number;
-  /** The value the last data read returned. */
-  readValue: number;
-  /** The #PF error code of the last XLATE_FAULT. */
-  faultCode: number;
-}
-
-export interface TlbGeometry {
-  l1Entries: number;
-  l1Ways: number;
-  l2Entries: number;
-  l2Ways: number;
-}
 
 export class Vcpu implements GuestCpu {
   readonly mem: HostMemory;
@@ -199,7 +133,7 @@ export class Vcpu implements GuestCpu {
   readValue = 0;
   faultCode = 0;
   /** The operation in flight and its store value, for a VMM's emulator. */
-  op = OP_ACCESS;
+  op: number = OP_ACCESS;
   pendLo = 0;
   pendHi = 0;
   /** The source frame of a page copy in flight. */

@@ -13,9 +13,10 @@
  */
 
 import type { Gfn, Gpa, Gva, Mfn } from "../../hw/addr.js";
-import type { Intercepts, Vcpu } from "../../hw/cpu.js";
+import type { Vcpu } from "../../hw/cpu.js";
 import { EPT_R, EPT_RWX, EPT_W, EPT_X } from "../../hw/ept.js";
 import type { HostMemory } from "../../hw/memory.js";
+import type { Intercepts } from "../../hw/vcpu-interfaces.js";
 import {
   C_EPT_FILLS,
   C_EPT_INVEPT,

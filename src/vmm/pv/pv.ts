@@ -13,10 +13,11 @@
 
 import { KIND_SUP_READ, KIND_SUP_WRITE } from "../../hw/access.js";
 import type { Gfn, Gpa, Gva, Mfn } from "../../hw/addr.js";
-import { type Intercepts, OP_STORE64, PF_EMULATED, type Vcpu } from "../../hw/cpu.js";
+import type { Vcpu } from "../../hw/cpu.js";
 import { EBUSY, ENOSYS, type MmuBatch, type PvMmuHypercalls } from "../../hw/hypercall.js";
 import type { HostMemory } from "../../hw/memory.js";
 import { PFEC_P, PFEC_W } from "../../hw/pte.js";
+import { type Intercepts, OP_STORE64, PF_EMULATED } from "../../hw/vcpu-interfaces.js";
 import { WALK_OK, Walker } from "../../hw/walker.js";
 import {
   C_BALLOON_DEFLATED_PAGES,

@@ -9,8 +9,9 @@
  */
 
 import type { Gfn, Gva } from "../../hw/addr.js";
-import { OP_COPY_PAGE, OP_STORE64, OP_ZERO_PAGE, PF_EMULATED, type Vcpu } from "../../hw/cpu.js";
+import type { Vcpu } from "../../hw/cpu.js";
 import { PTE_P, PTE_PS, pteFrame } from "../../hw/pte.js";
+import { OP_COPY_PAGE, OP_STORE64, OP_ZERO_PAGE, PF_EMULATED } from "../../hw/vcpu-interfaces.js";
 import {
   C_PAGE_COPY,
   C_PAGE_ZERO,

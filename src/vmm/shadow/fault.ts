@@ -10,8 +10,9 @@
 
 import { KIND_SUP_WRITE, KIND_USER_WRITE } from "../../hw/access.js";
 import type { Gva } from "../../hw/addr.js";
-import { PF_RETRY, type Vcpu } from "../../hw/cpu.js";
+import type { Vcpu } from "../../hw/cpu.js";
 import { PTE_P, PTE_PS, pteFrame } from "../../hw/pte.js";
+import { PF_RETRY } from "../../hw/vcpu-interfaces.js";
 import { WALK_NO_FRAME, WALK_OK } from "../../hw/walker.js";
 import {
   C_SHADOW_FAULT,

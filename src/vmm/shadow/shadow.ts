@@ -8,9 +8,10 @@
 
 import type { UnshadowPolicy, WritableSearch } from "../../config/scenario.js";
 import type { Gfn, Gpa, Gva, Mfn } from "../../hw/addr.js";
-import { type Intercepts, PF_EMULATED, PF_RETRY, type Vcpu } from "../../hw/cpu.js";
+import type { Vcpu } from "../../hw/cpu.js";
 import type { HostMemory } from "../../hw/memory.js";
 import { PTE_P, pteFrame } from "../../hw/pte.js";
+import { type Intercepts, PF_EMULATED, PF_RETRY } from "../../hw/vcpu-interfaces.js";
 import { Walker } from "../../hw/walker.js";
 import {
   C_SHADOW_INVLPG,
