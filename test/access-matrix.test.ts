@@ -783,10 +783,10 @@ describe("random flags at every level (fast-check)", () => {
     fc.assert(
       fc.property(arbCase, (d) => {
         const c = toCase(d);
-        // A look-ahead walk (update = false) answers the same and writes nothing.
+        // A look-ahead walk (peek) answers the same and writes nothing.
         writeEntries(c);
         const exp = reference(c.entries, c.gva, c.kind, c.ctl);
-        const r = walker.walk(mem, ROOT, c.gva, c.kind, c.ctl, false);
+        const r = walker.peek(mem, ROOT, c.gva, c.kind, c.ctl);
         expect(r).toBe(exp.ok ? WALK_OK : exp.code);
         expect(sameEntries(readEntries(c.gva), c.entries)).toBe(true);
         if (exp.ok) expect(walker.dirty).toBe((c.entries[exp.stopLevel].lo & D) !== 0);

@@ -41,15 +41,7 @@ export function checkTlb(cpu: Vcpu, maxFrame: number, nested?: NestedView): stri
       const where = `TLB ${name} slot ${s} (gva 0x${gva.toString(16)})`;
       const frame = level.frameOf(s);
       if (frame >= maxFrame) return `${where} maps frame ${frame}, beyond the domain's ${maxFrame}`;
-      const r = walker.walk(
-        cpu.mem,
-        root,
-        gva,
-        KIND_SUP_READ,
-        cpu.ctl,
-        false,
-        nested ? nested.mfnOf : null,
-      );
+      const r = walker.peek(cpu.mem, root, gva, KIND_SUP_READ, cpu.ctl, nested?.mfnOf);
       if (r !== WALK_OK)
         return `${where} is valid but the tables no longer map it (fault 0x${r.toString(16)})`;
       // Natively the entry is the walk's page; under HAP it may be smaller (the EPT's page).

@@ -367,32 +367,18 @@ export class Vcpu implements GuestCpu {
     const tag = this.tag;
     const gen = this.tlb.tagGens[tag];
     const vpn = Math.floor(gva / 4096);
-    let start = 4;
-    let table = this.rootMfn;
-    let andLo = -1;
-    let orHi = 0;
+    let hitLevel = 0;
     for (let l = 2; l <= 4; l++) {
       if (pwc[l].lookup(tag, gen, Math.floor(vpn / PREFIX_SPAN[l]))) {
-        start = l - 1;
-        table = pwc[l].frame;
-        andLo = pwc[l].bits;
-        orHi = pwc[l].bits2;
+        hitLevel = l;
         break;
       }
     }
-    this.counters[start < 4 ? C_PWC_HITS : C_PWC_MISSES]++;
-    const result = walker.walk(
-      this.mem,
-      table,
-      gva,
-      kind,
-      this.ctl,
-      true,
-      null,
-      start,
-      andLo,
-      orHi,
-    );
+    this.counters[hitLevel !== 0 ? C_PWC_HITS : C_PWC_MISSES]++;
+    const result =
+      hitLevel !== 0
+        ? walker.walkBelow(this.mem, pwc[hitLevel], hitLevel, gva, kind, this.ctl)
+        : walker.walk(this.mem, this.rootMfn, gva, kind, this.ctl);
     if (result === WALK_OK) {
       for (let l = walker.firstLevel; l > walker.level; l--) {
         pwc[l].fill(

@@ -19,6 +19,7 @@ import type * as Memory from "./memory.js";
 import type { HostMemory } from "./memory.js";
 import type * as Pte from "./pte.js";
 import { leafFrame, PTE_1G_RESERVED_LO, PTE_2M_RESERVED_LO } from "./pte.js";
+import type { PrefixCache } from "./pwc.js";
 import { type WalkTrace, walkLevels } from "./step-trace.js";
 
 // Local copies of the bits used on the walk path: V8 does not fold imported bindings into
@@ -170,25 +171,89 @@ export class Walker {
   readonly tableGfn = new Float64Array(5).fill(-1);
 
   /**
-   * Translate `gva` for an access of `kind` through the tables rooted at frame `rootMfn`.
-   * Returns WALK_OK with the outputs set, or a #PF error code. With `update` false the walk
-   * leaves A/D alone (checkers use it). With `p2m` the tables are a guest's, walked in software
-   * by the VMM: entries hold gfns, and each table is found through the P2M (gfn -> mfn); the
-   * frame found is then a gfn. A walk may start below L4 (`startLevel`, from a paging-structure
-   * cache): rootMfn is then the table of that level, and startAndLo / startOrHi the entry bits
-   * gathered above it (their A bits set).
+   * The hardware's walk for an access of `kind` to `gva`, from the L4 table at frame `rootMfn`
+   * (CR3's): WALK_OK with the outputs set, or a #PF error code. Sets A/D as the access needs.
    */
-  walk(
+  walk(mem: HostMemory, rootMfn: number, gva: number, kind: number, ctl: PagingControl): number {
+    return this.walkFrom(mem, 4, rootMfn, -1, 0, gva, kind, ctl, true, null);
+  }
+
+  /**
+   * The hardware's walk resumed below an upper-level entry that a paging-structure cache held:
+   * `hit` is the cache of level `hitLevel` (2..4) right after its lookup hit, holding the frame
+   * of the table one level down and the entry bits gathered above it (bits: the AND of the low
+   * halves, A set; bits2: the OR of the high halves). As walk() otherwise.
+   */
+  walkBelow(
+    mem: HostMemory,
+    hit: PrefixCache,
+    hitLevel: number,
+    gva: number,
+    kind: number,
+    ctl: PagingControl,
+  ): number {
+    return this.walkFrom(
+      mem,
+      hitLevel - 1,
+      hit.frame,
+      hit.bits,
+      hit.bits2,
+      gva,
+      kind,
+      ctl,
+      true,
+      null,
+    );
+  }
+
+  /**
+   * The VMM's software walk of a guest's tables, from the guest's L4 table at host frame
+   * `rootMfn`: entries hold gfns, and each table is found through `p2m` (gfn -> mfn); the frame
+   * found is a gfn. Sets A/D as the hardware would, unless a table on the path has no frame or
+   * a read-only one (`readOnly`): then WALK_NO_FRAME, and `missingGfn` says which.
+   */
+  walkGuest(
     mem: HostMemory,
     rootMfn: number,
     gva: number,
     kind: number,
     ctl: PagingControl,
-    update = true,
+    p2m: Int32Array,
+  ): number {
+    return this.walkFrom(mem, 4, rootMfn, -1, 0, gva, kind, ctl, true, p2m);
+  }
+
+  /**
+   * What walk() would answer, with the outputs set, changing nothing (no A/D): for checkers.
+   * With `p2m` the tables are a guest's, read as walkGuest reads them.
+   */
+  peek(
+    mem: HostMemory,
+    rootMfn: number,
+    gva: number,
+    kind: number,
+    ctl: PagingControl,
     p2m: Int32Array | null = null,
-    startLevel = 4,
-    startAndLo = -1,
-    startOrHi = 0,
+  ): number {
+    return this.walkFrom(mem, 4, rootMfn, -1, 0, gva, kind, ctl, false, p2m);
+  }
+
+  /**
+   * The walk behind the four entry points: from the table at frame `startMfn` of level
+   * `startLevel`, with the bits gathered above it (startAndLo, startOrHi); A/D set if `update`;
+   * through `p2m` if the tables are a guest's.
+   */
+  private walkFrom(
+    mem: HostMemory,
+    startLevel: number,
+    startMfn: number,
+    startAndLo: number,
+    startOrHi: number,
+    gva: number,
+    kind: number,
+    ctl: PagingControl,
+    update: boolean,
+    p2m: Int32Array | null,
   ): number {
     const pnHi = pageNumberHigh(gva);
     const pnLo = pageNumberLow(gva);
@@ -202,7 +267,7 @@ export class Walker {
     const tableIdx = this.tableIdx;
     const entryLo = this.entryLo;
     const entryHi = this.entryHi;
-    let tableMfn = rootMfn;
+    let tableMfn = startMfn;
     // Over the levels read so far: the AND of the low halves (RW, US and A of every entry) and
     // the OR of the high halves (NX of any entry).
     let andLo = startAndLo;

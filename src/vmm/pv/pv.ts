@@ -105,7 +105,7 @@ export class PvPaging implements Intercepts, PvMmuHypercalls {
       return errorCode;
     }
     const w = this.walker;
-    if (w.walk(this.mem, cpu.rootMfn, gva, KIND_SUP_READ, cpu.ctl, false) !== WALK_OK) {
+    if (w.peek(this.mem, cpu.rootMfn, gva, KIND_SUP_READ, cpu.ctl) !== WALK_OK) {
       return errorCode;
     }
     const mfn = w.frame;

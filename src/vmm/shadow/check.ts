@@ -108,7 +108,7 @@ function checkConsistency(sh: ShadowPaging, cpu: Vcpu): string | null {
         if (tag !== cpu.tag && tag !== cpu.globalTag) continue;
         const gva = pageNumber * PAGES_PER_SIZE[sizeCode] * 4096;
         const where = `TLB slot ${s} (gva 0x${gva.toString(16)})`;
-        const r = walker.walk(mem, rootMfn, gva, KIND_SUP_READ, cpu.ctl, false, sh.p2m.mfn);
+        const r = walker.peek(mem, rootMfn, gva, KIND_SUP_READ, cpu.ctl, sh.p2m.mfn);
         if (r !== WALK_OK) return `${where} is valid but the guest tables do not map it`;
         const mfn = sh.p2m.lookup(walker.frame);
         if (mfn !== level.frameOf(s)) {

@@ -47,13 +47,13 @@ export function handleShadowFault(
   const rootGfn = Math.floor(cpu.guestCr3 / 4096);
   // The walk may set A/D bits in the root: it must be the domain's own frame (not shared).
   w.tableGfn[4] = rootGfn;
-  let result = w.walk(sh.mem, sh.frameForWrite(rootGfn), gva, kind, cpu.ctl, true, sh.p2m.mfn);
+  let result = w.walkGuest(sh.mem, sh.frameForWrite(rootGfn), gva, kind, cpu.ctl, sh.p2m.mfn);
   // A guest table without a frame (never touched, swapped out by the host) or whose frame is
   // shared and needs an A/D bit: give it a frame of its own and walk again; at most twice per
   // level.
   for (let tries = 0; result === WALK_NO_FRAME && tries < 6; tries++) {
     sh.frameForWrite(w.missingGfn);
-    result = w.walk(sh.mem, sh.frameForWrite(rootGfn), gva, kind, cpu.ctl, true, sh.p2m.mfn);
+    result = w.walkGuest(sh.mem, sh.frameForWrite(rootGfn), gva, kind, cpu.ctl, sh.p2m.mfn);
   }
   if (result === WALK_NO_FRAME) {
     throw new DomainCrash(`the guest's tables at gfn ${w.missingGfn} have no frame after 6 tries`);
