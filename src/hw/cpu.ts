@@ -463,7 +463,8 @@ export class Vcpu implements GuestCpu {
     this.trace?.push({
       root: this.rootMfn,
       levels,
-      result: result === NESTED_OK ? -1 : result === EPT_VIOLATION ? -3 : result,
+      // A #PF error code and EPT_VIOLATION are recorded as they are (see WalkTrace.result).
+      result: result === NESTED_OK ? WALK_OK : result,
       nested: refs,
     });
   }
