@@ -11,7 +11,8 @@
  *                                       └fault─> VMM (if any) ─> retry | emulated | #PF to guest
  *
  * Under hardware-assisted paging the walk is two-dimensional (nested.ts): the guest's #PF goes
- * straight to the guest, and only EPT violations exit to the VMM.
+ * straight to the guest, and only EPT violations exit to the VMM. That walk, and the walk
+ * through paging-structure caches, are in vcpu-walks.ts.
  */
 
 import type * as Counters from "../metrics/counters.js";
@@ -20,10 +21,10 @@ import type * as Access from "./access.js";
 import type { Gpa, Gva, Mfn } from "./addr.js";
 import type { MmuBatch, PvMmuHypercalls } from "./hypercall.js";
 import type { HostMemory } from "./memory.js";
-import { EPT_VIOLATION, NESTED_OK, type NestedRef, type NestedWalker } from "./nested.js";
-import { leafFrame, PTE_A } from "./pte.js";
+import type { NestedWalker } from "./nested.js";
+import { leafFrame } from "./pte.js";
 import type { PrefixCache } from "./pwc.js";
-import { type ExitTrace, type WalkTrace, walkLevels } from "./step-trace.js";
+import type { ExitTrace, WalkTrace } from "./step-trace.js";
 import type * as TlbConsts from "./tlb.js";
 import { cachedPerms, MAX_TAGS, Tlb } from "./tlb.js";
 import type * as Interfaces from "./vcpu-interfaces.js";
@@ -31,6 +32,7 @@ import {
   type GuestCpu,
   HYPERCALL_ENOSYS,
   type Intercepts,
+  MAX_VMM_RETRIES,
   OP_COPY_PAGE,
   OP_STORE64,
   OP_ZERO_PAGE,
@@ -40,6 +42,7 @@ import {
   XLATE_EMULATED,
   XLATE_FAULT,
 } from "./vcpu-interfaces.js";
+import { translateNested, walkCached } from "./vcpu-walks.js";
 import { type PagingControl, WALK_OK, WALK_SLOW, Walker } from "./walker.js";
 
 // Local copies of imported constants used on the hot path: V8 does not fold imported bindings
@@ -61,13 +64,6 @@ const C_TLB_FLUSHES: typeof Counters.C_TLB_FLUSHES = 12;
 const C_PAGE_ZERO: typeof Counters.C_PAGE_ZERO = 13;
 const C_PAGE_COPY: typeof Counters.C_PAGE_COPY = 14;
 const C_PAGE_READS: typeof Counters.C_PAGE_READS = 67;
-const C_EPT_REFS: typeof Counters.C_EPT_REFS = 73;
-const C_PWC_HITS: typeof Counters.C_PWC_HITS = 74;
-const C_PWC_MISSES: typeof Counters.C_PWC_MISSES = 75;
-const C_EPT_PWC_HITS: typeof Counters.C_EPT_PWC_HITS = 76;
-const C_EPT_PWC_MISSES: typeof Counters.C_EPT_PWC_MISSES = 77;
-const C_NTLB_HITS: typeof Counters.C_NTLB_HITS = 78;
-const C_NTLB_MISSES: typeof Counters.C_NTLB_MISSES = 79;
 const ACC_USER: typeof Access.ACC_USER = 3;
 const KIND_SUP_READ: typeof Access.KIND_SUP_READ = 0;
 const KIND_SUP_WRITE: typeof Access.KIND_SUP_WRITE = 1;
@@ -84,11 +80,6 @@ const TLB_MISS: typeof TlbConsts.TLB_MISS = 0;
 const TLB_L1: typeof TlbConsts.TLB_L1 = 1;
 const TLB_L2: typeof TlbConsts.TLB_L2 = 2;
 const OP_ACCESS: typeof Interfaces.OP_ACCESS = 0;
-/** Pages covered by one entry of each level (index 2..4): the prefix of a cached entry. */
-const PREFIX_SPAN = [0, 1, 512, 512 * 512, 512 * 512 * 512];
-
-/** Hidden faults in a row on one access before the VMM is declared stuck (a simulator bug). */
-const MAX_VMM_RETRIES = 8;
 
 export class Vcpu implements GuestCpu {
   readonly mem: HostMemory;
@@ -307,13 +298,13 @@ export class Vcpu implements GuestCpu {
       const gfn = vpn;
       return this.intercepts ? this.intercepts.physFrame(this, gfn, (kind & 1) === 1) : gfn;
     }
-    if (this.nested !== null) return this.translateNested(this.nested, gva, kind);
+    if (this.nested !== null) return translateNested(this, this.nested, gva, kind);
     const walker = this.walker;
     let retries = 0;
     for (;;) {
       const result =
         this.pwc !== null
-          ? this.walkCached(this.pwc, gva, kind)
+          ? walkCached(this, this.pwc, gva, kind)
           : this.trace === null &&
               walker.walkFast(this.mem, this.rootMfn, gva, kind, this.ctl) !== WALK_SLOW
             ? WALK_OK
@@ -355,118 +346,6 @@ export class Vcpu implements GuestCpu {
       this.faultCode = answer;
       return XLATE_FAULT;
     }
-  }
-
-  /**
-   * A walk that starts from the lowest cached upper-level entry of gva, if any, and caches the
-   * upper-level entries it reads once it succeeds (their A bits are then set). Entries belong to
-   * the TLB tag and die with its flushes; INVLPG drops them all (SDM 4.10.4.1).
-   */
-  private walkCached(pwc: PrefixCache[], gva: Gva, kind: number): number {
-    const walker = this.walker;
-    const tag = this.tag;
-    const gen = this.tlb.tagGens[tag];
-    const vpn = Math.floor(gva / 4096);
-    let hitLevel = 0;
-    for (let l = 2; l <= 4; l++) {
-      if (pwc[l].lookup(tag, gen, Math.floor(vpn / PREFIX_SPAN[l]))) {
-        hitLevel = l;
-        break;
-      }
-    }
-    this.counters[hitLevel !== 0 ? C_PWC_HITS : C_PWC_MISSES]++;
-    const result =
-      hitLevel !== 0
-        ? walker.walkBelow(this.mem, pwc[hitLevel], hitLevel, gva, kind, this.ctl)
-        : walker.walk(this.mem, this.rootMfn, gva, kind, this.ctl);
-    if (result === WALK_OK) {
-      for (let l = walker.firstLevel; l > walker.level; l--) {
-        pwc[l].fill(
-          tag,
-          gen,
-          Math.floor(vpn / PREFIX_SPAN[l]),
-          walker.tableMfn[l - 1],
-          walker.andLoAt[l] | PTE_A,
-          walker.orHiAt[l],
-        );
-      }
-    }
-    return result;
-  }
-
-  /**
-   * A TLB miss under hardware-assisted paging: the 2D walk. A guest #PF goes to the guest with
-   * no exit; an EPT violation exits to the VMM, which fixes the EPT, and the walk is retried.
-   */
-  private translateNested(nested: NestedWalker, gva: Gva, kind: number): number {
-    const c = this.counters;
-    let retries = 0;
-    for (;;) {
-      if (this.trace !== null) nested.log = [];
-      const result = nested.walk(
-        this.mem,
-        this.eptRoot,
-        this.rootMfn,
-        gva,
-        kind,
-        this.ctl,
-        this.tag,
-        this.tlb.tagGens[this.tag],
-      );
-      c[C_WALKS]++;
-      c[C_WALK_REFS] += nested.refs;
-      c[C_EPT_REFS] += nested.eptRefs;
-      c[C_PWC_HITS] += nested.pwcHits;
-      c[C_PWC_MISSES] += nested.pwcMisses;
-      c[C_EPT_PWC_HITS] += nested.eptPwcHits;
-      c[C_EPT_PWC_MISSES] += nested.eptPwcMisses;
-      c[C_NTLB_HITS] += nested.ntlbHits;
-      c[C_NTLB_MISSES] += nested.ntlbMisses;
-      this.walkHist[nested.refs]++;
-      if (this.trace !== null) this.recordNestedWalk(nested, result);
-      if (result === NESTED_OK) {
-        const perms = cachedPerms(nested.allowed, nested.dirty);
-        const tag = nested.global ? this.globalTag : this.tag;
-        const vpn = Math.floor(gva / 4096);
-        if (nested.level === 1) {
-          const keyHi = tag * 65536 + ((gva / 4294967296) | 0);
-          this.tlb.fillSmall(keyHi, (gva >>> 0) >>> 12, tag, nested.frame, perms);
-        } else {
-          const span = nested.level === 2 ? 512 : 262144;
-          this.tlb.fill(vpn, tag, nested.level, nested.frame - (vpn % span), perms);
-        }
-        return nested.frame;
-      }
-      if (result !== EPT_VIOLATION) {
-        this.faultCode = result;
-        return XLATE_FAULT;
-      }
-      if (!this.intercepts?.eptViolation) throw new Error("EPT violation with no VMM to handle it");
-      if (++retries > MAX_VMM_RETRIES) {
-        throw new Error(
-          `VMM livelock: EPT violation on gfn ${nested.violationGfn} at 0x${gva.toString(16)} keeps coming back`,
-        );
-      }
-      this.intercepts.eptViolation(
-        this,
-        nested.violationGfn,
-        nested.violationWrite,
-        nested.violationFetch,
-      );
-    }
-  }
-
-  private recordNestedWalk(nested: NestedWalker, result: number): void {
-    const levels = walkLevels(nested);
-    const refs: NestedRef[] = nested.log ?? [];
-    nested.log = null;
-    this.trace?.push({
-      root: this.rootMfn,
-      levels,
-      // A #PF error code and EPT_VIOLATION are recorded as they are (see WalkTrace.result).
-      result: result === NESTED_OK ? WALK_OK : result,
-      nested: refs,
-    });
   }
 
   /** First 4 KiB frame of the page the walker found (a large page's base frame). */

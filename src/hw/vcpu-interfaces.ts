@@ -29,6 +29,9 @@ export const OP_ZERO_PAGE = 2;
 /** copyPage: the source frame is in Vcpu.pendSrcFrame. */
 export const OP_COPY_PAGE = 3;
 
+/** PF_RETRY or EPT violations in a row on one access before the VMM is declared stuck (a bug). */
+export const MAX_VMM_RETRIES = 8;
+
 /**
  * The VMM's side of a vCPU. Every method is on a slow path (an exit); null in native mode.
  */
