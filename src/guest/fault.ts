@@ -8,11 +8,14 @@
 import { isFetchKind, isWriteKind } from "../hw/access.js";
 import type { Gva } from "../hw/addr.js";
 import {
+  isLarge,
+  isNoExec,
+  isPresent,
+  isWritable,
   leafFrame,
   PFEC_RSVD,
   PTE_A,
   PTE_D,
-  PTE_HI_NX,
   PTE_P,
   PTE_PS,
   PTE_RW,
@@ -116,9 +119,9 @@ function fixFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean):
   k.pt.read(l1, idx);
   const lo = k.pt.lo;
   const hi = k.pt.hi;
-  if ((lo & PTE_P) === 0) {
+  if (!isPresent(lo)) {
     demandPage(k, proc, vma, gva, l1, idx, write);
-  } else if (write && (lo & PTE_RW) === 0) {
+  } else if (write && !isWritable(lo)) {
     copyOnWrite(k, proc, l1, idx, gva, lo, hi);
   } else {
     k.counters[C_GUEST_SPURIOUS_FAULTS]++;
@@ -163,7 +166,7 @@ function copyOnWrite(
 ) {
   k.counters[C_GUEST_COW_FAULTS]++;
   const old = pteFrame(lo, hi);
-  const nx = (hi & PTE_HI_NX) !== 0;
+  const nx = isNoExec(hi);
   if (k.frames.refcount[old] === 1) {
     // The only mapping left: make it writable in place (wp_page_reuse); raising permissions
     // needs no TLB flush on x86, a stale entry just faults once more.
@@ -194,7 +197,7 @@ function hugeFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean)
   k.pt.read(l2, idx);
   const lo = k.pt.lo;
   const hi = k.pt.hi;
-  if ((lo & PTE_P) === 0) {
+  if (!isPresent(lo)) {
     const gfn = k.frames.alloc2M();
     if (gfn < 0) return false;
     for (let i = 0; i < 512; i++) {
@@ -207,8 +210,8 @@ function hugeFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean)
     k.counters[C_GUEST_DEMAND_FAULTS]++;
     return true;
   }
-  if ((lo & PTE_PS) === 0) return false;
-  if (!write || (lo & PTE_RW) !== 0) {
+  if (!isLarge(lo)) return false;
+  if (!write || isWritable(lo)) {
     k.counters[C_GUEST_SPURIOUS_FAULTS]++;
     return true;
   }

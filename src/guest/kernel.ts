@@ -8,7 +8,7 @@
 
 import type { Gfn, Gva } from "../hw/addr.js";
 import { imageId, imagePageDigest } from "../hw/memory.js";
-import { PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, pteHi, pteLo } from "../hw/pte.js";
+import { isPresent, PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, pteHi, pteLo } from "../hw/pte.js";
 import { type GuestCpu, XLATE_FAULT } from "../hw/vcpu-interfaces.js";
 import {
   C_CONTEXT_SWITCHES,
@@ -201,7 +201,7 @@ export class Kernel {
     if (l4 < 0) return -1;
     for (let i = FIRST_KERNEL_L4_INDEX; i < 512; i++) {
       this.pt.read(this.initL4, i);
-      if ((this.pt.lo & PTE_P) !== 0) this.pt.set(l4, i, this.pt.lo, this.pt.hi, false);
+      if (isPresent(this.pt.lo)) this.pt.set(l4, i, this.pt.lo, this.pt.hi, false);
     }
     return l4;
   }

@@ -6,7 +6,18 @@
  */
 
 import type { Gfn, Gva } from "../hw/addr.js";
-import { PTE_A, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US, pteFrame, pteHi, pteLo } from "../hw/pte.js";
+import {
+  isLarge,
+  isPresent,
+  PTE_A,
+  PTE_D,
+  PTE_P,
+  PTE_RW,
+  PTE_US,
+  pteFrame,
+  pteHi,
+  pteLo,
+} from "../hw/pte.js";
 import { C_PT_PAGES_ALLOC, C_PT_PAGES_FREE } from "../metrics/counters.js";
 import type { FrameAllocator } from "./frame-alloc.js";
 import type { PagingOps } from "./paging-ops.js";
@@ -66,7 +77,7 @@ export class PageTables {
   /** Write an entry, keeping the table's present count. */
   set(tableGfn: Gfn, index: number, lo: number, hi: number, wasPresent: boolean): void {
     this.ops.setPte(tableGfn, index, lo, hi);
-    const nowPresent = (lo & PTE_P) !== 0;
+    const nowPresent = isPresent(lo);
     if (nowPresent && !wasPresent) this.used[tableGfn]++;
     else if (!nowPresent && wasPresent) this.used[tableGfn]--;
   }
@@ -94,7 +105,7 @@ export class PageTables {
       const idx = indexAt(gva, l);
       this.read(table, idx);
       const lo = this.lo;
-      if ((lo & PTE_P) === 0) {
+      if (!isPresent(lo)) {
         if (!create) return -1;
         const child = this.allocTable(l - 1);
         if (child < 0) return -1;
@@ -102,7 +113,7 @@ export class PageTables {
         table = child;
         continue;
       }
-      if (l === 2 && (lo & PTE_PS) !== 0) return -2;
+      if (l === 2 && isLarge(lo)) return -2;
       table = pteFrame(lo, this.hi);
     }
     return table;

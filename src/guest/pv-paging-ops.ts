@@ -27,7 +27,7 @@ import {
   MmuBatch,
   UVMF_NONE,
 } from "../hw/hypercall.js";
-import { PTE_HI_ADDR_MASK, PTE_P, PTE_RW, pteFrame, pteHi, pteLo } from "../hw/pte.js";
+import { isPresent, PTE_HI_ADDR_MASK, PTE_RW, pteFrame, pteHi, pteLo } from "../hw/pte.js";
 import { type GuestCpu, XLATE_FAULT } from "../hw/vcpu-interfaces.js";
 import { DIRECT_MAP_LEAF } from "./kernel.js";
 import { directMap } from "./layout.js";
@@ -84,7 +84,7 @@ export class PvPagingOps implements PagingOps {
 
   /** Convert a present entry to machine form into lo/hi. */
   private toMachine(lo: number, hi: number): void {
-    if ((lo & PTE_P) === 0) {
+    if (!isPresent(lo)) {
       this.lo = lo;
       this.hi = hi;
       return;
@@ -94,7 +94,7 @@ export class PvPagingOps implements PagingOps {
 
   /** Convert a present entry to the guest's form (frames as gfns) into lo/hi. */
   private toPhys(lo: number, hi: number): void {
-    if ((lo & PTE_P) === 0) {
+    if (!isPresent(lo)) {
       this.lo = lo;
       this.hi = hi;
       return;

@@ -21,7 +21,7 @@ import {
   UVMF_INVLPG,
   UVMF_TLB_FLUSH,
 } from "../../hw/hypercall.js";
-import { PTE_P, PTE_PS, pteFrame } from "../../hw/pte.js";
+import { isLarge, isPresent, pteFrame } from "../../hw/pte.js";
 import {
   C_CALLS_TO_MMU_UPDATE,
   C_CALLS_TO_MMUEXT_OP,
@@ -100,7 +100,7 @@ export function updateVaMapping(
   if (table < 0) return pv.fail(-EINVAL);
   for (let level = 4; level > 1; level--) {
     mem.read64(table, Math.floor(gva / 2 ** (12 + 9 * (level - 1))) % 512);
-    if ((mem.lo & PTE_P) === 0 || (mem.lo & PTE_PS) !== 0) return pv.fail(-EINVAL);
+    if (!isPresent(mem.lo) || isLarge(mem.lo)) return pv.fail(-EINVAL);
     table = pteFrame(mem.lo, mem.hi);
   }
   const rc = pv.mm.modEntry(table, Math.floor(gva / 4096) % 512, PGT_L1, lo, hi);

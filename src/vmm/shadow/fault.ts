@@ -11,7 +11,7 @@
 import { KIND_SUP_WRITE, KIND_USER_WRITE } from "../../hw/access.js";
 import type { Gva } from "../../hw/addr.js";
 import type { Vcpu } from "../../hw/cpu.js";
-import { PTE_P, PTE_PS, pteFrame } from "../../hw/pte.js";
+import { isLarge, isPresent, pteFrame } from "../../hw/pte.js";
 import { PF_RETRY } from "../../hw/vcpu-interfaces.js";
 import { WALK_NO_FRAME, WALK_OK } from "../../hw/walker.js";
 import {
@@ -79,13 +79,12 @@ export function handleShadowFault(
     const glo = w.entryLo[level];
     const ghi = w.entryHi[level];
     const childGfn = pteFrame(glo, ghi);
-    const splinter = level === 2 && (glo & PTE_PS) !== 0;
+    const splinter = level === 2 && isLarge(glo);
     const childType = splinter ? fl1TypeFor(glo) : shadowTypeForLevel(level - 1);
     sh.mem.read64(sp.mfn, index);
-    let child: ShadowPage | null =
-      (sh.mem.lo & PTE_P) !== 0
-        ? (sh.tables.byMfn.get(pteFrame(sh.mem.lo, sh.mem.hi)) ?? null)
-        : null;
+    let child: ShadowPage | null = isPresent(sh.mem.lo)
+      ? (sh.tables.byMfn.get(pteFrame(sh.mem.lo, sh.mem.hi)) ?? null)
+      : null;
     if (child === null || child.gfn !== childGfn || child.type !== childType) {
       child = sh.tables.lookup(childGfn, childType) ?? sh.tables.create(childGfn, childType);
     }
@@ -114,13 +113,13 @@ function prefetch(sh: ShadowPaging, sl1: ShadowPage, index: number, gl1Mfn: numb
   const end = Math.min(512, index + 1 + sh.options.prefetch);
   for (let i = index + 1; i < end; i++) {
     sh.mem.read64(sl1.mfn, i);
-    if ((sh.mem.lo & PTE_P) !== 0) continue;
+    if (isPresent(sh.mem.lo)) continue;
     sh.mem.read64(gl1Mfn, i);
     const glo = sh.mem.lo;
     const ghi = sh.mem.hi;
-    if ((glo & PTE_P) === 0) continue;
+    if (!isPresent(glo)) continue;
     propagateLeaf(sh.scratch, glo, ghi, 1, pteFrame(glo, ghi), sh);
-    if ((sh.scratch.lo & PTE_P) === 0) continue;
+    if (!isPresent(sh.scratch.lo)) continue;
     sh.tables.setEntry(sl1, i, sh.scratch.lo, sh.scratch.hi);
     sh.counters[C_SHADOW_PREFETCH]++;
   }
