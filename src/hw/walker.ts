@@ -18,7 +18,19 @@ import type * as Access from "./access.js";
 import type * as Memory from "./memory.js";
 import type { HostMemory } from "./memory.js";
 import type * as Pte from "./pte.js";
-import { leafFrame, PTE_1G_RESERVED_LO, PTE_2M_RESERVED_LO } from "./pte.js";
+import {
+  isAccessed,
+  isDirty,
+  isGlobal,
+  isLeaf,
+  isNoExec,
+  isPresent,
+  isUser,
+  isWritable,
+  leafFrame,
+  PTE_1G_RESERVED_LO,
+  PTE_2M_RESERVED_LO,
+} from "./pte.js";
 import type { PrefixCache } from "./pwc.js";
 import { type WalkTrace, walkLevels } from "./step-trace.js";
 
@@ -107,8 +119,7 @@ export function reservedLo(lo: number, level: number, leaf: boolean, ctl: Paging
 export function entryReserved(lo: number, hi: number, level: number, ctl: PagingControl): boolean {
   const hiReserved = ctl.nxe ? PTE_HI_RESERVED : PTE_HI_RESERVED | PTE_HI_NX;
   if ((hi & hiReserved) !== 0) return true;
-  const leaf = level === 1 || (level <= 3 && (lo & PTE_PS) !== 0);
-  return level >= 2 && reservedLo(lo, level, leaf, ctl);
+  return level >= 2 && reservedLo(lo, level, isLeaf(lo, level), ctl);
 }
 
 /** The #PF error code for an access of `kind` (see access.ts), with P and RSVD as given. */
@@ -295,8 +306,8 @@ export class Walker {
       entryHi[level] = hi;
       this.lastLevel = level;
       this.refs = startLevel + 1 - level;
-      if ((lo & PTE_P) === 0) return faultCode(kind, false, false, nxe);
-      const leaf = level === 1 || (level <= 3 && (lo & PTE_PS) !== 0);
+      if (!isPresent(lo)) return faultCode(kind, false, false, nxe);
+      const leaf = isLeaf(lo, level);
       if ((hi & hiReserved) !== 0 || (level >= 2 && reservedLo(lo, level, leaf, ctl))) {
         return faultCode(kind, true, true, nxe);
       }
@@ -306,21 +317,21 @@ export class Walker {
       this.orHiAt[level] = orHi;
       if (leaf) {
         const allowed = permissionMask(
-          (andLo & PTE_RW) !== 0,
-          (andLo & PTE_US) !== 0,
-          nxe && (orHi & PTE_HI_NX) !== 0,
+          isWritable(andLo),
+          isUser(andLo),
+          nxe && isNoExec(orHi),
           ctl,
         );
         if (((allowed >> kind) & 1) === 0) return faultCode(kind, true, false, nxe);
         this.level = level;
         this.allowed = allowed;
-        this.global = (lo & PTE_G) !== 0;
+        this.global = isGlobal(lo);
         const base = leafFrame(lo, hi, level);
         // The frame of the 4 KiB page inside a large page.
         this.frame = level === 1 ? base : base + (pnLo & (level === 2 ? 511 : 0x3ffff));
         const write = kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE;
         // A/D writes only when a bit is missing: usually every A is set, and D on a written page.
-        if (update && ((andLo & PTE_A) === 0 || (write && (lo & PTE_D) === 0))) {
+        if (update && (!isAccessed(andLo) || (write && !isDirty(lo)))) {
           if (this.readOnly !== null) {
             const gfn = this.readOnlyTable(level, write);
             if (gfn !== ALL_WRITABLE) {
@@ -329,7 +340,7 @@ export class Walker {
             }
           }
           this.setAccessedDirty(mem, level, write);
-        } else this.dirty = (lo & PTE_D) !== 0;
+        } else this.dirty = isDirty(lo);
         return WALK_OK;
       }
       // pteFrame(lo, hi) as an int32: with MAXPHYADDR 43 a frame number is below 2^31.
@@ -442,6 +453,6 @@ export class Walker {
         this.entryLo[level] = (lo | bits) >>> 0;
       }
     }
-    this.dirty = (this.entryLo[leafLevel] & PTE_D) !== 0;
+    this.dirty = isDirty(this.entryLo[leafLevel]);
   }
 }
