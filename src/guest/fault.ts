@@ -6,7 +6,7 @@
  */
 
 import { isFetchKind, isWriteKind } from "../hw/access.js";
-import type { Gva } from "../hw/addr.js";
+import { type Gva, tableIndex } from "../hw/addr.js";
 import {
   isLarge,
   isNoExec,
@@ -34,7 +34,6 @@ import {
   C_GUEST_SPURIOUS_FAULTS,
 } from "../metrics/counters.js";
 import type { Kernel } from "./kernel.js";
-import { indexAt } from "./pagetable.js";
 import { findVma, type Process, VM_EXEC, VM_WRITE, type Vma } from "./process.js";
 import { GuestOutOfMemory, splitHuge } from "./unmap.js";
 
@@ -111,11 +110,11 @@ function fixFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean):
   if (l1 === -2) {
     // A 2 MiB leaf maps gva: a write to it while read-only is copy-on-write.
     const l2 = k.pt.tableFor(l4, gva, 2, false);
-    splitHuge(k, proc, l2, indexAt(gva, 2), Math.floor(gva / HUGE) * HUGE);
+    splitHuge(k, proc, l2, tableIndex(gva, 2), Math.floor(gva / HUGE) * HUGE);
     l1 = k.pt.tableFor(l4, gva, 1, false);
   }
   if (l1 < 0) throw new GuestOutOfMemory();
-  const idx = indexAt(gva, 1);
+  const idx = tableIndex(gva, 1);
   k.pt.read(l1, idx);
   const lo = k.pt.lo;
   const hi = k.pt.hi;
@@ -193,7 +192,7 @@ function hugeFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean)
   if (start < vma.start || start + HUGE > vma.end) return false;
   const l2 = k.pt.tableFor(proc.l4Gfn, gva, 2, true);
   if (l2 < 0) throw new GuestOutOfMemory();
-  const idx = indexAt(gva, 2);
+  const idx = tableIndex(gva, 2);
   k.pt.read(l2, idx);
   const lo = k.pt.lo;
   const hi = k.pt.hi;

@@ -5,7 +5,7 @@
  * parent's TLB is flushed afterwards since its entries lost write permission.
  */
 
-import type { Gfn, Gva } from "../hw/addr.js";
+import { type Gfn, type Gva, LEVEL_SPAN } from "../hw/addr.js";
 import {
   isLeaf,
   isPresent,
@@ -19,7 +19,7 @@ import {
 } from "../hw/pte.js";
 import { C_FORKS } from "../metrics/counters.js";
 import type { Kernel } from "./kernel.js";
-import { LEVEL_SPAN, TABLE_FLAGS } from "./pagetable.js";
+import { TABLE_FLAGS } from "./pagetable.js";
 import { type Process, VM_WRITE } from "./process.js";
 import { GuestOutOfMemory, teardown } from "./unmap.js";
 

@@ -6,7 +6,7 @@
  * copy-on-write), fork.ts, unmap.ts (munmap, mprotect, teardown).
  */
 
-import type { Gfn, Gva } from "../hw/addr.js";
+import { type Gfn, type Gva, tableIndex } from "../hw/addr.js";
 import { imageId, imagePageDigest } from "../hw/memory.js";
 import { isPresent, PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, pteHi, pteLo } from "../hw/pte.js";
 import { type GuestCpu, XLATE_FAULT } from "../hw/vcpu-interfaces.js";
@@ -30,7 +30,7 @@ import {
   USER_STACK_SIZE,
   USER_STACK_TOP,
 } from "./layout.js";
-import { indexAt, PageTables } from "./pagetable.js";
+import { PageTables } from "./pagetable.js";
 import type { PagingOps } from "./paging-ops.js";
 import { type Process, VM_EXEC, VM_READ, VM_WRITE, type Vma, type VmaLayout } from "./process.js";
 import { protectRange, teardown, unmapRange } from "./unmap.js";
@@ -132,10 +132,10 @@ export class Kernel {
     const table = PTE_P | PTE_RW | PTE_A | PTE_D;
     const l4 = take();
     const l3 = take();
-    ops.setPteEarly(l4, indexAt(DIRECT_MAP_BASE, 4), pteLo(l3, table), pteHi(l3, false));
+    ops.setPteEarly(l4, tableIndex(DIRECT_MAP_BASE, 4), pteLo(l3, table), pteHi(l3, false));
     const gib = Math.ceil(this.memFrames / 262144);
     for (let g = 0; g < gib; g++) {
-      const slot = indexAt(DIRECT_MAP_BASE, 3) + g;
+      const slot = tableIndex(DIRECT_MAP_BASE, 3) + g;
       if (this.options.gigaPages) {
         const leaf = DIRECT_MAP_LEAF | PTE_PS;
         ops.setPteEarly(l3, slot, pteLo(g * 262144, leaf), pteHi(g * 262144, true));

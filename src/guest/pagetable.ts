@@ -5,7 +5,7 @@
  * in struct page) lives here, in kernel data, not in the tables.
  */
 
-import type { Gfn, Gva } from "../hw/addr.js";
+import { type Gfn, type Gva, tableIndex } from "../hw/addr.js";
 import {
   isLarge,
   isPresent,
@@ -24,13 +24,6 @@ import type { PagingOps } from "./paging-ops.js";
 
 /** Flags of an entry pointing at a lower table (Linux _PAGE_TABLE). */
 export const TABLE_FLAGS = PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D;
-
-/** Span in bytes of one entry at each level (index = level). */
-export const LEVEL_SPAN = [0, 4096, 2 ** 21, 2 ** 30, 2 ** 39];
-
-export function indexAt(gva: Gva, level: number): number {
-  return Math.floor(gva / LEVEL_SPAN[level]) % 512;
-}
 
 export class PageTables {
   /** Level of each gfn while it is a page table (0 otherwise). */
@@ -102,7 +95,7 @@ export class PageTables {
   tableFor(l4: Gfn, gva: Gva, level: number, create: boolean): Gfn {
     let table = l4;
     for (let l = 4; l > level; l--) {
-      const idx = indexAt(gva, l);
+      const idx = tableIndex(gva, l);
       this.read(table, idx);
       const lo = this.lo;
       if (!isPresent(lo)) {

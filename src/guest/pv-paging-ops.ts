@@ -17,7 +17,7 @@
  * request (the balloon), so it is what the guest would keep.
  */
 
-import type { Gfn, Gpa, Gva, Mfn } from "../hw/addr.js";
+import { type Gfn, type Gpa, type Gva, type Mfn, tableIndex } from "../hw/addr.js";
 import {
   MMUEXT_INVLPG_LOCAL,
   MMUEXT_NEW_BASEPTR,
@@ -31,7 +31,6 @@ import { isPresent, PTE_HI_ADDR_MASK, PTE_RW, pteFrame, pteHi, pteLo } from "../
 import { type GuestCpu, XLATE_FAULT } from "../hw/vcpu-interfaces.js";
 import { DIRECT_MAP_LEAF } from "./kernel.js";
 import { directMap } from "./layout.js";
-import { indexAt } from "./pagetable.js";
 import type { PagingOps } from "./paging-ops.js";
 
 /** Requests in one mmu_update batch (Linux's multicall batch holds 32). */
@@ -234,10 +233,10 @@ export class PvPagingOps implements PagingOps {
       const gva = directMap(table);
       let gfn = l4;
       for (let level = 4; level > 1; level--) {
-        cpu.loadPhys64(gfn * 4096 + indexAt(gva, level) * 8);
+        cpu.loadPhys64(gfn * 4096 + tableIndex(gva, level) * 8);
         gfn = this.m2p[pteFrame(cpu.lo, cpu.hi)];
       }
-      const slot = gfn * 4096 + indexAt(gva, 1) * 8;
+      const slot = gfn * 4096 + tableIndex(gva, 1) * 8;
       cpu.loadPhys64(slot);
       cpu.storePhys64(slot, (cpu.lo & ~PTE_RW) >>> 0, cpu.hi);
     }

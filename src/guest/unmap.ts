@@ -5,7 +5,7 @@
  * entries cleared, then the TLB range is flushed.
  */
 
-import type { Gfn, Gva } from "../hw/addr.js";
+import { type Gfn, type Gva, LEVEL_SPAN } from "../hw/addr.js";
 import {
   isLarge,
   isLeaf,
@@ -20,7 +20,7 @@ import {
   pteLo,
 } from "../hw/pte.js";
 import type { Kernel } from "./kernel.js";
-import { LEVEL_SPAN, TABLE_FLAGS } from "./pagetable.js";
+import { TABLE_FLAGS } from "./pagetable.js";
 import { type Process, VM_EXEC, VM_WRITE, type Vma } from "./process.js";
 
 const ZAP = 0;

@@ -9,7 +9,7 @@
  */
 
 import { KIND_SUP_WRITE, KIND_USER_WRITE } from "../../hw/access.js";
-import type { Gva } from "../../hw/addr.js";
+import { type Gva, tableIndex } from "../../hw/addr.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { isLarge, isPresent, pteFrame } from "../../hw/pte.js";
 import { PF_RETRY } from "../../hw/vcpu-interfaces.js";
@@ -97,7 +97,7 @@ export function handleShadowFault(
   }
   // The leaf: an l1e of the guest, or its 2 MiB l2e splintered into the FL1.
   const leafLevel = w.level;
-  const index = leafLevel === 1 ? w.tableIdx[1] : Math.floor(gva / 4096) % 512;
+  const index = leafLevel === 1 ? w.tableIdx[1] : tableIndex(gva, 1);
   propagateLeaf(sh.scratch, w.entryLo[leafLevel], w.entryHi[leafLevel], leafLevel, gfn, sh);
   sh.tables.setEntry(sp, index, sh.scratch.lo, sh.scratch.hi);
   if (sh.options.prefetch > 0 && leafLevel === 1) prefetch(sh, sp, index, w.tableMfn[1]);

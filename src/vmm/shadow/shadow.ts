@@ -7,7 +7,7 @@
  */
 
 import type { UnshadowPolicy, WritableSearch } from "../../config/scenario.js";
-import type { Gfn, Gpa, Gva, Mfn } from "../../hw/addr.js";
+import { type Gfn, type Gpa, type Gva, type Mfn, tableIndex } from "../../hw/addr.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import type { HostMemory } from "../../hw/memory.js";
 import { isPresent, pteFrame } from "../../hw/pte.js";
@@ -214,7 +214,7 @@ export class ShadowPaging implements Intercepts {
   findLeaf(gva: Gva): { sp: ShadowPage; index: number } | null {
     let sp = this.root;
     for (let level = 4; level >= 1 && sp !== null; level--) {
-      const index = Math.floor(gva / 2 ** (12 + 9 * (level - 1))) % 512;
+      const index = tableIndex(gva, level);
       this.mem.read64(sp.mfn, index);
       if (!isPresent(this.mem.lo)) return null;
       if (sp.level === 1) return { sp, index };
