@@ -1,5 +1,5 @@
 /**
- * Invariant 1 of DESIGN.md for the hardware: every valid TLB entry of the running address space
+ * The hardware's translation invariant: every valid TLB entry of the running address space
  * (its tag and its VPID's global tag) agrees with a fresh walk of the tables it came from: the
  * same frame, and permissions no wider. A violation is a missing INVLPG or flush somewhere.
  * Reads tables without setting A/D and without touching counters: checking changes nothing.

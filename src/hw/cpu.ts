@@ -99,8 +99,9 @@ export class Vcpu implements GuestCpu {
    * hardware-assisted paging the guest's root gfn (the 2D walk translates it through the EPT).
    */
   rootMfn: Mfn = 0;
-  /** Hardware-assisted paging: the 2D walker and the EPT's root frame (EPTP); null otherwise. */
+  /** Hardware-assisted paging: the 2D walker; null otherwise. */
   nested: NestedWalker | null = null;
+  /** Hardware-assisted paging: the EPT's root frame (EPTP). */
   eptRoot: Mfn = 0;
   /**
    * Paging-structure caches of the walked tables' L4, L3 and L2 entries (index 2..4), when the
@@ -109,23 +110,33 @@ export class Vcpu implements GuestCpu {
   pwc: PrefixCache[] | null = null;
   /** Virtual-processor id of the domain (0 in native mode); part of every TLB tag. */
   vpid = 0;
+  /** Process-context id of the address space (CR3 bits 0..11; 0 without PCIDs). */
   pcid = 0;
-  /** Current TLB tag (VPID, PCID) and the VPID's tag for global pages. */
+  /** The TLB tag of (vpid, pcid): entries of the running address space. */
   tag = 0;
+  /** The TLB tag of the vpid's global pages. */
   globalTag = 0;
-  /** tag * 2^16 and globalTag * 2^16: the tag part of a TLB key (see tlb.ts). */
+  /** tag * 2^16: the tag part of a TLB key (see tlb.ts). */
   private keyHiBase = 0;
+  /** globalTag * 2^16: the tag part of a global entry's key. */
   private globalHiBase = 0;
+  /** The VMM's side (exits); null in native mode. */
   intercepts: Intercepts | null = null;
   /** A PV VMM's MMU hypercalls; null unless the domain is PV. */
   pvMmu: PvMmuHypercalls | null = null;
+  /** Low half of the word load64 / loadPhys64 read. */
   lo = 0;
+  /** High half of the word load64 / loadPhys64 read. */
   hi = 0;
+  /** The value the last data read returned. */
   readValue = 0;
+  /** The #PF error code of the last XLATE_FAULT. */
   faultCode = 0;
-  /** The operation in flight and its store value, for a VMM's emulator. */
+  /** The operation in flight (OP_*), for a VMM's emulator. */
   op: number = OP_ACCESS;
+  /** Low half of the value a store in flight writes (a data write's whole value). */
   pendLo = 0;
+  /** High half of the value a store in flight writes. */
   pendHi = 0;
   /** The source frame of a page copy in flight. */
   pendSrcFrame = 0;

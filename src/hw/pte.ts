@@ -20,7 +20,7 @@ export const PTE_A = 0x20;
 export const PTE_D = 0x40;
 export const PTE_PS = 0x80;
 export const PTE_G = 0x100;
-/** Software-available bits 9..11, ignored by the hardware; the guest kernel uses them. */
+/** Bits 9..11, ignored by the hardware and left to software (nothing here sets them). */
 export const PTE_AVAIL_MASK = 0xe00;
 /** Address bits 12..31 in the low half. */
 export const PTE_ADDR_LO_MASK = 0xfffff000;

@@ -82,8 +82,9 @@ export interface GuestCpu {
   mmuUpdate(batch: MmuBatch, count: number): number;
   updateVaMapping(gva: Gva, lo: number, hi: number, flags: number): number;
   mmuextOp(cmd: number, mfn: Mfn, gva: Gva): number;
-  /** Scratch outputs of load64/loadPhys64. */
+  /** Low half of the word load64 / loadPhys64 read. */
   lo: number;
+  /** High half of the word load64 / loadPhys64 read. */
   hi: number;
   /** The value the last data read returned. */
   readValue: number;

@@ -11,7 +11,10 @@
  * emulated walker does; the SDM lets a processor set A on a walk that faults, and leaves the
  * choice open, so we take the deterministic one): A on every entry used, D on the leaf for a write.
  *
- * The walker is one object with scratch outputs, so a walk allocates nothing.
+ * The walker is one object with scratch outputs, so a walk allocates nothing. Its entry points
+ * say which walk it is: walk (the hardware's, from CR3; walkFast is its common case written
+ * out), walkBelow (the hardware's, resumed below a paging-structure cache hit), walkGuest (the
+ * VMM's software walk of a guest's tables through the P2M) and peek (no A/D, for checkers).
  */
 
 import type * as Access from "./access.js";
@@ -360,12 +363,12 @@ export class Walker {
   }
 
   /**
-   * walk() of the common case: every entry present, a 4 KiB leaf,
-   * no reserved bit, the access allowed, A already set at every level and D on the leaf for a
-   * write. Returns the frame with the outputs of walk() set (not the per-level records, which
-   * only the step API's trace reads), or WALK_SLOW for anything else: walk() then makes the same
-   * reads, since nothing is written before them. Measured: a third of the cost of a native miss
-   * over 2^20 pages is the general loop's level bookkeeping, not its memory reads.
+   * walk() of the common case: every entry present, a 4 KiB leaf, no reserved bit, the access
+   * allowed, A already set at every level and D on the leaf for a write. Returns the frame with
+   * the outputs of walk() set (not the per-level records, which only the step API's trace
+   * reads), or WALK_SLOW for anything else: walk() then makes the same reads, since nothing is
+   * written before them. Measured: a third of the cost of a native miss over 2^20 pages is the
+   * general loop's level bookkeeping, not its memory reads.
    */
   walkFast(
     mem: HostMemory,
