@@ -178,14 +178,15 @@ describe("EPT entries (SDM Vol. 3C 29.3.2)", () => {
 });
 
 describe("result codes", () => {
-  it("a walk's codes below zero are distinct (a #PF error code is >= 0), and both walkers agree on success", () => {
+  // A #PF error code, a frame and a gfn are >= 0: the codes below zero stand apart from them.
+  it("a walk's codes below zero are distinct, and both walkers succeed with one code", () => {
     const codes = [WALK_OK, WALK_NO_FRAME, EPT_VIOLATION];
     expect(new Set(codes).size).toBe(codes.length);
     for (const c of codes) expect(c).toBeLessThan(0);
     expect(NESTED_OK).toBe(WALK_OK);
   });
 
-  it("translate's and a VMM's answers below zero are distinct (a frame or an error code is >= 0)", () => {
+  it("translate's and a VMM's answers below zero are distinct", () => {
     for (const pair of [
       [XLATE_FAULT, XLATE_EMULATED],
       [PF_RETRY, PF_EMULATED],
