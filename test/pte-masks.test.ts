@@ -99,21 +99,20 @@ describe("x86-64 paging-structure entries (SDM Vol. 3A 4.5, tables 4-15 to 4-20)
     expect(union(...Object.values(FLAGS), PTE_AVAIL_MASK, PTE_ADDR_LO_MASK)).toBe(bits(0, 31));
   });
 
-  it("a 2 MiB leaf splits the address field into PAT (bit 12), reserved 13..20, address 21..31", () => {
-    expect(PTE_2M_RESERVED_LO).toBe(bits(13, 20));
-    expect(PTE_2M_ADDR_LO_MASK).toBe(bits(21, 31));
-    const parts = { pat: 1 << 12, reserved: PTE_2M_RESERVED_LO, addr: PTE_2M_ADDR_LO_MASK };
-    expect(overlaps(parts)).toEqual([]);
-    expect(union(...Object.values(parts))).toBe(PTE_ADDR_LO_MASK);
-  });
-
-  it("a 1 GiB leaf splits it into PAT (bit 12), reserved 13..29, address 30..31", () => {
-    expect(PTE_1G_RESERVED_LO).toBe(bits(13, 29));
-    expect(PTE_1G_ADDR_LO_MASK).toBe(bits(30, 31));
-    const parts = { pat: 1 << 12, reserved: PTE_1G_RESERVED_LO, addr: PTE_1G_ADDR_LO_MASK };
-    expect(overlaps(parts)).toEqual([]);
-    expect(union(...Object.values(parts))).toBe(PTE_ADDR_LO_MASK);
-  });
+  // A large leaf (SDM Vol. 3A 4.5): bit 12 is PAT, then reserved bits, then the address.
+  it.each([
+    { leaf: "2 MiB", reserved: PTE_2M_RESERVED_LO, addr: PTE_2M_ADDR_LO_MASK, addrFrom: 21 },
+    { leaf: "1 GiB", reserved: PTE_1G_RESERVED_LO, addr: PTE_1G_ADDR_LO_MASK, addrFrom: 30 },
+  ])(
+    "a $leaf leaf splits the address field: PAT, reserved 13 up, address from bit $addrFrom",
+    ({ reserved, addr, addrFrom }) => {
+      expect(reserved).toBe(bits(13, addrFrom - 1));
+      expect(addr).toBe(bits(addrFrom, 31));
+      const parts = { pat: 1 << 12, reserved, addr };
+      expect(overlaps(parts)).toEqual([]);
+      expect(union(...Object.values(parts))).toBe(PTE_ADDR_LO_MASK);
+    },
+  );
 
   it("the high half: address below MAXPHYADDR, reserved to bit 51, ignored 52..62, NX 63", () => {
     // Bit n of an entry is bit n - 32 of its high half.
