@@ -27,7 +27,7 @@ import {
   KIND_USER_READ,
   KIND_USER_WRITE,
 } from "../src/hw/access.js";
-import { Vcpu, XLATE_FAULT } from "../src/hw/cpu.js";
+import { Vcpu } from "../src/hw/cpu.js";
 import { HostMemory } from "../src/hw/memory.js";
 import {
   MAXPHYADDR,
@@ -48,6 +48,7 @@ import {
   PTE_RW,
   PTE_US,
 } from "../src/hw/pte.js";
+import { XLATE_FAULT } from "../src/hw/vcpu-interfaces.js";
 import { WALK_OK, WALK_SLOW, Walker } from "../src/hw/walker.js";
 import { C_TLB_L1_HITS, C_TLB_MISSES, C_WALKS, newCounters } from "../src/metrics/counters.js";
 
@@ -782,10 +783,10 @@ describe("random flags at every level (fast-check)", () => {
     fc.assert(
       fc.property(arbCase, (d) => {
         const c = toCase(d);
-        // A look-ahead walk (update = false) answers the same and writes nothing.
+        // A look-ahead walk (peek) answers the same and writes nothing.
         writeEntries(c);
         const exp = reference(c.entries, c.gva, c.kind, c.ctl);
-        const r = walker.walk(mem, ROOT, c.gva, c.kind, c.ctl, false);
+        const r = walker.peek(mem, ROOT, c.gva, c.kind, c.ctl);
         expect(r).toBe(exp.ok ? WALK_OK : exp.code);
         expect(sameEntries(readEntries(c.gva), c.entries)).toBe(true);
         if (exp.ok) expect(walker.dirty).toBe((c.entries[exp.stopLevel].lo & D) !== 0);

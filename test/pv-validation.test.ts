@@ -10,7 +10,6 @@
 import { describe, expect, test } from "vitest";
 import { directMap, USER_HEAP_BASE } from "../src/guest/layout.js";
 import { KIND_USER_WRITE } from "../src/hw/access.js";
-import { XLATE_FAULT } from "../src/hw/cpu.js";
 import {
   EBUSY,
   EINVAL,
@@ -32,6 +31,7 @@ import {
   pteHi,
   pteLo,
 } from "../src/hw/pte.js";
+import { XLATE_FAULT } from "../src/hw/vcpu-interfaces.js";
 import {
   C_PV_HYPERCALL_ERRORS,
   C_PV_VALIDATION_FAILURES,

@@ -10,7 +10,6 @@ import { Kernel } from "../src/guest/kernel.js";
 import { directMap, USER_HEAP_BASE } from "../src/guest/layout.js";
 import { NativePagingOps } from "../src/guest/paging-ops.js";
 import { KIND_USER_READ, KIND_USER_WRITE } from "../src/hw/access.js";
-import { XLATE_FAULT } from "../src/hw/cpu.js";
 import {
   PFEC_P,
   PFEC_U,
@@ -23,6 +22,7 @@ import {
   pteHi,
   pteLo,
 } from "../src/hw/pte.js";
+import { XLATE_FAULT } from "../src/hw/vcpu-interfaces.js";
 import {
   C_BALLOON_TOUCH_POPULATE,
   C_SHADOW_EMULATE_WRITE,

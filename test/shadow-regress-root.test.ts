@@ -10,7 +10,7 @@ import { Kernel } from "../src/guest/kernel.js";
 import { directMap, USER_HEAP_BASE } from "../src/guest/layout.js";
 import { NativePagingOps } from "../src/guest/paging-ops.js";
 import { KIND_SUP_READ, KIND_USER_READ, KIND_USER_WRITE } from "../src/hw/access.js";
-import { XLATE_FAULT } from "../src/hw/cpu.js";
+import { XLATE_FAULT } from "../src/hw/vcpu-interfaces.js";
 import {
   C_SHADOW_FAULT,
   C_SHADOW_FAULT_BAIL_REAL_FAULT,

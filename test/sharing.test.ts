@@ -410,7 +410,7 @@ describe("review fixes", () => {
     const index = Math.floor(page(0) / 2 ** 39) % 512;
     a.mem.read64(rootMfn, index);
     a.mem.write64(rootMfn, index, (a.mem.lo & ~0x20) >>> 0, a.mem.hi);
-    const r = w.walk(a.mem, rootMfn, page(0), 3, a.cpu.ctl, true, vmm.p2m.mfn);
+    const r = w.walkGuest(a.mem, rootMfn, page(0), 3, a.cpu.ctl, vmm.p2m.mfn);
     expect(r).toBe(WALK_NO_FRAME);
     expect(w.missingGfn).toBe(rootGfn);
     a.mem.read64(rootMfn, index);

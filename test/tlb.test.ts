@@ -6,10 +6,11 @@
 
 import { describe, expect, it } from "vitest";
 import { KIND_SUP_READ, KIND_SUP_WRITE, MASK_ALL, MASK_WRITES } from "../src/hw/access.js";
-import { Vcpu, XLATE_FAULT } from "../src/hw/cpu.js";
+import { Vcpu } from "../src/hw/cpu.js";
 import { HostMemory } from "../src/hw/memory.js";
 import { PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, PTE_US } from "../src/hw/pte.js";
 import { cachedPerms, MAX_TAGS, TLB_L1, TLB_L2, TLB_MISS, Tlb, TlbLevel } from "../src/hw/tlb.js";
+import { XLATE_FAULT } from "../src/hw/vcpu-interfaces.js";
 import {
   C_TLB_L1_HITS,
   C_TLB_L2_HITS,

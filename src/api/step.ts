@@ -9,7 +9,7 @@ import { KIND_NAMES } from "../hw/access.js";
 import { formatGva } from "../hw/addr.js";
 import { describeEpte } from "../hw/ept.js";
 import { describePte } from "../hw/pte.js";
-import type { WalkTrace } from "../hw/walker.js";
+import type { WalkTrace } from "../hw/step-trace.js";
 import { C_GUEST_PAGE_FAULTS, C_TLB_L1_HITS, C_TLB_L2_HITS } from "../metrics/counters.js";
 import { STEP_ACCESS } from "../workload/driver.js";
 import type { DomainRuntime } from "./domain.js";

@@ -7,7 +7,7 @@
 
 import type { Gfn } from "../hw/addr.js";
 import type { GuestMemoryPeek } from "../hw/peek.js";
-import { leafFrame, PTE_P, PTE_PS, PTE_US, pteFrame } from "../hw/pte.js";
+import { isLeaf, isPresent, isUser, leafFrame, pteFrame } from "../hw/pte.js";
 import { KERNEL_RESERVED_FRAMES, type Kernel } from "./kernel.js";
 
 /** Returns a description of the first inconsistency, or null. */
@@ -28,10 +28,10 @@ export function checkGuest(k: Kernel, mem: GuestMemoryPeek): string | null {
       mem.peek64(table, i);
       const lo = mem.lo;
       const hi = mem.hi;
-      if ((lo & PTE_P) === 0) continue;
+      if (!isPresent(lo)) continue;
       present++;
       if (i >= last) continue;
-      const leaf = level === 1 || (level === 2 && (lo & PTE_PS) !== 0);
+      const leaf = isLeaf(lo, level);
       const target = leaf ? leafFrame(lo, hi, level) : pteFrame(lo, hi);
       if (!leaf) {
         const err = visit(target, level - 1, owner);
@@ -42,7 +42,7 @@ export function checkGuest(k: Kernel, mem: GuestMemoryPeek): string | null {
       for (let p = 0; p < pages; p++) {
         const gfn = target + p;
         if (gfn >= frames || k.frames.isFree(gfn)) {
-          return `${owner}: a ${lo & PTE_US ? "user" : "kernel"} leaf maps gfn ${gfn}, which is free or outside memory`;
+          return `${owner}: a ${isUser(lo) ? "user" : "kernel"} leaf maps gfn ${gfn}, which is free or outside memory`;
         }
         mappings[gfn]++;
       }

@@ -6,14 +6,16 @@
  */
 
 import { isFetchKind, isWriteKind } from "../hw/access.js";
-import type { Gva } from "../hw/addr.js";
-import { XLATE_EMULATED } from "../hw/cpu.js";
+import { type Gva, tableIndex } from "../hw/addr.js";
 import {
+  isLarge,
+  isNoExec,
+  isPresent,
+  isWritable,
   leafFrame,
   PFEC_RSVD,
   PTE_A,
   PTE_D,
-  PTE_HI_NX,
   PTE_P,
   PTE_PS,
   PTE_RW,
@@ -22,6 +24,7 @@ import {
   pteHi,
   pteLo,
 } from "../hw/pte.js";
+import { XLATE_EMULATED } from "../hw/vcpu-interfaces.js";
 import {
   C_GUEST_COW_FAULTS,
   C_GUEST_DEMAND_FAULTS,
@@ -31,7 +34,6 @@ import {
   C_GUEST_SPURIOUS_FAULTS,
 } from "../metrics/counters.js";
 import type { Kernel } from "./kernel.js";
-import { indexAt } from "./pagetable.js";
 import { findVma, type Process, VM_EXEC, VM_WRITE, type Vma } from "./process.js";
 import { GuestOutOfMemory, splitHuge } from "./unmap.js";
 
@@ -108,17 +110,17 @@ function fixFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean):
   if (l1 === -2) {
     // A 2 MiB leaf maps gva: a write to it while read-only is copy-on-write.
     const l2 = k.pt.tableFor(l4, gva, 2, false);
-    splitHuge(k, proc, l2, indexAt(gva, 2), Math.floor(gva / HUGE) * HUGE);
+    splitHuge(k, proc, l2, tableIndex(gva, 2), Math.floor(gva / HUGE) * HUGE);
     l1 = k.pt.tableFor(l4, gva, 1, false);
   }
   if (l1 < 0) throw new GuestOutOfMemory();
-  const idx = indexAt(gva, 1);
+  const idx = tableIndex(gva, 1);
   k.pt.read(l1, idx);
   const lo = k.pt.lo;
   const hi = k.pt.hi;
-  if ((lo & PTE_P) === 0) {
+  if (!isPresent(lo)) {
     demandPage(k, proc, vma, gva, l1, idx, write);
-  } else if (write && (lo & PTE_RW) === 0) {
+  } else if (write && !isWritable(lo)) {
     copyOnWrite(k, proc, l1, idx, gva, lo, hi);
   } else {
     k.counters[C_GUEST_SPURIOUS_FAULTS]++;
@@ -163,7 +165,7 @@ function copyOnWrite(
 ) {
   k.counters[C_GUEST_COW_FAULTS]++;
   const old = pteFrame(lo, hi);
-  const nx = (hi & PTE_HI_NX) !== 0;
+  const nx = isNoExec(hi);
   if (k.frames.refcount[old] === 1) {
     // The only mapping left: make it writable in place (wp_page_reuse); raising permissions
     // needs no TLB flush on x86, a stale entry just faults once more.
@@ -190,11 +192,11 @@ function hugeFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean)
   if (start < vma.start || start + HUGE > vma.end) return false;
   const l2 = k.pt.tableFor(proc.l4Gfn, gva, 2, true);
   if (l2 < 0) throw new GuestOutOfMemory();
-  const idx = indexAt(gva, 2);
+  const idx = tableIndex(gva, 2);
   k.pt.read(l2, idx);
   const lo = k.pt.lo;
   const hi = k.pt.hi;
-  if ((lo & PTE_P) === 0) {
+  if (!isPresent(lo)) {
     const gfn = k.frames.alloc2M();
     if (gfn < 0) return false;
     for (let i = 0; i < 512; i++) {
@@ -207,8 +209,8 @@ function hugeFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean)
     k.counters[C_GUEST_DEMAND_FAULTS]++;
     return true;
   }
-  if ((lo & PTE_PS) === 0) return false;
-  if (!write || (lo & PTE_RW) !== 0) {
+  if (!isLarge(lo)) return false;
+  if (!write || isWritable(lo)) {
     k.counters[C_GUEST_SPURIOUS_FAULTS]++;
     return true;
   }

@@ -5,11 +5,21 @@
  * parent's TLB is flushed afterwards since its entries lost write permission.
  */
 
-import type { Gfn, Gva } from "../hw/addr.js";
-import { leafFrame, PTE_A, PTE_P, PTE_PS, PTE_RW, pteFrame, pteHi, pteLo } from "../hw/pte.js";
+import { type Gfn, type Gva, LEVEL_SPAN } from "../hw/addr.js";
+import {
+  isLeaf,
+  isPresent,
+  isWritable,
+  leafFrame,
+  PTE_A,
+  PTE_RW,
+  pteFrame,
+  pteHi,
+  pteLo,
+} from "../hw/pte.js";
 import { C_FORKS } from "../metrics/counters.js";
 import type { Kernel } from "./kernel.js";
-import { LEVEL_SPAN, TABLE_FLAGS } from "./pagetable.js";
+import { TABLE_FLAGS } from "./pagetable.js";
 import { type Process, VM_WRITE } from "./process.js";
 import { GuestOutOfMemory, teardown } from "./unmap.js";
 
@@ -31,14 +41,14 @@ function copyLevel(
     k.pt.read(src, idx);
     let lo = k.pt.lo;
     const hi = k.pt.hi;
-    if ((lo & PTE_P) === 0) continue;
-    if (level === 1 || (level === 2 && (lo & PTE_PS) !== 0)) {
-      if (cow && (lo & PTE_RW) !== 0) {
+    if (!isPresent(lo)) continue;
+    if (isLeaf(lo, level)) {
+      if (cow && isWritable(lo)) {
         lo = (lo & ~PTE_RW) >>> 0;
         k.pt.set(src, idx, lo, hi, true);
       }
       k.pt.read(dst, idx);
-      const wasPresent = (k.pt.lo & PTE_P) !== 0;
+      const wasPresent = isPresent(k.pt.lo);
       k.pt.set(dst, idx, (lo & ~PTE_A) >>> 0, hi, wasPresent);
       const pages = level === 1 ? 1 : 512;
       const frame = leafFrame(lo, hi, level);
@@ -48,7 +58,7 @@ function copyLevel(
     }
     k.pt.read(dst, idx);
     let next: Gfn;
-    if ((k.pt.lo & PTE_P) === 0) {
+    if (!isPresent(k.pt.lo)) {
       next = k.pt.allocTable(level - 1);
       if (next < 0) throw new GuestOutOfMemory();
       k.pt.set(dst, idx, pteLo(next, TABLE_FLAGS), pteHi(next, false), false);

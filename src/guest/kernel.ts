@@ -6,11 +6,10 @@
  * copy-on-write), fork.ts, unmap.ts (munmap, mprotect, teardown).
  */
 
-import type { Gfn, Gva } from "../hw/addr.js";
-import type { GuestCpu } from "../hw/cpu.js";
-import { XLATE_FAULT } from "../hw/cpu.js";
+import { type Gfn, type Gva, tableIndex } from "../hw/addr.js";
 import { imageId, imagePageDigest } from "../hw/memory.js";
-import { PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, pteHi, pteLo } from "../hw/pte.js";
+import { isPresent, PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, pteHi, pteLo } from "../hw/pte.js";
+import { type GuestCpu, XLATE_FAULT } from "../hw/vcpu-interfaces.js";
 import {
   C_CONTEXT_SWITCHES,
   C_EXECS,
@@ -31,7 +30,7 @@ import {
   USER_STACK_SIZE,
   USER_STACK_TOP,
 } from "./layout.js";
-import { indexAt, PageTables } from "./pagetable.js";
+import { PageTables } from "./pagetable.js";
 import type { PagingOps } from "./paging-ops.js";
 import { type Process, VM_EXEC, VM_READ, VM_WRITE, type Vma, type VmaLayout } from "./process.js";
 import { protectRange, teardown, unmapRange } from "./unmap.js";
@@ -133,10 +132,10 @@ export class Kernel {
     const table = PTE_P | PTE_RW | PTE_A | PTE_D;
     const l4 = take();
     const l3 = take();
-    ops.setPteEarly(l4, indexAt(DIRECT_MAP_BASE, 4), pteLo(l3, table), pteHi(l3, false));
+    ops.setPteEarly(l4, tableIndex(DIRECT_MAP_BASE, 4), pteLo(l3, table), pteHi(l3, false));
     const gib = Math.ceil(this.memFrames / 262144);
     for (let g = 0; g < gib; g++) {
-      const slot = indexAt(DIRECT_MAP_BASE, 3) + g;
+      const slot = tableIndex(DIRECT_MAP_BASE, 3) + g;
       if (this.options.gigaPages) {
         const leaf = DIRECT_MAP_LEAF | PTE_PS;
         ops.setPteEarly(l3, slot, pteLo(g * 262144, leaf), pteHi(g * 262144, true));
@@ -202,7 +201,7 @@ export class Kernel {
     if (l4 < 0) return -1;
     for (let i = FIRST_KERNEL_L4_INDEX; i < 512; i++) {
       this.pt.read(this.initL4, i);
-      if ((this.pt.lo & PTE_P) !== 0) this.pt.set(l4, i, this.pt.lo, this.pt.hi, false);
+      if (isPresent(this.pt.lo)) this.pt.set(l4, i, this.pt.lo, this.pt.hi, false);
     }
     return l4;
   }

@@ -5,21 +5,25 @@
  * in struct page) lives here, in kernel data, not in the tables.
  */
 
-import type { Gfn, Gva } from "../hw/addr.js";
-import { PTE_A, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US, pteFrame, pteHi, pteLo } from "../hw/pte.js";
+import { type Gfn, type Gva, tableIndex } from "../hw/addr.js";
+import {
+  isLarge,
+  isPresent,
+  PTE_A,
+  PTE_D,
+  PTE_P,
+  PTE_RW,
+  PTE_US,
+  pteFrame,
+  pteHi,
+  pteLo,
+} from "../hw/pte.js";
 import { C_PT_PAGES_ALLOC, C_PT_PAGES_FREE } from "../metrics/counters.js";
 import type { FrameAllocator } from "./frame-alloc.js";
 import type { PagingOps } from "./paging-ops.js";
 
 /** Flags of an entry pointing at a lower table (Linux _PAGE_TABLE). */
 export const TABLE_FLAGS = PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D;
-
-/** Span in bytes of one entry at each level (index = level). */
-export const LEVEL_SPAN = [0, 4096, 2 ** 21, 2 ** 30, 2 ** 39];
-
-export function indexAt(gva: Gva, level: number): number {
-  return Math.floor(gva / LEVEL_SPAN[level]) % 512;
-}
 
 export class PageTables {
   /** Level of each gfn while it is a page table (0 otherwise). */
@@ -66,7 +70,7 @@ export class PageTables {
   /** Write an entry, keeping the table's present count. */
   set(tableGfn: Gfn, index: number, lo: number, hi: number, wasPresent: boolean): void {
     this.ops.setPte(tableGfn, index, lo, hi);
-    const nowPresent = (lo & PTE_P) !== 0;
+    const nowPresent = isPresent(lo);
     if (nowPresent && !wasPresent) this.used[tableGfn]++;
     else if (!nowPresent && wasPresent) this.used[tableGfn]--;
   }
@@ -91,10 +95,10 @@ export class PageTables {
   tableFor(l4: Gfn, gva: Gva, level: number, create: boolean): Gfn {
     let table = l4;
     for (let l = 4; l > level; l--) {
-      const idx = indexAt(gva, l);
+      const idx = tableIndex(gva, l);
       this.read(table, idx);
       const lo = this.lo;
-      if ((lo & PTE_P) === 0) {
+      if (!isPresent(lo)) {
         if (!create) return -1;
         const child = this.allocTable(l - 1);
         if (child < 0) return -1;
@@ -102,7 +106,7 @@ export class PageTables {
         table = child;
         continue;
       }
-      if (l === 2 && (lo & PTE_PS) !== 0) return -2;
+      if (l === 2 && isLarge(lo)) return -2;
       table = pteFrame(lo, this.hi);
     }
     return table;

@@ -8,7 +8,7 @@
  */
 
 import type { Gfn, Gpa, Gva } from "../hw/addr.js";
-import { type GuestCpu, XLATE_FAULT } from "../hw/cpu.js";
+import { type GuestCpu, XLATE_FAULT } from "../hw/vcpu-interfaces.js";
 import { directMap } from "./layout.js";
 
 export interface PagingOps {

@@ -17,8 +17,7 @@
  * request (the balloon), so it is what the guest would keep.
  */
 
-import type { Gfn, Gpa, Gva, Mfn } from "../hw/addr.js";
-import { type GuestCpu, XLATE_FAULT } from "../hw/cpu.js";
+import { type Gfn, type Gpa, type Gva, type Mfn, tableIndex } from "../hw/addr.js";
 import {
   MMUEXT_INVLPG_LOCAL,
   MMUEXT_NEW_BASEPTR,
@@ -28,10 +27,10 @@ import {
   MmuBatch,
   UVMF_NONE,
 } from "../hw/hypercall.js";
-import { PTE_HI_ADDR_MASK, PTE_P, PTE_RW, pteFrame, pteHi, pteLo } from "../hw/pte.js";
+import { isPresent, PTE_HI_ADDR_MASK, PTE_RW, pteFrame, pteHi, pteLo } from "../hw/pte.js";
+import { type GuestCpu, XLATE_FAULT } from "../hw/vcpu-interfaces.js";
 import { DIRECT_MAP_LEAF } from "./kernel.js";
 import { directMap } from "./layout.js";
-import { indexAt } from "./pagetable.js";
 import type { PagingOps } from "./paging-ops.js";
 
 /** Requests in one mmu_update batch (Linux's multicall batch holds 32). */
@@ -84,7 +83,7 @@ export class PvPagingOps implements PagingOps {
 
   /** Convert a present entry to machine form into lo/hi. */
   private toMachine(lo: number, hi: number): void {
-    if ((lo & PTE_P) === 0) {
+    if (!isPresent(lo)) {
       this.lo = lo;
       this.hi = hi;
       return;
@@ -94,7 +93,7 @@ export class PvPagingOps implements PagingOps {
 
   /** Convert a present entry to the guest's form (frames as gfns) into lo/hi. */
   private toPhys(lo: number, hi: number): void {
-    if ((lo & PTE_P) === 0) {
+    if (!isPresent(lo)) {
       this.lo = lo;
       this.hi = hi;
       return;
@@ -234,10 +233,10 @@ export class PvPagingOps implements PagingOps {
       const gva = directMap(table);
       let gfn = l4;
       for (let level = 4; level > 1; level--) {
-        cpu.loadPhys64(gfn * 4096 + indexAt(gva, level) * 8);
+        cpu.loadPhys64(gfn * 4096 + tableIndex(gva, level) * 8);
         gfn = this.m2p[pteFrame(cpu.lo, cpu.hi)];
       }
-      const slot = gfn * 4096 + indexAt(gva, 1) * 8;
+      const slot = gfn * 4096 + tableIndex(gva, 1) * 8;
       cpu.loadPhys64(slot);
       cpu.storePhys64(slot, (cpu.lo & ~PTE_RW) >>> 0, cpu.hi);
     }

@@ -5,10 +5,22 @@
  * entries cleared, then the TLB range is flushed.
  */
 
-import type { Gfn, Gva } from "../hw/addr.js";
-import { leafFrame, PTE_HI_NX, PTE_P, PTE_PS, PTE_RW, pteFrame, pteHi, pteLo } from "../hw/pte.js";
+import { type Gfn, type Gva, LEVEL_SPAN } from "../hw/addr.js";
+import {
+  isLarge,
+  isLeaf,
+  isNoExec,
+  isPresent,
+  leafFrame,
+  PTE_HI_NX,
+  PTE_PS,
+  PTE_RW,
+  pteFrame,
+  pteHi,
+  pteLo,
+} from "../hw/pte.js";
 import type { Kernel } from "./kernel.js";
-import { LEVEL_SPAN, TABLE_FLAGS } from "./pagetable.js";
+import { TABLE_FLAGS } from "./pagetable.js";
 import { type Process, VM_EXEC, VM_WRITE, type Vma } from "./process.js";
 
 const ZAP = 0;
@@ -46,9 +58,9 @@ function walkRange(
     k.pt.read(table, idx);
     let lo = k.pt.lo;
     let hi = k.pt.hi;
-    if ((lo & PTE_P) === 0) continue;
-    const isLeaf = level === 1 || (level === 2 && (lo & PTE_PS) !== 0);
-    if (isLeaf && level === 2 && (start > entryStart || end < entryStart + span)) {
+    if (!isPresent(lo)) continue;
+    const leaf = isLeaf(lo, level);
+    if (leaf && level === 2 && (start > entryStart || end < entryStart + span)) {
       splitHuge(k, w.proc, table, idx, entryStart);
       k.pt.read(table, idx);
       lo = k.pt.lo;
@@ -56,7 +68,7 @@ function walkRange(
       walkRange(k, pteFrame(lo, hi), 1, entryStart, start, end, w);
       continue;
     }
-    if (!isLeaf) {
+    if (!leaf) {
       walkRange(k, pteFrame(lo, hi), level - 1, entryStart, start, end, w);
       continue;
     }
@@ -90,7 +102,7 @@ function freeEmptyTables(k: Kernel, table: Gfn, level: number, base: Gva, start:
   for (let idx = first; idx <= last; idx++) {
     k.pt.read(table, idx);
     const lo = k.pt.lo;
-    if ((lo & PTE_P) === 0 || (level === 2 && (lo & PTE_PS) !== 0)) continue;
+    if (!isPresent(lo) || (level === 2 && isLarge(lo))) continue;
     const child = pteFrame(lo, k.pt.hi);
     const childBase = base + idx * span;
     if (level > 2) freeEmptyTables(k, child, level - 1, childBase, start, end);
@@ -110,7 +122,7 @@ export function splitHuge(k: Kernel, proc: Process | null, l2: Gfn, idx: number,
   if (l1 < 0) throw new GuestOutOfMemory();
   const base = leafFrame(lo, hi, 2);
   const flags = lo & 0xfff & ~PTE_PS;
-  const nx = (hi & PTE_HI_NX) !== 0;
+  const nx = isNoExec(hi);
   for (let i = 0; i < 512; i++) k.pt.set(l1, i, pteLo(base + i, flags), pteHi(base + i, nx), false);
   k.pt.set(l2, idx, pteLo(l1, TABLE_FLAGS), pteHi(l1, false), true);
   if (proc) k.flushRange(proc, gva, gva + 2 ** 21, 512);

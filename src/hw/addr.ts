@@ -40,9 +40,12 @@ export function vpnOf(gva: Gva): Vpn {
   return Math.floor(gva / PAGE_SIZE);
 }
 
-/** Table index of gva at paging level 1..4 (1 = page table, 4 = PML4). */
+/** Bytes one entry maps at each paging level (index 1..4): 4 KiB, 2 MiB, 1 GiB, 512 GiB. */
+export const LEVEL_SPAN = [0, PAGE_SIZE, SIZE_2M, SIZE_1G, 2 ** 39];
+
+/** Table index of gva at paging level 1..4 (1 = page table, 4 = PML4): see the diagram above. */
 export function tableIndex(gva: Gva, level: number): number {
-  return Math.floor(gva / 2 ** (PAGE_SHIFT + 9 * (level - 1))) % PT_ENTRIES;
+  return Math.floor(gva / LEVEL_SPAN[level]) % PT_ENTRIES;
 }
 
 /** The canonical 64-bit form of a stored gva, as hex, for display. */

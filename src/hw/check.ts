@@ -1,7 +1,8 @@
 /**
- * Invariant 1 for the hardware (README, "Invariant checks"): every valid TLB entry of the
- * running address space (its tag and its VPID's global tag) agrees with a fresh walk of the
- * tables it came from: the same frame, and permissions no wider. A violation is a missing INVLPG or flush somewhere.
+ * The hardware's translation invariant (README, "Invariant checks"): every valid TLB entry of
+ * the running address space (its tag and its VPID's global tag) agrees with a fresh walk of the
+ * tables it came from: the same frame, and permissions no wider. A violation is a missing
+ * INVLPG or flush somewhere.
  * Reads tables without setting A/D and without touching counters: checking changes nothing.
  */
 
@@ -41,15 +42,7 @@ export function checkTlb(cpu: Vcpu, maxFrame: number, nested?: NestedView): stri
       const where = `TLB ${name} slot ${s} (gva 0x${gva.toString(16)})`;
       const frame = level.frameOf(s);
       if (frame >= maxFrame) return `${where} maps frame ${frame}, beyond the domain's ${maxFrame}`;
-      const r = walker.walk(
-        cpu.mem,
-        root,
-        gva,
-        KIND_SUP_READ,
-        cpu.ctl,
-        false,
-        nested ? nested.mfnOf : null,
-      );
+      const r = walker.peek(cpu.mem, root, gva, KIND_SUP_READ, cpu.ctl, nested?.mfnOf);
       if (r !== WALK_OK)
         return `${where} is valid but the tables no longer map it (fault 0x${r.toString(16)})`;
       // Natively the entry is the walk's page; under HAP it may be smaller (the EPT's page).

@@ -2,7 +2,8 @@
  * The virtual CPU: control registers, a two-level TLB and the page walker, and the memory-access
  * path the guest kernel runs on. In native mode the guest drives this hardware directly; a VMM
  * sits behind it by installing `Intercepts`, so that #PF, CR3 writes and INVLPG exit to it, and
- * the guest cannot tell (the guest only ever calls the methods of `GuestCpu`).
+ * the guest cannot tell (the guest only ever calls the methods of `GuestCpu`). Both interfaces
+ * are in vcpu-interfaces.ts.
  *
  * One access:  TLB L1 ─hit─> data                (hot path: typed-array loads and compares)
  *                 └miss─> TLB L2 ─hit─> fill L1 ─> data
@@ -10,7 +11,8 @@
  *                                       └fault─> VMM (if any) ─> retry | emulated | #PF to guest
  *
  * Under hardware-assisted paging the walk is two-dimensional (nested.ts): the guest's #PF goes
- * straight to the guest, and only EPT violations exit to the VMM.
+ * straight to the guest, and only EPT violations exit to the VMM. That walk, and the walk
+ * through paging-structure caches, are in vcpu-walks.ts.
  */
 
 import type * as Counters from "../metrics/counters.js";
@@ -19,21 +21,29 @@ import type * as Access from "./access.js";
 import type { Gpa, Gva, Mfn } from "./addr.js";
 import type { MmuBatch, PvMmuHypercalls } from "./hypercall.js";
 import type { HostMemory } from "./memory.js";
-import { EPT_VIOLATION, NESTED_OK, type NestedRef, type NestedWalker } from "./nested.js";
-import { leafFrame, PTE_A } from "./pte.js";
+import type { NestedWalker } from "./nested.js";
+import { leafFrame } from "./pte.js";
 import type { PrefixCache } from "./pwc.js";
+import type { ExitTrace, WalkTrace } from "./step-trace.js";
 import type * as TlbConsts from "./tlb.js";
 import { cachedPerms, MAX_TAGS, Tlb } from "./tlb.js";
+import type * as Interfaces from "./vcpu-interfaces.js";
 import {
-  type PagingControl,
-  WALK_OK,
-  WALK_SLOW,
-  Walker,
-  type WalkTrace,
-  walkLevels,
-} from "./walker.js";
-
-export type { WalkTrace };
+  type GuestCpu,
+  HYPERCALL_ENOSYS,
+  type Intercepts,
+  MAX_VMM_RETRIES,
+  OP_COPY_PAGE,
+  OP_STORE64,
+  OP_ZERO_PAGE,
+  PF_EMULATED,
+  PF_RETRY,
+  type TlbGeometry,
+  XLATE_EMULATED,
+  XLATE_FAULT,
+} from "./vcpu-interfaces.js";
+import { translateNested, walkCached } from "./vcpu-walks.js";
+import { type PagingControl, WALK_OK, WALK_SLOW, Walker } from "./walker.js";
 
 // Local copies of imported constants used on the hot path: V8 does not fold imported bindings
 // into constants (measured: a quarter of the cost of a TLB hit). Each copy's type is the
@@ -54,13 +64,6 @@ const C_TLB_FLUSHES: typeof Counters.C_TLB_FLUSHES = 12;
 const C_PAGE_ZERO: typeof Counters.C_PAGE_ZERO = 13;
 const C_PAGE_COPY: typeof Counters.C_PAGE_COPY = 14;
 const C_PAGE_READS: typeof Counters.C_PAGE_READS = 67;
-const C_EPT_REFS: typeof Counters.C_EPT_REFS = 73;
-const C_PWC_HITS: typeof Counters.C_PWC_HITS = 74;
-const C_PWC_MISSES: typeof Counters.C_PWC_MISSES = 75;
-const C_EPT_PWC_HITS: typeof Counters.C_EPT_PWC_HITS = 76;
-const C_EPT_PWC_MISSES: typeof Counters.C_EPT_PWC_MISSES = 77;
-const C_NTLB_HITS: typeof Counters.C_NTLB_HITS = 78;
-const C_NTLB_MISSES: typeof Counters.C_NTLB_MISSES = 79;
 const ACC_USER: typeof Access.ACC_USER = 3;
 const KIND_SUP_READ: typeof Access.KIND_SUP_READ = 0;
 const KIND_SUP_WRITE: typeof Access.KIND_SUP_WRITE = 1;
@@ -76,104 +79,7 @@ const CLOCK_LIMIT: typeof TlbConsts.CLOCK_LIMIT = 0x40000000;
 const TLB_MISS: typeof TlbConsts.TLB_MISS = 0;
 const TLB_L1: typeof TlbConsts.TLB_L1 = 1;
 const TLB_L2: typeof TlbConsts.TLB_L2 = 2;
-/** Pages covered by one entry of each level (index 2..4): the prefix of a cached entry. */
-const PREFIX_SPAN = [0, 1, 512, 512 * 512, 512 * 512 * 512];
-
-/** Hidden faults in a row on one access before the VMM is declared stuck (a simulator bug). */
-const MAX_VMM_RETRIES = 8;
-
-/** translate() results below zero: */
-/** The access faulted; `faultCode` holds the #PF error code for the guest. */
-export const XLATE_FAULT = -1;
-/** A VMM completed the access by emulation (a store into a protected page table). */
-export const XLATE_EMULATED = -2;
-
-/** What an intercepting VMM answers to a #PF: retry the access, or it was emulated. */
-export const PF_RETRY = -1;
-export const PF_EMULATED = -2;
-
-/** The kind of operation in flight when an intercept runs, for the VMM's emulator. */
-export const OP_ACCESS = 0;
-export const OP_STORE64 = 1;
-export const OP_ZERO_PAGE = 2;
-export const OP_COPY_PAGE = 3;
-
-/**
- * The VMM's side of a vCPU. Every method is on a slow path (an exit); null in native mode.
- */
-export interface Intercepts {
-  /** A #PF raised by the hardware walk. Returns PF_RETRY, PF_EMULATED, or an error code to inject. */
-  pageFault(cpu: Vcpu, gva: Gva, kind: number, errorCode: number): number;
-  /** The guest wrote CR3 (a VM exit under shadow paging). */
-  writeCr3(cpu: Vcpu, gpa: Gpa, pcid: number, noFlush: boolean): void;
-  /** The guest executed INVLPG. */
-  invlpg(cpu: Vcpu, gva: Gva): void;
-  /** The host frame behind guest frame `gfn`, for accesses made with paging off. */
-  physFrame(cpu: Vcpu, gfn: number, write: boolean): Mfn;
-  /** The guest set CR0.PG (a CR0-write exit): the VMM loads the root for the guest's CR3. */
-  enablePaging(cpu: Vcpu): void;
-  /** A memory_op hypercall (the balloon's): returns the gfns done, or a negative errno. */
-  memoryOp(cpu: Vcpu, op: number, gfns: Int32Array, count: number): number;
-  /** A device writes a whole page of guest frame `gfn` (the virtual disk, through the P2M). */
-  dmaWrite(cpu: Vcpu, gfn: number, digest: number): void;
-  /**
-   * An EPT violation (hardware-assisted paging only): the 2D walk found no EPT mapping of `gfn`
-   * allowing the access. The VMM fixes the EPT (or crashes the domain); the access is retried.
-   */
-  eptViolation?(cpu: Vcpu, gfn: number, write: boolean, fetch: boolean): void;
-}
-
-/** memoryOp's answer without a VMM (natively): -ENOSYS. */
-export const HYPERCALL_ENOSYS = -38;
-
-/** The interface the guest kernel sees: what an x86-64 CPU lets software do to memory. */
-export interface GuestCpu {
-  /** A user or kernel data access at gva: returns a frame (>= 0), XLATE_FAULT or XLATE_EMULATED. */
-  access(gva: Gva, kind: number, value: number): number;
-  load64(gva: Gva): number;
-  store64(gva: Gva, lo: number, hi: number): number;
-  zeroPage(gva: Gva): number;
-  copyPage(dstGva: Gva, srcGva: Gva): number;
-  storePhys64(gpa: Gpa, lo: number, hi: number): void;
-  loadPhys64(gpa: Gpa): void;
-  writeCr3(gpa: Gpa, pcid: number, noFlush: boolean): void;
-  invlpg(gva: Gva): void;
-  flushTlbAll(): void;
-  enablePaging(): void;
-  /** A memory_op hypercall (VMCALL, an exit): the gfns done, or a negative errno. */
-  memoryOp(op: number, gfns: Int32Array, count: number): number;
-  /** The virtual disk reads a page into guest frame gfn: its content becomes `digest`. */
-  dmaWrite(gfn: number, digest: number): void;
-  /** PV MMU hypercalls (hw/hypercall.ts): -ENOSYS unless a PV VMM serves them. */
-  mmuUpdate(batch: MmuBatch, count: number): number;
-  updateVaMapping(gva: Gva, lo: number, hi: number, flags: number): number;
-  mmuextOp(cmd: number, mfn: Mfn, gva: Gva): number;
-  /** Scratch outputs of load64/loadPhys64. */
-  lo: number;
-  hi: number;
-  /** The value the last data read returned. */
-  readValue: number;
-  /** The #PF error code of the last XLATE_FAULT. */
-  faultCode: number;
-}
-
-export interface TlbGeometry {
-  l1Entries: number;
-  l1Ways: number;
-  l2Entries: number;
-  l2Ways: number;
-}
-
-/** One walk recorded by the step API. */
-/** One exit to a VMM recorded by the step API: why, and what the VMM did. */
-export interface ExitTrace {
-  reason: "PF" | "CR3" | "INVLPG" | "EPT_VIOLATION";
-  gva: Gva;
-  /** "fixed", "injected #PF 0x..", "emulated", "loaded root mfn ..", "dropped" ... */
-  outcome: string;
-  /** For a #PF under shadow paging: the VMM's software walk of the guest's tables. */
-  guestWalk?: WalkTrace;
-}
+const OP_ACCESS: typeof Interfaces.OP_ACCESS = 0;
 
 export class Vcpu implements GuestCpu {
   readonly mem: HostMemory;
@@ -193,8 +99,9 @@ export class Vcpu implements GuestCpu {
    * hardware-assisted paging the guest's root gfn (the 2D walk translates it through the EPT).
    */
   rootMfn: Mfn = 0;
-  /** Hardware-assisted paging: the 2D walker and the EPT's root frame (EPTP); null otherwise. */
+  /** Hardware-assisted paging: the 2D walker; null otherwise. */
   nested: NestedWalker | null = null;
+  /** Hardware-assisted paging: the EPT's root frame (EPTP). */
   eptRoot: Mfn = 0;
   /**
    * Paging-structure caches of the walked tables' L4, L3 and L2 entries (index 2..4), when the
@@ -203,23 +110,33 @@ export class Vcpu implements GuestCpu {
   pwc: PrefixCache[] | null = null;
   /** Virtual-processor id of the domain (0 in native mode); part of every TLB tag. */
   vpid = 0;
+  /** Process-context id of the address space (CR3 bits 0..11; 0 without PCIDs). */
   pcid = 0;
-  /** Current TLB tag (VPID, PCID) and the VPID's tag for global pages. */
+  /** The TLB tag of (vpid, pcid): entries of the running address space. */
   tag = 0;
+  /** The TLB tag of the vpid's global pages. */
   globalTag = 0;
-  /** tag * 2^16 and globalTag * 2^16: the tag part of a TLB key (see tlb.ts). */
+  /** tag * 2^16: the tag part of a TLB key (see tlb.ts). */
   private keyHiBase = 0;
+  /** globalTag * 2^16: the tag part of a global entry's key. */
   private globalHiBase = 0;
+  /** The VMM's side (exits); null in native mode. */
   intercepts: Intercepts | null = null;
   /** A PV VMM's MMU hypercalls; null unless the domain is PV. */
   pvMmu: PvMmuHypercalls | null = null;
+  /** Low half of the word load64 / loadPhys64 read. */
   lo = 0;
+  /** High half of the word load64 / loadPhys64 read. */
   hi = 0;
+  /** The value the last data read returned. */
   readValue = 0;
+  /** The #PF error code of the last XLATE_FAULT. */
   faultCode = 0;
-  /** The operation in flight and its store value, for a VMM's emulator. */
-  op = OP_ACCESS;
+  /** The operation in flight (OP_*), for a VMM's emulator. */
+  op: number = OP_ACCESS;
+  /** Low half of the value a store in flight writes (a data write's whole value). */
   pendLo = 0;
+  /** High half of the value a store in flight writes. */
   pendHi = 0;
   /** The source frame of a page copy in flight. */
   pendSrcFrame = 0;
@@ -392,13 +309,13 @@ export class Vcpu implements GuestCpu {
       const gfn = vpn;
       return this.intercepts ? this.intercepts.physFrame(this, gfn, (kind & 1) === 1) : gfn;
     }
-    if (this.nested !== null) return this.translateNested(this.nested, gva, kind);
+    if (this.nested !== null) return translateNested(this, this.nested, gva, kind);
     const walker = this.walker;
     let retries = 0;
     for (;;) {
       const result =
         this.pwc !== null
-          ? this.walkCached(this.pwc, gva, kind)
+          ? walkCached(this, this.pwc, gva, kind)
           : this.trace === null &&
               walker.walkFast(this.mem, this.rootMfn, gva, kind, this.ctl) !== WALK_SLOW
             ? WALK_OK
@@ -440,131 +357,6 @@ export class Vcpu implements GuestCpu {
       this.faultCode = answer;
       return XLATE_FAULT;
     }
-  }
-
-  /**
-   * A walk that starts from the lowest cached upper-level entry of gva, if any, and caches the
-   * upper-level entries it reads once it succeeds (their A bits are then set). Entries belong to
-   * the TLB tag and die with its flushes; INVLPG drops them all (SDM 4.10.4.1).
-   */
-  private walkCached(pwc: PrefixCache[], gva: Gva, kind: number): number {
-    const walker = this.walker;
-    const tag = this.tag;
-    const gen = this.tlb.tagGens[tag];
-    const vpn = Math.floor(gva / 4096);
-    let start = 4;
-    let table = this.rootMfn;
-    let andLo = -1;
-    let orHi = 0;
-    for (let l = 2; l <= 4; l++) {
-      if (pwc[l].lookup(tag, gen, Math.floor(vpn / PREFIX_SPAN[l]))) {
-        start = l - 1;
-        table = pwc[l].frame;
-        andLo = pwc[l].bits;
-        orHi = pwc[l].bits2;
-        break;
-      }
-    }
-    this.counters[start < 4 ? C_PWC_HITS : C_PWC_MISSES]++;
-    const result = walker.walk(
-      this.mem,
-      table,
-      gva,
-      kind,
-      this.ctl,
-      true,
-      null,
-      start,
-      andLo,
-      orHi,
-    );
-    if (result === WALK_OK) {
-      for (let l = walker.firstLevel; l > walker.level; l--) {
-        pwc[l].fill(
-          tag,
-          gen,
-          Math.floor(vpn / PREFIX_SPAN[l]),
-          walker.tableMfn[l - 1],
-          walker.andLoAt[l] | PTE_A,
-          walker.orHiAt[l],
-        );
-      }
-    }
-    return result;
-  }
-
-  /**
-   * A TLB miss under hardware-assisted paging: the 2D walk. A guest #PF goes to the guest with
-   * no exit; an EPT violation exits to the VMM, which fixes the EPT, and the walk is retried.
-   */
-  private translateNested(nested: NestedWalker, gva: Gva, kind: number): number {
-    const c = this.counters;
-    let retries = 0;
-    for (;;) {
-      if (this.trace !== null) nested.log = [];
-      const result = nested.walk(
-        this.mem,
-        this.eptRoot,
-        this.rootMfn,
-        gva,
-        kind,
-        this.ctl,
-        this.tag,
-        this.tlb.tagGens[this.tag],
-      );
-      c[C_WALKS]++;
-      c[C_WALK_REFS] += nested.refs;
-      c[C_EPT_REFS] += nested.eptRefs;
-      c[C_PWC_HITS] += nested.pwcHits;
-      c[C_PWC_MISSES] += nested.pwcMisses;
-      c[C_EPT_PWC_HITS] += nested.eptPwcHits;
-      c[C_EPT_PWC_MISSES] += nested.eptPwcMisses;
-      c[C_NTLB_HITS] += nested.ntlbHits;
-      c[C_NTLB_MISSES] += nested.ntlbMisses;
-      this.walkHist[nested.refs]++;
-      if (this.trace !== null) this.recordNestedWalk(nested, result);
-      if (result === NESTED_OK) {
-        const perms = cachedPerms(nested.allowed, nested.dirty);
-        const tag = nested.global ? this.globalTag : this.tag;
-        const vpn = Math.floor(gva / 4096);
-        if (nested.level === 1) {
-          const keyHi = tag * 65536 + ((gva / 4294967296) | 0);
-          this.tlb.fillSmall(keyHi, (gva >>> 0) >>> 12, tag, nested.frame, perms);
-        } else {
-          const span = nested.level === 2 ? 512 : 262144;
-          this.tlb.fill(vpn, tag, nested.level, nested.frame - (vpn % span), perms);
-        }
-        return nested.frame;
-      }
-      if (result !== EPT_VIOLATION) {
-        this.faultCode = result;
-        return XLATE_FAULT;
-      }
-      if (!this.intercepts?.eptViolation) throw new Error("EPT violation with no VMM to handle it");
-      if (++retries > MAX_VMM_RETRIES) {
-        throw new Error(
-          `VMM livelock: EPT violation on gfn ${nested.violationGfn} at 0x${gva.toString(16)} keeps coming back`,
-        );
-      }
-      this.intercepts.eptViolation(
-        this,
-        nested.violationGfn,
-        nested.violationWrite,
-        nested.violationFetch,
-      );
-    }
-  }
-
-  private recordNestedWalk(nested: NestedWalker, result: number): void {
-    const levels = walkLevels(nested);
-    const refs: NestedRef[] = nested.log ?? [];
-    nested.log = null;
-    this.trace?.push({
-      root: this.rootMfn,
-      levels,
-      result: result === NESTED_OK ? -1 : result === EPT_VIOLATION ? -3 : result,
-      nested: refs,
-    });
   }
 
   /** First 4 KiB frame of the page the walker found (a large page's base frame). */

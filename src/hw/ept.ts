@@ -26,6 +26,11 @@ export function eptPresent(lo: number): boolean {
   return (lo & EPT_RWX) !== 0;
 }
 
+/** PS: an L2 (L3) EPT entry maps 2 MiB (1 GiB) of guest-physical space, not a table. */
+export function eptLarge(lo: number): boolean {
+  return (lo & EPT_PS) !== 0;
+}
+
 /** The frame an EPT entry points at (the next table, or the first frame of a leaf). */
 export function eptFrame(lo: number, hi: number): number {
   return pteFrame(lo, hi);
@@ -55,6 +60,6 @@ export function describeEpte(lo: number, hi: number): string {
   if (lo & EPT_R) flags.push("R");
   if (lo & EPT_W) flags.push("W");
   if (lo & EPT_X) flags.push("X");
-  if (lo & EPT_PS) flags.push("PS");
+  if (eptLarge(lo)) flags.push("PS");
   return `${flags.join(" ") || "-"} -> 0x${eptFrame(lo, hi).toString(16)}`;
 }

@@ -3,7 +3,7 @@
  *
  * A frame's content is kept in one of two forms, so that gigabytes of guest data cost a few
  * bytes a frame while page tables hold real 64-bit entries:
- * - digest only (`slotOf[mfn] === -1`): a 32-bit digest of the content, 0 meaning all zeroes.
+ * - digest only (`meta[2 * mfn] === -1`): a 32-bit digest of the content, 0 meaning all zeroes.
  *   A data write mixes (offset, value) into the digest; a read returns a value derived from the
  *   digest and the offset. Two frames with the same write history have the same digest.
  * - materialized: 512 entries of 64 bits, as 1024 u32 words (lo, hi) in a pooled array. A frame

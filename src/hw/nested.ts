@@ -27,7 +27,13 @@ import { EPT_PS, EPT_R, EPT_RWX, EPT_W, eptKindMask, eptNeed } from "./ept.js";
 import type { HostMemory } from "./memory.js";
 import type * as Pte from "./pte.js";
 import { PrefixCache, pwcLevels } from "./pwc.js";
-import { faultCode, type PagingControl, permissionMask, reservedLo } from "./walker.js";
+import {
+  faultCode,
+  type PagingControl,
+  permissionMask,
+  reservedLo,
+  type WALK_OK,
+} from "./walker.js";
 
 const PTE_P: typeof Pte.PTE_P = 0x1;
 const PTE_RW: typeof Pte.PTE_RW = 0x2;
@@ -42,8 +48,10 @@ const PTE_HI_ADDR_MASK: typeof Pte.PTE_HI_ADDR_MASK = 0x7ff;
 const KIND_SUP_WRITE: typeof Access.KIND_SUP_WRITE = 1;
 const KIND_USER_WRITE: typeof Access.KIND_USER_WRITE = 4;
 
-/** walk() results besides WALK_OK (-1) and a #PF error code (>= 0). */
-export const NESTED_OK = -1;
+// walk() returns NESTED_OK, a #PF error code (>= 0) or EPT_VIOLATION. A step record holds either
+// walker's result, so NESTED_OK is WALK_OK and EPT_VIOLATION is none of the 1D walker's codes.
+/** A translation that succeeded: WALK_OK (its type makes the compiler check the value). */
+export const NESTED_OK: typeof WALK_OK = -1;
 /** The EPT does not allow an access the walk made: see violationGfn and violationWrite. */
 export const EPT_VIOLATION = -3;
 

@@ -20,7 +20,7 @@ export const PTE_A = 0x20;
 export const PTE_D = 0x40;
 export const PTE_PS = 0x80;
 export const PTE_G = 0x100;
-/** Software-available bits 9..11, ignored by the hardware; the guest kernel uses them. */
+/** Bits 9..11, ignored by the hardware and left to software (nothing here sets them). */
 export const PTE_AVAIL_MASK = 0xe00;
 /** Address bits 12..31 in the low half. */
 export const PTE_ADDR_LO_MASK = 0xfffff000;
@@ -75,8 +75,51 @@ export function pteHi(frame: number, nx: boolean): number {
   return (Math.floor(frame / 0x100000) | (nx ? PTE_HI_NX : 0)) >>> 0;
 }
 
+// An entry's bits by name, one test each (KVM's is_shadow_present_pte, is_last_spte), for the
+// slow paths. The walkers' loops (walker.ts, nested.ts) test local copies of the masks inline.
+/** P: the entry maps a table or a page. */
 export function isPresent(lo: number): boolean {
   return (lo & PTE_P) !== 0;
+}
+
+/** RW: writes are allowed through the entry. */
+export function isWritable(lo: number): boolean {
+  return (lo & PTE_RW) !== 0;
+}
+
+/** US: user-mode accesses are allowed through the entry. */
+export function isUser(lo: number): boolean {
+  return (lo & PTE_US) !== 0;
+}
+
+/** A: a walk has used the entry. */
+export function isAccessed(lo: number): boolean {
+  return (lo & PTE_A) !== 0;
+}
+
+/** D: the page a leaf maps has been written. */
+export function isDirty(lo: number): boolean {
+  return (lo & PTE_D) !== 0;
+}
+
+/** PS: an L2 (L3) entry maps a 2 MiB (1 GiB) page rather than a table; reserved in L4. */
+export function isLarge(lo: number): boolean {
+  return (lo & PTE_PS) !== 0;
+}
+
+/** G: a leaf whose TLB entry survives a CR3 write. */
+export function isGlobal(lo: number): boolean {
+  return (lo & PTE_G) !== 0;
+}
+
+/** NX (bit 63, in the high half): instruction fetches are not allowed through the entry. */
+export function isNoExec(hi: number): boolean {
+  return (hi & PTE_HI_NX) !== 0;
+}
+
+/** Whether a present entry at `level` (1..4) maps a page, not a table: L1, or PS in L2 or L3. */
+export function isLeaf(lo: number, level: number): boolean {
+  return level === 1 || (level <= 3 && isLarge(lo));
 }
 
 /** One-line description of an entry's flags, e.g. "P RW US A D NX -> 0x1234". */
@@ -93,6 +136,6 @@ export function describePte(lo: number, hi: number): string {
     [PTE_G, "G"],
   ];
   const flags = names.filter(([bit]) => (lo & bit) !== 0).map(([, name]) => name);
-  if ((hi & PTE_HI_NX) !== 0) flags.push("NX");
+  if (isNoExec(hi)) flags.push("NX");
   return `${flags.join(" ") || "-"} -> 0x${pteFrame(lo, hi).toString(16)}`;
 }

@@ -293,8 +293,10 @@ export class TlbLevel {
   }
 }
 
-/** Permission mask to cache for a walk's result: a clean page gets no write permission, so
- *  that the first write misses and walks again to set D, as the hardware does. */
+/**
+ * Permission mask to cache for a walk's result: a clean page gets no write permission, so that
+ * the first write misses and walks again to set D, as the hardware does.
+ */
 export function cachedPerms(allowed: number, dirty: boolean): number {
   return dirty ? allowed & MASK_ALL : allowed & ~MASK_WRITES;
 }
@@ -308,7 +310,7 @@ export const TLB_L2 = 2;
  * The two TLB levels of one vCPU and the tag generations they share. Tags are allocated by the
  * owner (see cpu.ts); this class only stores and invalidates. Lookup order: L1 4 KiB, L2 4 KiB,
  * then the large-page arrays, so that a 4 KiB workload never pays for large-page probes. (The
- * vCPU's access path inlines the two 4 KiB probes; this method is the reference for the rest.)
+ * vCPU's access path writes out the two 4 KiB probes of lookup(), which is their reference.)
  */
 export class Tlb {
   readonly l1: TlbLevel;

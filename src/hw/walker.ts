@@ -11,15 +11,31 @@
  * emulated walker does; the SDM lets a processor set A on a walk that faults, and leaves the
  * choice open, so we take the deterministic one): A on every entry used, D on the leaf for a write.
  *
- * The walker is one object with scratch outputs, so a walk allocates nothing.
+ * The walker is one object with scratch outputs, so a walk allocates nothing. Its entry points
+ * say which walk it is: walk (the hardware's, from CR3; walkFast is its common case written
+ * out), walkBelow (the hardware's, resumed below a paging-structure cache hit), walkGuest (the
+ * VMM's software walk of a guest's tables through the P2M) and peek (no A/D, for checkers).
  */
 
 import type * as Access from "./access.js";
 import type * as Memory from "./memory.js";
 import type { HostMemory } from "./memory.js";
-import type { NestedRef } from "./nested.js";
 import type * as Pte from "./pte.js";
-import { leafFrame, PTE_1G_RESERVED_LO, PTE_2M_RESERVED_LO } from "./pte.js";
+import {
+  isAccessed,
+  isDirty,
+  isGlobal,
+  isLeaf,
+  isNoExec,
+  isPresent,
+  isUser,
+  isWritable,
+  leafFrame,
+  PTE_1G_RESERVED_LO,
+  PTE_2M_RESERVED_LO,
+} from "./pte.js";
+import type { PrefixCache } from "./pwc.js";
+import { type WalkTrace, walkLevels } from "./step-trace.js";
 
 // Local copies of the bits used on the walk path: V8 does not fold imported bindings into
 // constants. Each copy's type is its original's literal type, so a disagreement fails to compile.
@@ -106,8 +122,7 @@ export function reservedLo(lo: number, level: number, leaf: boolean, ctl: Paging
 export function entryReserved(lo: number, hi: number, level: number, ctl: PagingControl): boolean {
   const hiReserved = ctl.nxe ? PTE_HI_RESERVED : PTE_HI_RESERVED | PTE_HI_NX;
   if ((hi & hiReserved) !== 0) return true;
-  const leaf = level === 1 || (level <= 3 && (lo & PTE_PS) !== 0);
-  return level >= 2 && reservedLo(lo, level, leaf, ctl);
+  return level >= 2 && reservedLo(lo, level, isLeaf(lo, level), ctl);
 }
 
 /** The #PF error code for an access of `kind` (see access.ts), with P and RSVD as given. */
@@ -129,42 +144,6 @@ function pageNumberHigh(gva: number): number {
 /** gva bits 12..29: the L2 and L1 indices. */
 function pageNumberLow(gva: number): number {
   return ((gva >>> 0) >>> 12) & 0x3ffff;
-}
-
-/** One walk as the step API shows it: the root, each level read, the result. */
-export interface WalkTrace {
-  /** The root frame (under a VMM's software walk: the guest's root gfn). */
-  root: number;
-  levels: { level: number; tableMfn: number; index: number; lo: number; hi: number }[];
-  /** WALK_OK, the #PF error code, or -3 for an EPT violation (2D walks). */
-  result: number;
-  /** A 2D walk's every reference, EPT reads included, in order (hardware-assisted paging). */
-  nested?: NestedRef[];
-}
-
-/** What a walker (1D or 2D) keeps of the levels its last walk read. */
-export interface WalkLevels {
-  firstLevel: number;
-  lastLevel: number;
-  readonly tableMfn: Float64Array;
-  readonly tableIdx: Int32Array;
-  readonly entryLo: Uint32Array;
-  readonly entryHi: Uint32Array;
-}
-
-/** The levels the last walk read, as the step API records them (cold). */
-export function walkLevels(w: WalkLevels): WalkTrace["levels"] {
-  const levels: WalkTrace["levels"] = [];
-  for (let level = w.firstLevel; level >= w.lastLevel; level--) {
-    levels.push({
-      level,
-      tableMfn: w.tableMfn[level],
-      index: w.tableIdx[level],
-      lo: w.entryLo[level],
-      hi: w.entryHi[level],
-    });
-  }
-  return levels;
 }
 
 export class Walker {
@@ -206,25 +185,89 @@ export class Walker {
   readonly tableGfn = new Float64Array(5).fill(-1);
 
   /**
-   * Translate `gva` for an access of `kind` through the tables rooted at frame `rootMfn`.
-   * Returns WALK_OK with the outputs set, or a #PF error code. With `update` false the walk
-   * leaves A/D alone (checkers use it). With `p2m` the tables are a guest's, walked in software
-   * by the VMM: entries hold gfns, and each table is found through the P2M (gfn -> mfn); the
-   * frame found is then a gfn. A walk may start below L4 (`startLevel`, from a paging-structure
-   * cache): rootMfn is then the table of that level, and startAndLo / startOrHi the entry bits
-   * gathered above it (their A bits set).
+   * The hardware's walk for an access of `kind` to `gva`, from the L4 table at frame `rootMfn`
+   * (CR3's): WALK_OK with the outputs set, or a #PF error code. Sets A/D as the access needs.
    */
-  walk(
+  walk(mem: HostMemory, rootMfn: number, gva: number, kind: number, ctl: PagingControl): number {
+    return this.walkFrom(mem, 4, rootMfn, -1, 0, gva, kind, ctl, true, null);
+  }
+
+  /**
+   * The hardware's walk resumed below an upper-level entry that a paging-structure cache held:
+   * `hit` is the cache of level `hitLevel` (2..4) right after its lookup hit, holding the frame
+   * of the table one level down and the entry bits gathered above it (bits: the AND of the low
+   * halves, A set; bits2: the OR of the high halves). As walk() otherwise.
+   */
+  walkBelow(
+    mem: HostMemory,
+    hit: PrefixCache,
+    hitLevel: number,
+    gva: number,
+    kind: number,
+    ctl: PagingControl,
+  ): number {
+    return this.walkFrom(
+      mem,
+      hitLevel - 1,
+      hit.frame,
+      hit.bits,
+      hit.bits2,
+      gva,
+      kind,
+      ctl,
+      true,
+      null,
+    );
+  }
+
+  /**
+   * The VMM's software walk of a guest's tables, from the guest's L4 table at host frame
+   * `rootMfn`: entries hold gfns, and each table is found through `p2m` (gfn -> mfn); the frame
+   * found is a gfn. Sets A/D as the hardware would, unless a table on the path has no frame or
+   * a read-only one (`readOnly`): then WALK_NO_FRAME, and `missingGfn` says which.
+   */
+  walkGuest(
     mem: HostMemory,
     rootMfn: number,
     gva: number,
     kind: number,
     ctl: PagingControl,
-    update = true,
+    p2m: Int32Array,
+  ): number {
+    return this.walkFrom(mem, 4, rootMfn, -1, 0, gva, kind, ctl, true, p2m);
+  }
+
+  /**
+   * What walk() would answer, with the outputs set, changing nothing (no A/D): for checkers.
+   * With `p2m` the tables are a guest's, read as walkGuest reads them.
+   */
+  peek(
+    mem: HostMemory,
+    rootMfn: number,
+    gva: number,
+    kind: number,
+    ctl: PagingControl,
     p2m: Int32Array | null = null,
-    startLevel = 4,
-    startAndLo = -1,
-    startOrHi = 0,
+  ): number {
+    return this.walkFrom(mem, 4, rootMfn, -1, 0, gva, kind, ctl, false, p2m);
+  }
+
+  /**
+   * The walk behind the four entry points: from the table at frame `startMfn` of level
+   * `startLevel`, with the bits gathered above it (startAndLo, startOrHi); A/D set if `update`;
+   * through `p2m` if the tables are a guest's.
+   */
+  private walkFrom(
+    mem: HostMemory,
+    startLevel: number,
+    startMfn: number,
+    startAndLo: number,
+    startOrHi: number,
+    gva: number,
+    kind: number,
+    ctl: PagingControl,
+    update: boolean,
+    p2m: Int32Array | null,
   ): number {
     const pnHi = pageNumberHigh(gva);
     const pnLo = pageNumberLow(gva);
@@ -238,7 +281,7 @@ export class Walker {
     const tableIdx = this.tableIdx;
     const entryLo = this.entryLo;
     const entryHi = this.entryHi;
-    let tableMfn = rootMfn;
+    let tableMfn = startMfn;
     // Over the levels read so far: the AND of the low halves (RW, US and A of every entry) and
     // the OR of the high halves (NX of any entry).
     let andLo = startAndLo;
@@ -266,8 +309,8 @@ export class Walker {
       entryHi[level] = hi;
       this.lastLevel = level;
       this.refs = startLevel + 1 - level;
-      if ((lo & PTE_P) === 0) return faultCode(kind, false, false, nxe);
-      const leaf = level === 1 || (level <= 3 && (lo & PTE_PS) !== 0);
+      if (!isPresent(lo)) return faultCode(kind, false, false, nxe);
+      const leaf = isLeaf(lo, level);
       if ((hi & hiReserved) !== 0 || (level >= 2 && reservedLo(lo, level, leaf, ctl))) {
         return faultCode(kind, true, true, nxe);
       }
@@ -277,21 +320,21 @@ export class Walker {
       this.orHiAt[level] = orHi;
       if (leaf) {
         const allowed = permissionMask(
-          (andLo & PTE_RW) !== 0,
-          (andLo & PTE_US) !== 0,
-          nxe && (orHi & PTE_HI_NX) !== 0,
+          isWritable(andLo),
+          isUser(andLo),
+          nxe && isNoExec(orHi),
           ctl,
         );
         if (((allowed >> kind) & 1) === 0) return faultCode(kind, true, false, nxe);
         this.level = level;
         this.allowed = allowed;
-        this.global = (lo & PTE_G) !== 0;
+        this.global = isGlobal(lo);
         const base = leafFrame(lo, hi, level);
         // The frame of the 4 KiB page inside a large page.
         this.frame = level === 1 ? base : base + (pnLo & (level === 2 ? 511 : 0x3ffff));
         const write = kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE;
         // A/D writes only when a bit is missing: usually every A is set, and D on a written page.
-        if (update && ((andLo & PTE_A) === 0 || (write && (lo & PTE_D) === 0))) {
+        if (update && (!isAccessed(andLo) || (write && !isDirty(lo)))) {
           if (this.readOnly !== null) {
             const gfn = this.readOnlyTable(level, write);
             if (gfn !== ALL_WRITABLE) {
@@ -300,7 +343,7 @@ export class Walker {
             }
           }
           this.setAccessedDirty(mem, level, write);
-        } else this.dirty = (lo & PTE_D) !== 0;
+        } else this.dirty = isDirty(lo);
         return WALK_OK;
       }
       // pteFrame(lo, hi) as an int32: with MAXPHYADDR 43 a frame number is below 2^31.
@@ -320,12 +363,12 @@ export class Walker {
   }
 
   /**
-   * walk() of the common case: every entry present, a 4 KiB leaf,
-   * no reserved bit, the access allowed, A already set at every level and D on the leaf for a
-   * write. Returns the frame with the outputs of walk() set (not the per-level records, which
-   * only the step API's trace reads), or WALK_SLOW for anything else: walk() then makes the same
-   * reads, since nothing is written before them. Measured: a third of the cost of a native miss
-   * over 2^20 pages is the general loop's level bookkeeping, not its memory reads.
+   * walk() of the common case: every entry present, a 4 KiB leaf, no reserved bit, the access
+   * allowed, A already set at every level and D on the leaf for a write. Returns the frame with
+   * the outputs of walk() set (not the per-level records, which only the step API's trace
+   * reads), or WALK_SLOW for anything else: walk() then makes the same reads, since nothing is
+   * written before them. Measured: a third of the cost of a native miss over 2^20 pages is the
+   * general loop's level bookkeeping, not its memory reads.
    */
   walkFast(
     mem: HostMemory,
@@ -413,6 +456,6 @@ export class Walker {
         this.entryLo[level] = (lo | bits) >>> 0;
       }
     }
-    this.dirty = (this.entryLo[leafLevel] & PTE_D) !== 0;
+    this.dirty = isDirty(this.entryLo[leafLevel]);
   }
 }

@@ -15,9 +15,10 @@
 
 import type { DomainSpec, HardwareSpec, VirtualMode } from "../config/scenario.js";
 import type { Mfn } from "../hw/addr.js";
-import type { Intercepts, Vcpu } from "../hw/cpu.js";
+import type { Vcpu } from "../hw/cpu.js";
 import type { HostMemory } from "../hw/memory.js";
 import type { GuestMemoryPeek } from "../hw/peek.js";
+import type { Intercepts } from "../hw/vcpu-interfaces.js";
 import type { VmmReportCounters } from "../metrics/counters.js";
 import type { HostFrames } from "./frames.js";
 import type { P2m } from "./p2m.js";

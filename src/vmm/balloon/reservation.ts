@@ -8,7 +8,7 @@
  */
 
 import type { Gfn } from "../../hw/addr.js";
-import { HYPERCALL_ENOSYS } from "../../hw/cpu.js";
+import { HYPERCALL_ENOSYS } from "../../hw/vcpu-interfaces.js";
 import {
   C_BALLOON_DEFLATED_PAGES,
   C_BALLOON_INFLATED_PAGES,

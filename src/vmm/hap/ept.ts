@@ -7,7 +7,16 @@
  */
 
 import type { Gfn, Mfn } from "../../hw/addr.js";
-import { EPT_MT_WB, EPT_PS, EPT_R, EPT_RWX, EPT_X, eptFrame, eptPresent } from "../../hw/ept.js";
+import {
+  EPT_MT_WB,
+  EPT_PS,
+  EPT_R,
+  EPT_RWX,
+  EPT_X,
+  eptFrame,
+  eptLarge,
+  eptPresent,
+} from "../../hw/ept.js";
 import type { HostMemory } from "../../hw/memory.js";
 import { pteHi, pteLo } from "../../hw/pte.js";
 import { C_EPT_SPLITS } from "../../metrics/counters.js";
@@ -66,7 +75,7 @@ export class EptTables {
         if (child < 0) return false;
         this.mem.write64(table, idx, pteLo(child, TABLE_BITS), pteHi(child, false));
         table = child;
-      } else if ((this.mem.lo & EPT_PS) !== 0) {
+      } else if (eptLarge(this.mem.lo)) {
         if (!this.split(table, idx)) return false;
         this.mem.read64(table, idx);
         table = eptFrame(this.mem.lo, this.mem.hi);
@@ -76,7 +85,7 @@ export class EptTables {
     if (level === 2) {
       // A block split before and whole again: its L1 table goes (nothing else names it).
       this.mem.read64(table, indexOf(gfn, 2));
-      if (eptPresent(this.mem.lo) && (this.mem.lo & EPT_PS) === 0) {
+      if (eptPresent(this.mem.lo) && !eptLarge(this.mem.lo)) {
         const child = eptFrame(this.mem.lo, this.mem.hi);
         this.pages.splice(this.pages.indexOf(child), 1);
         this.releasePage(child);
@@ -102,7 +111,7 @@ export class EptTables {
         this.mem.write64(table, idx, 0, 0);
         return;
       }
-      if ((this.mem.lo & EPT_PS) !== 0) {
+      if (eptLarge(this.mem.lo)) {
         // No frame for the split: drop the whole block; its gfns refault one by one.
         if (!this.split(table, idx)) {
           this.mem.write64(table, idx, 0, 0);
@@ -136,7 +145,7 @@ export class EptTables {
       this.mem.read64(table, indexOf(gfn, l));
       const lo = this.mem.lo;
       if (!eptPresent(lo)) return -1;
-      if (l === 1 || (l === 2 && (lo & EPT_PS) !== 0)) {
+      if (l === 1 || (l === 2 && eptLarge(lo))) {
         this.perms = lo & EPT_RWX;
         this.level = l;
         const frame = eptFrame(l === 2 ? lo & ~0x1ff000 : lo, this.mem.hi);
@@ -157,7 +166,7 @@ export class EptTables {
         if (!eptPresent(lo)) continue;
         const gfn = gfnBase + i * 512 ** (level - 1);
         if (level === 1) visit(gfn, eptFrame(lo, hi), lo & EPT_RWX);
-        else if (level === 2 && (lo & EPT_PS) !== 0) {
+        else if (level === 2 && eptLarge(lo)) {
           const base = eptFrame(lo & ~0x1ff000, hi);
           for (let j = 0; j < 512; j++) visit(gfn + j, base + j, lo & EPT_RWX);
         } else walk(eptFrame(lo, hi), level - 1, gfn);

@@ -12,7 +12,7 @@
 
 import { forEachTlbFrame } from "../../hw/check.js";
 import type { Vcpu } from "../../hw/cpu.js";
-import { PTE_P, PTE_PS, PTE_RW, pteFrame } from "../../hw/pte.js";
+import { isLarge, isPresent, isWritable, pteFrame } from "../../hw/pte.js";
 import { isXenL4Slot, PGT_L1, PGT_L4, PGT_NAMES, PGT_WRITABLE } from "./mm.js";
 import type { PvPaging } from "./pv.js";
 
@@ -53,21 +53,21 @@ export function checkPvTables(pv: PvPaging): string | null {
     for (let i = 0; i < 512; i++) {
       mem.read64(mfn, i);
       const lo = mem.lo;
-      if ((lo & PTE_P) === 0) continue;
+      if (!isPresent(lo)) continue;
       const where = `pv: ${PGT_NAMES[level]} table mfn ${mfn} (gfn ${gfn}) entry ${i}`;
       if (level === PGT_L4 && isXenL4Slot(i)) return `${where} is in Xen's slots`;
       const target = pteFrame(lo, mem.hi);
       if (!mm.owns(target)) return `${where} points at mfn ${target}, not the domain's`;
       refs[target]++;
       if (level === PGT_L1) {
-        if ((lo & PTE_RW) === 0) continue;
+        if (!isWritable(lo)) continue;
         if (t.type[target] !== PGT_WRITABLE) {
           return `${where} maps mfn ${target} writable, but its type is ${PGT_NAMES[t.type[target]]}`;
         }
         typeRefs[target]++;
         continue;
       }
-      if ((lo & PTE_PS) !== 0) return `${where} is a superpage`;
+      if (isLarge(lo)) return `${where} is a superpage`;
       if (!mm.isTable(target) || t.type[target] !== level - 1) {
         return `${where} links mfn ${target} of type ${PGT_NAMES[t.type[target]]} (count ${t.count[target]})`;
       }

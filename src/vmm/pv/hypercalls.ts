@@ -5,7 +5,7 @@
  * request returns Xen's errno and changes nothing.
  */
 
-import type { Gva, Mfn } from "../../hw/addr.js";
+import { type Gva, type Mfn, tableIndex } from "../../hw/addr.js";
 import {
   EINVAL,
   ENOSYS,
@@ -21,7 +21,7 @@ import {
   UVMF_INVLPG,
   UVMF_TLB_FLUSH,
 } from "../../hw/hypercall.js";
-import { PTE_P, PTE_PS, pteFrame } from "../../hw/pte.js";
+import { isLarge, isPresent, pteFrame } from "../../hw/pte.js";
 import {
   C_CALLS_TO_MMU_UPDATE,
   C_CALLS_TO_MMUEXT_OP,
@@ -99,11 +99,11 @@ export function updateVaMapping(
   let table = pv.baseMfn;
   if (table < 0) return pv.fail(-EINVAL);
   for (let level = 4; level > 1; level--) {
-    mem.read64(table, Math.floor(gva / 2 ** (12 + 9 * (level - 1))) % 512);
-    if ((mem.lo & PTE_P) === 0 || (mem.lo & PTE_PS) !== 0) return pv.fail(-EINVAL);
+    mem.read64(table, tableIndex(gva, level));
+    if (!isPresent(mem.lo) || isLarge(mem.lo)) return pv.fail(-EINVAL);
     table = pteFrame(mem.lo, mem.hi);
   }
-  const rc = pv.mm.modEntry(table, Math.floor(gva / 4096) % 512, PGT_L1, lo, hi);
+  const rc = pv.mm.modEntry(table, tableIndex(gva, 1), PGT_L1, lo, hi);
   if (rc < 0) return pv.fail(rc);
   pv.counters[C_NUM_PAGE_UPDATES]++;
   const cpu = pv.cpu;

@@ -18,7 +18,15 @@
 import type { Mfn } from "../../hw/addr.js";
 import { EBUSY, EINVAL, EPERM } from "../../hw/hypercall.js";
 import type { HostMemory } from "../../hw/memory.js";
-import { PTE_HI_RESERVED, PTE_P, PTE_PS, PTE_RW, pteFrame } from "../../hw/pte.js";
+import {
+  isLarge,
+  isPresent,
+  isWritable,
+  PTE_HI_RESERVED,
+  PTE_P,
+  PTE_RW,
+  pteFrame,
+} from "../../hw/pte.js";
 import {
   C_NEED_FLUSH_TLB_FLUSH,
   C_PV_PAGE_VALIDATIONS,
@@ -171,7 +179,7 @@ export class PvMm {
       mem.read64(mfn, i);
       const lo = mem.lo;
       const hi = mem.hi;
-      if ((lo & PTE_P) === 0) continue;
+      if (!isPresent(lo)) continue;
       const rc = level === PGT_L4 && isXenL4Slot(i) ? -EINVAL : this.getEntry(level, lo, hi);
       if (rc < 0) {
         for (let j = 0; j < i; j++) {
@@ -201,18 +209,18 @@ export class PvMm {
    * and reserved bits -EINVAL.
    */
   getEntry(level: number, lo: number, hi: number): number {
-    if ((lo & PTE_P) === 0) return 0;
+    if (!isPresent(lo)) return 0;
     if ((hi & PTE_HI_RESERVED) !== 0) return -EINVAL;
     const mfn = pteFrame(lo, hi);
     if (level === PGT_L1) {
       if (mfn >= this.frames.frames) return -EPERM;
       if (!this.owns(mfn)) return -EBUSY;
-      if ((lo & PTE_RW) !== 0 && this.getPageType(mfn, PGT_WRITABLE) < 0) return -EBUSY;
+      if (isWritable(lo) && this.getPageType(mfn, PGT_WRITABLE) < 0) return -EBUSY;
       this.t.refs[mfn]++;
       return 0;
     }
     // No superpages for PV guests (PS in L2/L3, reserved in L4).
-    if ((lo & PTE_PS) !== 0) return -EINVAL;
+    if (isLarge(lo)) return -EINVAL;
     if (!this.owns(mfn)) return -EINVAL;
     const rc = this.getPageType(mfn, level - 1);
     if (rc < 0) return rc;
@@ -222,10 +230,10 @@ export class PvMm {
 
   /** Give back what getEntry took for this (present) entry (put_page_from_lNe). */
   putEntry(level: number, lo: number, hi: number): void {
-    if ((lo & PTE_P) === 0) return;
+    if (!isPresent(lo)) return;
     const mfn = pteFrame(lo, hi);
     this.t.refs[mfn]--;
-    if (level > PGT_L1 || (lo & PTE_RW) !== 0) this.putPageType(mfn);
+    if (level > PGT_L1 || isWritable(lo)) this.putPageType(mfn);
   }
 
   /**
@@ -241,11 +249,11 @@ export class PvMm {
     const oldHi = mem.hi;
     const keep = PTE_P | PTE_RW;
     if (
-      (oldLo & PTE_P) !== 0 &&
-      (lo & PTE_P) !== 0 &&
+      isPresent(oldLo) &&
+      isPresent(lo) &&
       pteFrame(oldLo, oldHi) === pteFrame(lo, hi) &&
       (oldLo & keep) === (lo & keep) &&
-      (oldLo & PTE_PS) === (lo & PTE_PS) &&
+      isLarge(oldLo) === isLarge(lo) &&
       (hi & PTE_HI_RESERVED) === 0
     ) {
       // The same frame with the same rights (A/D, NX, caching bits change): no reference moves.

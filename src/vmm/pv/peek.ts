@@ -7,7 +7,7 @@
 
 import type { Gfn } from "../../hw/addr.js";
 import type { GuestMemoryPeek } from "../../hw/peek.js";
-import { PTE_HI_ADDR_MASK, PTE_P, pteFrame } from "../../hw/pte.js";
+import { isPresent, PTE_HI_ADDR_MASK, pteFrame } from "../../hw/pte.js";
 import type { P2m } from "../p2m.js";
 
 export class PvGuestPeek implements GuestMemoryPeek {
@@ -24,7 +24,7 @@ export class PvGuestPeek implements GuestMemoryPeek {
     p2m.peek64(gfn, index);
     const lo = p2m.lo;
     const hi = p2m.hi;
-    if ((lo & PTE_P) === 0) {
+    if (!isPresent(lo)) {
       this.lo = lo;
       this.hi = hi;
       return;

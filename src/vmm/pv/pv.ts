@@ -14,11 +14,12 @@
 import { KIND_SUP_READ, KIND_SUP_WRITE } from "../../hw/access.js";
 import type { Gfn, Gpa, Gva, Mfn } from "../../hw/addr.js";
 import { checkTlb, forEachTlbFrame } from "../../hw/check.js";
-import { OP_STORE64, PF_EMULATED, type Vcpu } from "../../hw/cpu.js";
+import type { Vcpu } from "../../hw/cpu.js";
 import { EBUSY, ENOSYS, type MmuBatch, type PvMmuHypercalls } from "../../hw/hypercall.js";
 import type { HostMemory } from "../../hw/memory.js";
 import type { GuestMemoryPeek } from "../../hw/peek.js";
-import { isPresent, PFEC_P, PFEC_W, PTE_RW, pteFrame } from "../../hw/pte.js";
+import { isPresent, isWritable, PFEC_P, PFEC_W, pteFrame } from "../../hw/pte.js";
+import { OP_STORE64, PF_EMULATED } from "../../hw/vcpu-interfaces.js";
 import { WALK_OK, Walker } from "../../hw/walker.js";
 import {
   C_BALLOON_DEFLATED_PAGES,
@@ -122,7 +123,7 @@ export class PvPaging implements VmmPaging, PvMmuHypercalls {
       return errorCode;
     }
     const w = this.walker;
-    if (w.walk(this.mem, cpu.rootMfn, gva, KIND_SUP_READ, cpu.ctl, false) !== WALK_OK) {
+    if (w.peek(this.mem, cpu.rootMfn, gva, KIND_SUP_READ, cpu.ctl) !== WALK_OK) {
       return errorCode;
     }
     const mfn = w.frame;
@@ -258,7 +259,7 @@ export class PvPaging implements VmmPaging, PvMmuHypercalls {
         mem.read64(table, i);
         if (!isPresent(mem.lo)) continue;
         const where = `L1 table mfn ${table} entry ${i}`;
-        const found = visit(pteFrame(mem.lo, mem.hi), (mem.lo & PTE_RW) !== 0, where);
+        const found = visit(pteFrame(mem.lo, mem.hi), isWritable(mem.lo), where);
         if (found !== null) return found;
       }
     }

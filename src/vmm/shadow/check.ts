@@ -11,7 +11,7 @@
 import { KIND_SUP_READ, MASK_WRITES } from "../../hw/access.js";
 import { forEachTlbFrame } from "../../hw/check.js";
 import type { Vcpu } from "../../hw/cpu.js";
-import { PTE_A, PTE_D, PTE_P, PTE_RW, pteFrame } from "../../hw/pte.js";
+import { isAccessed, isDirty, isPresent, isWritable, pteFrame } from "../../hw/pte.js";
 import { PAGES_PER_SIZE } from "../../hw/tlb.js";
 import { WALK_OK, Walker } from "../../hw/walker.js";
 import { type HostFrames, OWNER_DOMAIN, OWNER_SHARED } from "../frames.js";
@@ -75,8 +75,8 @@ export function forEachReach(
     for (let i = 0; i < 512; i++) {
       sh.mem.read64(sp.mfn, i);
       const lo = sh.mem.lo;
-      if ((lo & PTE_P) === 0) continue;
-      const problem = visit(pteFrame(lo, sh.mem.hi), (lo & PTE_RW) !== 0, `shadow ${sp.mfn}[${i}]`);
+      if (!isPresent(lo)) continue;
+      const problem = visit(pteFrame(lo, sh.mem.hi), isWritable(lo), `shadow ${sp.mfn}[${i}]`);
       if (problem !== null) return problem;
     }
   }
@@ -108,7 +108,7 @@ function checkConsistency(sh: ShadowPaging, cpu: Vcpu): string | null {
         if (tag !== cpu.tag && tag !== cpu.globalTag) continue;
         const gva = pageNumber * PAGES_PER_SIZE[sizeCode] * 4096;
         const where = `TLB slot ${s} (gva 0x${gva.toString(16)})`;
-        const r = walker.walk(mem, rootMfn, gva, KIND_SUP_READ, cpu.ctl, false, sh.p2m.mfn);
+        const r = walker.peek(mem, rootMfn, gva, KIND_SUP_READ, cpu.ctl, sh.p2m.mfn);
         if (r !== WALK_OK) return `${where} is valid but the guest tables do not map it`;
         const mfn = sh.p2m.lookup(walker.frame);
         if (mfn !== level.frameOf(s)) {
@@ -130,17 +130,17 @@ function checkConsistency(sh: ShadowPaging, cpu: Vcpu): string | null {
       mem.read64(sp.mfn, i);
       const lo = mem.lo;
       const hi = mem.hi;
-      if ((lo & PTE_P) === 0) continue;
+      if (!isPresent(lo)) continue;
       const mfn = pteFrame(lo, hi);
       let gfn: number;
       if (sp.type === SH_L1) {
         mem.read64(gl1, i);
         const glo = mem.lo;
-        if ((glo & PTE_P) === 0 || (glo & PTE_A) === 0) {
+        if (!isPresent(glo) || !isAccessed(glo)) {
           return `shadow l1 of gfn ${sp.gfn}[${i}] is present but the guest entry is not present and accessed`;
         }
         gfn = pteFrame(glo, mem.hi);
-        if ((lo & PTE_RW) !== 0 && ((glo & PTE_RW) === 0 || (glo & PTE_D) === 0)) {
+        if (isWritable(lo) && (!isWritable(glo) || !isDirty(glo))) {
           return `shadow l1 of gfn ${sp.gfn}[${i}] is writable but the guest entry is not writable and dirty`;
         }
       } else {
@@ -149,7 +149,7 @@ function checkConsistency(sh: ShadowPaging, cpu: Vcpu): string | null {
       if (sh.p2m.lookup(gfn) !== mfn) {
         return `shadow ${sp.mfn}[${i}] maps mfn ${mfn} but p2m(gfn ${gfn}) is ${sh.p2m.lookup(gfn)}`;
       }
-      if ((lo & PTE_RW) !== 0 && sh.tables.isShadowedTable(gfn)) {
+      if (isWritable(lo) && sh.tables.isShadowedTable(gfn)) {
         return `shadow ${sp.mfn}[${i}] maps page table gfn ${gfn} writable`;
       }
     }

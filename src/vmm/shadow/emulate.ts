@@ -9,8 +9,9 @@
  */
 
 import type { Gfn, Gva } from "../../hw/addr.js";
-import { OP_COPY_PAGE, OP_STORE64, OP_ZERO_PAGE, PF_EMULATED, type Vcpu } from "../../hw/cpu.js";
-import { PTE_P, PTE_PS, pteFrame } from "../../hw/pte.js";
+import type { Vcpu } from "../../hw/cpu.js";
+import { isLarge, isPresent, pteFrame } from "../../hw/pte.js";
+import { OP_COPY_PAGE, OP_STORE64, OP_ZERO_PAGE, PF_EMULATED } from "../../hw/vcpu-interfaces.js";
 import {
   C_PAGE_COPY,
   C_PAGE_ZERO,
@@ -93,10 +94,9 @@ export function validate(sh: ShadowPaging, gfn: Gfn, first: number, last: number
 
 /** The existing shadow a non-leaf guest entry should point at, or -1 (it faults in later). */
 function childShadow(sh: ShadowPaging, glo: number, ghi: number, level: number): number {
-  if ((glo & PTE_P) === 0) return -1;
+  if (!isPresent(glo)) return -1;
   const gfn = pteFrame(glo, ghi);
-  const type =
-    level === 2 && (glo & PTE_PS) !== 0 ? fl1TypeFor(glo) : shadowTypeForLevel(level - 1);
+  const type = level === 2 && isLarge(glo) ? fl1TypeFor(glo) : shadowTypeForLevel(level - 1);
   return sh.tables.lookup(gfn, type)?.mfn ?? -1;
 }
 

@@ -9,9 +9,10 @@
  */
 
 import { KIND_SUP_WRITE, KIND_USER_WRITE } from "../../hw/access.js";
-import type { Gva } from "../../hw/addr.js";
-import { PF_RETRY, type Vcpu } from "../../hw/cpu.js";
-import { PTE_P, PTE_PS, pteFrame } from "../../hw/pte.js";
+import { type Gva, tableIndex } from "../../hw/addr.js";
+import type { Vcpu } from "../../hw/cpu.js";
+import { isLarge, isPresent, pteFrame } from "../../hw/pte.js";
+import { PF_RETRY } from "../../hw/vcpu-interfaces.js";
 import { WALK_NO_FRAME, WALK_OK } from "../../hw/walker.js";
 import {
   C_SHADOW_FAULT,
@@ -46,13 +47,13 @@ export function handleShadowFault(
   const rootGfn = Math.floor(cpu.guestCr3 / 4096);
   // The walk may set A/D bits in the root: it must be the domain's own frame (not shared).
   w.tableGfn[4] = rootGfn;
-  let result = w.walk(sh.mem, sh.frameForWrite(rootGfn), gva, kind, cpu.ctl, true, sh.p2m.mfn);
+  let result = w.walkGuest(sh.mem, sh.frameForWrite(rootGfn), gva, kind, cpu.ctl, sh.p2m.mfn);
   // A guest table without a frame (never touched, swapped out by the host) or whose frame is
   // shared and needs an A/D bit: give it a frame of its own and walk again; at most twice per
   // level.
   for (let tries = 0; result === WALK_NO_FRAME && tries < 6; tries++) {
     sh.frameForWrite(w.missingGfn);
-    result = w.walk(sh.mem, sh.frameForWrite(rootGfn), gva, kind, cpu.ctl, true, sh.p2m.mfn);
+    result = w.walkGuest(sh.mem, sh.frameForWrite(rootGfn), gva, kind, cpu.ctl, sh.p2m.mfn);
   }
   if (result === WALK_NO_FRAME) {
     throw new DomainCrash(`the guest's tables at gfn ${w.missingGfn} have no frame after 6 tries`);
@@ -78,13 +79,12 @@ export function handleShadowFault(
     const glo = w.entryLo[level];
     const ghi = w.entryHi[level];
     const childGfn = pteFrame(glo, ghi);
-    const splinter = level === 2 && (glo & PTE_PS) !== 0;
+    const splinter = level === 2 && isLarge(glo);
     const childType = splinter ? fl1TypeFor(glo) : shadowTypeForLevel(level - 1);
     sh.mem.read64(sp.mfn, index);
-    let child: ShadowPage | null =
-      (sh.mem.lo & PTE_P) !== 0
-        ? (sh.tables.byMfn.get(pteFrame(sh.mem.lo, sh.mem.hi)) ?? null)
-        : null;
+    let child: ShadowPage | null = isPresent(sh.mem.lo)
+      ? (sh.tables.byMfn.get(pteFrame(sh.mem.lo, sh.mem.hi)) ?? null)
+      : null;
     if (child === null || child.gfn !== childGfn || child.type !== childType) {
       child = sh.tables.lookup(childGfn, childType) ?? sh.tables.create(childGfn, childType);
     }
@@ -97,7 +97,7 @@ export function handleShadowFault(
   }
   // The leaf: an l1e of the guest, or its 2 MiB l2e splintered into the FL1.
   const leafLevel = w.level;
-  const index = leafLevel === 1 ? w.tableIdx[1] : Math.floor(gva / 4096) % 512;
+  const index = leafLevel === 1 ? w.tableIdx[1] : tableIndex(gva, 1);
   propagateLeaf(sh.scratch, w.entryLo[leafLevel], w.entryHi[leafLevel], leafLevel, gfn, sh);
   sh.tables.setEntry(sp, index, sh.scratch.lo, sh.scratch.hi);
   if (sh.options.prefetch > 0 && leafLevel === 1) prefetch(sh, sp, index, w.tableMfn[1]);
@@ -113,13 +113,13 @@ function prefetch(sh: ShadowPaging, sl1: ShadowPage, index: number, gl1Mfn: numb
   const end = Math.min(512, index + 1 + sh.options.prefetch);
   for (let i = index + 1; i < end; i++) {
     sh.mem.read64(sl1.mfn, i);
-    if ((sh.mem.lo & PTE_P) !== 0) continue;
+    if (isPresent(sh.mem.lo)) continue;
     sh.mem.read64(gl1Mfn, i);
     const glo = sh.mem.lo;
     const ghi = sh.mem.hi;
-    if ((glo & PTE_P) === 0) continue;
+    if (!isPresent(glo)) continue;
     propagateLeaf(sh.scratch, glo, ghi, 1, pteFrame(glo, ghi), sh);
-    if ((sh.scratch.lo & PTE_P) === 0) continue;
+    if (!isPresent(sh.scratch.lo)) continue;
     sh.tables.setEntry(sl1, i, sh.scratch.lo, sh.scratch.hi);
     sh.counters[C_SHADOW_PREFETCH]++;
   }

@@ -15,10 +15,14 @@
 
 import type { Gfn } from "../../hw/addr.js";
 import {
+  isAccessed,
+  isDirty,
+  isNoExec,
+  isPresent,
+  isWritable,
   PTE_A,
   PTE_D,
   PTE_G,
-  PTE_HI_NX,
   PTE_P,
   PTE_RW,
   PTE_US,
@@ -49,7 +53,7 @@ export function propagateLeaf(
 ): void {
   out.lo = 0;
   out.hi = 0;
-  if ((glo & PTE_P) === 0 || (glo & PTE_A) === 0) return;
+  if (!isPresent(glo) || !isAccessed(glo)) return;
   if (entryReserved(glo, ghi, level, ctx.cpu.ctl)) return;
   const p2m = ctx.p2m;
   const tables = ctx.tables;
@@ -57,15 +61,15 @@ export function propagateLeaf(
   if (mfn < 0) return;
   let flags = PTE_P | PTE_A | (glo & (PTE_US | PTE_G | PTE_D));
   if (
-    (glo & PTE_RW) !== 0 &&
-    (glo & PTE_D) !== 0 &&
+    isWritable(glo) &&
+    isDirty(glo) &&
     p2mWritable(p2m.type[gfn]) &&
     !tables.isShadowedTable(gfn)
   ) {
     flags |= PTE_RW;
   }
   out.lo = pteLo(mfn, flags);
-  out.hi = pteHi(mfn, (ghi & PTE_HI_NX) !== 0);
+  out.hi = pteHi(mfn, isNoExec(ghi));
 }
 
 /**
@@ -82,8 +86,8 @@ export function propagateTable(
 ): void {
   out.lo = 0;
   out.hi = 0;
-  if ((glo & PTE_P) === 0 || (glo & PTE_A) === 0 || childMfn < 0) return;
+  if (!isPresent(glo) || !isAccessed(glo) || childMfn < 0) return;
   if (entryReserved(glo, ghi, level, ctl)) return;
   out.lo = pteLo(childMfn, PTE_P | PTE_A | (glo & (PTE_RW | PTE_US)));
-  out.hi = pteHi(childMfn, (ghi & PTE_HI_NX) !== 0);
+  out.hi = pteHi(childMfn, isNoExec(ghi));
 }

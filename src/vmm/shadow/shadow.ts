@@ -7,11 +7,12 @@
  */
 
 import type { UnshadowPolicy, WritableSearch } from "../../config/scenario.js";
-import type { Gfn, Gpa, Gva, Mfn } from "../../hw/addr.js";
-import { PF_EMULATED, PF_RETRY, type Vcpu } from "../../hw/cpu.js";
+import { type Gfn, type Gpa, type Gva, type Mfn, tableIndex } from "../../hw/addr.js";
+import type { Vcpu } from "../../hw/cpu.js";
 import type { HostMemory } from "../../hw/memory.js";
 import type { GuestMemoryPeek } from "../../hw/peek.js";
-import { PTE_P, pteFrame } from "../../hw/pte.js";
+import { isPresent, pteFrame } from "../../hw/pte.js";
+import { PF_EMULATED, PF_RETRY } from "../../hw/vcpu-interfaces.js";
 import { Walker } from "../../hw/walker.js";
 import {
   C_SHADOW_INVLPG,
@@ -233,9 +234,9 @@ export class ShadowPaging implements VmmPaging {
   findLeaf(gva: Gva): { sp: ShadowPage; index: number } | null {
     let sp = this.root;
     for (let level = 4; level >= 1 && sp !== null; level--) {
-      const index = Math.floor(gva / 2 ** (12 + 9 * (level - 1))) % 512;
+      const index = tableIndex(gva, level);
       this.mem.read64(sp.mfn, index);
-      if ((this.mem.lo & PTE_P) === 0) return null;
+      if (!isPresent(this.mem.lo)) return null;
       if (sp.level === 1) return { sp, index };
       sp = this.tables.byMfn.get(pteFrame(this.mem.lo, this.mem.hi)) ?? null;
       if (sp !== null && isFl1(sp.type) && level !== 2) return null;

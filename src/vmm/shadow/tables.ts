@@ -12,7 +12,7 @@
 import type { WritableSearch } from "../../config/scenario.js";
 import type { Gfn, Mfn } from "../../hw/addr.js";
 import type { HostMemory } from "../../hw/memory.js";
-import { PTE_HI_NX, PTE_P, PTE_RW, PTE_US, pteFrame } from "../../hw/pte.js";
+import { isPresent, isWritable, PTE_HI_NX, PTE_RW, PTE_US, pteFrame } from "../../hw/pte.js";
 import {
   C_SHADOW_ALLOC,
   C_SHADOW_FREE,
@@ -145,10 +145,10 @@ export class ShadowTables {
     this.mem.write64(sp.mfn, index, lo, hi);
     const loc = sp.mfn * 512 + index;
     const leaf = sp.level === 1;
-    if ((oldLo & PTE_P) !== 0) {
+    if (isPresent(oldLo)) {
       const old = pteFrame(oldLo, oldHi);
       if (
-        (lo & PTE_P) === 0 ||
+        !isPresent(lo) ||
         pteFrame(lo, hi) !== old ||
         (oldLo & ~lo & (PTE_RW | PTE_US)) !== 0 ||
         (hi & ~oldHi & PTE_HI_NX) !== 0
@@ -161,7 +161,7 @@ export class ShadowTables {
         if (child) this.dropParent(child, loc);
       }
     }
-    if ((lo & PTE_P) !== 0) {
+    if (isPresent(lo)) {
       const target = pteFrame(lo, hi);
       if (leaf) this.rmapAdd(target, loc);
       else this.byMfn.get(target)?.parents.push(loc);
@@ -180,7 +180,7 @@ export class ShadowTables {
     if (sp.parents.length > 0 || sp.pinned || sp.inUse || !this.byMfn.has(sp.mfn)) return;
     for (let i = 0; i < 512; i++) {
       this.mem.read64(sp.mfn, i);
-      if ((this.mem.lo & PTE_P) !== 0) this.setEntry(sp, i, 0, 0);
+      if (isPresent(this.mem.lo)) this.setEntry(sp, i, 0, 0);
     }
     this.hash.delete(shadowKey(sp.gfn, sp.type));
     this.byMfn.delete(sp.mfn);
@@ -280,7 +280,7 @@ export class ShadowTables {
       }
       for (let i = 0; i < 512; i++) {
         this.mem.read64(sp.mfn, i);
-        if ((this.mem.lo & PTE_P) === 0) continue;
+        if (!isPresent(this.mem.lo)) continue;
         const target = pteFrame(this.mem.lo, this.mem.hi);
         const loc = sp.mfn * 512 + i;
         if (sp.level === 1) {
@@ -359,7 +359,7 @@ export class ShadowTables {
       if (!sp) return;
       this.mem.read64(sp.mfn, loc % 512);
       const lo = this.mem.lo;
-      if ((lo & PTE_P) !== 0 && (lo & PTE_RW) !== 0) {
+      if (isPresent(lo) && isWritable(lo)) {
         this.mem.write64(sp.mfn, loc % 512, (lo & ~PTE_RW) >>> 0, this.mem.hi);
         changed = true;
       }
@@ -372,7 +372,7 @@ export class ShadowTables {
         if (sp.type !== SH_L1 && !isFl1(sp.type)) continue;
         for (let i = 0; i < 512; i++) {
           this.mem.read64(sp.mfn, i);
-          if ((this.mem.lo & PTE_P) !== 0 && pteFrame(this.mem.lo, this.mem.hi) === mfn)
+          if (isPresent(this.mem.lo) && pteFrame(this.mem.lo, this.mem.hi) === mfn)
             demote(sp.mfn * 512 + i);
         }
       }
