@@ -5,7 +5,8 @@
  * side-effect-free peeks), so calling them between steps leaves the run as it was.
  */
 
-import { describePte, PTE_P, PTE_PS, pteFrame } from "../hw/pte.js";
+import { LEVEL_SPAN, tableIndex } from "../hw/addr.js";
+import { describePte, isLeaf, isPresent, pteFrame } from "../hw/pte.js";
 import { PAGES_PER_SIZE } from "../hw/tlb.js";
 import { OWNER_DOMAIN, OWNER_SHADOW, OWNER_SHARED, OWNER_VMM } from "../vmm/frames.js";
 import { P2M_TYPE_NAMES } from "../vmm/p2m.js";
@@ -43,10 +44,8 @@ export interface P2mLookup {
   type: string;
 }
 
-/** Span in bytes of one entry at each level (index = level). */
-const SPAN = [0, 4096, 2 ** 21, 2 ** 30, 2 ** 39];
-
-function hex64(lo: number, hi: number): string {
+/** A 64-bit entry as 16 hex digits. */
+export function hex64(lo: number, hi: number): string {
   return hi.toString(16).padStart(8, "0") + lo.toString(16).padStart(8, "0");
 }
 
@@ -56,7 +55,7 @@ export function guestWalk(d: DomainRuntime, rootGfn: number, gva: number): Guest
   const levels: GuestLevel[] = [];
   let table = rootGfn;
   for (let level = 4; level >= 1 && table >= 0; level--) {
-    const index = Math.floor(gva / SPAN[level]) % 512;
+    const index = tableIndex(gva, level);
     peek.peek64(table, index);
     const { lo, hi } = peek;
     levels.push({
@@ -66,12 +65,12 @@ export function guestWalk(d: DomainRuntime, rootGfn: number, gva: number): Guest
       entry: hex64(lo, hi),
       flags: describePte(lo, hi),
     });
-    if ((lo & PTE_P) === 0) break;
+    if (!isPresent(lo)) break;
     const frame = pteFrame(lo, hi);
-    if (level === 1 || ((level === 2 || level === 3) && (lo & PTE_PS) !== 0)) {
+    if (isLeaf(lo, level)) {
       // A leaf: a 2 MiB or 1 GiB page's base frame plus the 4 KiB pages into it.
-      const pages = SPAN[level] / 4096;
-      const within = Math.floor((gva % SPAN[level]) / 4096);
+      const pages = LEVEL_SPAN[level] / 4096;
+      const within = Math.floor((gva % LEVEL_SPAN[level]) / 4096);
       const gfn = frame - (frame % pages) + within;
       return { rootGfn, levels, gfn, gpa: `0x${(gfn * 4096 + (gva % 4096)).toString(16)}` };
     }

@@ -6,16 +6,18 @@
  */
 
 import { KIND_NAMES } from "../hw/access.js";
-import { formatGva } from "../hw/addr.js";
+import { formatGva, tableIndex } from "../hw/addr.js";
 import { describeEpte } from "../hw/ept.js";
+import { EPT_VIOLATION } from "../hw/nested.js";
 import { describePte } from "../hw/pte.js";
-import type { WalkTrace } from "../hw/step-trace.js";
+import type { ExitTrace, WalkTrace } from "../hw/step-trace.js";
 import { C_GUEST_PAGE_FAULTS, C_TLB_L1_HITS, C_TLB_L2_HITS } from "../metrics/counters.js";
 import { STEP_ACCESS } from "../workload/driver.js";
 import type { DomainRuntime } from "./domain.js";
 import {
   type GuestWalk,
   guestWalk,
+  hex64,
   type P2mLookup,
   p2mLookup,
   type TlbSet,
@@ -60,7 +62,7 @@ export interface StepWalk {
 
 /** An exit to the VMM during the step, and what the VMM did. */
 export interface StepExit {
-  reason: "PF" | "CR3" | "INVLPG" | "EPT_VIOLATION";
+  reason: ExitTrace["reason"];
   gva: string;
   outcome: string;
   /** For a #PF under shadow paging: the VMM's software walk of the guest's tables (gfns). */
@@ -174,9 +176,7 @@ function stepDomain(d: DomainRuntime): StepRecord | null {
       pid: driver?.proc.pid ?? 0,
       process: driver?.proc.name ?? "",
       gva: formatGva(gva),
-      indices: [4, 3, 2, 1].map(
-        (l) => Math.floor(gva / 2 ** (12 + 9 * (l - 1))) % 512,
-      ) as StepRecord["indices"],
+      indices: [4, 3, 2, 1].map((l) => tableIndex(gva, l)) as StepRecord["indices"],
       offset,
       access: KIND_NAMES[kind],
       tlb,
@@ -206,11 +206,15 @@ function stepWalk(w: WalkTrace): StepWalk {
       level: l.level,
       tableMfn: l.tableMfn,
       index: l.index,
-      entry: l.hi.toString(16).padStart(8, "0") + l.lo.toString(16).padStart(8, "0"),
+      entry: hex64(l.lo, l.hi),
       flags: describePte(l.lo, l.hi),
     })),
     result:
-      w.result === -3 ? "EPT violation" : w.result < 0 ? "ok" : `#PF 0x${w.result.toString(16)}`,
+      w.result === EPT_VIOLATION
+        ? "EPT violation"
+        : w.result < 0
+          ? "ok"
+          : `#PF 0x${w.result.toString(16)}`,
     ...(w.nested
       ? {
           nested: w.nested.map((r) => ({
@@ -218,7 +222,7 @@ function stepWalk(w: WalkTrace): StepWalk {
             level: r.level,
             tableMfn: r.tableMfn,
             index: r.index,
-            entry: r.hi.toString(16).padStart(8, "0") + r.lo.toString(16).padStart(8, "0"),
+            entry: hex64(r.lo, r.hi),
             flags: r.dim === "ept" ? describeEpte(r.lo, r.hi) : describePte(r.lo, r.hi),
             gfn: r.gfn,
           })),

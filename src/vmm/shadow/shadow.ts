@@ -13,7 +13,7 @@ import type { HostMemory } from "../../hw/memory.js";
 import type { GuestMemoryPeek } from "../../hw/peek.js";
 import { isPresent, pteFrame } from "../../hw/pte.js";
 import { PF_EMULATED, PF_RETRY } from "../../hw/vcpu-interfaces.js";
-import { Walker } from "../../hw/walker.js";
+import { WALK_OK, Walker } from "../../hw/walker.js";
 import {
   C_SHADOW_INVLPG,
   C_SHADOW_P2M_REMOVALS,
@@ -135,7 +135,7 @@ export class ShadowPaging implements VmmPaging {
               : `injected #PF 0x${result.toString(16)}`,
         guestWalk: w.trace(
           Math.floor(cpu.guestCr3 / 4096),
-          result === PF_RETRY || result === PF_EMULATED ? -1 : result,
+          result === PF_RETRY || result === PF_EMULATED ? WALK_OK : result,
         ),
       });
     }
