@@ -8,8 +8,8 @@ import { describe, expect, test } from "vitest";
 import { builtinScenario, type PagingMode, Simulation } from "../src/api/index.js";
 import { USER_HEAP_BASE } from "../src/guest/layout.js";
 import { EPT_PS, EPT_W, eptFrame, eptPresent } from "../src/hw/ept.js";
+import { F_FRAME, SLOT } from "../src/hw/tlb-level.js";
 
-import { F_FRAME, SLOT } from "../src/hw/tlb.js";
 import { P2M_RAM_SHARED } from "../src/vmm/p2m.js";
 import { checkSharing } from "../src/vmm/sharing/check.js";
 import { bootGuest } from "./support/guest.js";

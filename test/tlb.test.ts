@@ -9,7 +9,8 @@ import { KIND_SUP_READ, KIND_SUP_WRITE, MASK_ALL, MASK_WRITES } from "../src/hw/
 import { Vcpu } from "../src/hw/cpu.js";
 import { HostMemory } from "../src/hw/memory.js";
 import { PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, PTE_US } from "../src/hw/pte.js";
-import { cachedPerms, MAX_TAGS, TLB_L1, TLB_L2, TLB_MISS, Tlb, TlbLevel } from "../src/hw/tlb.js";
+import { MAX_TAGS, TLB_L1, TLB_L2, TLB_MISS, Tlb } from "../src/hw/tlb.js";
+import { cachedPerms, TlbLevel } from "../src/hw/tlb-level.js";
 import { XLATE_FAULT } from "../src/hw/vcpu-interfaces.js";
 import {
   C_TLB_L1_HITS,
@@ -526,11 +527,10 @@ describe("tag allocation", () => {
    * need two.
    */
   function useTagsUntilOneLeft(cpu: Vcpu, vpids: number[], spare: [number, number]): void {
-    const internals = cpu as unknown as { nextTag: number };
     for (const vpid of vpids) {
       for (let pcid = 0; pcid < 4095; pcid++) {
-        if (internals.nextTag >= MAX_TAGS - 1) return;
-        if (pcid === 0 && internals.nextTag === MAX_TAGS - 2) {
+        if (cpu.tags.used >= MAX_TAGS - 1) return;
+        if (pcid === 0 && cpu.tags.used === MAX_TAGS - 2) {
           cpu.setAddressSpace(spare[0], spare[1]);
           return;
         }
@@ -550,16 +550,15 @@ describe("tag allocation", () => {
     m.t.map(m.root, 0, 1, 40); // space A: gva 0 -> frame 40
     m.t.map(rootB, 0, 1, 50); // space B: gva 0 -> frame 50
     const cpu = m.cpu;
-    const internals = cpu as unknown as { nextTag: number };
     const vpids = (from: number) => Array.from({ length: 10 }, (_, i) => from + i);
     useTagsUntilOneLeft(cpu, vpids(0), [0, 4095]);
-    const left1 = MAX_TAGS - internals.nextTag;
+    const left1 = MAX_TAGS - cpu.tags.used;
     cpu.vpid = 9;
     cpu.loadRoot(m.root, 7, false);
     const tagA = cpu.tag;
     const inA = read(m, 0);
     useTagsUntilOneLeft(cpu, vpids(10), [9, 4095]);
-    const left2 = MAX_TAGS - internals.nextTag;
+    const left2 = MAX_TAGS - cpu.tags.used;
     cpu.vpid = 9;
     cpu.loadRoot(rootB, 8, true);
     return { left1, left2, tagA, tagB: cpu.tag, inA, inB: read(m, 0) };

@@ -26,7 +26,10 @@ import { leafFrame } from "./pte.js";
 import type { PrefixCache } from "./pwc.js";
 import type { ExitTrace, WalkTrace } from "./step-trace.js";
 import type * as TlbConsts from "./tlb.js";
-import { cachedPerms, MAX_TAGS, Tlb } from "./tlb.js";
+import { Tlb } from "./tlb.js";
+import type * as TlbLayout from "./tlb-level.js";
+import { cachedPerms } from "./tlb-level.js";
+import { TlbTags } from "./tlb-tags.js";
 import type * as Interfaces from "./vcpu-interfaces.js";
 import {
   type GuestCpu,
@@ -70,12 +73,12 @@ const KIND_SUP_WRITE: typeof Access.KIND_SUP_WRITE = 1;
 const KIND_SUP_FETCH: typeof Access.KIND_SUP_FETCH = 2;
 const KIND_USER_WRITE: typeof Access.KIND_USER_WRITE = 4;
 const KIND_USER_FETCH: typeof Access.KIND_USER_FETCH = 5;
-const SLOT: typeof TlbConsts.SLOT = 4;
-const F_HI: typeof TlbConsts.F_HI = 0;
-const F_GEN: typeof TlbConsts.F_GEN = 1;
-const F_FRAME: typeof TlbConsts.F_FRAME = 2;
-const F_PERMS: typeof TlbConsts.F_PERMS = 3;
-const CLOCK_LIMIT: typeof TlbConsts.CLOCK_LIMIT = 0x40000000;
+const SLOT: typeof TlbLayout.SLOT = 4;
+const F_HI: typeof TlbLayout.F_HI = 0;
+const F_GEN: typeof TlbLayout.F_GEN = 1;
+const F_FRAME: typeof TlbLayout.F_FRAME = 2;
+const F_PERMS: typeof TlbLayout.F_PERMS = 3;
+const CLOCK_LIMIT: typeof TlbLayout.CLOCK_LIMIT = 0x40000000;
 const TLB_MISS: typeof TlbConsts.TLB_MISS = 0;
 const TLB_L1: typeof TlbConsts.TLB_L1 = 1;
 const TLB_L2: typeof TlbConsts.TLB_L2 = 2;
@@ -144,8 +147,8 @@ export class Vcpu implements GuestCpu {
   trace: WalkTrace[] | null = null;
   /** Set by the step API: exits to a VMM while it is non-null are recorded (by the VMM). */
   exitTrace: ExitTrace[] | null = null;
-  private readonly tagIds = new Map<number, number>();
-  private nextTag = 0;
+  /** The numbers of the TLB tags this vCPU has used. */
+  readonly tags: TlbTags;
 
   constructor(mem: HostMemory, counters: Float64Array, geometry?: TlbGeometry) {
     this.mem = mem;
@@ -153,35 +156,19 @@ export class Vcpu implements GuestCpu {
     this.tlb = geometry
       ? new Tlb(geometry.l1Entries, geometry.l1Ways, geometry.l2Entries, geometry.l2Ways)
       : new Tlb();
+    this.tags = new TlbTags(this.tlb);
     this.setAddressSpace(0, 0);
   }
 
   /** Select the TLB tags of (vpid, pcid): a Map lookup, on CR3 writes and VM entries only. */
   setAddressSpace(vpid: number, pcid: number): void {
-    // Make room for both tags first: a reset between the two would orphan the first.
-    if (this.nextTag + 2 > MAX_TAGS) this.forgetTags();
     this.vpid = vpid;
     this.pcid = pcid;
-    this.tag = this.tagFor(vpid * 4096 + pcid);
-    this.globalTag = this.tagFor(-1 - vpid);
+    this.tags.select(vpid, pcid);
+    this.tag = this.tags.tag;
+    this.globalTag = this.tags.globalTag;
     this.keyHiBase = this.tag * 65536;
     this.globalHiBase = this.globalTag * 65536;
-  }
-
-  private tagFor(key: number): number {
-    let tag = this.tagIds.get(key);
-    if (tag === undefined) {
-      tag = this.nextTag++;
-      this.tagIds.set(key, tag);
-    }
-    return tag;
-  }
-
-  /** Out of tags: forget them all; bumping every generation empties the TLB. */
-  private forgetTags(): void {
-    for (let t = 0; t < MAX_TAGS; t++) this.tlb.flushTag(t);
-    this.tagIds.clear();
-    this.nextTag = 0;
   }
 
   /**
@@ -494,9 +481,7 @@ export class Vcpu implements GuestCpu {
    */
   flushTlbAll(): void {
     this.counters[C_TLB_FLUSHES]++;
-    for (const [key, tag] of this.tagIds) {
-      if (key === -1 - this.vpid || Math.floor(key / 4096) === this.vpid) this.tlb.flushTag(tag);
-    }
+    this.tags.flushVpid(this.vpid);
   }
 
   dmaWrite(gfn: number, digest: number): void {

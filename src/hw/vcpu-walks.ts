@@ -20,7 +20,7 @@ import { EPT_VIOLATION, NESTED_OK, type NestedRef, type NestedWalker } from "./n
 import { PTE_A } from "./pte.js";
 import type { PrefixCache } from "./pwc.js";
 import { walkLevels } from "./step-trace.js";
-import { cachedPerms } from "./tlb.js";
+import { cachedPerms } from "./tlb-level.js";
 import { MAX_VMM_RETRIES, XLATE_FAULT } from "./vcpu-interfaces.js";
 import { WALK_OK } from "./walker.js";
 

@@ -1,0 +1,278 @@
+/**
+ * One set-associative TLB array: lookups, fills with true LRU replacement by a use stamp,
+ * invalidation, and read-only views for checkers. The key layout is tlb.ts's (two int32 words).
+ */
+
+import { MASK_ALL, MASK_WRITES } from "./access.js";
+
+/** keyHi of an empty slot: matches no lookup. */
+const EMPTY = -1;
+
+/** keyHi of page number `pn` (in units of the entry's size) under `tag`. */
+export function keyHiOf(tag: number, pn: number): number {
+  return tag * 65536 + Math.floor(pn / 1048576);
+}
+
+/** keyLo of page number `pn` of size `sizeCode`. */
+export function keyLoOf(sizeCode: number, pn: number): number {
+  return sizeCode * 1048576 + (pn % 1048576);
+}
+
+/**
+ * Slot layout, in three arrays so that each scan reads only what it compares:
+ * - keys[s]: keyLo. A probe scans a set's keyLo words, one or two cache lines for 12 ways.
+ * - d[s * SLOT + ...]: [F_HI] keyHi (EMPTY when unused)  [F_GEN] generation
+ *   [F_FRAME] first frame  [F_PERMS] permission mask; read once a keyLo matches.
+ * - stamps[s]: LRU stamp (larger = more recent); a fill scans a set's stamps for the oldest.
+ */
+export const SLOT = 4;
+export const F_HI = 0;
+export const F_GEN = 1;
+export const F_FRAME = 2;
+export const F_PERMS = 3;
+/** LRU stamps are renumbered when the clock reaches 2^30, far from int32 overflow. */
+export const CLOCK_LIMIT = 0x40000000;
+
+export class TlbLevel {
+  readonly entries: number;
+  readonly ways: number;
+  readonly sets: number;
+  readonly setMask: number;
+  /** keyLo of each slot (see the layout above). */
+  readonly keys: Int32Array;
+  /** The rest of each slot, SLOT words (see the layout above). */
+  readonly d: Int32Array;
+  /** LRU stamp of each slot. */
+  readonly stamps: Int32Array;
+  /**
+   * Per set: the value of `flushes` when every way of the set last held a valid entry, else -1.
+   * While it is current, a fill skips the validity test of each way (a tag lookup per way):
+   * entries only become invalid through a flush (which bumps `flushes`) or invalidate() (which
+   * clears the mark).
+   */
+  readonly allValid: Int32Array;
+  /** Tag flushes seen (Tlb.flushTag bumps it): an older allValid mark means nothing. */
+  flushes = 0;
+  /** The LRU clock: the stamp of the latest use. */
+  clock = 0;
+  /** Whether any entry was ever filled, so lookups of an unused array cost one load. */
+  used = false;
+
+  constructor(entries: number, ways: number) {
+    if (!Number.isInteger(entries) || !Number.isInteger(ways) || ways < 1 || entries < ways) {
+      throw new RangeError(`a TLB needs entries >= ways >= 1, got ${entries} entries ${ways} ways`);
+    }
+    const sets = entries / ways;
+    if (!Number.isInteger(sets) || (sets & (sets - 1)) !== 0) {
+      throw new RangeError(`TLB sets (entries / ways) must be a power of two, got ${sets}`);
+    }
+    this.entries = entries;
+    this.ways = ways;
+    this.sets = sets;
+    this.setMask = sets - 1;
+    this.keys = new Int32Array(entries);
+    this.d = new Int32Array(entries * SLOT);
+    this.stamps = new Int32Array(entries);
+    this.allValid = new Int32Array(sets).fill(-1);
+    for (let s = 0; s < entries; s++) this.d[s * SLOT + F_HI] = EMPTY;
+  }
+
+  /** Mark slot s as the most recently used (the vCPU's hit path writes this out). */
+  touch(s: number): void {
+    this.stamps[s] = ++this.clock;
+    if (this.clock >= CLOCK_LIMIT) this.renumber();
+  }
+
+  /** Compress the stamps to 0..entries-1, keeping their order (every 2^30 uses). */
+  renumber(): void {
+    const stamps = this.stamps;
+    const order = Array.from({ length: this.entries }, (_, s) => s);
+    order.sort((x, y) => stamps[x] - stamps[y]);
+    order.forEach((s, rank) => {
+      stamps[s] = rank;
+    });
+    this.clock = this.entries;
+  }
+
+  /**
+   * Find the entry (keyHi, keyLo) or (globalHi, keyLo), valid under generation `gen` (or
+   * `globalGen`). Returns the slot, or -1. Bumps the slot's LRU stamp on a hit.
+   */
+  lookup(keyHi: number, keyLo: number, gen: number, globalHi: number, globalGen: number): number {
+    const keys = this.keys;
+    const d = this.d;
+    const base = (keyLo & this.setMask) * this.ways;
+    const end = base + this.ways;
+    for (let s = base; s < end; s++) {
+      if (keys[s] !== keyLo) continue;
+      const i = s * SLOT;
+      const hi = d[i + F_HI];
+      if (
+        (hi === keyHi && d[i + F_GEN] === gen) ||
+        (hi === globalHi && d[i + F_GEN] === globalGen)
+      ) {
+        this.touch(s);
+        return s;
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * Insert an entry, replacing a copy of it (valid or stale), else an invalid slot, else the LRU
+   * one. Which invalid slot is taken does not matter: an invalid slot never becomes valid again
+   * (generations only grow), so the valid entries and their order are the same either way.
+   */
+  fill(
+    keyHi: number,
+    keyLo: number,
+    gen: number,
+    frame: number,
+    perms: number,
+    tagGens: Int32Array,
+  ): number {
+    const keys = this.keys;
+    const d = this.d;
+    const stamps = this.stamps;
+    const set = keyLo & this.setMask;
+    const base = set * this.ways;
+    const end = base + this.ways;
+    let victim = -1;
+    let oldest = 0x7fffffff;
+    let lru = base;
+    // Invalid slots seen, and whether the victim is one of them (for the allValid mark).
+    let invalid = 0;
+    let victimInvalid = false;
+    if (this.allValid[set] === this.flushes) {
+      // Every way is valid: a copy of this page, else the LRU way.
+      for (let s = base; s < end; s++) {
+        if (keys[s] === keyLo && d[s * SLOT + F_HI] === keyHi) {
+          victim = s;
+          break;
+        }
+        if (stamps[s] < oldest) {
+          oldest = stamps[s];
+          lru = s;
+        }
+      }
+    } else {
+      for (let s = base; s < end; s++) {
+        const i = s * SLOT;
+        const hi = d[i + F_HI];
+        const stale = hi === EMPTY || d[i + F_GEN] !== tagGens[hi >>> 16];
+        if (stale) invalid++;
+        if (victim < 0 && hi === keyHi && keys[s] === keyLo) {
+          victim = s; // never keep two copies of one page
+          victimInvalid = stale;
+        } else if (stale) {
+          if (oldest >= 0) {
+            oldest = -1; // the first invalid slot wins over any valid one
+            lru = s;
+          }
+        } else if (stamps[s] < oldest) {
+          oldest = stamps[s];
+          lru = s;
+        }
+      }
+      if (victim < 0) victimInvalid = oldest < 0;
+    }
+    if (victim < 0) victim = lru;
+    const i = victim * SLOT;
+    keys[victim] = keyLo;
+    d[i + F_HI] = keyHi;
+    d[i + F_GEN] = gen;
+    d[i + F_FRAME] = frame;
+    d[i + F_PERMS] = perms;
+    this.touch(victim);
+    this.used = true;
+    if (gen !== tagGens[keyHi >>> 16]) this.allValid[set] = -1;
+    else if (invalid === (victimInvalid ? 1 : 0)) this.allValid[set] = this.flushes;
+    return victim;
+  }
+
+  /**
+   * fill() for an entry the caller knows has no valid copy here (a probe just missed it and
+   * nothing filled since): in an all-valid set that is the LRU way, found from the stamps alone.
+   */
+  fillAbsent(
+    keyHi: number,
+    keyLo: number,
+    gen: number,
+    frame: number,
+    perms: number,
+    tagGens: Int32Array,
+  ): void {
+    const set = keyLo & this.setMask;
+    if (this.allValid[set] !== this.flushes) {
+      this.fill(keyHi, keyLo, gen, frame, perms, tagGens);
+      return;
+    }
+    const stamps = this.stamps;
+    const base = set * this.ways;
+    const end = base + this.ways;
+    let victim = base;
+    for (let s = base + 1; s < end; s++) if (stamps[s] < stamps[victim]) victim = s;
+    const i = victim * SLOT;
+    this.keys[victim] = keyLo;
+    this.d[i + F_HI] = keyHi;
+    this.d[i + F_GEN] = gen;
+    this.d[i + F_FRAME] = frame;
+    this.d[i + F_PERMS] = perms;
+    this.touch(victim);
+    if (gen !== tagGens[keyHi >>> 16]) this.allValid[set] = -1;
+  }
+
+  /** Drop the entry (keyHi, keyLo) if its set holds it (INVLPG). */
+  invalidate(keyHi: number, keyLo: number): void {
+    const d = this.d;
+    const set = keyLo & this.setMask;
+    const base = set * this.ways;
+    for (let s = base; s < base + this.ways; s++) {
+      const i = s * SLOT;
+      if (d[i + F_HI] === keyHi && this.keys[s] === keyLo) {
+        d[i + F_HI] = EMPTY;
+        this.allValid[set] = -1;
+      }
+    }
+  }
+
+  /** Whether slot s holds a valid entry. */
+  isValid(s: number, tagGens: Int32Array): boolean {
+    const hi = this.d[s * SLOT + F_HI];
+    return hi !== EMPTY && this.d[s * SLOT + F_GEN] === tagGens[hi >>> 16];
+  }
+
+  /** Valid entries, for reports and tests (walks every slot: not for the hot path). */
+  validEntries(tagGens: Int32Array): number {
+    let n = 0;
+    for (let s = 0; s < this.entries; s++) if (this.isValid(s, tagGens)) n++;
+    return n;
+  }
+
+  frameOf(s: number): number {
+    return this.d[s * SLOT + F_FRAME];
+  }
+
+  permsOf(s: number): number {
+    return this.d[s * SLOT + F_PERMS];
+  }
+
+  /** The tag, size code and page number (in units of its size) of slot s. */
+  decode(s: number): { tag: number; sizeCode: number; pageNumber: number } {
+    const hi = this.d[s * SLOT + F_HI];
+    const lo = this.keys[s];
+    return {
+      tag: hi >>> 16,
+      sizeCode: lo >>> 20,
+      pageNumber: (hi & 0xffff) * 1048576 + (lo & 0xfffff),
+    };
+  }
+}
+
+/**
+ * Permission mask to cache for a walk's result: a clean page gets no write permission, so that
+ * the first write misses and walks again to set D, as the hardware does.
+ */
+export function cachedPerms(allowed: number, dirty: boolean): number {
+  return dirty ? allowed & MASK_ALL : allowed & ~MASK_WRITES;
+}
