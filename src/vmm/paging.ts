@@ -90,3 +90,20 @@ export interface PagingModeFactory {
    */
   create(context: PagingContext): VmmPaging;
 }
+
+/** What every mode keeps of the context it was built from. */
+export abstract class PagingModeBase {
+  readonly mem: HostMemory;
+  readonly frames: HostFrames;
+  readonly p2m: P2m;
+  readonly counters: Float64Array;
+  readonly cpu: Vcpu;
+
+  constructor(context: PagingContext) {
+    this.mem = context.mem;
+    this.frames = context.frames;
+    this.p2m = context.p2m;
+    this.counters = context.counters;
+    this.cpu = context.cpu;
+  }
+}

@@ -16,7 +16,6 @@ import type { Gfn, Gpa, Gva, Mfn } from "../../hw/addr.js";
 import { checkTlb, forEachTlbFrame } from "../../hw/check.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { EPT_R, EPT_RWX, EPT_W, eptKindMask } from "../../hw/ept.js";
-import type { HostMemory } from "../../hw/memory.js";
 import type { GuestMemoryPeek } from "../../hw/peek.js";
 import {
   C_EPT_FILLS,
@@ -27,9 +26,13 @@ import {
 } from "../../metrics/counters.js";
 import { memoryOp } from "../balloon/reservation.js";
 import { DomainCrash, frameOrCrash } from "../crash.js";
-import type { HostFrames } from "../frames.js";
-import { P2M_POPULATE_ON_DEMAND, P2M_RAM_SHARED, P2M_TYPE_NAMES, type P2m } from "../p2m.js";
-import type { PagingContext, ReachVisitor, VmmPaging } from "../paging.js";
+import { P2M_POPULATE_ON_DEMAND, P2M_RAM_SHARED, P2M_TYPE_NAMES } from "../p2m.js";
+import {
+  type PagingContext,
+  PagingModeBase,
+  type ReachVisitor,
+  type VmmPaging,
+} from "../paging.js";
 import { checkEpt, checkReach } from "./check.js";
 import { EptTables, eptPermsOf } from "./ept.js";
 
@@ -38,27 +41,18 @@ export interface HapOptions {
   largePages: boolean;
 }
 
-export class HapPaging implements VmmPaging {
+export class HapPaging extends PagingModeBase implements VmmPaging {
   readonly mode = "hap";
   readonly guestKernel = "hvm";
   readonly ept: EptTables;
-  readonly mem: HostMemory;
-  readonly p2m: P2m;
-  readonly counters: Float64Array;
-  readonly cpu: Vcpu;
   readonly guestView: GuestMemoryPeek;
-  private readonly frames: HostFrames;
 
   constructor(
     context: PagingContext,
     readonly options: HapOptions,
   ) {
+    super(context);
     const { mem, p2m, counters } = context;
-    this.mem = mem;
-    this.p2m = p2m;
-    this.counters = counters;
-    this.cpu = context.cpu;
-    this.frames = context.frames;
     this.guestView = p2m;
     this.ept = new EptTables(
       mem,

@@ -16,7 +16,6 @@ import type { Gfn, Gpa, Gva, Mfn } from "../../hw/addr.js";
 import { checkTlb, forEachTlbFrame } from "../../hw/check.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { EBUSY, ENOSYS, type MmuBatch, type PvMmuHypercalls } from "../../hw/hypercall.js";
-import type { HostMemory } from "../../hw/memory.js";
 import type { GuestMemoryPeek } from "../../hw/peek.js";
 import { isPresent, isWritable, PFEC_P, PFEC_W, pteFrame } from "../../hw/pte.js";
 import { OP_STORE64, PF_EMULATED } from "../../hw/vcpu-interfaces.js";
@@ -33,23 +32,21 @@ import {
 } from "../../metrics/counters.js";
 import { MEMOP_DECREASE_RESERVATION, MEMOP_POPULATE_PHYSMAP } from "../balloon/reservation.js";
 import { DomainCrash } from "../crash.js";
-import type { HostFrames } from "../frames.js";
-import type { P2m } from "../p2m.js";
-import type { PagingContext, ReachVisitor, VmmPaging } from "../paging.js";
+import {
+  type PagingContext,
+  PagingModeBase,
+  type ReachVisitor,
+  type VmmPaging,
+} from "../paging.js";
 import { checkPvIsolation, checkPvTables } from "./check.js";
 import { mmuextOp, mmuUpdate, updateVaMapping } from "./hypercalls.js";
 import { PGT_L1, type PvFrameTypes, PvMm } from "./mm.js";
 import { PvGuestPeek } from "./peek.js";
 
-export class PvPaging implements VmmPaging, PvMmuHypercalls {
+export class PvPaging extends PagingModeBase implements VmmPaging, PvMmuHypercalls {
   readonly mode = "pv";
   readonly guestKernel = "pv";
   readonly mm: PvMm;
-  readonly mem: HostMemory;
-  readonly frames: HostFrames;
-  readonly p2m: P2m;
-  readonly counters: Float64Array;
-  readonly cpu: Vcpu;
   /** The guest's tables hold mfns; checkers read them back as gfns through the m2p. */
   readonly guestView: GuestMemoryPeek;
   /** The guest's loaded L4 (MMUEXT_NEW_BASEPTR), holding one L4 type reference; -1 before. */
@@ -61,12 +58,8 @@ export class PvPaging implements VmmPaging, PvMmuHypercalls {
     context: PagingContext,
     readonly types: PvFrameTypes,
   ) {
+    super(context);
     const { mem, frames, p2m, counters } = context;
-    this.mem = mem;
-    this.frames = frames;
-    this.p2m = p2m;
-    this.counters = counters;
-    this.cpu = context.cpu;
     this.guestView = new PvGuestPeek(p2m, frames.m2p);
     this.mm = new PvMm(mem, frames, types, p2m.domain, counters);
     this.mm.flushAll = () => this.cpu.flushTlbAll();

@@ -9,7 +9,6 @@
 import type { UnshadowPolicy, WritableSearch } from "../../config/scenario.js";
 import { type Gfn, type Gpa, type Gva, type Mfn, tableIndex } from "../../hw/addr.js";
 import type { Vcpu } from "../../hw/cpu.js";
-import type { HostMemory } from "../../hw/memory.js";
 import type { GuestMemoryPeek } from "../../hw/peek.js";
 import { isPresent, pteFrame } from "../../hw/pte.js";
 import { PF_EMULATED, PF_RETRY } from "../../hw/vcpu-interfaces.js";
@@ -24,9 +23,12 @@ import {
 } from "../../metrics/counters.js";
 import { memoryOp } from "../balloon/reservation.js";
 import { DomainCrash, frameOrCrash } from "../crash.js";
-import type { HostFrames } from "../frames.js";
-import type { P2m } from "../p2m.js";
-import type { PagingContext, ReachVisitor, VmmPaging } from "../paging.js";
+import {
+  type PagingContext,
+  PagingModeBase,
+  type ReachVisitor,
+  type VmmPaging,
+} from "../paging.js";
 import { checkBookkeeping, checkShadow, forEachReach } from "./check.js";
 import { unshadow } from "./emulate.js";
 import { handleShadowFault } from "./fault.js";
@@ -51,16 +53,11 @@ export function defaultShadowPoolPages(memoryBytes: number, vcpus = 1): number {
 /** Fewest pool pages that can hold one translation path and a spare. */
 export const MIN_SHADOW_POOL = 8;
 
-export class ShadowPaging implements VmmPaging {
+export class ShadowPaging extends PagingModeBase implements VmmPaging {
   readonly mode = "shadow";
   readonly guestKernel = "hvm";
-  readonly mem: HostMemory;
-  readonly p2m: P2m;
-  readonly counters: Float64Array;
-  readonly cpu: Vcpu;
   readonly guestView: GuestMemoryPeek;
   readonly tables: ShadowTables;
-  private readonly frames: HostFrames;
   /** The frames of the pool (the host's, lent to the domain until it is destroyed). */
   private readonly poolFrames: Mfn[];
   /** The software walker for guest tables (tables found through the P2M). */
@@ -76,12 +73,8 @@ export class ShadowPaging implements VmmPaging {
     poolFrames: Mfn[],
     readonly options: ShadowOptions,
   ) {
+    super(context);
     const { mem, p2m, counters } = context;
-    this.mem = mem;
-    this.p2m = p2m;
-    this.counters = counters;
-    this.cpu = context.cpu;
-    this.frames = context.frames;
     this.guestView = p2m;
     this.poolFrames = poolFrames;
     if (poolFrames.length < MIN_SHADOW_POOL) {
