@@ -173,6 +173,7 @@ describe("defaults", () => {
         pcid: false,
         gigaPages: false,
         walkCaches: { pwc: false, eptPwc: false, nestedTlb: false },
+        dataCache: false,
       },
       host: {
         memory: 0,
@@ -244,6 +245,7 @@ describe("defaults", () => {
       pcid: true,
       gigaPages: false,
       walkCaches: { pwc: false, eptPwc: false, nestedTlb: false },
+      dataCache: false,
     });
     expect(s.costs).toEqual({ walk_ref: 30 });
     expect(s.seed).toBe(7);

@@ -6,9 +6,11 @@
  * know which they got.
  */
 
+import { DATA_CACHE_GEOMETRY } from "../config/defaults.js";
 import type { DomainSpec, HardwareSpec } from "../config/scenario.js";
 import { NativePagingOps, type PagingOps } from "../guest/paging-ops.js";
 import { PvPagingOps } from "../guest/pv-paging-ops.js";
+import { DataCache } from "../hw/cache.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
 import type { GuestMemoryPeek } from "../hw/peek.js";
@@ -49,6 +51,8 @@ export function nativePlatform(
   });
   cpu.ctl.gbpages = hardware.gigaPages;
   if (hardware.walkCaches?.pwc) cpu.pwc = pwcLevels();
+  // A machine of its own: its own caches.
+  if (hardware.dataCache) cpu.useDataCache(new DataCache(DATA_CACHE_GEOMETRY));
   return {
     mem,
     cpu,

@@ -15,7 +15,7 @@ import {
 } from "../metrics/counters.js";
 import type { ProcessDriver } from "../workload/driver.js";
 import { Rng } from "../workload/rng.js";
-import { type BenchMode, benchGuest } from "./guest.js";
+import { type BenchMode, type BenchOptions, benchGuest } from "./guest.js";
 
 export interface BenchResult {
   name: string;
@@ -55,8 +55,9 @@ export function benchAccess(
   name: string,
   hotShare: number,
   count: number,
+  options: BenchOptions = {},
 ): BenchResult {
-  const g = benchGuest(mode, 4.5 * 2 ** 30, PAGES);
+  const g = benchGuest(mode, 4.5 * 2 ** 30, PAGES, options);
   populate(g.driver, PAGES);
   const rng = new Rng(11);
   accessLoop(g.driver, rng, count / 4, hotShare); // warm-up: JIT and TLB

@@ -4,14 +4,11 @@
  * speed on one access, not the scenario machinery's.
  */
 
-import { virtualPlatform } from "../api/platform.js";
+import { nativePlatform, type Platform, virtualPlatform } from "../api/platform.js";
 import { defaultBalloon, SCENARIO_DEFAULTS } from "../config/defaults.js";
-import type { DomainSpec, ProcessSpec } from "../config/scenario.js";
+import type { DomainSpec, HardwareSpec, ProcessSpec } from "../config/scenario.js";
 import { Kernel } from "../guest/kernel.js";
-import { NativePagingOps, type PagingOps } from "../guest/paging-ops.js";
 import { Scheduler } from "../guest/scheduler.js";
-import { Vcpu } from "../hw/cpu.js";
-import { HostMemory } from "../hw/memory.js";
 import { newCounters } from "../metrics/counters.js";
 import { Host } from "../vmm/host.js";
 import { ProcessDriver } from "../workload/driver.js";
@@ -19,41 +16,45 @@ import { Rng } from "../workload/rng.js";
 
 export type BenchMode = "native" | "shadow" | "hap" | "pv";
 
-export function benchGuest(mode: BenchMode, memBytes: number, heapPages: number) {
+/** What the benchmarks can switch on: the timing model's data caches. */
+export interface BenchOptions {
+  dataCache?: boolean;
+}
+
+export function benchGuest(
+  mode: BenchMode,
+  memBytes: number,
+  heapPages: number,
+  options: BenchOptions = {},
+) {
   const frames = memBytes / 4096;
   const counters = newCounters();
-  let cpu: Vcpu;
+  const domain: DomainSpec = {
+    name: "bench",
+    memory: memBytes,
+    mode,
+    quantum: 1e9,
+    processes: [],
+    shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap" },
+    balloon: defaultBalloon(memBytes),
+    osImage: SCENARIO_DEFAULTS.osImage,
+  };
+  const hardware: HardwareSpec = {
+    tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 12 } },
+    pcid: false,
+    gigaPages: false,
+    dataCache: options.dataCache ?? false,
+  };
   let host: Host | null = null;
-  let ops: PagingOps;
+  let platform: Platform;
   if (mode === "native") {
-    cpu = new Vcpu(new HostMemory(frames), counters);
-    ops = new NativePagingOps(cpu);
+    platform = nativePlatform(domain, hardware, counters);
   } else {
-    const spec: DomainSpec = {
-      name: "bench",
-      memory: memBytes,
-      mode,
-      quantum: 1e9,
-      processes: [],
-      shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap" },
-      balloon: defaultBalloon(memBytes),
-      osImage: SCENARIO_DEFAULTS.osImage,
-    };
     // RAM, the P2M's pages, the EPT's (or the shadow pool) and room to spare.
     host = new Host(frames + (3 * frames) / 512 + 8192);
-    const platform = virtualPlatform(
-      host,
-      spec,
-      {
-        tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 12 } },
-        pcid: false,
-        gigaPages: false,
-      },
-      counters,
-    );
-    cpu = platform.cpu;
-    ops = platform.ops;
+    platform = virtualPlatform(host, domain, hardware, counters);
   }
+  const { cpu, ops } = platform;
   const kernel = new Kernel(cpu, ops, frames, counters, {
     gigaPages: false,
     pcid: false,

@@ -3,7 +3,7 @@
  * Scenario always holds every value; the figures' sources are beside them.
  */
 
-import type { AutoPolicySettings, BalloonSpec, PagingMode } from "./scenario.js";
+import type { AutoPolicySettings, BalloonSpec, CacheGeometry, PagingMode } from "./scenario.js";
 import { MiB, TiB } from "./sizes.js";
 
 /** Defaults for every optional field of the file form. */
@@ -63,6 +63,18 @@ export const MOM_DEFAULTS: Omit<AutoPolicySettings, "interval"> = {
   minGuestFree: 0.2,
   maxChange: 0.05,
   minChange: 0.0025,
+};
+
+/**
+ * The data caches of one core of an Intel Xeon Scalable (Skylake-SP) processor: L1d 32 KiB
+ * 8-way, L2 1 MiB 16-way, and its 1.375 MiB 11-way slice of the shared last-level cache (Intel
+ * 64 and IA-32 Architectures Optimization Reference Manual, the Skylake Server
+ * microarchitecture's cache parameters). One core runs the simulation, so it gets one slice.
+ */
+export const DATA_CACHE_GEOMETRY: CacheGeometry = {
+  l1: { bytes: 32 * 1024, ways: 8 },
+  l2: { bytes: 1024 * 1024, ways: 16 },
+  llc: { bytes: 1408 * 1024, ways: 11 },
 };
 
 /** The largest guest a scenario may give a domain. */

@@ -175,6 +175,24 @@ export interface HardwareSpec {
   gigaPages: boolean;
   /** The page walk's caches; default: none (a cold 4-level walk makes 4 references, 24 in 2D). */
   walkCaches?: WalkCacheSpec;
+  /**
+   * Whether data accesses and page-walk references go through a data-cache hierarchy (counted
+   * by the level that held each line); default: not modelled.
+   */
+  dataCache?: boolean;
+}
+
+/** One level of a data cache: its capacity in bytes (ways x sets x 64) and its ways. */
+export interface CacheLevelSpec {
+  bytes: number;
+  ways: number;
+}
+
+/** The data-cache hierarchy of one physical CPU. */
+export interface CacheGeometry {
+  l1: CacheLevelSpec;
+  l2: CacheLevelSpec;
+  llc: CacheLevelSpec;
 }
 
 /** Which caches the page walker has (see hw/pwc.ts and hw/nested.ts). */

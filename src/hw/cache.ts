@@ -10,12 +10,14 @@
  *                                           └miss─> CACHE_DRAM ────┘ every level it missed
  *
  * A line is named by its host-physical address / 64: mfn * 64 + the line within the frame.
- * Each level is set-associative with true LRU (a use stamp per way). Modelling choices, each an
+ * Each level is set-associative with true LRU. Modelling choices, each an
  * assumption: fills are inclusive (every level missed gets the line; Skylake-SP's LLC is a
  * non-inclusive victim cache); stores allocate like loads and write-backs are not modelled;
  * there is no prefetcher. The caches are physically tagged: nothing is flushed on a CR3 write
  * or a VM exit, and domains on one physical CPU share them.
  */
+
+import type { CacheGeometry, CacheLevelSpec } from "../config/scenario.js";
 
 /** Where access() found a line. */
 export const CACHE_L1 = 0;
@@ -27,34 +29,30 @@ export const CACHE_DRAM = 3;
 export const LINE_BYTES = 64;
 export const LINES_PER_FRAME = 64;
 
-/** The shape of one cache level. */
-export interface CacheLevelSpec {
-  /** Capacity in bytes: ways x sets x 64, with sets a power of two. */
-  bytes: number;
-  ways: number;
-}
+/** The tag of an empty way: no line's (a tag is below 2^32 - 1 for any frame number). */
+const EMPTY = 0xffffffff;
 
-export interface CacheGeometry {
-  l1: CacheLevelSpec;
-  l2: CacheLevelSpec;
-  llc: CacheLevelSpec;
-}
-
-/** A tag no line has. */
-const EMPTY = -1;
-/** Stamps are renumbered before they reach 2^30, far from int32 overflow. */
-const CLOCK_LIMIT = 0x40000000;
-
-/** One set-associative level. */
+/**
+ * One set-associative level with true LRU. Each set keeps its ways' tags in order of use, the
+ * most recent first: a hit moves its tag to the front, a miss drops the last and puts the new
+ * tag first. A set is one run of `ways` words, so a lookup reads one or two host cache lines
+ * and keeps no stamps.
+ */
 export class CacheLevel {
   readonly ways: number;
   readonly sets: number;
   readonly setMask: number;
-  /** The line held by each way (set * ways + way), EMPTY when none. */
-  readonly lines: Float64Array;
-  /** LRU stamp of each way (larger: more recent). */
-  readonly stamps: Int32Array;
-  private clock = 0;
+  /**
+   * The tags of each set, most recently used first (set * ways + rank): a tag is the line /
+   * sets, the line's bits above the set index (with 64 sets or more, at most the frame
+   * number); EMPTY where a way holds nothing.
+   */
+  readonly tags: Uint32Array;
+  /**
+   * log2(sets) - 6: how the frame number gives the tag. With 64 sets or more, the tag is the
+   * frame number shifted right by this; below, shifted left, with the line's high bits.
+   */
+  private readonly frameShift: number;
 
   constructor(spec: CacheLevelSpec) {
     const sets = spec.bytes / LINE_BYTES / spec.ways;
@@ -66,57 +64,40 @@ export class CacheLevel {
     this.ways = spec.ways;
     this.sets = sets;
     this.setMask = sets - 1;
-    this.lines = new Float64Array(sets * spec.ways).fill(EMPTY);
-    this.stamps = new Int32Array(sets * spec.ways);
+    this.tags = new Uint32Array(sets * spec.ways).fill(EMPTY);
+    this.frameShift = Math.log2(sets) - 6;
   }
 
-  /** Whether the level holds `line` (in set `set`); a hit makes it the most recent of its set. */
-  probe(line: number, set: number): boolean {
-    const lines = this.lines;
+  /**
+   * Whether the level holds line `lineInFrame` of frame `mfn`; either way the line is then the
+   * most recently used of its set (a miss evicts the least recent). Integer operations only.
+   */
+  lookupOrFill(mfn: number, lineInFrame: number): boolean {
+    const set = ((mfn << 6) | lineInFrame) & this.setMask;
+    const shift = this.frameShift;
+    const tag =
+      shift >= 0 ? mfn >>> shift : ((mfn << -shift) | (lineInFrame >>> (shift + 6))) >>> 0;
+    const tags = this.tags;
     const base = set * this.ways;
-    const end = base + this.ways;
-    for (let w = base; w < end; w++) {
-      if (lines[w] === line) {
-        this.stamps[w] = this.tick();
-        return true;
-      }
-    }
-    return false;
+    if (tags[base] === tag) return true;
+    const last = base + this.ways - 1;
+    let w = base + 1;
+    while (w <= last && tags[w] !== tag) w++;
+    const hit = w <= last;
+    // Move the ways before it (all of them on a miss) down by one; the line goes first.
+    for (let k = hit ? w : last; k > base; k--) tags[k] = tags[k - 1];
+    tags[base] = tag;
+    return hit;
   }
 
-  /** Put `line` in set `set` in place of its least recently used way. */
-  fill(line: number, set: number): void {
-    const stamps = this.stamps;
+  /** Whether line `lineInFrame` of frame `mfn` is held, changing nothing (tests, checkers). */
+  holds(mfn: number, lineInFrame: number): boolean {
+    const line = mfn * LINES_PER_FRAME + lineInFrame;
+    const set = line % this.sets;
+    const tag = (line - set) / this.sets;
     const base = set * this.ways;
-    const end = base + this.ways;
-    let victim = base;
-    for (let w = base + 1; w < end; w++) if (stamps[w] < stamps[victim]) victim = w;
-    this.lines[victim] = line;
-    stamps[victim] = this.tick();
-  }
-
-  /** Whether `line` is held, changing nothing (for tests and checkers). */
-  holds(line: number): boolean {
-    const base = (line % this.sets) * this.ways;
-    for (let w = base; w < base + this.ways; w++) if (this.lines[w] === line) return true;
+    for (let w = base; w < base + this.ways; w++) if (this.tags[w] === tag) return true;
     return false;
-  }
-
-  private tick(): number {
-    if (this.clock + 1 >= CLOCK_LIMIT) this.renumber();
-    return ++this.clock;
-  }
-
-  /** Renumber each set's stamps 1..ways in their order, so the clock can restart at ways. */
-  private renumber(): void {
-    const ways = this.ways;
-    const order = new Int32Array(ways);
-    for (let base = 0; base < this.lines.length; base += ways) {
-      for (let w = 0; w < ways; w++) order[w] = base + w;
-      order.sort((a, b) => this.stamps[a] - this.stamps[b]);
-      for (let k = 0; k < ways; k++) this.stamps[order[k]] = k + 1;
-    }
-    this.clock = ways;
   }
 }
 
@@ -136,30 +117,19 @@ export class DataCache {
    * (CACHE_L1 .. CACHE_DRAM); afterwards every level holds it.
    */
   access(mfn: number, lineInFrame: number): number {
-    const line = mfn * LINES_PER_FRAME + lineInFrame;
-    // The set index is the line's low bits: int32 arithmetic keeps them exact.
-    const low = (mfn << 6) | lineInFrame;
-    const l1 = this.l1;
-    const s1 = low & l1.setMask;
-    if (l1.probe(line, s1)) return CACHE_L1;
-    const l2 = this.l2;
-    const s2 = low & l2.setMask;
-    if (l2.probe(line, s2)) {
-      l1.fill(line, s1);
-      return CACHE_L2;
-    }
-    const llc = this.llc;
-    const s3 = low & llc.setMask;
-    let level = CACHE_DRAM;
-    if (llc.probe(line, s3)) level = CACHE_LLC;
-    else llc.fill(line, s3);
-    l2.fill(line, s2);
-    l1.fill(line, s1);
-    return level;
+    if (this.l1.lookupOrFill(mfn, lineInFrame)) return CACHE_L1;
+    if (this.l2.lookupOrFill(mfn, lineInFrame)) return CACHE_L2;
+    if (this.llc.lookupOrFill(mfn, lineInFrame)) return CACHE_LLC;
+    return CACHE_DRAM;
   }
 
-  /** The 64 lines of a 4 KiB frame, in order (a page zeroed or copied): each line's level. */
+  /** The 64 lines of a 4 KiB frame, in order (a page zeroed or copied), counted in `counts`. */
   accessFrame(mfn: number, counts: Float64Array, base: number): void {
     for (let line = 0; line < LINES_PER_FRAME; line++) counts[base + this.access(mfn, line)]++;
+  }
+
+  /** The 64 lines of a 4 KiB frame come into every level (a page zeroed or copied whole). */
+  touchFrame(mfn: number): void {
+    for (let line = 0; line < LINES_PER_FRAME; line++) this.access(mfn, line);
   }
 }

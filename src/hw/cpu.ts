@@ -19,6 +19,7 @@ import type * as Counters from "../metrics/counters.js";
 import { WALK_HIST_SIZE } from "../metrics/counters.js";
 import type * as Access from "./access.js";
 import type { Gpa, Gva, Mfn } from "./addr.js";
+import type { DataCache } from "./cache.js";
 import type { MmuBatch, PvMmuHypercalls } from "./hypercall.js";
 import type { HostMemory } from "./memory.js";
 import type { NestedWalker } from "./nested.js";
@@ -45,7 +46,7 @@ import {
   XLATE_EMULATED,
   XLATE_FAULT,
 } from "./vcpu-interfaces.js";
-import { translateNested, walkCached } from "./vcpu-walks.js";
+import { countRefsFrom, translateNested, walkCached } from "./vcpu-walks.js";
 import { type PagingControl, WALK_OK, WALK_SLOW, Walker } from "./walker.js";
 
 // Local copies of imported constants used on the hot path: V8 does not fold imported bindings
@@ -67,6 +68,7 @@ const C_TLB_FLUSHES: typeof Counters.C_TLB_FLUSHES = 12;
 const C_PAGE_ZERO: typeof Counters.C_PAGE_ZERO = 13;
 const C_PAGE_COPY: typeof Counters.C_PAGE_COPY = 14;
 const C_PAGE_READS: typeof Counters.C_PAGE_READS = 67;
+const C_DATA_FROM_L1D: typeof Counters.C_DATA_FROM_L1D = 94;
 const ACC_USER: typeof Access.ACC_USER = 3;
 const KIND_SUP_READ: typeof Access.KIND_SUP_READ = 0;
 const KIND_SUP_WRITE: typeof Access.KIND_SUP_WRITE = 1;
@@ -149,6 +151,8 @@ export class Vcpu implements GuestCpu {
   exitTrace: ExitTrace[] | null = null;
   /** The numbers of the TLB tags this vCPU has used. */
   readonly tags: TlbTags;
+  /** The data caches of the physical CPU it runs on (null: not modelled; see useDataCache). */
+  dcache: DataCache | null = null;
 
   constructor(mem: HostMemory, counters: Float64Array, geometry?: TlbGeometry) {
     this.mem = mem;
@@ -172,6 +176,16 @@ export class Vcpu implements GuestCpu {
   }
 
   /**
+   * Model the data caches: data accesses and the walks' references go through `cache` (shared
+   * by every vCPU of the physical CPU), counted by where each found its line.
+   */
+  useDataCache(cache: DataCache): void {
+    this.dcache = cache;
+    this.walker.cache = cache;
+    if (this.nested !== null) this.nested.cache = cache;
+  }
+
+  /**
    * One data access (8 bytes at gva) of `kind`; a write stores the 32-bit `value`, a read leaves
    * what it read in readValue. Returns the 4 KiB frame used, or XLATE_FAULT / XLATE_EMULATED.
    */
@@ -189,6 +203,8 @@ export class Vcpu implements GuestCpu {
       return frame;
     }
     const qword = ((gva >>> 0) & 4095) >>> 3;
+    const dcache = this.dcache;
+    if (dcache !== null) this.counters[C_DATA_FROM_L1D + dcache.access(frame, qword >>> 3)]++;
     if (kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) {
       this.counters[C_WRITES]++;
       this.mem.writeData(frame, qword, value);
@@ -310,6 +326,7 @@ export class Vcpu implements GuestCpu {
       c[C_WALKS]++;
       c[C_WALK_REFS] += walker.refs;
       this.walkHist[walker.refs]++;
+      if (this.dcache !== null) countRefsFrom(c, walker.refsFrom);
       if (this.trace !== null) this.recordWalk(result);
       if (result === WALK_OK) {
         const perms = cachedPerms(walker.allowed, walker.dirty);
@@ -353,6 +370,14 @@ export class Vcpu implements GuestCpu {
     return leafFrame(w.entryLo[w.level], w.entryHi[w.level], w.level);
   }
 
+  /** A kernel load or store at gva of frame: through the data caches, when modelled. */
+  private countData(frame: Mfn, gva: Gva): void {
+    const dcache = this.dcache;
+    if (dcache !== null && frame < this.mem.frames) {
+      this.counters[C_DATA_FROM_L1D + dcache.access(frame, ((gva >>> 0) & 4095) >>> 6)]++;
+    }
+  }
+
   private recordWalk(result: number): void {
     this.trace?.push(this.walker.trace(this.rootMfn, result));
   }
@@ -362,6 +387,7 @@ export class Vcpu implements GuestCpu {
     const frame = this.translate(gva, KIND_SUP_READ);
     if (frame < 0) return frame;
     this.counters[C_READS]++;
+    this.countData(frame, gva);
     this.mem.read64(frame, Math.floor((gva % 4096) / 8));
     this.lo = this.mem.lo;
     this.hi = this.mem.hi;
@@ -377,6 +403,7 @@ export class Vcpu implements GuestCpu {
     this.op = OP_ACCESS;
     if (frame < 0) return frame === XLATE_EMULATED ? 0 : frame;
     this.counters[C_WRITES]++;
+    this.countData(frame, gva);
     this.mem.write64(frame, Math.floor((gva % 4096) / 8), lo, hi);
     return 0;
   }
@@ -388,6 +415,8 @@ export class Vcpu implements GuestCpu {
     this.op = OP_ACCESS;
     if (frame < 0) return frame === XLATE_EMULATED ? 0 : frame;
     this.counters[C_PAGE_ZERO]++;
+    // The page's lines come into the caches; the zeroing is priced as a whole (page_zero).
+    this.dcache?.touchFrame(frame);
     this.mem.zeroFrame(frame);
     return 0;
   }
@@ -402,6 +431,8 @@ export class Vcpu implements GuestCpu {
     this.op = OP_ACCESS;
     if (dst < 0) return dst === XLATE_EMULATED ? 0 : dst;
     this.counters[C_PAGE_COPY]++;
+    this.dcache?.touchFrame(src);
+    this.dcache?.touchFrame(dst);
     this.mem.copyFrame(dst, src);
     return 0;
   }

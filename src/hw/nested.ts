@@ -23,6 +23,7 @@
  */
 
 import type * as Access from "./access.js";
+import type { DataCache } from "./cache.js";
 import { EPT_PS, EPT_R, EPT_RWX, EPT_W, eptKindMask, eptNeed } from "./ept.js";
 import type { HostMemory } from "./memory.js";
 import type * as Pte from "./pte.js";
@@ -94,6 +95,12 @@ export class NestedWalker {
   /** References made by the last walk: all of them, and those to EPT entries. */
   refs = 0;
   eptRefs = 0;
+  /**
+   * The data caches the references go through (null: not modelled), and where the last walk's
+   * references found their lines (by CACHE_L1 .. CACHE_DRAM).
+   */
+  cache: DataCache | null = null;
+  readonly refsFrom = new Float64Array(4);
   /** Cache hits and misses of the last walk (added to the counters by the vCPU). */
   pwcHits = 0;
   pwcMisses = 0;
@@ -166,6 +173,7 @@ export class NestedWalker {
     this.eptPwcMisses = 0;
     this.ntlbHits = 0;
     this.ntlbMisses = 0;
+    if (this.cache !== null) this.refsFrom.fill(0);
     const nxe = ctl.nxe;
     const hiReserved = nxe ? PTE_HI_RESERVED : PTE_HI_RESERVED | PTE_HI_NX;
     const vpn = Math.floor(gva / 4096);
@@ -207,6 +215,7 @@ export class NestedWalker {
       const lo = mem.lo;
       const hi = mem.hi;
       this.refs++;
+      this.probe(mem, tableMfn, idx);
       this.tableMfn[level] = tableMfn;
       this.tableGfn[level] = tableGfn;
       this.tableEpt[level] = tableEpt;
@@ -291,6 +300,12 @@ export class NestedWalker {
     return NESTED_OK;
   }
 
+  /** A reference to entry `idx` of table `mfn` through the data caches, when they are modelled. */
+  private probe(mem: HostMemory, mfn: number, idx: number): void {
+    const cache = this.cache;
+    if (cache !== null && mfn < mem.frames) this.refsFrom[cache.access(mfn, idx >>> 3)]++;
+  }
+
   /** Highest guest level the last walk read itself (4, or below a cache hit). */
   firstLevel = 4;
   /** Per guest level: the AND of the low halves and OR of the high halves from L4 down to it. */
@@ -362,6 +377,7 @@ export class NestedWalker {
       const hi = mem.hi;
       this.refs++;
       this.eptRefs++;
+      this.probe(mem, table, idx);
       this.log?.push({ dim: "ept", level, tableMfn: table, index: idx, lo, hi, gfn });
       perms &= lo & EPT_RWX;
       if ((lo & EPT_RWX) === 0 || (perms & need) !== need) {

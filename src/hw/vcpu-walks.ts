@@ -34,8 +34,14 @@ const C_EPT_PWC_HITS: typeof Counters.C_EPT_PWC_HITS = 76;
 const C_EPT_PWC_MISSES: typeof Counters.C_EPT_PWC_MISSES = 77;
 const C_NTLB_HITS: typeof Counters.C_NTLB_HITS = 78;
 const C_NTLB_MISSES: typeof Counters.C_NTLB_MISSES = 79;
+const C_WALK_FROM_L1D: typeof Counters.C_WALK_FROM_L1D = 98;
 /** Pages covered by one entry of each level (index 2..4): the prefix of a cached entry. */
 const PREFIX_SPAN = [0, 1, 512, 512 * 512, 512 * 512 * 512];
+
+/** Add a walk's references, by the cache level that held each line, to the counters. */
+export function countRefsFrom(c: Float64Array, refsFrom: Float64Array): void {
+  for (let level = 0; level < 4; level++) c[C_WALK_FROM_L1D + level] += refsFrom[level];
+}
 
 /**
  * A walk that starts from the lowest cached upper-level entry of gva, if any, and caches the
@@ -103,6 +109,7 @@ export function translateNested(cpu: Vcpu, nested: NestedWalker, gva: Gva, kind:
     c[C_NTLB_HITS] += nested.ntlbHits;
     c[C_NTLB_MISSES] += nested.ntlbMisses;
     cpu.walkHist[nested.refs]++;
+    if (cpu.dcache !== null) countRefsFrom(c, nested.refsFrom);
     if (cpu.trace !== null) recordNestedWalk(cpu, nested, result);
     if (result === NESTED_OK) {
       const perms = cachedPerms(nested.allowed, nested.dirty);

@@ -18,6 +18,7 @@
  */
 
 import type * as Access from "./access.js";
+import type { DataCache } from "./cache.js";
 import type * as Memory from "./memory.js";
 import type { HostMemory } from "./memory.js";
 import type * as Pte from "./pte.js";
@@ -159,6 +160,12 @@ export class Walker {
   dirty = false;
   /** Memory references made by the last walk. */
   refs = 0;
+  /**
+   * The data caches the walk's references go through (null: not modelled), and where the last
+   * walk's references found their lines (by CACHE_L1 .. CACHE_DRAM), counted while it is set.
+   */
+  cache: DataCache | null = null;
+  readonly refsFrom = new Float64Array(4);
   /** Per level (index 1..4): the frame of the table read, the index used and the entry read. */
   readonly tableMfn = new Float64Array(5);
   readonly tableIdx = new Int32Array(5);
@@ -282,6 +289,8 @@ export class Walker {
     const entryLo = this.entryLo;
     const entryHi = this.entryHi;
     let tableMfn = startMfn;
+    const cache = this.cache;
+    if (cache !== null) this.refsFrom.fill(0);
     // Over the levels read so far: the AND of the low halves (RW, US and A of every entry) and
     // the OR of the high halves (NX of any entry).
     let andLo = startAndLo;
@@ -292,6 +301,7 @@ export class Walker {
       let lo = 0;
       let hi = 0;
       if (tableMfn < frames) {
+        if (cache !== null) this.refsFrom[cache.access(tableMfn, idx >>> 3)]++;
         const slot = meta[2 * tableMfn];
         if (slot >= 0) {
           const w = slot * WORDS_PER_FRAME + idx * 2;
@@ -388,10 +398,15 @@ export class Walker {
     let hi = 0;
     let andLo = -1;
     let orHi = 0;
+    const cache = this.cache;
     for (let level = 4; level >= 1; level--) {
       const slot = mem.tableSlot(mfn);
       if (slot < 0) return WALK_SLOW;
       const idx = level >= 3 ? (pnHi >>> (9 * level - 27)) & 511 : (pnLo >>> (9 * level - 9)) & 511;
+      if (cache !== null) {
+        this.tableMfn[level] = mfn;
+        this.tableIdx[level] = idx;
+      }
       const w = slot * WORDS_PER_FRAME + idx * 2;
       lo = pool[w];
       hi = pool[w + 1];
@@ -410,6 +425,14 @@ export class Walker {
       ctl,
     );
     if (((allowed >> kind) & 1) === 0) return WALK_SLOW;
+    // The references go through the caches once the walk is known to be this one (a walk left
+    // to walk() reads the same entries again, and must not find them cached by this attempt).
+    if (cache !== null) {
+      this.refsFrom.fill(0);
+      for (let level = 4; level >= 1; level--) {
+        this.refsFrom[cache.access(this.tableMfn[level], this.tableIdx[level] >>> 3)]++;
+      }
+    }
     const frame = mfn;
     this.frame = frame;
     this.level = 1;

@@ -107,6 +107,16 @@ export const COUNTER_NAMES = [
   "pv_validation_failures",
   "pv_hypercall_errors",
   "need_flush_tlb_flush",
+  // the data caches (hardware.data_cache): where each data access and hardware walk reference
+  // found its line
+  "data_from_l1d",
+  "data_from_l2",
+  "data_from_llc",
+  "data_from_dram",
+  "walk_from_l1d",
+  "walk_from_l2",
+  "walk_from_llc",
+  "walk_from_dram",
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -276,6 +286,15 @@ export const C_PV_PAGE_VALIDATIONS = 90;
 export const C_PV_VALIDATION_FAILURES = 91;
 export const C_PV_HYPERCALL_ERRORS = 92;
 export const C_NEED_FLUSH_TLB_FLUSH = 93;
+// Four counters by cache level each, in hw/cache.ts's order (CACHE_L1 .. CACHE_DRAM).
+export const C_DATA_FROM_L1D = 94;
+export const C_DATA_FROM_L2 = 95;
+export const C_DATA_FROM_LLC = 96;
+export const C_DATA_FROM_DRAM = 97;
+export const C_WALK_FROM_L1D = 98;
+export const C_WALK_FROM_L2 = 99;
+export const C_WALK_FROM_LLC = 100;
+export const C_WALK_FROM_DRAM = 101;
 
 export const COUNTER_COUNT = COUNTER_NAMES.length;
 

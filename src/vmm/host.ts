@@ -4,6 +4,7 @@
  * its paging mode (modes.ts), whose intercepts the vCPU exits to.
  */
 
+import { DATA_CACHE_GEOMETRY } from "../config/defaults.js";
 import type {
   BalloonPolicySpec,
   DomainSpec,
@@ -11,6 +12,7 @@ import type {
   HostSwapSpec,
   SharingSpec,
 } from "../config/scenario.js";
+import { DataCache } from "../hw/cache.js";
 import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
 import { newCounters } from "../metrics/counters.js";
@@ -78,6 +80,8 @@ export class Host {
   /** The ESX-style scanner's random stream. */
   private readonly randomBelow: (n: number) => number;
   private readonly sharingSpec: SharingSpec | null;
+  /** The physical CPU's data caches, made with the first domain that models them. */
+  private dataCache: DataCache | null = null;
   private fixed: FixedTargets | null = null;
   private auto: AutoBalloonPolicy | null = null;
 
@@ -186,6 +190,11 @@ export class Host {
       sharing: this.sharing,
     });
     cpu.intercepts = paging;
+    // Every vCPU runs on the host's one physical CPU: they share its caches.
+    if (hardware.dataCache) {
+      this.dataCache ??= new DataCache(DATA_CACHE_GEOMETRY);
+      cpu.useDataCache(this.dataCache);
+    }
     const domain: VmmDomain = {
       id,
       spec,

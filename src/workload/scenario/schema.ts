@@ -45,6 +45,7 @@ const hardwareSchema = strict({
     ept_pwc: bool().default(false),
     nested_tlb: bool().default(false),
   }).prefault({}),
+  data_cache: bool().default(false),
 });
 
 const cycles = () => num("a number of cycles >= 0", (v) => v >= 0);

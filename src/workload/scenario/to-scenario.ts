@@ -35,6 +35,7 @@ export function toScenario(f: ScenarioFile, fileName: string): Scenario {
         eptPwc: f.hardware.walk_caches.ept_pwc,
         nestedTlb: f.hardware.walk_caches.nested_tlb,
       },
+      dataCache: f.hardware.data_cache,
     },
     host: {
       memory: f.host.memory ?? 0,
