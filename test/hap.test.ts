@@ -159,6 +159,7 @@ describe("the step API under HAP", () => {
   test("shows each of a cold 2D walk's 24 references and the EPT violations before it", () => {
     const scenario = parseScenario(
       [
+        "hardware: { walk_caches: { pwc: false, ept_pwc: false } } # the cold walk: 24 refs",
         "domains:",
         "  - name: d",
         "    memory: 64MiB",

@@ -169,11 +169,13 @@ describe("defaults", () => {
       description: "",
       seed: 1,
       hardware: {
+        // The default CPU profile's (skylake-sp): its TLBs, caches and walk caches.
+        cpu: "skylake-sp",
         tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 12 } },
         pcid: false,
         gigaPages: false,
-        walkCaches: { pwc: false, eptPwc: false, nestedTlb: false },
-        dataCache: false,
+        walkCaches: { pwc: true, eptPwc: true, nestedTlb: false },
+        dataCache: true,
       },
       host: {
         memory: 0,
@@ -224,6 +226,8 @@ describe("defaults", () => {
               image: "p",
               imageData: 0,
               hugePages: false,
+              instructionsPerAccess: 2,
+              cpi: 0.6,
               trace: null,
             },
           ],
@@ -241,11 +245,12 @@ describe("defaults", () => {
       "x.yaml",
     );
     expect(s.hardware).toEqual({
+      cpu: "skylake-sp",
       tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 6 } },
       pcid: true,
       gigaPages: false,
-      walkCaches: { pwc: false, eptPwc: false, nestedTlb: false },
-      dataCache: false,
+      walkCaches: { pwc: true, eptPwc: true, nestedTlb: false },
+      dataCache: true,
     });
     expect(s.costs).toEqual({ walk_ref: 30 });
     expect(s.seed).toBe(7);
@@ -700,7 +705,7 @@ describe("errors", () => {
       'many.yaml:9:15: domains[0].processes[0].kind: expected one of database, build, mmap-churn, trace, got "compiler"',
       'many.yaml:10:22: domains[0].processes[0].working_set: expected a size such as "512MiB" or a number of bytes (units are binary: write "1GiB"), got "1GB"',
       "many.yaml:11:18: domains[0].processes[0].fetches: expected a number between 0 and 1, got -0.5",
-      'many.yaml:12:9: domains[0].processes[0].colour: unknown key "colour" (expected one of name, kind, instances, working_set, code, pattern, writes, fetches, child_accesses, jobs, churn_accesses, lifetime, image, image_data, huge_pages, trace, loop)',
+      'many.yaml:12:9: domains[0].processes[0].colour: unknown key "colour" (expected one of name, kind, instances, working_set, code, pattern, writes, fetches, child_accesses, jobs, churn_accesses, lifetime, image, image_data, huge_pages, instructions_per_access, cpi, trace, loop)',
     ]);
     expect(e.problems).toHaveLength(7);
     expect(e).toMatchObject({ file: "many.yaml", line: 2, column: 19, path: "hardware.pcid" });

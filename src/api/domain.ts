@@ -372,8 +372,29 @@ export class DomainRuntime {
           }
         : {}),
       counters,
-      cycles: { total: this.time(), by_event: this.cost.byEvent(this.counters) },
+      cycles: {
+        total: this.time(),
+        seconds: this.time() / this.cost.hz,
+        by_event: this.cost.byEvent(this.counters),
+      },
+      rates: ratesOf(counters, this.time()),
       processes,
     };
   }
+}
+
+/**
+ * The field's rates: events per thousand instructions, and cycles per instruction over the
+ * whole run (every cost included); 0 when no instruction was counted.
+ */
+function ratesOf(c: DomainCounters, cycles: number): DomainReport["rates"] {
+  const instructions = c.instructions;
+  const perKi = (n: number) => (instructions > 0 ? (1000 * n) / instructions : 0);
+  return {
+    cpi: instructions > 0 ? cycles / instructions : 0,
+    page_faults_pki: perKi(c.guest_page_faults),
+    tlb_mpki: perKi(c.tlb_misses),
+    walks_pki: perKi(c.walks),
+    vmexits_pki: perKi(c.vmexits),
+  };
 }

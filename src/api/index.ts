@@ -7,10 +7,17 @@
  * points.
  */
 
+export {
+  CPU_NAMES,
+  CPU_PROFILES,
+  type CpuName,
+  type CpuProfile,
+  DEFAULT_CPU,
+} from "../config/cpu.js";
 export { formatSize, formatSizeApprox, parseSize } from "../config/sizes.js";
 export { Trace } from "../config/trace.js";
 export { PAGE_SIZE } from "../hw/addr.js";
-export { COST_DEFAULTS, type CostDefault } from "../metrics/cost.js";
+export { COST_COUNTERS } from "../metrics/cost.js";
 export { COUNTER_NAMES, VMEXIT_REASONS } from "../metrics/counters.js";
 export {
   BUILTIN_SCENARIOS,

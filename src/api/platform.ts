@@ -6,7 +6,7 @@
  * know which they got.
  */
 
-import { DATA_CACHE_GEOMETRY } from "../config/defaults.js";
+import { CPU_PROFILES, DEFAULT_CPU } from "../config/cpu.js";
 import type { DomainSpec, HardwareSpec } from "../config/scenario.js";
 import { NativePagingOps, type PagingOps } from "../guest/paging-ops.js";
 import { PvPagingOps } from "../guest/pv-paging-ops.js";
@@ -52,7 +52,9 @@ export function nativePlatform(
   cpu.ctl.gbpages = hardware.gigaPages;
   if (hardware.walkCaches?.pwc) cpu.pwc = pwcLevels();
   // A machine of its own: its own caches.
-  if (hardware.dataCache) cpu.useDataCache(new DataCache(DATA_CACHE_GEOMETRY));
+  if (hardware.dataCache) {
+    cpu.useDataCache(new DataCache(CPU_PROFILES[hardware.cpu ?? DEFAULT_CPU].caches));
+  }
   return {
     mem,
     cpu,

@@ -5,6 +5,7 @@
  * the same run, to the counter.
  */
 
+import { CPU_PROFILES, type CpuProfile, DEFAULT_CPU } from "../config/cpu.js";
 import { CostModel } from "../metrics/cost.js";
 import {
   C_SHARING_MERGES,
@@ -46,6 +47,8 @@ export class Simulation {
   readonly scenario: Scenario;
   readonly domains: DomainRuntime[];
   readonly cost: CostModel;
+  /** The CPU profile that prices the run. */
+  readonly profile: CpuProfile;
   readonly check: boolean;
   /** The virtualized host, when any domain is not native. */
   readonly host: Host | null;
@@ -67,7 +70,8 @@ export class Simulation {
       domains: scenario.domains.map((d) => (mode ? { ...d, mode } : d)),
     };
     this.check = options.check ?? false;
-    this.cost = new CostModel(scenario.costs);
+    this.profile = CPU_PROFILES[scenario.hardware.cpu ?? DEFAULT_CPU];
+    this.cost = new CostModel(this.profile, scenario.costs, scenario.hardware.dataCache ?? false);
     const rng = new Rng(seed);
     const virtual = this.scenario.domains.filter((d) => d.mode !== "native");
     const pagerRng = rng.derive(0x5a4d);
@@ -320,6 +324,8 @@ export class Simulation {
       memvisor: VERSION,
       scenario: this.scenario.name,
       seed: this.scenario.seed,
+      cpu: { profile: this.profile.name, model: this.profile.model, hz: this.profile.hz.value },
+      seconds: hostCounters.cycles / this.profile.hz.value,
       domains,
       host: {
         frames_total: framesTotal,

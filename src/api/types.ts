@@ -4,6 +4,7 @@
  * parsed; the YAML/JSON form also accepts strings like "512MiB".
  */
 
+import type { CpuName } from "../config/cpu.js";
 import type {
   BalloonPolicySpec,
   BalloonTouchPolicy,
@@ -38,7 +39,20 @@ export interface DomainReport {
     host_swap: boolean;
   };
   counters: DomainCounters;
-  cycles: { total: number; by_event: Partial<Record<CostEvent, number>> };
+  /** Simulated cycles, in all, as seconds at the CPU profile's clock, and by event. */
+  cycles: { total: number; seconds: number; by_event: Partial<Record<CostEvent, number>> };
+  /**
+   * The field's rates over the domain's instructions (user work between accesses): cycles per
+   * instruction (every cost included), and per thousand instructions page faults, TLB misses
+   * (MPKI), walks and VM exits.
+   */
+  rates: {
+    cpi: number;
+    page_faults_pki: number;
+    tlb_mpki: number;
+    walks_pki: number;
+    vmexits_pki: number;
+  };
   processes: ProcessReport[];
 }
 
@@ -143,6 +157,10 @@ export interface Report {
   memvisor: string;
   scenario: string;
   seed: number;
+  /** The CPU profile that priced the run (config/cpu.ts) and its clock. */
+  cpu: { profile: CpuName; model: string; hz: number };
+  /** The host's simulated time: its cycles (host.counters.cycles) at the profile's clock. */
+  seconds: number;
   domains: DomainReport[];
   host: HostReport;
   checks: { enabled: boolean; violations: number; first?: string };

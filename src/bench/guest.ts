@@ -16,9 +16,9 @@ import { Rng } from "../workload/rng.js";
 
 export type BenchMode = "native" | "shadow" | "hap" | "pv";
 
-/** What the benchmarks can switch on: the timing model's data caches. */
+/** What the benchmarks can switch on: the timing model (its data caches, instructions counted). */
 export interface BenchOptions {
-  dataCache?: boolean;
+  timing?: boolean;
 }
 
 export function benchGuest(
@@ -43,7 +43,7 @@ export function benchGuest(
     tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 12 } },
     pcid: false,
     gigaPages: false,
-    dataCache: options.dataCache ?? false,
+    dataCache: options.timing ?? false,
   };
   let host: Host | null = null;
   let platform: Platform;
@@ -60,7 +60,7 @@ export function benchGuest(
     pcid: false,
   });
   kernel.boot();
-  const spec = benchProcess(heapPages * 4096);
+  const spec = benchProcess(heapPages * 4096, options.timing ? 2 : 0);
   const proc = kernel.spawn("bench", ProcessDriver.image(spec, false));
   if (proc === null) throw new Error("bench: cannot start the process");
   const sched = new Scheduler(kernel, 1e18);
@@ -70,7 +70,8 @@ export function benchGuest(
   return { cpu, kernel, driver, counters, host, sched };
 }
 
-export function benchProcess(workingSet: number): ProcessSpec {
+/** The benchmarks' process: a database of `workingSet` bytes (with the timing model, 2 instructions per access). */
+export function benchProcess(workingSet: number, instructionsPerAccess = 0): ProcessSpec {
   return {
     name: "bench",
     kind: "database",
@@ -87,6 +88,8 @@ export function benchProcess(workingSet: number): ProcessSpec {
     image: "bench",
     imageData: 0,
     hugePages: false,
+    instructionsPerAccess,
+    cpi: 1,
     trace: null,
   };
 }

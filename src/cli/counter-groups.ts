@@ -5,7 +5,7 @@
  */
 
 import {
-  COST_DEFAULTS,
+  COST_COUNTERS,
   COST_EVENTS,
   COUNTER_NAMES,
   type DomainCounterName,
@@ -52,6 +52,7 @@ export function counterGroups(domain: DomainReport): Group[] {
     hapGroup(domain),
     pvGroup(domain),
     memoryGroup(domain),
+    workGroup(domain),
     cyclesGroup(domain),
   ];
 }
@@ -394,13 +395,41 @@ function memoryGroup(d: DomainReport): Group {
 }
 
 /** Cycles by event, largest first, each with its share and count x cycles per event. */
+/** The work between accesses, and the field's rates per thousand instructions. */
+function workGroup(d: DomainReport): Group {
+  const c = d.counters;
+  const r = d.rates;
+  const rate = (x: number) => (x >= 10 ? x.toFixed(1) : x.toFixed(3));
+  return group(
+    "work",
+    c,
+    [
+      {
+        counter: "instructions",
+        note: `CPI ${r.cpi.toFixed(2)} over the run, every cost included`,
+      },
+      {
+        counter: "core_cycles",
+        note: `CPI ${formatRatio(c.core_cycles, c.instructions)} of the work between accesses`,
+      },
+      { label: "page faults PKI", value: rate(r.page_faults_pki), note: "per 1,000 instructions" },
+      { label: "TLB MPKI", value: rate(r.tlb_mpki), note: "TLB misses per 1,000 instructions" },
+      { label: "walks PKI", value: rate(r.walks_pki), note: "page walks per 1,000 instructions" },
+      { label: "exits PKI", value: rate(r.vmexits_pki), note: "VM exits per 1,000 instructions" },
+    ],
+    ["instructions"],
+  );
+}
+
 function cyclesGroup(d: DomainReport): Group {
   const total = d.cycles.total;
-  const rows: Row[] = [{ label: "total", value: formatInt(total), note: "" }];
+  const rows: Row[] = [
+    { label: "total", value: formatInt(total), note: `${d.cycles.seconds.toPrecision(3)} s` },
+  ];
   const events = COST_EVENTS.map((event) => ({
     event,
     cycles: d.cycles.by_event[event] ?? 0,
-    count: d.counters[COUNTER_NAMES[COST_DEFAULTS[event].counter]] ?? 0,
+    count: d.counters[COUNTER_NAMES[COST_COUNTERS[event]]] ?? 0,
   }))
     .filter((e) => e.cycles > 0)
     .sort((a, b) => b.cycles - a.cycles);

@@ -22,7 +22,8 @@ export function formatReport(report: Report, description = ""): string {
   const host = report.host;
   out.push(
     `${formatInt(host.counters.user_accesses ?? 0)} user accesses in ` +
-      `${formatInt(host.counters.cycles ?? 0)} simulated cycles`,
+      `${formatInt(host.counters.cycles ?? 0)} simulated cycles ` +
+      `(${formatSeconds(report.seconds)} on ${report.cpu.profile})`,
   );
   const swapped = host.counters.host_swapped_out ?? 0;
   out.push(
@@ -104,4 +105,11 @@ function processTable(domain: DomainReport): string {
     ]);
   }
   return table.toString();
+}
+
+/** Simulated time in the unit that reads best: "1.23 s", "45.6 ms", "789 us". */
+export function formatSeconds(seconds: number): string {
+  if (seconds >= 1) return `${seconds.toFixed(2)} s`;
+  if (seconds >= 1e-3) return `${(seconds * 1e3).toFixed(1)} ms`;
+  return `${(seconds * 1e6).toFixed(0)} us`;
 }

@@ -3,7 +3,13 @@
  * Scenario always holds every value; the figures' sources are beside them.
  */
 
-import type { AutoPolicySettings, BalloonSpec, CacheGeometry, PagingMode } from "./scenario.js";
+import type {
+  AutoPolicySettings,
+  BalloonSpec,
+  CacheGeometry,
+  PagingMode,
+  ProcessKind,
+} from "./scenario.js";
 import { MiB, TiB } from "./sizes.js";
 
 /** Defaults for every optional field of the file form. */
@@ -38,6 +44,28 @@ export const SCENARIO_DEFAULTS = {
   pagesToScan: 100,
   sharingSleep: 200_000,
 } as const;
+
+/**
+ * The work between memory accesses, by process kind: instructions per access (the access
+ * included) and the CPI of that work once the data-cache misses and translation stalls the
+ * simulator counts itself are taken out (docs/TIMING.md, "Work between accesses"):
+ * - 2 instructions per access: about half of SPEC CPU2017's instructions access memory
+ *   (Singh and Awasthi, ICPE 2019);
+ * - database: OLTP engines run at about one instruction per cycle, more than half of it memory
+ *   stalls (Sirin et al., SIGMOD 2016): CPI 1.2 measured, 0.6 without the memory stalls;
+ * - build: a Linux kernel build runs at 0.73 instructions per cycle (perf on the Phoronix
+ *   build-linux-kernel test, M. Vermeulen): CPI 1.37, front-end bound more than memory bound;
+ *   taking out a fifth for memory stalls (an assumption) leaves 1.1;
+ * - mmap-churn and trace: CPI 0.8, an assumption (a program with no published measurement).
+ */
+export const WORK_DEFAULTS: Readonly<
+  Record<ProcessKind, { instructionsPerAccess: number; cpi: number }>
+> = {
+  database: { instructionsPerAccess: 2, cpi: 0.6 },
+  build: { instructionsPerAccess: 2, cpi: 1.1 },
+  "mmap-churn": { instructionsPerAccess: 2, cpi: 0.8 },
+  trace: { instructionsPerAccess: 0, cpi: 0.8 },
+};
 
 /** The balloon settings of a domain that says nothing of its balloon: a driver, no target. */
 export function defaultBalloon(memory: number): BalloonSpec {

@@ -5,6 +5,7 @@
  * from the list that the schema and the CLI offer, so that the two cannot disagree.
  */
 
+import type { CpuName } from "./cpu.js";
 import type { Trace } from "./trace.js";
 
 /**
@@ -90,6 +91,16 @@ export interface ProcessSpec {
   imageData: number;
   /** Use 2 MiB pages for the heap where the guest can (transparent huge pages). */
   hugePages: boolean;
+  /**
+   * Instructions the process executes per memory access it makes, that access included (a
+   * trace process: 0, its instructions are the fetches its trace recorded).
+   */
+  instructionsPerAccess: number;
+  /**
+   * Cycles per instruction of its work between accesses, without the data-cache misses and
+   * translation costs the simulator adds itself.
+   */
+  cpi: number;
   /** trace: what it replays (null for every other kind). */
   trace: TraceSpec | null;
 }
@@ -168,6 +179,11 @@ export interface TlbLevelSpec {
 }
 
 export interface HardwareSpec {
+  /**
+   * The CPU profile (config/cpu.ts) whose costs price the run, and whose TLBs, walk caches and
+   * data caches the hardware has unless the scenario says otherwise; default skylake-sp.
+   */
+  cpu?: CpuName;
   tlb: { l1: TlbLevelSpec; l2: TlbLevelSpec };
   /** Whether the guest kernel uses PCIDs so that a CR3 write need not flush the TLB. */
   pcid: boolean;
@@ -251,6 +267,19 @@ export const COST_EVENTS = [
   "pv_page_update",
   "pv_validate_page",
   "ptwr_emulation",
+  "core_cycle",
+  "walk_l1d",
+  "walk_l2",
+  "walk_llc",
+  "walk_dram",
+  "data_l2",
+  "data_llc",
+  "data_dram",
+  "vmm_l1d",
+  "vmm_l2",
+  "vmm_llc",
+  "vmm_dram",
+  "invept",
 ] as const;
 export type CostEvent = (typeof COST_EVENTS)[number];
 

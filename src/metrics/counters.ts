@@ -117,6 +117,14 @@ export const COUNTER_NAMES = [
   "walk_from_l2",
   "walk_from_llc",
   "walk_from_dram",
+  // the VMM's own references to guest tables (its software walks under shadow paging), by level
+  "vmm_from_l1d",
+  "vmm_from_l2",
+  "vmm_from_llc",
+  "vmm_from_dram",
+  // the work between memory accesses: instructions, and their cycles at the process's CPI
+  "instructions",
+  "core_cycles",
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -295,6 +303,12 @@ export const C_WALK_FROM_L1D = 98;
 export const C_WALK_FROM_L2 = 99;
 export const C_WALK_FROM_LLC = 100;
 export const C_WALK_FROM_DRAM = 101;
+export const C_VMM_FROM_L1D = 102;
+export const C_VMM_FROM_L2 = 103;
+export const C_VMM_FROM_LLC = 104;
+export const C_VMM_FROM_DRAM = 105;
+export const C_INSTRUCTIONS = 106;
+export const C_CORE_CYCLES = 107;
 
 export const COUNTER_COUNT = COUNTER_NAMES.length;
 

@@ -4,7 +4,7 @@
  * its paging mode (modes.ts), whose intercepts the vCPU exits to.
  */
 
-import { DATA_CACHE_GEOMETRY } from "../config/defaults.js";
+import { CPU_PROFILES, DEFAULT_CPU } from "../config/cpu.js";
 import type {
   BalloonPolicySpec,
   DomainSpec,
@@ -179,6 +179,12 @@ export class Host {
     cpu.ctl.gbpages = hardware.gigaPages;
     // VPIDs tag this domain's TLB entries apart from every other domain's (0 is the host's).
     cpu.setAddressSpace(id + 1, 0);
+    // Every vCPU runs on the host's one physical CPU: they share its caches (the mode's own
+    // walkers take them from the vCPU).
+    if (hardware.dataCache) {
+      this.dataCache ??= new DataCache(CPU_PROFILES[hardware.cpu ?? DEFAULT_CPU].caches);
+      cpu.useDataCache(this.dataCache);
+    }
     const paging = factory.create({
       spec,
       hardware,
@@ -190,11 +196,6 @@ export class Host {
       sharing: this.sharing,
     });
     cpu.intercepts = paging;
-    // Every vCPU runs on the host's one physical CPU: they share its caches.
-    if (hardware.dataCache) {
-      this.dataCache ??= new DataCache(DATA_CACHE_GEOMETRY);
-      cpu.useDataCache(this.dataCache);
-    }
     const domain: VmmDomain = {
       id,
       spec,

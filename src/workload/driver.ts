@@ -20,6 +20,7 @@ import { USER_CODE_BASE, USER_HEAP_BASE, USER_STACK_TOP } from "../guest/layout.
 import { type Process, VM_READ, VM_WRITE } from "../guest/process.js";
 import type { Scheduler } from "../guest/scheduler.js";
 import { KIND_USER_FETCH, KIND_USER_READ, KIND_USER_WRITE } from "../hw/access.js";
+import { C_CORE_CYCLES, C_INSTRUCTIONS } from "../metrics/counters.js";
 import { PageSequence } from "./pattern.js";
 import type { Rng } from "./rng.js";
 import { traceLayout } from "./trace/layout.js";
@@ -63,6 +64,14 @@ export class ProcessDriver {
   traceLoops = 0;
   /** The make that forked this child, to wake when it exits. */
   parent: ProcessDriver | null = null;
+  /**
+   * The work between accesses (see ProcessSpec): instructions per access and their cycles,
+   * counted with each access; a trace process counts one instruction per fetch it replays.
+   */
+  private readonly instructionsPerAccess: number;
+  private readonly cyclesPerAccess: number;
+  private readonly cpi: number;
+  private readonly counters: Float64Array;
   /** The last access, for the step API. */
   lastGva = 0;
   lastKind = 0;
@@ -98,6 +107,10 @@ export class ProcessDriver {
       rng,
     );
     this.dataBase = USER_HEAP_BASE;
+    this.instructionsPerAccess = spec.instructionsPerAccess;
+    this.cyclesPerAccess = spec.instructionsPerAccess * spec.cpi;
+    this.cpi = spec.cpi;
+    this.counters = kernel.counters;
   }
 
   /** The records of a trace process's spec; throws when they were never read. */
@@ -188,7 +201,13 @@ export class ProcessDriver {
     const meta = this.traceWords[2 * i + 1];
     const gva = (meta & 0xffff) * 4294967296 + this.traceWords[2 * i];
     const n = this.proc.accesses;
-    this.access(gva, TRACE_ACCESS_KINDS[(meta >>> 16) & 3], Math.imul(n + 1, 0x9e3779b1) >>> 0);
+    const kind = TRACE_ACCESS_KINDS[(meta >>> 16) & 3];
+    // Lackey records every instruction's fetch: the trace's instructions are its fetches.
+    if (kind === KIND_USER_FETCH) {
+      this.counters[C_INSTRUCTIONS]++;
+      this.counters[C_CORE_CYCLES] += this.cpi;
+    }
+    this.access(gva, kind, Math.imul(n + 1, 0x9e3779b1) >>> 0);
     return STEP_ACCESS;
   }
 
@@ -201,6 +220,8 @@ export class ProcessDriver {
     this.lastGva = gva;
     this.lastKind = kind;
     proc.accesses++;
+    this.counters[C_INSTRUCTIONS] += this.instructionsPerAccess;
+    this.counters[C_CORE_CYCLES] += this.cyclesPerAccess;
     const frame = userAccess(this.kernel, proc, gva, kind, value);
     this.lastFrame = frame;
     if (frame === -1) {

@@ -21,6 +21,7 @@ export const hapMode: PagingModeFactory = {
     // The 2D walk has combined caches of its own (hw/nested.ts), not the vCPU's 1D ones.
     const cpu = context.cpu;
     cpu.nested = new NestedWalker(context.hardware.walkCaches ?? NO_WALK_CACHES);
+    cpu.nested.cache = cpu.dcache;
     cpu.eptRoot = hap.ept.root;
     return hap;
   },

@@ -9,7 +9,7 @@
  */
 
 import { KIND_SUP_WRITE, KIND_USER_WRITE } from "../../hw/access.js";
-import { type Gva, tableIndex } from "../../hw/addr.js";
+import { type Gfn, type Gva, tableIndex } from "../../hw/addr.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { isLarge, isPresent, pteFrame } from "../../hw/pte.js";
 import { PF_RETRY } from "../../hw/vcpu-interfaces.js";
@@ -21,12 +21,27 @@ import {
   C_SHADOW_PREFETCH,
   C_VMEXITS,
   C_VMEXITS_PF,
+  C_VMM_FROM_L1D,
 } from "../../metrics/counters.js";
 import { DomainCrash } from "../crash.js";
 import { emulateWrite } from "./emulate.js";
 import { fl1TypeFor, type ShadowPage, shadowTypeForLevel } from "./page.js";
 import { propagateLeaf, propagateTable } from "./propagate.js";
 import type { ShadowPaging } from "./shadow.js";
+
+/**
+ * The VMM's software walk of the guest's tables for gva (guestWalker), its reads counted by the
+ * level of the data caches that held each line when they are modelled.
+ */
+function guestWalk(sh: ShadowPaging, cpu: Vcpu, rootGfn: Gfn, gva: Gva, kind: number): number {
+  const w = sh.guestWalker;
+  const result = w.walkGuest(sh.mem, sh.frameForWrite(rootGfn), gva, kind, cpu.ctl, sh.p2m.mfn);
+  if (w.cache !== null) {
+    for (let level = 0; level < 4; level++)
+      sh.counters[C_VMM_FROM_L1D + level] += w.refsFrom[level];
+  }
+  return result;
+}
 
 /** Shadow pages one fault can need: l3, l2, l1 (the l4 is the loaded root) and a spare. */
 const PAGES_PER_FAULT = 4;
@@ -47,13 +62,13 @@ export function handleShadowFault(
   const rootGfn = Math.floor(cpu.guestCr3 / 4096);
   // The walk may set A/D bits in the root: it must be the domain's own frame (not shared).
   w.tableGfn[4] = rootGfn;
-  let result = w.walkGuest(sh.mem, sh.frameForWrite(rootGfn), gva, kind, cpu.ctl, sh.p2m.mfn);
+  let result = guestWalk(sh, cpu, rootGfn, gva, kind);
   // A guest table without a frame (never touched, swapped out by the host) or whose frame is
   // shared and needs an A/D bit: give it a frame of its own and walk again; at most twice per
   // level.
   for (let tries = 0; result === WALK_NO_FRAME && tries < 6; tries++) {
     sh.frameForWrite(w.missingGfn);
-    result = w.walkGuest(sh.mem, sh.frameForWrite(rootGfn), gva, kind, cpu.ctl, sh.p2m.mfn);
+    result = guestWalk(sh, cpu, rootGfn, gva, kind);
   }
   if (result === WALK_NO_FRAME) {
     throw new DomainCrash(`the guest's tables at gfn ${w.missingGfn} have no frame after 6 tries`);

@@ -77,6 +77,8 @@ export class ShadowPaging extends PagingModeBase implements VmmPaging {
     const { mem, p2m, counters } = context;
     this.guestView = p2m;
     this.poolFrames = poolFrames;
+    // The VMM's reads of the guest's tables go through the physical CPU's caches.
+    this.guestWalker.cache = context.cpu.dcache;
     if (poolFrames.length < MIN_SHADOW_POOL) {
       throw new RangeError(
         `a shadow pool needs at least ${MIN_SHADOW_POOL} pages, got ${poolFrames.length}`,

@@ -47,6 +47,7 @@ const GENERATOR_FIELDS = [
   "fetches",
   "image_data",
   "huge_pages",
+  "instructions_per_access",
 ] as const;
 
 export const processSchema = strict({
@@ -66,6 +67,8 @@ export const processSchema = strict({
   image: name().optional(),
   image_data: fraction().optional(),
   huge_pages: bool().optional(),
+  instructions_per_access: num("a number of instructions greater than 0", (v) => v > 0).optional(),
+  cpi: num("a number of cycles per instruction greater than 0", (v) => v > 0).optional(),
   trace: z
     .string({ error: "expected the path of a trace file" })
     .min(1, { error: "expected the path of a trace file" })

@@ -4,48 +4,56 @@
  */
 
 import { z } from "zod";
+import { CPU_NAMES, CPU_PROFILES, DEFAULT_CPU } from "../../config/cpu.js";
 import { SCENARIO_DEFAULTS } from "../../config/defaults.js";
 import { COST_EVENTS, type CostEvent } from "../../config/scenario.js";
 import { domainSchema } from "./domain-schema.js";
 import { bool, int, name, num, strict, uniqueNames } from "./fields.js";
 import { hostSchema } from "./host-schema.js";
 
-const tlbLevel = (def: { entries: number; ways: number }) =>
-  strict({
-    entries: int(1, 65536).default(def.entries),
-    ways: int(1, 65536).default(def.ways),
-  }).superRefine((level, ctx) => {
-    if (level.entries % level.ways !== 0 || level.ways > level.entries) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["ways"],
-        message: `must divide entries (${level.entries})`,
-      });
-      return;
-    }
-    const sets = level.entries / level.ways;
-    if ((sets & (sets - 1)) !== 0) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["entries"],
-        message: `entries / ways (the number of sets, here ${sets}) must be a power of two`,
-      });
-    }
-  });
+/** A TLB level's geometry; what it leaves out comes from the CPU profile. */
+const tlbLevel = strict({
+  entries: int(1, 65536).optional(),
+  ways: int(1, 65536).optional(),
+});
 
 const hardwareSchema = strict({
+  cpu: z.enum(CPU_NAMES, { error: `expected one of ${CPU_NAMES.join(", ")}` }).default(DEFAULT_CPU),
   tlb: strict({
-    l1: tlbLevel(SCENARIO_DEFAULTS.tlbL1).prefault({}),
-    l2: tlbLevel(SCENARIO_DEFAULTS.tlbL2).prefault({}),
+    l1: tlbLevel.prefault({}),
+    l2: tlbLevel.prefault({}),
   }).prefault({}),
   pcid: bool().default(SCENARIO_DEFAULTS.pcid),
   giga_pages: bool().default(SCENARIO_DEFAULTS.gigaPages),
   walk_caches: strict({
-    pwc: bool().default(false),
-    ept_pwc: bool().default(false),
-    nested_tlb: bool().default(false),
+    pwc: bool().optional(),
+    ept_pwc: bool().optional(),
+    nested_tlb: bool().optional(),
   }).prefault({}),
-  data_cache: bool().default(false),
+  data_cache: bool().default(true),
+}).superRefine((h, ctx) => {
+  // A TLB level's sets must be a power of two, whichever of its numbers the profile gives.
+  const profile = CPU_PROFILES[h.cpu];
+  for (const key of ["l1", "l2"] as const) {
+    const entries = h.tlb[key].entries ?? profile.tlb[key].entries;
+    const ways = h.tlb[key].ways ?? profile.tlb[key].ways;
+    if (entries % ways !== 0 || ways > entries) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tlb", key, "ways"],
+        message: `must divide entries (${entries})`,
+      });
+      continue;
+    }
+    const sets = entries / ways;
+    if ((sets & (sets - 1)) !== 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["tlb", key, "entries"],
+        message: `entries / ways (the number of sets, here ${sets}) must be a power of two`,
+      });
+    }
+  }
 });
 
 const cycles = () => num("a number of cycles >= 0", (v) => v >= 0);

@@ -1,7 +1,8 @@
 /** The validated file form of a scenario to the typed Scenario, with every default filled in. */
 
-import { SCENARIO_DEFAULTS } from "../../config/defaults.js";
-import type { Scenario } from "../../config/scenario.js";
+import { CPU_PROFILES } from "../../config/cpu.js";
+import { SCENARIO_DEFAULTS, WORK_DEFAULTS } from "../../config/defaults.js";
+import type { HardwareSpec, Scenario } from "../../config/scenario.js";
 import type { ScenarioFile } from "./schema.js";
 
 /** "dir/db-and-build.yaml" -> "db-and-build". */
@@ -23,20 +24,7 @@ export function toScenario(f: ScenarioFile, fileName: string): Scenario {
     name: f.name ?? baseName(fileName),
     description: f.description,
     seed: f.seed,
-    hardware: {
-      tlb: {
-        l1: { entries: f.hardware.tlb.l1.entries, ways: f.hardware.tlb.l1.ways },
-        l2: { entries: f.hardware.tlb.l2.entries, ways: f.hardware.tlb.l2.ways },
-      },
-      pcid: f.hardware.pcid,
-      gigaPages: f.hardware.giga_pages,
-      walkCaches: {
-        pwc: f.hardware.walk_caches.pwc,
-        eptPwc: f.hardware.walk_caches.ept_pwc,
-        nestedTlb: f.hardware.walk_caches.nested_tlb,
-      },
-      dataCache: f.hardware.data_cache,
-    },
+    hardware: toHardware(f.hardware),
     host: {
       memory: f.host.memory ?? 0,
       swap: {
@@ -106,8 +94,33 @@ export function toScenario(f: ScenarioFile, fileName: string): Scenario {
         image: p.image ?? p.name,
         imageData: p.image_data ?? 0,
         hugePages: p.huge_pages ?? d.hugePages,
+        instructionsPerAccess:
+          p.instructions_per_access ?? WORK_DEFAULTS[p.kind].instructionsPerAccess,
+        cpi: p.cpi ?? WORK_DEFAULTS[p.kind].cpi,
         trace: p.trace === undefined ? null : { file: p.trace, loop: p.loop ?? false, data: null },
       })),
     })),
+  };
+}
+
+/** The hardware section: what it leaves out of the TLBs and walk caches is the CPU profile's. */
+function toHardware(h: ScenarioFile["hardware"]): HardwareSpec {
+  const profile = CPU_PROFILES[h.cpu];
+  const level = (key: "l1" | "l2") => ({
+    entries: h.tlb[key].entries ?? profile.tlb[key].entries,
+    ways: h.tlb[key].ways ?? profile.tlb[key].ways,
+  });
+  const caches = profile.walkCaches;
+  return {
+    cpu: h.cpu,
+    tlb: { l1: level("l1"), l2: level("l2") },
+    pcid: h.pcid,
+    gigaPages: h.giga_pages,
+    walkCaches: {
+      pwc: h.walk_caches.pwc ?? caches.pwc,
+      eptPwc: h.walk_caches.ept_pwc ?? caches.eptPwc,
+      nestedTlb: h.walk_caches.nested_tlb ?? caches.nestedTlb,
+    },
+    dataCache: h.data_cache,
   };
 }
