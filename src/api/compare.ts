@@ -21,6 +21,8 @@ export interface ModeResult {
   vmexits: Record<string, number>;
   guest_page_faults: number;
   tlb_misses: number;
+  /** Page walks (a 2D walk retried after an EPT violation is a walk of its own) and their references. */
+  walks: number;
   walk_refs: number;
   shadow_fault: number;
   shadow_emulate_write: number;
@@ -72,6 +74,7 @@ export function compareModes(
       vmexits,
       guest_page_faults: sum("guest_page_faults"),
       tlb_misses: sum("tlb_misses"),
+      walks: sum("walks"),
       walk_refs: sum("walk_refs"),
       shadow_fault: sum("shadow_fault"),
       shadow_emulate_write: sum("shadow_emulate_write"),

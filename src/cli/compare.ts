@@ -90,7 +90,7 @@ export function formatComparison(c: Comparison, description: string): string {
   row("cycles per access", (r) => formatRatio(r.cycles, r.user_accesses));
   row("guest page faults", (r) => formatInt(r.guest_page_faults));
   row("TLB misses", (r) => formatInt(r.tlb_misses));
-  row("walk refs per miss", (r) => formatRatio(r.walk_refs, r.tlb_misses));
+  row("walk refs per walk", (r) => formatRatio(r.walk_refs, r.walks));
   row("VM exits", (r) => formatInt(r.vmexits.total));
   for (const reason of ["pf", "cr3", "invlpg", "ept_violation", "hypercall"]) {
     if (c.results.some((r) => r.vmexits[reason] > 0))

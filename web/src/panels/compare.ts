@@ -9,7 +9,7 @@ const ROWS: [string, (r: ModeResult) => string | number][] = [
   ["user accesses", (r) => r.user_accesses],
   ["guest page faults", (r) => r.guest_page_faults],
   ["TLB misses", (r) => r.tlb_misses],
-  ["walk references per miss", (r) => (r.tlb_misses ? r.walk_refs / r.tlb_misses : 0).toFixed(2)],
+  ["walk references per walk", (r) => (r.walks ? r.walk_refs / r.walks : 0).toFixed(2)],
   ["VM exits", (r) => r.vmexits.total],
   ["  #PF exits", (r) => r.vmexits.pf],
   ["  CR3 exits", (r) => r.vmexits.cr3],
