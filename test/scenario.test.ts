@@ -197,7 +197,7 @@ describe("defaults", () => {
           memory: 64 * 2 ** 20,
           mode: "native",
           osImage: "linux",
-          shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap" },
+          shadow: { pool: 0, unshadow: "early", prefetch: 31, writableSearch: "rmap" },
           hap: { largePages: false },
           balloon: {
             driver: true,

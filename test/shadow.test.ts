@@ -262,6 +262,35 @@ describe("shadow paging mechanisms", () => {
     g.check();
   });
 
+  test("prefetch stops as Xen's does: at an entry already shadowed, or one needing its A bit", () => {
+    const { g, sh, count } = shadowGuest({ shadow: { prefetch: 31 } });
+    const p = g.kernel.spawn("p", image)!;
+    for (let i = 0; i < 20; i++) g.write(p, page(i), i + 1);
+    const l1 = g.kernel.pt.tableFor(p.l4Gfn, page(0), 1, false);
+    unshadow(sh, l1);
+    /** Set or clear the accessed bit of page n's guest entry. */
+    const accessed = (n: number, on: boolean) => {
+      const index = (page(n) / 4096) % 512;
+      g.kernel.pt.read(l1, index);
+      const lo = on ? g.kernel.pt.lo | PTE_A : g.kernel.pt.lo & ~PTE_A;
+      g.kernel.pt.set(l1, index, lo >>> 0, g.kernel.pt.hi, true);
+    };
+    // Pages 8 and 11 lose their accessed bit: touching them would fault for it.
+    accessed(8, false);
+    accessed(11, false);
+    const prefetched = (fn: () => void) => {
+      const before = count("shadow_prefetch");
+      fn();
+      return count("shadow_prefetch") - before;
+    };
+    expect(prefetched(() => expect(g.read(p, page(0))).toBe(1))).toBe(7); // 1..7, not 8
+    expect(prefetched(() => expect(g.read(p, page(9))).toBe(10))).toBe(1); // 10, not 11
+    // 11 is accessed again; a fault on 8 stops at 9, which has its shadow entry already.
+    accessed(11, true);
+    expect(prefetched(() => expect(g.read(p, page(8))).toBe(9))).toBe(0);
+    g.check();
+  });
+
   test("the default pool is Xen's: 1 MiB per vCPU plus 8 KiB per MiB of guest memory", () => {
     expect(defaultShadowPoolPages(2 ** 30)).toBe(256 + 2048);
     expect(defaultShadowPoolPages(512 * 2 ** 20, 2)).toBe(512 + 1024);

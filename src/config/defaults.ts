@@ -40,6 +40,12 @@ export const SCENARIO_DEFAULTS = {
   /** Host cycles between two runs of the automatic balloon policy. */
   policyInterval: 5_000_000,
   osImage: "linux",
+  /**
+   * Shadow entries propagated after a fixed fault: Xen's sh_prefetch goes up to
+   * PREFETCH_DISTANCE (32) entries, the faulting one and 31 after it
+   * (xen/arch/x86/mm/shadow/multi.c).
+   */
+  shadowPrefetch: 31,
   /** KSM's pages_to_scan default; its 20 ms sleep scaled to the runs' length in cycles. */
   pagesToScan: 100,
   sharingSleep: 200_000,

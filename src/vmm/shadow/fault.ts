@@ -11,7 +11,7 @@
 import { KIND_SUP_WRITE, KIND_USER_WRITE } from "../../hw/access.js";
 import { type Gfn, type Gva, tableIndex } from "../../hw/addr.js";
 import type { Vcpu } from "../../hw/cpu.js";
-import { isLarge, isPresent, pteFrame } from "../../hw/pte.js";
+import { isAccessed, isDirty, isLarge, isPresent, isWritable, pteFrame } from "../../hw/pte.js";
 import { PF_RETRY } from "../../hw/vcpu-interfaces.js";
 import { WALK_NO_FRAME, WALK_OK } from "../../hw/walker.js";
 import {
@@ -121,18 +121,23 @@ export function handleShadowFault(
 }
 
 /**
- * Propagate up to `prefetch` neighbours of a fixed l1e whose guest entries are present,
- * accessed and backed by a frame, so that they will not fault (Xen's sh_prefetch).
+ * Propagate up to `prefetch` entries after a fixed l1e, forwards to the end of the shadow
+ * page, so that they will not fault (Xen's sh_prefetch, PREFETCH_DISTANCE 32: the fixed entry
+ * and up to 31 after it). As Xen does, it stops at the first neighbour that already has a
+ * shadow entry, and at a guest entry that would fault anyway for its accessed or dirty bit (not
+ * accessed, or writable and not dirty); a guest entry not present, or not backed by a frame, is
+ * passed over.
  */
 function prefetch(sh: ShadowPaging, sl1: ShadowPage, index: number, gl1Mfn: number): void {
   const end = Math.min(512, index + 1 + sh.options.prefetch);
   for (let i = index + 1; i < end; i++) {
     sh.mem.read64(sl1.mfn, i);
-    if (isPresent(sh.mem.lo)) continue;
+    if (isPresent(sh.mem.lo)) return;
     sh.mem.read64(gl1Mfn, i);
     const glo = sh.mem.lo;
     const ghi = sh.mem.hi;
     if (!isPresent(glo)) continue;
+    if (!isAccessed(glo) || (isWritable(glo) && !isDirty(glo))) return;
     propagateLeaf(sh.scratch, glo, ghi, 1, pteFrame(glo, ghi), sh);
     if (!isPresent(sh.scratch.lo)) continue;
     sh.tables.setEntry(sl1, i, sh.scratch.lo, sh.scratch.hi);

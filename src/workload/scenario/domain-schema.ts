@@ -18,7 +18,8 @@ const shadowSchema = strict({
   unshadow: z
     .enum(UNSHADOW_POLICIES, { error: `expected one of ${UNSHADOW_POLICIES.join(", ")}` })
     .default("early"),
-  prefetch: int(0, 511).default(0),
+  // Xen's PREFETCH_DISTANCE 32: the faulting entry and up to 31 after it.
+  prefetch: int(0, 511).default(SCENARIO_DEFAULTS.shadowPrefetch),
   writable_search: z
     .enum(WRITABLE_SEARCHES, { error: `expected one of ${WRITABLE_SEARCHES.join(", ")}` })
     .default("rmap"),
