@@ -64,4 +64,14 @@ export {
   sweepDomains,
 } from "./sweep.js";
 export * from "./types.js";
+export {
+  agrees,
+  type Published,
+  VALIDATION_ROWS,
+  type Validation,
+  type ValidationResult,
+  type ValidationRow,
+  type ValidationSize,
+  validate,
+} from "./validate.js";
 export { VERSION } from "./version.js";

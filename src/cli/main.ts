@@ -19,6 +19,7 @@ import {
   traceRecordCommand,
 } from "./trace.js";
 import { DEFAULT_UI_PORT, type UiCommandOptions, uiCommand } from "./ui.js";
+import { type ValidateOptions, validateCommand } from "./validate.js";
 
 function buildProgram(setCode: (code: number) => void): Command {
   const program = new Command("memvisor")
@@ -130,6 +131,16 @@ function buildProgram(setCode: (code: number) => void): Command {
     )
     .action(async (options: UiCommandOptions) => {
       setCode(await uiCommand(options));
+    });
+
+  program
+    .command("validate")
+    .description("run memvisor beside published measurements and print each row's verdict")
+    .argument("[rows...]", "the rows to run (default: all)")
+    .option("--quick", "each run a tenth as long (the test suite's size)")
+    .option("--json", "print the rows as one JSON object")
+    .action((rows: string[], options: ValidateOptions) => {
+      setCode(validateCommand(rows, options));
     });
 
   program
