@@ -317,6 +317,7 @@ describe("the overcommit pair (ESX's comparison)", () => {
       d.memory /= 4;
       d.balloon.target = d.memory;
       d.balloon.schedule = d.balloon.schedule.map((c) => ({ at: c.at / 4, target: c.target / 4 }));
+      if (d.quantum.type === "fixed") d.quantum = { ...d.quantum, cycles: d.quantum.cycles / 4 };
       for (const p of d.processes) {
         p.workingSet /= 4;
         p.lifetime /= 4;
@@ -392,6 +393,7 @@ domains:
   - name: a
     memory: 64MiB
     mode: shadow
+    quantum: 0.02ms # a run of 0.1 s: the loader runs beside the database
     balloon: { floor: 24MiB }
     processes:
       - { name: db, kind: database, working_set: 12MiB }
@@ -399,6 +401,7 @@ domains:
   - name: b
     memory: 64MiB
     mode: shadow
+    quantum: 0.02ms # a run of 0.1 s: the loader runs beside the database
     balloon: { floor: 24MiB }
     processes:
       - { name: db, kind: database, working_set: 12MiB }

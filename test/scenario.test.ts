@@ -208,7 +208,7 @@ describe("defaults", () => {
             retryDelay: 1_000_000,
             maxRetryDelay: 32_000_000,
           },
-          quantum: 5_000,
+          quantum: { type: "cfs" },
           processes: [
             {
               name: "p",

@@ -52,13 +52,19 @@ function bytesOf(t: Trace): Buffer {
 }
 
 /** A scenario of one domain whose processes are the given YAML lines. */
-function scenarioYaml(processes: string[], memory = "64MiB", mode = "native"): string {
+function scenarioYaml(
+  processes: string[],
+  memory = "64MiB",
+  mode = "native",
+  quantum?: string,
+): string {
   return [
     "run: { accesses: 200000 }",
     "domains:",
     "  - name: d",
     `    memory: ${memory}`,
     `    mode: ${mode}`,
+    ...(quantum ? [`    quantum: ${quantum}`] : []),
     "    processes:",
     ...processes.map((p) => `      - ${p}`),
     "",
@@ -187,7 +193,13 @@ describe("replaying a trace", () => {
 
   it("gives the guest the same run natively and under shadow paging, checks on", () => {
     const scenario = parseWith(
-      scenarioYaml(["{ name: sort, kind: trace, trace: sort.trace, loop: true, instances: 2 }"]),
+      // A slice of 20,000 cycles, so that the two instances take turns many times in the run.
+      scenarioYaml(
+        ["{ name: sort, kind: trace, trace: sort.trace, loop: true, instances: 2 }"],
+        "64MiB",
+        "native",
+        "20000",
+      ),
       { "sort.trace": fixture },
     );
     const c = compareModes(scenario, ["native", "shadow"], { accesses: 600_000, check: true });
@@ -211,11 +223,13 @@ describe("replaying a trace", () => {
       "  - name: a",
       "    memory: 64MiB",
       "    mode: shadow",
+      "    quantum: 20000 # short slices: every process runs in a run this short",
       "    processes:",
       "      - { name: sort, kind: trace, trace: sort.trace, loop: true }",
       "      - { name: tiny, kind: trace, trace: small.trace, loop: true }",
       "  - name: b",
       "    memory: 64MiB",
+      "    quantum: 20000",
       "    processes:",
       "      - { name: tiny, kind: trace, trace: small.trace, loop: true, instances: 3 }",
       "",

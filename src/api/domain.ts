@@ -9,6 +9,7 @@ import { Kernel } from "../guest/kernel.js";
 import { Scheduler } from "../guest/scheduler.js";
 import type { CostModel } from "../metrics/cost.js";
 import {
+  C_CORE_CYCLES,
   C_DOMAIN_CRASHES,
   C_EXITS,
   C_GUEST_PAGE_FAULTS,
@@ -52,8 +53,13 @@ export class DomainRuntime {
   /** The processes of each spec, added up as they retire. */
   private readonly totals = new ProcessTotals();
   private current: ProcessDriver | null = null;
-  /** The guest's clock: steps its processes made (see Scheduler). */
+  /** Steps the guest's processes made (accesses and system calls). */
   guestSteps = 0;
+  /**
+   * The guest's clock (see Scheduler): its processes' work in cycles at their base CPI, and one
+   * cycle a step, so that a process making only system calls still moves it.
+   */
+  guestClock = 0;
   /** User accesses made (all processes). */
   userAccesses = 0;
   /** Checks: violations found and the first one's description. */
@@ -101,7 +107,7 @@ export class DomainRuntime {
         osImage: spec.osImage,
       },
     );
-    this.sched = new Scheduler(this.kernel, spec.quantum);
+    this.sched = new Scheduler(this.kernel, spec.quantum, cost.hz);
     const vmm = this.platform.vmm;
     if (vmm !== null) vmm.clock = () => this.clock();
     if (vmm !== null && spec.balloon.driver) {
@@ -216,11 +222,18 @@ export class DomainRuntime {
     const end = now + cycles;
     let accesses = 0;
     let sinceClock = 0;
+    // Steps until the next clock read: CLOCK_EVERY, or fewer near the end of the slice, judged
+    // by the cycles the last steps took (a host timer may end a slice after a few steps).
+    let readEvery = CLOCK_EVERY;
     while (accesses < maxAccesses) {
-      if (++sinceClock >= CLOCK_EVERY) {
-        sinceClock = 0;
+      if (++sinceClock >= readEvery) {
+        const then = now;
         now = this.time();
         if (now >= end) break;
+        const perStep = (now - then) / sinceClock;
+        readEvery =
+          perStep * CLOCK_EVERY <= end - now ? CLOCK_EVERY : 1 + Math.floor((end - now) / perStep);
+        sinceClock = 0;
         this.safePoint(this.clockBase + now);
       }
       const r = this.stepOnce();
@@ -260,7 +273,8 @@ export class DomainRuntime {
   }
 
   private stepGuest(): number {
-    const proc = this.sched.pick(this.guestSteps++);
+    const proc = this.sched.pick(this.guestClock);
+    this.guestSteps++;
     if (proc === null) return -1;
     let driver = this.current;
     if (driver === null || driver.proc !== proc) {
@@ -271,7 +285,9 @@ export class DomainRuntime {
     }
     const faultsBefore = this.counters[C_GUEST_PAGE_FAULTS];
     const exitsBefore = this.counters[C_EXITS];
+    const workBefore = this.counters[C_CORE_CYCLES];
     const r = driver.step();
+    this.guestClock += 1 + this.counters[C_CORE_CYCLES] - workBefore;
     if (r !== STEP_ACCESS) {
       this.afterSyscall(driver, r);
     } else if (this.counters[C_EXITS] !== exitsBefore) {

@@ -1,7 +1,8 @@
 /**
  * A simulation: a scenario's domains, run on one physical CPU. The host's clock is the sum of the
  * domains' cycles; the domains take turns of DOMAIN_QUANTUM cycles (as the VMM's scheduler
- * would), each running its guest's scheduler inside its turn. The same scenario and seed give
+ * would), each running its guest's scheduler inside its turn, and a turn ends early where a
+ * host thread's timer (the sharing scanner, the balloon policy) comes due. The same scenario and seed give
  * the same run, to the counter.
  */
 
@@ -96,7 +97,7 @@ export class Simulation {
         new DomainRuntime(d, this.scenario, this.cost, rng.derive(i + 1), this.check, this.host),
     );
     this.host?.startPolicy(this.scenario.host.balloonPolicy);
-    this.host?.tick(0, 0);
+    this.host?.tick(() => 0, 0);
     for (const d of this.domains) d.boot();
     this.nextSample = 0;
     this.warmupLeft = this.scenario.run.warmup;
@@ -141,9 +142,9 @@ export class Simulation {
     while (idle < this.domains.length) {
       const i = this.turn;
       const d = this.domains[i];
-      this.turn = (this.turn + 1) % this.domains.length;
       let max = this.quotaLeft(i);
       if (max === 0) {
+        this.nextDomain();
         idle++;
         continue;
       }
@@ -153,8 +154,17 @@ export class Simulation {
         max = Math.min(max, Math.max(1, this.host.nextPolicyEvent() - this.accessesTotal));
       }
       const changes = this.host?.p2mChanges() ?? 0;
-      const n = d.runSlice(DOMAIN_QUANTUM, max);
+      // A host thread's timer due inside the turn interrupts it; the domain then goes on
+      // with the rest of its turn.
+      const left = DOMAIN_QUANTUM - this.turnUsed;
+      const cycles = this.host
+        ? Math.max(1, Math.min(left, this.host.nextTimer() - this.clock()))
+        : left;
+      const before = d.time();
+      const n = d.runSlice(cycles, max);
+      this.turnUsed += d.time() - before;
       this.countAccesses(i, n);
+      if (this.turnUsed >= DOMAIN_QUANTUM || n === 0 || this.quotaLeft(i) === 0) this.nextDomain();
       // A P2M changed during the slice (an emergency reclaim may even have swapped another
       // domain's pages): check every domain's translations.
       if (this.check && changes !== (this.host?.p2mChanges() ?? 0)) {
@@ -168,11 +178,20 @@ export class Simulation {
     return false;
   }
 
+  /** Give the CPU to the next domain, for a whole turn. */
+  private nextDomain(): void {
+    this.turn = (this.turn + 1) % this.domains.length;
+    this.turnUsed = 0;
+  }
+
+  /** Cycles the domain whose turn it is has run in this turn. */
+  private turnUsed = 0;
+
   /** Between domain turns: the host's balloon policy and pager (see Host.tick). */
   tickHost(): void {
     if (!this.host) return;
     const changes = this.host.p2mChanges();
-    this.host.tick(this.clock(), this.accessesTotal);
+    this.host.tick(() => this.clock(), this.accessesTotal);
     // Domains that made their share of the run still get their safe points: their balloon
     // drivers keep answering the targets.
     this.domains.forEach((d, i) => {

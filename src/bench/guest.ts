@@ -33,7 +33,7 @@ export function benchGuest(
     name: "bench",
     memory: memBytes,
     mode,
-    quantum: 1e9,
+    quantum: { type: "fixed", cycles: 1e18 },
     processes: [],
     shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap" },
     balloon: defaultBalloon(memBytes),
@@ -63,7 +63,7 @@ export function benchGuest(
   const spec = benchProcess(heapPages * 4096, options.timing ? 2 : 0);
   const proc = kernel.spawn("bench", ProcessDriver.image(spec, false));
   if (proc === null) throw new Error("bench: cannot start the process");
-  const sched = new Scheduler(kernel, 1e18);
+  const sched = new Scheduler(kernel, { type: "fixed", cycles: 1e18 }, 1);
   sched.add(proc);
   sched.pick(0);
   const driver = new ProcessDriver(kernel, sched, spec, proc, new Rng(7), "database");

@@ -84,6 +84,8 @@ export function formatComparison(c: Comparison, description: string): string {
     table.push([label, ...c.results.map(f)]);
   row("user accesses", (r) => formatInt(r.user_accesses));
   row("cycles", (r) => formatInt(r.cycles));
+  if (c.results.some((r) => r.host_thread_cycles > 0))
+    row("  of the sharing scanner", (r) => formatInt(r.host_thread_cycles));
   row(`overhead vs ${base.mode}`, (r) =>
     r === base ? "-" : `${r.overhead_pct >= 0 ? "+" : ""}${r.overhead_pct.toFixed(1)}%`,
   );

@@ -23,7 +23,8 @@ export const SCENARIO_DEFAULTS = {
   accesses: 1_000_000,
   sampleEvery: 1_000_000,
   mode: "native" as PagingMode,
-  quantum: 5_000,
+  /** Linux's CFS slice rule (guest/scheduler.ts). */
+  quantum: "cfs",
   instances: 1,
   code: MiB,
   writes: 0.25,

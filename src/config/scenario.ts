@@ -165,13 +165,20 @@ export interface DomainSpec {
   hap?: HapSpec;
   balloon: BalloonSpec;
   /**
-   * Guest scheduler quantum, in steps of the guest's processes (memory accesses and system
-   * calls): the guest's clock is its own work, as QEMU's -icount, so that it behaves the same
-   * in every paging mode while the host's cycles measure what each mode costs.
+   * The guest scheduler's time slice, on the guest's own clock (its processes' work in cycles at
+   * their base CPI, as QEMU's -icount counts instructions), so that it schedules the same way in
+   * every paging mode while the host's cycles measure what each mode costs.
    */
-  quantum: number;
+  quantum: SliceRule;
   processes: ProcessSpec[];
 }
+
+/**
+ * How long a guest process runs before the next: Linux's CFS rule (a 6 ms period shared by the
+ * runnable processes, 0.75 ms at least each), EEVDF's fixed base slice (0.75 ms), or a fixed
+ * slice in cycles of the guest's clock.
+ */
+export type SliceRule = { type: "cfs" } | { type: "eevdf" } | { type: "fixed"; cycles: number };
 
 export interface TlbLevelSpec {
   entries: number;

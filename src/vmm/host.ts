@@ -45,7 +45,15 @@ export interface VmmDomain extends PolicyDomain {
 
 /** What a page-sharing scanner offers the host (KSM-style or ESX-style). */
 export interface SharingScanner {
-  maybeRun(now: number): void;
+  /**
+   * Scan if the sleep since the end of the last scan has passed; `clock` reads the host's
+   * cycles, the scan's own included.
+   */
+  maybeRun(clock: () => number): void;
+  /** Host cycles at which it wakes next. */
+  readonly nextWake: number;
+  /** Times it woke up. */
+  readonly wakeups: number;
   /** Visit `pages` pages now. */
   scan(pages: number): void;
   readonly fullScans: number;
@@ -149,14 +157,27 @@ export class Host {
   }
 
   /**
-   * Between domain turns (every vCPU at a safe point): the target policy, then the pager.
-   * `now` is the host's cycles, `accesses` the user accesses since the start.
+   * Host cycles at which a timer of the host's own threads (the automatic balloon policy, the
+   * sharing scanner) is due next: the domain running then yields the CPU at that time, so that a
+   * sleep shorter than a domain's turn is kept (Infinity: no timer).
    */
-  tick(now: number, accesses: number): void {
+  nextTimer(): number {
+    return Math.min(
+      this.auto?.nextRun ?? Number.POSITIVE_INFINITY,
+      this.scanner?.nextWake ?? Number.POSITIVE_INFINITY,
+    );
+  }
+
+  /**
+   * Between domain turns (every vCPU at a safe point): the target policy, then the pager, then
+   * the sharing scanner. `clock` reads the host's cycles, `accesses` is the user accesses since
+   * the start.
+   */
+  tick(clock: () => number, accesses: number): void {
     this.fixed?.apply(accesses);
-    this.auto?.maybeRun(now, this.frames.free, this.frames.frames);
+    this.auto?.maybeRun(clock(), this.frames.free, this.frames.frames);
     this.swap.enforceTargets();
-    this.scanner?.maybeRun(now);
+    this.scanner?.maybeRun(clock);
   }
 
   /**

@@ -20,7 +20,7 @@ export function shadowSpec(
     name,
     memory,
     mode: "shadow",
-    quantum: 1e9,
+    quantum: { type: "fixed", cycles: 1e18 },
     processes: [],
     shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap", ...shadow },
     balloon: defaultBalloon(memory),

@@ -67,7 +67,8 @@ export class FixedTargets {
 
 /** The automatic policy, after oVirt MOM's balloon rules. */
 export class AutoBalloonPolicy {
-  private nextRun = 0;
+  /** Host cycles at which the rules run next. */
+  nextRun = 0;
   /** Times the rules ran. */
   ticks = 0;
 

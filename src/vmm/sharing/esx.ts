@@ -37,7 +37,10 @@ interface Hint {
 export class EsxScanner {
   /** ESX has no full scans (reported as 0). */
   readonly fullScans = 0;
-  private nextWake = 0;
+  /** Host cycles at which the scanner wakes next. */
+  nextWake = 0;
+  /** Times it woke up. */
+  wakeups = 0;
   private readonly table: SharedTable;
   /** Hint frames by hash: one unshared page per hash; and each hinted page's hash. */
   private readonly hints = new Map<number, Hint>();
@@ -65,10 +68,13 @@ export class EsxScanner {
     return this.table.zeroPagesSharing();
   }
 
-  maybeRun(now: number): void {
-    if (now < this.nextWake) return;
-    this.nextWake = now + this.options.sleep;
+  /** Scan if `sleep` host cycles have passed since the last scan ended. */
+  maybeRun(clock: () => number): void {
+    if (clock() < this.nextWake) return;
+    this.wakeups++;
     this.scan(this.options.pagesToScan);
+    // The sleep starts when the scan is done, as ksm_scan_thread's does.
+    this.nextWake = clock() + this.options.sleep;
   }
 
   /** Examine `pages` random pages (a page of a domain chosen in proportion to its size). */

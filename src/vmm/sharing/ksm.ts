@@ -52,7 +52,10 @@ export class KsmScanner {
   fullScans = 0;
   private cursorDomain = 0;
   private cursorGfn = 0;
-  private nextWake = 0;
+  /** Host cycles at which the scanner wakes next. */
+  nextWake = 0;
+  /** Times it woke up. */
+  wakeups = 0;
   /** Per domain, each gfn's checksum at its last visit, and whether it was visited. */
   private readonly lastSum: Uint32Array[];
   private readonly seen: Uint8Array[];
@@ -95,11 +98,13 @@ export class KsmScanner {
     return this.unstableCount;
   }
 
-  /** Wake up if `sleep` has passed since the last wake-up (host cycles). */
-  maybeRun(now: number): void {
-    if (now < this.nextWake) return;
-    this.nextWake = now + this.options.sleep;
+  /** Scan if `sleep` host cycles have passed since the last scan ended. */
+  maybeRun(clock: () => number): void {
+    if (clock() < this.nextWake) return;
+    this.wakeups++;
     this.scan(this.options.pagesToScan);
+    // The sleep starts when the scan is done, as ksm_scan_thread's does.
+    this.nextWake = clock() + this.options.sleep;
   }
 
   /** Visit the next `pages` pages. */

@@ -10,7 +10,7 @@ import {
   WRITABLE_SEARCHES,
 } from "../../config/scenario.js";
 import { formatSize, KiB, MiB } from "../../config/sizes.js";
-import { bool, int, name, size, strict, uniqueNames } from "./fields.js";
+import { bool, int, name, size, slice, strict, uniqueNames } from "./fields.js";
 import { processSchema } from "./process-schema.js";
 
 const shadowSchema = strict({
@@ -97,7 +97,7 @@ export const domainSchema = strict({
   shadow: shadowSchema.prefault({}),
   hap: strict({ large_pages: bool().default(false) }).prefault({}),
   balloon: balloonSchema.prefault({}),
-  quantum: int(1).default(SCENARIO_DEFAULTS.quantum),
+  quantum: slice().prefault(SCENARIO_DEFAULTS.quantum),
   processes: z
     .array(processSchema, { error: "expected a list of processes" })
     .min(1, { error: "expected at least one process" }),

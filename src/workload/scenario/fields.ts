@@ -83,3 +83,40 @@ export function uniqueNames(
     });
   });
 }
+
+/** A time slice as written: Linux's rule by name, a duration, or cycles of the guest's clock. */
+export type SliceInput =
+  | { type: "cfs" }
+  | { type: "eevdf" }
+  | { type: "seconds"; value: number }
+  | { type: "cycles"; value: number };
+
+const SLICE_EXPECTED =
+  'expected cfs, eevdf, a duration such as "3ms" (units ns, us, ms, s) or a number of cycles';
+const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ns|us|ms|s)$/;
+const DURATION_UNIT: Record<string, number> = { ns: 1e-9, us: 1e-6, ms: 1e-3, s: 1 };
+/** The longest slice: 1,000 s (longer is no slice at all). */
+const MAX_SLICE_SECONDS = 1000;
+
+/** The guest scheduler's slice (see SliceRule): "cfs", "eevdf", "3ms", or cycles. */
+export function slice() {
+  return z
+    .union([z.number(), z.string()], { error: SLICE_EXPECTED })
+    .transform((input, ctx): SliceInput => {
+      const fail = (message: string) => {
+        ctx.addIssue({ code: "custom", message, input });
+        return z.NEVER;
+      };
+      if (input === "cfs" || input === "eevdf") return { type: input };
+      if (typeof input === "number") {
+        if (!Number.isSafeInteger(input) || input < 1) return fail(SLICE_EXPECTED);
+        return { type: "cycles", value: input };
+      }
+      const m = DURATION_RE.exec(input.trim());
+      if (!m) return fail(SLICE_EXPECTED);
+      const seconds = Number(m[1]) * DURATION_UNIT[m[2]];
+      if (seconds <= 0) return fail("must be longer than 0");
+      if (seconds > MAX_SLICE_SECONDS) return fail("must be at most 1000s");
+      return { type: "seconds", value: seconds };
+    });
+}

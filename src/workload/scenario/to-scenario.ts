@@ -2,7 +2,8 @@
 
 import { CPU_PROFILES } from "../../config/cpu.js";
 import { SCENARIO_DEFAULTS, WORK_DEFAULTS } from "../../config/defaults.js";
-import type { HardwareSpec, Scenario } from "../../config/scenario.js";
+import type { HardwareSpec, Scenario, SliceRule } from "../../config/scenario.js";
+import type { SliceInput } from "./fields.js";
 import type { ScenarioFile } from "./schema.js";
 
 /** "dir/db-and-build.yaml" -> "db-and-build". */
@@ -76,7 +77,7 @@ export function toScenario(f: ScenarioFile, fileName: string): Scenario {
         retryDelay: dom.balloon.retry_delay,
         maxRetryDelay: dom.balloon.max_retry_delay,
       },
-      quantum: dom.quantum,
+      quantum: toSlice(dom.quantum, CPU_PROFILES[f.hardware.cpu].hz.value),
       processes: dom.processes.map((p) => ({
         name: p.name,
         kind: p.kind,
@@ -123,4 +124,11 @@ function toHardware(h: ScenarioFile["hardware"]): HardwareSpec {
     },
     dataCache: h.data_cache,
   };
+}
+
+/** The slice rule, a duration in cycles at the profile's clock (at least one). */
+function toSlice(q: SliceInput, hz: number): SliceRule {
+  if (q.type === "cfs" || q.type === "eevdf") return { type: q.type };
+  const cycles = q.type === "cycles" ? q.value : Math.max(1, Math.round(q.value * hz));
+  return { type: "fixed", cycles };
 }
