@@ -19,6 +19,7 @@ export {
 } from "../workload/scenario/builtin.js";
 export { type ParseOptions, parseScenario } from "../workload/scenario/parse.js";
 export { ScenarioError, type ScenarioProblem } from "../workload/scenario/problems.js";
+export { escapeControls } from "../workload/scenario/text.js";
 export { decodeTrace } from "../workload/trace/format.js";
 export { TRACE_KIND_NAMES, TraceError } from "../workload/trace/lackey.js";
 export { type TraceLayout, traceLayout, traceProblem } from "../workload/trace/layout.js";

@@ -14,6 +14,8 @@ export const EXIT_USAGE = 2;
 export const EXIT_CHECKS = 3;
 /** An internal error (BSD sysexits EX_SOFTWARE). */
 export const EXIT_INTERNAL = 70;
+/** Output could not be written: a full disk, a closed pipe or descriptor (sysexits EX_IOERR). */
+export const EXIT_IO = 74;
 
 /** A mistake in what the user typed, found by the CLI itself. */
 export class UsageError extends Error {

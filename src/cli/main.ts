@@ -6,8 +6,8 @@
 import { Command, Option } from "commander";
 import { DEFAULT_SCENARIO, PAGING_MODES, VERSION } from "../api/index.js";
 import { type CompareOptions, compareCommand } from "./compare.js";
-import { exitQuietlyOnBrokenPipe } from "./epipe.js";
 import { describeError, EXIT_OK } from "./errors.js";
+import { exitOnOutputError, writeErr, writeJson, writeOut } from "./output.js";
 import { type RunOptions, runCommand } from "./run.js";
 import { resolveScenario } from "./scenario-arg.js";
 import { formatScenarioList, scenarioList } from "./scenarios-table.js";
@@ -137,9 +137,8 @@ function buildProgram(setCode: (code: number) => void): Command {
     .description("list the built-in scenarios")
     .option("--json", "print a JSON array of {name, summary, default}")
     .action((options: { json?: boolean }) => {
-      process.stdout.write(
-        options.json ? `${JSON.stringify(scenarioList(), null, 2)}\n` : formatScenarioList(),
-      );
+      if (options.json) writeJson(scenarioList());
+      else writeOut(formatScenarioList());
     });
 
   return program;
@@ -147,7 +146,7 @@ function buildProgram(setCode: (code: number) => void): Command {
 
 /** Runs the CLI on argv (without "node" and the script path); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  exitQuietlyOnBrokenPipe();
+  exitOnOutputError();
   let code = EXIT_OK;
   const program = buildProgram((c) => {
     code = c;
@@ -157,7 +156,7 @@ export async function main(argv: string[]): Promise<number> {
     return code;
   } catch (e) {
     const { message, code: errorCode } = describeError(e, Boolean(process.env.MEMVISOR_DEBUG));
-    if (message !== "") process.stderr.write(`memvisor: ${message}\n`);
+    if (message !== "") writeErr(message);
     return errorCode;
   }
 }

@@ -3,6 +3,7 @@
 import { type PagingMode, type Report, Simulation } from "../api/index.js";
 import { parseAccesses, parseSeed } from "./args.js";
 import { EXIT_CHECKS, EXIT_OK } from "./errors.js";
+import { writeErr, writeJson, writeOut } from "./output.js";
 import { LazyProgress } from "./progress.js";
 import { checksLine, formatReport } from "./report-table.js";
 import { resolveScenario } from "./scenario-arg.js";
@@ -42,10 +43,10 @@ export function runCommand(scenarioArg: string | undefined, options: RunOptions)
   }
 
   if (options.json) {
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    if (report.checks.violations > 0) process.stderr.write(`memvisor: ${checksLine(report)}\n`);
+    writeJson(report);
+    if (report.checks.violations > 0) writeErr(checksLine(report));
   } else {
-    process.stdout.write(formatReport(report, scenario.description));
+    writeOut(formatReport(report, scenario.description));
   }
   return report.checks.violations > 0 ? EXIT_CHECKS : EXIT_OK;
 }

@@ -13,6 +13,7 @@ import { formatSizeApprox, TRACE_KIND_NAMES, traceLayout, traceProblem } from ".
 import { type ImportResult, importLackey, readTrace } from "../api/node.js";
 import { EXIT_OK, UsageError } from "./errors.js";
 import { formatInt, newTable } from "./format.js";
+import { writeErr, writeJson, writeOut } from "./output.js";
 
 export interface ImportOptions {
   output: string;
@@ -33,7 +34,7 @@ export async function traceImportCommand(file: string, options: ImportOptions): 
     skipBad: options.skipBad,
     overwrite: options.force,
   });
-  process.stdout.write(summary(file, options.output, r));
+  writeOut(summary(file, options.output, r));
   return EXIT_OK;
 }
 
@@ -63,10 +64,10 @@ export async function traceRecordCommand(
     );
     if (r.error !== undefined) throw new UsageError(`trace record: ${r.error.message}`);
     if (r.status !== 0) {
-      process.stderr.write(`memvisor: note: ${command[0]} exited with status ${r.status}\n`);
+      writeErr(`note: ${command[0]} exited with status ${r.status}`);
     }
     const result = await importLackey(log, options.output, { overwrite: options.force });
-    process.stdout.write(summary(command.join(" "), options.output, result));
+    writeOut(summary(command.join(" "), options.output, result));
     return EXIT_OK;
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -111,7 +112,7 @@ export function traceInfo(file: string): TraceInfo {
 export function traceInfoCommand(file: string, options: { json?: boolean }): number {
   const info = traceInfo(file);
   if (options.json) {
-    process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+    writeJson(info);
     return EXIT_OK;
   }
   const out = [
@@ -134,6 +135,6 @@ export function traceInfoCommand(file: string, options: { json?: boolean }): num
     }
     out.push(table.toString());
   }
-  process.stdout.write(`${out.join("\n")}\n`);
+  writeOut(`${out.join("\n")}\n`);
   return EXIT_OK;
 }
