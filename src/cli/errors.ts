@@ -6,6 +6,7 @@
 
 import { CommanderError } from "commander";
 import { ScenarioError, SimulationError, TraceError } from "../api/index.js";
+import { OutputError } from "../api/node.js";
 
 export const EXIT_OK = 0;
 /** A usage error: bad option or argument, unknown or invalid scenario, unavailable mode. */
@@ -36,6 +37,7 @@ export function describeError(e: unknown, debug: boolean): { message: string; co
   ) {
     return { message: e.message, code: EXIT_USAGE };
   }
+  if (e instanceof OutputError) return { message: e.message, code: EXIT_IO };
   const message = e instanceof Error ? e.message : String(e);
   const stack = e instanceof Error && e.stack !== undefined ? e.stack : "";
   const detail = debug

@@ -10,7 +10,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatSizeApprox, TRACE_KIND_NAMES, traceLayout, traceProblem } from "../api/index.js";
-import { type ImportResult, importLackey, readTrace } from "../api/node.js";
+import {
+  checkOutput,
+  discardPendingOutputs,
+  type ImportResult,
+  importLackey,
+  readTrace,
+} from "../api/node.js";
 import { EXIT_OK, UsageError } from "./errors.js";
 import { formatInt, newTable } from "./format.js";
 import { writeErr, writeJson, writeOut } from "./output.js";
@@ -29,11 +35,32 @@ function summary(from: string, out: string, r: ImportResult): string {
   );
 }
 
-export async function traceImportCommand(file: string, options: ImportOptions): Promise<number> {
-  const r = await importLackey(file, options.output, {
-    skipBad: options.skipBad,
-    overwrite: options.force,
+/**
+ * Runs `work` with SIGINT and SIGTERM removing what it was writing (and `cleanup`) before the
+ * process ends with 130 or 143, as a shell reports a death by those signals.
+ */
+async function interruptible<T>(work: () => Promise<T>, cleanup = () => {}): Promise<T> {
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => {
+    const handler = () => {
+      discardPendingOutputs();
+      cleanup();
+      writeErr(`interrupted (${signal}): nothing written`);
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    };
+    process.on(signal, handler);
+    return [signal, handler] as const;
   });
+  try {
+    return await work();
+  } finally {
+    for (const [signal, handler] of handlers) process.off(signal, handler);
+  }
+}
+
+export async function traceImportCommand(file: string, options: ImportOptions): Promise<number> {
+  const r = await interruptible(() =>
+    importLackey(file, options.output, { skipBad: options.skipBad, overwrite: options.force }),
+  );
   writeOut(summary(file, options.output, r));
   return EXIT_OK;
 }
@@ -49,6 +76,7 @@ export async function traceRecordCommand(
   options: Omit<ImportOptions, "skipBad">,
 ): Promise<number> {
   if (command.length === 0) throw new UsageError("trace record: give the command after --");
+  checkOutput(options.output, options.force ?? false, []);
   if (!haveValgrind()) {
     throw new UsageError(
       "trace record needs valgrind, which is not installed (on Debian: apt-get install valgrind)",
