@@ -17,8 +17,10 @@ const tmp = mkdtempSync(join(tmpdir(), "memvisor-hostile-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** Characters a terminal acts on (tab and newline aside). */
-const UNSAFE =
-  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+const C0 = "\\u0000-\\u0008\\u000b-\\u001f";
+const UNSAFE = new RegExp(
+  `[${C0}\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069]`,
+);
 
 function messageOf(load: () => unknown): string {
   try {

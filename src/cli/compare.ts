@@ -12,7 +12,7 @@ import {
 import { parseAccesses, parseSeed, parseVary } from "./args.js";
 import { EXIT_CHECKS, EXIT_OK, UsageError } from "./errors.js";
 import { formatInt, formatRatio, newTable } from "./format.js";
-import { writeErr, writeJson, writeOut } from "./output.js";
+import { writeJson, writeOut } from "./output.js";
 
 export interface CompareOptions {
   modes: string;

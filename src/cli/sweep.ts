@@ -4,7 +4,7 @@ import { formatSizeApprox, type Scenario, type Sweep, sweepDomains } from "../ap
 import { parseAccesses, parseDomains, parseSeed } from "./args.js";
 import { EXIT_CHECKS, EXIT_OK } from "./errors.js";
 import { formatInt, newTable } from "./format.js";
-import { writeErr, writeJson, writeOut } from "./output.js";
+import { writeJson, writeOut } from "./output.js";
 
 export interface SweepOptions {
   domains: string;

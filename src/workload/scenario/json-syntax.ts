@@ -13,7 +13,9 @@ export interface JsonMistake {
 
 const WS = /[ \t\n\r]*/y;
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
-const STRING = /"(?:[^"\\\u0000-\u001f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"/y;
+/** A string: no raw control characters (U+0000 to U+001F), valid escapes. */
+const C0 = "\\u0000-\\u001f";
+const STRING = new RegExp(`"(?:[^"\\\\${C0}]|\\\\(?:["\\\\/bfnrt]|u[0-9a-fA-F]{4}))*"`, "y");
 const WORD = /true|false|null/y;
 
 /** What a piece of text is, for "got ..." (the next character, or the end). */

@@ -9,17 +9,17 @@ import { formatSizeApprox } from "../../config/sizes.js";
 import type { ScenarioProblem } from "./problems.js";
 
 /** Characters a terminal acts on: C0 but tab and newline, DEL, C1, bidi controls. */
-const UNSAFE =
-  /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const CONTROLS =
+  "\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069";
+const UNSAFE = new RegExp(`[${CONTROLS}]`, "g");
 /** The same, and line breaks: what a one-line quotation escapes. */
-const UNSAFE_IN_LINE =
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]/g;
+const UNSAFE_IN_LINE = new RegExp(`[${CONTROLS}\\n\\t\\u2028\\u2029]`, "g");
 
-const escape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
+const asEscape = (c: string) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`;
 
 /** Text with every character a terminal would act on written as \uXXXX (tab, newline kept). */
 export function escapeControls(text: string): string {
-  return text.replace(UNSAFE, escape);
+  return text.replace(UNSAFE, asEscape);
 }
 
 /** Characters of a value a message quotes; a longer one is cut, its length said. */
@@ -28,7 +28,7 @@ export const QUOTE_MAX = 60;
 /** A string as a message shows it: in double quotes, escaped, at most QUOTE_MAX characters. */
 export function quote(value: string): string {
   const cut = value.length > QUOTE_MAX ? value.slice(0, QUOTE_MAX) : value;
-  const body = cut.replace(/["\\]/g, (c) => `\\${c}`).replace(UNSAFE_IN_LINE, escape);
+  const body = cut.replace(/["\\]/g, (c) => `\\${c}`).replace(UNSAFE_IN_LINE, asEscape);
   return value.length > QUOTE_MAX
     ? `"${body}..." (${value.length.toLocaleString("en-US")} characters)`
     : `"${body}"`;
