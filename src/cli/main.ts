@@ -8,16 +8,12 @@ import { DEFAULT_SCENARIO, PAGING_MODES, VERSION } from "../api/index.js";
 import { type CompareOptions, compareCommand } from "./compare.js";
 import { describeError, EXIT_OK } from "./errors.js";
 import { exitOnOutputError, writeErr, writeJson, writeOut } from "./output.js";
+import { type RecordOptions, traceRecordCommand } from "./record.js";
 import { type RunOptions, runCommand } from "./run.js";
 import { resolveScenario } from "./scenario-arg.js";
 import { formatScenarioList, scenarioList } from "./scenarios-table.js";
 import { type SweepOptions, sweepCommand } from "./sweep.js";
-import {
-  type ImportOptions,
-  traceImportCommand,
-  traceInfoCommand,
-  traceRecordCommand,
-} from "./trace.js";
+import { type ImportOptions, traceImportCommand, traceInfoCommand } from "./trace.js";
 import { DEFAULT_UI_PORT, type UiCommandOptions, uiCommand } from "./ui.js";
 
 function buildProgram(setCode: (code: number) => void): Command {
@@ -104,11 +100,26 @@ function buildProgram(setCode: (code: number) => void): Command {
     });
   trace
     .command("record")
-    .description("run a command under valgrind lackey and write its trace in memvisor's format")
+    .description(
+      "run a command under valgrind lackey and write its program's trace in memvisor's format",
+    )
     .argument("<command...>", "the command and its arguments, after --")
     .requiredOption("-o, --output <file>", "the trace file to write")
     .option("--force", "overwrite the output file if it exists")
-    .action(async (command: string[], options: ImportOptions) => {
+    .option(
+      "--no-follow-children",
+      "trace the command's own process only (by default valgrind follows the processes it starts)",
+    )
+    .option(
+      "--program <name>",
+      "keep the trace of the process that ran this program (e.g. cc1; default: the one with the most accesses)",
+    )
+    .option(
+      "--valgrind-option <option>",
+      "pass an option to valgrind, e.g. --valgrind-option=--trace-children-skip='*git*' (repeatable)",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .action(async (command: string[], options: RecordOptions) => {
       setCode(await traceRecordCommand(command, options));
     });
   trace
