@@ -442,8 +442,9 @@ describe("memvisor errors", () => {
     ["--seed", "-1", '--seed: expected an integer from 0 to 4294967295, got "-1"'],
     ["--seed", "x", '--seed: expected an integer from 0 to 4294967295, got "x"'],
     ["--seed", "4294967296", "--seed: expected an integer from 0 to 4294967295"],
-    ["--accesses", "0", '--accesses: expected a positive integer, got "0"'],
-    ["--accesses", "1.5", "--accesses: expected a positive integer"],
+    ["--accesses", "0", '--accesses: expected an integer from 1 to 1000000000000, got "0"'],
+    ["--accesses", "1.5", "--accesses: expected an integer from 1 to 1000000000000"],
+    ["--accesses", "1000000000001", "--accesses: expected an integer from 1 to 1000000000000"],
   ])("%s %s", async (option, value, message) => {
     const r = await cli("run", option, value);
     expect(r.code).toBe(2);

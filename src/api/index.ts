@@ -7,6 +7,7 @@
  * points.
  */
 
+export { LIMITS } from "../config/limits.js";
 export { formatSize, formatSizeApprox, parseSize } from "../config/sizes.js";
 export { Trace } from "../config/trace.js";
 export { PAGE_SIZE } from "../hw/addr.js";
@@ -48,6 +49,7 @@ export {
   type TlbSet,
   type TlbWay,
 } from "./inspect.js";
+export { checkCycleTotals, OptionsError, SEED_MAX, SWEEP_MAX_DOMAINS } from "./options.js";
 export { DOMAIN_QUANTUM, Simulation, type SimulationOptions } from "./simulation.js";
 export type { StepExit, StepLevel, StepNestedRef, StepRecord, StepWalk } from "./step.js";
 export {

@@ -1,6 +1,6 @@
 /** `memvisor run`: load a scenario, run it (with a progress bar on long runs), print the report. */
 
-import { type PagingMode, type Report, Simulation } from "../api/index.js";
+import { checkCycleTotals, type PagingMode, type Report, Simulation } from "../api/index.js";
 import { parseAccesses, parseSeed } from "./args.js";
 import { EXIT_CHECKS, EXIT_OK } from "./errors.js";
 import { writeErr, writeJson, writeOut } from "./output.js";
@@ -41,6 +41,7 @@ export function runCommand(scenarioArg: string | undefined, options: RunOptions)
   } finally {
     progress?.stop();
   }
+  checkCycleTotals(report);
 
   if (options.json) {
     writeJson(report);

@@ -87,3 +87,21 @@ export function simulatorMemoryProblem(domains: readonly DomainSize[], hostMemor
     "domains or the host less memory (each shadow-paged domain costs 8 bytes per host frame)"
   );
 }
+
+/** The limits above, for the library's users (README's "Limits" lists them). */
+export const LIMITS = {
+  guestMemoryMin: GUEST_MEMORY_MIN,
+  guestMemoryMax: GUEST_MEMORY_MAX,
+  hostMemoryMax: HOST_MEMORY_MAX,
+  domains: MAX_DOMAINS,
+  processes: MAX_PROCESSES,
+  balloonSchedule: MAX_SCHEDULE,
+  cost: COST_MAX,
+  accesses: MAX_ACCESSES,
+  simulatorMemory: SIMULATOR_MEMORY_BUDGET,
+  scenarioFileBytes: SCENARIO_FILE_MAX,
+  scenarioLine: SCENARIO_LINE_MAX,
+  scenarioDepth: SCENARIO_DEPTH_MAX,
+  traceRecords: MAX_TRACE_RECORDS,
+  lackeyLine: LACKEY_LINE_MAX,
+} as const;
