@@ -442,8 +442,9 @@ describe("memvisor errors", () => {
     ["--seed", "-1", '--seed: expected an integer from 0 to 4294967295, got "-1"'],
     ["--seed", "x", '--seed: expected an integer from 0 to 4294967295, got "x"'],
     ["--seed", "4294967296", "--seed: expected an integer from 0 to 4294967295"],
-    ["--accesses", "0", '--accesses: expected a positive integer, got "0"'],
-    ["--accesses", "1.5", "--accesses: expected a positive integer"],
+    ["--accesses", "0", '--accesses: expected an integer from 1 to 1000000000000, got "0"'],
+    ["--accesses", "1.5", "--accesses: expected an integer from 1 to 1000000000000"],
+    ["--accesses", "1000000000001", "--accesses: expected an integer from 1 to 1000000000000"],
   ])("%s %s", async (option, value, message) => {
     const r = await cli("run", option, value);
     expect(r.code).toBe(2);
@@ -520,6 +521,48 @@ describe("bin/memvisor.js", () => {
     );
     const report = JSON.parse(stdout) as Report;
     expect(report.host.counters.user_accesses).toBe(5000);
+  });
+
+  it("a report that cannot be written (a full disk, a closed pipe) exits 74 and says why", () => {
+    const full = spawnSync(
+      "sh",
+      ["-c", `"${process.execPath}" "${bin}" run tlb-thrash --accesses 1000 > /dev/full`],
+      { encoding: "utf8" },
+    );
+    expect(full.status).toBe(74);
+    expect(full.stderr).toBe(
+      "memvisor: cannot write to standard output: no space left on the device\n",
+    );
+    const pipe = spawnSync(
+      "sh",
+      ["-c", `"${process.execPath}" "${bin}" scenarios --json | true; echo "rc=$?"`],
+      { encoding: "utf8" },
+    );
+    expect(pipe.stderr).toContain("the reading end of the pipe was closed");
+  });
+
+  it("prints a scenario's control and bidi characters escaped, in reports and in errors", () => {
+    const file = join(tmp, "escape.yaml");
+    writeFileSync(
+      file,
+      [
+        'description: "\\e]0;title\\a \\u202eevil"',
+        "run: { accesses: 100 }",
+        "domains:",
+        "  - { name: d, memory: 8MiB, processes: [{ name: p, kind: database, working_set: 64KiB, code: 4KiB }] }",
+        "",
+      ].join("\n"),
+    );
+    const r = spawnSync(process.execPath, [bin, "run", file], { encoding: "utf8" });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain("\\u001b]0;title\\u0007 \\u202eevil");
+    for (const c of ["\u001b", "\u0007", "\u202e"]) expect(r.stdout).not.toContain(c);
+    const bad = join(tmp, "\u001b[2J.yaml");
+    writeFileSync(bad, "domains: 1\n");
+    const e = spawnSync(process.execPath, [bin, "run", bad], { encoding: "utf8" });
+    expect(e.status).toBe(2);
+    expect(e.stderr).toContain("\\u001b[2J.yaml:1:10: domains: expected a list of domains");
+    expect(e.stderr).not.toContain("\u001b");
   });
 
   it("sets the exit code for a bad file", () => {

@@ -468,12 +468,36 @@ const BAD: [string, string, number, number, string, string][] = [
     'must be a multiple of 2MiB, got "1025MiB"',
   ],
   [
-    "memory above 1TiB",
-    withLine(6, "    memory: 2TiB"),
+    "memory above 512GiB (the direct map's one L3 table)",
+    withLine(6, "    memory: 513GiB"),
     6,
     13,
     "domains[0].memory",
-    "must be at most 1TiB",
+    'must be at most 512GiB, got "513GiB"',
+  ],
+  [
+    "memory below 4MiB (what the kernel needs to boot)",
+    withLine(6, "    memory: 2MiB"),
+    6,
+    13,
+    "domains[0].memory",
+    'must be at least 4MiB, got "2MiB"',
+  ],
+  [
+    "a cost that is not a whole number of cycles up to 10^9",
+    withLine(2, "costs: { walk_ref: 1e300 }"),
+    2,
+    20,
+    "costs.walk_ref",
+    "expected an integer from 0 to 1000000000, got 1e+300",
+  ],
+  [
+    "host memory above 1TiB",
+    withLine(2, "host: { memory: 2TiB }"),
+    2,
+    17,
+    "host.memory",
+    'must be at most 1TiB, got "2TiB"',
   ],
   [
     "working set not a multiple of 4KiB",
@@ -561,7 +585,7 @@ const BAD: [string, string, number, number, string, string][] = [
     3,
     18,
     "run.accesses",
-    'expected an integer >= 1, got "1_000_000" (write digits only',
+    'expected an integer from 1 to 1000000000000, got "1_000_000" (write digits only',
   ],
   [
     "missing required key",
@@ -889,5 +913,30 @@ describe("loadScenarioFile", () => {
     const file = join(dir, "bad.yaml");
     writeFileSync(file, withLine(7, "    mode: hvm"));
     expect(() => loadScenarioFile(file)).toThrow(`${file}:7:11: domains[0].mode:`);
+  });
+});
+
+describe("limits: what the schema accepts runs", () => {
+  const domain = (i: number, memory: string, mode: string) =>
+    `  - { name: d${i}, memory: ${memory}, mode: ${mode}, processes: [{ name: p, kind: database, working_set: 1MiB }] }`;
+  const scenario = (domains: string[], host = "") =>
+    `${host}run: { accesses: 1000 }\ndomains:\n${domains.join("\n")}\n`;
+
+  it("refuses domains the simulator could not hold in memory, at the domains list", () => {
+    const e = errorOf(scenario([domain(1, "512GiB", "pv"), domain(2, "512GiB", "pv")]));
+    expect(e.message).toMatch(
+      /^x\.yaml:3:3: domains: simulating these domains on this host would take about \d+\.\d+GiB of memory, more than memvisor's 8GiB/,
+    );
+    // Shadow paging's reverse map grows with the host: many shadow domains on a large host.
+    const shadow = Array.from({ length: 8 }, (_, i) => domain(i, "64MiB", "shadow"));
+    expect(errorOf(scenario(shadow, "host: { memory: 1TiB }\n")).path).toBe("domains");
+    expect(() => parseScenario(scenario([domain(1, "512GiB", "pv")]), "x.yaml")).not.toThrow();
+  });
+
+  it("refuses more than 64 domains", () => {
+    const many = Array.from({ length: 65 }, (_, i) => domain(i, "4MiB", "native"));
+    expect(errorOf(scenario(many)).message).toContain(
+      "x.yaml:3:3: domains: expected at most 64 domains",
+    );
   });
 });

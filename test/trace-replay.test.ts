@@ -142,6 +142,33 @@ describe("the address space of a trace", () => {
   });
 });
 
+describe("region kinds come from what the trace did to each page", () => {
+  it("a heap written page by page with a few pages fetched from is data, not code", () => {
+    // A python heap: 40 pages written, 2 of them and one more also fetched from.
+    const records: [number, number][] = [
+      [0x400000, TRACE_FETCH],
+      [0x401000, TRACE_FETCH],
+    ];
+    for (let p = 0; p < 40; p++) records.push([0x10000000 + p * 4096, TRACE_STORE]);
+    records.push([0x10000000, TRACE_FETCH], [0x10001000, TRACE_FETCH], [0x10028000, TRACE_FETCH]);
+    records.push([0x7fff0000, TRACE_STORE]);
+    const { regions } = traceLayout(makeTrace(records));
+    expect(regions.map((r) => [r.start, r.prot, r.kind, r.fromImage])).toEqual([
+      [0x400000, 5, "code", true],
+      [0x10000000, 7, "heap", false],
+      [0x7fff0000, 3, "stack", false],
+    ]);
+  });
+
+  it("a program's text with its data beside it stays code", () => {
+    const records: [number, number][] = [];
+    for (let p = 0; p < 6; p++) records.push([0x400000 + p * 4096, TRACE_FETCH]);
+    for (let p = 6; p < 9; p++) records.push([0x400000 + p * 4096, TRACE_STORE]);
+    const { regions } = traceLayout(makeTrace(records));
+    expect(regions.map((r) => [r.prot, r.kind, r.fromImage])).toEqual([[7, "code", true]]);
+  });
+});
+
 describe("replaying a trace", () => {
   const one = (loop: boolean) =>
     scenarioYaml([`{ name: sort, kind: trace, trace: sort.trace, loop: ${loop} }`]);

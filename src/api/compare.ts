@@ -7,6 +7,7 @@
 import { fitProblem } from "../config/fit.js";
 import { VMEXIT_REASONS } from "../metrics/counters.js";
 import { SimulationError } from "./domain.js";
+import { checkCompareInput, checkCycleTotals, checkValues, OptionsError } from "./options.js";
 import { Simulation, type SimulationOptions } from "./simulation.js";
 import type { DomainCounterName, PagingMode, Report, Scenario } from "./types.js";
 import { VERSION } from "./version.js";
@@ -55,9 +56,11 @@ export function compareModes(
   modes: PagingMode[],
   options: Omit<SimulationOptions, "mode"> = {},
 ): Comparison {
+  checkCompareInput(modes, options);
   const results: ModeResult[] = [];
   for (const mode of modes) {
     const report = new Simulation(scenario, { ...options, mode }).run();
+    checkCycleTotals(report);
     const sum = (name: DomainCounterName) =>
       report.domains.reduce((s, d) => s + (d.counters[name] ?? 0), 0);
     const vmexits: Record<string, number> = { total: sum("vmexits") };
@@ -188,6 +191,13 @@ export function compareVarying(
   values: number[],
   options: Omit<SimulationOptions, "mode"> = {},
 ): Variation {
+  checkCompareInput(modes, options);
+  if (!Object.hasOwn(VARIABLE_PARAMETERS, parameter)) {
+    throw new OptionsError(
+      `parameter: expected one of ${Object.keys(VARIABLE_PARAMETERS).join(", ")}, got ${JSON.stringify(parameter)}`,
+    );
+  }
+  checkValues(parameter, values);
   for (const value of values) {
     const problem = variationProblem(scenario, parameter, value);
     if (problem !== "") throw new SimulationError(problem);

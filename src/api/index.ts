@@ -14,6 +14,7 @@ export {
   type CpuProfile,
   DEFAULT_CPU,
 } from "../config/cpu.js";
+export { LIMITS } from "../config/limits.js";
 export { formatSize, formatSizeApprox, parseSize } from "../config/sizes.js";
 export { Trace } from "../config/trace.js";
 export { PAGE_SIZE } from "../hw/addr.js";
@@ -26,6 +27,7 @@ export {
 } from "../workload/scenario/builtin.js";
 export { type ParseOptions, parseScenario } from "../workload/scenario/parse.js";
 export { ScenarioError, type ScenarioProblem } from "../workload/scenario/problems.js";
+export { escapeControls } from "../workload/scenario/text.js";
 export { decodeTrace } from "../workload/trace/format.js";
 export { TRACE_KIND_NAMES, TraceError } from "../workload/trace/lackey.js";
 export { type TraceLayout, traceLayout, traceProblem } from "../workload/trace/layout.js";
@@ -54,6 +56,7 @@ export {
   type TlbSet,
   type TlbWay,
 } from "./inspect.js";
+export { checkCycleTotals, OptionsError, SEED_MAX, SWEEP_MAX_DOMAINS } from "./options.js";
 export { DOMAIN_QUANTUM, Simulation, type SimulationOptions } from "./simulation.js";
 export type { StepExit, StepLevel, StepNestedRef, StepRecord, StepWalk } from "./step.js";
 export {

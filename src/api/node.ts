@@ -4,5 +4,12 @@
  */
 
 export { loadBuiltinScenario, loadScenarioFile } from "../workload/scenario/file.js";
-export { type ImportResult, importLackey, readTrace } from "../workload/trace/file.js";
+export {
+  checkOutput,
+  discardPendingOutputs,
+  type ImportResult,
+  importLackey,
+  OutputError,
+  readTrace,
+} from "../workload/trace/file.js";
 export * from "./index.js";

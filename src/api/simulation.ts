@@ -17,6 +17,7 @@ import { defaultHostFrames, Host } from "../vmm/host.js";
 import { Rng } from "../workload/rng.js";
 import { DomainRuntime } from "./domain.js";
 import { type FrameMap, frameMap } from "./inspect.js";
+import { checkSimulationInput } from "./options.js";
 import type { StepRecord } from "./step.js";
 import { stepAccess } from "./step.js";
 import {
@@ -62,6 +63,7 @@ export class Simulation {
   private accessesTotal = 0;
 
   constructor(scenario: Scenario, options: SimulationOptions = {}) {
+    checkSimulationInput(scenario, options);
     const seed = options.seed ?? scenario.seed;
     const mode = options.mode;
     this.scenario = {

@@ -5,6 +5,7 @@
  * grows with the number of guests, zero pages the most shared).
  */
 
+import { checkCycleTotals, checkSweepInput } from "./options.js";
 import { Simulation } from "./simulation.js";
 import type { Report, Scenario } from "./types.js";
 import { VERSION } from "./version.js";
@@ -59,6 +60,7 @@ export function sweepDomains(
   maxDomains: number,
   options: SweepOptions = {},
 ): Sweep {
+  checkSweepInput(maxDomains, options);
   const perDomain =
     options.accessesPerDomain ?? Math.ceil(scenario.run.accesses / scenario.domains.length);
   const results: SweepPoint[] = [];
@@ -67,6 +69,7 @@ export function sweepDomains(
       seed: options.seed,
       check: options.check,
     }).run();
+    checkCycleTotals(report);
     const c = report.host.counters;
     const saved = c.memory_saved_bytes ?? 0;
     // Without sharing every populated gfn would have a frame of its own.

@@ -1,10 +1,14 @@
 /** Validation of the numeric options, with messages that say what was expected and what came. */
 
-import { parseSize, VARIABLE_PARAMETERS, type VariableParameter } from "../api/index.js";
+import {
+  LIMITS,
+  parseSize,
+  SEED_MAX,
+  SWEEP_MAX_DOMAINS,
+  VARIABLE_PARAMETERS,
+  type VariableParameter,
+} from "../api/index.js";
 import { UsageError } from "./errors.js";
-
-/** Seeds are 32-bit: the largest accepted is 2^32 - 1. */
-export const SEED_MAX = 2 ** 32 - 1;
 
 /** Digits, optionally grouped by underscores as in a JS literal ("1_000_000"). */
 const INTEGER = /^[0-9]+(_[0-9]+)*$/;
@@ -26,12 +30,12 @@ export function parseSeed(text: string): number {
 
 /** --domains: 1 to 16 (a sweep runs the scenario once per count). */
 export function parseDomains(text: string): number {
-  return parseInteger("--domains", text, 1, 16);
+  return parseInteger("--domains", text, 1, SWEEP_MAX_DOMAINS);
 }
 
-/** --accesses: at least 1. */
+/** --accesses: 1 to 10^12 (the library's limit). */
 export function parseAccesses(text: string): number {
-  return parseInteger("--accesses", text, 1, Number.MAX_SAFE_INTEGER);
+  return parseInteger("--accesses", text, 1, LIMITS.accesses);
 }
 
 /** --vary PARAM=V1,V2,...: a parameter of the scenario's processes and the values to try. */

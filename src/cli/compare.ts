@@ -12,6 +12,7 @@ import {
 import { parseAccesses, parseSeed, parseVary } from "./args.js";
 import { EXIT_CHECKS, EXIT_OK, UsageError } from "./errors.js";
 import { formatInt, formatRatio, newTable } from "./format.js";
+import { writeJson, writeOut } from "./output.js";
 
 export interface CompareOptions {
   modes: string;
@@ -54,8 +55,8 @@ export function compareCommand(
       (s, p) => s + p.comparison.results.reduce((t, r) => t + r.report.checks.violations, 0),
       0,
     );
-    if (options.json) process.stdout.write(`${JSON.stringify(variation, null, 2)}\n`);
-    else process.stdout.write(formatVariation(variation, scenario.description));
+    if (options.json) writeJson(variation);
+    else writeOut(formatVariation(variation, scenario.description));
     return violations > 0 ? EXIT_CHECKS : EXIT_OK;
   }
   const comparison = compareModes(scenario, modes, {
@@ -65,9 +66,9 @@ export function compareCommand(
   });
   const violations = comparison.results.reduce((s, r) => s + r.report.checks.violations, 0);
   if (options.json) {
-    process.stdout.write(`${JSON.stringify(comparison, null, 2)}\n`);
+    writeJson(comparison);
   } else {
-    process.stdout.write(formatComparison(comparison, scenario.description));
+    writeOut(formatComparison(comparison, scenario.description));
   }
   return violations > 0 ? EXIT_CHECKS : EXIT_OK;
 }

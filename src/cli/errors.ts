@@ -6,6 +6,7 @@
 
 import { CommanderError } from "commander";
 import { ScenarioError, SimulationError, TraceError } from "../api/index.js";
+import { OutputError } from "../api/node.js";
 
 export const EXIT_OK = 0;
 /** A usage error: bad option or argument, unknown or invalid scenario, unavailable mode. */
@@ -14,6 +15,8 @@ export const EXIT_USAGE = 2;
 export const EXIT_CHECKS = 3;
 /** An internal error (BSD sysexits EX_SOFTWARE). */
 export const EXIT_INTERNAL = 70;
+/** Output could not be written: a full disk, a closed pipe or descriptor (sysexits EX_IOERR). */
+export const EXIT_IO = 74;
 
 /** A mistake in what the user typed, found by the CLI itself. */
 export class UsageError extends Error {
@@ -34,6 +37,7 @@ export function describeError(e: unknown, debug: boolean): { message: string; co
   ) {
     return { message: e.message, code: EXIT_USAGE };
   }
+  if (e instanceof OutputError) return { message: e.message, code: EXIT_IO };
   const message = e instanceof Error ? e.message : String(e);
   const stack = e instanceof Error && e.stack !== undefined ? e.stack : "";
   const detail = debug

@@ -6,18 +6,14 @@
 import { Command, Option } from "commander";
 import { DEFAULT_SCENARIO, PAGING_MODES, VERSION } from "../api/index.js";
 import { type CompareOptions, compareCommand } from "./compare.js";
-import { exitQuietlyOnBrokenPipe } from "./epipe.js";
 import { describeError, EXIT_OK } from "./errors.js";
+import { exitOnOutputError, writeErr, writeJson, writeOut } from "./output.js";
+import { type RecordOptions, traceRecordCommand } from "./record.js";
 import { type RunOptions, runCommand } from "./run.js";
 import { resolveScenario } from "./scenario-arg.js";
 import { formatScenarioList, scenarioList } from "./scenarios-table.js";
 import { type SweepOptions, sweepCommand } from "./sweep.js";
-import {
-  type ImportOptions,
-  traceImportCommand,
-  traceInfoCommand,
-  traceRecordCommand,
-} from "./trace.js";
+import { type ImportOptions, traceImportCommand, traceInfoCommand } from "./trace.js";
 import { DEFAULT_UI_PORT, type UiCommandOptions, uiCommand } from "./ui.js";
 import { type ValidateOptions, validateCommand } from "./validate.js";
 
@@ -105,11 +101,26 @@ function buildProgram(setCode: (code: number) => void): Command {
     });
   trace
     .command("record")
-    .description("run a command under valgrind lackey and write its trace in memvisor's format")
+    .description(
+      "run a command under valgrind lackey and write its program's trace in memvisor's format",
+    )
     .argument("<command...>", "the command and its arguments, after --")
     .requiredOption("-o, --output <file>", "the trace file to write")
     .option("--force", "overwrite the output file if it exists")
-    .action(async (command: string[], options: ImportOptions) => {
+    .option(
+      "--no-follow-children",
+      "trace the command's own process only (by default valgrind follows the processes it starts)",
+    )
+    .option(
+      "--program <name>",
+      "keep the trace of the process that ran this program (e.g. cc1; default: the one with the most accesses)",
+    )
+    .option(
+      "--valgrind-option <option>",
+      "pass an option to valgrind, e.g. --valgrind-option=--trace-children-skip='*git*' (repeatable)",
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .action(async (command: string[], options: RecordOptions) => {
       setCode(await traceRecordCommand(command, options));
     });
   trace
@@ -148,9 +159,8 @@ function buildProgram(setCode: (code: number) => void): Command {
     .description("list the built-in scenarios")
     .option("--json", "print a JSON array of {name, summary, default}")
     .action((options: { json?: boolean }) => {
-      process.stdout.write(
-        options.json ? `${JSON.stringify(scenarioList(), null, 2)}\n` : formatScenarioList(),
-      );
+      if (options.json) writeJson(scenarioList());
+      else writeOut(formatScenarioList());
     });
 
   return program;
@@ -158,7 +168,7 @@ function buildProgram(setCode: (code: number) => void): Command {
 
 /** Runs the CLI on argv (without "node" and the script path); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
-  exitQuietlyOnBrokenPipe();
+  exitOnOutputError();
   let code = EXIT_OK;
   const program = buildProgram((c) => {
     code = c;
@@ -168,7 +178,7 @@ export async function main(argv: string[]): Promise<number> {
     return code;
   } catch (e) {
     const { message, code: errorCode } = describeError(e, Boolean(process.env.MEMVISOR_DEBUG));
-    if (message !== "") process.stderr.write(`memvisor: ${message}\n`);
+    if (message !== "") writeErr(message);
     return errorCode;
   }
 }

@@ -1,8 +1,9 @@
 /** `memvisor run`: load a scenario, run it (with a progress bar on long runs), print the report. */
 
-import { type PagingMode, type Report, Simulation } from "../api/index.js";
+import { checkCycleTotals, type PagingMode, type Report, Simulation } from "../api/index.js";
 import { parseAccesses, parseSeed } from "./args.js";
 import { EXIT_CHECKS, EXIT_OK } from "./errors.js";
+import { writeErr, writeJson, writeOut } from "./output.js";
 import { LazyProgress } from "./progress.js";
 import { checksLine, formatReport } from "./report-table.js";
 import { resolveScenario } from "./scenario-arg.js";
@@ -40,12 +41,13 @@ export function runCommand(scenarioArg: string | undefined, options: RunOptions)
   } finally {
     progress?.stop();
   }
+  checkCycleTotals(report);
 
   if (options.json) {
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-    if (report.checks.violations > 0) process.stderr.write(`memvisor: ${checksLine(report)}\n`);
+    writeJson(report);
+    if (report.checks.violations > 0) writeErr(checksLine(report));
   } else {
-    process.stdout.write(formatReport(report, scenario.description));
+    writeOut(formatReport(report, scenario.description));
   }
   return report.checks.violations > 0 ? EXIT_CHECKS : EXIT_OK;
 }

@@ -4,6 +4,7 @@ import { formatSizeApprox, type Scenario, type Sweep, sweepDomains } from "../ap
 import { parseAccesses, parseDomains, parseSeed } from "./args.js";
 import { EXIT_CHECKS, EXIT_OK } from "./errors.js";
 import { formatInt, newTable } from "./format.js";
+import { writeJson, writeOut } from "./output.js";
 
 export interface SweepOptions {
   domains: string;
@@ -20,8 +21,8 @@ export function sweepCommand(scenario: Scenario, options: SweepOptions): number 
     check: options.check ?? false,
   });
   const violations = sweep.results.reduce((s, r) => s + r.report.checks.violations, 0);
-  if (options.json) process.stdout.write(`${JSON.stringify(sweep, null, 2)}\n`);
-  else process.stdout.write(formatSweep(sweep, scenario.description));
+  if (options.json) writeJson(sweep);
+  else writeOut(formatSweep(sweep, scenario.description));
   return violations > 0 ? EXIT_CHECKS : EXIT_OK;
 }
 

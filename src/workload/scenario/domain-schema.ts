@@ -1,8 +1,14 @@
 /** The schema of a domain: its memory and mode, shadow and HAP options, balloon, processes. */
 
 import { z } from "zod";
-import { MAX_DOMAIN_MEMORY, SCENARIO_DEFAULTS } from "../../config/defaults.js";
+import { SCENARIO_DEFAULTS } from "../../config/defaults.js";
 import { fitProblem } from "../../config/fit.js";
+import {
+  GUEST_MEMORY_MAX,
+  GUEST_MEMORY_MIN,
+  MAX_PROCESSES,
+  MAX_SCHEDULE,
+} from "../../config/limits.js";
 import {
   BALLOON_TOUCH_POLICIES,
   PAGING_MODES,
@@ -40,6 +46,7 @@ const balloonSchema = strict({
     .array(strict({ at: int(0), target: size(4 * KiB) }), {
       error: "expected a list of { at, target }",
     })
+    .max(MAX_SCHEDULE, { error: `expected at most ${MAX_SCHEDULE} changes of target` })
     .default([]),
 });
 
@@ -89,7 +96,7 @@ function checkBalloon(
 
 export const domainSchema = strict({
   name: name(),
-  memory: size(2 * MiB, MAX_DOMAIN_MEMORY),
+  memory: size(2 * MiB, GUEST_MEMORY_MAX, GUEST_MEMORY_MIN),
   mode: z
     .enum(PAGING_MODES, { error: `expected one of ${PAGING_MODES.join(", ")}` })
     .default(SCENARIO_DEFAULTS.mode),
@@ -100,7 +107,8 @@ export const domainSchema = strict({
   quantum: slice().prefault(SCENARIO_DEFAULTS.quantum),
   processes: z
     .array(processSchema, { error: "expected a list of processes" })
-    .min(1, { error: "expected at least one process" }),
+    .min(1, { error: "expected at least one process" })
+    .max(MAX_PROCESSES, { error: `expected at most ${MAX_PROCESSES} processes` }),
 }).superRefine((d, ctx) => {
   uniqueNames(d.processes, "processes", "process", ctx);
   if (Number.isFinite(d.memory)) checkBalloon(d.balloon, d.memory, ctx);

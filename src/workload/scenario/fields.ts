@@ -46,8 +46,8 @@ export const name = () =>
     .regex(NAME_RE, { error: 'expected a name of letters, digits, ".", "_" or "-"' })
     .max(64, { error: "expected a name of at most 64 characters" });
 
-/** A size in bytes: a positive multiple of `multiple`, at most `max`. */
-export function size(multiple: number, max = Number.MAX_SAFE_INTEGER) {
+/** A size in bytes: a positive multiple of `multiple`, from `min` to `max`. */
+export function size(multiple: number, max = Number.MAX_SAFE_INTEGER, min = 1) {
   return z.union([z.number(), z.string()], { error: SIZE_EXPECTED }).transform((input, ctx) => {
     const bytes = sizeOrProblem(input);
     const fail = (message: string) => {
@@ -58,6 +58,7 @@ export function size(multiple: number, max = Number.MAX_SAFE_INTEGER) {
     if (bytes === 0) return fail("must be greater than 0");
     if (bytes % multiple !== 0) return fail(`must be a multiple of ${formatSize(multiple)}`);
     if (bytes > max) return fail(`must be at most ${formatSize(max)}`);
+    if (bytes < min) return fail(`must be at least ${formatSize(min)}`);
     return bytes;
   });
 }

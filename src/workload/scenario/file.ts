@@ -3,13 +3,16 @@
  * browser-safe part).
  */
 
-import { readFileSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { SCENARIO_FILE_MAX } from "../../config/limits.js";
 import type { Scenario } from "../../config/scenario.js";
+import { formatSizeApprox } from "../../config/sizes.js";
 import { readTrace } from "../trace/file.js";
 import { builtinScenario } from "./builtin.js";
 import { parseScenario } from "./parse.js";
 import { ScenarioError } from "./problems.js";
+import { decodeScenarioBytes } from "./text.js";
 
 /**
  * The package's scenarios/ folder: built-in scenarios read their traces from paths relative
@@ -23,21 +26,64 @@ const OS_REASONS: Record<string, string> = {
   EACCES: "permission denied",
   EPERM: "permission denied",
   EISDIR: "is a directory, not a scenario file",
+  EIO: "an input/output error",
   ENOTDIR: "a part of the path is not a directory",
   ELOOP: "too many symbolic links",
   ENAMETOOLONG: "the file name is too long",
 };
 
-/** Reads and parses a YAML or JSON scenario file; throws ScenarioError for every failure. */
-export function loadScenarioFile(path: string): Scenario {
-  let text: string;
+/** What a path that is not a regular file is, or "" for a file (a pipe is read, bounded). */
+function notAFile(mode: { isDirectory(): boolean; isFile(): boolean; isFIFO(): boolean }): string {
+  if (mode.isDirectory()) return "is a directory, not a scenario file";
+  if (mode.isFile() || mode.isFIFO()) return "";
+  return "is a device or socket, not a scenario file";
+}
+
+/**
+ * A scenario file's bytes: at most SCENARIO_FILE_MAX of them (one more is read to tell a larger
+ * file), never a directory or a device (/dev/zero would never end).
+ */
+function readScenarioBytes(path: string): Uint8Array {
+  const fail = (message: string): never => {
+    throw new ScenarioError(path, [{ path: "", message }]);
+  };
+  let fd: number;
   try {
-    text = readFileSync(path, "utf8");
+    fd = openSync(path, "r");
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? "";
-    const reason = OS_REASONS[code] ?? (e instanceof Error ? e.message : String(e));
-    throw new ScenarioError(path, [{ path: "", message: `cannot read the file: ${reason}` }]);
+    return fail(`cannot read the file: ${OS_REASONS[code] ?? (e as Error).message}`);
   }
+  try {
+    const what = notAFile(fstatSync(fd));
+    if (what !== "") fail(`cannot read the file: ${what}`);
+    const buf = new Uint8Array(SCENARIO_FILE_MAX + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > SCENARIO_FILE_MAX) {
+        fail(
+          `the file is larger than ${formatSizeApprox(SCENARIO_FILE_MAX)}: not a scenario ` +
+            "(the largest built-in is 3 KiB)",
+        );
+      }
+    }
+    return buf.subarray(0, n);
+  } catch (e) {
+    if (e instanceof ScenarioError) throw e;
+    const code = (e as NodeJS.ErrnoException).code ?? "";
+    return fail(`cannot read the file: ${OS_REASONS[code] ?? (e as Error).message}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads and parses a YAML or JSON scenario file; throws ScenarioError for every failure. */
+export function loadScenarioFile(path: string): Scenario {
+  const text = decodeScenarioBytes(readScenarioBytes(path));
+  if (typeof text !== "string") throw new ScenarioError(path, [text]);
   return parseScenario(text, path, { loadTrace: readTrace });
 }
 

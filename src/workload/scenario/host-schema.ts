@@ -2,6 +2,7 @@
 
 import { z } from "zod";
 import { MOM_DEFAULTS, SCENARIO_DEFAULTS } from "../../config/defaults.js";
+import { HOST_MEMORY_MAX } from "../../config/limits.js";
 import { BALLOON_POLICIES, SHARING_ALGORITHMS } from "../../config/scenario.js";
 import { formatSize, KiB, MiB } from "../../config/sizes.js";
 import { bool, fraction, int, size, strict } from "./fields.js";
@@ -62,7 +63,7 @@ const sharingSchema = strict({
 });
 
 export const hostSchema = strict({
-  memory: size(2 * MiB).optional(),
+  memory: size(2 * MiB, HOST_MEMORY_MAX).optional(),
   swap: hostSwapSchema.prefault({}),
   balloon_policy: balloonPolicySchema.default({ type: "fixed" }),
   sharing: sharingSchema.prefault({}),

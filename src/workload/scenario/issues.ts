@@ -8,6 +8,7 @@ import type { z } from "zod";
 import { ALLOWED_KEYS_MARK } from "./fields.js";
 import { offsetAt, type Pos } from "./positions.js";
 import { formatPath, type ScenarioProblem, type Segment } from "./problems.js";
+import { quote } from "./text.js";
 
 /** One zod issue as one or more human messages. */
 export function issueProblems(
@@ -30,7 +31,7 @@ export function issueProblems(
       return {
         path: formatPath(path),
         ...pos(offsetAt(doc, path, "key")),
-        message: `unknown key "${key}"${hint}`,
+        message: `unknown key ${quote(key)}${hint}`,
       };
     });
   }
@@ -61,7 +62,7 @@ export function describe(v: unknown): string {
   if (v === null || v === undefined) return "an empty value";
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
-  if (typeof v === "string") return JSON.stringify(v);
+  if (typeof v === "string") return quote(v);
   return String(v);
 }
 

@@ -12,16 +12,18 @@ import {
   isMap,
   isScalar,
   LineCounter,
-  parseDocument,
   visit,
   type Node as YamlNode,
 } from "yaml";
 import type { Scenario } from "../../config/scenario.js";
 import type { Trace } from "../../config/trace.js";
+import { composeOne } from "./compose.js";
 import { describe, isPlainMapping, issueProblems } from "./issues.js";
+import { jsonMistake } from "./json-syntax.js";
 import { aliasErrorOffset, isMergeKey, mergeSources, offsetAt, type Pos } from "./positions.js";
 import { formatPath, ScenarioError, type ScenarioProblem } from "./problems.js";
 import { scenarioFileSchema } from "./schema.js";
+import { textProblem } from "./text.js";
 import { toScenario } from "./to-scenario.js";
 import { readTraces } from "./traces.js";
 
@@ -45,16 +47,32 @@ export function parseScenario(
   fileName: string,
   options: ParseOptions = {},
 ): Scenario {
+  const problem = textProblem(text);
+  if (problem !== null) throw new ScenarioError(fileName, [problem]);
+  const source = text.replace(/^\uFEFF/, "");
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text.replace(/^\uFEFF/, ""), {
-    lineCounter,
-    uniqueKeys: true,
-    merge: true,
-  });
   const pos = (offset: number) => {
     const { line, col } = lineCounter.linePos(offset);
     return { line, column: col };
   };
+  if (/\.json$/i.test(fileName)) {
+    const mistake = jsonMistake(source);
+    if (mistake !== null) {
+      const lines = source.slice(0, mistake.offset).split("\n");
+      throw new ScenarioError(fileName, [
+        {
+          path: "",
+          line: lines.length,
+          column: lines[lines.length - 1].length + 1,
+          message: `JSON syntax error: ${mistake.message}`,
+        },
+      ]);
+    }
+  }
+  const doc = composeOne(source, lineCounter.addNewLine, { uniqueKeys: true, merge: true });
+  if (!("contents" in doc)) {
+    throw new ScenarioError(fileName, [{ path: "", ...pos(doc.offset), message: doc.message }]);
+  }
 
   if (doc.errors.length > 0) {
     throw new ScenarioError(

@@ -1,3 +1,6 @@
+import { PROBLEMS_SHOWN } from "../../config/limits.js";
+import { quote } from "./text.js";
+
 /**
  * What is wrong with a scenario, and where: one problem per mistake, each with its path in the
  * scenario and, when known, its line and column; ScenarioError carries them all.
@@ -12,7 +15,10 @@ export interface ScenarioProblem {
   message: string;
 }
 
-/** A scenario that cannot be read or is not valid. The message has one line per problem. */
+/**
+ * A scenario that cannot be read or is not valid. The message has one line per problem, the
+ * first PROBLEMS_SHOWN of them, then a count of the rest.
+ */
 export class ScenarioError extends Error {
   override readonly name = "ScenarioError";
   readonly file: string;
@@ -25,7 +31,12 @@ export class ScenarioError extends Error {
 
   constructor(file: string, problems: ScenarioProblem[]) {
     const sorted = sortProblems(problems);
-    super(sorted.map((p) => formatProblem(file, p)).join("\n"));
+    const lines = sorted.slice(0, PROBLEMS_SHOWN).map((p) => formatProblem(file, p));
+    const more = sorted.length - PROBLEMS_SHOWN;
+    if (more > 0) {
+      lines.push(`${file}: and ${more.toLocaleString("en-US")} more problems`);
+    }
+    super(lines.join("\n"));
     this.file = file;
     this.problems = sorted;
     this.path = sorted[0]?.path ?? "";
@@ -62,7 +73,7 @@ export function formatPath(path: readonly Segment[]): string {
     if (typeof seg === "number") out += `[${seg}]`;
     else if (/^[A-Za-z_][\w-]*$/.test(String(seg)))
       out += out === "" ? String(seg) : `.${String(seg)}`;
-    else out += `[${JSON.stringify(String(seg))}]`;
+    else out += `[${quote(String(seg))}]`;
   }
   return out;
 }

@@ -6,9 +6,15 @@
 import { z } from "zod";
 import { CPU_NAMES, CPU_PROFILES, DEFAULT_CPU } from "../../config/cpu.js";
 import { SCENARIO_DEFAULTS } from "../../config/defaults.js";
+import {
+  COST_MAX,
+  MAX_ACCESSES,
+  MAX_DOMAINS,
+  simulatorMemoryProblem,
+} from "../../config/limits.js";
 import { COST_EVENTS, type CostEvent } from "../../config/scenario.js";
 import { domainSchema } from "./domain-schema.js";
-import { bool, int, name, num, strict, uniqueNames } from "./fields.js";
+import { bool, int, name, strict, uniqueNames } from "./fields.js";
 import { hostSchema } from "./host-schema.js";
 
 /** A TLB level's geometry; what it leaves out comes from the CPU profile. */
@@ -56,7 +62,7 @@ const hardwareSchema = strict({
   }
 });
 
-const cycles = () => num("a number of cycles >= 0", (v) => v >= 0);
+const cycles = () => int(0, COST_MAX);
 const costsSchema = strict(
   Object.fromEntries(COST_EVENTS.map((e) => [e, cycles().optional()])) as Record<
     CostEvent,
@@ -65,9 +71,9 @@ const costsSchema = strict(
 );
 
 const runSchema = strict({
-  accesses: int(1).default(SCENARIO_DEFAULTS.accesses),
+  accesses: int(1, MAX_ACCESSES).default(SCENARIO_DEFAULTS.accesses),
   sample_every: int(1).default(SCENARIO_DEFAULTS.sampleEvery),
-  warmup: int(0).default(0),
+  warmup: int(0, MAX_ACCESSES).default(0),
 });
 
 export const scenarioFileSchema = strict({
@@ -80,9 +86,12 @@ export const scenarioFileSchema = strict({
   run: runSchema.prefault({}),
   domains: z
     .array(domainSchema, { error: "expected a list of domains" })
-    .min(1, { error: "expected at least one domain" }),
+    .min(1, { error: "expected at least one domain" })
+    .max(MAX_DOMAINS, { error: `expected at most ${MAX_DOMAINS} domains` }),
 }).superRefine((s, ctx) => {
   uniqueNames(s.domains, "domains", "domain", ctx);
+  const memory = simulatorMemoryProblem(s.domains, s.host.memory ?? 0);
+  if (memory !== "") ctx.addIssue({ code: "custom", path: ["domains"], message: memory });
   if (s.host.balloon_policy.type !== "fixed") {
     s.domains.forEach((d, i) => {
       if (d.balloon.schedule.length > 0) {

@@ -14,8 +14,9 @@
  * splits such accesses). A record is two u32 words, so a file's records are a Uint32Array view.
  */
 
+import { MAX_TRACE_RECORDS } from "../../config/limits.js";
 import { Trace } from "../../config/trace.js";
-import { type TraceBatch, TraceError } from "./lackey.js";
+import { TOO_MANY_RECORDS, type TraceBatch, TraceError } from "./lackey.js";
 
 export const TRACE_MAGIC = "MVTR";
 export const TRACE_VERSION = 1;
@@ -66,23 +67,46 @@ export class TraceBuilder {
   }
 }
 
+/** Throws TraceError naming `file` at the first record of a kind or size no access has. */
+export function checkRecords(words: Uint32Array, count: number, file: string): void {
+  for (let i = 0; i < count; i++) {
+    const meta = words[2 * i + 1];
+    const size = ((meta >>> 20) & 0xfff) + 1;
+    if (((meta >>> 16) & 3) > 2 || (words[2 * i] & 4095) + size > 4096) {
+      throw new TraceError(
+        file,
+        0,
+        `record ${i} is not valid (kind ${(meta >>> 16) & 3}, size ${size})`,
+      );
+    }
+  }
+}
+
+/** The record count a header gives, or the reason it is not a memvisor trace's header. */
+export function headerCount(header: Uint8Array): number | string {
+  if (header.length < TRACE_HEADER_BYTES) return "not a memvisor trace: shorter than its header";
+  for (let i = 0; i < 4; i++) {
+    if (header[i] !== TRACE_MAGIC.charCodeAt(i)) {
+      return `not a memvisor trace: it does not start with "${TRACE_MAGIC}"`;
+    }
+  }
+  const view = new DataView(header.buffer, header.byteOffset, TRACE_HEADER_BYTES);
+  const version = view.getUint16(4, true);
+  if (version !== TRACE_VERSION) {
+    return `trace format version ${version}; this memvisor reads version ${TRACE_VERSION}`;
+  }
+  return view.getUint32(8, true) + view.getUint32(12, true) * 2 ** 32;
+}
+
 /** Read a trace file's bytes (the whole file); errors name `file`. */
 export function decodeTrace(bytes: Uint8Array, file: string): Trace {
   const fail = (problem: string): never => {
     throw new TraceError(file, 0, problem);
   };
-  if (bytes.length < TRACE_HEADER_BYTES) fail("not a memvisor trace: shorter than its header");
-  for (let i = 0; i < 4; i++) {
-    if (bytes[i] !== TRACE_MAGIC.charCodeAt(i)) {
-      fail(`not a memvisor trace: it does not start with "${TRACE_MAGIC}"`);
-    }
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const version = view.getUint16(4, true);
-  if (version !== TRACE_VERSION) {
-    fail(`trace format version ${version}; this memvisor reads version ${TRACE_VERSION}`);
-  }
-  const count = view.getUint32(8, true) + view.getUint32(12, true) * 2 ** 32;
+  const count = headerCount(bytes);
+  if (typeof count === "string") return fail(count);
+  if (count > MAX_TRACE_RECORDS)
+    return fail(`the header says ${count} records: ${TOO_MANY_RECORDS}`);
   const expected = TRACE_HEADER_BYTES + count * TRACE_RECORD_BYTES;
   if (bytes.length !== expected) {
     fail(
@@ -93,13 +117,7 @@ export function decodeTrace(bytes: Uint8Array, file: string): Trace {
   const payload = bytes.subarray(TRACE_HEADER_BYTES);
   const aligned = payload.byteOffset % 4 === 0 ? payload : payload.slice();
   const words = new Uint32Array(aligned.buffer, aligned.byteOffset, count * 2);
-  for (let i = 0; i < count; i++) {
-    const meta = words[2 * i + 1];
-    const size = ((meta >>> 20) & 0xfff) + 1;
-    if (((meta >>> 16) & 3) > 2 || (words[2 * i] & 4095) + size > 4096) {
-      fail(`record ${i} is not valid (kind ${(meta >>> 16) & 3}, size ${size})`);
-    }
-  }
+  checkRecords(words, count, file);
   return new Trace(words, count);
 }
 

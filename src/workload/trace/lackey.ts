@@ -12,6 +12,13 @@
  * the line, or, with `skipBad`, is counted and skipped.
  */
 
+import { LACKEY_LINE_MAX, MAX_TRACE_RECORDS } from "../../config/limits.js";
+
+/** Why a trace is more than a run holds. */
+export const TOO_MANY_RECORDS =
+  `more than ${MAX_TRACE_RECORDS.toLocaleString("en-US")} records, the most a run holds in ` +
+  "memory (1 GiB): record a shorter run of the program";
+
 /** Record kinds (the binary trace format's too). */
 export const TRACE_LOAD = 0;
 export const TRACE_STORE = 1;
@@ -48,6 +55,8 @@ export interface LackeyOptions {
   file: string;
   /** Count and skip bad lines instead of stopping at the first. */
   skipBad?: boolean;
+  /** Records beyond which the reader stops with an error (a run holds at most so many). */
+  maxRecords?: number;
 }
 
 const CH_NL = 10;
@@ -101,16 +110,21 @@ export class LackeyReader {
   records = 0;
   /** Trace lines (I, L, S, M) read. */
   accessLines = 0;
+  /** Whether valgrind's end-of-run summary ("==PID== Exit code: N") was read. */
+  sawExitCode = false;
+  private readonly maxRecords: number;
   private batch = new TraceBatch();
   /** The bytes of a line that began in an earlier chunk. */
-  private carry = new Uint8Array(256);
+  private carry = new Uint8Array(LACKEY_LINE_MAX);
   private carryLength = 0;
   private carryOverflow = false;
 
   constructor(
     private readonly options: LackeyOptions,
     private readonly sink: (batch: TraceBatch) => void,
-  ) {}
+  ) {
+    this.maxRecords = options.maxRecords ?? MAX_TRACE_RECORDS;
+  }
 
   /** Parse a chunk of the file. */
   push(chunk: Uint8Array): void {
@@ -169,7 +183,15 @@ export class LackeyReader {
   private appendCarry(chunk: Uint8Array, from: number, to: number): void {
     const n = to - from;
     if (this.carryLength + n > this.carry.length) {
-      // No trace line is this long: keep what fits and report the line as bad.
+      // No trace line is this long: not a trace at all (stop now: a file with no newline would
+      // be read to its end), or, with skipBad, a bad line.
+      if (!this.options.skipBad) {
+        throw new TraceError(
+          this.options.file,
+          this.lines + 1,
+          `a line longer than ${LACKEY_LINE_MAX} bytes: not a lackey trace`,
+        );
+      }
       this.carryOverflow = true;
       return;
     }
@@ -182,7 +204,14 @@ export class LackeyReader {
     if (end > start && buf[end - 1] === CH_CR) end--; // CRLF files
     if (end === start) return; // an empty line
     const c0 = buf[start];
-    if (c0 === CH_EQ) return; // ==PID== lines are valgrind's own
+    if (c0 === CH_EQ) {
+      // ==PID== lines are valgrind's own; the last of its summary gives the exit code.
+      if (!this.sawExitCode && end - start < 80) {
+        const text = new TextDecoder().decode(buf.subarray(start, end));
+        this.sawExitCode = /^==\d+== Exit code:/.test(text);
+      }
+      return;
+    }
     const problem = overflow
       ? "a line longer than any trace line"
       : this.parseLine(buf, start, end);
@@ -309,7 +338,9 @@ export class LackeyReader {
     b.size[n] = size;
     b.kind[n] = kind;
     b.count = n + 1;
-    this.records++;
+    if (++this.records > this.maxRecords) {
+      throw new TraceError(this.options.file, this.lines, TOO_MANY_RECORDS);
+    }
     if (b.count === TRACE_BATCH) this.flush();
   }
 

@@ -8,6 +8,8 @@
  * ELF's segments, a heap's holes): the gaps are mapped but never touched, so they cost nothing.
  * Its permissions are what the trace did in it: readable, writable if it was written, executable
  * if code was fetched from it (a region mixing code and data is both, as a page with both is).
+ * Its kind is what most of its pages were: code if more were fetched from than written to (a
+ * python heap of 1,056 pages, 1,048 written and 5 fetched, is data), else data, named by place.
  */
 
 import type { Trace } from "../../config/trace.js";
@@ -74,14 +76,24 @@ function computeLayout(trace: Trace): TraceLayout {
   for (let i = 1; i <= pages.length; i++) {
     if (i < pages.length && pages[i] - pages[i - 1] <= GAP_PAGES + 1) continue;
     let bits = 0;
-    for (let j = first; j < i; j++) bits |= seen.get(pages[j]) ?? 0;
+    let fetched = 0;
+    let written = 0;
+    for (let j = first; j < i; j++) {
+      const page = seen.get(pages[j]) ?? 0;
+      bits |= page;
+      if (page & BIT_FETCH) fetched++;
+      else if (page & BIT_WRITE) written++;
+    }
+    // Code when more of its pages were fetched from than written (a program's text with its
+    // data beside it); a heap with a few pages fetched from is data, executable.
+    const code = fetched > written;
     regions.push({
       start: pages[first] * 4096,
       end: (pages[i - 1] + 1) * 4096,
       prot: VM_READ | (bits & BIT_WRITE ? VM_WRITE : 0) | (bits & BIT_FETCH ? VM_EXEC : 0),
-      kind: bits & BIT_FETCH ? "code" : "mmap",
+      kind: code ? "code" : "mmap",
       // Code is read from the program's file; data starts as zeroes.
-      fromImage: (bits & BIT_FETCH) !== 0,
+      fromImage: code,
     });
     first = i;
   }
