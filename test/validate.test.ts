@@ -19,6 +19,7 @@ const PASSING = [
   "shadow-near-native-steady",
   "hap-ahead-on-fork",
   "hap-behind-on-tlb-misses",
+  "ept-ahead-with-large-pages",
   "ept-large-pages-help",
   "balloon-beats-swap",
 ];
