@@ -80,8 +80,9 @@ describe("built-in scenarios", () => {
     expect(s.name).toBe(name);
     expect(s.domains.length).toBeGreaterThan(0);
     expect(s.run.accesses).toBeGreaterThanOrEqual(500_000);
-    // build's 6,000,000 (four compiler processes of 1.4e8 instructions) run in about 2 s.
-    expect(s.run.accesses).toBeLessThanOrEqual(6_000_000);
+    // build's 6,000,000 (four compiler processes of 1.4e8 instructions) run in about 2 s,
+    // sort-trace's 12,000,000 (7 ms of two looped replays, three slices) in about 1.2 s.
+    expect(s.run.accesses).toBeLessThanOrEqual(name === "sort-trace" ? 12_000_000 : 6_000_000);
     for (const d of s.domains) expect(["native", "shadow", "hap"]).toContain(d.mode);
   });
 
