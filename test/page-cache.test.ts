@@ -321,3 +321,32 @@ test("the faults on a program's text fall from one per page to one per 16-page b
   });
   expect(faults).toBe(4 * (CODE_PAGES / 16));
 });
+
+describe.each(VMM_TEST_MODES)("the balloon and the page cache (%s)", (mode) => {
+  test("inflating at the watermark drops unmapped cached pages, not mapped ones", () => {
+    const g = bootGuest(16, { mode });
+    const a = g.kernel.spawn("a", prog)!;
+    fetchAll(g, a);
+    g.kernel.exit(a);
+    const keep = g.kernel.spawn("keep", prog)!;
+    fetch(g, keep, code(0)); // maps pages 0..15
+    const balloon = g.kernel.balloon!;
+    // 10 pages more than the allocator can give above its watermark.
+    const want = g.kernel.frames.freeCount - balloon.minFree + 10;
+    const evicted = delta(g, C_PAGE_CACHE_EVICTIONS, () =>
+      g.setBalloonTarget(g.kernel.memFrames - want),
+    );
+    g.check();
+    expect(balloon.count).toBe(want);
+    expect(evicted).toBeGreaterThanOrEqual(10);
+    expect(g.kernel.pageCache.pages).toBe(CODE_PAGES - evicted);
+    expect(g.kernel.pageCache.pages).toBeGreaterThanOrEqual(16);
+    // Asking for more than the unmapped pages: the driver stops at the watermark and backs off.
+    g.setBalloonTarget(g.kernel.memFrames - want - 100);
+    g.check();
+    expect(balloon.count).toBeLessThan(want + 100);
+    expect(g.kernel.pageCache.pages).toBe(16);
+    expect(g.kernel.frames.freeCount).toBe(balloon.minFree);
+    expect(fetchAll(g, keep).every((v) => v !== null)).toBe(true);
+  });
+});
