@@ -18,6 +18,7 @@ import type { Gfn, Gva } from "../hw/addr.js";
 import { isPresent, PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US, pteHi, pteLo } from "../hw/pte.js";
 import { C_FAULT_AROUND_PAGES, C_PAGE_CACHE_HITS } from "../metrics/counters.js";
 import type { Kernel } from "./kernel.js";
+import type { Pgoff } from "./page-cache.js";
 import { type Process, VM_EXEC, type Vma } from "./process.js";
 import { GuestOutOfMemory } from "./unmap.js";
 
@@ -47,23 +48,23 @@ export function fileFault(
   idx: number,
   write: boolean,
 ): void {
-  const page = vma.imageBase + Math.floor((gva - vma.start) / 4096);
+  const pgoff = vma.imageBase + Math.floor((gva - vma.start) / 4096);
   if (write) {
-    cowFault(k, proc, vma, l1, idx, page);
+    cowFault(k, proc, vma, l1, idx, pgoff);
     return;
   }
-  if (k.faultAroundPages > 1 && faultAround(k, proc, vma, gva, l1, idx, page)) return;
-  const gfn = k.pageCache.get(vma.image, page);
+  if (k.faultAroundPages > 1 && faultAround(k, proc, vma, gva, l1, idx, pgoff)) return;
+  const gfn = k.pageCache.get(vma.image, pgoff);
   if (gfn < 0) throw new GuestOutOfMemory();
   mapCachedPage(k, proc, vma, l1, idx, gfn);
 }
 
 /** do_cow_fault: a private copy of the cache's page, which stays as it is. */
-function cowFault(k: Kernel, proc: Process, vma: Vma, l1: Gfn, idx: number, page: number) {
+function cowFault(k: Kernel, proc: Process, vma: Vma, l1: Gfn, idx: number, pgoff: Pgoff) {
   // Linux allocates the copy before it looks the page up (do_cow_fault, then __do_fault).
   const copy = k.frames.alloc();
   if (copy < 0) throw new GuestOutOfMemory();
-  const src = k.pageCache.get(vma.image, page);
+  const src = k.pageCache.get(vma.image, pgoff);
   if (src < 0) {
     k.frames.release(copy);
     throw new GuestOutOfMemory();
@@ -90,7 +91,7 @@ function faultAround(
   gva: Gva,
   l1: Gfn,
   idx: number,
-  page: number,
+  pgoff: Pgoff,
 ): boolean {
   const nr = k.faultAroundPages;
   const vmaOff = Math.floor((gva - vma.start) / 4096);
@@ -99,7 +100,7 @@ function faultAround(
   const to = Math.min(from + nr, 512, idx + vmaPages - vmaOff) - 1;
   let self = false;
   for (let i = from; i <= to; i++) {
-    const gfn = k.pageCache.find(vma.image, page + i - idx);
+    const gfn = k.pageCache.find(vma.image, pgoff + i - idx);
     if (gfn < 0) continue;
     k.pt.read(l1, i);
     if (isPresent(k.pt.lo)) continue;

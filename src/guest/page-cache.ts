@@ -23,6 +23,9 @@ import {
 } from "../metrics/counters.js";
 import type { FrameAllocator } from "./frame-alloc.js";
 
+/** A page's index in its image (Linux's pgoff, the page offset in the file). */
+export type Pgoff = number;
+
 /**
  * Linux's SWAP_CLUSTER_MAX (include/linux/swap.h): the pages one reclaim pass tries to free
  * (the nr_to_reclaim of try_to_free_pages, mm/vmscan.c).
@@ -30,10 +33,10 @@ import type { FrameAllocator } from "./frame-alloc.js";
 export const SWAP_CLUSTER_MAX = 32;
 
 export class PageCache {
-  /** image id -> page index -> gfn: each image's pages (Linux: its address_space's i_pages). */
-  private readonly files = new Map<number, Map<number, Gfn>>();
-  /** The image and page of each cached gfn, to find it again when it is dropped. */
-  private readonly keys = new Map<Gfn, { image: number; page: number }>();
+  /** image id -> pgoff -> gfn: each image's pages (Linux: its address_space's i_pages). */
+  private readonly files = new Map<number, Map<Pgoff, Gfn>>();
+  /** The image and pgoff of each cached gfn, to find it again when it is dropped. */
+  private readonly keys = new Map<Gfn, { image: number; pgoff: Pgoff }>();
   /** 1 where the gfn holds a cached page (Linux: folio->mapping set); read on every unmap. */
   readonly cached: Uint8Array;
   /**
@@ -61,18 +64,18 @@ export class PageCache {
     return this.unmapped.size;
   }
 
-  /** The frame caching page `page` of image `image`, or -1 (Linux's filemap_get_folio). */
-  find(image: number, page: number): Gfn {
-    return this.files.get(image)?.get(page) ?? -1;
+  /** The frame caching page `pgoff` of image `image`, or -1 (Linux's filemap_get_folio). */
+  find(image: number, pgoff: Pgoff): Gfn {
+    return this.files.get(image)?.get(pgoff) ?? -1;
   }
 
   /**
-   * The frame of page `page` of `image` for a fault (Linux's filemap_fault): the cached one
+   * The frame of page `pgoff` of `image` for a fault (Linux's filemap_fault): the cached one
    * (a hit), or a new frame the page is read into and that joins the cache (a miss; Linux's
    * major fault). -1 when no frame is left even after reclaim.
    */
-  get(image: number, page: number): Gfn {
-    let gfn = this.find(image, page);
+  get(image: number, pgoff: Pgoff): Gfn {
+    let gfn = this.find(image, pgoff);
     if (gfn >= 0) {
       this.counters[C_PAGE_CACHE_HITS]++;
       return gfn;
@@ -80,14 +83,14 @@ export class PageCache {
     gfn = this.frames.alloc();
     if (gfn < 0) return -1;
     this.counters[C_PAGE_CACHE_MISSES]++;
-    this.cpu.dmaWrite(gfn, imagePageDigest(image, page));
+    this.cpu.dmaWrite(gfn, imagePageDigest(image, pgoff));
     let file = this.files.get(image);
     if (file === undefined) {
       file = new Map();
       this.files.set(image, file);
     }
-    file.set(page, gfn);
-    this.keys.set(gfn, { image, page });
+    file.set(pgoff, gfn);
+    this.keys.set(gfn, { image, pgoff });
     this.cached[gfn] = 1;
     this.frames.refcount[gfn] = 1; // the cache's own reference
     this.unmapped.add(gfn);
@@ -118,7 +121,7 @@ export class PageCache {
         throw new Error(`page cache: gfn ${gfn} is listed unmapped but is not`);
       }
       this.unmapped.delete(gfn);
-      this.files.get(key.image)?.delete(key.page);
+      this.files.get(key.image)?.delete(key.pgoff);
       this.keys.delete(gfn);
       this.cached[gfn] = 0;
       this.frames.release(gfn);
@@ -135,8 +138,8 @@ export class PageCache {
    */
   check(mappings: Int32Array): string | null {
     for (const [gfn, key] of this.keys) {
-      if (this.find(key.image, key.page) !== gfn) {
-        return `page cache: gfn ${gfn} is not found under its key (image ${key.image}, page ${key.page})`;
+      if (this.find(key.image, key.pgoff) !== gfn) {
+        return `page cache: gfn ${gfn} is not found under its key (image ${key.image}, pgoff ${key.pgoff})`;
       }
       if (this.cached[gfn] !== 1 || this.frames.isFree(gfn)) {
         return `page cache: gfn ${gfn} is cached but free or unmarked`;
