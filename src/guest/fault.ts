@@ -96,7 +96,11 @@ export function handlePageFault(k: Kernel, proc: Process, gva: Gva, kind: number
   }
 }
 
-/** Linux's OOM killer, reduced: kill the live process with the largest resident set. */
+/**
+ * Linux's OOM killer, reduced: kill the live process with the largest resident set. Reached
+ * only when direct reclaim found nothing to drop (FrameAllocator.reclaim: the page cache's
+ * unmapped pages are gone).
+ */
 function oomKill(k: Kernel, faulting: Process): number {
   let victim = faulting;
   for (const p of k.processes) if (p.alive && p.rss > victim.rss) victim = p;
