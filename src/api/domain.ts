@@ -360,6 +360,7 @@ export class DomainRuntime {
       // The balloon's pages are the host's, not the guest's processes'.
       guest_frames_used: this.kernel.framesInUse() - (this.kernel.balloon?.count ?? 0),
       pt_pages: this.kernel.pt.pages,
+      page_cache_pages: this.kernel.pageCache.pages,
       user_accesses: this.userAccesses,
     };
     const vmm = this.platform.vmm;

@@ -3,9 +3,10 @@
  * It watches the target the host writes in xenstore (memory/target, KiB) and moves the guest's
  * current size towards it:
  * - inflate: take free pages from the guest's own allocator, in batches of 512 (one page of
- *   frame numbers), and hand their gfns to the VMM (decrease_reservation). Like Linux's
- *   GFP_BALLOON (__GFP_NORETRY), it never pushes the kernel into reclaim: below the allocator's
- *   minimum free watermark it stops;
+ *   frame numbers), and hand their gfns to the VMM (decrease_reservation). At the allocator's
+ *   minimum free watermark it reclaims only what is cheap, the page cache's unmapped clean pages
+ *   (GFP_BALLOON allows direct reclaim; __GFP_NORETRY stops it from retrying or waking the OOM
+ *   killer), and stops when none is left;
  * - deflate: give ballooned gfns back to the guest (populate_physmap) and free them to the
  *   allocator.
  * When it cannot go on (no free guest page, no host frame) it backs off and retries after a
@@ -18,6 +19,7 @@
 import type { Gfn } from "../hw/addr.js";
 import { C_BALLOON_BACKOFFS } from "../metrics/counters.js";
 import type { Kernel } from "./kernel.js";
+import { SWAP_CLUSTER_MAX } from "./page-cache.js";
 
 /** The guest's side of xenstore (the VMM's Xenstore satisfies it). */
 export interface GuestXenstore {
@@ -132,9 +134,14 @@ export class BalloonDriver {
   /** Give up to one batch of free pages to the VMM. Returns false when it came up short. */
   private inflate(pages: number): boolean {
     const frames = this.kernel.frames;
+    const cache = this.kernel.pageCache;
     const want = Math.min(pages, BALLOON_BATCH);
     let n = 0;
-    while (n < want && frames.freeCount > this.minFree) {
+    while (n < want) {
+      if (frames.freeCount <= this.minFree) {
+        cache.reclaim(SWAP_CLUSTER_MAX);
+        if (frames.freeCount <= this.minFree) break;
+      }
       const gfn = frames.alloc();
       if (gfn < 0) break;
       frames.refcount[gfn] = 1; // the balloon holds it

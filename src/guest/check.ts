@@ -2,7 +2,9 @@
  * The guest kernel's own consistency, checked from outside (reads guest memory directly, so a
  * check changes no counter and no TLB): every frame is free exactly when nothing references it;
  * every page-table page is referenced once; every data frame's reference count equals the number
- * of leaf entries mapping it in live address spaces; user leaves map only allocated frames.
+ * of leaf entries mapping it in live address spaces, plus one for a page-cache frame (the
+ * cache's own), which is listed reclaimable exactly when nothing maps it; user leaves map only
+ * allocated frames.
  */
 
 import type { Gfn } from "../hw/addr.js";
@@ -72,9 +74,11 @@ export function checkGuest(k: Kernel, mem: GuestMemoryPeek): string | null {
       }
       continue;
     }
-    if (!free && mappings[gfn] !== ref && !k.isKernelFrame(gfn)) {
-      return `gfn ${gfn}: refcount ${ref} but ${mappings[gfn]} mappings in live address spaces`;
+    const expected = mappings[gfn] + k.pageCache.cached[gfn];
+    if (!free && expected !== ref && !k.isKernelFrame(gfn)) {
+      const cached = k.pageCache.cached[gfn] === 1 ? " (and the page cache's)" : "";
+      return `gfn ${gfn}: refcount ${ref} but ${mappings[gfn]} mappings in live address spaces${cached}`;
     }
   }
-  return null;
+  return k.pageCache.check(mappings);
 }

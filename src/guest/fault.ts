@@ -1,8 +1,9 @@
 /**
  * The guest kernel's page-fault handler (Linux's handle_mm_fault, much reduced): find the VMA,
  * check the access against it, then demand-page (allocate, zero, map; a 2 MiB page where the VMA
- * allows it), or break copy-on-write (reuse the page when this is its only mapping, else copy).
- * A fault the guest tables do not explain (a stale TLB entry) is spurious: nothing to do.
+ * allows it; a file mapping's page from the page cache, file-fault.ts), or break copy-on-write
+ * (reuse the page when this is its only mapping, else copy). A fault the guest tables do not
+ * explain (a stale TLB entry) is spurious: nothing to do.
  */
 
 import { isFetchKind, isWriteKind } from "../hw/access.js";
@@ -33,8 +34,9 @@ import {
   C_GUEST_SEGV,
   C_GUEST_SPURIOUS_FAULTS,
 } from "../metrics/counters.js";
+import { fileFault } from "./file-fault.js";
 import type { Kernel } from "./kernel.js";
-import { findVma, type Process, VM_EXEC, VM_WRITE, type Vma } from "./process.js";
+import { findVma, isFileMapping, type Process, VM_EXEC, VM_WRITE, type Vma } from "./process.js";
 import { GuestOutOfMemory, splitHuge } from "./unmap.js";
 
 /** The faulting access can be retried. */
@@ -94,7 +96,11 @@ export function handlePageFault(k: Kernel, proc: Process, gva: Gva, kind: number
   }
 }
 
-/** Linux's OOM killer, reduced: kill the live process with the largest resident set. */
+/**
+ * Linux's OOM killer, reduced: kill the live process with the largest resident set. Reached
+ * only when direct reclaim found nothing to drop (FrameAllocator.reclaim: the page cache's
+ * unmapped pages are gone).
+ */
 function oomKill(k: Kernel, faulting: Process): number {
   let victim = faulting;
   for (const p of k.processes) if (p.alive && p.rss > victim.rss) victim = p;
@@ -105,7 +111,10 @@ function oomKill(k: Kernel, faulting: Process): number {
 
 function fixFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean): void {
   const l4 = proc.l4Gfn;
-  if (vma.huge && k.ops.largePages && hugeFault(k, proc, vma, gva, write)) return;
+  // A file mapping's pages are the page cache's 4 KiB frames: no anonymous huge page there
+  // (Linux's do_huge_pmd_anonymous_page is for anonymous areas only).
+  const file = k.usePageCache && isFileMapping(vma);
+  if (vma.huge && !file && k.ops.largePages && hugeFault(k, proc, vma, gva, write)) return;
   let l1 = k.pt.tableFor(l4, gva, 1, true);
   if (l1 === -2) {
     // A 2 MiB leaf maps gva: a write to it while read-only is copy-on-write.
@@ -119,9 +128,11 @@ function fixFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean):
   const lo = k.pt.lo;
   const hi = k.pt.hi;
   if (!isPresent(lo)) {
-    demandPage(k, proc, vma, gva, l1, idx, write);
+    if (file) fileFault(k, proc, vma, gva, l1, idx, write);
+    else demandPage(k, proc, vma, gva, l1, idx, write);
+    k.counters[C_GUEST_DEMAND_FAULTS]++;
   } else if (write && !isWritable(lo)) {
-    copyOnWrite(k, proc, l1, idx, gva, lo, hi);
+    copyOnWrite(k, vma, l1, idx, gva, lo, hi);
   } else {
     k.counters[C_GUEST_SPURIOUS_FAULTS]++;
   }
@@ -151,12 +162,12 @@ function demandPage(
   const nx = (vma.prot & VM_EXEC) === 0;
   k.pt.set(l1, idx, pteLo(gfn, anonFlags(vma, write)), pteHi(gfn, nx), false);
   proc.rss++;
-  k.counters[C_GUEST_DEMAND_FAULTS]++;
+  vma.anon = true;
 }
 
 function copyOnWrite(
   k: Kernel,
-  _proc: Process,
+  vma: Vma,
   l1: number,
   idx: number,
   gva: Gva,
@@ -168,7 +179,8 @@ function copyOnWrite(
   const nx = isNoExec(hi);
   if (k.frames.refcount[old] === 1) {
     // The only mapping left: make it writable in place (wp_page_reuse); raising permissions
-    // needs no TLB flush on x86, a stale entry just faults once more.
+    // needs no TLB flush on x86, a stale entry just faults once more. A page-cache frame never
+    // gets here: the cache's own reference keeps its count above 1, so it is copied.
     k.pt.set(l1, idx, (lo | PTE_RW | PTE_D | PTE_A) >>> 0, hi, true);
     return;
   }
@@ -176,6 +188,7 @@ function copyOnWrite(
   if (gfn < 0) throw new GuestOutOfMemory();
   k.copyFrame(gfn, old);
   k.frames.refcount[gfn] = 1;
+  vma.anon = true;
   const flags = (lo & 0xfff) | PTE_RW | PTE_D | PTE_A;
   k.pt.set(l1, idx, pteLo(gfn, flags), pteHi(gfn, nx), true);
   k.ops.flushTlbOne(gva);
@@ -206,6 +219,7 @@ function hugeFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean)
     const nx = (vma.prot & VM_EXEC) === 0;
     k.pt.set(l2, idx, pteLo(gfn, anonFlags(vma, write) | PTE_PS), pteHi(gfn, nx), false);
     proc.rss += 512;
+    vma.anon = true;
     k.counters[C_GUEST_DEMAND_FAULTS]++;
     return true;
   }

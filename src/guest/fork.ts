@@ -2,7 +2,11 @@
  * fork: a child with a copy of the parent's address space, sharing every page copy-on-write.
  * As Linux's copy_page_range: writable private pages are write-protected in the parent and the
  * child, the child's entries are marked old (A clear), every frame gains a reference, and the
- * parent's TLB is flushed afterwards since its entries lost write permission.
+ * parent's TLB is flushed afterwards since its entries lost write permission. An area with no
+ * anonymous page (a program's text, all of it page-cache pages) is not copied: the child's
+ * faults map the cached pages again (vma_needs_copy, mm/memory.c: "Don't copy ptes where a page
+ * fault will fill them correctly"). Page-cache pages in an area that is copied are shared as
+ * mappings: one reference more each, mapped read-only as they were.
  */
 
 import { type Gfn, type Gva, LEVEL_SPAN } from "../hw/addr.js";
@@ -80,6 +84,7 @@ export function fork(k: Kernel, parent: Process): Process | null {
     k.ops.enterLazy();
     try {
       for (const vma of parent.vmas) {
+        if (!vma.anon) continue;
         const cow = (vma.prot & VM_WRITE) !== 0;
         copyLevel(k, parent.l4Gfn, l4, 4, 0, vma.start, vma.end, cow, child);
       }

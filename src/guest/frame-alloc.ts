@@ -22,9 +22,15 @@ export class FrameAllocator {
   private whole: number[] = [];
   /** Where to start looking for a free frame inside each block. */
   private readonly hint: Int16Array;
-  /** Mappings of each frame (user PTEs and kernel references). */
+  /** Mappings of each frame (user PTEs and kernel references, the page cache's own). */
   readonly refcount: Int32Array;
   freeCount = 0;
+  /**
+   * Direct reclaim: called when no frame is free, before alloc gives up (Linux's
+   * __alloc_pages_slowpath tries __alloc_pages_direct_reclaim before __alloc_pages_may_oom,
+   * mm/page_alloc.c). Frees what it can and returns how many frames it freed.
+   */
+  reclaim: (() => number) | null = null;
 
   constructor(frames: number, reserved: number) {
     this.frames = frames;
@@ -49,8 +55,15 @@ export class FrameAllocator {
     return this.free[gfn] === 1;
   }
 
-  /** One 4 KiB frame, or -1 when memory is exhausted. */
+  /** One 4 KiB frame, or -1 when memory is exhausted even after reclaim. */
   alloc(): Gfn {
+    const gfn = this.allocFree();
+    if (gfn >= 0 || this.reclaim === null || this.reclaim() === 0) return gfn;
+    return this.allocFree();
+  }
+
+  /** One 4 KiB frame from the free ones, or -1. */
+  private allocFree(): Gfn {
     let block = -1;
     while (this.partial.length > 0) {
       const b = this.partial[this.partial.length - 1];

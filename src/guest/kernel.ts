@@ -3,7 +3,8 @@
  * 4-level page tables in its own guest-physical memory. It touches memory only through the vCPU
  * (GuestCpu) and changes page tables only through PagingOps, so a VMM behind the vCPU sees what
  * it would see of a real kernel. Mechanisms live beside it: fault.ts (demand paging and
- * copy-on-write), fork.ts, unmap.ts (munmap, mprotect, teardown).
+ * copy-on-write), page-cache.ts and file-fault.ts (image pages shared through the page cache,
+ * fault-around), fork.ts, unmap.ts (munmap, mprotect, teardown).
  */
 
 import { type Gfn, type Gva, tableIndex } from "../hw/addr.js";
@@ -19,6 +20,7 @@ import {
   C_MUNMAPS,
 } from "../metrics/counters.js";
 import type { BalloonDriver } from "./balloon.js";
+import { FAULT_AROUND_PAGES } from "./file-fault.js";
 import { FrameAllocator } from "./frame-alloc.js";
 import {
   DIRECT_MAP_BASE,
@@ -30,6 +32,7 @@ import {
   USER_STACK_SIZE,
   USER_STACK_TOP,
 } from "./layout.js";
+import { PageCache, SWAP_CLUSTER_MAX } from "./page-cache.js";
 import { PageTables } from "./pagetable.js";
 import type { PagingOps } from "./paging-ops.js";
 import { type Process, VM_EXEC, VM_READ, VM_WRITE, type Vma, type VmaLayout } from "./process.js";
@@ -67,6 +70,16 @@ export interface KernelOptions {
   pcid: boolean;
   /** The OS image whose pages the kernel's reserved frames hold (none: they stay zero). */
   osImage?: string;
+  /**
+   * Share image pages through the page cache (default true); false: each process reads its
+   * own private copy of every image page it touches, as before the page cache.
+   */
+  pageCache?: boolean;
+  /**
+   * Pages of fault-around (Linux's fault_around_bytes / 4096): a power of two from 1 (off) to
+   * 512; FAULT_AROUND_PAGES (16) by default.
+   */
+  faultAroundPages?: number;
 }
 
 /** Flags of a direct-map leaf: kernel data, global, never executable (NX in the high half). */
@@ -91,6 +104,12 @@ export class Kernel {
   private readonly bootTables: Gfn[] = [];
   /** The balloon driver, when the platform has a VMM and the domain runs one. */
   balloon: BalloonDriver | null = null;
+  /** The frames holding image pages, shared by the processes that map them. */
+  readonly pageCache: PageCache;
+  /** Whether file mappings go through the page cache (KernelOptions.pageCache). */
+  readonly usePageCache: boolean;
+  /** Pages mapped around a read fault on a file page (1: none but the page). */
+  readonly faultAroundPages: number;
 
   constructor(
     readonly cpu: GuestCpu,
@@ -104,6 +123,17 @@ export class Kernel {
     }
     this.frames = new FrameAllocator(memFrames, KERNEL_RESERVED_FRAMES);
     this.pt = new PageTables(ops, this.frames, memFrames, (gfn) => this.zeroFrame(gfn), counters);
+    this.pageCache = new PageCache(this.frames, cpu, counters, memFrames);
+    this.usePageCache = options.pageCache ?? true;
+    const around = options.faultAroundPages ?? FAULT_AROUND_PAGES;
+    if (
+      !(Number.isInteger(around) && around >= 1 && around <= 512 && (around & (around - 1)) === 0)
+    ) {
+      throw new RangeError(`fault-around of ${around} pages: a power of two from 1 to 512`);
+    }
+    this.faultAroundPages = around;
+    // Direct reclaim before the OOM killer (__alloc_pages_direct_reclaim, mm/page_alloc.c).
+    this.frames.reclaim = () => this.pageCache.reclaim(SWAP_CLUSTER_MAX);
     if (options.pcid) for (let p = 4095; p >= 1; p--) this.freePcids.push(p);
   }
 
@@ -275,6 +305,7 @@ export class Kernel {
         image: id,
         imageBase: 0,
         imageShare: 1,
+        anon: false,
       },
       {
         start: USER_HEAP_BASE,
@@ -285,6 +316,7 @@ export class Kernel {
         image: id,
         imageBase: IMAGE_DATA_BASE,
         imageShare: image.imageData ?? 0,
+        anon: false,
       },
       {
         start: USER_STACK_TOP - USER_STACK_SIZE,
@@ -295,6 +327,7 @@ export class Kernel {
         image: 0,
         imageBase: 0,
         imageShare: 0,
+        anon: false,
       },
     ];
   }
@@ -319,6 +352,7 @@ export class Kernel {
           // Each region its own pages of the image: one region's page n is not another's.
           imageBase: r.start / 4096,
           imageShare: r.fromImage ? 1 : 0,
+          anon: false,
         }))
       : this.defaultLayout(image, code, id);
     proc.l4Gfn = l4;
@@ -397,6 +431,7 @@ export class Kernel {
       image: 0,
       imageBase: 0,
       imageShare: 0,
+      anon: false,
     });
     return start;
   }
@@ -433,10 +468,14 @@ export class Kernel {
     return this.bootFreeFrames - this.frames.freeCount;
   }
 
-  /** Drop one reference to a data frame; free it when none is left. */
+  /**
+   * Drop one reference to a data frame; free it when none is left. A page-cache frame keeps the
+   * cache's reference: its last unmapping makes it reclaimable, not free.
+   */
   putFrame(gfn: Gfn): void {
     const n = --this.frames.refcount[gfn];
     if (n === 0) this.frames.release(gfn);
+    else if (n === 1 && this.pageCache.cached[gfn] === 1) this.pageCache.lastUnmapped(gfn);
     else if (n < 0) throw new Error(`guest kernel: refcount underflow on gfn ${gfn}`);
   }
 

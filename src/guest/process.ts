@@ -25,6 +25,12 @@ export interface Vma {
   image: number;
   imageBase: number;
   imageShare: number;
+  /**
+   * Whether the area holds anonymous pages (Linux's vma->anon_vma, set by the first anonymous
+   * or copied page): fork copies the page tables of such an area only; a file mapping without
+   * one is refilled from the page cache by the child's faults (mm/memory.c vma_needs_copy).
+   */
+  anon: boolean;
 }
 
 /** A region a program asks for at exec (a recorded program's address space). */
@@ -59,6 +65,15 @@ export interface Process {
   killedBy: "" | "segv" | "oom";
   /** The address space changed while not loaded: its next CR3 load must flush its PCID. */
   tlbStale: boolean;
+}
+
+/**
+ * Whether the area maps its image whole (a program's text, a trace's code regions): a file
+ * mapping whose pages come from the page cache (page-cache.ts). An area with only a share of
+ * image pages (a heap with image_data below 1) is anonymous memory the loader filled.
+ */
+export function isFileMapping(vma: Vma): boolean {
+  return vma.image !== 0 && vma.imageShare >= 1;
 }
 
 export function findVma(proc: Process, gva: Gva): Vma | null {

@@ -125,6 +125,11 @@ export const COUNTER_NAMES = [
   // the work between memory accesses: instructions, and their cycles at the process's CPI
   "instructions",
   "core_cycles",
+  // the guest's page cache (image pages shared by the processes that map them)
+  "page_cache_hits",
+  "page_cache_misses",
+  "page_cache_evictions",
+  "fault_around_pages",
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -143,13 +148,14 @@ export const VMEXIT_REASONS = [
 
 /**
  * Counters every domain's report adds to the simulator's, computed when the report is made: its
- * user accesses, its memory and its page tables.
+ * user accesses, its memory, its page tables and the pages in its page cache.
  */
 export const GUEST_REPORT_COUNTER_NAMES = [
   "user_accesses",
   "guest_frames",
   "guest_frames_used",
   "pt_pages",
+  "page_cache_pages",
 ] as const;
 
 /**
@@ -309,6 +315,10 @@ export const C_VMM_FROM_LLC = 104;
 export const C_VMM_FROM_DRAM = 105;
 export const C_INSTRUCTIONS = 106;
 export const C_CORE_CYCLES = 107;
+export const C_PAGE_CACHE_HITS = 108;
+export const C_PAGE_CACHE_MISSES = 109;
+export const C_PAGE_CACHE_EVICTIONS = 110;
+export const C_FAULT_AROUND_PAGES = 111;
 
 export const COUNTER_COUNT = COUNTER_NAMES.length;
 

@@ -86,6 +86,8 @@ export function bootGuest(memMiB = 64, options: GuestOptions = {}): TestGuest {
     gigaPages: options.gigaPages ?? false,
     pcid: options.pcid ?? false,
     osImage: options.osImage,
+    pageCache: options.pageCache,
+    faultAroundPages: options.faultAroundPages,
   };
   const hardware = {
     ...TEST_HARDWARE,

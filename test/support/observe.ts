@@ -5,6 +5,7 @@
  */
 
 import type { Process } from "../../src/guest/process.js";
+import { pteFrame } from "../../src/hw/pte.js";
 import type { TestGuest } from "./guest.js";
 import { type Op, runOps } from "./ops.js";
 
@@ -19,6 +20,27 @@ export function withoutFrame(line: string): string {
   const flagsHi = (Number.parseInt(hi, 16) & 0xfff00000) >>> 0;
   const flagsLo = Number.parseInt(lo, 16) & 0xfff;
   return `${path}: ${flagsHi.toString(16)} ${flagsLo.toString(16)}`;
+}
+
+/**
+ * Tables as "path: hi lo" lines with each frame renamed by its first appearance, for a mode
+ * whose guest allocates other gfns (PV: its boot tables take more frames): which entries share
+ * a frame must still agree.
+ */
+export function renamedFrames(tables: string[][]): string[][] {
+  const names = new Map<number, number>();
+  return tables.map((t) =>
+    t.map((line) => {
+      const [, hi, lo] = line.split(/:? /);
+      const frame = pteFrame(Number.parseInt(lo, 16), Number.parseInt(hi, 16));
+      let name = names.get(frame);
+      if (name === undefined) {
+        name = names.size;
+        names.set(frame, name);
+      }
+      return `${withoutFrame(line)} frame#${name}`;
+    }),
+  );
 }
 
 export function observe(g: TestGuest, ops: Op[], huge: boolean, frames = true) {
