@@ -221,7 +221,8 @@ export const VALIDATION_ROWS: readonly ValidationRow[] = [
     scenario: "the build built-in, natively (its walks for data and instruction fetches together)",
     measure: () => buildNatively().domains[0].rates.walks_pki,
     knownGap:
-      "a child's address space is only what its page faults map (4 MiB of code and heap, inside the STLB's 6 MiB reach), so its walks come after context switches and first touches; a real compiler maps much more than it faults on (file pages mapped 16 at a time by fault-around, shared libraries from the page cache), which memvisor's guest does not model yet",
+      "a child maps 5 MiB (its 4 MiB heap and the 1 MiB image its text comes from, through the guest's page cache), inside the STLB's 6 MiB reach, so its walks come after context switches and first touches; a real compiler's text (cc1 is tens of MiB) and the shared libraries it maps are larger than this stand-in's image, whose size is an assumption",
+
   },
   {
     id: "kernel-build-context-switches",
