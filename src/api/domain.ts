@@ -126,13 +126,17 @@ export class DomainRuntime {
     try {
       this.bootGuest();
     } catch (e) {
-      this.onCrash(e);
+      this.onCrash(e, true);
     }
   }
 
-  private onCrash(e: unknown): void {
+  /** Whether the crash came before the guest finished booting and starting its processes. */
+  crashedAtBoot = false;
+
+  private onCrash(e: unknown, atBoot = false): void {
     if (!(e instanceof DomainCrash)) throw e;
     this.crashed = e.reason;
+    this.crashedAtBoot = atBoot;
     this.counters[C_DOMAIN_CRASHES]++;
     // The toolstack destroys a crashed domain: its memory goes back to the host.
     const vmm = this.platform.vmm;
@@ -376,7 +380,9 @@ export class DomainRuntime {
     return {
       name: this.spec.name,
       mode: this.spec.mode,
-      ...(this.crashed !== "" ? { crashed: this.crashed } : {}),
+      ...(this.crashed !== ""
+        ? { crashed: `${this.crashedAtBoot ? "at boot: " : ""}${this.crashed}` }
+        : {}),
       ...(vmm !== null
         ? {
             overcommit: {
