@@ -9,7 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { compareVarying, parameterProblem } from "../src/api/compare.js";
 import { modeDrops } from "../src/api/mode-drops.js";
+import { OptionsError } from "../src/api/options.js";
 import { Simulation } from "../src/api/simulation.js";
 import type { Report } from "../src/api/types.js";
 import { builtinScenario } from "../src/workload/scenario/builtin.js";
@@ -209,5 +211,19 @@ describe("a mode that cannot apply part of a scenario says what it dropped", () 
     expect(modeDrops(s, "hap")).toEqual([]);
     expect(modeDrops(s, undefined)).toEqual([]);
     expect(new Simulation(s, { accesses: 1000 }).run().dropped_settings).toEqual([]);
+  });
+});
+
+describe("compareVarying on a parameter no process reads", () => {
+  it("is an OptionsError naming the parameter", () => {
+    expect(() =>
+      compareVarying(builtinScenario("fork-storm"), ["native"], "lifetime", [1, 2]),
+    ).toThrow(
+      new OptionsError(
+        "parameter: no process of scenario fork-storm reads lifetime (database processes do; " +
+          "its processes are build): every value would give the same run",
+      ),
+    );
+    expect(parameterProblem(builtinScenario("fork-storm"), "child_accesses")).toBe("");
   });
 });
