@@ -165,6 +165,17 @@ describe("compare", () => {
     );
   });
 
+  it("invariant violations (3) win over a mode that could not run (2)", async () => {
+    const finish = Simulation.prototype.finish;
+    vi.spyOn(Simulation.prototype, "finish").mockImplementation(function (this: Simulation) {
+      const report = finish.call(this);
+      return { ...report, checks: { enabled: true, violations: 1, first: "domain x: broken" } };
+    });
+    const r = await cli("compare", "overcommit", "--modes", "shadow,pv", "--accesses", "1000");
+    expect(r.stdout).toContain("pv: NOT RUN");
+    expect(r.code).toBe(3);
+  });
+
   it("an error when no mode can run the scenario", async () => {
     const r = await cli("compare", "overcommit", "--modes", "pv", "--accesses", "1000");
     expect(r.code).toBe(2);

@@ -11,7 +11,7 @@ import {
   type Variation,
 } from "../api/index.js";
 import { parseAccesses, parseSeed, parseVary } from "./args.js";
-import { EXIT_USAGE, runsCode, UsageError } from "./errors.js";
+import { EXIT_CHECKS, EXIT_USAGE, runsCode, UsageError } from "./errors.js";
 import { formatInt, formatRatio, newTable } from "./format.js";
 import { writeErr, writeJson, writeOut } from "./output.js";
 import { endingLines } from "./report-table.js";
@@ -40,8 +40,8 @@ export function parseModes(text: string): PagingMode[] {
 }
 
 /**
- * Runs the command; returns the exit code: 2 when a mode could not run the scenario (the others
- * are printed), else runsCode's (3 for violations, 5 for an unexpected early end).
+ * Runs the command; returns the exit code: 3 for violations, else 2 when a mode could not run the
+ * scenario (the others are printed), else 5 for an unexpected early end, else 0.
  */
 export function compareCommand(
   scenario: Parameters<typeof compareModes>[0],
@@ -93,8 +93,9 @@ function warnings(comparisons: Comparison[], json: boolean): number {
   }
   const notRun = comparisons.flatMap((c) => c.not_run);
   if (json) for (const n of notRun) once(`mode ${n.mode} could not run the scenario: ${n.reason}`);
-  if (notRun.length > 0) return EXIT_USAGE;
-  return runsCode(results.map((r) => r.report));
+  // Invariant violations are the worst news: they win over a mode that could not run.
+  const code = runsCode(results.map((r) => r.report));
+  return code !== EXIT_CHECKS && notRun.length > 0 ? EXIT_USAGE : code;
 }
 
 export function formatComparison(c: Comparison, description: string): string {
