@@ -1,12 +1,29 @@
 /**
- * Why a domain stopped before making its share of a run's accesses, in words a report can
- * print: the VMM crashed it, its processes are all gone (and how each went), or those left
- * cannot run. The run loop knows only that every domain went idle; this says why.
+ * How a run ended, for its report: complete, early or partial, and for an early end why each
+ * domain short of its share stopped, in words a report can print: the VMM crashed it, its
+ * processes are all gone (and how each went), or those left cannot run. The run loop knows only
+ * that every domain went idle; this says why.
  */
 
-import type { ProcessSpec } from "../config/scenario.js";
+import type { ProcessSpec, RunSpec } from "../config/scenario.js";
 import type { DomainRuntime } from "./domain.js";
-import type { EndingReason, ProcessReport } from "./types.js";
+import type { EndingReason, ProcessReport, RunEnding } from "./types.js";
+
+/** The report's ending: `stopped` are the domains short of their share when the run ended. */
+export function runEnding(
+  status: RunEnding["status"],
+  run: RunSpec,
+  duringWarmup: boolean,
+  stopped: DomainRuntime[],
+): RunEnding {
+  return {
+    status,
+    planned_accesses: run.accesses,
+    during_warmup: status !== "complete" && duringWarmup,
+    may_end_early: run.mayEndEarly ?? false,
+    reasons: status === "early" ? stopped.map(stopReason) : [],
+  };
+}
 
 export function stopReason(d: DomainRuntime): EndingReason {
   const domain = d.spec.name;

@@ -16,7 +16,7 @@ import {
 import { defaultHostFrames, Host } from "../vmm/host.js";
 import { Rng } from "../workload/rng.js";
 import { DomainRuntime } from "./domain.js";
-import { stopReason } from "./ending.js";
+import { runEnding } from "./ending.js";
 import { type FrameMap, frameMap } from "./inspect.js";
 import { modeDrops } from "./mode-drops.js";
 import { checkSimulationInput } from "./options.js";
@@ -290,16 +290,9 @@ export class Simulation {
    * stopped domain with its reason) or partial (the run is not over: its caller stopped).
    */
   ending(): RunEnding {
-    const duringWarmup = this.warmupLeft > 0;
-    const base = {
-      planned_accesses: this.scenario.run.accesses,
-      during_warmup: duringWarmup,
-      may_end_early: this.scenario.run.mayEndEarly ?? false,
-    };
-    if (this.done) return { status: "complete", ...base, reasons: [] };
-    if (!this.over) return { status: "partial", ...base, reasons: [] };
-    const reasons = this.domains.filter((_, i) => this.quotaLeft(i) > 0).map(stopReason);
-    return { status: "early", ...base, reasons };
+    const status = this.done ? "complete" : this.over ? "early" : "partial";
+    const stopped = this.domains.filter((_, i) => this.quotaLeft(i) > 0);
+    return runEnding(status, this.scenario.run, this.warmupLeft > 0, stopped);
   }
 
   /** One user access of the next process to run, with everything that happened on the way. */
