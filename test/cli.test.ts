@@ -435,7 +435,7 @@ describe("memvisor errors", () => {
   });
 
   it("an internal error says so, with the stack only under MEMVISOR_DEBUG", async () => {
-    vi.spyOn(Simulation.prototype, "finish").mockImplementation(() => {
+    vi.spyOn(Simulation.prototype, "runTurn").mockImplementation(() => {
       throw new Error("boom");
     });
     const r = await cli("run", "tlb-thrash");
