@@ -175,6 +175,25 @@ describe("a run that ends before its accesses says why", () => {
     expect(r.ending.during_warmup).toBe(true);
   });
 
+  it("a slice a host timer cut short before any access is not the end of the run", () => {
+    // The scanner wakes every 1,000 cycles and cuts the slice there; a make forking 16 children
+    // in a row makes only system calls in such a slice. The run ended there (after 97 accesses),
+    // its processes called blocked, when a slice with no access counted as an idle domain.
+    const r = run(
+      scenario(
+        [
+          "memory: 256MiB",
+          "mode: shadow",
+          "processes: [{ name: make, kind: build, jobs: 16, working_set: 64KiB, child_accesses: 1 }]",
+        ],
+        "run: { accesses: 1000 }",
+        "host: { sharing: { enabled: true, sleep: 1000, pages_to_scan: 1 } }",
+      ),
+    );
+    expect(r.ending.status).toBe("complete");
+    expect(r.host.counters.user_accesses).toBe(1000);
+  });
+
   it("a report taken before the run is over is partial; the step API ends it as a run does", () => {
     const yaml = scenario([
       "memory: 16MiB",

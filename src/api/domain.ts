@@ -219,9 +219,10 @@ export class DomainRuntime {
 
   /**
    * Run for `cycles` simulated cycles or `maxAccesses` user accesses, whichever comes first.
-   * Returns the user accesses made; 0 with nothing runnable means the domain is idle for good.
+   * Returns the user accesses made; 0 with `idle` set means the domain is idle for good.
    */
   runSlice(cycles: number, maxAccesses: number): number {
+    this.idle = false;
     let now = this.time();
     const end = now + cycles;
     let accesses = 0;
@@ -241,12 +242,21 @@ export class DomainRuntime {
         this.safePoint(this.clockBase + now);
       }
       const r = this.stepOnce();
-      if (r < 0) break;
+      if (r < 0) {
+        this.idle = true;
+        break;
+      }
       if (r === STEP_ACCESS) accesses++;
     }
     this.userAccesses += accesses;
     return accesses;
   }
+
+  /**
+   * Whether the last slice stopped because nothing could run (crashed, no runnable process),
+   * not because its cycles ran out: a slice cut short by a host timer may end before any access.
+   */
+  idle = false;
 
   /**
    * Between two steps, where nothing is in flight: the balloon driver's turn, and the host

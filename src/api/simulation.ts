@@ -193,6 +193,8 @@ export class Simulation {
       if (this.time() >= this.nextSample) this.sample();
       else this.notePeak();
       if (n > 0) return this.accessesDone < limit || this.warmupLeft > 0;
+      // A slice a host timer cut short may end in system calls before any access: not idle.
+      if (!d.idle) return true;
       idle++;
     }
     return false;
