@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,39 +7,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { Simulation } from "../src/api/simulation.js";
 import type { Report } from "../src/api/types.js";
 import { VERSION } from "../src/api/version.js";
-import { main } from "../src/cli/main.js";
 import { BUILTIN_SCENARIOS, DEFAULT_SCENARIO } from "../src/workload/scenario/builtin.js";
 import { loadTraceFile } from "../src/workload/trace/file.js";
+import { cli } from "./support/cli.js";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const STACK_LINE = /^\s+at /m;
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs main() in-process with stdout and stderr captured. */
-async function cli(...argv: string[]): Promise<CliResult> {
-  let stdout = "";
-  let stderr = "";
-  const out = vi.spyOn(process.stdout, "write").mockImplementation((chunk: unknown) => {
-    stdout += String(chunk);
-    return true;
-  });
-  const err = vi.spyOn(process.stderr, "write").mockImplementation((chunk: unknown) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    const code = await main(argv);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
 
 /** A run that must succeed with exactly one JSON object on stdout. */
 async function runJson(...argv: string[]): Promise<Report> {
@@ -153,9 +126,9 @@ describe("memvisor run (tables)", () => {
   });
 
   it("exits 3 and shows the first violation when checks fail", async () => {
-    const run = Simulation.prototype.run;
-    vi.spyOn(Simulation.prototype, "run").mockImplementation(function (this: Simulation) {
-      const report = run.call(this);
+    const finish = Simulation.prototype.finish;
+    vi.spyOn(Simulation.prototype, "finish").mockImplementation(function (this: Simulation) {
+      const report = finish.call(this);
       return { ...report, checks: { enabled: true, violations: 2, first: "domain x: broken" } };
     });
     const r = await cli("run", "tlb-thrash", "--accesses", "1000", "--check");
@@ -462,7 +435,7 @@ describe("memvisor errors", () => {
   });
 
   it("an internal error says so, with the stack only under MEMVISOR_DEBUG", async () => {
-    vi.spyOn(Simulation.prototype, "run").mockImplementation(() => {
+    vi.spyOn(Simulation.prototype, "runTurn").mockImplementation(() => {
       throw new Error("boom");
     });
     const r = await cli("run", "tlb-thrash");
@@ -564,6 +537,32 @@ describe("bin/memvisor.js", () => {
     expect(e.stderr).toContain("\\u001b[2J.yaml:1:10: domains: expected a list of domains");
     expect(e.stderr).not.toContain("\u001b");
   });
+
+  it("a real SIGINT mid-run: the partial report and 130", async () => {
+    const child = spawn(
+      process.execPath,
+      [bin, "run", "tlb-thrash", "--accesses", "1000000000000"],
+      { cwd: ROOT },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c) => {
+      stdout += String(c);
+    });
+    child.stderr.on("data", (c) => {
+      stderr += String(c);
+    });
+    const code = new Promise<number | null>((resolve) => child.on("close", resolve));
+    // Long enough for Node to start and the run to begin; the run would last days.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    child.kill("SIGINT");
+    expect(await code).toBe(130);
+    expect(stdout).toMatch(
+      /^PARTIAL REPORT: the run was stopped after [\d,]+ of 1,000,000,000,000/m,
+    );
+    expect(stdout).toContain("domain scanner (native");
+    expect(stderr).toContain("interrupted (SIGINT)");
+  }, 30_000);
 
   it("sets the exit code for a bad file", () => {
     const r = spawnSync(process.execPath, [bin, "run", BAD_SCENARIO], { encoding: "utf8" });

@@ -12,7 +12,15 @@ import { describe, expect, it } from "vitest";
 import * as node from "../src/api/node.js";
 import { Simulation } from "../src/api/simulation.js";
 import { HOST_COUNTER_NAMES, SERIES_COUNTERS } from "../src/api/types.js";
-import { EXIT_CHECKS, EXIT_INTERNAL, EXIT_IO, EXIT_USAGE } from "../src/cli/errors.js";
+import {
+  EXIT_CHECKS,
+  EXIT_ENDED_EARLY,
+  EXIT_INTERNAL,
+  EXIT_IO,
+  EXIT_SIGINT,
+  EXIT_SIGTERM,
+  EXIT_USAGE,
+} from "../src/cli/errors.js";
 import { LIMITS } from "../src/config/limits.js";
 import { COST_EVENTS } from "../src/config/scenario.js";
 import { GiB, MiB, TiB } from "../src/config/sizes.js";
@@ -187,7 +195,8 @@ describe("README's limits and exit codes are the code's", () => {
 
   it("the exit codes", () => {
     const codes = /- Exit codes: ([\s\S]*?)\n- /.exec(section("The CLI"))?.[1] ?? "";
-    for (const code of [0, EXIT_USAGE, EXIT_CHECKS, EXIT_INTERNAL, EXIT_IO, 130, 143]) {
+    const all = [EXIT_USAGE, EXIT_CHECKS, EXIT_ENDED_EARLY, EXIT_INTERNAL, EXIT_IO];
+    for (const code of [0, ...all, EXIT_SIGINT, EXIT_SIGTERM]) {
       expect(codes).toMatch(new RegExp(`\\b${code}\\b`));
     }
   });

@@ -193,7 +193,7 @@ describe("defaults", () => {
         },
       },
       costs: {},
-      run: { accesses: 1_000_000, sampleEvery: 1_000_000, warmup: 0 },
+      run: { accesses: 1_000_000, sampleEvery: 1_000_000, warmup: 0, mayEndEarly: false },
       domains: [
         {
           name: "d",
@@ -257,7 +257,12 @@ describe("defaults", () => {
     });
     expect(s.costs).toEqual({ walk_ref: 30 });
     expect(s.seed).toBe(7);
-    expect(s.run).toEqual({ accesses: 1000, sampleEvery: 1_000_000, warmup: 0 });
+    expect(s.run).toEqual({
+      accesses: 1000,
+      sampleEvery: 1_000_000,
+      warmup: 0,
+      mayEndEarly: false,
+    });
   });
 
   it("reads a JSON file", () => {

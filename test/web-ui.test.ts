@@ -272,4 +272,29 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
     expect(await page.isHidden("#error")).toBe(true);
     expect(await page.textContent("#status")).toMatch(/^mine \(seed \d+; db: native\)/);
   }, 60_000);
+
+  test("a run that ends before its accesses stops and says why", async () => {
+    const { page } = h;
+    const loads = Number(await page.getAttribute("body", "data-loads"));
+    await page.selectOption("#mode", "");
+    const yaml = [
+      "name: short",
+      "run: { accesses: 100000 }",
+      "domains:",
+      "  - { name: d, memory: 16MiB, processes: [{ name: p, kind: database, working_set: 1MiB, lifetime: 3000 }] }",
+      "",
+    ].join("\n");
+    await page.setInputFiles("#file", {
+      name: "short.yaml",
+      mimeType: "text/yaml",
+      buffer: Buffer.from(yaml),
+    });
+    await page.waitForSelector(`body[data-loads='${loads + 1}']`);
+    await page.keyboard.press("r");
+    await page.waitForSelector("body[data-state='done']", { timeout: 50_000 });
+    expect(await page.getAttribute("body", "data-accesses")).toBe("3000");
+    expect(await page.textContent("#status")).toMatch(
+      /^short \(seed \d+; d: native\): ended early \(domain d: every process is gone: p: 1 reached the lifetime \(3000 accesses\)\)$/,
+    );
+  }, 60_000);
 });

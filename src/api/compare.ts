@@ -9,7 +9,7 @@ import { VMEXIT_REASONS } from "../metrics/counters.js";
 import { SimulationError } from "./domain.js";
 import { checkCompareInput, checkCycleTotals, checkValues, OptionsError } from "./options.js";
 import { Simulation, type SimulationOptions } from "./simulation.js";
-import type { DomainCounterName, PagingMode, Report, Scenario } from "./types.js";
+import type { DomainCounterName, PagingMode, ProcessKind, Report, Scenario } from "./types.js";
 import { VERSION } from "./version.js";
 
 /** One mode's results, summed over the scenario's domains. */
@@ -45,12 +45,21 @@ export interface Comparison {
   memvisor: string;
   scenario: string;
   seed: number;
+  /** The modes asked for; `results` has those that ran, `not_run` the others. */
   modes: PagingMode[];
-  /** Whether every mode gave the guest the same true faults and the same data. */
+  /** Whether every mode that ran gave the guest the same true faults and the same data. */
   same_guest_view: boolean;
+  /** The modes that ran, in the order asked; the first is the baseline of `overhead_pct`. */
   results: ModeResult[];
+  /** The modes that could not run the scenario (a domain it cannot build), and why. */
+  not_run: { mode: PagingMode; reason: string }[];
 }
 
+/**
+ * The scenario under each mode. A mode that cannot run it (a SimulationError: the host has no
+ * memory for a PV domain built whole, a run too large to count) is named in `not_run` with its
+ * reason and the others still run; a SimulationError when none can.
+ */
 export function compareModes(
   scenario: ConstructorParameters<typeof Simulation>[0],
   modes: PagingMode[],
@@ -58,9 +67,17 @@ export function compareModes(
 ): Comparison {
   checkCompareInput(modes, options);
   const results: ModeResult[] = [];
+  const notRun: Comparison["not_run"] = [];
   for (const mode of modes) {
-    const report = new Simulation(scenario, { ...options, mode }).run();
-    checkCycleTotals(report);
+    let report: Report;
+    try {
+      report = new Simulation(scenario, { ...options, mode }).run();
+      checkCycleTotals(report);
+    } catch (e) {
+      if (!(e instanceof SimulationError)) throw e;
+      notRun.push({ mode, reason: e.message });
+      continue;
+    }
     const sum = (name: DomainCounterName) =>
       report.domains.reduce((s, d) => s + (d.counters[name] ?? 0), 0);
     const vmexits: Record<string, number> = { total: sum("vmexits") };
@@ -94,6 +111,11 @@ export function compareModes(
     });
   }
   const first = results[0];
+  if (first === undefined) {
+    throw new SimulationError(
+      `scenario ${scenario.name}: no mode can run it: ${notRun.map((n) => `${n.mode}: ${n.reason}`).join("; ")}`,
+    );
+  }
   return {
     memvisor: first.report.memvisor,
     scenario: first.report.scenario,
@@ -103,6 +125,7 @@ export function compareModes(
       (r) => r.read_hash === first.read_hash && r.guest_page_faults === first.guest_page_faults,
     ),
     results,
+    not_run: notRun,
   };
 }
 
@@ -129,24 +152,40 @@ export function withParameter(
   value: number,
 ): Scenario {
   const field = VARIABLE_PARAMETERS[param];
-  const kinds: Record<VariableParameter, readonly string[]> = {
-    child_accesses: ["build"],
-    jobs: ["build"],
-    churn_accesses: ["mmap-churn"],
-    working_set: ["database", "build", "mmap-churn"],
-    writes: ["database", "build", "mmap-churn"],
-    fetches: ["database", "build", "mmap-churn"],
-    lifetime: ["database"],
-  };
   return {
     ...scenario,
     domains: scenario.domains.map((d) => ({
       ...d,
       processes: d.processes.map((p) =>
-        kinds[param].includes(p.kind) ? { ...p, [field]: value } : p,
+        PARAMETER_KINDS[param].includes(p.kind) ? { ...p, [field]: value } : p,
       ),
     })),
   };
+}
+
+/** The process kinds that read each parameter. */
+const PARAMETER_KINDS: Record<VariableParameter, readonly ProcessKind[]> = {
+  child_accesses: ["build"],
+  jobs: ["build"],
+  churn_accesses: ["mmap-churn"],
+  working_set: ["database", "build", "mmap-churn"],
+  writes: ["database", "build", "mmap-churn"],
+  fetches: ["database", "build", "mmap-churn"],
+  lifetime: ["database"],
+};
+
+/**
+ * Why `param` cannot be varied in the scenario (no process of it reads the parameter: every
+ * value would give the same run), or "".
+ */
+export function parameterProblem(scenario: Scenario, param: VariableParameter): string {
+  const kinds = PARAMETER_KINDS[param];
+  const has = new Set(scenario.domains.flatMap((d) => d.processes.map((p) => p.kind)));
+  if ([...has].some((k) => kinds.includes(k))) return "";
+  return (
+    `no process of scenario ${scenario.name} reads ${param} (${kinds.join(" and ")} processes ` +
+    `do; its processes are ${[...has].join(", ")}): every value would give the same run`
+  );
 }
 
 /** compareModes at each value of one parameter: where one mode overtakes another. */
@@ -198,6 +237,8 @@ export function compareVarying(
     );
   }
   checkValues(parameter, values);
+  const absent = parameterProblem(scenario, parameter);
+  if (absent !== "") throw new OptionsError(`parameter: ${absent}`);
   for (const value of values) {
     const problem = variationProblem(scenario, parameter, value);
     if (problem !== "") throw new SimulationError(problem);

@@ -126,13 +126,17 @@ export class DomainRuntime {
     try {
       this.bootGuest();
     } catch (e) {
-      this.onCrash(e);
+      this.onCrash(e, true);
     }
   }
 
-  private onCrash(e: unknown): void {
+  /** Whether the crash came before the guest finished booting and starting its processes. */
+  crashedAtBoot = false;
+
+  private onCrash(e: unknown, atBoot = false): void {
     if (!(e instanceof DomainCrash)) throw e;
     this.crashed = e.reason;
+    this.crashedAtBoot = atBoot;
     this.counters[C_DOMAIN_CRASHES]++;
     // The toolstack destroys a crashed domain: its memory goes back to the host.
     const vmm = this.platform.vmm;
@@ -215,9 +219,10 @@ export class DomainRuntime {
 
   /**
    * Run for `cycles` simulated cycles or `maxAccesses` user accesses, whichever comes first.
-   * Returns the user accesses made; 0 with nothing runnable means the domain is idle for good.
+   * Returns the user accesses made; 0 with `idle` set means the domain is idle for good.
    */
   runSlice(cycles: number, maxAccesses: number): number {
+    this.idle = false;
     let now = this.time();
     const end = now + cycles;
     let accesses = 0;
@@ -237,12 +242,21 @@ export class DomainRuntime {
         this.safePoint(this.clockBase + now);
       }
       const r = this.stepOnce();
-      if (r < 0) break;
+      if (r < 0) {
+        this.idle = true;
+        break;
+      }
       if (r === STEP_ACCESS) accesses++;
     }
     this.userAccesses += accesses;
     return accesses;
   }
+
+  /**
+   * Whether the last slice stopped because nothing could run (crashed, no runnable process),
+   * not because its cycles ran out: a slice cut short by a host timer may end before any access.
+   */
+  idle = false;
 
   /**
    * Between two steps, where nothing is in flight: the balloon driver's turn, and the host
@@ -377,7 +391,9 @@ export class DomainRuntime {
     return {
       name: this.spec.name,
       mode: this.spec.mode,
-      ...(this.crashed !== "" ? { crashed: this.crashed } : {}),
+      ...(this.crashed !== ""
+        ? { crashed: `${this.crashedAtBoot ? "at boot: " : ""}${this.crashed}` }
+        : {}),
       ...(vmm !== null
         ? {
             overcommit: {

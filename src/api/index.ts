@@ -36,6 +36,7 @@ export {
   compareModes,
   compareVarying,
   type ModeResult,
+  parameterProblem,
   VARIABLE_PARAMETERS,
   type VariableParameter,
   type Variation,

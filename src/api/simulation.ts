@@ -16,7 +16,9 @@ import {
 import { defaultHostFrames, Host } from "../vmm/host.js";
 import { Rng } from "../workload/rng.js";
 import { DomainRuntime } from "./domain.js";
+import { runEnding } from "./ending.js";
 import { type FrameMap, frameMap } from "./inspect.js";
+import { modeDrops } from "./mode-drops.js";
 import { checkSimulationInput } from "./options.js";
 import type { StepRecord } from "./step.js";
 import { stepAccess } from "./step.js";
@@ -24,6 +26,7 @@ import {
   type HostCounters,
   type PagingMode,
   type Report,
+  type RunEnding,
   type Sample,
   type SampleRow,
   type Scenario,
@@ -55,6 +58,8 @@ export class Simulation {
   /** The virtualized host, when any domain is not native. */
   readonly host: Host | null;
   readonly series: Sample[] = [];
+  /** What the `mode` option dropped from the scenario (see mode-drops.ts), in words. */
+  readonly droppedSettings: string[];
   private nextSample: number;
   private turn = 0;
   /** User accesses made so far in all domains (since the warm-up ended). */
@@ -66,6 +71,7 @@ export class Simulation {
     checkSimulationInput(scenario, options);
     const seed = options.seed ?? scenario.seed;
     const mode = options.mode;
+    this.droppedSettings = modeDrops(scenario, mode);
     this.scenario = {
       ...scenario,
       seed,
@@ -133,10 +139,22 @@ export class Simulation {
   }
 
   /**
+   * Whether runTurn found the run over: every access made, or every domain idle for good (the
+   * run then ended early: see ending()).
+   */
+  private over = false;
+
+  /**
    * Run one domain turn. Returns false when the run is over (enough accesses, or every domain
    * idle for good).
    */
   runTurn(): boolean {
+    const more = this.turnOnce();
+    if (!more) this.over = true;
+    return more;
+  }
+
+  private turnOnce(): boolean {
     this.warmupIfDue();
     const limit = this.limit();
     if (this.accessesDone >= limit) return false;
@@ -175,6 +193,8 @@ export class Simulation {
       if (this.time() >= this.nextSample) this.sample();
       else this.notePeak();
       if (n > 0) return this.accessesDone < limit || this.warmupLeft > 0;
+      // A slice a host timer cut short may end in system calls before any access: not idle.
+      if (!d.idle) return true;
       idle++;
     }
     return false;
@@ -254,16 +274,37 @@ export class Simulation {
   /** Run to the end. `progress` is called after every turn with the fraction done. */
   run(progress?: (fraction: number) => void): Report {
     while (this.runTurn()) progress?.(this.accessesDone / this.scenario.run.accesses);
+    return this.finish();
+  }
+
+  /**
+   * The end of a run driven by runTurn until it returned false: the final checks, the last
+   * sample, the report. (A report taken before that is partial: see ending().)
+   */
+  finish(): Report {
     if (this.check) for (const d of this.domains) d.runChecks(true);
     this.sample();
     return this.report();
+  }
+
+  /**
+   * How the run ended: complete, early (every domain idle before the accesses were made, each
+   * stopped domain with its reason) or partial (the run is not over: its caller stopped).
+   */
+  ending(): RunEnding {
+    const status = this.done ? "complete" : this.over ? "early" : "partial";
+    const stopped = this.domains.filter((_, i) => this.quotaLeft(i) > 0);
+    return runEnding(status, this.scenario.run, this.warmupLeft > 0, stopped);
   }
 
   /** One user access of the next process to run, with everything that happened on the way. */
   step(): StepRecord | null {
     this.warmupIfDue();
     if (this.done) return null;
-    return stepAccess(this);
+    const record = stepAccess(this);
+    // No domain could make an access: the run is over, early.
+    if (record === null) this.over = true;
+    return record;
   }
 
   /** The owner of every host frame, now (for a picture of host memory). */
@@ -358,6 +399,8 @@ export class Simulation {
         first === ""
           ? { enabled: this.check, violations }
           : { enabled: this.check, violations, first },
+      ending: this.ending(),
+      dropped_settings: this.droppedSettings,
       series: this.series,
     };
   }

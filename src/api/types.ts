@@ -27,7 +27,7 @@ export type {
 export interface DomainReport {
   name: string;
   mode: PagingMode;
-  /** Why the VMM crashed the domain, when it did (the run went on without it). */
+  /** Why the VMM crashed the domain ("at boot: ..." before its processes started), when it did. */
   crashed?: string;
   /** Virtualized domains: how its memory may be taken back (which policies ran). */
   overcommit?: {
@@ -152,6 +152,34 @@ export interface Sample {
   };
 }
 
+/**
+ * Why one domain stopped before making its share of the run's accesses: "crashed" (the VMM
+ * crashed it), "exited" (every process exited or was killed) or "blocked" (processes are left
+ * but none can run).
+ */
+export interface EndingReason {
+  domain: string;
+  cause: "crashed" | "exited" | "blocked";
+  /** In words: the crash's reason, or what became of each of its processes. */
+  detail: string;
+}
+
+/**
+ * How the run ended: "complete" (every access made), "early" (no domain could go on before the
+ * accesses were made: `reasons` says why, domain by domain) or "partial" (its caller took the
+ * report before the end, as Ctrl-C does).
+ */
+export interface RunEnding {
+  status: "complete" | "early" | "partial";
+  /** User accesses the run was to make (host.counters.user_accesses has those made). */
+  planned_accesses: number;
+  /** Whether it ended during the warm-up, whose accesses are then the ones counted. */
+  during_warmup: boolean;
+  /** The scenario says the run may end early (run.may_end_early): then it is no failure. */
+  may_end_early: boolean;
+  reasons: EndingReason[];
+}
+
 /** The object `memvisor run --json` prints. */
 export interface Report {
   memvisor: string;
@@ -164,5 +192,13 @@ export interface Report {
   domains: DomainReport[];
   host: HostReport;
   checks: { enabled: boolean; violations: number; first?: string };
+  /** How the run ended, and why when it ended before its accesses were made. */
+  ending: RunEnding;
+  /**
+   * What the run's `mode` option (--mode) dropped from the scenario because that mode cannot
+   * apply it (native: ballooning, the host's memory, swapping, sharing; pv: swapping, sharing),
+   * in words; empty when it dropped nothing.
+   */
+  dropped_settings: string[];
   series: Sample[];
 }

@@ -7,12 +7,14 @@ import {
   formatSizeApprox,
   PAGING_MODES,
   type PagingMode,
+  parameterProblem,
   type Variation,
 } from "../api/index.js";
 import { parseAccesses, parseSeed, parseVary } from "./args.js";
-import { EXIT_CHECKS, EXIT_OK, UsageError } from "./errors.js";
+import { EXIT_CHECKS, EXIT_USAGE, runsCode, UsageError } from "./errors.js";
 import { formatInt, formatRatio, newTable } from "./format.js";
-import { writeJson, writeOut } from "./output.js";
+import { writeErr, writeJson, writeOut } from "./output.js";
+import { endingLines } from "./report-table.js";
 
 export interface CompareOptions {
   modes: string;
@@ -37,6 +39,10 @@ export function parseModes(text: string): PagingMode[] {
   return modes as PagingMode[];
 }
 
+/**
+ * Runs the command; returns the exit code: 3 for violations, else 2 when a mode could not run the
+ * scenario (the others are printed), else 5 for an unexpected early end, else 0.
+ */
 export function compareCommand(
   scenario: Parameters<typeof compareModes>[0],
   options: CompareOptions,
@@ -44,33 +50,52 @@ export function compareCommand(
   const modes = parseModes(options.modes);
   const seed = options.seed === undefined ? undefined : parseSeed(options.seed);
   const accesses = options.accesses === undefined ? undefined : parseAccesses(options.accesses);
+  const runOptions = { seed, accesses, check: options.check ?? false };
+  let comparisons: Comparison[];
   if (options.vary !== undefined) {
     const { parameter, values } = parseVary(options.vary);
-    const variation = compareVarying(scenario, modes, parameter, values, {
-      seed,
-      accesses,
-      check: options.check ?? false,
-    });
-    const violations = variation.points.reduce(
-      (s, p) => s + p.comparison.results.reduce((t, r) => t + r.report.checks.violations, 0),
-      0,
-    );
+    const absent = parameterProblem(scenario, parameter);
+    if (absent !== "") throw new UsageError(`--vary ${parameter}: ${absent}`);
+    const variation = compareVarying(scenario, modes, parameter, values, runOptions);
+    comparisons = variation.points.map((p) => p.comparison);
     if (options.json) writeJson(variation);
     else writeOut(formatVariation(variation, scenario.description));
-    return violations > 0 ? EXIT_CHECKS : EXIT_OK;
-  }
-  const comparison = compareModes(scenario, modes, {
-    seed,
-    accesses,
-    check: options.check ?? false,
-  });
-  const violations = comparison.results.reduce((s, r) => s + r.report.checks.violations, 0);
-  if (options.json) {
-    writeJson(comparison);
   } else {
-    writeOut(formatComparison(comparison, scenario.description));
+    const comparison = compareModes(scenario, modes, runOptions);
+    comparisons = [comparison];
+    if (options.json) writeJson(comparison);
+    else writeOut(formatComparison(comparison, scenario.description));
   }
-  return violations > 0 ? EXIT_CHECKS : EXIT_OK;
+  return warnings(comparisons, options.json ?? false);
+}
+
+/**
+ * On stderr: what each mode dropped from the scenario; with --json, whose text has no place for
+ * them, the runs that ended early and the modes that could not run. Returns the exit code.
+ */
+function warnings(comparisons: Comparison[], json: boolean): number {
+  const results = comparisons.flatMap((c) => c.results);
+  const said = new Set<string>();
+  const once = (text: string) => {
+    if (!said.has(text)) writeErr(text);
+    said.add(text);
+  };
+  for (const r of results) {
+    const dropped = r.report.dropped_settings;
+    if (dropped.length > 0) {
+      once(`warning: mode ${r.mode} drops what the scenario sets: ${dropped.join("; ")}`);
+    }
+  }
+  for (const r of json ? results : []) {
+    if (r.report.ending.status === "early" && !r.report.ending.may_end_early) {
+      once(`mode ${r.mode}: ${endingLines(r.report).join("\n")}`);
+    }
+  }
+  const notRun = comparisons.flatMap((c) => c.not_run);
+  if (json) for (const n of notRun) once(`mode ${n.mode} could not run the scenario: ${n.reason}`);
+  // Invariant violations are the worst news: they win over a mode that could not run.
+  const code = runsCode(results.map((r) => r.report));
+  return code !== EXIT_CHECKS && notRun.length > 0 ? EXIT_USAGE : code;
 }
 
 export function formatComparison(c: Comparison, description: string): string {
@@ -108,10 +133,22 @@ export function formatComparison(c: Comparison, description: string): string {
   out.push(table.toString());
   out.push(
     c.same_guest_view
-      ? "every mode gave the guest the same page faults and the same data"
+      ? `every mode${c.not_run.length > 0 ? " that ran" : ""} gave the guest the same page faults and the same data`
       : "WARNING: the modes disagree on what the guest saw (page faults or data read)",
   );
+  out.push(...notes(c));
   return `${out.join("\n")}\n`;
+}
+
+/** The modes that ended early (and why) or could not run (and why). */
+function notes(c: Comparison): string[] {
+  const out: string[] = [];
+  for (const r of c.results) {
+    const lines = endingLines(r.report);
+    if (lines.length > 0) out.push(`${r.mode}: ${lines[0]}`, ...lines.slice(1));
+  }
+  for (const n of c.not_run) out.push(`${n.mode}: NOT RUN: ${n.reason}`);
+  return out;
 }
 
 /**
@@ -124,7 +161,6 @@ export function formatVariation(v: Variation, description: string): string {
     `memvisor ${v.memvisor} · compare · scenario ${v.scenario} · seed ${first.seed} · varying ${v.parameter}`,
   ];
   if (description !== "") out.push(description);
-  const base = v.modes[0];
   // The contenders: the virtualized modes (native is the reference, not a way to run a guest).
   const contenders = v.modes.filter((m) => m !== "native");
   const ranked = contenders.length >= 2;
@@ -143,16 +179,20 @@ export function formatVariation(v: Variation, description: string): string {
       results.find((r) => r.mode === mode)?.cycles ?? Number.POSITIVE_INFINITY;
     const best = contenders.reduce((a, b) => (cycles(b) < cycles(a) ? b : a), contenders[0]);
     cheapest.push(best);
-    const value = v.parameter === "working_set" ? formatSizeApprox(p.value) : formatInt(p.value);
-    table.push([
-      value,
-      ...results.map((r) =>
-        r.mode === base
-          ? formatRatio(r.cycles, r.user_accesses)
-          : `${formatRatio(r.cycles, r.user_accesses)} (${r.overhead_pct >= 0 ? "+" : ""}${r.overhead_pct.toFixed(1)}%)`,
-      ),
-      ...(ranked ? [best] : []),
-    ]);
+    const value =
+      v.parameter === "working_set"
+        ? formatSizeApprox(p.value)
+        : Number.isInteger(p.value)
+          ? formatInt(p.value)
+          : String(p.value);
+    const cell = (mode: PagingMode) => {
+      const r = results.find((x) => x.mode === mode);
+      if (r === undefined) return "not run";
+      const perAccess = formatRatio(r.cycles, r.user_accesses);
+      if (r === results[0]) return perAccess;
+      return `${perAccess} (${r.overhead_pct >= 0 ? "+" : ""}${r.overhead_pct.toFixed(1)}%)`;
+    };
+    table.push([value, ...v.modes.map(cell), ...(ranked ? [best] : [])]);
   }
   out.push(table.toString());
   if (ranked) {
@@ -169,6 +209,9 @@ export function formatVariation(v: Variation, description: string): string {
         ? `crossover: ${changes.join("; ")}`
         : `no crossover: ${cheapest[0]} is the cheapest of ${contenders.join(", ")} at every value`,
     );
+  }
+  for (const p of v.points) {
+    for (const line of notes(p.comparison)) out.push(`${v.parameter} ${p.value}: ${line}`);
   }
   const disagree = v.points.filter((p) => !p.comparison.same_guest_view).map((p) => p.value);
   out.push(

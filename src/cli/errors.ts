@@ -5,7 +5,7 @@
  */
 
 import { CommanderError } from "commander";
-import { ScenarioError, SimulationError, TraceError } from "../api/index.js";
+import { type Report, ScenarioError, SimulationError, TraceError } from "../api/index.js";
 import { OutputError } from "../api/node.js";
 
 export const EXIT_OK = 0;
@@ -13,10 +13,28 @@ export const EXIT_OK = 0;
 export const EXIT_USAGE = 2;
 /** The run finished but --check found invariant violations. */
 export const EXIT_CHECKS = 3;
+/**
+ * The run ended before making its accesses (every process gone, a domain crashed: the report
+ * says why), and the scenario does not say run.may_end_early.
+ */
+export const EXIT_ENDED_EARLY = 5;
+/** Interrupted by SIGINT (Ctrl-C) or SIGTERM, as a shell reports a death by those signals. */
+export const EXIT_SIGINT = 130;
+export const EXIT_SIGTERM = 143;
 /** An internal error (BSD sysexits EX_SOFTWARE). */
 export const EXIT_INTERNAL = 70;
 /** Output could not be written: a full disk, a closed pipe or descriptor (sysexits EX_IOERR). */
 export const EXIT_IO = 74;
+
+/**
+ * The exit code of runs that finished: 3 when --check found violations, else 5 when one ended
+ * early unexpectedly, else 0.
+ */
+export function runsCode(reports: readonly Report[]): number {
+  if (reports.some((r) => r.checks.violations > 0)) return EXIT_CHECKS;
+  const early = (r: Report) => r.ending.status === "early" && !r.ending.may_end_early;
+  return reports.some(early) ? EXIT_ENDED_EARLY : EXIT_OK;
+}
 
 /** A mistake in what the user typed, found by the CLI itself. */
 export class UsageError extends Error {

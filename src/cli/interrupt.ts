@@ -1,7 +1,43 @@
-/** What an interrupted command does with what it was writing. */
+/**
+ * What an interrupted command does: remove what it was writing, or stop a run at its next turn
+ * and print the report so far.
+ */
 
 import { discardPendingOutputs } from "../api/node.js";
+import { EXIT_SIGINT, EXIT_SIGTERM } from "./errors.js";
 import { writeErr } from "./output.js";
+
+type Signal = "SIGINT" | "SIGTERM";
+
+/** The exit code of a death by the signal, as a shell reports it. */
+export function signalCode(signal: Signal): number {
+  return signal === "SIGINT" ? EXIT_SIGINT : EXIT_SIGTERM;
+}
+
+/**
+ * Notes SIGINT and SIGTERM instead of ending the process, for a loop that looks at `signal`
+ * between its steps; a second signal ends the process at once (a loop that no longer looks).
+ */
+export class SignalWatch {
+  /** The first signal that came, or null. */
+  signal: Signal | null = null;
+  private readonly handlers: [Signal, () => void][] = [];
+
+  constructor() {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      const handler = () => {
+        if (this.signal !== null) process.exit(signalCode(signal));
+        this.signal = signal;
+      };
+      process.on(signal, handler);
+      this.handlers.push([signal, handler]);
+    }
+  }
+
+  dispose(): void {
+    for (const [signal, handler] of this.handlers) process.off(signal, handler);
+  }
+}
 
 /**
  * Runs `work` with SIGINT and SIGTERM removing what it was writing (and `cleanup`) before the
@@ -13,7 +49,7 @@ export async function interruptible<T>(work: () => Promise<T>, cleanup = () => {
       discardPendingOutputs();
       cleanup();
       writeErr(`interrupted (${signal}): nothing written`);
-      process.exit(signal === "SIGINT" ? 130 : 143);
+      process.exit(signalCode(signal));
     };
     process.on(signal, handler);
     return [signal, handler] as const;

@@ -45,8 +45,8 @@ function buildProgram(setCode: (code: number) => void): Command {
     .option("--accesses <n>", "user accesses to simulate (default: the scenario's)")
     .option("--check", "verify the simulator's invariants during the run (slower)")
     .option("--json", "print the report as one JSON object")
-    .action((scenario: string | undefined, options: RunOptions) => {
-      setCode(runCommand(scenario, options));
+    .action(async (scenario: string | undefined, options: RunOptions) => {
+      setCode(await runCommand(scenario, options));
     });
 
   program

@@ -33,8 +33,8 @@ export class LazyProgress {
           format: `${this.label} [{bar}] {percentage}% {done}/{all} accesses, ETA {eta_formatted}`,
           barsize: 30,
           clearOnComplete: true,
-          // Leave the terminal's line wrapping alone: a Ctrl-C during the (synchronous) run
-          // kills the process before any handler could turn it back on.
+          // Leave the terminal's line wrapping alone: a second Ctrl-C ends the process at once,
+          // before anything could turn it back on.
           linewrap: true,
           etaBuffer: 50,
         },

@@ -19,6 +19,7 @@ export function formatReport(report: Report, description = ""): string {
     `memvisor ${report.memvisor} · scenario ${report.scenario} · seed ${report.seed} · ${modeText}`,
   );
   if (description !== "") out.push(description);
+  out.push(...endingLines(report));
   const host = report.host;
   out.push(
     `${formatInt(host.counters.user_accesses ?? 0)} user accesses in ` +
@@ -50,10 +51,30 @@ export function formatReport(report: Report, description = ""): string {
         `${o.target_policy} targets${o.host_swap ? ", host swapping" : ""}`
       : "";
     out.push("", `domain ${domain.name} (${domain.mode}, ${memory}${policies})`);
+    if (domain.crashed !== undefined) out.push(`CRASHED by the VMM: ${domain.crashed}`);
     out.push(counterTable(domain), "", processTable(domain));
   }
   if (report.checks.enabled) out.push("", checksLine(report));
   return `${out.join("\n")}\n`;
+}
+
+/**
+ * How the run ended, when it did not make its accesses: "ENDED EARLY" and each stopped domain's
+ * reason, or "PARTIAL REPORT"; nothing for a complete run.
+ */
+export function endingLines(report: Report): string[] {
+  const e = report.ending;
+  const made = `${formatInt(report.host.counters.user_accesses)} of ${formatInt(e.planned_accesses)} user accesses`;
+  const warmup = e.during_warmup ? " (in the warm-up)" : "";
+  if (e.status === "partial") {
+    return [`PARTIAL REPORT: the run was stopped after ${made}${warmup}`];
+  }
+  if (e.status === "complete") return [];
+  const expected = e.may_end_early ? "; the scenario expects it (run.may_end_early)" : "";
+  return [
+    `ENDED EARLY after ${made}${warmup}${expected}:`,
+    ...e.reasons.map((r) => `  domain ${r.domain}: ${r.detail}`),
+  ];
 }
 
 /** "invariant checks: 0 violations", or the count and the first. */

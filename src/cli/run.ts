@@ -1,12 +1,20 @@
-/** `memvisor run`: load a scenario, run it (with a progress bar on long runs), print the report. */
+/**
+ * `memvisor run`: load a scenario, run it (with a progress bar on long runs), print the report.
+ * The run goes turn by turn with a pause for the event loop every few milliseconds, so that
+ * Ctrl-C stops it at the next turn and prints the report so far, marked partial.
+ */
 
 import { checkCycleTotals, type PagingMode, type Report, Simulation } from "../api/index.js";
 import { parseAccesses, parseSeed } from "./args.js";
-import { EXIT_CHECKS, EXIT_OK } from "./errors.js";
+import { runsCode } from "./errors.js";
+import { SignalWatch, signalCode } from "./interrupt.js";
 import { writeErr, writeJson, writeOut } from "./output.js";
 import { LazyProgress } from "./progress.js";
-import { checksLine, formatReport } from "./report-table.js";
+import { checksLine, endingLines, formatReport } from "./report-table.js";
 import { resolveScenario } from "./scenario-arg.js";
+
+/** Wall time between two pauses for the event loop (where a signal is heard). */
+const YIELD_MS = 20;
 
 /** The options as commander hands them over (numbers still text, so that we can say what came). */
 export interface RunOptions {
@@ -17,8 +25,11 @@ export interface RunOptions {
   json?: boolean;
 }
 
-/** Runs the command; returns the exit code. User errors are thrown (see errors.ts). */
-export function runCommand(scenarioArg: string | undefined, options: RunOptions): number {
+/** Runs the command; resolves to the exit code. User errors are thrown (see errors.ts). */
+export async function runCommand(
+  scenarioArg: string | undefined,
+  options: RunOptions,
+): Promise<number> {
   const seed = options.seed === undefined ? undefined : parseSeed(options.seed);
   const accesses = options.accesses === undefined ? undefined : parseAccesses(options.accesses);
   const scenario = resolveScenario(scenarioArg);
@@ -28,26 +39,62 @@ export function runCommand(scenarioArg: string | undefined, options: RunOptions)
     accesses,
     check: options.check ?? false,
   });
+  warnDropped(`--mode ${options.mode}`, sim.droppedSettings);
 
   const total = sim.scenario.run.accesses;
   const progress = process.stderr.isTTY
     ? new LazyProgress(total, `running ${scenario.name}`, process.stderr)
     : null;
+  const watch = new SignalWatch();
   let report: Report;
   try {
-    report = sim.run(
-      progress ? (fraction) => progress.update(Math.round(fraction * total)) : undefined,
-    );
+    report = await runTurns(sim, watch, (done) => progress?.update(done));
   } finally {
     progress?.stop();
+    watch.dispose();
   }
   checkCycleTotals(report);
 
   if (options.json) {
     writeJson(report);
     if (report.checks.violations > 0) writeErr(checksLine(report));
+    if (report.ending.status === "early" && !report.ending.may_end_early) {
+      writeErr(endingLines(report).join("\n"));
+    }
   } else {
     writeOut(formatReport(report, scenario.description));
   }
-  return report.checks.violations > 0 ? EXIT_CHECKS : EXIT_OK;
+  if (report.ending.status === "partial" && watch.signal !== null) {
+    writeErr(`interrupted (${watch.signal}): the report so far is printed, marked partial`);
+    return signalCode(watch.signal);
+  }
+  return runsCode([report]);
+}
+
+/**
+ * Turns until the run is over or a signal came, with a pause for the event loop every YIELD_MS
+ * of wall time. The report: the finished run's, or a partial one.
+ */
+async function runTurns(
+  sim: Simulation,
+  watch: SignalWatch,
+  progress: (done: number) => void,
+): Promise<Report> {
+  let more = true;
+  let paused = Date.now();
+  while (more && watch.signal === null) {
+    more = sim.runTurn();
+    progress(sim.accessesDone);
+    if (Date.now() - paused >= YIELD_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      paused = Date.now();
+    }
+  }
+  return more ? sim.report() : sim.finish();
+}
+
+/** A warning on stderr for what a mode option dropped from the scenario. */
+export function warnDropped(option: string, dropped: readonly string[]): void {
+  if (dropped.length === 0) return;
+  writeErr(`warning: ${option} drops what the scenario sets: ${dropped.join("; ")}`);
 }

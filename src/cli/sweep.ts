@@ -2,9 +2,10 @@
 
 import { formatSizeApprox, type Scenario, type Sweep, sweepDomains } from "../api/index.js";
 import { parseAccesses, parseDomains, parseSeed } from "./args.js";
-import { EXIT_CHECKS, EXIT_OK } from "./errors.js";
+import { runsCode } from "./errors.js";
 import { formatInt, newTable } from "./format.js";
-import { writeJson, writeOut } from "./output.js";
+import { writeErr, writeJson, writeOut } from "./output.js";
+import { endingLines } from "./report-table.js";
 
 export interface SweepOptions {
   domains: string;
@@ -20,10 +21,18 @@ export function sweepCommand(scenario: Scenario, options: SweepOptions): number 
     accessesPerDomain: options.accesses === undefined ? undefined : parseAccesses(options.accesses),
     check: options.check ?? false,
   });
-  const violations = sweep.results.reduce((s, r) => s + r.report.checks.violations, 0);
-  if (options.json) writeJson(sweep);
-  else writeOut(formatSweep(sweep, scenario.description));
-  return violations > 0 ? EXIT_CHECKS : EXIT_OK;
+  if (options.json) {
+    writeJson(sweep);
+    for (const r of sweep.results) {
+      const lines = endingLines(r.report);
+      if (lines.length > 0 && !r.report.ending.may_end_early) {
+        writeErr(`${domainsText(r.domains)}: ${lines.join("\n")}`);
+      }
+    }
+  } else {
+    writeOut(formatSweep(sweep, scenario.description));
+  }
+  return runsCode(sweep.results.map((r) => r.report));
 }
 
 export function formatSweep(s: Sweep, description: string): string {
@@ -57,9 +66,16 @@ export function formatSweep(s: Sweep, description: string): string {
     ]);
   }
   out.push(table.toString());
+  for (const r of s.results) {
+    for (const line of endingLines(r.report)) out.push(`${domainsText(r.domains)}: ${line}`);
+  }
   out.push(
     "shared: shared frames; sharing: pages mapped to them beyond the first (the frames saved);",
     "saved %: of the memory the guests would hold without sharing; zero: saved pages that are zero",
   );
   return `${out.join("\n")}\n`;
+}
+
+function domainsText(n: number): string {
+  return `${n} domain${n === 1 ? "" : "s"}`;
 }

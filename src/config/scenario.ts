@@ -303,6 +303,12 @@ export interface RunSpec {
    * a steady state can be measured apart from the first touches of a working set.
    */
   warmup: number;
+  /**
+   * The run may end before its accesses are made (every process gone, a domain crashed) and
+   * that is what the scenario shows: the report still says why, but it is no failure (default
+   * false: the CLI exits with 5).
+   */
+  mayEndEarly?: boolean;
 }
 
 /** Host swapping, the last resort of overcommit (see README). */

@@ -98,8 +98,8 @@ export class Kernel {
   private nextPid = 1;
   /** PCIDs not held by a live address space (1..4095; 0 means "always flush"). */
   private readonly freePcids: number[] = [];
-  /** Frames in use right after boot: the baseline that a clean teardown returns to. */
-  bootFreeFrames = 0;
+  /** Frames free right after boot: the baseline a clean teardown returns to (-1 until then). */
+  bootFreeFrames = -1;
   /** Frames the kernel took at boot for its own tables (direct map). */
   private readonly bootTables: Gfn[] = [];
   /** The balloon driver, when the platform has a VMM and the domain runs one. */
@@ -465,6 +465,8 @@ export class Kernel {
 
   /** Frames in use by processes and their tables (what a clean exit must give back). */
   framesInUse(): number {
+    // A boot that did not finish (the VMM crashed the domain) started no process.
+    if (this.bootFreeFrames < 0) return 0;
     return this.bootFreeFrames - this.frames.freeCount;
   }
 

@@ -88,7 +88,8 @@ function showState(s: RunState): void {
   runButton.firstChild!.textContent = running ? "Pause " : "Run ";
   // The live region changes only with the phase, so that a screen reader is not told every
   // slice's count; the count is beside it.
-  const phase = `${scenarioName}: ${done ? "done" : running ? "running" : "paused"}`;
+  const ended = s.endedEarly !== "" ? `ended early (${s.endedEarly})` : "done";
+  const phase = `${scenarioName}: ${done ? ended : running ? "running" : "paused"}`;
   if (status.textContent !== phase) status.textContent = phase;
   progress.textContent = `${s.accessesDone} of ${s.accesses} accesses`;
   document.body.dataset.state = done ? "done" : running ? "running" : "ready";

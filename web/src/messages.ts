@@ -48,7 +48,10 @@ export interface ChartPoint {
 export interface RunState {
   accessesDone: number;
   accesses: number;
+  /** The run is over: every access made, or it ended early (`endedEarly` says why). */
   done: boolean;
+  /** Why the run ended before its accesses, domain by domain; "" when it did not. */
+  endedEarly: string;
   running: boolean;
   /** Owner code of each host frame (see FrameMap), its names and counts. */
   owners: Uint8Array;

@@ -68,10 +68,16 @@ function chartPoint(s: Sim): ChartPoint {
 
 function state(s: Sim): RunState {
   const map = s.frameMap();
+  const ending = s.ending();
+  const endedEarly =
+    ending.status === "early"
+      ? ending.reasons.map((r) => `domain ${r.domain}: ${r.detail}`).join("; ")
+      : "";
   return {
     accessesDone: s.accessesDone,
     accesses: s.scenario.run.accesses,
-    done: s.done,
+    done: s.done || endedEarly !== "",
+    endedEarly,
     running,
     owners: map.owners,
     ownerNames: map.names,

@@ -74,6 +74,7 @@ const runSchema = strict({
   accesses: int(1, MAX_ACCESSES).default(SCENARIO_DEFAULTS.accesses),
   sample_every: int(1).default(SCENARIO_DEFAULTS.sampleEvery),
   warmup: int(0, MAX_ACCESSES).default(0),
+  may_end_early: bool().default(false),
 });
 
 export const scenarioFileSchema = strict({

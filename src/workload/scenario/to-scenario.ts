@@ -55,7 +55,12 @@ export function toScenario(f: ScenarioFile, fileName: string): Scenario {
       },
     },
     costs: Object.fromEntries(Object.entries(f.costs).filter(([, v]) => v !== undefined)),
-    run: { accesses: f.run.accesses, sampleEvery: f.run.sample_every, warmup: f.run.warmup },
+    run: {
+      accesses: f.run.accesses,
+      sampleEvery: f.run.sample_every,
+      warmup: f.run.warmup,
+      mayEndEarly: f.run.may_end_early,
+    },
     domains: f.domains.map((dom) => ({
       name: dom.name,
       memory: dom.memory,

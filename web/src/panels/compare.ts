@@ -65,5 +65,22 @@ export function renderCompare(root: HTMLElement, c: Comparison): void {
         ),
       ),
     ),
+    // What the table cannot show: a mode that ended before its accesses, or could not run.
+    ...c.results
+      .filter((r) => r.report.ending.status === "early")
+      .map((r) =>
+        h(
+          "p",
+          { "data-field": "ended-early", "data-mode": r.mode },
+          `${r.mode} ended early: ${r.report.ending.reasons.map((x) => `domain ${x.domain}: ${x.detail}`).join("; ")}`,
+        ),
+      ),
+    ...c.not_run.map((n) =>
+      h(
+        "p",
+        { "data-field": "not-run", "data-mode": n.mode },
+        `${n.mode} could not run: ${n.reason}`,
+      ),
+    ),
   );
 }
