@@ -197,7 +197,13 @@ describe("defaults", () => {
           memory: 64 * 2 ** 20,
           mode: "native",
           osImage: "linux",
-          shadow: { pool: 0, unshadow: "early", prefetch: 31, writableSearch: "rmap" },
+          shadow: {
+            pool: 0,
+            unshadow: "early",
+            prefetch: 31,
+            writableSearch: "rmap",
+            outOfSync: true,
+          },
           hap: { largePages: false },
           balloon: {
             driver: true,

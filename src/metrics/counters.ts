@@ -125,6 +125,12 @@ export const COUNTER_NAMES = [
   // the work between memory accesses: instructions, and their cycles at the process's CPI
   "instructions",
   "core_cycles",
+  // out-of-sync L1 shadows (Xen's perf counters: xen/arch/x86/include/asm/perfc_defn.h)
+  "shadow_unsync",
+  "shadow_unsync_evict",
+  "shadow_resync",
+  "shadow_oos_fixup_add",
+  "shadow_oos_fixup_evict",
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -309,6 +315,11 @@ export const C_VMM_FROM_LLC = 104;
 export const C_VMM_FROM_DRAM = 105;
 export const C_INSTRUCTIONS = 106;
 export const C_CORE_CYCLES = 107;
+export const C_SHADOW_UNSYNC = 108;
+export const C_SHADOW_UNSYNC_EVICT = 109;
+export const C_SHADOW_RESYNC = 110;
+export const C_SHADOW_OOS_FIXUP_ADD = 111;
+export const C_SHADOW_OOS_FIXUP_EVICT = 112;
 
 export const COUNTER_COUNT = COUNTER_NAMES.length;
 
