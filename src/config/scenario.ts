@@ -266,6 +266,8 @@ export const COST_EVENTS = [
   "vmexit",
   "shadow_fault",
   "emulate",
+  "shadow_unsync",
+  "shadow_resync",
   "p2m_populate",
   "shadow_alloc",
   "page_read",
