@@ -9,14 +9,15 @@
 import { describe, expect, test } from "vitest";
 import { directMap, USER_HEAP_BASE } from "../src/guest/layout.js";
 import type { Process } from "../src/guest/process.js";
-import { KIND_USER_READ, KIND_USER_WRITE } from "../src/hw/access.js";
+import { KIND_SUP_READ, KIND_USER_READ, KIND_USER_WRITE } from "../src/hw/access.js";
 import { PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US, pteFrame, pteHi, pteLo } from "../src/hw/pte.js";
 import { XLATE_FAULT } from "../src/hw/vcpu-interfaces.js";
 import { COUNTER_NAMES, type CounterName } from "../src/metrics/counters.js";
 import { MEMOP_DECREASE_RESERVATION } from "../src/vmm/balloon/reservation.js";
 import { OWNER_DOMAIN } from "../src/vmm/frames.js";
-import { checkIsolation, checkShadow } from "../src/vmm/shadow/check.js";
+import { checkBookkeeping, checkIsolation, checkShadow } from "../src/vmm/shadow/check.js";
 import { SHADOW_OOS_PAGES } from "../src/vmm/shadow/oos.js";
+import { SH_L2 } from "../src/vmm/shadow/page.js";
 import type { ShadowPaging } from "../src/vmm/shadow/shadow.js";
 import { bootGuest, type GuestOptions, type TestGuest } from "./support/guest.js";
 import { shadowOf } from "./support/modes.js";
@@ -39,7 +40,8 @@ function process(g: TestGuest, touched: number[], pages = 256): Process {
 }
 
 /** The guest's L1 table that maps gva in p. */
-const l1Of = (g: TestGuest, p: Process, gva: number) => g.kernel.pt.tableFor(p.l4Gfn, gva, 1, false);
+const l1Of = (g: TestGuest, p: Process, gva: number) =>
+  g.kernel.pt.tableFor(p.l4Gfn, gva, 1, false);
 
 /** Entry i of guest table gfn as [lo, hi] (from its host frame). */
 function entry(g: TestGuest, gfn: number, i: number): [number, number] {
@@ -69,7 +71,7 @@ describe("out-of-sync L1 shadows", () => {
     "an L1 written again and again (out of sync: %s): one exit, then none",
     (outOfSync) => {
       // No unshadow heuristic: Xen's early unshadow would take the table for dead after two zeroes.
-    const { g, sh, count } = oosGuest({ shadow: { outOfSync, unshadow: "none" } });
+      const { g, sh, count } = oosGuest({ shadow: { outOfSync, unshadow: "none" } });
       const p = process(g, [0]);
       const l1 = l1Of(g, p, page(0));
       const exits = count("vmexits");
@@ -209,7 +211,10 @@ describe("out-of-sync L1 shadows", () => {
     g.kernel.ops.setPte(l1, 101, pteLo(l1, rw), pteHi(l1, false));
     expect(sh.oos?.isOutOfSync(l1)).toBe(true);
     expect(count("shadow_oos_fixup_evict")).toBe(0);
-    // ...and two user mappings of it (a hostile guest) are the second and third.
+    // ...and two user mappings of it (a hostile guest) are the second and third. Only a write
+    // fault makes a mapping of an out-of-sync page writable (Xen's ft_demand_write), not a read.
+    expect(g.cpu.access(page(100) + 8 * 300, KIND_USER_READ, 0)).not.toBe(XLATE_FAULT);
+    expect((leaf(sh, page(100))?.[0] ?? PTE_RW) & PTE_RW).toBe(0);
     expect(g.cpu.access(page(100) + 8 * 300, KIND_USER_WRITE, 0)).not.toBe(XLATE_FAULT);
     expect(count("shadow_oos_fixup_evict")).toBe(0);
     expect(g.cpu.access(page(101) + 8 * 301, KIND_USER_WRITE, 0)).not.toBe(XLATE_FAULT);
@@ -263,5 +268,93 @@ describe("out-of-sync L1 shadows", () => {
     expect(sh.tables.mappingsOf(mfn0)).toEqual([]);
     expect(checkIsolation(sh, g.cpu, g.host!.frames, g.vmm!.id)).toBeNull();
     expect(sh.oos?.isOutOfSync(l1)).toBe(true);
+  });
+});
+
+/**
+ * The other resyncs: each new path to an out-of-sync L1 brings it into sync first, so the path
+ * shows the L1 as the guest has written it. Page 0 and 1's entries are swapped in an
+ * out-of-sync L1 with no flush; a new path to that L1 must read page 0 as 2 and page 1 as 1
+ * (a stale shadow would give 1 and 2). These tables alias each other, which the guest
+ * kernel's own accounting does not allow: only the VMM's checks run.
+ */
+describe("out-of-sync L1 shadows: resyncs on new paths", () => {
+  const GIB = 2 ** 30;
+
+  function stale() {
+    const { g, sh } = oosGuest();
+    const p = process(g, [0, 1]);
+    const l1 = l1Of(g, p, page(0));
+    const l2 = g.kernel.pt.tableFor(p.l4Gfn, page(0), 2, false);
+    const l3 = g.kernel.pt.tableFor(p.l4Gfn, page(0), 3, false);
+    swapFirstTwo(g, l1);
+    expect(sh.oos?.isOutOfSync(l1)).toBe(true);
+    /** What a user read of gva gives (the VMM fixes hidden faults). */
+    const read = (gva: number) => {
+      expect(g.cpu.access(gva, KIND_USER_READ, 0)).not.toBe(XLATE_FAULT);
+      return g.cpu.readValue;
+    };
+    const vmmChecks = () => {
+      expect(checkShadow(sh, g.cpu, g.host!.frames, g.vmm!.id)).toBeNull();
+      expect(checkBookkeeping(sh)).toBeNull();
+    };
+    return { g, sh, p, l1, l2, l3, read, vmmChecks };
+  }
+
+  test("an L2 entry that links it (shadow_set_l2e)", () => {
+    const { g, sh, l1, l2, read, vmmChecks } = stale();
+    // The heap is L2 entry 128 (256 MiB); entry 129 now links the same L1 (an emulated write).
+    g.kernel.ops.setPte(l2, 129, ...entry(g, l2, 128));
+    expect(sh.oos?.isOutOfSync(l1)).toBe(false);
+    expect(read(page(512))).toBe(2);
+    expect(read(page(513))).toBe(1);
+    vmmChecks();
+  });
+
+  test("an L3 entry that links an existing shadow (validate_gl3e)", () => {
+    const { g, sh, l1, l3, read, vmmChecks } = stale();
+    g.kernel.ops.setPte(l3, 5, ...entry(g, l3, 0));
+    expect(sh.oos?.isOutOfSync(l1)).toBe(false);
+    expect(read(5 * GIB + page(0))).toBe(2);
+    expect(read(5 * GIB + page(1))).toBe(1);
+    vmmChecks();
+  });
+
+  test("a new L4 or L3 shadow entry made by a fault (shadow_get_and_create_l1e)", () => {
+    const { g, sh, p, l1, l3, read, vmmChecks } = stale();
+    // A new L3 table, written while it is not shadowed (no exit), linked from L4 entry 1.
+    const n = g.kernel.frames.alloc();
+    g.kernel.zeroFrame(n);
+    g.kernel.ops.setPte(n, 0, ...entry(g, l3, 0));
+    g.kernel.ops.setPte(p.l4Gfn, 1, pteLo(n, PTE_P | PTE_RW | PTE_US | PTE_A), pteHi(n, false));
+    expect(sh.oos?.isOutOfSync(l1)).toBe(true); // nothing linked yet
+    const base = 2 ** 39;
+    expect(read(base + page(0))).toBe(2); // the fault builds the path, and resyncs
+    expect(sh.oos?.isOutOfSync(l1)).toBe(false);
+    expect(read(base + page(1))).toBe(1); // no fault: the shadow entry itself is right
+    vmmChecks();
+  });
+
+  test("the L1 shadowed at another level (shadow_promote)", () => {
+    const { g, sh, l1, l3, vmmChecks } = stale();
+    // L3 entry 6 takes the L1 for an L2: a walk through it shadows it as an L2 too. Its entry 1
+    // (page 0's frame now) reads as an L2 entry, and page 0's first word (1) as a present L1e.
+    const flags = PTE_P | PTE_RW | PTE_US | PTE_A;
+    g.kernel.ops.setPte(l3, 6, pteLo(l1, flags), pteHi(l1, false));
+    expect(g.cpu.access(6 * GIB + 2 ** 21, KIND_SUP_READ, 0)).not.toBe(XLATE_FAULT);
+    expect(sh.tables.shadowsOf(l1).length).toBe(2);
+    expect(sh.oos?.isOutOfSync(l1)).toBe(false);
+    vmmChecks();
+  });
+
+  // The walk above also sets a new L3 shadow entry, which resyncs everything: the promotion's
+  // own resync is seen only when the tables are asked directly.
+  test("the tables resync a page before shadowing it at another level", () => {
+    const { sh, l1 } = stale();
+    expect(sh.tables.prealloc(1)).toBe(true);
+    const l2 = sh.tables.create(l1, SH_L2);
+    expect(sh.oos?.isOutOfSync(l1)).toBe(false);
+    sh.tables.maybeFree(l2);
+    expect(checkBookkeeping(sh)).toBeNull();
   });
 });

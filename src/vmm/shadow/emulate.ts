@@ -88,7 +88,11 @@ export function validate(sh: ShadowPaging, gfn: Gfn, first: number, last: number
         propagateLeaf(sh.scratch, glo, ghi, 1, pteFrame(glo, ghi), sh, false);
         oos?.snapshotSet(gfn, i, glo, ghi);
       } else {
-        propagateTable(sh.scratch, glo, ghi, level, childShadow(sh, glo, ghi, level), ctl);
+        const child = childShadow(sh, glo, ghi, level);
+        // An L4 or L3 entry that links an existing shadow resyncs every out-of-sync L1 (Xen's
+        // validate_gl4e, validate_gl3e): the new path may lead to one.
+        if (level >= 3 && child >= 0) sh.oos?.resyncAll();
+        propagateTable(sh.scratch, glo, ghi, level, child, ctl);
       }
       sh.tables.setEntry(sp, i, sh.scratch.lo, sh.scratch.hi);
     }
