@@ -76,7 +76,7 @@ export function validate(sh: ShadowPaging, gfn: Gfn, first: number, last: number
   if (mfn < 0) return;
   const ctl = sh.cpu.ctl;
   // A user-mode write to an out-of-sync L1 is still emulated: its snapshot follows (oos.ts).
-  const oos = sh.oos !== null && sh.oos.isOutOfSync(gfn) ? sh.oos : null;
+  const oos = sh.oos?.isOutOfSync(gfn) ? sh.oos : null;
   for (const sp of sh.tables.shadowsOf(gfn)) {
     const level = sp.level;
     sh.counters[C_SHADOW_VALIDATE_GL1E_CALLS + level - 1] += last - first + 1;

@@ -162,7 +162,7 @@ function prefetch(
   gl1Mfn: number,
   gl1Gfn: Gfn,
 ): void {
-  const oos = sh.oos !== null && sh.oos.isOutOfSync(gl1Gfn) ? sh.oos : null;
+  const oos = sh.oos?.isOutOfSync(gl1Gfn) ? sh.oos : null;
   const end = Math.min(512, index + 1 + sh.options.prefetch);
   for (let i = index + 1; i < end; i++) {
     sh.mem.read64(sl1.mfn, i);
