@@ -30,7 +30,6 @@ import {
 } from "../../metrics/counters.js";
 import { DomainCrash } from "../crash.js";
 import { emulateWrite } from "./emulate.js";
-import type { OosTable } from "./oos.js";
 import { fl1TypeFor, type ShadowPage, shadowTypeForLevel } from "./page.js";
 import { propagateLeaf, propagateTable } from "./propagate.js";
 import type { ShadowPaging } from "./shadow.js";
@@ -140,7 +139,7 @@ export function handleShadowFault(
   }
   if (sh.options.prefetch > 0 && leafLevel === 1) prefetch(sh, sp, index, w.tableMfn[1], gl1Gfn);
   // Xen emulates a write to a table unless it is out of sync and the write came from the kernel.
-  if (tableWrite && (kind === KIND_USER_WRITE || !(oos as OosTable).isOutOfSync(gfn))) {
+  if (tableWrite && (kind === KIND_USER_WRITE || !oos?.isOutOfSync(gfn))) {
     return emulateWrite(sh, cpu, gva, gfn);
   }
   c[C_SHADOW_FAULT_FIXED]++;
