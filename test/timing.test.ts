@@ -117,7 +117,7 @@ describe("the work between accesses", () => {
     const work = s.domains[0].processes.map((p) => [p.instructionsPerAccess, p.cpi]);
     expect(work).toEqual([
       [2, 0.6],
-      [2, 1.1],
+      [95, 1.1],
       [2, 0.8],
     ]);
     expect(() =>

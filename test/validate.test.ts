@@ -14,9 +14,12 @@ const PASSING = [
   "walk-2d-cold",
   "walk-2d-cold-2m",
   "vmexit-round-trip",
+  "kernel-build-fault-density",
+  "kernel-build-context-switches",
   "shadow-near-native-steady",
   "hap-ahead-on-fork",
   "hap-behind-on-tlb-misses",
+  "ept-ahead-with-large-pages",
   "ept-large-pages-help",
   "balloon-beats-swap",
 ];

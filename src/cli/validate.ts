@@ -3,6 +3,14 @@
 import { VALIDATION_ROWS, type Validation, validate } from "../api/index.js";
 import { EXIT_OK, UsageError } from "./errors.js";
 import { newTable } from "./format.js";
+import { writeJson, writeOut } from "./output.js";
+
+/** What a row's kind means, after its id. */
+const KIND_NOTE: Record<Validation["rows"][number]["kind"], string> = {
+  validation: "",
+  constant: " (a constant from its source: checks the plumbing only)",
+  fitted: " (the scenario was fitted to these figures: checks the arithmetic only)",
+};
 
 /** A row failed: the model disagrees with a publication (documented in README). */
 export const EXIT_VALIDATION_FAILED = 4;
@@ -21,7 +29,8 @@ export function validateCommand(rows: string[], options: ValidateOptions): numbe
     );
   }
   const v = validate(options.quick ? "quick" : "full", rows.length > 0 ? rows : undefined);
-  process.stdout.write(options.json ? `${JSON.stringify(v, null, 2)}\n` : formatValidation(v));
+  if (options.json) writeJson(v);
+  else writeOut(formatValidation(v));
   return v.failed > 0 ? EXIT_VALIDATION_FAILED : EXIT_OK;
 }
 
@@ -47,9 +56,7 @@ export function formatValidation(v: Validation): string {
   }
   out.push(table.toString(), "");
   for (const r of v.rows) {
-    out.push(
-      `${r.pass ? "pass" : "FAIL"} ${r.id}${r.kind === "constant" ? " (a constant from its source: checks the plumbing only)" : ""}`,
-    );
+    out.push(`${r.pass ? "pass" : "FAIL"} ${r.id}${KIND_NOTE[r.kind]}`);
     out.push(`  claim: ${r.claim}`, `  source: ${r.source}`, `  run: ${r.scenario}`);
     if (r.reason !== undefined) out.push(`  why it fails: ${r.reason}`);
   }

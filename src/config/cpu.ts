@@ -5,11 +5,16 @@
  * Cycles are core cycles at the profile's base clock.
  */
 
-import type { CacheGeometry, CostEvent, TlbLevelSpec, WalkCacheSpec } from "./scenario.js";
+import {
+  type CacheGeometry,
+  type CostEvent,
+  CPU_NAMES,
+  type CpuName,
+  type TlbLevelSpec,
+  type WalkCacheSpec,
+} from "./scenario.js";
 
-/** The profiles a scenario can name (hardware.cpu). */
-export const CPU_NAMES = ["skylake-sp", "nehalem-ep"] as const;
-export type CpuName = (typeof CPU_NAMES)[number];
+export { CPU_NAMES, type CpuName };
 
 /** A figure and where it comes from. */
 export interface Sourced {

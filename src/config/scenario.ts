@@ -5,7 +5,6 @@
  * from the list that the schema and the CLI offer, so that the two cannot disagree.
  */
 
-import type { CpuName } from "./cpu.js";
 import type { Trace } from "./trace.js";
 
 /**
@@ -13,6 +12,10 @@ import type { Trace } from "./trace.js";
  * reference), by shadow paging, by hardware-assisted paging (EPT) or by Xen PV direct paging.
  */
 export const PAGING_MODES = ["native", "shadow", "hap", "pv"] as const;
+
+/** The CPU profiles a scenario can name (hardware.cpu); config/cpu.ts holds their figures. */
+export const CPU_NAMES = ["skylake-sp", "nehalem-ep"] as const;
+export type CpuName = (typeof CPU_NAMES)[number];
 export type PagingMode = (typeof PAGING_MODES)[number];
 /** The modes in which a VMM virtualizes the domain's memory (all but native). */
 export type VirtualMode = Exclude<PagingMode, "native">;
