@@ -126,7 +126,7 @@ describe("built-in scenarios", () => {
     expect(builtinScenario("build").domains[0].processes[0]).toMatchObject({
       kind: "build",
       jobs: 2,
-      workingSet: parseSize("3MiB"),
+      workingSet: parseSize("4MiB"),
       childAccesses: 1_440_000,
       instructionsPerAccess: 95,
     });
@@ -200,7 +200,13 @@ describe("defaults", () => {
           memory: 64 * 2 ** 20,
           mode: "native",
           osImage: "linux",
-          shadow: { pool: 0, unshadow: "early", prefetch: 31, writableSearch: "rmap" },
+          shadow: {
+            pool: 0,
+            unshadow: "early",
+            prefetch: 31,
+            writableSearch: "rmap",
+            outOfSync: true,
+          },
           hap: { largePages: false },
           balloon: {
             driver: true,

@@ -4,7 +4,8 @@
  * guest (the same data, the same true faults, the same final page tables, accessed and dirty
  * bits included; a PV guest's tables hold mfns, read back as gfns through the m2p), with every
  * invariant checked after every operation; shadow paging under every configuration, including
- * a pool so small that reclaim runs all the time.
+ * a pool so small that reclaim runs all the time, with out-of-sync L1 shadows (the default) and
+ * without.
  */
 
 import fc from "fast-check";
@@ -58,6 +59,8 @@ const EXERCISED = [
   "shadow_writeable_bf",
   "shadow_emulate_write",
   "shadow_fault_fixed",
+  "shadow_unsync",
+  "shadow_resync",
   "balloon_inflated_pages",
   "balloon_deflated_pages",
   "host_swap_ins",
@@ -122,6 +125,9 @@ describe("every VMM mode looks like native paging to the guest", () => {
     );
     expect(seen.get("shadow_fault_fixed")).toBeGreaterThan(0);
     expect(seen.get("shadow_emulate_write")).toBeGreaterThan(0);
+    // Out-of-sync L1s, on by default: unsynced, then resynced.
+    expect(seen.get("shadow_unsync")).toBeGreaterThan(0);
+    expect(seen.get("shadow_resync")).toBeGreaterThan(0);
     expect(seen.get("calls_to_mmu_update")).toBeGreaterThan(0);
     expect(seen.get("need_flush_tlb_flush")).toBeGreaterThan(0);
   });
@@ -149,6 +155,18 @@ describe("every VMM mode looks like native paging to the guest", () => {
     expect(seen.get("shadow_prealloc_2")).toBeGreaterThan(0);
   });
 
+  test("out-of-sync L1 shadows off: every page-table write emulated", () => {
+    const seen = exercisedSince(() =>
+      fc.assert(
+        fc.property(ops, (o) => differential(o, { outOfSync: false })),
+        { numRuns: 40, seed: 13 },
+      ),
+    );
+    expect(seen.get("shadow_emulate_write")).toBeGreaterThan(0);
+    expect(seen.get("shadow_unsync")).toBe(0);
+  });
+
+  // The heuristics watch emulated writes, which out-of-sync L1s make rare: they are off here.
   test.each([
     ["early", "shadow_early_unshadow"],
     ["flood", "shadow_flood_unshadow"],
@@ -156,7 +174,7 @@ describe("every VMM mode looks like native paging to the guest", () => {
   ] as const)("unshadow policy %s", (unshadow, counter) => {
     const seen = exercisedSince(() =>
       fc.assert(
-        fc.property(ops, (o) => differential(o, { unshadow })),
+        fc.property(ops, (o) => differential(o, { unshadow, outOfSync: false })),
         { numRuns: 30, seed: 3 },
       ),
     );

@@ -35,7 +35,7 @@ export function benchGuest(
     mode,
     quantum: { type: "fixed", cycles: 1e18 },
     processes: [],
-    shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap" },
+    shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap", outOfSync: true },
     balloon: defaultBalloon(memBytes),
     osImage: SCENARIO_DEFAULTS.osImage,
   };

@@ -4,7 +4,7 @@ import { BUILTIN_SCENARIOS, builtinScenario, DEFAULT_SCENARIO } from "../api/ind
 import { formatInt, newTable } from "./format.js";
 
 /** Summary column width: keeps the table within OUTPUT_WIDTH. */
-const SUMMARY_WIDTH = 45;
+const SUMMARY_WIDTH = 44;
 
 export interface ScenarioListEntry {
   name: string;

@@ -86,6 +86,15 @@ function derivedCosts(zero: number, exit: number) {
   return {
     page_copy: { value: 2 * zero, source: `${ASSUMED}: twice a page zeroing (reads and writes)` },
     shadow_alloc: { value: zero, source: "zeroing a 4 KiB shadow page (page_zero)" },
+    shadow_unsync: {
+      value: 2 * zero,
+      source:
+        "letting a guest L1 go out of sync: Xen copies it whole into a snapshot page (copy_domain_page in oos_hash_add), priced as a page copy (page_copy); the fault's exit and handler apart",
+    },
+    shadow_resync: {
+      value: 2 * zero,
+      source: `${ASSUMED}: a resync reads the shadow L1 (512 entries) and, for each present one, the guest's entry and the snapshot's, re-propagating those that differ (Xen's sh_resync_l1): up to 12 KiB read, priced as a page copy (8 KiB moved); its TLB flush is counted apart (tlb_flush)`,
+    },
     p2m_populate: {
       value: zero + 100,
       source: `scrubbing a new 4 KiB host frame (page_zero) and the P2M update (100 cycles, ${ASSUMED})`,

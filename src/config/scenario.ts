@@ -131,6 +131,11 @@ export interface ShadowSpec {
   prefetch: number;
   /** How writable mappings of a newly shadowed page table are found. */
   writableSearch: WritableSearch;
+  /**
+   * Out-of-sync L1 shadows (Xen's SHOPT_OUT_OF_SYNC, on by default since Xen 3.3; xl.cfg's
+   * `oos`): a guest L1 the kernel writes is left writable and resynced at its next CR3 write.
+   */
+  outOfSync: boolean;
 }
 
 /**
@@ -264,6 +269,8 @@ export const COST_EVENTS = [
   "vmexit",
   "shadow_fault",
   "emulate",
+  "shadow_unsync",
+  "shadow_resync",
   "p2m_populate",
   "shadow_alloc",
   "page_read",

@@ -130,6 +130,12 @@ export const COUNTER_NAMES = [
   "page_cache_misses",
   "page_cache_evictions",
   "fault_around_pages",
+  // out-of-sync L1 shadows (Xen's perf counters: xen/arch/x86/include/asm/perfc_defn.h)
+  "shadow_unsync",
+  "shadow_unsync_evict",
+  "shadow_resync",
+  "shadow_oos_fixup_add",
+  "shadow_oos_fixup_evict",
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -319,6 +325,11 @@ export const C_PAGE_CACHE_HITS = 108;
 export const C_PAGE_CACHE_MISSES = 109;
 export const C_PAGE_CACHE_EVICTIONS = 110;
 export const C_FAULT_AROUND_PAGES = 111;
+export const C_SHADOW_UNSYNC = 112;
+export const C_SHADOW_UNSYNC_EVICT = 113;
+export const C_SHADOW_RESYNC = 114;
+export const C_SHADOW_OOS_FIXUP_ADD = 115;
+export const C_SHADOW_OOS_FIXUP_EVICT = 116;
 
 export const COUNTER_COUNT = COUNTER_NAMES.length;
 

@@ -22,7 +22,14 @@ export function shadowSpec(
     mode: "shadow",
     quantum: { type: "fixed", cycles: 1e18 },
     processes: [],
-    shadow: { pool: 0, unshadow: "early", prefetch: 0, writableSearch: "rmap", ...shadow },
+    shadow: {
+      pool: 0,
+      unshadow: "early",
+      prefetch: 0,
+      writableSearch: "rmap",
+      outOfSync: true,
+      ...shadow,
+    },
     balloon: defaultBalloon(memory),
     osImage: "linux",
   };

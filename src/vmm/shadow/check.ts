@@ -3,7 +3,8 @@
  * (no counter, A/D bit or TLB entry changes):
  * 1. every valid TLB entry of the running address space maps p2m(guest walk(gva)), with
  *    permissions no wider than the guest's, and never writes a shadowed page table;
- *    every present shadow leaf in an l1 shadow agrees with its guest entry in the same way;
+ *    every present shadow leaf in an l1 shadow agrees with its guest entry in the same way (an
+ *    out-of-sync L1's with its snapshot, and its writable mappings are allowed: oos.ts);
  * 2. every leaf shadow entry maps a frame this domain owns (isolation);
  * 3. the host's frame accounting balances (vmm/frames-check.ts).
  */
@@ -83,9 +84,14 @@ export function forEachReach(
   return null;
 }
 
+/** Whether the guest may not write gfn: a shadowed page table that is not out of sync. */
+function writeProtected(sh: ShadowPaging, gfn: number): boolean {
+  return sh.tables.isShadowedTable(gfn) && !(sh.oos?.isOutOfSync(gfn) ?? false);
+}
+
 /** The shadow pages' bookkeeping, and that only the loaded root is marked in use. */
 export function checkBookkeeping(sh: ShadowPaging): string | null {
-  const problem = sh.tables.audit();
+  const problem = sh.tables.audit() ?? sh.oos?.audit() ?? null;
   if (problem !== null) return problem;
   for (const sp of sh.tables.pages()) {
     if (sp.inUse && sp !== sh.root) return `shadow ${sp.mfn} is marked loaded but is not the root`;
@@ -116,7 +122,7 @@ function checkConsistency(sh: ShadowPaging, cpu: Vcpu): string | null {
         }
         const perms = level.permsOf(s);
         if ((perms & ~walker.allowed) !== 0) return `${where} allows more than the guest's tables`;
-        if ((perms & MASK_WRITES) !== 0 && sh.tables.isShadowedTable(walker.frame)) {
+        if ((perms & MASK_WRITES) !== 0 && writeProtected(sh, walker.frame)) {
           return `${where} lets the guest write its page table gfn ${walker.frame}`;
         }
       }
@@ -125,7 +131,8 @@ function checkConsistency(sh: ShadowPaging, cpu: Vcpu): string | null {
   // Every shadow leaf.
   for (const sp of sh.tables.pages()) {
     if (sp.type !== SH_L1 && !isFl1(sp.type)) continue;
-    const gl1 = sp.type === SH_L1 ? sh.p2m.lookup(sp.gfn) : -1;
+    const snapshot = sp.type === SH_L1 && sh.oos !== null ? sh.oos.snapshotOf(sp.gfn) : -1;
+    const gl1 = sp.type === SH_L1 ? (snapshot >= 0 ? snapshot : sh.p2m.lookup(sp.gfn)) : -1;
     for (let i = 0; i < 512; i++) {
       mem.read64(sp.mfn, i);
       const lo = mem.lo;
@@ -149,7 +156,7 @@ function checkConsistency(sh: ShadowPaging, cpu: Vcpu): string | null {
       if (sh.p2m.lookup(gfn) !== mfn) {
         return `shadow ${sp.mfn}[${i}] maps mfn ${mfn} but p2m(gfn ${gfn}) is ${sh.p2m.lookup(gfn)}`;
       }
-      if (isWritable(lo) && sh.tables.isShadowedTable(gfn)) {
+      if (isWritable(lo) && writeProtected(sh, gfn)) {
         return `shadow ${sp.mfn}[${i}] maps page table gfn ${gfn} writable`;
       }
     }

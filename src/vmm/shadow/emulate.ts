@@ -75,6 +75,8 @@ export function validate(sh: ShadowPaging, gfn: Gfn, first: number, last: number
   const mfn = sh.p2m.lookup(gfn);
   if (mfn < 0) return;
   const ctl = sh.cpu.ctl;
+  // A user-mode write to an out-of-sync L1 is still emulated: its snapshot follows (oos.ts).
+  const oos = sh.oos?.isOutOfSync(gfn) ? sh.oos : null;
   for (const sp of sh.tables.shadowsOf(gfn)) {
     const level = sp.level;
     sh.counters[C_SHADOW_VALIDATE_GL1E_CALLS + level - 1] += last - first + 1;
@@ -83,9 +85,14 @@ export function validate(sh: ShadowPaging, gfn: Gfn, first: number, last: number
       const glo = sh.mem.lo;
       const ghi = sh.mem.hi;
       if (level === 1) {
-        propagateLeaf(sh.scratch, glo, ghi, 1, pteFrame(glo, ghi), sh);
+        propagateLeaf(sh.scratch, glo, ghi, 1, pteFrame(glo, ghi), sh, false);
+        oos?.snapshotSet(gfn, i, glo, ghi);
       } else {
-        propagateTable(sh.scratch, glo, ghi, level, childShadow(sh, glo, ghi, level), ctl);
+        const child = childShadow(sh, glo, ghi, level);
+        // An L4 or L3 entry that links an existing shadow resyncs every out-of-sync L1 (Xen's
+        // validate_gl4e, validate_gl3e): the new path may lead to one.
+        if (level >= 3 && child >= 0) sh.oos?.resyncAll();
+        propagateTable(sh.scratch, glo, ghi, level, child, ctl);
       }
       sh.tables.setEntry(sp, i, sh.scratch.lo, sh.scratch.hi);
     }

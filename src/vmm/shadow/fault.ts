@@ -3,9 +3,14 @@
  *
  *   #PF exit ─> walk the guest tables in software (setting guest A/D as the hardware would)
  *     ├─ the guest walk faults ─────────────> a true fault: inject it (bail_real_fault)
- *     ├─ a write to a shadowed guest table ──> emulate it and revalidate (emulate.ts)
+ *     ├─ a write to a shadowed guest table ──> without out-of-sync L1s: emulate it and
+ *     │                                        revalidate (emulate.ts)
  *     └─ otherwise a hidden fault: populate the P2M, build the missing shadows along the
- *        path, propagate the leaf (and maybe its neighbours), resume (fault_fixed)
+ *        path (a new L4 or L3 entry resyncs the out-of-sync L1s), let a written L1 go out of
+ *        sync (oos.ts), propagate the leaf (and maybe its neighbours), and then
+ *          ├─ a write to a table still in sync, or a user-mode one ──> emulate it
+ *          └─ otherwise resume (fault_fixed): the guest's store retries through a writable
+ *             leaf onto its out-of-sync L1
  */
 
 import { KIND_SUP_WRITE, KIND_USER_WRITE } from "../../hw/access.js";
@@ -78,17 +83,19 @@ export function handleShadowFault(
     return result;
   }
   const gfn = w.frame;
-  if ((kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) && sh.tables.isShadowedTable(gfn)) {
-    return emulateWrite(sh, cpu, gva, gfn);
-  }
+  const write = kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE;
+  const tableWrite = write && sh.tables.isShadowedTable(gfn);
+  const oos = sh.oos;
+  if (tableWrite && oos === null) return emulateWrite(sh, cpu, gva, gfn);
   // A write to a shared page breaks the sharing here: the leaf then maps the domain's own copy.
-  if (kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) sh.frameForWrite(gfn);
+  if (write) sh.frameForWrite(gfn);
   else sh.frameFor(gfn);
   const root = sh.root;
   if (root === null) throw new DomainCrash("a page fault with no shadow root loaded");
   // Build the path: at each level, the shadow of the guest table one level down.
   let sp: ShadowPage = root;
   sp.floodCount = 0;
+  let newUpper = false;
   for (let level = 4; level >= 2; level--) {
     const index = w.tableIdx[level];
     const glo = w.entryLo[level];
@@ -97,7 +104,8 @@ export function handleShadowFault(
     const splinter = level === 2 && isLarge(glo);
     const childType = splinter ? fl1TypeFor(glo) : shadowTypeForLevel(level - 1);
     sh.mem.read64(sp.mfn, index);
-    let child: ShadowPage | null = isPresent(sh.mem.lo)
+    const wasPresent = isPresent(sh.mem.lo);
+    let child: ShadowPage | null = wasPresent
       ? (sh.tables.byMfn.get(pteFrame(sh.mem.lo, sh.mem.hi)) ?? null)
       : null;
     if (child === null || child.gfn !== childGfn || child.type !== childType) {
@@ -107,15 +115,33 @@ export function handleShadowFault(
     // guest's (a no-op when nothing changed).
     propagateTable(sh.scratch, glo, ghi, level, child.mfn, cpu.ctl);
     sh.tables.setEntry(sp, index, sh.scratch.lo, sh.scratch.hi);
+    if (level >= 3 && !wasPresent) newUpper = true;
     sp = child;
     sp.floodCount = 0;
   }
-  // The leaf: an l1e of the guest, or its 2 MiB l2e splintered into the FL1.
   const leafLevel = w.level;
+  const gl1Gfn = leafLevel === 1 ? w.tableGfn[1] : -1;
+  if (oos !== null) {
+    // Xen's shadow_get_and_create_l1e: a new L4 or L3 shadow entry resyncs every page.
+    if (newUpper) oos.resyncAll();
+    // sh_page_fault: a demand write to an L1 shadowed once lets it go out of sync.
+    if (tableWrite) oos.unsync(gfn);
+  }
+  // The leaf: an l1e of the guest, or its 2 MiB l2e splintered into the FL1.
   const index = leafLevel === 1 ? w.tableIdx[1] : tableIndex(gva, 1);
-  propagateLeaf(sh.scratch, w.entryLo[leafLevel], w.entryHi[leafLevel], leafLevel, gfn, sh);
+  const glo = w.entryLo[leafLevel];
+  const ghi = w.entryHi[leafLevel];
+  propagateLeaf(sh.scratch, glo, ghi, leafLevel, gfn, sh, write);
   sh.tables.setEntry(sp, index, sh.scratch.lo, sh.scratch.hi);
-  if (sh.options.prefetch > 0 && leafLevel === 1) prefetch(sh, sp, index, w.tableMfn[1]);
+  if (oos !== null) {
+    if (tableWrite && isWritable(sh.scratch.lo)) oos.fixupAdd(gfn, sp.mfn * 512 + index);
+    if (leafLevel === 1) oos.snapshotSet(gl1Gfn, index, glo, ghi);
+  }
+  if (sh.options.prefetch > 0 && leafLevel === 1) prefetch(sh, sp, index, w.tableMfn[1], gl1Gfn);
+  // Xen emulates a write to a table unless it is out of sync and the write came from the kernel.
+  if (tableWrite && (kind === KIND_USER_WRITE || !oos?.isOutOfSync(gfn))) {
+    return emulateWrite(sh, cpu, gva, gfn);
+  }
   c[C_SHADOW_FAULT_FIXED]++;
   return PF_RETRY;
 }
@@ -126,9 +152,16 @@ export function handleShadowFault(
  * and up to 31 after it). As Xen does, it stops at the first neighbour that already has a
  * shadow entry, and at a guest entry that would fault anyway for its accessed or dirty bit (not
  * accessed, or writable and not dirty); a guest entry not present, or not backed by a frame, is
- * passed over.
+ * passed over. An out-of-sync L1's snapshot follows what is propagated.
  */
-function prefetch(sh: ShadowPaging, sl1: ShadowPage, index: number, gl1Mfn: number): void {
+function prefetch(
+  sh: ShadowPaging,
+  sl1: ShadowPage,
+  index: number,
+  gl1Mfn: number,
+  gl1Gfn: Gfn,
+): void {
+  const oos = sh.oos?.isOutOfSync(gl1Gfn) ? sh.oos : null;
   const end = Math.min(512, index + 1 + sh.options.prefetch);
   for (let i = index + 1; i < end; i++) {
     sh.mem.read64(sl1.mfn, i);
@@ -138,9 +171,10 @@ function prefetch(sh: ShadowPaging, sl1: ShadowPage, index: number, gl1Mfn: numb
     const ghi = sh.mem.hi;
     if (!isPresent(glo)) continue;
     if (!isAccessed(glo) || (isWritable(glo) && !isDirty(glo))) return;
-    propagateLeaf(sh.scratch, glo, ghi, 1, pteFrame(glo, ghi), sh);
+    propagateLeaf(sh.scratch, glo, ghi, 1, pteFrame(glo, ghi), sh, false);
     if (!isPresent(sh.scratch.lo)) continue;
     sh.tables.setEntry(sl1, i, sh.scratch.lo, sh.scratch.hi);
+    oos?.snapshotSet(gl1Gfn, i, glo, ghi);
     sh.counters[C_SHADOW_PREFETCH]++;
   }
 }

@@ -40,6 +40,7 @@ export const shadowMode: PagingModeFactory = {
       unshadow: spec.shadow.unshadow,
       prefetch: spec.shadow.prefetch,
       writableSearch: spec.shadow.writableSearch,
+      outOfSync: spec.shadow.outOfSync,
     });
     // The VMM's walks of this guest's tables may not set A/D bits in a shared frame.
     if (context.sharing) shadow.guestWalker.readOnly = context.sharing.isShared;

@@ -7,7 +7,8 @@
  *   have) and has no reserved bit set (the fault then reports RSVD from the guest walk);
  * - a leaf is writable only if the guest allows writing, the guest D bit is set (so the first
  *   write faults and sets D), the target is not a shadowed guest page table (write protection)
- *   and the P2M type allows writes;
+ *   unless it is out of sync and this is the demand write that faulted (oos.ts), and the P2M
+ *   type allows writes;
  * - a non-leaf entry points at the shadow of the lower guest table if one exists, with the
  *   guest's RW/US/NX bits, so that permissions combine across levels as the guest's do;
  * - leaves map the P2M's frame for the guest frame; none when the gfn has no frame yet.
@@ -42,6 +43,8 @@ export class Spte {
 /**
  * The shadow leaf for 4 KiB guest page `gfn` under the guest leaf entry (glo, ghi) (an l1e, or
  * the l2e of a 2 MiB page when splintering into an FL1). Not present when the rules say so.
+ * `demandWrite`: the entry is propagated for a write that faulted (Xen's ft_demand_write),
+ * not for a read, a prefetch or a revalidation.
  */
 export function propagateLeaf(
   out: Spte,
@@ -50,6 +53,7 @@ export function propagateLeaf(
   level: number,
   gfn: Gfn,
   ctx: { p2m: P2m; tables: ShadowTables; cpu: { ctl: PagingControl } },
+  demandWrite: boolean,
 ): void {
   out.lo = 0;
   out.hi = 0;
@@ -64,7 +68,7 @@ export function propagateLeaf(
     isWritable(glo) &&
     isDirty(glo) &&
     p2mWritable(p2m.type[gfn]) &&
-    !tables.isShadowedTable(gfn)
+    (!tables.isShadowedTable(gfn) || (demandWrite && tables.oos?.isOutOfSync(gfn) === true))
   ) {
     flags |= PTE_RW;
   }

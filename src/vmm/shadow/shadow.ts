@@ -32,6 +32,7 @@ import {
 import { checkBookkeeping, checkShadow, forEachReach } from "./check.js";
 import { unshadow } from "./emulate.js";
 import { handleShadowFault } from "./fault.js";
+import { OosTable, SHADOW_OOS_PAGES } from "./oos.js";
 import { isFl1, SH_L4, type ShadowPage } from "./page.js";
 import { Spte } from "./propagate.js";
 import { ShadowTables } from "./tables.js";
@@ -43,6 +44,8 @@ export interface ShadowOptions {
   /** Neighbouring guest entries to propagate on a fixed fault (0: none). */
   prefetch: number;
   writableSearch: WritableSearch;
+  /** Out-of-sync L1 shadows (Xen's SHOPT_OUT_OF_SYNC, oos.ts). */
+  outOfSync: boolean;
 }
 
 /** Xen's default shadow pool: 1 MiB per vCPU plus 8 KiB (2 pages) per MiB of guest memory. */
@@ -67,6 +70,8 @@ export class ShadowPaging extends PagingModeBase implements VmmPaging {
   root: ShadowPage | null = null;
   /** Early unshadow: the gfn of the last emulated write if it stored zero, else -1. */
   lastZeroWriteGfn: Gfn = -1;
+  /** The vCPU's out-of-sync L1 shadows, or null when they are off. */
+  readonly oos: OosTable | null;
 
   constructor(
     context: PagingContext,
@@ -84,7 +89,12 @@ export class ShadowPaging extends PagingModeBase implements VmmPaging {
         `a shadow pool needs at least ${MIN_SHADOW_POOL} pages, got ${poolFrames.length}`,
       );
     }
-    this.tables = new ShadowTables(mem, poolFrames, counters, options.writableSearch);
+    // Xen takes the snapshot pages of out-of-sync L1s from the pool (SH_type_oos_snapshot).
+    const snapshots = options.outOfSync ? poolFrames.slice(-SHADOW_OOS_PAGES) : [];
+    const shadowFrames = poolFrames.slice(0, poolFrames.length - snapshots.length);
+    this.tables = new ShadowTables(mem, shadowFrames, counters, options.writableSearch);
+    this.oos = options.outOfSync ? new OosTable(this, snapshots) : null;
+    this.tables.oos = this.oos;
     this.tables.frameOf = (gfn) => p2m.lookup(gfn);
     this.tables.seenTable = (gfn) => {
       if (gfn >= 0 && gfn < p2m.gfns) p2m.wasTable[gfn] = 1;
@@ -137,10 +147,15 @@ export class ShadowPaging extends PagingModeBase implements VmmPaging {
     return result;
   }
 
-  /** A CR3 write exits: find or build the top-level shadow, pin it, load it. */
+  /**
+   * A CR3 write exits: the guest flushes its TLB, so the vCPU's out-of-sync L1s are resynced
+   * (Xen's sh_update_cr3, even when the write keeps the PCID's entries); then find or build the
+   * top-level shadow, pin it, load it.
+   */
   writeCr3(cpu: Vcpu, gpa: Gpa, pcid: number, noFlush: boolean): void {
     this.counters[C_VMEXITS]++;
     this.counters[C_VMEXITS_CR3]++;
+    this.oos?.resyncAll();
     this.loadShadowRoot(cpu, gpa, pcid, noFlush);
   }
 
@@ -154,6 +169,7 @@ export class ShadowPaging extends PagingModeBase implements VmmPaging {
   /** Turning paging on exits too (CR0): the root is the shadow of the guest's CR3. */
   enablePaging(cpu: Vcpu): void {
     this.counters[C_VMEXITS]++;
+    this.oos?.resyncAll();
     this.loadShadowRoot(cpu, cpu.guestCr3, cpu.pcid, false);
   }
 
@@ -188,7 +204,10 @@ export class ShadowPaging extends PagingModeBase implements VmmPaging {
     }
   }
 
-  /** INVLPG exits: drop the shadow leaf for gva (it is re-propagated on the next fault). */
+  /**
+   * INVLPG exits: drop the shadow leaf for gva (it is re-propagated on the next fault). On an
+   * out-of-sync L1 that is all Xen's sh_invlpg does: the page stays out of sync.
+   */
   invlpg(cpu: Vcpu, gva: Gva): void {
     this.counters[C_VMEXITS]++;
     this.counters[C_VMEXITS_INVLPG]++;

@@ -25,6 +25,15 @@ import {
 } from "../../metrics/counters.js";
 import { isFl1, SH_L1, SH_L2, SH_L3, SH_L4, ShadowPage, shadowKey } from "./page.js";
 
+/** What the tables tell out-of-sync L1s (oos.ts) about. */
+export interface OosHooks {
+  isOutOfSync(gfn: Gfn): boolean;
+  /** Bring gfn back into sync if it is out of sync. */
+  resync(gfn: Gfn): void;
+  /** gfn's L1 shadow is freed: drop it from the out-of-sync pages, no resync. */
+  forget(gfn: Gfn): void;
+}
+
 export class ShadowTables {
   private readonly hash = new Map<number, ShadowPage>();
   /** Shadow pages by their frame. */
@@ -55,6 +64,8 @@ export class ShadowTables {
   frameOf: (gfn: Gfn) => Mfn = () => -1;
   /** Told of every guest page the VMM shadows as a page table (page sharing skips them). */
   seenTable: (gfn: Gfn) => void = () => {};
+  /** Out-of-sync L1 shadows, or null when they are off. */
+  oos: OosHooks | null = null;
 
   constructor(
     readonly mem: HostMemory,
@@ -115,6 +126,9 @@ export class ShadowTables {
   create(gfn: Gfn, type: number): ShadowPage {
     const mfn = this.freeFrames.pop();
     if (mfn === undefined) throw new Error("shadow pool: create() without prealloc()");
+    // A page out of sync as an L1 that is shadowed at another level is resynced first
+    // (Xen's shadow_promote): only pages shadowed once, as L1s, stay out of sync.
+    if (this.oos !== null && !isFl1(type)) this.oos.resync(gfn);
     if (!isFl1(type)) this.seenTable(gfn);
     this.mem.zeroFrame(mfn);
     const sp = new ShadowPage(mfn, gfn, type);
@@ -142,9 +156,15 @@ export class ShadowTables {
     const oldLo = this.mem.lo;
     const oldHi = this.mem.hi;
     if (oldLo === lo && oldHi === hi) return;
+    const leaf = sp.level === 1;
+    // An L2 entry that links an out-of-sync L1 brings it into sync first (Xen's
+    // shadow_set_l2e): the guest expects the new path to show its L1 as it is now.
+    if (this.oos !== null && sp.level === 2 && isPresent(lo)) {
+      const child = this.byMfn.get(pteFrame(lo, hi));
+      if (child !== undefined && child.type === SH_L1) this.oos.resync(child.gfn);
+    }
     this.mem.write64(sp.mfn, index, lo, hi);
     const loc = sp.mfn * 512 + index;
-    const leaf = sp.level === 1;
     if (isPresent(oldLo)) {
       const old = pteFrame(oldLo, oldHi);
       if (
@@ -178,6 +198,7 @@ export class ShadowTables {
   /** Free sp if nothing references it, it is not pinned and no vCPU has it loaded. */
   maybeFree(sp: ShadowPage): void {
     if (sp.parents.length > 0 || sp.pinned || sp.inUse || !this.byMfn.has(sp.mfn)) return;
+    if (sp.type === SH_L1) this.oos?.forget(sp.gfn);
     for (let i = 0; i < 512; i++) {
       this.mem.read64(sp.mfn, i);
       if (isPresent(this.mem.lo)) this.setEntry(sp, i, 0, 0);
@@ -347,10 +368,25 @@ export class ShadowTables {
   }
 
   /**
+   * Take the write right from the leaf at `loc` if it still maps `mfn` writable (Xen's
+   * sh_rm_write_access_from_sl1p, for out-of-sync pages' remembered mappings). No TLB flush:
+   * the caller decides.
+   */
+  revokeWrite(loc: number, mfn: Mfn): void {
+    const sp = this.byMfn.get(Math.floor(loc / 512));
+    if (sp === undefined || sp.level !== 1) return;
+    this.mem.read64(sp.mfn, loc % 512);
+    const lo = this.mem.lo;
+    if (isPresent(lo) && isWritable(lo) && pteFrame(lo, this.mem.hi) === mfn) {
+      this.mem.write64(sp.mfn, loc % 512, (lo & ~PTE_RW) >>> 0, this.mem.hi);
+    }
+  }
+
+  /**
    * Make every mapping of gfn's frame read-only (sh_remove_write_access): by the reverse map,
    * or by scanning every L1 shadow as Xen's brute-force fallback does.
    */
-  private removeWriteAccess(gfn: Gfn): void {
+  removeWriteAccess(gfn: Gfn): void {
     const mfn = this.frameOf(gfn);
     if (mfn < 0) return;
     let changed = false;

@@ -29,6 +29,8 @@ const shadowSchema = strict({
   writable_search: z
     .enum(WRITABLE_SEARCHES, { error: `expected one of ${WRITABLE_SEARCHES.join(", ")}` })
     .default("rmap"),
+  // Xen's out-of-sync L1 shadows, on as Xen 3.3 and later ship them (xl.cfg's oos=1).
+  out_of_sync: bool().default(true),
 });
 
 const balloonSchema = strict({

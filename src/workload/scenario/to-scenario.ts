@@ -71,6 +71,7 @@ export function toScenario(f: ScenarioFile, fileName: string): Scenario {
         unshadow: dom.shadow.unshadow,
         prefetch: dom.shadow.prefetch,
         writableSearch: dom.shadow.writable_search,
+        outOfSync: dom.shadow.out_of_sync,
       },
       hap: { largePages: dom.hap.large_pages },
       balloon: {
