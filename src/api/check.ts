@@ -18,16 +18,22 @@ import type { Platform } from "./platform.js";
  * The first violation found, or null. Quick (`full` false): the translations the hardware can
  * use now (natively every TLB entry against the tables it came from; under a VMM its paging
  * mode's own check). Full: also the mode's structures, the host's frame accounting, the P2M,
- * page sharing's bookkeeping and the guest kernel's accounting.
+ * page sharing's bookkeeping and the guest kernel's accounting. `exhaustive` false (`--check`)
+ * lets the mode read only what changed since its last check and a rotating sample of the rest
+ * (see VmmPaging.check); true (`--check=full`, the end of a run) reads everything.
  */
 export function checkDomain(
   platform: Platform,
   kernel: Kernel,
   host: Host | null,
   full: boolean,
+  exhaustive = true,
 ): string | null {
   const vmm = platform.vmm;
-  let err = vmm === null ? checkTlb(platform.cpu, platform.mem.frames) : vmm.paging.check(full);
+  let err =
+    vmm === null
+      ? checkTlb(platform.cpu, platform.mem.frames)
+      : vmm.paging.check(full, exhaustive);
   if (err === null && full && vmm !== null && host !== null) {
     const balloon = kernel.balloon?.inBalloon ?? null;
     err =

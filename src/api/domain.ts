@@ -74,7 +74,8 @@ export class DomainRuntime {
     readonly scenario: Scenario,
     readonly cost: CostModel,
     private readonly rng: Rng,
-    readonly check: boolean,
+    /** Check the invariants: sampled (true) or every structure at every check ("full"). */
+    readonly check: boolean | "full",
     readonly host: Host | null,
   ) {
     for (const p of spec.processes) {
@@ -341,11 +342,15 @@ export class DomainRuntime {
     this.totals.retire(driver);
   }
 
-  /** Check the invariants (see checkDomain); a violation is counted, the first one kept. */
-  runChecks(full: boolean): void {
+  /**
+   * Check the invariants (see checkDomain); a violation is counted, the first one kept. The
+   * scans are sampled unless the run checks in full or `exhaustive` (the end of a run) asks.
+   */
+  runChecks(full: boolean, exhaustive = false): void {
     if (this.crashed !== "") return;
     this.lastCheckStep = this.guestSteps;
-    const err = checkDomain(this.platform, this.kernel, this.host, full);
+    const all = exhaustive || this.check === "full";
+    const err = checkDomain(this.platform, this.kernel, this.host, full, all);
     if (err !== null) {
       this.violations++;
       if (this.firstViolation === "") this.firstViolation = `domain ${this.spec.name}: ${err}`;
