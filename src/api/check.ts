@@ -7,7 +7,7 @@
 
 import { checkGuest } from "../guest/check.js";
 import type { Kernel } from "../guest/kernel.js";
-import { checkTlb } from "../hw/check.js";
+import { checkPwc, checkTlb } from "../hw/check.js";
 import { checkP2m } from "../vmm/balloon/check.js";
 import { checkHostFrames } from "../vmm/frames-check.js";
 import type { Host } from "../vmm/host.js";
@@ -32,7 +32,7 @@ export function checkDomain(
   const vmm = platform.vmm;
   let err =
     vmm === null
-      ? checkTlb(platform.cpu, platform.mem.frames)
+      ? (checkTlb(platform.cpu, platform.mem.frames) ?? checkNativePwc(platform))
       : vmm.paging.check(full, exhaustive);
   if (err === null && full && vmm !== null && host !== null) {
     const balloon = kernel.balloon?.inBalloon ?? null;
@@ -43,4 +43,16 @@ export function checkDomain(
   }
   if (err === null && full) err = checkGuest(kernel, platform.peek);
   return err;
+}
+
+/**
+ * Natively every paging-structure cache entry names a frame of memory (there is no one else's
+ * to reach), and those of the running address space the table a walk reads.
+ */
+function checkNativePwc(platform: Platform): string | null {
+  const cpu = platform.cpu;
+  const frames = platform.mem.frames;
+  return checkPwc(cpu, cpu.pwc, cpu.rootMfn, (mfn) =>
+    mfn < frames ? null : `beyond memory's ${frames} frames`,
+  );
 }

@@ -104,7 +104,8 @@ export class HostMemory {
 
   /** Start tracking writes (see writeEpochs); every frame counts as written now. */
   trackWrites(): void {
-    if (this.writeEpochs === null) this.writeEpochs = new Int32Array(this.frames).fill(this.writeEpoch);
+    if (this.writeEpochs === null)
+      this.writeEpochs = new Int32Array(this.frames).fill(this.writeEpoch);
   }
 
   /** Frames that hold materialized entries (page tables, explicit stores). */

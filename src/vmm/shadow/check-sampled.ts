@@ -15,7 +15,13 @@ import type { Vcpu } from "../../hw/cpu.js";
 import { WORDS_PER_FRAME } from "../../hw/memory.js";
 import { isPresent, pteFrame } from "../../hw/pte.js";
 import type { HostFrames } from "../frames.js";
-import { checkIsolation, checkLeafPage, checkLeafReach, checkTlbAgainstGuest } from "./check.js";
+import {
+  checkIsolation,
+  checkLeafPage,
+  checkLeafReach,
+  checkShadowPwc,
+  checkTlbAgainstGuest,
+} from "./check.js";
 import { isFl1, SH_L1, type ShadowPage, shadowKey } from "./page.js";
 import type { ShadowPaging } from "./shadow.js";
 
@@ -48,7 +54,7 @@ export class ShadowSampler {
   check(sh: ShadowPaging, cpu: Vcpu, frames: HostFrames, domainId: number): string | null {
     const problem = checkIsolation(sh, cpu, frames, domainId, false);
     if (problem !== null) return problem;
-    const tlb = checkTlbAgainstGuest(sh, cpu);
+    const tlb = checkShadowPwc(sh, cpu) ?? checkTlbAgainstGuest(sh, cpu);
     if (tlb !== null) return tlb;
     const mem = sh.mem;
     const written = mem.writeEpochs as Int32Array;

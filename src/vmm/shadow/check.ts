@@ -9,7 +9,7 @@
  */
 
 import { KIND_SUP_READ, MASK_WRITES } from "../../hw/access.js";
-import { forEachTlbFrame } from "../../hw/check.js";
+import { checkPwc, forEachTlbFrame } from "../../hw/check.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { isAccessed, isDirty, isPresent, isWritable, pteFrame } from "../../hw/pte.js";
 import { PAGES_PER_SIZE } from "../../hw/tlb.js";
@@ -24,7 +24,24 @@ export function checkShadow(
   frames: HostFrames,
   domainId: number,
 ): string | null {
-  return checkIsolation(sh, cpu, frames, domainId) ?? checkConsistency(sh, cpu);
+  return (
+    checkIsolation(sh, cpu, frames, domainId) ??
+    checkShadowPwc(sh, cpu) ??
+    checkConsistency(sh, cpu)
+  );
+}
+
+/**
+ * The paging-structure caches over the shadows: every valid entry names a live shadow of the
+ * level below (a freed shadow, or one reused at another level, would let the guest's data or a
+ * fake table be walked), and those of the running address space the shadow a walk reads.
+ */
+export function checkShadowPwc(sh: ShadowPaging, cpu: Vcpu): string | null {
+  return checkPwc(cpu, cpu.pwc, cpu.rootMfn, (mfn, level) => {
+    const sp = sh.tables.byMfn.get(mfn);
+    if (sp === undefined) return "not a shadow of the domain";
+    return sp.level === level ? null : `a level-${sp.level} shadow, not level ${level}`;
+  });
 }
 
 /** Whether a domain may reach mfn: its own RAM, or a frame shared read-only. */
