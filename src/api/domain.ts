@@ -37,6 +37,12 @@ const CLOCK_EVERY = 16;
  */
 const FAULT_CHECK_EVERY = 8;
 const FAULT_CHECK_MIN_STEPS = 256;
+/**
+ * Under sampled checks (`--check`), the fewest steps between two checks of the translations:
+ * one asked sooner (a system call, a P2M change) waits until then. Nothing is lost meanwhile:
+ * the next check reads everything written since the last (see VmmPaging.check).
+ */
+const SAMPLED_CHECK_MIN_STEPS = 256;
 /** In check mode, accesses between two full checks of the guest's tables. */
 const FULL_CHECK_EVERY = 20000;
 
@@ -68,6 +74,8 @@ export class DomainRuntime {
   private sinceFullCheck = 0;
   private faultsSinceCheck = 0;
   private lastCheckStep = 0;
+  /** A quick check was asked for and deferred (SAMPLED_CHECK_MIN_STEPS). */
+  private checkPending = false;
 
   constructor(
     readonly spec: DomainSpec,
@@ -299,11 +307,12 @@ export class DomainRuntime {
         this.sinceFullCheck = 0;
         this.runChecks(true);
       } else if (
-        this.counters[C_GUEST_PAGE_FAULTS] !== faultsBefore &&
-        ++this.faultsSinceCheck >= FAULT_CHECK_EVERY &&
+        (this.checkPending ||
+          (this.counters[C_GUEST_PAGE_FAULTS] !== faultsBefore &&
+            ++this.faultsSinceCheck >= FAULT_CHECK_EVERY)) &&
         this.guestSteps - this.lastCheckStep >= FAULT_CHECK_MIN_STEPS
       ) {
-        // The kernel changed page tables: check the translations soon after.
+        // The kernel changed page tables (or a deferred check is due): check the translations.
         this.faultsSinceCheck = 0;
         this.runChecks(false);
       }
@@ -348,8 +357,13 @@ export class DomainRuntime {
    */
   runChecks(full: boolean, exhaustive = false): void {
     if (this.crashed !== "") return;
-    this.lastCheckStep = this.guestSteps;
     const all = exhaustive || this.check === "full";
+    if (!full && !all && this.guestSteps - this.lastCheckStep < SAMPLED_CHECK_MIN_STEPS) {
+      this.checkPending = true;
+      return;
+    }
+    this.checkPending = false;
+    this.lastCheckStep = this.guestSteps;
     const err = checkDomain(this.platform, this.kernel, this.host, full, all);
     if (err !== null) {
       this.violations++;
