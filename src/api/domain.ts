@@ -264,7 +264,7 @@ export class DomainRuntime {
       this.kernel.balloon?.poll(now);
       this.host?.swap.keepFree();
       // The balloon or the pager changed a P2M: check the translations now.
-      if (this.check && before !== (this.host?.p2mChanges() ?? 0)) this.runChecks(false);
+      if (this.check && before !== (this.host?.p2mChanges() ?? 0)) this.checkSoon();
     } catch (e) {
       this.onCrash(e);
     }
@@ -328,7 +328,7 @@ export class DomainRuntime {
       this.retire(driver);
     }
     this.reapKilled();
-    if (r !== STEP_BLOCKED && this.check) this.runChecks(false);
+    if (r !== STEP_BLOCKED && this.check) this.checkSoon();
   }
 
   /**
@@ -352,16 +352,23 @@ export class DomainRuntime {
   }
 
   /**
+   * Check the translations soon (something changed them: a system call, a P2M change): now
+   * under `--check=full`; under sampled checks now if SAMPLED_CHECK_MIN_STEPS steps have passed
+   * since the last check, else at the first step after them.
+   */
+  checkSoon(): void {
+    if (this.check !== "full" && this.guestSteps - this.lastCheckStep < SAMPLED_CHECK_MIN_STEPS) {
+      this.checkPending = true;
+    } else this.runChecks(false);
+  }
+
+  /**
    * Check the invariants (see checkDomain); a violation is counted, the first one kept. The
    * scans are sampled unless the run checks in full or `exhaustive` (the end of a run) asks.
    */
   runChecks(full: boolean, exhaustive = false): void {
     if (this.crashed !== "") return;
     const all = exhaustive || this.check === "full";
-    if (!full && !all && this.guestSteps - this.lastCheckStep < SAMPLED_CHECK_MIN_STEPS) {
-      this.checkPending = true;
-      return;
-    }
     this.checkPending = false;
     this.lastCheckStep = this.guestSteps;
     const err = checkDomain(this.platform, this.kernel, this.host, full, all);

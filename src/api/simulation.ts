@@ -174,7 +174,7 @@ export class Simulation {
       // A P2M changed during the slice (an emergency reclaim may even have swapped another
       // domain's pages): check every domain's translations.
       if (this.check && changes !== (this.host?.p2mChanges() ?? 0)) {
-        for (const other of this.domains) other.runChecks(false);
+        for (const other of this.domains) other.checkSoon();
       }
       if (this.time() >= this.nextSample) this.sample();
       else this.notePeak();
@@ -205,7 +205,7 @@ export class Simulation {
     });
     // The pager or the sharing scanner changed P2Ms: check every domain's translations now.
     if (this.check && changes !== this.host.p2mChanges()) {
-      for (const d of this.domains) d.runChecks(false);
+      for (const d of this.domains) d.checkSoon();
     }
   }
 
