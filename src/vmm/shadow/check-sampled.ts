@@ -7,8 +7,9 @@
  * - the P2M entry of the guest table changed, or a present entry maps a frame whose P2M entry
  *   changed (the old frame of a gfn that was swapped, shared, ballooned or paged in), or a
  *   frame that became a shadowed page table (which must then be read-only everywhere).
- * Anything else reads the same inputs as at the check that passed it. The rotation reads every
- * shadow once every SAMPLE_EVERY checks, and the end of a run checks everything.
+ * Anything else reads the same inputs as at the check that passed it. The rotation (by frame
+ * number) reads every shadow at least once every SAMPLE_EVERY checks, and the end of a run
+ * checks everything.
  */
 
 import type { Vcpu } from "../../hw/cpu.js";
@@ -64,7 +65,6 @@ export class ShadowSampler {
     const changedGfns = this.diffP2m(sh, flagged);
     const toRead: ShadowPage[] = [];
     const leaves: ShadowPage[] = [];
-    let n = 0;
     for (const sp of sh.tables.pages()) {
       const key = shadowKey(sp.gfn, sp.type) + 1;
       const guestMfn = isFl1(sp.type) ? -1 : sh.p2m.lookup(sp.gfn);
@@ -79,7 +79,7 @@ export class ShadowSampler {
         written[sp.mfn] >= since ||
         (guestMfn >= 0 && written[guestMfn] >= since) ||
         (sp.type === SH_L1 && changedGfns > 0 && this.gfnChanged[sp.gfn] === 1) ||
-        n++ % SAMPLE_EVERY === this.rotor
+        sp.mfn % SAMPLE_EVERY === this.rotor
       ) {
         toRead.push(sp);
       }
