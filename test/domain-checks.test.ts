@@ -8,12 +8,14 @@ import { describe, expect, test } from "vitest";
 import { builtinScenario, type PagingMode, Simulation } from "../src/api/index.js";
 import { USER_HEAP_BASE } from "../src/guest/layout.js";
 import { EPT_PS, EPT_W, eptFrame, eptPresent } from "../src/hw/ept.js";
+import { isPresent, pteFrame } from "../src/hw/pte.js";
 import { F_FRAME, SLOT } from "../src/hw/tlb-level.js";
 
 import { P2M_RAM_SHARED } from "../src/vmm/p2m.js";
+import { SH_L1 } from "../src/vmm/shadow/page.js";
 import { checkSharing } from "../src/vmm/sharing/check.js";
 import { bootGuest } from "./support/guest.js";
-import { hapOf, pvOf } from "./support/modes.js";
+import { hapOf, pvOf, shadowOf } from "./support/modes.js";
 
 /** A short, clean run of tlb-thrash in `mode` with checks on. */
 function cleanRun(mode: PagingMode) {
@@ -124,5 +126,49 @@ describe("page sharing's isolation check reaches every mode's translations", () 
     visit(hapOf(a.vmm).ept.root, 4);
     expect(done).toBe(true);
     expect(checkSharing(host)).toMatch(/reaches shared mfn \d+, which its P2M does not reference/);
+  });
+});
+
+describe("sampled checks (--check) find a change at the next check", () => {
+  /** A clean shadow run and the first present entry of an l1 shadow with its location. */
+  function shadowLeaf() {
+    const { d } = cleanRun("shadow");
+    const sh = shadowOf(d.platform.vmm);
+    const mem = d.platform.mem;
+    for (const sp of sh.tables.pages()) {
+      if (sp.type !== SH_L1) continue;
+      for (let i = 0; i < 512; i++) {
+        mem.read64(sp.mfn, i);
+        if (isPresent(mem.lo)) return { d, sh, mem, sp, index: i, mfn: pteFrame(mem.lo, mem.hi) };
+      }
+    }
+    throw new Error("no present shadow leaf");
+  }
+
+  test("a shadow leaf rewritten to another domain's frame", () => {
+    const { d, sh, mem, sp, index } = shadowLeaf();
+    d.runChecks(false);
+    expect(d.violations).toBe(0);
+    // Point it at the shadow pool's own first frame: not a frame of the domain's RAM.
+    mem.read64(sp.mfn, index);
+    const lo = ((mem.lo & 0xfff) | (sh.root!.mfn << 12)) >>> 0;
+    mem.write64(sp.mfn, index, lo, 0);
+    d.runChecks(false);
+    expect(d.violations).toBe(1);
+    expect(d.firstViolation).toMatch(/reaches mfn \d+, which domain \d+ does not own/);
+  });
+
+  test("a P2M entry changed without dropping the shadow leaves that map its old frame", () => {
+    const { d, sh, mfn } = shadowLeaf();
+    d.runChecks(false);
+    const gfn = sh.p2m.mfn.indexOf(mfn);
+    expect(gfn).toBeGreaterThanOrEqual(0);
+    // Swap the frames of two of the domain's gfns behind the shadows' back.
+    const other = sh.p2m.mfn.findIndex((m, g) => m >= 0 && g !== gfn);
+    sh.p2m.mfn[gfn] = sh.p2m.mfn[other];
+    sh.p2m.mfn[other] = mfn;
+    d.runChecks(false);
+    expect(d.violations).toBe(1);
+    expect(d.firstViolation).toMatch(/maps mfn \d+ but p2m\(gfn \d+\) is \d+/);
   });
 });

@@ -16,6 +16,7 @@ import {
   C_HOST_SWAP_OUTS,
   newCounters,
 } from "../src/metrics/counters.js";
+import { ALL_WALK_CACHES } from "./support/domains.js";
 import { bootGuest, type TestMode, VMM_TEST_MODES } from "./support/guest.js";
 import { HEAP_PAGES, type Op, opArb, overcommitOpArb } from "./support/ops.js";
 
@@ -28,7 +29,7 @@ interface ModelProc {
 }
 
 function runModel(ops: Op[], pcid: boolean, huge: boolean, mode: TestMode = "native") {
-  const g = bootGuest(16, { pcid, mode });
+  const g = bootGuest(16, { pcid, mode, walkCaches: ALL_WALK_CACHES });
   const image = { code: 4096, heap: HEAP_PAGES * 4096, hugeHeap: huge };
   const procs: ModelProc[] = [];
   const spawn = () => {

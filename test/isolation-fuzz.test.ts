@@ -6,16 +6,18 @@ import { KIND_USER_WRITE } from "../src/hw/access.js";
 import { PTE_A, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US, pteHi, pteLo } from "../src/hw/pte.js";
 import { C_SHADOW_UNSYNC } from "../src/metrics/counters.js";
 import { DomainCrash } from "../src/vmm/crash.js";
-import { checkBookkeeping, checkIsolation } from "../src/vmm/shadow/check.js";
+import { checkBookkeeping, checkIsolation, checkShadowPwc } from "../src/vmm/shadow/check.js";
+import { ALL_WALK_CACHES } from "./support/domains.js";
 import { bootGuest } from "./support/guest.js";
 import { shadowOf } from "./support/modes.js";
 
 /**
  * A hostile guest that writes raw entries into its page tables (pointing anywhere, at other
  * tables, as 2 MiB leaves), accesses random addresses, loads tables as CR3 and flushes, under
- * small and default shadow pools: the VMM never throws anything but a crash of that domain, and
- * no translation ever reaches a frame the domain does not own. Its stores to its L1 tables
- * leave them out of sync (the default): a stale shadow never reaches another's frame either.
+ * small and default shadow pools, with every walk cache on: the VMM never throws anything but a
+ * crash of that domain, and no translation (a TLB entry, a shadow leaf, a paging-structure cache
+ * entry) ever reaches a frame the domain does not own. Its stores to its L1 tables leave them
+ * out of sync (the default): a stale shadow never reaches another's frame either.
  */
 for (const pool of [8, 12, 0])
   test(`hostile fuzz, shadow pool of ${pool || "default"} pages`, () => {
@@ -46,6 +48,7 @@ for (const pool of [8, 12, 0])
           const g = bootGuest(16, {
             mode: "shadow",
             shadow: { pool: pool * 4096, unshadow: "flood", prefetch: 2 },
+            walkCaches: ALL_WALK_CACHES,
           });
           const k = g.kernel;
           const p = k.spawn("p", { code: 4096, heap: 64 * 4096, hugeHeap: false })!;
@@ -84,6 +87,7 @@ for (const pool of [8, 12, 0])
             unsyncs += g.counters[C_SHADOW_UNSYNC];
           }
           expect(checkIsolation(shadowOf(g.vmm), g.cpu, g.host!.frames, g.vmm!.id)).toBeNull();
+          expect(checkShadowPwc(shadowOf(g.vmm), g.cpu)).toBeNull();
           expect(checkBookkeeping(shadowOf(g.vmm))).toBeNull();
         },
       ),

@@ -18,12 +18,12 @@ import { DomainCrash } from "../src/vmm/crash.js";
 import { OWNER_DOMAIN } from "../src/vmm/frames.js";
 import { checkHostFrames } from "../src/vmm/frames-check.js";
 import { Host, type VmmDomain } from "../src/vmm/host.js";
-import { checkIsolation, checkShadow } from "../src/vmm/shadow/check.js";
-import { shadowSpec, TEST_HARDWARE } from "./support/domains.js";
+import { checkIsolation, checkShadow, checkShadowPwc } from "../src/vmm/shadow/check.js";
+import { ALL_WALK_CACHES, shadowSpec, TEST_HARDWARE } from "./support/domains.js";
 import { evilAccess, evilWrite } from "./support/hostile.js";
 import { shadowOf } from "./support/modes.js";
 
-const HW = TEST_HARDWARE;
+const HW = { ...TEST_HARDWARE, walkCaches: ALL_WALK_CACHES };
 const spec = (name: string) => shadowSpec(name);
 const image = { code: 4096, heap: 64 * 4096, hugeHeap: false };
 const SECRET = 0x5ec2e7;
@@ -65,8 +65,10 @@ function twoDomains() {
  * real hardware), every invariant for the victim, and the victim's data unchanged.
  */
 function assertIsolated(host: Host, evil: Dom, victim: Dom, evilCrashed: boolean): void {
-  if (!evilCrashed)
+  if (!evilCrashed) {
     expect(checkIsolation(shadowOf(evil.vmm), evil.vmm.cpu, host.frames, evil.vmm.id)).toBeNull();
+    expect(checkShadowPwc(shadowOf(evil.vmm), evil.vmm.cpu)).toBeNull();
+  }
   expect(checkShadow(shadowOf(victim.vmm), victim.vmm.cpu, host.frames, victim.vmm.id)).toBeNull();
   expect(checkHostFrames(host.frames)).toBeNull();
   for (let i = 0; i < 32; i++) {

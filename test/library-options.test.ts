@@ -33,7 +33,8 @@ describe("new Simulation", () => {
     [{ accesses: Number.NaN }, "accesses: expected an integer from 1 to 1000000000000, got NaN"],
     [{ accesses: "100" }, 'accesses: expected an integer from 1 to 1000000000000, got "100"'],
     [{ mode: "hvm" }, 'mode: expected one of native, shadow, hap, pv, got "hvm"'],
-    [{ check: 1 }, "check: expected true or false, got 1"],
+    [{ check: 1 }, 'check: expected true, false or "full", got 1'],
+    [{ check: "all" }, 'check: expected true, false or "full", got "all"'],
     [{ sed: 7 }, 'Simulation: unknown option "sed" (the options are mode, seed, check, accesses)'],
   ])("%o", (options, message) => {
     expect(messageOf(() => new Simulation(scenario, options as never))).toBe(message);

@@ -24,6 +24,7 @@ import {
 import { PTE_A, PTE_P, PTE_PS, PTE_RW, PTE_US, pteHi, pteLo } from "../src/hw/pte.js";
 import { C_PV_HYPERCALL_ERRORS, COUNTER_NAMES } from "../src/metrics/counters.js";
 import { OWNER_FREE } from "../src/vmm/frames.js";
+import { ALL_WALK_CACHES } from "./support/domains.js";
 import { setup, update, vmmCheck } from "./support/pv.js";
 
 /** Counters that show a hostile run did something (added up over the runs). */
@@ -74,7 +75,7 @@ describe("hostile PV sequences (fast-check): isolation holds after every step", 
     const stats = new Map<string, number>();
     fc.assert(
       fc.property(fc.array(hostileOp, { minLength: 1, maxLength: 40 }), (ops) => {
-        const { host, g, victim, pv } = setup();
+        const { host, g, victim, pv } = setup(ALL_WALK_CACHES);
         const p2m = g.vmm?.p2m;
         if (!p2m) throw new Error("no p2m");
         const tables = () => {

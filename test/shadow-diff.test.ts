@@ -13,6 +13,7 @@ import { describe, expect, test } from "vitest";
 import type { ShadowSpec } from "../src/api/types.js";
 import { pteFrame } from "../src/hw/pte.js";
 import { COUNTER_NAMES } from "../src/metrics/counters.js";
+import { ALL_WALK_CACHES } from "./support/domains.js";
 import {
   bootGuest,
   type GuestOptions,
@@ -73,8 +74,8 @@ const EXERCISED = [
 ] as const;
 
 /**
- * Run ops natively once, then under each of `modes` (default: shadow paging only), and expect
- * the guest to see the same in every one.
+ * Run ops natively once, then under each of `modes` (default: shadow paging only), every walk
+ * cache on unless `options` say otherwise, and expect the guest to see the same in every one.
  */
 function differential(
   ops: Op[],
@@ -84,9 +85,10 @@ function differential(
   frames = true,
   modes: readonly Exclude<TestMode, "native">[] = ["shadow"],
 ) {
-  const native = observe(bootGuest(16, options), ops, huge);
+  const cached = { walkCaches: ALL_WALK_CACHES, ...options };
+  const native = observe(bootGuest(16, cached), ops, huge);
   for (const mode of modes) {
-    const g = bootGuest(16, { ...options, mode, shadow });
+    const g = bootGuest(16, { ...cached, mode, shadow });
     const virtual = observe(g, ops, huge);
     expect(virtual.seen, mode).toEqual(native.seen);
     expect(virtual.counters, mode).toEqual(native.counters);

@@ -13,6 +13,7 @@ import { fork } from "../src/guest/fork.js";
 import { USER_HEAP_BASE } from "../src/guest/layout.js";
 import { type Process, VM_READ, VM_WRITE } from "../src/guest/process.js";
 import { C_COW_BREAKS, C_SHARING_MERGES } from "../src/metrics/counters.js";
+import { ALL_WALK_CACHES } from "./support/domains.js";
 import { bootGuest, type TestGuest } from "./support/guest.js";
 
 const HEAP = 32;
@@ -195,9 +196,19 @@ const totals = { merges: 0, cowBreaks: 0 };
 
 function runCase(ops: Op[], cfg: Config): void {
   const shadow = { pool: cfg.pool, prefetch: cfg.prefetch, unshadow: cfg.unshadow };
-  const a = bootGuest(16, { mode: "shadow", sharing: cfg.algorithm, shadow, osImage: "linux" });
-  const b = bootGuest(16, { mode: "shadow", host: a.host!, shadow, osImage: "linux" });
-  const mirrors = [bootGuest(16, { osImage: "linux" }), bootGuest(16, { osImage: "linux" })];
+  const walkCaches = ALL_WALK_CACHES;
+  const a = bootGuest(16, {
+    mode: "shadow",
+    sharing: cfg.algorithm,
+    shadow,
+    osImage: "linux",
+    walkCaches,
+  });
+  const b = bootGuest(16, { mode: "shadow", host: a.host!, shadow, osImage: "linux", walkCaches });
+  const mirrors = [
+    bootGuest(16, { osImage: "linux", walkCaches }),
+    bootGuest(16, { osImage: "linux", walkCaches }),
+  ];
   a.scan(0);
   // KSM's use_zero_pages (the ESX scanner has no such setting and ignores it).
   const scanner = a.host!.scanner as unknown as { options: { useZeroPages?: boolean } };

@@ -7,7 +7,7 @@
 
 import { checkGuest } from "../guest/check.js";
 import type { Kernel } from "../guest/kernel.js";
-import { checkTlb } from "../hw/check.js";
+import { checkPwc, checkTlb } from "../hw/check.js";
 import { checkP2m } from "../vmm/balloon/check.js";
 import { checkHostFrames } from "../vmm/frames-check.js";
 import type { Host } from "../vmm/host.js";
@@ -18,16 +18,22 @@ import type { Platform } from "./platform.js";
  * The first violation found, or null. Quick (`full` false): the translations the hardware can
  * use now (natively every TLB entry against the tables it came from; under a VMM its paging
  * mode's own check). Full: also the mode's structures, the host's frame accounting, the P2M,
- * page sharing's bookkeeping and the guest kernel's accounting.
+ * page sharing's bookkeeping and the guest kernel's accounting. `exhaustive` false (`--check`)
+ * lets the mode read only what changed since its last check and a rotating sample of the rest
+ * (see VmmPaging.check); true (`--check=full`, the end of a run) reads everything.
  */
 export function checkDomain(
   platform: Platform,
   kernel: Kernel,
   host: Host | null,
   full: boolean,
+  exhaustive = true,
 ): string | null {
   const vmm = platform.vmm;
-  let err = vmm === null ? checkTlb(platform.cpu, platform.mem.frames) : vmm.paging.check(full);
+  let err =
+    vmm === null
+      ? (checkTlb(platform.cpu, platform.mem.frames) ?? checkNativePwc(platform))
+      : vmm.paging.check(full, exhaustive);
   if (err === null && full && vmm !== null && host !== null) {
     const balloon = kernel.balloon?.inBalloon ?? null;
     err =
@@ -37,4 +43,16 @@ export function checkDomain(
   }
   if (err === null && full) err = checkGuest(kernel, platform.peek);
   return err;
+}
+
+/**
+ * Natively every paging-structure cache entry names a frame of memory (there is no one else's
+ * to reach), and those of the running address space the table a walk reads.
+ */
+function checkNativePwc(platform: Platform): string | null {
+  const cpu = platform.cpu;
+  const frames = platform.mem.frames;
+  return checkPwc(cpu, cpu.pwc, cpu.rootMfn, (mfn) =>
+    mfn < frames ? null : `beyond memory's ${frames} frames`,
+  );
 }

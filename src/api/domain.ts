@@ -37,6 +37,12 @@ const CLOCK_EVERY = 16;
  */
 const FAULT_CHECK_EVERY = 8;
 const FAULT_CHECK_MIN_STEPS = 256;
+/**
+ * Under sampled checks (`--check`), the fewest steps between two checks of the translations:
+ * one asked sooner (a system call, a P2M change) waits until then. Nothing is lost meanwhile:
+ * the next check reads everything written since the last (see VmmPaging.check).
+ */
+const SAMPLED_CHECK_MIN_STEPS = 256;
 /** In check mode, accesses between two full checks of the guest's tables. */
 const FULL_CHECK_EVERY = 20000;
 
@@ -68,13 +74,16 @@ export class DomainRuntime {
   private sinceFullCheck = 0;
   private faultsSinceCheck = 0;
   private lastCheckStep = 0;
+  /** A quick check was asked for and deferred (SAMPLED_CHECK_MIN_STEPS). */
+  private checkPending = false;
 
   constructor(
     readonly spec: DomainSpec,
     readonly scenario: Scenario,
     readonly cost: CostModel,
     private readonly rng: Rng,
-    readonly check: boolean,
+    /** Check the invariants: sampled (true) or every structure at every check ("full"). */
+    readonly check: boolean | "full",
     readonly host: Host | null,
   ) {
     for (const p of spec.processes) {
@@ -269,7 +278,7 @@ export class DomainRuntime {
       this.kernel.balloon?.poll(now);
       this.host?.swap.keepFree();
       // The balloon or the pager changed a P2M: check the translations now.
-      if (this.check && before !== (this.host?.p2mChanges() ?? 0)) this.runChecks(false);
+      if (this.check && before !== (this.host?.p2mChanges() ?? 0)) this.checkSoon();
     } catch (e) {
       this.onCrash(e);
     }
@@ -312,11 +321,12 @@ export class DomainRuntime {
         this.sinceFullCheck = 0;
         this.runChecks(true);
       } else if (
-        this.counters[C_GUEST_PAGE_FAULTS] !== faultsBefore &&
-        ++this.faultsSinceCheck >= FAULT_CHECK_EVERY &&
+        (this.checkPending ||
+          (this.counters[C_GUEST_PAGE_FAULTS] !== faultsBefore &&
+            ++this.faultsSinceCheck >= FAULT_CHECK_EVERY)) &&
         this.guestSteps - this.lastCheckStep >= FAULT_CHECK_MIN_STEPS
       ) {
-        // The kernel changed page tables: check the translations soon after.
+        // The kernel changed page tables (or a deferred check is due): check the translations.
         this.faultsSinceCheck = 0;
         this.runChecks(false);
       }
@@ -332,7 +342,7 @@ export class DomainRuntime {
       this.retire(driver);
     }
     this.reapKilled();
-    if (r !== STEP_BLOCKED && this.check) this.runChecks(false);
+    if (r !== STEP_BLOCKED && this.check) this.checkSoon();
   }
 
   /**
@@ -355,11 +365,27 @@ export class DomainRuntime {
     this.totals.retire(driver);
   }
 
-  /** Check the invariants (see checkDomain); a violation is counted, the first one kept. */
-  runChecks(full: boolean): void {
+  /**
+   * Check the translations soon (something changed them: a system call, a P2M change): now
+   * under `--check=full`; under sampled checks now if SAMPLED_CHECK_MIN_STEPS steps have passed
+   * since the last check, else at the first step after them.
+   */
+  checkSoon(): void {
+    if (this.check !== "full" && this.guestSteps - this.lastCheckStep < SAMPLED_CHECK_MIN_STEPS) {
+      this.checkPending = true;
+    } else this.runChecks(false);
+  }
+
+  /**
+   * Check the invariants (see checkDomain); a violation is counted, the first one kept. The
+   * scans are sampled unless the run checks in full or `exhaustive` (the end of a run) asks.
+   */
+  runChecks(full: boolean, exhaustive = false): void {
     if (this.crashed !== "") return;
+    const all = exhaustive || this.check === "full";
+    this.checkPending = false;
     this.lastCheckStep = this.guestSteps;
-    const err = checkDomain(this.platform, this.kernel, this.host, full);
+    const err = checkDomain(this.platform, this.kernel, this.host, full, all);
     if (err !== null) {
       this.violations++;
       if (this.firstViolation === "") this.firstViolation = `domain ${this.spec.name}: ${err}`;

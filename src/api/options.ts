@@ -70,8 +70,8 @@ function checkRunOptions(what: string, options: unknown, keys: readonly string[]
   if (o.accessesPerDomain !== undefined) {
     checkInteger("accessesPerDomain", o.accessesPerDomain, 1, MAX_ACCESSES);
   }
-  if (o.check !== undefined && typeof o.check !== "boolean") {
-    throw new OptionsError(`check: expected true or false, got ${shown(o.check)}`);
+  if (o.check !== undefined && typeof o.check !== "boolean" && o.check !== "full") {
+    throw new OptionsError(`check: expected true, false or "full", got ${shown(o.check)}`);
   }
   if (o.progress !== undefined && typeof o.progress !== "function") {
     throw new OptionsError(`progress: expected a function, got ${shown(o.progress)}`);

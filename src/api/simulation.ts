@@ -49,8 +49,12 @@ export interface SimulationOptions {
   mode?: PagingMode;
   /** Override the scenario's seed. */
   seed?: number;
-  /** Verify the invariants during the run (see api/check.ts and README's "Invariant checks"). */
-  check?: boolean;
+  /**
+   * Verify the invariants during the run (see api/check.ts and README's "Invariant checks"):
+   * true reads what changed since the last check and a sample of the rest, and everything at
+   * the end; "full" reads everything at every check.
+   */
+  check?: boolean | "full";
   /** Override the scenario's run length (user accesses). */
   accesses?: number;
 }
@@ -61,7 +65,7 @@ export class Simulation {
   readonly cost: CostModel;
   /** The CPU profile that prices the run. */
   readonly profile: CpuProfile;
-  readonly check: boolean;
+  readonly check: boolean | "full";
   /** The virtualized host, when any domain is not native. */
   readonly host: Host | null;
   readonly series: Sample[] = [];
@@ -198,7 +202,7 @@ export class Simulation {
       // A P2M changed during the slice (an emergency reclaim may even have swapped another
       // domain's pages): check every domain's translations.
       if (this.check && changes !== (this.host?.p2mChanges() ?? 0)) {
-        for (const other of this.domains) other.runChecks(false);
+        for (const other of this.domains) other.checkSoon();
       }
       if (this.time() >= this.nextSample) this.sample();
       else this.notePeak();
@@ -231,7 +235,7 @@ export class Simulation {
     });
     // The pager or the sharing scanner changed P2Ms: check every domain's translations now.
     if (this.check && changes !== this.host.p2mChanges()) {
-      for (const d of this.domains) d.runChecks(false);
+      for (const d of this.domains) d.checkSoon();
     }
   }
 
@@ -289,11 +293,12 @@ export class Simulation {
   }
 
   /**
-   * The end of a run driven by runTurn until it returned false: the final checks, the last
-   * sample, the report. (A report taken before that is partial: see ending().)
+   * The end of a run driven by runTurn until it returned false: the final checks (reading
+   * everything, whatever the check's mode), the last sample, the report. (A report taken before
+   * that is partial: see ending().)
    */
   finish(): Report {
-    if (this.check) for (const d of this.domains) d.runChecks(true);
+    if (this.check) for (const d of this.domains) d.runChecks(true, true);
     this.sample();
     return this.report();
   }
@@ -416,8 +421,8 @@ export class Simulation {
       },
       checks:
         first === ""
-          ? { enabled: this.check, violations }
-          : { enabled: this.check, violations, first },
+          ? { enabled: this.check !== false, violations }
+          : { enabled: this.check !== false, violations, first },
       ending: this.ending(),
       dropped_settings: this.droppedSettings,
       series: this.series,

@@ -37,7 +37,7 @@ export interface SweepOptions {
   seed?: number;
   /** User accesses per domain (default: the scenario's per domain). */
   accessesPerDomain?: number;
-  check?: boolean;
+  check?: boolean | "full";
   /** Called after each run, with the number of domains done. */
   progress?: (done: number) => void;
 }

@@ -20,7 +20,7 @@ export interface CompareOptions {
   modes: string;
   seed?: string;
   accesses?: string;
-  check?: boolean;
+  check?: boolean | "full";
   json?: boolean;
   vary?: string;
 }

@@ -21,7 +21,7 @@ export interface RunOptions {
   mode?: PagingMode;
   seed?: string;
   accesses?: string;
-  check?: boolean;
+  check?: boolean | "full";
   json?: boolean;
 }
 

@@ -11,7 +11,7 @@ export interface SweepOptions {
   domains: string;
   seed?: string;
   accesses?: string;
-  check?: boolean;
+  check?: boolean | "full";
   json?: boolean;
 }
 

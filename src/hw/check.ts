@@ -8,6 +8,11 @@
 
 import { KIND_SUP_READ, MASK_WRITES } from "./access.js";
 import type { Vcpu } from "./cpu.js";
+import { EPT_PS, EPT_RWX, EPT_W } from "./ept.js";
+import type { HostMemory } from "./memory.js";
+import type { NestedWalker } from "./nested.js";
+import { PTE_HI_NX, PTE_RW, PTE_US, pteFrame } from "./pte.js";
+import type { PrefixCache } from "./pwc.js";
 import { PAGES_PER_SIZE } from "./tlb.js";
 import { WALK_OK, Walker } from "./walker.js";
 
@@ -87,4 +92,136 @@ export function forEachTlbFrame(
     }
   }
   return null;
+}
+
+/** Pages one paging-structure cache entry of each level covers (index 2..4): its prefix. */
+const PREFIX_PAGES = [0, 1, 512, 512 ** 2, 512 ** 3];
+
+/**
+ * What a mode lets a cached table pointer name: null, or why `mfn` may not be a table of
+ * `level` for this domain (a frame it does not own, a freed or retyped table).
+ */
+export type TableRule = (mfn: number, level: number) => string | null;
+
+/**
+ * The paging-structure caches (index 2..4, SDM Vol. 3A 4.10.3; a 2D walk's combined ones the
+ * same): every valid entry, whatever its tag, names a table `tableOk` allows (isolation: a
+ * stale entry is a way into a frame that is no longer a table of the domain); an entry of the
+ * running address space names the very table a fresh walk from `root` reads below that
+ * level, with permissions no wider than the walk's (with `p2m`, the walk is of a guest's
+ * tables, through it). Reads tables without setting A/D.
+ */
+export function checkPwc(
+  cpu: Vcpu,
+  caches: PrefixCache[] | null,
+  root: number,
+  tableOk: TableRule,
+  p2m?: Int32Array,
+): string | null {
+  if (caches === null) return null;
+  const walker = new Walker();
+  const gens = cpu.tlb.tagGens;
+  for (let level = 2; level <= 4; level++) {
+    const problem = caches[level].forEachEntry((tag, gen, key, frame, bits, bits2, slot) => {
+      if (gen !== gens[tag]) return null; // flushed with its tag
+      const gva = key * PREFIX_PAGES[level] * 4096;
+      const where = `paging-structure cache L${level} slot ${slot} (gva 0x${gva.toString(16)}, tag ${tag})`;
+      const bad = tableOk(frame, level - 1);
+      if (bad !== null) return `${where} names mfn ${frame}: ${bad}`;
+      if (tag !== cpu.tag || !cpu.paging) return null;
+      walker.peek(cpu.mem, root, gva, KIND_SUP_READ, cpu.ctl, p2m);
+      if (walker.lastLevel > level - 1 || walker.tableMfn[level - 1] !== frame) {
+        return `${where} names mfn ${frame} but the tables no longer link it there`;
+      }
+      const wider = bits & ~walker.andLoAt[level] & (PTE_RW | PTE_US);
+      if (wider !== 0 || (walker.orHiAt[level] & ~bits2 & PTE_HI_NX) !== 0) {
+        return `${where} allows more than the entries above the table`;
+      }
+      return null;
+    });
+    if (problem !== null) return problem;
+  }
+  return null;
+}
+
+/** Outputs of eptPeek: the rights of the entries read, AND-ed, and the level it ended at. */
+interface EptPeek {
+  perms: number;
+  level: number;
+}
+
+/**
+ * The EPT rooted at `eptRoot` read for gfn without side effects, down to `level` (2..4: the
+ * table that level's entry names, -1 if the walk stops or ends in a leaf first) or to the leaf
+ * (`level` 0: gfn's frame, -1 if none).
+ */
+function eptPeek(
+  mem: HostMemory,
+  eptRoot: number,
+  gfn: number,
+  level: number,
+  out: EptPeek,
+): number {
+  let table = eptRoot;
+  let perms = EPT_RWX;
+  for (let l = 4; l >= level; l--) {
+    if (table >= mem.frames) return -1;
+    mem.read64(table, (gfn >>> (9 * l - 9)) & 511);
+    const lo = mem.lo;
+    perms &= lo & EPT_RWX;
+    if ((lo & EPT_RWX) === 0) return -1;
+    const next = pteFrame(lo, mem.hi);
+    out.perms = perms;
+    out.level = l;
+    if (l === 1 || (l <= 3 && (lo & EPT_PS) !== 0)) {
+      const span = l === 1 ? 1 : l === 2 ? 512 : 262144;
+      return level === 0 ? next - (next % span) + (gfn % span) : -1;
+    }
+    if (l === level) return next;
+    table = next;
+  }
+  return -1;
+}
+
+/**
+ * The EPT's upper-level caches and the nested TLB of a 2D walker: each valid entry names what
+ * the EPT says now (a table of the level below, a gfn's frame with rights no wider and the
+ * same page size), and `tableOk` / `frameOk` allow it (the domain's EPT tables; a frame it
+ * owns, or a shared one it cannot write).
+ */
+export function checkEptCaches(
+  cpu: Vcpu,
+  nested: NestedWalker,
+  tableOk: TableRule,
+  frameOk: (mfn: number, writable: boolean) => string | null,
+): string | null {
+  const mem = cpu.mem;
+  const pwc = nested.eptPwc;
+  const walk: EptPeek = { perms: 0, level: 0 };
+  for (let level = 2; level <= 4 && pwc !== null; level++) {
+    const problem = pwc[level].forEachEntry((_tag, _gen, key, frame, bits, _bits2, slot) => {
+      const gfn = key * 512 ** (level - 1);
+      const where = `EPT paging-structure cache L${level} slot ${slot} (gfn ${gfn})`;
+      const bad = tableOk(frame, level - 1);
+      if (bad !== null) return `${where} names mfn ${frame}: ${bad}`;
+      if (eptPeek(mem, cpu.eptRoot, gfn, level, walk) !== frame) {
+        return `${where} names mfn ${frame} but the EPT no longer links it there`;
+      }
+      if ((bits & ~walk.perms) !== 0) return `${where} allows more than the EPT's entries`;
+      return null;
+    });
+    if (problem !== null) return problem;
+  }
+  return (
+    nested.ntlb?.forEachEntry((_tag, _gen, gfn, frame, bits, size, slot) => {
+      const where = `nested TLB slot ${slot} (gfn ${gfn})`;
+      const bad = frameOk(frame, (bits & EPT_W) !== 0);
+      if (bad !== null) return `${where} maps mfn ${frame}: ${bad}`;
+      if (eptPeek(mem, cpu.eptRoot, gfn, 0, walk) !== frame || walk.level !== size) {
+        return `${where} maps mfn ${frame} but the EPT maps gfn ${gfn} elsewhere now`;
+      }
+      if ((bits & ~walk.perms) !== 0) return `${where} allows more than the EPT`;
+      return null;
+    }) ?? null
+  );
 }

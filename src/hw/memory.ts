@@ -80,6 +80,15 @@ export class HostMemory {
   /** Scratch outputs of read64: the low and high halves read. */
   lo = 0;
   hi = 0;
+  /**
+   * For checkers (api/check.ts), null unless one asked (trackWrites): per frame, the value of
+   * writeEpoch at its last change of content, so that a check reads again only the frames
+   * written since its previous one. Data writes to digest-only frames are not tracked (no
+   * table lives in one).
+   */
+  writeEpochs: Int32Array | null = null;
+  /** Bumped by each check that reads writeEpochs. */
+  writeEpoch = 1;
 
   constructor(frames: number) {
     if (!Number.isInteger(frames) || frames < 1 || frames >= 2 ** 31) {
@@ -91,6 +100,12 @@ export class HostMemory {
     const initialSlots = Math.min(frames, 256);
     this.pool = new Uint32Array(initialSlots * WORDS_PER_FRAME);
     this.freeSlots = new Int32Array(initialSlots);
+  }
+
+  /** Start tracking writes (see writeEpochs); every frame counts as written now. */
+  trackWrites(): void {
+    if (this.writeEpochs === null)
+      this.writeEpochs = new Int32Array(this.frames).fill(this.writeEpoch);
   }
 
   /** Frames that hold materialized entries (page tables, explicit stores). */
@@ -137,6 +152,7 @@ export class HostMemory {
     const w = slot * WORDS_PER_FRAME + index * 2;
     this.pool[w] = lo;
     this.pool[w + 1] = hi;
+    if (this.writeEpochs !== null) this.writeEpochs[mfn] = this.writeEpoch;
   }
 
   /** Set bits in the low half of entry `index` (the walker's A/D updates). */
@@ -145,6 +161,7 @@ export class HostMemory {
     if (slot < 0) slot = this.materialize(mfn);
     const w = slot * WORDS_PER_FRAME + index * 2;
     this.pool[w] = (this.pool[w] | bits) >>> 0;
+    if (this.writeEpochs !== null) this.writeEpochs[mfn] = this.writeEpoch;
   }
 
   /** A data read of qword `index`: the 32-bit value the program sees. */
@@ -162,6 +179,7 @@ export class HostMemory {
       const w = slot * WORDS_PER_FRAME + index * 2;
       this.pool[w] = value >>> 0;
       this.pool[w + 1] = 0;
+      if (this.writeEpochs !== null) this.writeEpochs[mfn] = this.writeEpoch;
     } else {
       this.meta[2 * mfn + 1] = mixDigest(this.meta[2 * mfn + 1] >>> 0, index, value);
     }
@@ -189,6 +207,7 @@ export class HostMemory {
     }
     let dstSlot = this.meta[2 * dst];
     if (dstSlot < 0) dstSlot = this.materialize(dst);
+    if (this.writeEpochs !== null) this.writeEpochs[dst] = this.writeEpoch;
     // materialize() may have grown the pool; take the source offset after it.
     const from = this.meta[2 * src] * WORDS_PER_FRAME;
     this.pool.copyWithin(dstSlot * WORDS_PER_FRAME, from, from + WORDS_PER_FRAME);
@@ -214,6 +233,7 @@ export class HostMemory {
     }
     let slot = this.meta[2 * mfn];
     if (slot < 0) slot = this.materialize(mfn);
+    if (this.writeEpochs !== null) this.writeEpochs[mfn] = this.writeEpoch;
     this.pool.set(saved, slot * WORDS_PER_FRAME);
   }
 
@@ -270,6 +290,7 @@ export class HostMemory {
   }
 
   private release(mfn: Mfn): void {
+    if (this.writeEpochs !== null) this.writeEpochs[mfn] = this.writeEpoch;
     const slot = this.meta[2 * mfn];
     if (slot < 0) return;
     this.meta[2 * mfn] = -1;

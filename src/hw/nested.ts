@@ -123,9 +123,10 @@ export class NestedWalker {
   readonly entryHi = new Uint32Array(5);
   lastLevel = 4;
 
-  private readonly pwc: PrefixCache[] | null;
-  private readonly eptPwc: PrefixCache[] | null;
-  private readonly ntlb: PrefixCache | null;
+  /** The caches (null: the hardware lacks it); read by checkers (hw/check.ts), never written. */
+  readonly pwc: PrefixCache[] | null;
+  readonly eptPwc: PrefixCache[] | null;
+  readonly ntlb: PrefixCache | null;
   /** Outputs of eptTranslate. */
   private eptPerms = 0;
   private eptLevel = 1;

@@ -87,6 +87,38 @@ export class PrefixCache {
     this.aux2[victim] = bits2;
   }
 
+  /**
+   * Every entry of the current epoch, for checkers (cold): its tag, the generation it was
+   * filled under (the caller compares it with its tag's), key, frame and the two words. `visit`
+   * returns a problem to stop with, or null.
+   */
+  forEachEntry(
+    visit: (
+      tag: number,
+      gen: number,
+      key: number,
+      frame: number,
+      bits: number,
+      bits2: number,
+      slot: number,
+    ) => string | null,
+  ): string | null {
+    for (let s = 0; s < this.entries; s++) {
+      if (this.epochs[s] !== this.epoch) continue;
+      const problem = visit(
+        this.tags[s],
+        this.gens[s],
+        this.keys[s],
+        this.frames[s],
+        this.aux[s],
+        this.aux2[s],
+        s,
+      );
+      if (problem !== null) return problem;
+    }
+    return null;
+  }
+
   /** Drop every entry (INVLPG drops a PCID's paging-structure entries; INVEPT all of them). */
   flushAll(): void {
     this.epoch++;

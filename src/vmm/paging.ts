@@ -48,10 +48,12 @@ export interface VmmPaging extends Intercepts {
   report(counters: VmmReportCounters): void;
   /**
    * The mode's invariants, from outside (no counter, A/D bit or TLB entry changes): `full`
-   * false checks the translations the hardware can use now, true every structure too. The
-   * first problem found, or null.
+   * false checks the translations the hardware can use now, true every structure too.
+   * `exhaustive` false lets a mode read only what changed since its last check and a rotating
+   * sample of the rest (`--check`); true reads everything (`--check=full`, the end of a run).
+   * The first problem found, or null.
    */
-  check(full: boolean): string | null;
+  check(full: boolean, exhaustive: boolean): string | null;
   /**
    * Every frame the domain's vCPU can reach through what the hardware caches or walks (TLB
    * entries, shadow leaves, EPT leaves, the leaves of PV tables): the first problem `visit`

@@ -1,9 +1,21 @@
 /** The hardware and domain settings the VMM tests build domains with. */
 
-import type { DomainSpec, HardwareSpec, PagingMode, ShadowSpec } from "../../src/api/types.js";
+import type {
+  DomainSpec,
+  HardwareSpec,
+  PagingMode,
+  ShadowSpec,
+  WalkCacheSpec,
+} from "../../src/api/types.js";
 import { defaultBalloon } from "../../src/config/defaults.js";
 
 /** Default TLB geometry, no PCIDs, no 1 GiB pages. */
+/**
+ * Every walk cache on (the paging-structure caches, the EPT's and the nested TLB): the fuzz
+ * tests run with them, so that the checks of what the caches hold are exercised.
+ */
+export const ALL_WALK_CACHES: WalkCacheSpec = { pwc: true, eptPwc: true, nestedTlb: true };
+
 export const TEST_HARDWARE: HardwareSpec = {
   tlb: { l1: { entries: 64, ways: 4 }, l2: { entries: 1536, ways: 12 } },
   pcid: false,

@@ -1,6 +1,7 @@
 /** A hostile PV guest for tests: two PV domains on one host, and probes of their tables. */
 
 import { expect } from "vitest";
+import type { WalkCacheSpec } from "../../src/api/types.js";
 import { USER_HEAP_BASE } from "../../src/guest/layout.js";
 import { MmuBatch } from "../../src/hw/hypercall.js";
 import { PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US, pteFrame } from "../../src/hw/pte.js";
@@ -15,10 +16,11 @@ import { pvOf as pvPaging } from "./modes.js";
 export const LEAF = PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D;
 
 /** Two PV domains on one host: the attacker (with a process whose heap is touched) and a victim. */
-export function setup() {
+/** Two PV guests on one host, the attacker's heap touched; `walkCaches` for both. */
+export function setup(walkCaches?: WalkCacheSpec) {
   const host = new Host(((16 * 2 + 16) * 2 ** 20) / 4096);
-  const g = bootGuest(16, { mode: "pv", host });
-  const victim = bootGuest(16, { mode: "pv", host });
+  const g = bootGuest(16, { mode: "pv", host, walkCaches });
+  const victim = bootGuest(16, { mode: "pv", host, walkCaches });
   const proc = g.kernel.spawn("attacker", { code: 4096, heap: 64 * 4096, hugeHeap: false });
   if (proc === null) throw new Error("spawn");
   for (let p = 0; p < 8; p++) expect(g.write(proc, USER_HEAP_BASE + p * 4096, p + 1)).toBe(true);

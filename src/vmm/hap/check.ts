@@ -6,7 +6,7 @@
  * the VMM's.
  */
 
-import { forEachTlbFrame } from "../../hw/check.js";
+import { checkEptCaches, checkPwc, forEachTlbFrame } from "../../hw/check.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { EPT_W } from "../../hw/ept.js";
 import { type HostFrames, OWNER_DOMAIN, OWNER_SHARED, OWNER_VMM } from "../frames.js";
@@ -49,4 +49,40 @@ export function checkReach(cpu: Vcpu, frames: HostFrames, domainId: number): str
     if (mine || (owner === OWNER_SHARED && !writable)) return null;
     return `${where} reaches mfn ${mfn} (owner ${owner}, domain ${frames.ownerDomain[mfn]})${writable ? " writable" : ""}`;
   });
+}
+
+/**
+ * The 2D walker's caches (invariant 2 for what the hardware caches besides the TLB): each
+ * combined paging-structure entry names a guest table in a frame the domain owns (the one a
+ * 2D walk reads, for the running address space), each EPT cache entry one of the domain's EPT
+ * tables and the one the EPT links there, each nested TLB entry the frame the EPT maps, a
+ * frame the domain owns or a shared one it cannot write.
+ */
+export function checkWalkCaches(
+  hap: HapPaging,
+  cpu: Vcpu,
+  frames: HostFrames,
+  domainId: number,
+): string | null {
+  const nested = cpu.nested;
+  if (nested === null) return null;
+  const p2m = hap.p2m;
+  const root = p2m.lookup(cpu.rootMfn);
+  const guestTable = (mfn: number): string | null =>
+    frames.owner[mfn] === OWNER_DOMAIN && frames.ownerDomain[mfn] === domainId
+      ? null
+      : `owner ${frames.owner[mfn]}, domain ${frames.ownerDomain[mfn]}, not a frame of domain ${domainId}`;
+  const eptTable = (mfn: number): string | null =>
+    frames.owner[mfn] === OWNER_VMM && frames.ownerDomain[mfn] === domainId
+      ? null
+      : `not an EPT table of domain ${domainId}`;
+  return (
+    checkPwc(cpu, nested.pwc, root >= 0 ? root : cpu.mem.frames, guestTable, p2m.mfn) ??
+    checkEptCaches(cpu, nested, eptTable, (mfn, writable) => {
+      const owner = frames.owner[mfn];
+      if (owner === OWNER_DOMAIN && frames.ownerDomain[mfn] === domainId) return null;
+      if (owner === OWNER_SHARED && !writable) return null;
+      return `owner ${owner}, domain ${frames.ownerDomain[mfn]}${writable ? ", writable" : ""}`;
+    })
+  );
 }

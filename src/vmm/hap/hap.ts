@@ -33,7 +33,7 @@ import {
   type ReachVisitor,
   type VmmPaging,
 } from "../paging.js";
-import { checkEpt, checkReach } from "./check.js";
+import { checkEpt, checkReach, checkWalkCaches } from "./check.js";
 import { EptTables, eptPermsOf } from "./ept.js";
 
 export interface HapOptions {
@@ -174,14 +174,16 @@ export class HapPaging extends PagingModeBase implements VmmPaging {
 
   /**
    * The TLB against the guest's tables through the P2M, with the EPT's rights of each gfn's
-   * type; in full, the EPT against the P2M and every frame the TLB reaches.
+   * type, and the 2D walk's caches; in full, the EPT against the P2M and every frame the TLB
+   * reaches.
    */
   check(full: boolean): string | null {
     const p2m = this.p2m;
-    const problem = checkTlb(this.cpu, this.mem.frames, {
-      mfnOf: p2m.mfn,
-      kindMaskOf: (gfn) => eptKindMask(eptPermsOf(p2m.type[gfn])),
-    });
+    const problem =
+      checkTlb(this.cpu, this.mem.frames, {
+        mfnOf: p2m.mfn,
+        kindMaskOf: (gfn) => eptKindMask(eptPermsOf(p2m.type[gfn])),
+      }) ?? checkWalkCaches(this, this.cpu, this.frames, p2m.domain);
     if (problem !== null || !full) return problem;
     return checkEpt(this, this.frames, p2m.domain) ?? checkReach(this.cpu, this.frames, p2m.domain);
   }

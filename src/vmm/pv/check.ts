@@ -3,14 +3,15 @@
  * A/D bit, no TLB entry):
  * - the vCPU walks the guest's base pointer, an L4 in use;
  * - isolation: every valid TLB entry of the domain reaches a frame the domain owns, and never
- *   writes one typed as a page table;
+ *   writes one typed as a page table; every paging-structure cache entry names a validated
+ *   table of the level below (and, in the running address space, the one a walk reads);
  * - every present entry of every validated table obeys the rules (its frame the domain's, an
  *   L2..L4 entry pointing at a table of the level below, no superpage, no Xen slot);
  * - the type counts and general references equal the references found (entries, pins, the
  *   base pointer), and a frame with a page-table type in use has no writable mapping.
  */
 
-import { forEachTlbFrame } from "../../hw/check.js";
+import { checkPwc, forEachTlbFrame } from "../../hw/check.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { isLarge, isPresent, isWritable, pteFrame } from "../../hw/pte.js";
 import { isXenL4Slot, PGT_L1, PGT_L4, PGT_NAMES, PGT_WRITABLE } from "./mm.js";
@@ -27,12 +28,22 @@ export function checkPvIsolation(pv: PvPaging, cpu: Vcpu): string | null {
       return `pv: the base pointer mfn ${pv.baseMfn} is not an L4 table in use`;
     }
   }
-  return forEachTlbFrame(cpu, (mfn, writable, where) => {
-    if (!mm.owns(mfn)) return `pv: ${where} reaches mfn ${mfn}, not the domain's`;
-    if (writable && mm.isTable(mfn))
-      return `pv: ${where} lets the guest write its page table mfn ${mfn}`;
-    return null;
-  });
+  return (
+    forEachTlbFrame(cpu, (mfn, writable, where) => {
+      if (!mm.owns(mfn)) return `pv: ${where} reaches mfn ${mfn}, not the domain's`;
+      if (writable && mm.isTable(mfn))
+        return `pv: ${where} lets the guest write its page table mfn ${mfn}`;
+      return null;
+    }) ??
+    // The paging-structure caches: each entry names a validated table of the level below.
+    checkPwc(cpu, cpu.pwc, cpu.rootMfn, (mfn, level) => {
+      if (!mm.owns(mfn)) return "not the domain's";
+      if (!mm.isTable(mfn) || pv.types.type[mfn] !== level) {
+        return `of type ${PGT_NAMES[pv.types.type[mfn]]} (count ${pv.types.count[mfn]}), not an l${level} table`;
+      }
+      return null;
+    })
+  );
 }
 
 /** The full check: every validated table's entries, and every count recounted. */

@@ -10,13 +10,13 @@
  */
 
 import { KIND_SUP_READ, MASK_WRITES } from "../../hw/access.js";
-import { forEachTlbFrame } from "../../hw/check.js";
+import { checkPwc, forEachTlbFrame } from "../../hw/check.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { isAccessed, isDirty, isPresent, isWritable, pteFrame } from "../../hw/pte.js";
 import { PAGES_PER_SIZE } from "../../hw/tlb.js";
 import { WALK_OK, Walker } from "../../hw/walker.js";
 import { type HostFrames, OWNER_DOMAIN, OWNER_SHARED } from "../frames.js";
-import { isFl1, SH_L1 } from "./page.js";
+import { isFl1, SH_L1, type ShadowPage } from "./page.js";
 import type { ShadowPaging } from "./shadow.js";
 
 export function checkShadow(
@@ -25,30 +25,49 @@ export function checkShadow(
   frames: HostFrames,
   domainId: number,
 ): string | null {
-  return checkIsolation(sh, cpu, frames, domainId) ?? checkConsistency(sh, cpu);
+  return (
+    checkIsolation(sh, cpu, frames, domainId) ??
+    checkShadowPwc(sh, cpu) ??
+    checkConsistency(sh, cpu)
+  );
+}
+
+/**
+ * The paging-structure caches over the shadows: every valid entry names a live shadow of the
+ * level below (a freed shadow, or one reused at another level, would let the guest's data or a
+ * fake table be walked), and those of the running address space the shadow a walk reads.
+ */
+export function checkShadowPwc(sh: ShadowPaging, cpu: Vcpu): string | null {
+  return checkPwc(cpu, cpu.pwc, cpu.rootMfn, (mfn, level) => {
+    const sp = sh.tables.byMfn.get(mfn);
+    if (sp === undefined) return "not a shadow of the domain";
+    return sp.level === level ? null : `a level-${sp.level} shadow, not level ${level}`;
+  });
 }
 
 /** Whether a domain may reach mfn: its own RAM, or a frame shared read-only. */
-function reachable(frames: HostFrames, mfn: number, domainId: number): boolean {
+export function reachable(frames: HostFrames, mfn: number, domainId: number): boolean {
   const owner = frames.owner[mfn];
   return (owner === OWNER_DOMAIN && frames.ownerDomain[mfn] === domainId) || owner === OWNER_SHARED;
 }
 
 /**
  * Invariant 2 alone: every translation the domain's vCPU can use (a valid TLB entry of its VPID,
- * a present shadow leaf) reaches only frames it owns. This holds even for a hostile guest that
- * rewrites its tables without flushing, where the stricter consistency check cannot.
+ * a present shadow leaf: with `leaves` false, the TLB's only) reaches only frames it owns. This
+ * holds even for a hostile guest that rewrites its tables without flushing, where the stricter
+ * consistency check cannot.
  */
 export function checkIsolation(
   sh: ShadowPaging,
   cpu: Vcpu,
   frames: HostFrames,
   domainId: number,
+  leaves = true,
 ): string | null {
   if (cpu.paging && (sh.root === null || cpu.rootMfn !== sh.root.mfn)) {
     return `the vCPU walks root mfn ${cpu.rootMfn}, not the domain's shadow root`;
   }
-  return forEachReach(sh, cpu, (mfn, writable, where) => {
+  const visit = (mfn: number, writable: boolean, where: string): string | null => {
     if (!reachable(frames, mfn, domainId)) {
       return `${where} reaches mfn ${mfn}, which domain ${domainId} does not own`;
     }
@@ -56,7 +75,8 @@ export function checkIsolation(
       return `${where} lets domain ${domainId} write shared mfn ${mfn}`;
     }
     return null;
-  });
+  };
+  return leaves ? forEachReach(sh, cpu, visit) : forEachTlbFrame(cpu, visit);
 }
 
 /**
@@ -101,64 +121,103 @@ export function checkBookkeeping(sh: ShadowPaging): string | null {
 
 /** Invariant 1: TLB entries and shadow leaves agree with the guest's tables and the P2M. */
 function checkConsistency(sh: ShadowPaging, cpu: Vcpu): string | null {
+  const problem = checkTlbAgainstGuest(sh, cpu);
+  if (problem !== null) return problem;
+  for (const sp of sh.tables.pages()) {
+    if (sp.type !== SH_L1 && !isFl1(sp.type)) continue;
+    const found = checkLeafPage(sh, sp);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
+/** Every valid TLB entry of the running address space against the guest's tables and the P2M. */
+export function checkTlbAgainstGuest(sh: ShadowPaging, cpu: Vcpu): string | null {
   const walker = new Walker();
-  const mem = sh.mem;
   const rootGfn = Math.floor(cpu.guestCr3 / 4096);
   const rootMfn = sh.p2m.lookup(rootGfn);
-  // 1. TLB entries against the guest's tables and the P2M.
-  if (cpu.paging && rootMfn >= 0) {
-    for (const level of [cpu.tlb.l1, cpu.tlb.l2, cpu.tlb.l1Large, cpu.tlb.l2Large]) {
-      for (let s = 0; s < level.entries; s++) {
-        if (!level.isValid(s, cpu.tlb.tagGens)) continue;
-        const { tag, sizeCode, pageNumber } = level.decode(s);
-        if (tag !== cpu.tag && tag !== cpu.globalTag) continue;
-        const gva = pageNumber * PAGES_PER_SIZE[sizeCode] * 4096;
-        const where = `TLB slot ${s} (gva 0x${gva.toString(16)})`;
-        const r = walker.peek(mem, rootMfn, gva, KIND_SUP_READ, cpu.ctl, sh.p2m.mfn);
-        if (r !== WALK_OK) return `${where} is valid but the guest tables do not map it`;
-        const mfn = sh.p2m.lookup(walker.frame);
-        if (mfn !== level.frameOf(s)) {
-          return `${where} maps mfn ${level.frameOf(s)} but p2m(guest walk) is ${mfn}`;
-        }
-        const perms = level.permsOf(s);
-        if ((perms & ~walker.allowed) !== 0) return `${where} allows more than the guest's tables`;
-        if ((perms & MASK_WRITES) !== 0 && writeProtected(sh, walker.frame)) {
-          return `${where} lets the guest write its page table gfn ${walker.frame}`;
-        }
+  if (!cpu.paging || rootMfn < 0) return null;
+  for (const level of [cpu.tlb.l1, cpu.tlb.l2, cpu.tlb.l1Large, cpu.tlb.l2Large]) {
+    for (let s = 0; s < level.entries; s++) {
+      if (!level.isValid(s, cpu.tlb.tagGens)) continue;
+      const { tag, sizeCode, pageNumber } = level.decode(s);
+      if (tag !== cpu.tag && tag !== cpu.globalTag) continue;
+      const gva = pageNumber * PAGES_PER_SIZE[sizeCode] * 4096;
+      const where = `TLB slot ${s} (gva 0x${gva.toString(16)})`;
+      const r = walker.peek(sh.mem, rootMfn, gva, KIND_SUP_READ, cpu.ctl, sh.p2m.mfn);
+      if (r !== WALK_OK) return `${where} is valid but the guest tables do not map it`;
+      const mfn = sh.p2m.lookup(walker.frame);
+      if (mfn !== level.frameOf(s)) {
+        return `${where} maps mfn ${level.frameOf(s)} but p2m(guest walk) is ${mfn}`;
+      }
+      const perms = level.permsOf(s);
+      if ((perms & ~walker.allowed) !== 0) return `${where} allows more than the guest's tables`;
+      if ((perms & MASK_WRITES) !== 0 && writeProtected(sh, walker.frame)) {
+        return `${where} lets the guest write its page table gfn ${walker.frame}`;
       }
     }
   }
-  // Every shadow leaf.
-  for (const sp of sh.tables.pages()) {
-    if (sp.type !== SH_L1 && !isFl1(sp.type)) continue;
-    const snapshot = sp.type === SH_L1 && sh.oos !== null ? sh.oos.snapshotOf(sp.gfn) : -1;
-    const gl1 = sp.type === SH_L1 ? (snapshot >= 0 ? snapshot : sh.p2m.lookup(sp.gfn)) : -1;
-    for (let i = 0; i < 512; i++) {
-      mem.read64(sp.mfn, i);
-      const lo = mem.lo;
-      const hi = mem.hi;
-      if (!isPresent(lo)) continue;
-      const mfn = pteFrame(lo, hi);
-      let gfn: number;
-      if (sp.type === SH_L1) {
-        mem.read64(gl1, i);
-        const glo = mem.lo;
-        if (!isPresent(glo) || !isAccessed(glo)) {
-          return `shadow l1 of gfn ${sp.gfn}[${i}] is present but the guest entry is not present and accessed`;
-        }
-        gfn = pteFrame(glo, mem.hi);
-        if (isWritable(lo) && (!isWritable(glo) || !isDirty(glo))) {
-          return `shadow l1 of gfn ${sp.gfn}[${i}] is writable but the guest entry is not writable and dirty`;
-        }
-      } else {
-        gfn = sp.gfn + i;
+  return null;
+}
+
+/**
+ * Every present entry of one l1 or FL1 shadow against its guest entry and the P2M: the frame
+ * p2m(guest frame), writable only where the guest entry is writable and dirty, never onto a
+ * shadowed page table.
+ */
+export function checkLeafPage(sh: ShadowPaging, sp: ShadowPage): string | null {
+  const mem = sh.mem;
+  // An out-of-sync L1's shadow follows its snapshot, not the guest's table (see oos.ts).
+  const snapshot = sp.type === SH_L1 && sh.oos !== null ? sh.oos.snapshotOf(sp.gfn) : -1;
+  const gl1 = sp.type === SH_L1 ? (snapshot >= 0 ? snapshot : sh.p2m.lookup(sp.gfn)) : -1;
+  for (let i = 0; i < 512; i++) {
+    mem.read64(sp.mfn, i);
+    const lo = mem.lo;
+    const hi = mem.hi;
+    if (!isPresent(lo)) continue;
+    const mfn = pteFrame(lo, hi);
+    let gfn: number;
+    if (sp.type === SH_L1) {
+      mem.read64(gl1, i);
+      const glo = mem.lo;
+      if (!isPresent(glo) || !isAccessed(glo)) {
+        return `shadow l1 of gfn ${sp.gfn}[${i}] is present but the guest entry is not present and accessed`;
       }
-      if (sh.p2m.lookup(gfn) !== mfn) {
-        return `shadow ${sp.mfn}[${i}] maps mfn ${mfn} but p2m(gfn ${gfn}) is ${sh.p2m.lookup(gfn)}`;
+      gfn = pteFrame(glo, mem.hi);
+      if (isWritable(lo) && (!isWritable(glo) || !isDirty(glo))) {
+        return `shadow l1 of gfn ${sp.gfn}[${i}] is writable but the guest entry is not writable and dirty`;
       }
-      if (isWritable(lo) && writeProtected(sh, gfn)) {
-        return `shadow ${sp.mfn}[${i}] maps page table gfn ${gfn} writable`;
-      }
+    } else {
+      gfn = sp.gfn + i;
+    }
+    if (sh.p2m.lookup(gfn) !== mfn) {
+      return `shadow ${sp.mfn}[${i}] maps mfn ${mfn} but p2m(gfn ${gfn}) is ${sh.p2m.lookup(gfn)}`;
+    }
+    if (isWritable(lo) && writeProtected(sh, gfn)) {
+      return `shadow ${sp.mfn}[${i}] maps page table gfn ${gfn} writable`;
+    }
+  }
+  return null;
+}
+
+/** Invariant 2 for one l1 or FL1 shadow: each present entry reaches a frame the domain may. */
+export function checkLeafReach(
+  sh: ShadowPaging,
+  sp: ShadowPage,
+  frames: HostFrames,
+  domainId: number,
+): string | null {
+  const mem = sh.mem;
+  for (let i = 0; i < 512; i++) {
+    mem.read64(sp.mfn, i);
+    const lo = mem.lo;
+    if (!isPresent(lo)) continue;
+    const mfn = pteFrame(lo, mem.hi);
+    if (!reachable(frames, mfn, domainId)) {
+      return `shadow ${sp.mfn}[${i}] reaches mfn ${mfn}, which domain ${domainId} does not own`;
+    }
+    if (isWritable(lo) && frames.owner[mfn] === OWNER_SHARED) {
+      return `shadow ${sp.mfn}[${i}] lets domain ${domainId} write shared mfn ${mfn}`;
     }
   }
   return null;

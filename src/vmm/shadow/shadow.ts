@@ -30,6 +30,7 @@ import {
   type VmmPaging,
 } from "../paging.js";
 import { checkBookkeeping, checkShadow, forEachReach } from "./check.js";
+import { sampledCheck } from "./check-sampled.js";
 import { unshadow } from "./emulate.js";
 import { handleShadowFault } from "./fault.js";
 import { OosTable, SHADOW_OOS_PAGES } from "./oos.js";
@@ -277,8 +278,10 @@ export class ShadowPaging extends PagingModeBase implements VmmPaging {
     counters.shadow_overhead_pct = (100 * t.peak * 4096) / (this.p2m.gfns * 4096);
   }
 
-  check(full: boolean): string | null {
-    const problem = checkShadow(this, this.cpu, this.frames, this.p2m.domain);
+  check(full: boolean, exhaustive: boolean): string | null {
+    const problem = exhaustive
+      ? checkShadow(this, this.cpu, this.frames, this.p2m.domain)
+      : sampledCheck(this, this.cpu, this.frames, this.p2m.domain);
     return problem ?? (full ? checkBookkeeping(this) : null);
   }
 
