@@ -256,7 +256,7 @@ export const VALIDATION_ROWS: readonly ValidationRow[] = [
       return 100 * (shadow / hap - 1);
     },
     knownGap:
-      "at a kernel build's measured fault density (about 11 per million instructions) shadow paging's faults, each priced from measured parts (about 9,000 cycles over its three exits), add about 5%; VMware's 2009 software MMU (binary translation, traces on guest page tables, on 2009 hardware) is not what memvisor models, and the guest's page cache and fault-around, which would add page-table updates, are not modelled",
+      "at a kernel build's measured fault density (about 11 per million instructions) shadow paging's faults, each priced from measured parts (about 8,000 cycles over its three exits), add about 5%; VMware's 2009 software MMU (binary translation, traces on guest page tables, on 2009 hardware) is not what memvisor models; Xen's out-of-sync L1 shadows, on by default, take a little off",
   },
   {
     id: "shadow-near-native-steady",
