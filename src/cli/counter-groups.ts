@@ -153,6 +153,12 @@ function kernelGroup(d: DomainReport): Group {
       { counter: "mprotects", optional: true },
       { counter: "guest_segv", note: "processes killed by SIGSEGV", optional: true },
       { counter: "guest_oom", note: "processes killed by the OOM killer", optional: true },
+      {
+        counter: "page_cache_hits",
+        note: `image pages found cached; ${formatInt(c.page_cache_misses ?? 0)} read, ${formatInt(c.page_cache_evictions ?? 0)} dropped`,
+        optional: true,
+      },
+      { counter: "fault_around_pages", note: "mapped by fault-around", optional: true },
     ],
     names,
   );
@@ -318,6 +324,17 @@ function shadowGroup(d: DomainReport): Group {
       { counter: "shadow_flood_unshadow", note: "by write flooding", optional: true },
       { counter: "shadow_invlpg", note: "leaves dropped by INVLPG", optional: true },
       { counter: "shadow_prefetch", optional: true },
+      {
+        counter: "shadow_unsync",
+        note: `L1s left out of sync; ${formatInt(c.shadow_unsync_evict ?? 0)} evicted`,
+        optional: true,
+      },
+      { counter: "shadow_resync", note: "out-of-sync L1s resynced", optional: true },
+      {
+        counter: "shadow_oos_fixup_add",
+        note: `writable mappings remembered; ${formatInt(c.shadow_oos_fixup_evict ?? 0)} dropped`,
+        optional: true,
+      },
       {
         counter: "shadow_prealloc_1",
         note: "reclaims: unpin top levels",
