@@ -11,7 +11,6 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import type { ShadowSpec } from "../src/api/types.js";
-import { pteFrame } from "../src/hw/pte.js";
 import { COUNTER_NAMES } from "../src/metrics/counters.js";
 import { ALL_WALK_CACHES } from "./support/domains.js";
 import {
@@ -21,7 +20,7 @@ import {
   type TestMode,
   VMM_TEST_MODES,
 } from "./support/guest.js";
-import { observe, withoutFrame } from "./support/observe.js";
+import { observe, renamedFrames, withoutFrame } from "./support/observe.js";
 import { type Op, opArb, overcommitOpArb, sharingOpArb } from "./support/ops.js";
 
 /**
@@ -31,22 +30,6 @@ import { type Op, opArb, overcommitOpArb, sharingOpArb } from "./support/ops.js"
  * frame must still agree.
  */
 const OTHER_GFNS: readonly TestMode[] = ["pv"];
-
-function renamedFrames(tables: string[][]): string[][] {
-  const names = new Map<number, number>();
-  return tables.map((t) =>
-    t.map((line) => {
-      const [, hi, lo] = line.split(/:? /);
-      const frame = pteFrame(Number.parseInt(lo, 16), Number.parseInt(hi, 16));
-      let name = names.get(frame);
-      if (name === undefined) {
-        name = names.size;
-        names.set(frame, name);
-      }
-      return `${withoutFrame(line)} frame#${name}`;
-    }),
-  );
-}
 
 /** Counters added up over every run of a property, to show what was exercised. */
 const exercised = new Map<string, number>();
