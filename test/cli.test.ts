@@ -475,16 +475,9 @@ describe("bin/memvisor.js", () => {
   const bin = join(ROOT, "bin", "memvisor.js");
 
   beforeAll(() => {
-    // Type errors elsewhere in the tree are tsc --noEmit's business; tsc still emits dist/.
-    spawnSync(
-      process.execPath,
-      [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"],
-      {
-        cwd: ROOT,
-      },
-    );
+    // Built once for the suite (test/support/build-dist.ts).
     expect(existsSync(join(ROOT, "dist", "cli", "main.js"))).toBe(true);
-  }, 60_000);
+  });
 
   it("runs a scenario end to end", () => {
     const stdout = execFileSync(

@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { importLackey, readLackeyFile, readTrace } from "../src/workload/trace/file.js";
 import { traceHeader } from "../src/workload/trace/format.js";
 import { TraceError } from "../src/workload/trace/lackey.js";
@@ -135,16 +135,8 @@ describe("outputs", () => {
 });
 
 describe("an interrupted import (the CLI)", () => {
+  // dist/ is built once for the suite (test/support/build-dist.ts).
   const bin = join(ROOT, "bin", "memvisor.js");
-  beforeAll(() => {
-    spawnSync(
-      process.execPath,
-      [join(ROOT, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"],
-      {
-        cwd: ROOT,
-      },
-    );
-  }, 60_000);
 
   it("SIGINT removes what it was writing and exits 130; the old output stays", async () => {
     const fifo = join(tmp, "fifo");
