@@ -13,16 +13,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import fc from "fast-check";
-import { afterAll, describe, expect, it, vi } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { SimulationError } from "../src/api/domain.js";
 import { Simulation } from "../src/api/simulation.js";
-import { main } from "../src/cli/main.js";
 import { BUILTIN_SCENARIOS } from "../src/workload/scenario/builtin.js";
 import { parseScenario } from "../src/workload/scenario/parse.js";
 import { ScenarioError } from "../src/workload/scenario/problems.js";
 import { readTrace } from "../src/workload/trace/file.js";
 import { traceHeader } from "../src/workload/trace/format.js";
 import { TraceError } from "../src/workload/trace/lackey.js";
+import { cli } from "./support/cli.js";
 
 /** How many times the suite's case counts `npm run fuzz` runs. */
 const SCALE = Math.max(1, Number(process.env.FUZZ_RUNS ?? 1));
@@ -321,21 +321,6 @@ const WORDS = [
   "--bogus",
 ];
 
-async function cli(argv: string[]): Promise<{ code: number; stderr: string }> {
-  let stderr = "";
-  const out = vi.spyOn(process.stdout, "write").mockImplementation(() => true);
-  const err = vi.spyOn(process.stderr, "write").mockImplementation((chunk: unknown) => {
-    stderr += String(chunk);
-    return true;
-  });
-  try {
-    return { code: await main(argv), stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
-
 describe("fuzzing the command line", () => {
   it(
     "any argument list ends in a result or a clear error: never an internal error or a stack",
@@ -347,7 +332,7 @@ describe("fuzzing the command line", () => {
           async (words, accesses) => {
             // Every list carries a small --accesses, so that a run that starts ends quickly.
             const argv = [...words, "--accesses", accesses];
-            const r = await cli(argv);
+            const r = await cli(...argv);
             expect(r.code, `${argv.join(" ")}: ${r.stderr}`).not.toBe(70);
             expect(r.stderr, argv.join(" ")).not.toMatch(/\n\s+at .+:\d+:\d+/);
           },

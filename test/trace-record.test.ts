@@ -17,8 +17,8 @@ import {
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { main } from "../src/cli/main.js";
 import { readTrace } from "../src/workload/trace/file.js";
+import { cli } from "./support/cli.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "memvisor-record-"));
 const bin = join(tmp, "bin");
@@ -67,22 +67,6 @@ afterEach(() => {
   delete process.env.FAKE_KILLED;
   vi.restoreAllMocks();
 });
-
-async function cli(...argv: string[]) {
-  let stdout = "";
-  let stderr = "";
-  vi.spyOn(process.stdout, "write").mockImplementation((c: unknown) => {
-    stdout += String(c);
-    return true;
-  });
-  vi.spyOn(process.stderr, "write").mockImplementation((c: unknown) => {
-    stderr += String(c);
-    return true;
-  });
-  const code = await main(argv);
-  vi.restoreAllMocks();
-  return { code, stdout, stderr };
-}
 
 const valgrindArgs = () => readFileSync(argsFile, "utf8").trim().split("\n");
 
