@@ -13,6 +13,7 @@ import { fork } from "../src/guest/fork.js";
 import { USER_HEAP_BASE } from "../src/guest/layout.js";
 import { type Process, VM_READ, VM_WRITE } from "../src/guest/process.js";
 import { C_COW_BREAKS, C_SHARING_MERGES } from "../src/metrics/counters.js";
+import { KsmScanner } from "../src/vmm/sharing/ksm.js";
 import { ALL_WALK_CACHES } from "./support/domains.js";
 import { bootGuest, type TestGuest } from "./support/guest.js";
 
@@ -211,8 +212,8 @@ function runCase(ops: Op[], cfg: Config): void {
   ];
   a.scan(0);
   // KSM's use_zero_pages (the ESX scanner has no such setting and ignores it).
-  const scanner = a.host!.scanner as unknown as { options: { useZeroPages?: boolean } };
-  scanner.options.useZeroPages = cfg.zero;
+  const scanner = a.host!.scanner;
+  if (scanner instanceof KsmScanner) scanner.options.useZeroPages = cfg.zero;
   const sides: Side[] = [a, b].map((g) => ({ g, procs: [], seen: [] }));
   const natives: Side[] = mirrors.map((g) => ({ g, procs: [], seen: [] }));
   for (const s of [...sides, ...natives]) apply(s, { op: "spawn", d: 0 }, cfg.huge);

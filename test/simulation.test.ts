@@ -142,7 +142,7 @@ describe("simulation", () => {
       scenario.host.sharing = { ...scenario.host.sharing, sleep, pagesToScan: 64 };
       const sim = new Simulation(scenario, { accesses: 300_000 });
       const r = sim.run();
-      const wakes = sim.host?.scanner?.wakeups ?? 0;
+      const wakes = sim.host?.scannerWakeups ?? 0;
       // The first scan comes at time 0 and each sleep starts when a scan ends (as KSM's
       // thread sleeps): scans are due every `sleep` cycles of the domains' own time. A step of
       // a domain (an access and the faults it takes) is not interrupted, so a scan comes at

@@ -45,15 +45,6 @@ export interface VmmDomain extends PolicyDomain {
 
 /** What a page-sharing scanner offers the host (KSM-style or ESX-style). */
 export interface SharingScanner {
-  /**
-   * Scan if the sleep since the end of the last scan has passed; `clock` reads the host's
-   * cycles, the scan's own included.
-   */
-  maybeRun(clock: () => number): void;
-  /** Host cycles at which it wakes next. */
-  readonly nextWake: number;
-  /** Times it woke up. */
-  readonly wakeups: number;
   /** Visit `pages` pages now. */
   scan(pages: number): void;
   readonly fullScans: number;
@@ -85,6 +76,10 @@ export class Host {
   readonly sharing: SharedFrames | null;
   /** The sharing scanner (started once every domain is built). */
   scanner: SharingScanner | null = null;
+  /** Host cycles at which the scanner wakes next. */
+  private scannerWake = 0;
+  /** Times the scanner woke up. */
+  scannerWakeups = 0;
   /** The ESX-style scanner's random stream. */
   private readonly randomBelow: (n: number) => number;
   private readonly sharingSpec: SharingSpec | null;
@@ -135,7 +130,7 @@ export class Host {
       this.scanner =
         spec.algorithm === "ksm"
           ? new KsmScanner(this.mem, this.sharing, p2ms, spec, this.counters)
-          : new EsxScanner(this.mem, this.sharing, p2ms, spec, this.counters, this.randomBelow);
+          : new EsxScanner(this.mem, this.sharing, p2ms, this.counters, this.randomBelow);
     }
   }
 
@@ -164,7 +159,7 @@ export class Host {
   nextTimer(): number {
     return Math.min(
       this.auto?.nextRun ?? Number.POSITIVE_INFINITY,
-      this.scanner?.nextWake ?? Number.POSITIVE_INFINITY,
+      this.scanner ? this.scannerWake : Number.POSITIVE_INFINITY,
     );
   }
 
@@ -177,7 +172,20 @@ export class Host {
     this.fixed?.apply(accesses);
     this.auto?.maybeRun(clock(), this.frames.free, this.frames.frames);
     this.swap.enforceTargets();
-    this.scanner?.maybeRun(clock);
+    this.runScanner(clock);
+  }
+
+  /**
+   * The scanner's thread: it scans `pages_to_scan` pages once `sleep` host cycles have passed
+   * since its last scan ended (the sleep starts when the scan is done, as ksm_scan_thread's
+   * does). `clock` reads the host's cycles, the scan's own included.
+   */
+  private runScanner(clock: () => number): void {
+    const spec = this.sharingSpec;
+    if (this.scanner === null || spec === null || clock() < this.scannerWake) return;
+    this.scannerWakeups++;
+    this.scanner.scan(spec.pagesToScan);
+    this.scannerWake = clock() + spec.sleep;
   }
 
   /**

@@ -1,7 +1,7 @@
 /**
  * An ESX-style scanner (Waldspurger, "Memory Resource Management in VMware ESX Server", OSDI
- * 2002, section 4.2). Every `sleep` host cycles it picks `pagesToScan` pages of the domains at
- * random and looks each one's hash up in one table that holds shared frames and hint frames:
+ * 2002, section 4.2). Each time the host wakes it (every `sleep` host cycles: vmm/host.ts) it
+ * picks `pages_to_scan` pages of the domains at random and looks each one's hash up in one table that holds shared frames and hint frames:
  * - a shared frame with the same content (full compare): the page is merged into it;
  * - a hint (an unshared page seen before with that hash): if the hinted page still has that
  *   hash and the same content, both become one shared frame; a hint whose page changed is stale
@@ -22,13 +22,6 @@ import { contentHash, type PageHash } from "./ksm.js";
 import { SharedFrames } from "./shared.js";
 import { SharedTable } from "./table.js";
 
-export interface EsxOptions {
-  /** Random pages examined per wake-up (the scan rate). */
-  pagesToScan: number;
-  /** Host cycles between wake-ups. */
-  sleep: number;
-}
-
 interface Hint {
   domain: number;
   gfn: Gfn;
@@ -37,10 +30,6 @@ interface Hint {
 export class EsxScanner {
   /** ESX has no full scans (reported as 0). */
   readonly fullScans = 0;
-  /** Host cycles at which the scanner wakes next. */
-  nextWake = 0;
-  /** Times it woke up. */
-  wakeups = 0;
   private readonly table: SharedTable;
   /** Hint frames by hash: one unshared page per hash; and each hinted page's hash. */
   private readonly hints = new Map<number, Hint>();
@@ -50,7 +39,6 @@ export class EsxScanner {
     private readonly mem: HostMemory,
     private readonly shared: SharedFrames,
     private readonly p2ms: readonly P2m[],
-    readonly options: EsxOptions,
     private readonly counters: Float64Array,
     /** A uniform integer below n (the scanner's own random stream). */
     private readonly randomBelow: (n: number) => number,
@@ -66,15 +54,6 @@ export class EsxScanner {
 
   get zeroPagesSharing(): number {
     return this.table.zeroPagesSharing();
-  }
-
-  /** Scan if `sleep` host cycles have passed since the last scan ended. */
-  maybeRun(clock: () => number): void {
-    if (clock() < this.nextWake) return;
-    this.wakeups++;
-    this.scan(this.options.pagesToScan);
-    // The sleep starts when the scan is done, as ksm_scan_thread's does.
-    this.nextWake = clock() + this.options.sleep;
   }
 
   /** Examine `pages` random pages (a page of a domain chosen in proportion to its size). */

@@ -1,6 +1,7 @@
 /**
- * A KSM-style scanner (after Linux's mm/ksm.c). Every `sleep` host cycles it wakes and visits the
- * next `pagesToScan` pages of the domains' RAM, in order, and for each:
+ * A KSM-style scanner (after Linux's mm/ksm.c). Each time the host wakes it (every `sleep` host
+ * cycles: vmm/host.ts) it visits the next `pages_to_scan` pages of the domains' RAM, in order,
+ * and for each:
  * - a page that is not plain RAM of its own (already shared, swapped out, a shadowed page table)
  *   is passed over;
  * - with useZeroPages, an all-zero page is merged at once into the one zero frame;
@@ -28,10 +29,6 @@ import { SharedFrames } from "./shared.js";
 import { SharedTable } from "./table.js";
 
 export interface KsmOptions {
-  /** Pages visited per wake-up (KSM's pages_to_scan). */
-  pagesToScan: number;
-  /** Host cycles between wake-ups (KSM's sleep_millisecs). */
-  sleep: number;
   /** Merge all-zero pages into one zero frame without the two-scan rule (use_zero_pages). */
   useZeroPages: boolean;
 }
@@ -52,10 +49,6 @@ export class KsmScanner {
   fullScans = 0;
   private cursorDomain = 0;
   private cursorGfn = 0;
-  /** Host cycles at which the scanner wakes next. */
-  nextWake = 0;
-  /** Times it woke up. */
-  wakeups = 0;
   /** Per domain, each gfn's checksum at its last visit, and whether it was visited. */
   private readonly lastSum: Uint32Array[];
   private readonly seen: Uint8Array[];
@@ -96,15 +89,6 @@ export class KsmScanner {
   /** Candidates in the unstable table now (KSM's pages_unshared). */
   get pagesUnshared(): number {
     return this.unstableCount;
-  }
-
-  /** Scan if `sleep` host cycles have passed since the last scan ended. */
-  maybeRun(clock: () => number): void {
-    if (clock() < this.nextWake) return;
-    this.wakeups++;
-    this.scan(this.options.pagesToScan);
-    // The sleep starts when the scan is done, as ksm_scan_thread's does.
-    this.nextWake = clock() + this.options.sleep;
   }
 
   /** Visit the next `pages` pages. */
