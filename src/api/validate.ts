@@ -41,7 +41,7 @@ export interface ValidationRow {
   /** What memvisor runs to test it. */
   scenario: string;
   /** memvisor's figure (the size: "quick" for the test suite, "full" for the table). */
-  measure: (size: ValidationSize) => number;
+  measure: (size: ValidationSize, runs: SharedRuns) => number;
   /** Why the row fails today, when it does (shown with a failing row). */
   knownGap?: string;
 }
@@ -112,15 +112,19 @@ function overhead(name: string, mode: PagingMode, accesses: number): number {
 
 const accessesFor = (size: ValidationSize, full: number) => (size === "quick" ? full / 10 : full);
 
-/**
- * The build built-in run natively, once for all the rows that read it: its whole run (6,000,000
- * accesses, four compiler processes) at either size, since a shorter run stops inside the
- * children's first-touch phase and would overstate their faults.
- */
-let nativeBuild: Report | null = null;
-function buildNatively(): Report {
-  nativeBuild ??= new Simulation(builtinScenario("build")).run();
-  return nativeBuild;
+/** Runs that several rows of one validate() call read, made at most once per call. */
+export class SharedRuns {
+  private nativeBuild: Report | null = null;
+
+  /**
+   * The build built-in run natively: its whole run (6,000,000 accesses, four compiler processes)
+   * at either size, since a shorter run stops inside the children's first-touch phase and would
+   * overstate their faults.
+   */
+  buildNatively(): Report {
+    this.nativeBuild ??= new Simulation(builtinScenario("build")).run();
+    return this.nativeBuild;
+  }
 }
 
 const LKP_KBUILD =
@@ -207,7 +211,7 @@ export const VALIDATION_ROWS: readonly ValidationRow[] = [
     kind: "fitted",
     scenario:
       "the build built-in, natively (its children's instructions and faults are fitted to a build's per-process figures)",
-    measure: () => 1000 * buildNatively().domains[0].rates.page_faults_pki,
+    measure: (_, runs) => 1000 * runs.buildNatively().domains[0].rates.page_faults_pki,
   },
   {
     id: "kernel-build-walks",
@@ -218,7 +222,7 @@ export const VALIDATION_ROWS: readonly ValidationRow[] = [
     unit: "walks per thousand instructions",
     kind: "validation",
     scenario: "the build built-in, natively (its walks for data and instruction fetches together)",
-    measure: () => buildNatively().domains[0].rates.walks_pki,
+    measure: (_, runs) => runs.buildNatively().domains[0].rates.walks_pki,
     knownGap:
       "a child maps 5 MiB (its 4 MiB heap and the 1 MiB image its text comes from, through the guest's page cache), inside the STLB's 6 MiB reach, so its walks come after context switches and first touches; a real compiler's text (cc1 is tens of MiB) and the shared libraries it maps are larger than this stand-in's image, whose size is an assumption",
   },
@@ -231,8 +235,8 @@ export const VALIDATION_ROWS: readonly ValidationRow[] = [
     unit: "switches a second",
     kind: "validation",
     scenario: "the build built-in, natively, under the default CFS slice",
-    measure: () => {
-      const d = buildNatively().domains[0];
+    measure: (_, runs) => {
+      const d = runs.buildNatively().domains[0];
       return d.counters.context_switches / d.cycles.seconds;
     },
   },
@@ -395,8 +399,9 @@ export function agrees(p: Published, measured: number): boolean {
 /** Run the rows (all, or those whose ids are given) at `size`. */
 export function validate(size: ValidationSize = "full", ids?: readonly string[]): Validation {
   const rows = VALIDATION_ROWS.filter((r) => ids === undefined || ids.includes(r.id));
+  const runs = new SharedRuns();
   const results = rows.map((row): ValidationResult => {
-    const measured = row.measure(size);
+    const measured = row.measure(size, runs);
     const pass = agrees(row.published, measured);
     return {
       id: row.id,
