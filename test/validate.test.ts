@@ -15,6 +15,7 @@ const PASSING = [
   "walk-2d-cold-2m",
   "vmexit-round-trip",
   "kernel-build-fault-density",
+  "kernel-build-walks",
   "kernel-build-context-switches",
   "shadow-near-native-steady",
   "hap-ahead-on-fork",

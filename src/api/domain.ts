@@ -4,7 +4,9 @@
  * domain's simulated cycles: its counters priced by the cost model.
  */
 
+import { CPU_PROFILES, DEFAULT_CPU } from "../config/cpu.js";
 import { BalloonDriver } from "../guest/balloon.js";
+import { GuestClock } from "../guest/clock.js";
 import { Kernel } from "../guest/kernel.js";
 import { Scheduler } from "../guest/scheduler.js";
 import type { CostModel } from "../metrics/cost.js";
@@ -62,10 +64,11 @@ export class DomainRuntime {
   /** Steps the guest's processes made (accesses and system calls). */
   guestSteps = 0;
   /**
-   * The guest's clock (see Scheduler): its processes' work in cycles at their base CPI, and one
-   * cycle a step, so that a process making only system calls still moves it.
+   * The guest's clock (see GuestClock), by which its scheduler gives slices: its processes'
+   * work and their data accesses' stalls, the same in every mode; and one cycle a step, so that
+   * a process making only system calls still moves it.
    */
-  guestClock = 0;
+  readonly guestClock: GuestClock;
   /** User accesses made (all processes). */
   userAccesses = 0;
   /** Checks: violations found and the first one's description. */
@@ -117,6 +120,15 @@ export class DomainRuntime {
       },
     );
     this.sched = new Scheduler(this.kernel, spec.quantum, cost.hz);
+    const hw = scenario.hardware;
+    this.guestClock = new GuestClock(
+      hw.dataCache ? CPU_PROFILES[hw.cpu ?? DEFAULT_CPU].caches : null,
+      {
+        l2: cost.cycles.data_l2,
+        llc: cost.cycles.data_llc,
+        dram: cost.cycles.data_dram,
+      },
+    );
     const vmm = this.platform.vmm;
     if (vmm !== null) vmm.clock = () => this.clock();
     if (vmm !== null && spec.balloon.driver) {
@@ -296,7 +308,8 @@ export class DomainRuntime {
   }
 
   private stepGuest(): number {
-    const proc = this.sched.pick(this.guestClock);
+    const clock = this.guestClock;
+    const proc = this.sched.pick(clock.now);
     this.guestSteps++;
     if (proc === null) return -1;
     let driver = this.current;
@@ -309,8 +322,11 @@ export class DomainRuntime {
     const faultsBefore = this.counters[C_GUEST_PAGE_FAULTS];
     const exitsBefore = this.counters[C_EXITS];
     const workBefore = this.counters[C_CORE_CYCLES];
+    const accessesBefore = proc.accesses;
     const r = driver.step();
-    this.guestClock += 1 + this.counters[C_CORE_CYCLES] - workBefore;
+    clock.advance(1 + this.counters[C_CORE_CYCLES] - workBefore);
+    // The access's stall, unless the process died making it.
+    if (proc.accesses !== accessesBefore && proc.alive) clock.dataAccess(proc.pid, driver.lastGva);
     if (r !== STEP_ACCESS) {
       this.afterSyscall(driver, r);
     } else if (this.counters[C_EXITS] !== exitsBefore) {
