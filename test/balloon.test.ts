@@ -317,7 +317,9 @@ describe("the overcommit pair (ESX's comparison)", () => {
       d.memory /= 4;
       d.balloon.target = d.memory;
       d.balloon.schedule = d.balloon.schedule.map((c) => ({ at: c.at / 4, target: c.target / 4 }));
-      if (d.quantum.type === "fixed") d.quantum = { ...d.quantum, cycles: d.quantum.cycles / 4 };
+      // A quarter of the slice CFS gives two processes (3 ms at skylake-sp's 2.1 GHz).
+      expect(d.quantum.type).toBe("cfs");
+      d.quantum = { type: "fixed", cycles: (3e-3 * 2.1e9) / 4 };
       for (const p of d.processes) {
         p.workingSet /= 4;
         p.lifetime /= 4;
