@@ -28,6 +28,7 @@ export {
 export { type ParseOptions, parseScenario } from "../workload/scenario/parse.js";
 export { ScenarioError, type ScenarioProblem } from "../workload/scenario/problems.js";
 export { escapeControls } from "../workload/scenario/text.js";
+export { scenarioToFile } from "../workload/scenario/to-file.js";
 export { decodeTrace } from "../workload/trace/format.js";
 export { TRACE_KIND_NAMES, TraceError } from "../workload/trace/lackey.js";
 export { type TraceLayout, traceLayout, traceProblem } from "../workload/trace/layout.js";
