@@ -23,7 +23,6 @@ export type {
   ReportCounterName,
   WalkRefsCounterName,
 } from "../metrics/counters.js";
-export type { ScenarioFileInput } from "../workload/scenario/to-file.js";
 
 /** One domain's results. Counter names follow Xen perf counters and KVM stats (see README). */
 export interface DomainReport {
