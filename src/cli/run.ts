@@ -15,6 +15,7 @@ import { provenance, withProvenance } from "./provenance.js";
 import { formatStats, seriesCsv } from "./report-files.js";
 import { checksLine, endingLines, formatReport } from "./report-table.js";
 import { resolveScenario } from "./scenario-arg.js";
+import { tourCommand } from "./tour.js";
 
 /** Wall time between two pauses for the event loop (where a signal is heard). */
 const YIELD_MS = 20;
@@ -56,6 +57,15 @@ export async function runCommand(
     throw new UsageError(
       `--from ${options.from} names the scenario (the report's): give no SCENARIO (got ${JSON.stringify(scenarioArg)})`,
     );
+  }
+  if (scenarioArg === undefined && options.from === undefined && options.mode === undefined) {
+    if (format === "text") {
+      return tourCommand(resolveScenario(undefined), {
+        seed,
+        accesses,
+        check: options.check ?? false,
+      });
+    }
   }
   const scenario =
     options.from === undefined
