@@ -108,7 +108,8 @@ describe("memvisor run --json", () => {
 
 describe("memvisor run (tables)", () => {
   it("runs the default scenario and prints its counters", async () => {
-    const r = await cli("run", "--accesses", "20000");
+    // Named: a bare `run` is the first run's comparison (test/tour.test.ts).
+    const r = await cli("run", DEFAULT_SCENARIO, "--accesses", "20000");
     expect(r.code).toBe(0);
     expect(r.stderr).toBe("");
     expect(r.stdout).toContain(`scenario ${DEFAULT_SCENARIO}`);

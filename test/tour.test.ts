@@ -80,6 +80,8 @@ describe("memvisor run with no scenario and no mode", () => {
     const mode = await cli("run", "--mode", "shadow", "--accesses", "2000");
     expect(mode.stdout).toContain("· mode shadow\n");
     expect(mode.stdout).not.toContain("Try next:");
+    const text = await cli("run", "--accesses", "2000", "--format", "text");
+    expect(text.stdout).toMatch(/^memvisor \S+ · scenario mixed · seed \d+ · mode native\n/);
     const json = await cli("run", "--accesses", "2000", "--json");
     const report = JSON.parse(json.stdout) as Report;
     expect(report.scenario).toBe(DEFAULT_SCENARIO);

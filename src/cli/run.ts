@@ -58,14 +58,16 @@ export async function runCommand(
       `--from ${options.from} names the scenario (the report's): give no SCENARIO (got ${JSON.stringify(scenarioArg)})`,
     );
   }
-  if (scenarioArg === undefined && options.from === undefined && options.mode === undefined) {
-    if (format === "text") {
-      return tourCommand(resolveScenario(undefined), {
-        seed,
-        accesses,
-        check: options.check ?? false,
-      });
-    }
+  // The first run a user sees (npm start); any option that says what to run or print is a script's.
+  const bare =
+    scenarioArg === undefined &&
+    options.from === undefined &&
+    options.mode === undefined &&
+    options.format === undefined &&
+    !options.json;
+  if (bare) {
+    const check = options.check ?? false;
+    return tourCommand(resolveScenario(undefined), { seed, accesses, check });
   }
   const scenario =
     options.from === undefined

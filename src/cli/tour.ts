@@ -1,9 +1,9 @@
 /**
- * `memvisor run` with no scenario, no --mode and no --from, printing text (what `npm start`
- * shows first): the default scenario under shadow paging beside native, the comparison's table
+ * `memvisor run` with no scenario, --mode, --from, --json or --format (what `npm start` shows
+ * first): the default scenario under shadow paging beside native, the comparison's table
  * (compare's), a line on the overhead and on each shadow-paging counter, and the commands to try
  * next. A shorter run than the scenario's, so that it takes seconds; --seed, --accesses and
- * --check apply as to any run. With --json or --format, `run` prints the default scenario's
+ * --check apply as to any run. With any of those options, `run` prints the default scenario's
  * report as it always has.
  */
 
