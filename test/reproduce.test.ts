@@ -313,6 +313,17 @@ describe("run --format", () => {
     expect(r.stdout).toContain(`# commit ${memvisorCommit() ?? "unknown"}`);
   });
 
+  it("csv of a native run has no host columns; stats describe the walk histogram too", async () => {
+    const csv = await cli("run", "tlb-thrash", "--accesses", "5000", "--format", "csv");
+    const header = csv.stdout.split("\n")[0].split(",");
+    expect(header.filter((c) => c.startsWith("host."))).toEqual([]);
+    expect(header).toContain("scanner.tlb_misses");
+    const stats = await cli("run", "tlb-thrash", "--accesses", "5000", "--format", "stats");
+    expect(stats.stdout).toMatch(
+      /^scanner\.walk_refs_1 +\d+ +# page walks that made 1 memory references$/m,
+    );
+  });
+
   it("--json and another --format are refused together", async () => {
     const r = await cli("run", "tlb-thrash", "--json", "--format", "csv");
     expect(r.code).toBe(2);
