@@ -97,7 +97,8 @@ function pickRun(path: string, data: Json, mode: PagingMode | undefined): [Json,
     if (i < 0) {
       const which = mode === undefined ? "" : `; it has no run under ${mode}`;
       return bad(
-        `a comparison holds the runs of ${results.length} modes (${modes.join(", ")}): ` +
+        `a comparison holds the runs of ${results.length} mode${results.length === 1 ? "" : "s"} ` +
+          `(${modes.join(", ")}): ` +
           `choose one with --mode${which}`,
       );
     }
