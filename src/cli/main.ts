@@ -37,7 +37,8 @@ function buildProgram(setCode: (code: number) => void): Command {
     .description("run a scenario and print its report")
     .argument(
       "[scenario]",
-      `a built-in scenario (see \`memvisor scenarios\`) or a .yaml/.yml/.json file (default: ${DEFAULT_SCENARIO})`,
+      `a built-in scenario (see \`memvisor scenarios\`) or a .yaml/.yml/.json file (default: ${DEFAULT_SCENARIO}; ` +
+        "with no scenario, --mode, --from or format, it runs natively and under shadow paging, side by side)",
     )
     .addOption(
       new Option("--mode <mode>", "run every domain in this paging mode").choices(PAGING_MODES),
