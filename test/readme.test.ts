@@ -21,6 +21,7 @@ import {
   EXIT_SIGTERM,
   EXIT_USAGE,
 } from "../src/cli/errors.js";
+import { PROVENANCE_KEYS } from "../src/cli/provenance.js";
 import { LIMITS } from "../src/config/limits.js";
 import { COST_EVENTS } from "../src/config/scenario.js";
 import { GiB, MiB, TiB } from "../src/config/sizes.js";
@@ -117,7 +118,13 @@ describe("README names only what exists", () => {
   });
 
   it("every snake_case name is a scenario key, a counter, a cost event or a report field", () => {
-    const known = new Set([...schemaKeys(), ...COUNTERS, ...COST_EVENTS, ...reportKeys()]);
+    const known = new Set([
+      ...schemaKeys(),
+      ...COUNTERS,
+      ...COST_EVENTS,
+      ...reportKeys(),
+      ...PROVENANCE_KEYS,
+    ]);
     const unknown = [...snakeWords(README)].filter((w) => !known.has(w) && !NOT_OURS.has(w));
     expect(unknown).toEqual([]);
   });

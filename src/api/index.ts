@@ -28,6 +28,7 @@ export {
 export { type ParseOptions, parseScenario } from "../workload/scenario/parse.js";
 export { ScenarioError, type ScenarioProblem } from "../workload/scenario/problems.js";
 export { escapeControls } from "../workload/scenario/text.js";
+export { type ScenarioFileInput, scenarioToFile } from "../workload/scenario/to-file.js";
 export { decodeTrace } from "../workload/trace/format.js";
 export { TRACE_KIND_NAMES, TraceError } from "../workload/trace/lackey.js";
 export { type TraceLayout, traceLayout, traceProblem } from "../workload/trace/layout.js";
@@ -43,6 +44,7 @@ export {
   variationProblem,
   withParameter,
 } from "./compare.js";
+export { COUNTER_DOCS, HOST_COUNTER_DOCS, walkRefsDoc } from "./counter-docs.js";
 export { SimulationError } from "./domain.js";
 export {
   FRAME_DOMAIN,

@@ -15,6 +15,7 @@ import {
 } from "../metrics/counters.js";
 import { defaultHostFrames, Host } from "../vmm/host.js";
 import { Rng } from "../workload/rng.js";
+import { scenarioToFile } from "../workload/scenario/to-file.js";
 import { DomainRuntime } from "./domain.js";
 import { runEnding } from "./ending.js";
 import { type FrameMap, frameMap } from "./inspect.js";
@@ -425,6 +426,8 @@ export class Simulation {
           : { enabled: this.check !== false, violations, first },
       ending: this.ending(),
       dropped_settings: this.droppedSettings,
+      cost_model: { ...this.cost.cycles },
+      resolved_scenario: scenarioToFile(this.scenario),
       series: this.series,
     };
   }

@@ -13,6 +13,7 @@ import type {
   ProcessKind,
 } from "../config/scenario.js";
 import type { DomainCounterName, DomainCounters } from "../metrics/counters.js";
+import type { ScenarioFileInput } from "../workload/scenario/to-file.js";
 
 export * from "../config/scenario.js";
 export type {
@@ -200,5 +201,12 @@ export interface Report {
    * in words; empty when it dropped nothing.
    */
   dropped_settings: string[];
+  /** The cycles each priced event cost in this run: the CPU profile's, with the scenario's overrides. */
+  cost_model: Record<CostEvent, number>;
+  /**
+   * The scenario as it ran, in its file form with every setting written out (the run's seed,
+   * length and --mode applied): `memvisor run --from` parses it and runs it again.
+   */
+  resolved_scenario: ScenarioFileInput;
   series: Sample[];
 }

@@ -14,6 +14,7 @@ import { parseAccesses, parseSeed, parseVary } from "./args.js";
 import { EXIT_CHECKS, EXIT_USAGE, runsCode, UsageError } from "./errors.js";
 import { formatInt, formatRatio, newTable } from "./format.js";
 import { writeErr, writeJson, writeOut } from "./output.js";
+import { withProvenance } from "./provenance.js";
 import { endingLines } from "./report-table.js";
 
 export interface CompareOptions {
@@ -58,12 +59,12 @@ export function compareCommand(
     if (absent !== "") throw new UsageError(`--vary ${parameter}: ${absent}`);
     const variation = compareVarying(scenario, modes, parameter, values, runOptions);
     comparisons = variation.points.map((p) => p.comparison);
-    if (options.json) writeJson(variation);
+    if (options.json) writeJson(withProvenance(variation));
     else writeOut(formatVariation(variation, scenario.description));
   } else {
     const comparison = compareModes(scenario, modes, runOptions);
     comparisons = [comparison];
-    if (options.json) writeJson(comparison);
+    if (options.json) writeJson(withProvenance(comparison));
     else writeOut(formatComparison(comparison, scenario.description));
   }
   return warnings(comparisons, options.json ?? false);

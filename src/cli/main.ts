@@ -8,8 +8,9 @@ import { DEFAULT_SCENARIO, PAGING_MODES, VERSION } from "../api/index.js";
 import { type CompareOptions, compareCommand } from "./compare.js";
 import { describeError, EXIT_OK } from "./errors.js";
 import { exitOnOutputError, writeErr, writeJson, writeOut } from "./output.js";
+import { startCommand } from "./provenance.js";
 import { type RecordOptions, traceRecordCommand } from "./record.js";
-import { type RunOptions, runCommand } from "./run.js";
+import { RUN_FORMATS, type RunOptions, runCommand } from "./run.js";
 import { resolveScenario } from "./scenario-arg.js";
 import { formatScenarioList, scenarioList } from "./scenarios-table.js";
 import { type SweepOptions, sweepCommand } from "./sweep.js";
@@ -36,7 +37,8 @@ function buildProgram(setCode: (code: number) => void): Command {
     .description("run a scenario and print its report")
     .argument(
       "[scenario]",
-      `a built-in scenario (see \`memvisor scenarios\`) or a .yaml/.yml/.json file (default: ${DEFAULT_SCENARIO})`,
+      `a built-in scenario (see \`memvisor scenarios\`) or a .yaml/.yml/.json file (default: ${DEFAULT_SCENARIO}; ` +
+        "with no scenario, --mode, --from or format, it runs natively and under shadow paging, side by side)",
     )
     .addOption(
       new Option("--mode <mode>", "run every domain in this paging mode").choices(PAGING_MODES),
@@ -44,7 +46,17 @@ function buildProgram(setCode: (code: number) => void): Command {
     .option("--seed <n>", "random seed, 0 to 4294967295 (default: the scenario's)")
     .option("--accesses <n>", "user accesses to simulate (default: the scenario's)")
     .addOption(checkOption("run"))
-    .option("--json", "print the report as one JSON object")
+    .option(
+      "--from <report>",
+      "run again the run a report file holds (--json output of run, or of compare with --mode)",
+    )
+    .option("--json", "print the report as one JSON object (--format json)")
+    .addOption(
+      new Option(
+        "--format <format>",
+        "text (default), json, csv (the time series) or stats (name value # description)",
+      ).choices(RUN_FORMATS),
+    )
     .action(async (scenario: string | undefined, options: RunOptions) => {
       setCode(await runCommand(scenario, options));
     });
@@ -169,6 +181,7 @@ function buildProgram(setCode: (code: number) => void): Command {
 /** Runs the CLI on argv (without "node" and the script path); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   exitOnOutputError();
+  startCommand(argv);
   let code = EXIT_OK;
   const program = buildProgram((c) => {
     code = c;

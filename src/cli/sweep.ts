@@ -5,6 +5,7 @@ import { parseAccesses, parseDomains, parseSeed } from "./args.js";
 import { runsCode } from "./errors.js";
 import { formatInt, newTable } from "./format.js";
 import { writeErr, writeJson, writeOut } from "./output.js";
+import { withProvenance } from "./provenance.js";
 import { endingLines } from "./report-table.js";
 
 export interface SweepOptions {
@@ -22,7 +23,7 @@ export function sweepCommand(scenario: Scenario, options: SweepOptions): number 
     check: options.check ?? false,
   });
   if (options.json) {
-    writeJson(sweep);
+    writeJson(withProvenance(sweep));
     for (const r of sweep.results) {
       const lines = endingLines(r.report);
       if (lines.length > 0 && !r.report.ending.may_end_early) {

@@ -53,6 +53,11 @@ export type ProcessKind = (typeof PROCESS_KINDS)[number];
 export interface TraceSpec {
   /** The trace file as the scenario names it (shown in reports and errors). */
   file: string;
+  /**
+   * The path it was read from (the file as named, resolved against the scenario's folder), once
+   * read: what a report's resolved scenario names, so that a rerun reads the same file.
+   */
+  path?: string;
   /** Start again from the first access when the trace ends (otherwise the process exits). */
   loop: boolean;
   /**

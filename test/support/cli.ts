@@ -29,3 +29,11 @@ export async function cli(...argv: string[]): Promise<CliResult> {
     err.mockRestore();
   }
 }
+
+/**
+ * Printed JSON with the fields that differ between two runs of the same command (the wall time;
+ * the command line is the same) set to 0, so that the rest can be compared byte for byte.
+ */
+export function withoutWallTime(json: string): string {
+  return json.replace(/"wall_seconds": [0-9.e+-]+/g, '"wall_seconds": 0');
+}

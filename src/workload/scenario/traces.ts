@@ -49,6 +49,7 @@ export function readTraces(
         return;
       }
       spec.trace.data = got;
+      spec.trace.path = path;
       spec.workingSet = traceLayout(got).pages * 4096;
       traceBytes[j] = spec.workingSet;
     });
