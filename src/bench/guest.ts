@@ -5,8 +5,10 @@
  */
 
 import { nativePlatform, type Platform, virtualPlatform } from "../api/platform.js";
+import { CPU_PROFILES, DEFAULT_CPU } from "../config/cpu.js";
 import { defaultBalloon, SCENARIO_DEFAULTS } from "../config/defaults.js";
 import type { DomainSpec, HardwareSpec, ProcessSpec } from "../config/scenario.js";
+import { GuestClock } from "../guest/clock.js";
 import { Kernel } from "../guest/kernel.js";
 import { Scheduler } from "../guest/scheduler.js";
 import { newCounters } from "../metrics/counters.js";
@@ -16,7 +18,10 @@ import { Rng } from "../workload/rng.js";
 
 export type BenchMode = "native" | "shadow" | "hap" | "pv";
 
-/** What the benchmarks can switch on: the timing model (its data caches, instructions counted). */
+/**
+ * What the benchmarks can switch on: the timing model (its data caches, instructions counted,
+ * and the guest's clock with its own view of the caches, as a run keeps it).
+ */
 export interface BenchOptions {
   timing?: boolean;
 }
@@ -67,7 +72,15 @@ export function benchGuest(
   sched.add(proc);
   sched.pick(0);
   const driver = new ProcessDriver(kernel, sched, spec, proc, new Rng(7), "database");
-  return { cpu, kernel, driver, counters, host, sched };
+  const profile = CPU_PROFILES[DEFAULT_CPU];
+  const clock = options.timing
+    ? new GuestClock(profile.caches, {
+        l2: profile.costs.data_l2.value,
+        llc: profile.costs.data_llc.value,
+        dram: profile.costs.data_dram.value,
+      })
+    : null;
+  return { cpu, kernel, driver, counters, host, sched, clock };
 }
 
 /** The benchmarks' process: a database of `workingSet` bytes (with the timing model, 2 instructions per access). */

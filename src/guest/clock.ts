@@ -21,9 +21,9 @@
  * compared with itself under another.
  */
 
-import type { CacheGeometry } from "../config/scenario.js";
-import { type Gva, PAGE_SIZE } from "../hw/addr.js";
-import { CACHE_DRAM, CACHE_L2, CACHE_LLC, DataCache } from "../hw/cache.js";
+import type { CacheGeometry, CacheLevelSpec } from "../config/scenario.js";
+import type { Gva } from "../hw/addr.js";
+import { LINE_BYTES } from "../hw/cache.js";
 
 /** Cycles of the guest's own events, from the run's cost model. */
 export interface GuestClockPrices {
@@ -33,19 +33,39 @@ export interface GuestClockPrices {
   dram: number;
 }
 
+/** A line store's empty slot: no line's key hashes to it but with odds of one in 2^32. */
+const EMPTY = -1;
+/** 2^-21: a 21-bit slot as a fraction of a level. */
+const SLOT_SCALE = 1 / 2097152;
+
 export class GuestClock {
   /** Cycles of guest time so far. */
   now = 0;
-  /** The guest's own view of the caches; null when the run models no data caches. */
-  private readonly view: DataCache | null;
-  /** Stall cycles by the level that held a line (CACHE_L1 .. CACHE_DRAM). */
-  private readonly stall = new Float64Array(4);
+  /**
+   * The guest's own view of L1d, L2 and the LLC, each a store of as many lines as the level
+   * holds, a line in the slot its key's hash picks (null when the run models no data caches).
+   * Placing lines by a hash, not by set and way with LRU, is an assumption that keeps the
+   * estimate to a few operations an access (a second set-associative hierarchy cost a quarter
+   * of a timed run's speed): a store of this kind behaves as a cache of that capacity with
+   * random placement, missing a little more than the profile's associative levels.
+   */
+  private readonly l1: Int32Array | null;
+  private readonly l2: Int32Array;
+  private readonly llc: Int32Array;
+  /** Stall cycles of a line found in L2, the LLC, or DRAM. */
+  private readonly stallL2: number;
+  private readonly stallLlc: number;
+  private readonly stallDram: number;
 
   constructor(caches: CacheGeometry | null, prices: GuestClockPrices) {
-    this.view = caches === null ? null : new DataCache(caches);
-    this.stall[CACHE_L2] = prices.l2;
-    this.stall[CACHE_LLC] = prices.llc;
-    this.stall[CACHE_DRAM] = prices.dram;
+    const store = (level: CacheLevelSpec | undefined) =>
+      new Int32Array(level === undefined ? 0 : level.bytes / LINE_BYTES).fill(EMPTY);
+    this.l1 = caches === null ? null : store(caches.l1);
+    this.l2 = store(caches?.l2);
+    this.llc = store(caches?.llc);
+    this.stallL2 = prices.l2;
+    this.stallLlc = prices.llc;
+    this.stallDram = prices.dram;
   }
 
   /** Work of `cycles` (instructions at their base CPI, or a step's fixed cost). */
@@ -55,14 +75,40 @@ export class GuestClock {
 
   /** A user access by process `pid` at gva. */
   dataAccess(pid: number, gva: Gva): void {
-    const view = this.view;
-    if (view === null) return;
-    // The line's name: the virtual page mixed with the process (31 bits, so that no name is a
-    // cache's empty tag; two pages share a name with odds of one in 2^31), and its line.
-    const vpn = Math.floor(gva / PAGE_SIZE);
-    const name =
-      (Math.imul(pid, 0x9e3779b1) ^ vpn ^ Math.imul((vpn / 4294967296) | 0, 0x85ebca6b)) &
-      0x7fffffff;
-    this.now += this.stall[view.access(name, ((gva >>> 0) & 4095) >>> 6)];
+    // The line's key: its virtual page mixed with the process, and the line in the page (two
+    // lines share a key with odds of one in 2^32); then a bijective mix of it (MurmurHash3's
+    // finalizer), whose bits place it. gva in 32-bit halves, so that every step is on integers.
+    const hi = Math.floor(gva / 4294967296);
+    const lo = (gva - hi * 4294967296) >>> 0;
+    let h =
+      (Math.imul(Math.imul(pid, 0x9e3779b1) ^ (lo >>> 12) ^ Math.imul(hi, 0x85ebca6b), 64) +
+        ((lo & 4095) >>> 6)) |
+      0;
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    h ^= h >>> 16;
+    // The slot from the hash's top 21 bits, scaled to the level's size (Lemire's multiply-shift
+    // in place of a remainder: a level holds at most 2^21 lines, 128 MiB).
+    const slot = (h >>> 11) * SLOT_SCALE;
+    const l1 = this.l1;
+    if (l1 === null) return;
+    const i1 = (slot * l1.length) | 0;
+    if (l1[i1] === h) return;
+    l1[i1] = h;
+    const l2 = this.l2;
+    const i2 = (slot * l2.length) | 0;
+    if (l2[i2] === h) {
+      this.now += this.stallL2;
+      return;
+    }
+    l2[i2] = h;
+    const llc = this.llc;
+    const i3 = (slot * llc.length) | 0;
+    if (llc[i3] === h) {
+      this.now += this.stallLlc;
+      return;
+    }
+    llc[i3] = h;
+    this.now += this.stallDram;
   }
 }
