@@ -1,0 +1,82 @@
+/**
+ * Runs on every core: a pool of worker threads (piscina), each running whole simulations
+ * (run-task.ts). A run is deterministic and shares nothing, so its report does not depend on
+ * the thread that made it; callers keep their own order by awaiting tasks in the order they
+ * made them. Node only.
+ *
+ * With one job, or when running from the TypeScript sources (tests: there is no compiled worker
+ * file to load), tasks run in this thread, one at a time, with a pause for the event loop
+ * between two (where a signal is heard).
+ */
+
+import { availableParallelism } from "node:os";
+import { Piscina } from "piscina";
+import { type RunOutcome, type RunTask, runTask } from "./run-task.js";
+
+/** The compiled worker beside this file (dist/api/run-worker.js). */
+const WORKER = new URL("./run-worker.js", import.meta.url);
+
+/** Whether this module is the compiled one, so that the worker file exists beside it. */
+const COMPILED = import.meta.url.endsWith(".js");
+
+/** The default number of jobs: the cores this process may use. */
+export function defaultJobs(): number {
+  return availableParallelism();
+}
+
+export class RunPool {
+  /** The worker threads; null when tasks run in this thread. */
+  private readonly piscina: Piscina | null;
+  /** In this thread: the task before, so that tasks run one at a time in order. */
+  private previous: Promise<unknown> = Promise.resolve();
+
+  constructor(readonly jobs: number) {
+    this.piscina =
+      jobs > 1 && COMPILED
+        ? new Piscina({
+            filename: WORKER.href,
+            minThreads: jobs,
+            maxThreads: jobs,
+            idleTimeout: 1000,
+          })
+        : null;
+  }
+
+  /** Whether tasks run in worker threads. */
+  get threaded(): boolean {
+    return this.piscina !== null;
+  }
+
+  run(task: RunTask): Promise<RunOutcome> {
+    if (this.piscina !== null) return this.piscina.run(task) as Promise<RunOutcome>;
+    const next = this.previous.then(
+      () =>
+        new Promise<RunOutcome>((resolve, reject) =>
+          setImmediate(() => {
+            try {
+              resolve(runTask(task));
+            } catch (e) {
+              reject(e);
+            }
+          }),
+        ),
+    );
+    this.previous = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Ends the worker threads (those running a task are stopped). */
+  async close(): Promise<void> {
+    await this.piscina?.destroy();
+  }
+}
+
+/** Runs every task on a pool of `jobs` and returns their outcomes in the tasks' order. */
+export async function runAll(tasks: readonly RunTask[], jobs: number): Promise<RunOutcome[]> {
+  const pool = new RunPool(Math.min(jobs, Math.max(1, tasks.length)));
+  try {
+    return await Promise.all(tasks.map((t) => pool.run(t)));
+  } finally {
+    await pool.close();
+  }
+}
