@@ -41,4 +41,4 @@ export {
 } from "./experiment/summary.js";
 export { csvHeader, csvLine, jsonLine, parseJsonLines, toCsv } from "./experiment/table.js";
 export * from "./index.js";
-export { defaultJobs, RunPool, runAll } from "./pool.js";
+export { defaultJobs, PoolClosedError, RunPool, runAll } from "./pool.js";

@@ -29,6 +29,8 @@ export class RunPool {
   private readonly piscina: Piscina | null;
   /** In this thread: the task before, so that tasks run one at a time in order. */
   private previous: Promise<unknown> = Promise.resolve();
+  /** Closed: tasks not yet started are refused. */
+  private closed = false;
 
   constructor(readonly jobs: number) {
     this.piscina =
@@ -53,6 +55,10 @@ export class RunPool {
       () =>
         new Promise<RunOutcome>((resolve, reject) =>
           setImmediate(() => {
+            if (this.closed) {
+              reject(new PoolClosedError());
+              return;
+            }
             try {
               resolve(runTask(task));
             } catch (e) {
@@ -65,9 +71,18 @@ export class RunPool {
     return next;
   }
 
-  /** Ends the worker threads (those running a task are stopped). */
+  /** Ends the worker threads (those running a task are stopped); tasks not started are refused. */
   async close(): Promise<void> {
+    this.closed = true;
     await this.piscina?.destroy();
+  }
+}
+
+/** A task refused because the pool was closed before it started. */
+export class PoolClosedError extends Error {
+  override readonly name = "PoolClosedError";
+  constructor() {
+    super("the pool was closed before the run started");
   }
 }
 

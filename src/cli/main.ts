@@ -7,6 +7,8 @@ import { Command, Option } from "commander";
 import { DEFAULT_SCENARIO, PAGING_MODES, VERSION } from "../api/index.js";
 import { type CompareOptions, compareCommand } from "./compare.js";
 import { describeError, EXIT_OK } from "./errors.js";
+import { type ExperimentOptions, experimentCommand } from "./experiment.js";
+import { experimentMergeCommand, type MergeOptions } from "./experiment-merge.js";
 import { exitOnOutputError, writeErr, writeJson, writeOut } from "./output.js";
 import { type RecordOptions, traceRecordCommand } from "./record.js";
 import { type RunOptions, runCommand } from "./run.js";
@@ -84,6 +86,32 @@ function buildProgram(setCode: (code: number) => void): Command {
     .option("--json", "print the sweep as one JSON object")
     .action((scenario: string | undefined, options: SweepOptions) => {
       setCode(sweepCommand(resolveScenario(scenario ?? "sharing"), options));
+    });
+
+  const experiment = program
+    .command("experiment")
+    .description(
+      "run an experiment: a grid of scenario settings x modes x seeds, on every core; tables, summary, plots",
+    )
+    .argument("<file>", "the experiment file (.yaml/.yml/.json)")
+    .option("--out <folder>", "the folder for the results (default: <experiment name>-results)")
+    .option("--jobs <n>", "runs at once, in worker threads (default: the number of cores)")
+    .option("--shard <i/n>", "run shard I of N (0 <= I < N): every run whose index is I modulo N")
+    .option("--resume", "finish the runs a killed or interrupted experiment left in --out")
+    .option("--force", "start again in a folder that holds results (its files are replaced)")
+    .action(async (file: string, options: ExperimentOptions) => {
+      setCode(await experimentCommand(file, options));
+    });
+  experiment
+    .command("merge")
+    .description(
+      "join the folders of an experiment's shards into the tables one machine would write",
+    )
+    .argument("<folder>", "the folder holding the shards' folders")
+    .option("--out <folder>", "where to write the merged results (default: the folder itself)")
+    .option("--force", "replace merged results already there")
+    .action(async (folder: string, options: MergeOptions) => {
+      setCode(await experimentMergeCommand(folder, options));
     });
 
   const trace = program

@@ -1,0 +1,192 @@
+/**
+ * `memvisor experiment FILE`: every run of an experiment's grid, on every core (worker
+ * threads), each row written as its run finishes; then the tables in the grid's order, the
+ * summary and the plots. `--shard I/N` runs a share of the runs (for a job array), `--resume`
+ * finishes what a killed or interrupted run left.
+ */
+
+import { join } from "node:path";
+import {
+  defaultJobs,
+  type Experiment,
+  type ExperimentPoint,
+  experimentPoints,
+  loadExperiment,
+  PoolClosedError,
+  parseShard,
+  type RunOutcome,
+  RunPool,
+  resultRow,
+  type Shard,
+  shardPoints,
+  WHOLE,
+} from "../api/node.js";
+import { EXIT_CHECKS, EXIT_ENDED_EARLY, EXIT_OK, EXIT_USAGE, UsageError } from "./errors.js";
+import { ExperimentFolder, identityOf, RESULTS_CSV } from "./experiment-files.js";
+import { writeSummary } from "./experiment-summary.js";
+import { signalCode } from "./interrupt.js";
+import { writeErr, writeOut } from "./output.js";
+import { LazyProgress } from "./progress.js";
+
+export interface ExperimentOptions {
+  out?: string;
+  jobs?: string;
+  shard?: string;
+  resume?: boolean;
+  force?: boolean;
+}
+
+/** --jobs: 1 to 256 worker threads. */
+function parseJobs(text: string | undefined): number {
+  if (text === undefined) return defaultJobs();
+  const n = /^[0-9]+$/.test(text) ? Number(text) : Number.NaN;
+  if (!(n >= 1 && n <= 256)) {
+    throw new UsageError(`--jobs: expected an integer from 1 to 256, got ${JSON.stringify(text)}`);
+  }
+  return n;
+}
+
+/** The default output folder: <name>-results, and a subfolder per shard. */
+function defaultOut(e: Experiment, shard: Shard): string {
+  const dir = `${e.name}-results`;
+  return shard.count === 1 ? dir : join(dir, `shard-${shard.index}-of-${shard.count}`);
+}
+
+export async function experimentCommand(file: string, options: ExperimentOptions): Promise<number> {
+  const jobs = parseJobs(options.jobs);
+  let shard = WHOLE;
+  if (options.shard !== undefined) {
+    const parsed = parseShard(options.shard);
+    if (typeof parsed === "string") throw new UsageError(`--shard: ${parsed}`);
+    shard = parsed;
+  }
+  const e = loadExperiment(file);
+  const all = experimentPoints(e);
+  const mine = shardPoints(all, shard);
+  const dir = options.out ?? defaultOut(e, shard);
+  const folder = new ExperimentFolder(dir, e, identityOf(e, all.length, shard), {
+    resume: options.resume ?? false,
+    force: options.force ?? false,
+  });
+  const todo = mine.filter((p) => !folder.done.has(p.index));
+  if (folder.done.size > 0) {
+    writeErr(`resuming: ${folder.done.size} of ${mine.length} runs already in ${dir}`);
+  }
+
+  const status = await runPoints(
+    e,
+    todo,
+    folder,
+    Math.min(jobs, Math.max(1, todo.length)),
+    mine.length,
+  );
+  const rows = folder.finish();
+  if (status.signal !== null) {
+    writeErr(
+      `interrupted (${status.signal}): ${rows.length} of ${mine.length} runs are in ${dir}; ` +
+        `\`memvisor experiment ${file} --resume${options.out ? ` --out ${dir}` : ""}\` finishes it`,
+    );
+    return signalCode(status.signal);
+  }
+  if (shard.count === 1) {
+    const { text, files } = await writeSummary(dir, e, rows);
+    writeOut(text);
+    writeErr(`wrote ${[join(dir, RESULTS_CSV), ...files].join(", ")}`);
+  } else {
+    writeErr(
+      `shard ${shard.index}/${shard.count}: ${rows.length} runs in ${dir}; when every shard is done, ` +
+        "`memvisor experiment merge FOLDER` joins the shards' folders found in FOLDER",
+    );
+  }
+  const notRun = rows.some((r) => r.ending === "not-run");
+  if (status.code !== EXIT_OK) return status.code;
+  return notRun ? EXIT_USAGE : EXIT_OK;
+}
+
+/**
+ * Runs the points on a pool of `jobs`, appending each row as its run finishes. A SIGINT or
+ * SIGTERM stops the pool (the rows written stay); a second one ends the process at once.
+ */
+async function runPoints(
+  e: Experiment,
+  todo: readonly ExperimentPoint[],
+  folder: ExperimentFolder,
+  jobs: number,
+  total: number,
+): Promise<{ code: number; signal: "SIGINT" | "SIGTERM" | null }> {
+  const pool = new RunPool(jobs);
+  const progress = process.stderr.isTTY
+    ? new LazyProgress(total, `experiment ${e.name}`, process.stderr, "runs")
+    : null;
+  let signal: "SIGINT" | "SIGTERM" | null = null;
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((s) => {
+    const handler = () => {
+      if (signal !== null) process.exit(signalCode(s));
+      signal = s;
+      void pool.close();
+    };
+    process.on(s, handler);
+    return [s, handler] as const;
+  });
+  let done = folder.done.size;
+  let code = EXIT_OK;
+  const said = new Set<string>();
+  const once = (text: string) => {
+    if (!said.has(text)) writeErr(text);
+    said.add(text);
+  };
+  const finished = (point: ExperimentPoint, outcome: RunOutcome) => {
+    if (signal !== null) return;
+    folder.append(resultRow(e, point, outcome), outcome.wallMs / 1000);
+    progress?.update(++done);
+    const report = outcome.report;
+    if (report === undefined) {
+      once(`mode ${point.mode ?? "of the scenario"} could not run: ${outcome.notRun}`);
+      return;
+    }
+    if (report.dropped_settings.length > 0) {
+      once(
+        `warning: mode ${point.mode} drops what the scenario sets: ${report.dropped_settings.join("; ")}`,
+      );
+    }
+    if (report.checks.violations > 0) code = EXIT_CHECKS;
+    else if (report.ending.status === "early" && !report.ending.may_end_early && code === EXIT_OK) {
+      code = EXIT_ENDED_EARLY;
+      once(
+        `run ${point.index} ended early (see its ending column); the exit code is ${EXIT_ENDED_EARLY}`,
+      );
+    }
+  };
+  try {
+    const results = await Promise.allSettled(
+      todo.map((point) =>
+        pool
+          .run({
+            scenario: e.scenarios[point.combo],
+            options: { mode: point.mode ?? undefined, seed: point.seed },
+          })
+          .then((outcome) => finished(point, outcome)),
+      ),
+    );
+    if (signal === null) {
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+    } else {
+      for (const r of results) {
+        if (r.status === "rejected" && !isStopped(r.reason)) throw r.reason;
+      }
+    }
+  } finally {
+    progress?.stop();
+    for (const [s, handler] of handlers) process.off(s, handler);
+    await pool.close();
+  }
+  return { code, signal };
+}
+
+/** Whether a task failed only because the pool was stopped under it. */
+function isStopped(reason: unknown): boolean {
+  if (reason instanceof PoolClosedError) return true;
+  // piscina rejects the tasks it had when it is destroyed with its own error.
+  return reason instanceof Error && /terminat|destroy|abort/i.test(reason.message);
+}
