@@ -158,8 +158,14 @@ function gridScenarios(
   fileName: string,
 ): Scenario[] {
   const problems = new Map<string, ScenarioProblem>();
-  const add = (key: string, message: string) => {
-    const where = key === "" ? at(["grid"], "key") : at(["grid", key], "key");
+  /** A problem at the setting's key, or at one of its values (`index`). */
+  const add = (key: string, message: string, index?: number) => {
+    const where =
+      key === ""
+        ? at(["grid"], "key")
+        : index === undefined
+          ? at(["grid", key], "key")
+          : at(["grid", key, index]);
     const path = key === "" ? "grid" : `grid.${key}`;
     const id = `${path}\n${message}`;
     if (!problems.has(id)) problems.set(id, { path, ...where, message });
@@ -183,7 +189,7 @@ function gridScenarios(
       }
     }
     grid.forEach((g, i) => {
-      if (g.path === null || failed) return;
+      if (g.path === null) return;
       const problem = setSetting(data, g.path, values[i]);
       if (problem !== "") {
         add(g.key, problem);
@@ -197,8 +203,15 @@ function gridScenarios(
       if (!(e instanceof ScenarioError)) throw e;
       const combo = grid.map((g, i) => `${g.key}=${String(values[i])}`).join(", ");
       for (const p of e.problems) {
-        const key = settingOf(grid, p.path);
-        add(key, `with ${combo}: the scenario's ${p.path || "file"}: ${p.message}`);
+        const setting = settingOf(grid, p.path);
+        if (setting < 0) {
+          // Not inside a setting (the processes no longer fit the domain): the whole point's doing.
+          add(grid[0]?.key ?? "", `with ${combo}: the scenario's ${p.path || "file"}: ${p.message}`);
+          continue;
+        }
+        const g = grid[setting];
+        const index = g.values.indexOf(values[setting]);
+        add(g.key, `${String(values[setting])}: the scenario's ${p.path}: ${p.message}`, index);
       }
     }
   }
@@ -206,16 +219,13 @@ function gridScenarios(
   return scenarios;
 }
 
-/** The grid setting whose path a scenario problem's path is in ("" for none). */
-function settingOf(grid: readonly GridSetting[], problemPath: string): string {
-  for (const g of grid) {
-    if (g.path === null) continue;
-    const pattern = g.key.replace(/[.[\]]/g, (c) => `\\${c}`).replace(/\\\[\*\\\]/g, "\\[\\d+\\]");
-    if (new RegExp(`^${pattern}(?:$|[.[])`).test(problemPath)) return g.key;
-  }
-  // A problem elsewhere (a domain's memory too small for a larger working set) comes from a
-  // setting all the same: blame the first one, or domain_count's cloning.
-  return grid[0]?.key ?? "";
+/** The index of the grid setting whose path a scenario problem's path is in, or -1. */
+function settingOf(grid: readonly GridSetting[], problemPath: string): number {
+  return grid.findIndex((g) => {
+    if (g.path === null) return false;
+    const pattern = g.key.replace(/[.[\]*]/g, (c) => `\\${c}`).replaceAll("\\[\\*\\]", "\\[\\d+\\]");
+    return new RegExp(`^${pattern}(?:$|[.[])`).test(problemPath);
+  });
 }
 
 /** "dir/modes.yaml" -> "modes". */
