@@ -7,7 +7,6 @@
 
 import { join } from "node:path";
 import {
-  defaultJobs,
   type Experiment,
   type ExperimentPoint,
   experimentPoints,
@@ -21,6 +20,7 @@ import {
   shardPoints,
   WHOLE,
 } from "../api/node.js";
+import { parseJobs } from "./args.js";
 import { EXIT_CHECKS, EXIT_ENDED_EARLY, EXIT_OK, EXIT_USAGE, UsageError } from "./errors.js";
 import { ExperimentFolder, identityOf, RESULTS_CSV } from "./experiment-files.js";
 import { writeSummary } from "./experiment-summary.js";
@@ -34,16 +34,6 @@ export interface ExperimentOptions {
   shard?: string;
   resume?: boolean;
   force?: boolean;
-}
-
-/** --jobs: 1 to 256 worker threads. */
-function parseJobs(text: string | undefined): number {
-  if (text === undefined) return defaultJobs();
-  const n = /^[0-9]+$/.test(text) ? Number(text) : Number.NaN;
-  if (!(n >= 1 && n <= 256)) {
-    throw new UsageError(`--jobs: expected an integer from 1 to 256, got ${JSON.stringify(text)}`);
-  }
-  return n;
 }
 
 /** The default output folder: <name>-results, and a subfolder per shard. */

@@ -67,10 +67,11 @@ function buildProgram(setCode: (code: number) => void): Command {
       "run the comparison at each value of a process parameter (child_accesses, jobs, " +
         "churn_accesses, working_set, writes, fetches, lifetime), e.g. child_accesses=1000,10000",
     )
+    .option("--jobs <n>", "runs at once, in worker threads (default: the number of cores)")
     .addOption(checkOption("runs"))
     .option("--json", "print the comparison as one JSON object")
-    .action((scenario: string | undefined, options: CompareOptions) => {
-      setCode(compareCommand(resolveScenario(scenario), options));
+    .action(async (scenario: string | undefined, options: CompareOptions) => {
+      setCode(await compareCommand(resolveScenario(scenario), options));
     });
 
   program
@@ -82,10 +83,11 @@ function buildProgram(setCode: (code: number) => void): Command {
     .requiredOption("--domains <n>", "the largest number of domains, 1 to 16")
     .option("--seed <n>", "random seed, 0 to 4294967295 (default: the scenario's)")
     .option("--accesses <n>", "user accesses per domain (default: the scenario's per domain)")
+    .option("--jobs <n>", "runs at once, in worker threads (default: the number of cores)")
     .addOption(checkOption("runs"))
     .option("--json", "print the sweep as one JSON object")
-    .action((scenario: string | undefined, options: SweepOptions) => {
-      setCode(sweepCommand(resolveScenario(scenario ?? "sharing"), options));
+    .action(async (scenario: string | undefined, options: SweepOptions) => {
+      setCode(await sweepCommand(resolveScenario(scenario ?? "sharing"), options));
     });
 
   const experiment = program

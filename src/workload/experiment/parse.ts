@@ -206,7 +206,10 @@ function gridScenarios(
         const setting = settingOf(grid, p.path);
         if (setting < 0) {
           // Not inside a setting (the processes no longer fit the domain): the whole point's doing.
-          add(grid[0]?.key ?? "", `with ${combo}: the scenario's ${p.path || "file"}: ${p.message}`);
+          add(
+            grid[0]?.key ?? "",
+            `with ${combo}: the scenario's ${p.path || "file"}: ${p.message}`,
+          );
           continue;
         }
         const g = grid[setting];
@@ -223,7 +226,9 @@ function gridScenarios(
 function settingOf(grid: readonly GridSetting[], problemPath: string): number {
   return grid.findIndex((g) => {
     if (g.path === null) return false;
-    const pattern = g.key.replace(/[.[\]*]/g, (c) => `\\${c}`).replaceAll("\\[\\*\\]", "\\[\\d+\\]");
+    const pattern = g.key
+      .replace(/[.[\]*]/g, (c) => `\\${c}`)
+      .replaceAll("\\[\\*\\]", "\\[\\d+\\]");
     return new RegExp(`^${pattern}(?:$|[.[])`).test(problemPath);
   });
 }

@@ -1,0 +1,226 @@
+/**
+ * `memvisor experiment`: grid errors name file:line; the table is the same bytes with one job or
+ * two (worker threads, from the built dist/), sharded and merged, or killed and resumed; the
+ * summary's intervals use Student's t.
+ */
+
+import { spawn, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { meanInterval, tQuantile975 } from "../src/api/node.js";
+import { cli } from "./support/cli.js";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const BIN = join(ROOT, "bin/memvisor.js");
+const FIXTURES = join(ROOT, "test/fixtures/experiment");
+
+let dir: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "memvisor-experiment-"));
+  cpSync(FIXTURES, dir, { recursive: true });
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The built CLI as a process (worker threads need the compiled worker file). */
+function memvisor(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd: dir, encoding: "utf8" });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const read = (path: string) => readFileSync(join(dir, path), "utf8");
+
+describe("experiment files", () => {
+  it("names the file, line and column of each grid value the scenario schema refuses", async () => {
+    const r = await cli("experiment", join(dir, "bad-grid.yaml"), "--out", join(dir, "bad-out"));
+    expect(r.code).toBe(2);
+    const file = join(dir, "bad-grid.yaml");
+    expect(r.stderr).toContain(
+      `${file}:4:47: grid.domains[*].processes[0].working_set: 1GB: the scenario's domains[0].processes[0].working_set: expected a size`,
+    );
+    expect(r.stderr).toContain(
+      `${file}:5:18: grid.hardware.pcd: true: the scenario's hardware.pcd: unknown key "pcd" (did you mean "pcid"?)`,
+    );
+    expect(r.stderr).not.toContain("    at ");
+    expect(existsSync(join(dir, "bad-out"))).toBe(false);
+  });
+
+  it("refuses a malformed path and an unknown mode before reading the scenario", async () => {
+    const file = join(dir, "bad-path.yaml");
+    writeFileSync(
+      file,
+      "scenario: small-scenario.yaml\nmodes: [native, shadowy]\ngrid:\n  domains..memory: [64MiB]\n",
+    );
+    const r = await cli("experiment", file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${file}:2:17: modes[1]: expected one of native, shadow, hap, pv`);
+    writeFileSync(file, "scenario: small-scenario.yaml\ngrid:\n  domains..memory: [64MiB]\n");
+    const again = await cli("experiment", file);
+    expect(again.stderr).toContain(`${file}:3:3: grid.domains..memory: expected a setting's path`);
+    writeFileSync(file, "scenario: small-scenario.yaml\ngrid:\n  domains[2].memory: [64MiB]\n");
+    const third = await cli("experiment", file);
+    expect(third.stderr).toContain(
+      `${file}:3:3: grid.domains[2].memory: domains has 1 item, so no [2]`,
+    );
+  });
+
+  it("names the base scenario that does not exist", async () => {
+    const file = join(dir, "no-base.yaml");
+    writeFileSync(file, "scenario: nowhere.yaml\n");
+    const r = await cli("experiment", file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${file}:1:11: scenario:`);
+    expect(r.stderr).toContain("no such file");
+  });
+});
+
+describe("experiment runs", () => {
+  let serial: string;
+
+  beforeAll(() => {
+    const r = memvisor("experiment", "grid.yaml", "--jobs", "1", "--out", "serial");
+    expect(r.stderr).toBe(
+      "memvisor: wrote serial/results.csv, serial/summary.csv, serial/plot-tlb_mpki-vs-domains-processes-0-working_set.svg, serial/plot-tlb_mpki-vs-domains-processes-0-working_set.png\n",
+    );
+    expect(r.code).toBe(0);
+    serial = read("serial/results.csv");
+  });
+
+  it("writes one row per run in the grid's order, with every grid value, mode and seed", () => {
+    const lines = serial.trim().split("\n");
+    expect(lines).toHaveLength(17);
+    expect(lines[0]).toMatch(
+      /^point,domains\[\*\]\.processes\[0\]\.working_set,hardware\.tlb\.l2\.entries,mode,seed,ending,cycles,seconds,/,
+    );
+    expect(lines[1]).toMatch(/^0,1MiB,768,native,1,complete,/);
+    expect(lines[2]).toMatch(/^1,1MiB,768,native,2,complete,/);
+    expect(lines[3]).toMatch(/^2,1MiB,768,shadow,1,complete,/);
+    expect(lines[16]).toMatch(/^15,4MiB,1536,shadow,2,complete,/);
+    const jsonl = read("serial/results.jsonl")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(jsonl.map((r) => r.point)).toEqual([...Array(16).keys()]);
+    // A larger working set misses the TLB more, in every mode.
+    const mpki = (ws: string, mode: string) =>
+      jsonl.find((r) => r["domains[*].processes[0].working_set"] === ws && r.mode === mode)
+        .tlb_mpki;
+    expect(mpki("4MiB", "shadow")).toBeGreaterThan(mpki("1MiB", "shadow"));
+    expect(read("serial/timings.csv").split("\n")[0]).toBe("point,wall_seconds");
+  });
+
+  it("summarizes each point and mode over the seeds, with Student's t intervals", () => {
+    const summary = read("serial/summary.csv").trim().split("\n");
+    expect(summary).toHaveLength(9);
+    expect(summary[0]).toMatch(
+      /^domains\[\*\]\.processes\[0\]\.working_set,hardware\.tlb\.l2\.entries,mode,n,cycles_mean,cycles_ci95,/,
+    );
+    expect(summary[0]).toContain("tlb_mpki_mean,tlb_mpki_ci95");
+    expect(summary[1]).toMatch(/^1MiB,768,native,2,/);
+    expect(read("serial/plot-tlb_mpki-vs-domains-processes-0-working_set.svg")).toMatch(/^<svg/);
+  });
+
+  it("gives the same table with two jobs in worker threads as with one", () => {
+    const r = memvisor("experiment", "grid.yaml", "--jobs", "2", "--out", "parallel");
+    expect(r.code).toBe(0);
+    expect(read("parallel/results.csv")).toBe(serial);
+    expect(read("parallel/summary.csv")).toBe(read("serial/summary.csv"));
+  });
+
+  it("gives the same table from three shards merged as from one machine", async () => {
+    for (const i of [0, 1, 2]) {
+      const r = await cli(
+        "experiment",
+        join(dir, "grid.yaml"),
+        "--shard",
+        `${i}/3`,
+        "--jobs",
+        "1",
+        "--out",
+        join(dir, "shards", `s${i}`),
+      );
+      expect(r.code).toBe(0);
+    }
+    expect(read("shards/s1/results.csv").trim().split("\n")).toHaveLength(1 + 5);
+    const merged = await cli("experiment", "merge", join(dir, "shards"));
+    expect(merged.code).toBe(0);
+    expect(read("shards/results.csv")).toBe(serial);
+    expect(read("shards/results.jsonl")).toBe(read("serial/results.jsonl"));
+    expect(read("shards/summary.csv")).toBe(read("serial/summary.csv"));
+  });
+
+  it("refuses to merge when a shard is missing", async () => {
+    rmSync(join(dir, "shards-2"), { recursive: true, force: true });
+    cpSync(join(dir, "shards/s0"), join(dir, "shards-2/s0"), { recursive: true });
+    const r = await cli("experiment", "merge", join(dir, "shards-2"));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("shards 1/3, 2/3 are missing");
+  });
+
+  it("never writes over a folder of results without --resume or --force", async () => {
+    const r = await cli("experiment", join(dir, "grid.yaml"), "--out", join(dir, "serial"));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("already holds the results of experiment grid");
+    expect(read("serial/results.csv")).toBe(serial);
+  });
+
+  it("resumes a killed run without losing or redoing a finished run", async () => {
+    const out = join(dir, "killed");
+    const child = spawn(
+      process.execPath,
+      [BIN, "experiment", "grid.yaml", "--jobs", "1", "--out", out],
+      {
+        cwd: dir,
+        stdio: "ignore",
+      },
+    );
+    const rows = () =>
+      existsSync(join(out, "results.jsonl"))
+        ? readFileSync(join(out, "results.jsonl"), "utf8").split("\n").length - 1
+        : 0;
+    await new Promise<void>((resolve, reject) => {
+      const poll = setInterval(() => {
+        if (rows() >= 3) {
+          clearInterval(poll);
+          child.kill("SIGKILL");
+          resolve();
+        }
+      }, 5);
+      child.on("exit", () => {
+        clearInterval(poll);
+        if (rows() < 3) reject(new Error("the run ended before it could be killed"));
+      });
+    });
+    await new Promise((resolve) => child.on("exit", resolve));
+    const kept = rows();
+    expect(kept).toBeLessThan(16);
+    const r = await cli(
+      "experiment",
+      join(dir, "grid.yaml"),
+      "--resume",
+      "--jobs",
+      "1",
+      "--out",
+      out,
+    );
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(`resuming: ${kept} of 16 runs already in ${out}`);
+    expect(readFileSync(join(out, "results.csv"), "utf8")).toBe(serial);
+  });
+});
+
+describe("Student's t", () => {
+  it("has the table's quantiles and a 95% interval of t * s / sqrt(n)", () => {
+    expect(tQuantile975(1)).toBe(12.706);
+    expect(tQuantile975(3)).toBe(3.182);
+    expect(tQuantile975(1000)).toBeGreaterThan(1.96);
+    expect(tQuantile975(1000)).toBeLessThan(1.98);
+    const { mean, ci95 } = meanInterval([1, 2, 3, 4]);
+    expect(mean).toBe(2.5);
+    expect(ci95).toBeCloseTo((3.182 * Math.sqrt(5 / 3)) / 2, 10);
+    expect(meanInterval([5]).ci95).toBeNull();
+  });
+});
