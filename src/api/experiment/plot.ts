@@ -65,12 +65,16 @@ export function plotSpec(e: Experiment, plot: PlotSpec, summary: readonly Result
     field: "x",
     type: axis.type,
     title: axis.scale === MIB ? `${plot.x} (MiB)` : plot.x,
-    ...(axis.type === "quantitative" && plot.logX ? { scale: { type: "log" } } : {}),
+    ...(axis.type === "quantitative"
+      ? { scale: plot.logX ? { type: "log", nice: false } : { zero: false, nice: false } }
+      : {}),
     ...(axis.type === "ordinal" ? { sort: values.map(String) } : {}),
   };
+  // Series in the order the summary has them (the experiment's modes' order), not sorted.
   const color = {
     field: "series",
     type: "nominal",
+    scale: { domain: [...new Set(data.map((d) => d.series))] },
     title: others.length > 0 ? "mode, settings" : "mode",
   };
   return {

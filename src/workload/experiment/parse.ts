@@ -87,6 +87,16 @@ export function parseExperiment(
     }
     grid.push({ key, path, values });
   }
+  const fixed: GridSetting[] = [];
+  for (const [key, value] of Object.entries(file.set)) {
+    const path =
+      key === DOMAIN_COUNT
+        ? "domain_count clones domains: give it in the grid"
+        : parseSettingPath(key);
+    if (typeof path === "string")
+      problems.push(problem(["set", key], path, at(["set", key], "key")));
+    else fixed.push({ key, path, values: [value] });
+  }
   const plots: PlotSpec[] = file.plots.map((p, i) => {
     if (!grid.some((g) => g.key === p.x)) {
       const keys = grid.map((g) => g.key).join(", ") || "none: the grid is empty";
@@ -130,7 +140,11 @@ export function parseExperiment(
   }
   // The base alone first: its own mistakes are named in its own file.
   const baseScenario = scenarioFromData(baseSource, baseSource.data, base.fileName, base.options);
-  const scenarios = gridScenarios(file, grid, base, baseSource, baseScenario, at, fileName);
+  const settings = [
+    ...fixed.map((g) => ({ section: "set" as const, g })),
+    ...grid.map((g) => ({ section: "grid" as const, g })),
+  ];
+  const scenarios = gridScenarios(file, settings, base, baseSource, baseScenario, at, fileName);
   return {
     name: file.name ?? baseName(fileName),
     description: file.description,
@@ -144,13 +158,20 @@ export function parseExperiment(
   };
 }
 
+/** A setting of the experiment: fixed (`set`, one value) or varied (`grid`). */
+interface Placed {
+  section: "set" | "grid";
+  g: GridSetting;
+}
+
 /**
- * The scenario of every combination of the grid's values; a combination the scenario schema
- * refuses is named at the line of the setting the problem is in (else of the grid).
+ * The scenario of every combination of the grid's values, with the fixed settings; a
+ * combination the scenario schema refuses is named at the value of the setting the problem is
+ * in (else at the grid's first setting).
  */
 function gridScenarios(
   file: ExperimentFile,
-  grid: GridSetting[],
+  settings: Placed[],
   base: BaseScenario,
   baseSource: YamlMapping,
   baseScenario: Scenario,
@@ -158,41 +179,47 @@ function gridScenarios(
   fileName: string,
 ): Scenario[] {
   const problems = new Map<string, ScenarioProblem>();
-  /** A problem at the setting's key, or at one of its values (`index`). */
-  const add = (key: string, message: string, index?: number) => {
+  /** A problem at a setting's key, or at one of its values (`index`); the grid's without one. */
+  const add = (s: Placed | undefined, message: string, index?: number) => {
     const where =
-      key === ""
+      s === undefined
         ? at(["grid"], "key")
-        : index === undefined
-          ? at(["grid", key], "key")
-          : at(["grid", key, index]);
-    const path = key === "" ? "grid" : `grid.${key}`;
+        : index === undefined || s.section === "set"
+          ? at([s.section, s.g.key], "key")
+          : at([s.section, s.g.key, index]);
+    const path = s === undefined ? "grid" : `${s.section}.${s.g.key}`;
     const id = `${path}\n${message}`;
     if (!problems.has(id)) problems.set(id, { path, ...where, message });
   };
+  const grid = settings.filter((s) => s.section === "grid").map((s) => s.g);
   const combos = gridCombos(grid);
-  const domainCount = grid.findIndex((g) => g.path === null);
   const perDomain = Math.ceil(
     (file.accesses ?? baseScenario.run.accesses) / baseScenario.domains.length,
   );
   const scenarios: Scenario[] = [];
-  for (const values of combos) {
+  for (const combo of combos) {
+    // Each setting's value at this point: a fixed one's only value, a grid one's in the combo.
+    const values = settings.map((s) =>
+      s.section === "set" ? s.g.values[0] : combo[grid.indexOf(s.g)],
+    );
     const data = structuredClone(baseSource.data);
     const run = (data.run ?? {}) as Record<string, unknown>;
     if (file.accesses !== undefined) data.run = { ...run, accesses: file.accesses };
     let failed = false;
-    if (domainCount >= 0) {
-      const problem = cloneFirstDomain(data, values[domainCount] as number, perDomain);
+    // Cloning first, so that domains[*] settings reach every clone.
+    settings.forEach((s, i) => {
+      if (s.g.path !== null) return;
+      const problem = cloneFirstDomain(data, values[i] as number, perDomain);
       if (problem !== "") {
-        add(DOMAIN_COUNT, problem);
+        add(s, problem);
         failed = true;
       }
-    }
-    grid.forEach((g, i) => {
-      if (g.path === null) return;
-      const problem = setSetting(data, g.path, values[i]);
+    });
+    settings.forEach((s, i) => {
+      if (s.g.path === null) return;
+      const problem = setSetting(data, s.g.path, values[i]);
       if (problem !== "") {
-        add(g.key, problem);
+        add(s, problem);
         failed = true;
       }
     });
@@ -201,20 +228,21 @@ function gridScenarios(
       scenarios.push(scenarioFromData(baseSource, data, base.fileName, base.options));
     } catch (e) {
       if (!(e instanceof ScenarioError)) throw e;
-      const combo = grid.map((g, i) => `${g.key}=${String(values[i])}`).join(", ");
       for (const p of e.problems) {
-        const setting = settingOf(grid, p.path);
-        if (setting < 0) {
-          // Not inside a setting (the processes no longer fit the domain): the whole point's doing.
+        const i = settingOf(settings, p.path);
+        if (i < 0) {
+          // Not inside a setting (the processes no longer fit the domain): the point's doing.
+          const point = grid.map((g, j) => `${g.key}=${String(combo[j])}`).join(", ");
+          const first = settings.find((s) => s.section === "grid") ?? settings[0];
           add(
-            grid[0]?.key ?? "",
-            `with ${combo}: the scenario's ${p.path || "file"}: ${p.message}`,
+            first,
+            `with ${point || "the settings"}: the scenario's ${p.path || "file"}: ${p.message}`,
           );
           continue;
         }
-        const g = grid[setting];
-        const index = g.values.indexOf(values[setting]);
-        add(g.key, `${String(values[setting])}: the scenario's ${p.path}: ${p.message}`, index);
+        const s = settings[i];
+        const index = s.g.values.indexOf(values[i]);
+        add(s, `${String(values[i])}: the scenario's ${p.path}: ${p.message}`, index);
       }
     }
   }
@@ -222,9 +250,9 @@ function gridScenarios(
   return scenarios;
 }
 
-/** The index of the grid setting whose path a scenario problem's path is in, or -1. */
-function settingOf(grid: readonly GridSetting[], problemPath: string): number {
-  return grid.findIndex((g) => {
+/** The index of the setting whose path a scenario problem's path is in, or -1. */
+function settingOf(settings: readonly Placed[], problemPath: string): number {
+  return settings.findIndex(({ g }) => {
     if (g.path === null) return false;
     const pattern = g.key
       .replace(/[.[\]*]/g, (c) => `\\${c}`)

@@ -42,6 +42,11 @@ export const experimentFileSchema = strict({
     .refine((s) => new Set(s).size === s.length, { error: "a seed is listed twice" })
     .optional(),
   accesses: int(1, MAX_ACCESSES).optional(),
+  set: z
+    .record(z.string(), z.union([z.number(), z.string(), z.boolean()]), {
+      error: "expected a mapping of setting paths to values (numbers, sizes, true or false, names)",
+    })
+    .default({}),
   grid: z
     .record(
       z.string(),
