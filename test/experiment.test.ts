@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
 import { meanInterval, tQuantile975 } from "../src/api/node.js";
 import { cli } from "./support/cli.js";
 
@@ -150,6 +151,62 @@ describe("experiment runs", () => {
     expect(read("shards/results.csv")).toBe(serial);
     expect(read("shards/results.jsonl")).toBe(read("serial/results.jsonl"));
     expect(read("shards/summary.csv")).toBe(read("serial/summary.csv"));
+  });
+
+  it("gives the same table from the Slurm job array script's shards", async () => {
+    for (const i of ["0", "1", "2"]) {
+      const r = spawnSync("bash", [join(ROOT, "docs/cluster/slurm-experiment.sh")], {
+        cwd: dir,
+        encoding: "utf8",
+        env: {
+          ...process.env,
+          MEMVISOR: `${process.execPath} ${BIN}`,
+          EXPERIMENT: "grid.yaml",
+          OUT: "slurm",
+          SLURM_ARRAY_TASK_ID: i,
+          SLURM_ARRAY_TASK_COUNT: "3",
+          SLURM_CPUS_PER_TASK: "1",
+        },
+      });
+      expect(r.status, r.stderr).toBe(0);
+    }
+    expect((await cli("experiment", "merge", join(dir, "slurm"))).code).toBe(0);
+    expect(read("slurm/results.csv")).toBe(serial);
+  });
+
+  it("gives the same table from the Kubernetes Indexed Job's pods", async () => {
+    const job = parseYaml(readFileSync(join(ROOT, "docs/cluster/k8s-experiment.yaml"), "utf8"));
+    expect(job.spec.completionMode).toBe("Indexed");
+    const container = job.spec.template.spec.containers[0];
+    const env = Object.fromEntries(
+      container.env.map((e: { name: string; value: string }) => [e.name, e.value]),
+    );
+    expect(Number(env.SHARDS)).toBe(job.spec.completions);
+    // The pod's command, with the image's paths made this machine's and 3 shards.
+    const command = (container.args[0] as string)
+      .replace("/opt/memvisor/bin/memvisor.js", BIN)
+      .replace("/results/", `${dir}/`);
+    for (const i of ["0", "1", "2"]) {
+      const r = spawnSync("sh", ["-c", command], {
+        cwd: dir,
+        encoding: "utf8",
+        env: {
+          ...process.env,
+          JOB_COMPLETION_INDEX: i,
+          EXPERIMENT: "grid.yaml",
+          SHARDS: "3",
+          JOBS: "1",
+          RESULTS: "k8s",
+        },
+      });
+      expect(r.status, r.stderr).toBe(0);
+    }
+    const merge = parseYaml(readFileSync(join(ROOT, "docs/cluster/k8s-merge.yaml"), "utf8"));
+    const args = merge.spec.template.spec.containers[0].args as string[];
+    expect(args.slice(0, 2)).toEqual(["experiment", "merge"]);
+    expect(args[2]).toBe(`/results/${env.RESULTS}`);
+    expect((await cli("experiment", "merge", join(dir, "k8s"))).code).toBe(0);
+    expect(read("k8s/results.csv")).toBe(serial);
   });
 
   it("refuses to merge when a shard is missing", async () => {

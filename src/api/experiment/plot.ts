@@ -2,12 +2,11 @@
  * The summary as charts: a metric's mean against a grid setting, one line per mode (and per
  * value of the grid's other settings), with the 95% interval as error bars. Vega-Lite compiles
  * the chart, Vega renders it to SVG without a browser, resvg rasterizes the SVG to PNG. Node only
- * (resvg is a native module); nothing is fetched at run time.
+ * (resvg is a native module); nothing is fetched at run time. The three are loaded when a plot is
+ * drawn, not with the library: they take longer to load than a small run takes to make.
  */
 
-import { Resvg } from "@resvg/resvg-js";
-import * as vega from "vega";
-import * as vegaLite from "vega-lite";
+import type * as VegaLite from "vega-lite";
 import { parseSize } from "../../config/sizes.js";
 import type { Experiment, PlotSpec } from "../../workload/experiment/experiment.js";
 import type { ResultRow } from "./row.js";
@@ -112,8 +111,14 @@ export async function renderPlots(
   summary: readonly ResultRow[],
 ): Promise<RenderedPlot[]> {
   const out: RenderedPlot[] = [];
+  if (e.plots.length === 0) return out;
+  const [vega, vegaLite, { Resvg }] = await Promise.all([
+    import("vega"),
+    import("vega-lite"),
+    import("@resvg/resvg-js"),
+  ]);
   for (const plot of e.plots) {
-    const spec = vegaLite.compile(plotSpec(e, plot, summary) as vegaLite.TopLevelSpec).spec;
+    const spec = vegaLite.compile(plotSpec(e, plot, summary) as VegaLite.TopLevelSpec).spec;
     const view = new vega.View(vega.parse(spec), { renderer: "none" });
     const svg = await view.toSVG();
     view.finalize();
