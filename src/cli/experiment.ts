@@ -5,7 +5,9 @@
  * finishes what a killed or interrupted run left.
  */
 
+import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   type Experiment,
   type ExperimentPoint,
@@ -42,6 +44,19 @@ function defaultOut(e: Experiment, shard: Shard): string {
   return shard.count === 1 ? dir : join(dir, `shard-${shard.index}-of-${shard.count}`);
 }
 
+/** The package's experiments/ folder (from src/cli or dist/cli alike). */
+const EXPERIMENTS_DIR = fileURLToPath(new URL("../../experiments", import.meta.url));
+
+/**
+ * The experiment file FILE names: a path, or the name of a built-in experiment
+ * (experiments/NAME.yaml in the package) when it is a plain word that is no file here.
+ */
+function experimentPath(file: string): string {
+  if (/[/\\]|\.(ya?ml|json)$/i.test(file) || existsSync(file)) return file;
+  const builtin = join(EXPERIMENTS_DIR, `${file}.yaml`);
+  return existsSync(builtin) ? builtin : file;
+}
+
 export async function experimentCommand(file: string, options: ExperimentOptions): Promise<number> {
   const jobs = parseJobs(options.jobs);
   let shard = WHOLE;
@@ -50,7 +65,7 @@ export async function experimentCommand(file: string, options: ExperimentOptions
     if (typeof parsed === "string") throw new UsageError(`--shard: ${parsed}`);
     shard = parsed;
   }
-  const e = loadExperiment(file);
+  const e = loadExperiment(experimentPath(file));
   const all = experimentPoints(e);
   const mine = shardPoints(all, shard);
   const dir = options.out ?? defaultOut(e, shard);
