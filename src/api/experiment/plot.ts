@@ -64,8 +64,12 @@ export function plotSpec(e: Experiment, plot: PlotSpec, summary: readonly Result
     field: "x",
     type: axis.type,
     title: axis.scale === MIB ? `${plot.x} (MiB)` : plot.x,
+    // Ticks at the grid's values: the points measured, not round numbers between them.
     ...(axis.type === "quantitative"
-      ? { scale: plot.logX ? { type: "log", nice: false } : { zero: false, nice: false } }
+      ? {
+          scale: plot.logX ? { type: "log", nice: false } : { zero: false, nice: false },
+          axis: { values: [...new Set(data.map((d) => d.x))] },
+        }
       : {}),
     ...(axis.type === "ordinal" ? { sort: values.map(String) } : {}),
   };
