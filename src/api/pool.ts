@@ -50,7 +50,12 @@ export class RunPool {
   }
 
   run(task: RunTask): Promise<RunOutcome> {
-    if (this.piscina !== null) return this.piscina.run(task) as Promise<RunOutcome>;
+    if (this.piscina !== null) {
+      // A task the pool was closed under fails with piscina's own error: say it was stopped.
+      return (this.piscina.run(task) as Promise<RunOutcome>).catch((e: unknown) => {
+        throw this.closed ? new PoolClosedError() : e;
+      });
+    }
     const next = this.previous.then(
       () =>
         new Promise<RunOutcome>((resolve, reject) =>
@@ -78,11 +83,11 @@ export class RunPool {
   }
 }
 
-/** A task refused because the pool was closed before it started. */
+/** A task refused or stopped because the pool was closed before it finished. */
 export class PoolClosedError extends Error {
   override readonly name = "PoolClosedError";
   constructor() {
-    super("the pool was closed before the run started");
+    super("the pool was closed before the run finished");
   }
 }
 

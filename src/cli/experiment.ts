@@ -140,8 +140,8 @@ async function runPoints(
     if (!said.has(text)) writeErr(text);
     said.add(text);
   };
+  // A run that finishes after a signal is kept too: its row is as good as any.
   const finished = (point: ExperimentPoint, outcome: RunOutcome) => {
-    if (signal !== null) return;
     folder.append(resultRow(e, point, outcome), outcome.wallMs / 1000);
     progress?.update(++done);
     const report = outcome.report;
@@ -178,7 +178,7 @@ async function runPoints(
       if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
     } else {
       for (const r of results) {
-        if (r.status === "rejected" && !isStopped(r.reason)) throw r.reason;
+        if (r.status === "rejected" && !(r.reason instanceof PoolClosedError)) throw r.reason;
       }
     }
   } finally {
@@ -187,11 +187,4 @@ async function runPoints(
     await pool.close();
   }
   return { code, signal };
-}
-
-/** Whether a task failed only because the pool was stopped under it. */
-function isStopped(reason: unknown): boolean {
-  if (reason instanceof PoolClosedError) return true;
-  // piscina rejects the tasks it had when it is destroyed with its own error.
-  return reason instanceof Error && /terminat|destroy|abort/i.test(reason.message);
 }
