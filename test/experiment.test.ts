@@ -68,6 +68,20 @@ describe("experiment files", () => {
     );
   });
 
+  it("names a plot's setting that is not in the grid and a figure the table does not have", async () => {
+    const file = join(dir, "bad-plot.yaml");
+    writeFileSync(
+      file,
+      "scenario: small-scenario.yaml\ngrid:\n  hardware.pcid: [false, true]\nplots:\n  - { x: hardware.pci, y: tlb_mkpi }\n",
+    );
+    const r = await cli("experiment", file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(
+      `${file}:5:8: plots[0].x: expected a setting of the grid (hardware.pcid), got "hardware.pci"`,
+    );
+    expect(r.stderr).toContain(`${file}:5:25: plots[0].y: expected a figure of the results table`);
+  });
+
   it("names the base scenario that does not exist", async () => {
     const file = join(dir, "no-base.yaml");
     writeFileSync(file, "scenario: nowhere.yaml\n");

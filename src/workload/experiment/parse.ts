@@ -9,6 +9,7 @@ import { MAX_DOMAINS } from "../../config/limits.js";
 import type { Scenario } from "../../config/scenario.js";
 import { issueProblems } from "../scenario/issues.js";
 import {
+  EMPTY_SCENARIO,
   type ParseOptions,
   readYamlMapping,
   scenarioFromData,
@@ -57,7 +58,11 @@ export function parseExperiment(
   const at = (path: (string | number)[], what: "key" | "value" = "value") =>
     source.pos(offsetAt(source.doc, path, what));
   const problem = (path: (string | number)[], message: string, where = at(path)) => ({
-    path: path.map((p) => (typeof p === "number" ? `[${p}]` : p)).join("."),
+    // grid.domains[*].memory, plots[0].x: a grid key is shown as written, not quoted.
+    path: path.reduce<string>(
+      (text, p) => (typeof p === "number" ? `${text}[${p}]` : text === "" ? p : `${text}.${p}`),
+      "",
+    ),
     ...where,
     message,
   });
@@ -133,7 +138,7 @@ export function parseExperiment(
   let baseSource: YamlMapping;
   try {
     base = resolve(file.scenario);
-    baseSource = readYamlMapping(base.text, base.fileName, EMPTY);
+    baseSource = readYamlMapping(base.text, base.fileName, EMPTY_SCENARIO);
   } catch (e) {
     const reason = e instanceof ScenarioError ? e.message : (e as Error).message;
     throw new ScenarioError(fileName, [problem(["scenario"], reason)]);

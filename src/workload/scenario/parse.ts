@@ -51,7 +51,9 @@ export function parseScenario(
   return scenarioFromData(source, source.data, fileName, options);
 }
 
-const EMPTY_SCENARIO = "the file is empty; a scenario is a mapping with at least a domains key";
+/** What an empty scenario file is told. */
+export const EMPTY_SCENARIO =
+  "the file is empty; a scenario is a mapping with at least a domains key";
 
 /** A YAML or JSON file read as a mapping: its document, its data and how offsets become lines. */
 export interface YamlMapping {
