@@ -77,9 +77,9 @@ describe("experiment files", () => {
     const r = await cli("experiment", file);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(
-      `${file}:5:8: plots[0].x: expected a setting of the grid (hardware.pcid), got "hardware.pci"`,
+      `${file}:5:10: plots[0].x: expected a setting of the grid (hardware.pcid), got "hardware.pci"`,
     );
-    expect(r.stderr).toContain(`${file}:5:25: plots[0].y: expected a figure of the results table`);
+    expect(r.stderr).toContain(`${file}:5:27: plots[0].y: expected a figure of the results table`);
   });
 
   it("names the base scenario that does not exist", async () => {
