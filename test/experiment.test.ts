@@ -5,7 +5,15 @@
  */
 
 import { spawn, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -236,6 +244,20 @@ describe("experiment runs", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("already holds the results of experiment grid");
     expect(read("serial/results.csv")).toBe(serial);
+  });
+
+  it("refuses a folder another memvisor is writing, and takes over a dead one's lock", async () => {
+    const out = join(dir, "locked");
+    mkdirSync(out);
+    writeFileSync(join(out, ".memvisor.lock"), `${process.ppid}\n`);
+    const r = await cli("experiment", join(dir, "grid.yaml"), "--jobs", "1", "--out", out);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`another memvisor (pid ${process.ppid}) is writing its results`);
+    const dead = spawnSync(process.execPath, ["-e", ""]).pid;
+    writeFileSync(join(out, ".memvisor.lock"), `${dead}\n`);
+    const again = await cli("experiment", join(dir, "grid.yaml"), "--jobs", "1", "--out", out);
+    expect(again.code).toBe(0);
+    expect(existsSync(join(out, ".memvisor.lock"))).toBe(false);
   });
 
   it("resumes a killed run without losing or redoing a finished run", async () => {

@@ -38,6 +38,7 @@ import {
   VERSION,
 } from "../api/node.js";
 import { UsageError } from "./errors.js";
+import { lockFolder } from "./folder-lock.js";
 
 export const RESULTS_JSONL = "results.jsonl";
 export const RESULTS_CSV = "results.csv";
@@ -164,7 +165,9 @@ export class ExperimentFolder {
   readonly columns: string[];
   /** The rows already there (a resume's), by point. */
   readonly done = new Map<number, ResultRow>();
-  private readonly timings: Map<number, string>;
+  private timings = new Map<number, string>();
+  /** Gives the folder's lock back (see folder-lock.ts). */
+  readonly release: () => void;
 
   constructor(
     readonly dir: string,
@@ -182,7 +185,27 @@ export class ExperimentFolder {
     if (stat !== null && !stat.isDirectory()) {
       throw new UsageError(`--out ${dir}: is a file; name a folder for the results`);
     }
-    const there = stat !== null ? readIdentity(dir) : null;
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      throw writeFailure(dir, e);
+    }
+    this.release = lockFolder(dir);
+    try {
+      this.open(dir, identity, options);
+    } catch (e) {
+      this.release();
+      throw e;
+    }
+  }
+
+  /** Checks what the folder holds against the options, keeps a resume's rows, starts the tables. */
+  private open(
+    dir: string,
+    identity: Identity,
+    options: { resume: boolean; force: boolean },
+  ): void {
+    const there = readIdentity(dir);
     const ours = [RESULTS_JSONL, RESULTS_CSV, TIMINGS_CSV, SUMMARY_CSV];
     const theirs = ours.find((f) => existsSync(join(dir, f)));
     if (there === null && theirs !== undefined && !options.force) {
@@ -206,11 +229,6 @@ export class ExperimentFolder {
       }
       for (const row of readRows(dir)) this.done.set(row.point as number, row);
     }
-    try {
-      mkdirSync(dir, { recursive: true });
-    } catch (e) {
-      throw writeFailure(dir, e);
-    }
     this.timings =
       there !== null && options.resume && !options.force ? readTimings(dir) : new Map();
     writeAtomic(join(dir, IDENTITY_JSON), `${JSON.stringify(identity, null, 2)}\n`);
@@ -231,7 +249,7 @@ export class ExperimentFolder {
     this.appendTo(TIMINGS_CSV, `${row.point},${seconds}\n`);
   }
 
-  /** Every table again, in the experiment's order. */
+  /** Every table again, in the experiment's order; the lock is kept until release(). */
   finish(): ResultRow[] {
     const rows = [...this.done.values()].sort((a, b) => (a.point as number) - (b.point as number));
     writeAtomic(join(this.dir, RESULTS_JSONL), rows.map((r) => jsonLine(this.columns, r)).join(""));

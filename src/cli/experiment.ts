@@ -73,6 +73,24 @@ export async function experimentCommand(file: string, options: ExperimentOptions
     resume: options.resume ?? false,
     force: options.force ?? false,
   });
+  try {
+    return await runAndReport(file, options, e, mine, folder, Math.max(1, jobs), shard);
+  } finally {
+    folder.release();
+  }
+}
+
+/** The runs of this shard still to make, then the tables, summary and plots; the exit code. */
+async function runAndReport(
+  file: string,
+  options: ExperimentOptions,
+  e: Experiment,
+  mine: readonly ExperimentPoint[],
+  folder: ExperimentFolder,
+  jobs: number,
+  shard: Shard,
+): Promise<number> {
+  const dir = folder.dir;
   const todo = mine.filter((p) => !folder.done.has(p.index));
   if (folder.done.size > 0) {
     writeErr(`resuming: ${folder.done.size} of ${mine.length} runs already in ${dir}`);
