@@ -95,7 +95,7 @@ function buildProgram(setCode: (code: number) => void): Command {
     .description(
       "run an experiment: a grid of scenario settings x modes x seeds, on every core; tables, summary, plots",
     )
-    .argument("<file>", "the experiment file (.yaml/.yml/.json)")
+    .argument("<file>", "the experiment file (.yaml/.yml/.json), or a built-in experiment's name")
     .option("--out <folder>", "the folder for the results (default: <experiment name>-results)")
     .option("--jobs <n>", "runs at once, in worker threads (default: the number of cores)")
     .option("--shard <i/n>", "run shard I of N (0 <= I < N): every run whose index is I modulo N")
