@@ -68,6 +68,8 @@ module.exports = {
           "^src/api/node\\.ts$",
           "^src/workload/scenario/file\\.ts$",
           "^src/workload/trace/file\\.ts$",
+          "^src/workload/experiment/file\\.ts$",
+          "^src/api/pool\\.ts$",
           "^web/vite\\.config\\.ts$",
         ],
       },
@@ -85,6 +87,10 @@ module.exports = {
     doNotFollow: { path: "node_modules" },
     tsConfig: { fileName: "tsconfig.json" },
     tsPreCompilationDeps: true,
-    enhancedResolveOptions: { extensions: [".ts", ".js"] },
+    enhancedResolveOptions: {
+      extensions: [".ts", ".js"],
+      exportsFields: ["exports"],
+      conditionNames: ["import", "require", "node", "default"],
+    },
   },
 };

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import * as node from "../src/api/node.js";
+import { METRIC_COLUMNS } from "../src/api/node.js";
 import { Simulation } from "../src/api/simulation.js";
 import { HOST_COUNTER_NAMES, SERIES_COUNTERS } from "../src/api/types.js";
 import {
@@ -30,6 +31,7 @@ import {
   GUEST_REPORT_COUNTER_NAMES,
   VMM_REPORT_COUNTER_NAMES,
 } from "../src/metrics/counters.js";
+import { experimentFileSchema } from "../src/workload/experiment/schema.js";
 import { builtinScenario } from "../src/workload/scenario/builtin.js";
 import { parseScenario } from "../src/workload/scenario/parse.js";
 import { scenarioFileSchema } from "../src/workload/scenario/schema.js";
@@ -49,7 +51,7 @@ function section(title: string): string {
 const snakeWords = (text: string) =>
   new Set([...text.matchAll(/`([a-z][a-z0-9]*(?:_[a-z0-9]+)+)`/g)].map((m) => m[1]));
 
-/** Every key of every mapping the scenario schema accepts, found by walking zod's definitions. */
+/** Every key of every mapping the scenario and experiment schemas accept, found by walking zod's definitions. */
 function schemaKeys(): Set<string> {
   const keys = new Set<string>();
   const seen = new Set<unknown>();
@@ -67,6 +69,7 @@ function schemaKeys(): Set<string> {
     for (const option of (def.options as unknown[] | undefined) ?? []) walk(option);
   };
   walk(scenarioFileSchema);
+  walk(experimentFileSchema);
   return keys;
 }
 
@@ -124,6 +127,9 @@ describe("README names only what exists", () => {
       ...COST_EVENTS,
       ...reportKeys(),
       ...PROVENANCE_KEYS,
+      // an experiment's grid key and the columns of its tables
+      "domain_count",
+      ...METRIC_COLUMNS,
     ]);
     const unknown = [...snakeWords(README)].filter((w) => !known.has(w) && !NOT_OURS.has(w));
     expect(unknown).toEqual([]);
@@ -147,8 +153,12 @@ describe("README's Library section", () => {
   /** Names exported as types by the entry points and the modules they re-export. */
   const typeNames = new Set<string>();
   const sources = [
-    ...readdirSync(join(ROOT, "src", "api")).map((f) => join("src", "api", f)),
+    ...readdirSync(join(ROOT, "src", "api"), { recursive: true })
+      .map(String)
+      .filter((f) => f.endsWith(".ts"))
+      .map((f) => join("src", "api", f)),
     join("src", "metrics", "counters.ts"),
+    join("src", "workload", "experiment", "experiment.ts"),
   ];
   for (const file of sources) {
     const text = readFileSync(join(ROOT, file), "utf8");

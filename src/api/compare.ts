@@ -7,8 +7,9 @@
 import { fitProblem } from "../config/fit.js";
 import { VMEXIT_REASONS } from "../metrics/counters.js";
 import { SimulationError } from "./domain.js";
-import { checkCompareInput, checkCycleTotals, checkValues, OptionsError } from "./options.js";
-import { Simulation, type SimulationOptions } from "./simulation.js";
+import { checkCompareInput, checkValues, OptionsError } from "./options.js";
+import { type RunOutcome, type RunTask, runTask } from "./run-task.js";
+import type { Simulation, SimulationOptions } from "./simulation.js";
 import type { DomainCounterName, PagingMode, ProcessKind, Report, Scenario } from "./types.js";
 import { VERSION } from "./version.js";
 
@@ -65,19 +66,34 @@ export function compareModes(
   modes: PagingMode[],
   options: Omit<SimulationOptions, "mode"> = {},
 ): Comparison {
+  return comparisonOf(scenario, modes, compareTasks(scenario, modes, options).map(runTask));
+}
+
+/** The runs compareModes makes, one per mode, in order (the engine may run them in parallel). */
+export function compareTasks(
+  scenario: ConstructorParameters<typeof Simulation>[0],
+  modes: PagingMode[],
+  options: Omit<SimulationOptions, "mode"> = {},
+): RunTask[] {
   checkCompareInput(modes, options);
+  return modes.map((mode) => ({ scenario, options: { ...options, mode } }));
+}
+
+/** The comparison of the runs of compareTasks, given their outcomes in the same order. */
+export function comparisonOf(
+  scenario: ConstructorParameters<typeof Simulation>[0],
+  modes: PagingMode[],
+  outcomes: readonly RunOutcome[],
+): Comparison {
   const results: ModeResult[] = [];
   const notRun: Comparison["not_run"] = [];
-  for (const mode of modes) {
-    let report: Report;
-    try {
-      report = new Simulation(scenario, { ...options, mode }).run();
-      checkCycleTotals(report);
-    } catch (e) {
-      if (!(e instanceof SimulationError)) throw e;
-      notRun.push({ mode, reason: e.message });
-      continue;
+  modes.forEach((mode, i) => {
+    const outcome = outcomes[i];
+    if (outcome.report === undefined) {
+      notRun.push({ mode, reason: outcome.notRun });
+      return;
     }
+    const report = outcome.report;
     const sum = (name: DomainCounterName) =>
       report.domains.reduce((s, d) => s + (d.counters[name] ?? 0), 0);
     const vmexits: Record<string, number> = { total: sum("vmexits") };
@@ -109,7 +125,7 @@ export function compareModes(
       read_hash: readHash,
       report,
     });
-  }
+  });
   const first = results[0];
   if (first === undefined) {
     throw new SimulationError(
@@ -230,6 +246,21 @@ export function compareVarying(
   values: number[],
   options: Omit<SimulationOptions, "mode"> = {},
 ): Variation {
+  const tasks = varyingTasks(scenario, modes, parameter, values, options);
+  return variationOf(scenario, modes, parameter, values, tasks.map(runTask));
+}
+
+/**
+ * The runs compareVarying makes, every mode at each value in turn (the engine may run them in
+ * parallel); throws as compareVarying does, before any run.
+ */
+export function varyingTasks(
+  scenario: Scenario,
+  modes: PagingMode[],
+  parameter: VariableParameter,
+  values: number[],
+  options: Omit<SimulationOptions, "mode"> = {},
+): RunTask[] {
   checkCompareInput(modes, options);
   if (!Object.hasOwn(VARIABLE_PARAMETERS, parameter)) {
     throw new OptionsError(
@@ -243,9 +274,26 @@ export function compareVarying(
     const problem = variationProblem(scenario, parameter, value);
     if (problem !== "") throw new SimulationError(problem);
   }
-  const points = values.map((value) => ({
+  return values.flatMap((value) =>
+    compareTasks(withParameter(scenario, parameter, value), modes, options),
+  );
+}
+
+/** The variation of the runs of varyingTasks, given their outcomes in the same order. */
+export function variationOf(
+  scenario: Scenario,
+  modes: PagingMode[],
+  parameter: VariableParameter,
+  values: number[],
+  outcomes: readonly RunOutcome[],
+): Variation {
+  const points = values.map((value, i) => ({
     value,
-    comparison: compareModes(withParameter(scenario, parameter, value), modes, options),
+    comparison: comparisonOf(
+      withParameter(scenario, parameter, value),
+      modes,
+      outcomes.slice(i * modes.length, (i + 1) * modes.length),
+    ),
   }));
   return { memvisor: VERSION, scenario: scenario.name, parameter, modes, points };
 }

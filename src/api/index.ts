@@ -35,13 +35,17 @@ export { type TraceLayout, traceLayout, traceProblem } from "../workload/trace/l
 export {
   type Comparison,
   compareModes,
+  compareTasks,
   compareVarying,
+  comparisonOf,
   type ModeResult,
   parameterProblem,
   VARIABLE_PARAMETERS,
   type VariableParameter,
   type Variation,
+  variationOf,
   variationProblem,
+  varyingTasks,
   withParameter,
 } from "./compare.js";
 export { COUNTER_DOCS, HOST_COUNTER_DOCS, walkRefsDoc } from "./counter-docs.js";
@@ -60,6 +64,7 @@ export {
   type TlbWay,
 } from "./inspect.js";
 export { checkCycleTotals, OptionsError, SEED_MAX, SWEEP_MAX_DOMAINS } from "./options.js";
+export { type RunOutcome, type RunTask, reportOf, runTask } from "./run-task.js";
 export { DOMAIN_QUANTUM, Simulation, type SimulationOptions } from "./simulation.js";
 export type { StepExit, StepLevel, StepNestedRef, StepRecord, StepWalk } from "./step.js";
 export {
@@ -68,6 +73,8 @@ export {
   type SweepOptions,
   type SweepPoint,
   sweepDomains,
+  sweepOf,
+  sweepTasks,
 } from "./sweep.js";
 export * from "./types.js";
 export {

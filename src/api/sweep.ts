@@ -5,8 +5,8 @@
  * grows with the number of guests, zero pages the most shared).
  */
 
-import { checkCycleTotals, checkSweepInput } from "./options.js";
-import { Simulation } from "./simulation.js";
+import { checkSweepInput } from "./options.js";
+import { type RunOutcome, type RunTask, reportOf, runTask } from "./run-task.js";
 import type { Report, Scenario } from "./types.js";
 import { VERSION } from "./version.js";
 
@@ -60,22 +60,47 @@ export function sweepDomains(
   maxDomains: number,
   options: SweepOptions = {},
 ): Sweep {
+  const outcomes = sweepTasks(scenario, maxDomains, options).map((task, i) => {
+    const outcome = runTask(task);
+    reportOf(outcome);
+    options.progress?.(i + 1);
+    return outcome;
+  });
+  return sweepOf(scenario, options, outcomes);
+}
+
+/** The runs sweepDomains makes, for 1..maxDomains domains (the engine may run them in parallel). */
+export function sweepTasks(
+  scenario: Scenario,
+  maxDomains: number,
+  options: SweepOptions = {},
+): RunTask[] {
   checkSweepInput(maxDomains, options);
   const perDomain =
     options.accessesPerDomain ?? Math.ceil(scenario.run.accesses / scenario.domains.length);
-  const results: SweepPoint[] = [];
-  for (let n = 1; n <= maxDomains; n++) {
-    const report = new Simulation(cloneDomains(scenario, n, perDomain), {
-      seed: options.seed,
-      check: options.check,
-    }).run();
-    checkCycleTotals(report);
+  return Array.from({ length: maxDomains }, (_, i) => ({
+    scenario: cloneDomains(scenario, i + 1, perDomain),
+    options: { seed: options.seed, check: options.check },
+  }));
+}
+
+/**
+ * The sweep of the runs of sweepTasks, given their outcomes in the same order; a run that could
+ * not be made throws its SimulationError.
+ */
+export function sweepOf(
+  scenario: Scenario,
+  options: SweepOptions,
+  outcomes: readonly RunOutcome[],
+): Sweep {
+  const results: SweepPoint[] = outcomes.map((outcome, i) => {
+    const report = reportOf(outcome);
     const c = report.host.counters;
     const saved = c.memory_saved_bytes ?? 0;
     // Without sharing every populated gfn would have a frame of its own.
     const populated = report.domains.reduce((s, d) => s + (d.counters.p2m_entries ?? 0), 0) * 4096;
-    results.push({
-      domains: n,
+    return {
+      domains: i + 1,
       frames_used: report.host.frames_used,
       guest_memory_bytes:
         report.domains.reduce((s, d) => s + (d.counters.guest_frames ?? 0), 0) * 4096,
@@ -86,9 +111,8 @@ export function sweepDomains(
       zero_pages_sharing: c.zero_pages_sharing ?? 0,
       cycles: c.cycles ?? 0,
       report,
-    });
-    options.progress?.(n);
-  }
+    };
+  });
   return {
     memvisor: VERSION,
     scenario: scenario.name,

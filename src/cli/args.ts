@@ -8,6 +8,7 @@ import {
   VARIABLE_PARAMETERS,
   type VariableParameter,
 } from "../api/index.js";
+import { defaultJobs } from "../api/node.js";
 import { UsageError } from "./errors.js";
 
 /** Digits, optionally grouped by underscores as in a JS literal ("1_000_000"). */
@@ -87,4 +88,9 @@ export function parseVary(text: string): { parameter: VariableParameter; values:
     return parseInteger(what, v, parameter === "lifetime" ? 0 : 1, Number.MAX_SAFE_INTEGER);
   });
   return { parameter, values };
+}
+
+/** --jobs: runs at once, in worker threads, 1 to 256 (default: the cores this process may use). */
+export function parseJobs(text: string | undefined): number {
+  return text === undefined ? defaultJobs() : parseInteger("--jobs", text, 1, 256);
 }

@@ -2,15 +2,19 @@
 
 import {
   type Comparison,
-  compareModes,
-  compareVarying,
+  compareTasks,
+  comparisonOf,
   formatSizeApprox,
   PAGING_MODES,
   type PagingMode,
   parameterProblem,
+  type Scenario,
   type Variation,
+  variationOf,
+  varyingTasks,
 } from "../api/index.js";
-import { parseAccesses, parseSeed, parseVary } from "./args.js";
+import { runAll } from "../api/node.js";
+import { parseAccesses, parseJobs, parseSeed, parseVary } from "./args.js";
 import { EXIT_CHECKS, EXIT_USAGE, runsCode, UsageError } from "./errors.js";
 import { formatInt, formatRatio, newTable } from "./format.js";
 import { writeErr, writeJson, writeOut } from "./output.js";
@@ -24,6 +28,7 @@ export interface CompareOptions {
   check?: boolean | "full";
   json?: boolean;
   vary?: string;
+  jobs?: string;
 }
 
 export function parseModes(text: string): PagingMode[] {
@@ -44,25 +49,27 @@ export function parseModes(text: string): PagingMode[] {
  * Runs the command; returns the exit code: 3 for violations, else 2 when a mode could not run the
  * scenario (the others are printed), else 5 for an unexpected early end, else 0.
  */
-export function compareCommand(
-  scenario: Parameters<typeof compareModes>[0],
-  options: CompareOptions,
-): number {
+export async function compareCommand(scenario: Scenario, options: CompareOptions): Promise<number> {
   const modes = parseModes(options.modes);
   const seed = options.seed === undefined ? undefined : parseSeed(options.seed);
   const accesses = options.accesses === undefined ? undefined : parseAccesses(options.accesses);
   const runOptions = { seed, accesses, check: options.check ?? false };
+  const jobs = parseJobs(options.jobs);
   let comparisons: Comparison[];
   if (options.vary !== undefined) {
     const { parameter, values } = parseVary(options.vary);
     const absent = parameterProblem(scenario, parameter);
     if (absent !== "") throw new UsageError(`--vary ${parameter}: ${absent}`);
-    const variation = compareVarying(scenario, modes, parameter, values, runOptions);
+    // The runs go to every core; the report is assembled in their order, as a serial run's.
+    const tasks = varyingTasks(scenario, modes, parameter, values, runOptions);
+    const outcomes = await runAll(tasks, jobs);
+    const variation = variationOf(scenario, modes, parameter, values, outcomes);
     comparisons = variation.points.map((p) => p.comparison);
     if (options.json) writeJson(withProvenance(variation));
     else writeOut(formatVariation(variation, scenario.description));
   } else {
-    const comparison = compareModes(scenario, modes, runOptions);
+    const tasks = compareTasks(scenario, modes, runOptions);
+    const comparison = comparisonOf(scenario, modes, await runAll(tasks, jobs));
     comparisons = [comparison];
     if (options.json) writeJson(withProvenance(comparison));
     else writeOut(formatComparison(comparison, scenario.description));

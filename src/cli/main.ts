@@ -7,6 +7,8 @@ import { Command, Option } from "commander";
 import { DEFAULT_SCENARIO, PAGING_MODES, VERSION } from "../api/index.js";
 import { type CompareOptions, compareCommand } from "./compare.js";
 import { describeError, EXIT_OK } from "./errors.js";
+import { type ExperimentOptions, experimentCommand } from "./experiment.js";
+import { experimentMergeCommand, type MergeOptions } from "./experiment-merge.js";
 import { exitOnOutputError, writeErr, writeJson, writeOut } from "./output.js";
 import { startCommand } from "./provenance.js";
 import { type RecordOptions, traceRecordCommand } from "./record.js";
@@ -77,10 +79,11 @@ function buildProgram(setCode: (code: number) => void): Command {
       "run the comparison at each value of a process parameter (child_accesses, jobs, " +
         "churn_accesses, working_set, writes, fetches, lifetime), e.g. child_accesses=1000,10000",
     )
+    .option("--jobs <n>", "runs at once, in worker threads (default: the number of cores)")
     .addOption(checkOption("runs"))
     .option("--json", "print the comparison as one JSON object")
-    .action((scenario: string | undefined, options: CompareOptions) => {
-      setCode(compareCommand(resolveScenario(scenario), options));
+    .action(async (scenario: string | undefined, options: CompareOptions) => {
+      setCode(await compareCommand(resolveScenario(scenario), options));
     });
 
   program
@@ -92,10 +95,37 @@ function buildProgram(setCode: (code: number) => void): Command {
     .requiredOption("--domains <n>", "the largest number of domains, 1 to 16")
     .option("--seed <n>", "random seed, 0 to 4294967295 (default: the scenario's)")
     .option("--accesses <n>", "user accesses per domain (default: the scenario's per domain)")
+    .option("--jobs <n>", "runs at once, in worker threads (default: the number of cores)")
     .addOption(checkOption("runs"))
     .option("--json", "print the sweep as one JSON object")
-    .action((scenario: string | undefined, options: SweepOptions) => {
-      setCode(sweepCommand(resolveScenario(scenario ?? "sharing"), options));
+    .action(async (scenario: string | undefined, options: SweepOptions) => {
+      setCode(await sweepCommand(resolveScenario(scenario ?? "sharing"), options));
+    });
+
+  const experiment = program
+    .command("experiment")
+    .description(
+      "run an experiment: a grid of scenario settings x modes x seeds, on every core; tables, summary, plots",
+    )
+    .argument("<file>", "the experiment file (.yaml/.yml/.json), or a built-in experiment's name")
+    .option("--out <folder>", "the folder for the results (default: <experiment name>-results)")
+    .option("--jobs <n>", "runs at once, in worker threads (default: the number of cores)")
+    .option("--shard <i/n>", "run shard I of N (0 <= I < N): every run whose index is I modulo N")
+    .option("--resume", "finish the runs a killed or interrupted experiment left in --out")
+    .option("--force", "start again in a folder that holds results (its files are replaced)")
+    .action(async (file: string, options: ExperimentOptions) => {
+      setCode(await experimentCommand(file, options));
+    });
+  experiment
+    .command("merge")
+    .description(
+      "join the folders of an experiment's shards into the tables one machine would write",
+    )
+    .argument("<folder>", "the folder holding the shards' folders")
+    .option("--out <folder>", "where to write the merged results (default: the folder itself)")
+    .option("--force", "replace merged results already there")
+    .action(async (folder: string, options: MergeOptions) => {
+      setCode(await experimentMergeCommand(folder, options));
     });
 
   const trace = program

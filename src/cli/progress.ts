@@ -17,6 +17,8 @@ export class LazyProgress {
     private readonly total: number,
     private readonly label: string,
     private readonly stream: NodeJS.WriteStream,
+    /** What is counted, in the plural: "accesses", "runs". */
+    private readonly unit = "accesses",
     private readonly delayMs = PROGRESS_DELAY_MS,
     private readonly now: () => number = Date.now,
   ) {
@@ -30,7 +32,7 @@ export class LazyProgress {
       this.bar = new cliProgress.SingleBar(
         {
           stream: this.stream,
-          format: `${this.label} [{bar}] {percentage}% {done}/{all} accesses, ETA {eta_formatted}`,
+          format: `${this.label} [{bar}] {percentage}% {done}/{all} ${this.unit}, ETA {eta_formatted}`,
           barsize: 30,
           clearOnComplete: true,
           // Leave the terminal's line wrapping alone: a second Ctrl-C ends the process at once,

@@ -1,7 +1,8 @@
 /** `memvisor sweep`: the scenario's first domain cloned 1..N times, memory saved against N. */
 
-import { formatSizeApprox, type Scenario, type Sweep, sweepDomains } from "../api/index.js";
-import { parseAccesses, parseDomains, parseSeed } from "./args.js";
+import { formatSizeApprox, type Scenario, type Sweep, sweepOf, sweepTasks } from "../api/index.js";
+import { runAll } from "../api/node.js";
+import { parseAccesses, parseDomains, parseJobs, parseSeed } from "./args.js";
 import { runsCode } from "./errors.js";
 import { formatInt, newTable } from "./format.js";
 import { writeErr, writeJson, writeOut } from "./output.js";
@@ -14,14 +15,19 @@ export interface SweepOptions {
   accesses?: string;
   check?: boolean | "full";
   json?: boolean;
+  jobs?: string;
 }
 
-export function sweepCommand(scenario: Scenario, options: SweepOptions): number {
-  const sweep = sweepDomains(scenario, parseDomains(options.domains), {
+export async function sweepCommand(scenario: Scenario, options: SweepOptions): Promise<number> {
+  const sweepOptions = {
     seed: options.seed === undefined ? undefined : parseSeed(options.seed),
     accessesPerDomain: options.accesses === undefined ? undefined : parseAccesses(options.accesses),
     check: options.check ?? false,
-  });
+  };
+  const jobs = parseJobs(options.jobs);
+  // The runs go to every core; the sweep is assembled in their order, as a serial run's.
+  const tasks = sweepTasks(scenario, parseDomains(options.domains), sweepOptions);
+  const sweep = sweepOf(scenario, sweepOptions, await runAll(tasks, jobs));
   if (options.json) {
     writeJson(withProvenance(sweep));
     for (const r of sweep.results) {

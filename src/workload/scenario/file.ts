@@ -43,7 +43,7 @@ function notAFile(mode: { isDirectory(): boolean; isFile(): boolean; isFIFO(): b
  * A scenario file's bytes: at most SCENARIO_FILE_MAX of them (one more is read to tell a larger
  * file), never a directory or a device (/dev/zero would never end).
  */
-function readScenarioBytes(path: string): Uint8Array {
+export function readScenarioBytes(path: string): Uint8Array {
   const fail = (message: string): never => {
     throw new ScenarioError(path, [{ path: "", message }]);
   };

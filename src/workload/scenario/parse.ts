@@ -47,6 +47,26 @@ export function parseScenario(
   fileName: string,
   options: ParseOptions = {},
 ): Scenario {
+  const source = readYamlMapping(text, fileName, EMPTY_SCENARIO);
+  return scenarioFromData(source, source.data, fileName, options);
+}
+
+/** What an empty scenario file is told. */
+export const EMPTY_SCENARIO =
+  "the file is empty; a scenario is a mapping with at least a domains key";
+
+/** A YAML or JSON file read as a mapping: its document, its data and how offsets become lines. */
+export interface YamlMapping {
+  doc: Document;
+  data: Record<string, unknown>;
+  pos: Pos;
+}
+
+/**
+ * Text to a mapping of plain data, with every syntax, key and alias mistake named by file,
+ * line and column (ScenarioError); `empty` says what the file should have held.
+ */
+export function readYamlMapping(text: string, fileName: string, empty: string): YamlMapping {
   const problem = textProblem(text);
   if (problem !== null) throw new ScenarioError(fileName, [problem]);
   const source = text.replace(/^\uFEFF/, "");
@@ -86,14 +106,7 @@ export function parseScenario(
   }
   const root = doc.contents;
   if (root === null || (isScalar(root) && root.value === null)) {
-    throw new ScenarioError(fileName, [
-      {
-        path: "",
-        line: 1,
-        column: 1,
-        message: "the file is empty; a scenario is a mapping with at least a domains key",
-      },
-    ]);
+    throw new ScenarioError(fileName, [{ path: "", line: 1, column: 1, message: empty }]);
   }
   const keyProblems = keyProblemsOf(doc, pos);
   if (keyProblems.length > 0) throw new ScenarioError(fileName, keyProblems);
@@ -115,7 +128,20 @@ export function parseScenario(
       },
     ]);
   }
+  return { doc, data, pos };
+}
 
+/**
+ * A scenario's data (a file's, or one an experiment changed) checked by the schema and typed,
+ * its traces read; problems are placed in `source`, the file the data came from.
+ */
+export function scenarioFromData(
+  source: Omit<YamlMapping, "data">,
+  data: Record<string, unknown>,
+  fileName: string,
+  options: ParseOptions = {},
+): Scenario {
+  const { doc, pos } = source;
   const result = scenarioFileSchema.safeParse(data);
   if (!result.success) {
     const problems = result.error.issues.flatMap((issue) => issueProblems(issue, data, doc, pos));
