@@ -60,6 +60,7 @@ export {
 export { checkCycleTotals, OptionsError, SEED_MAX, SWEEP_MAX_DOMAINS } from "./options.js";
 export { DOMAIN_QUANTUM, Simulation, type SimulationOptions } from "./simulation.js";
 export type { StepExit, StepLevel, StepNestedRef, StepRecord, StepWalk } from "./step.js";
+export { decodeErrorCode, STEP_EVENT_KINDS, type StepEvent, type StepEventKind } from "./story.js";
 export {
   cloneDomains,
   type Sweep,
