@@ -3,14 +3,13 @@
  * page keeps no simulation state of its own: each worker message is rendered as it comes.
  */
 
-import type { PagingMode } from "../../src/api/index.js";
+import type { PagingMode, StepEventKind, StepRecord } from "../../src/api/index.js";
 import { byId, h } from "./dom.js";
 import type { FromWorker, RunSettings, RunState, ScenarioSource, ToWorker } from "./messages.js";
 import { Charts } from "./panels/charts.js";
 import { renderCompare } from "./panels/compare.js";
 import { renderFrames } from "./panels/frames.js";
-import { renderStep } from "./panels/step.js";
-import { PAGE_SCENARIOS } from "./scenarios.js";
+import { EVENT_LABELS, renderStep } from "./panels/step.js";
 
 const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
 const charts = new Charts(byId("charts"));
@@ -22,6 +21,8 @@ const seedInput = byId<HTMLInputElement>("seed");
 const accessesInput = byId<HTMLInputElement>("accesses");
 const stepButton = byId<HTMLButtonElement>("step");
 const runButton = byId<HTMLButtonElement>("run");
+const seekButton = byId<HTMLButtonElement>("seek");
+const seekKind = byId<HTMLSelectElement>("seek-kind");
 const errorBox = byId("error");
 const status = byId("status");
 const progress = byId("progress");
@@ -36,10 +37,8 @@ let scenarioName = "";
 let modes: Record<string, PagingMode> = {};
 /** A load was sent and not yet answered: an error now means nothing is loaded. */
 let loading = false;
-
-for (const s of PAGE_SCENARIOS) {
-  scenarioSelect.append(h("option", { value: s.name, title: s.summary }, s.name));
-}
+/** The access number the step panel shows (-1: none), to mark it stale once the run moves on. */
+let shownAccess = -1;
 
 function send(msg: ToWorker): void {
   worker.postMessage(msg);
@@ -85,6 +84,19 @@ function showState(s: RunState): void {
   charts.push(s.chart);
   stepButton.disabled = !loaded || done;
   runButton.disabled = !loaded || done;
+  seekButton.disabled = !loaded || done;
+  // The step panel shows one access: once the run has gone past it, say so rather than keep
+  // showing it as "the current access".
+  if (shownAccess >= 0 && s.accessesDone !== shownAccess) {
+    byId("step-body").replaceChildren(
+      h(
+        "p",
+        { "data-field": "stale" },
+        `The run has made ${s.accessesDone} accesses since the one shown (access ${shownAccess}). Press Step (s) to see the next one.`,
+      ),
+    );
+    shownAccess = -1;
+  }
   runButton.firstChild!.textContent = running ? "Pause " : "Run ";
   // The live region changes only with the phase, so that a screen reader is not told every
   // slice's count; the count is beside it.
@@ -99,6 +111,12 @@ function showState(s: RunState): void {
 worker.onmessage = (e: MessageEvent<FromWorker>) => {
   const msg = e.data;
   switch (msg.type) {
+    case "scenarios":
+      for (const s of msg.list) {
+        scenarioSelect.append(h("option", { value: s.name, title: s.summary }, s.name));
+      }
+      load();
+      return;
     case "loaded":
       showError(null);
       loaded = true;
@@ -108,14 +126,25 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       scenarioName = `${msg.scenario} (seed ${msg.seed}; ${msg.domains
         .map((d) => `${d.name}: ${d.mode}`)
         .join(", ")})`;
-      charts.reset(msg.domains.map((d) => d.name));
+      charts.reset(
+        msg.domains.map((d) => d.name),
+        msg.domains.map((d) => d.mode),
+      );
+      shownAccess = -1;
       byId("step-body").replaceChildren(h("p", {}, "Press Step (s) to make one access."));
       showState(msg.state);
       return;
     case "step":
-      renderStep(byId("step-body"), msg.record, modes);
-      showState(msg.state);
-      document.body.dataset.steps = String(Number(document.body.dataset.steps ?? 0) + 1);
+      showStep(msg.record, msg.state);
+      return;
+    case "seeking":
+      progress.textContent = `looking for the next ${EVENT_LABELS[msg.kind]}: ${msg.steps} accesses so far`;
+      return;
+    case "seek":
+      showStep(msg.record, msg.state);
+      status.textContent = msg.found
+        ? `${scenarioName}: found a ${EVENT_LABELS[msg.kind]} after ${msg.steps} accesses`
+        : `${scenarioName}: no ${EVENT_LABELS[msg.kind]} in ${msg.steps} accesses`;
       return;
     case "state":
       showState(msg.state);
@@ -128,10 +157,20 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
     case "error":
       running = false;
       if (loading) {
+        // Nothing is loaded: no panel may go on showing the previous run.
         loading = false;
         loaded = false;
         stepButton.disabled = true;
         runButton.disabled = true;
+        seekButton.disabled = true;
+        shownAccess = -1;
+        byId("step-body").replaceChildren(h("p", {}, "Nothing is loaded."));
+        byId("frames-legend").replaceChildren();
+        const canvas = byId<HTMLCanvasElement>("frames");
+        canvas.height = 1;
+        canvas.removeAttribute("aria-label");
+        charts.reset([], []);
+        progress.textContent = "";
       }
       showError(msg.message);
       document.body.dataset.state = "error";
@@ -148,9 +187,28 @@ function load(): void {
   send({ type: "load", settings: settings() });
 }
 
+function showStep(record: StepRecord | null, s: RunState): void {
+  shownAccess = -1;
+  showState(s);
+  const mode = record ? modes[record.domain] : undefined;
+  renderStep(byId("step-body"), record, mode, s.accessesDone);
+  shownAccess = record ? s.accessesDone : -1;
+  document.body.dataset.steps = String(Number(document.body.dataset.steps ?? 0) + 1);
+}
+
 function step(): void {
   if (!loaded || done) return;
   send({ type: "step" });
+}
+
+/** Accesses a seek may step before it gives up. */
+const SEEK_LIMIT = 200_000;
+
+function seekNext(): void {
+  if (!loaded || done) return;
+  running = true;
+  setBusy(`looking for the next ${EVENT_LABELS[seekKind.value as StepEventKind]}...`);
+  send({ type: "seek", kind: seekKind.value as StepEventKind, limit: SEEK_LIMIT });
 }
 
 function runOrPause(): void {
@@ -169,13 +227,24 @@ function selectView(which: "run" | "compare"): void {
 byId("controls").addEventListener("submit", (e) => {
   e.preventDefault();
   load();
+  // Space and Enter now go to Step, not to another restart.
+  stepButton.focus();
 });
 stepButton.addEventListener("click", step);
 runButton.addEventListener("click", runOrPause);
+seekButton.addEventListener("click", seekNext);
+// A changed setting applies at once.
 scenarioSelect.addEventListener("change", () => {
   file = null;
   fileInput.value = "";
+  load();
 });
+modeSelect.addEventListener("change", load);
+for (const input of [seedInput, accessesInput]) {
+  input.addEventListener("change", () => {
+    if (input.checkValidity()) load();
+  });
+}
 fileInput.addEventListener("change", async () => {
   const f = fileInput.files?.[0];
   file = f ? { name: f.name, text: await f.text() } : null;
@@ -204,11 +273,10 @@ document.addEventListener("keydown", (e) => {
   // A focused button already answers space and Enter itself.
   if (target.tagName === "BUTTON" && (e.key === " " || e.key === "Enter")) return;
   if (e.key === "s" || e.key === "ArrowRight") step();
+  else if (e.key === "n") seekNext();
   else if (e.key === "r" || e.key === " ") runOrPause();
   else if (e.key === "c") selectView("compare");
   else if (e.key === "v") selectView("run");
   else return;
   e.preventDefault();
 });
-
-load();

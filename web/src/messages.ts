@@ -3,7 +3,7 @@
  * page only renders what it is sent, so a long run never blocks the page.
  */
 
-import type { Comparison, PagingMode, StepRecord } from "../../src/api/index.js";
+import type { Comparison, PagingMode, StepEventKind, StepRecord } from "../../src/api/index.js";
 
 /** A built-in scenario by name, or the text of a scenario file the user loaded. */
 export type ScenarioSource =
@@ -23,6 +23,8 @@ export interface RunSettings {
 export type ToWorker =
   | { type: "load"; settings: RunSettings }
   | { type: "step" }
+  /** Step until an access whose story has an event of `kind`, at most `limit` accesses. */
+  | { type: "seek"; kind: StepEventKind; limit: number }
   | { type: "run" }
   | { type: "pause" }
   | { type: "compare"; settings: RunSettings; modes: PagingMode[] };
@@ -64,6 +66,8 @@ export interface RunState {
 }
 
 export type FromWorker =
+  /** The built-in scenarios the page can run (the worker's first message): name and summary. */
+  | { type: "scenarios"; list: { name: string; summary: string }[] }
   | {
       type: "loaded";
       scenario: string;
@@ -73,5 +77,16 @@ export type FromWorker =
     }
   | { type: "error"; message: string }
   | { type: "step"; record: StepRecord | null; state: RunState }
+  /** A seek's answer: the access found (or the last one made: `found` false), and how many. */
+  | {
+      type: "seek";
+      record: StepRecord | null;
+      found: boolean;
+      steps: number;
+      kind: StepEventKind;
+      state: RunState;
+    }
+  /** A seek in progress: accesses stepped so far. */
+  | { type: "seeking"; steps: number; kind: StepEventKind }
   | { type: "state"; state: RunState }
   | { type: "compare"; comparison: Comparison };

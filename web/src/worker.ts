@@ -8,10 +8,12 @@ import {
   compareModes,
   type Simulation as Sim,
   Simulation,
+  type StepEventKind,
+  type StepRecord,
   VMEXIT_REASONS,
 } from "../../src/api/index.js";
 import type { ChartPoint, FromWorker, RunSettings, RunState, ToWorker } from "./messages.js";
-import { loadScenario } from "./scenarios.js";
+import { loadScenario, PAGE_SCENARIOS } from "./scenarios.js";
 
 const SLICE_MS = 40;
 
@@ -98,6 +100,29 @@ function slice(token: number): void {
   if (running) setTimeout(slice, 0, token);
 }
 
+/**
+ * Step until an access has an event of `kind` (the step API's story), in slices like a run so
+ * that a pause (or another message) stops it; `limit` accesses at most.
+ */
+function seek(token: number, kind: StepEventKind, limit: number, done: number): void {
+  if (sim === null || token !== chain || !running) return;
+  const end = performance.now() + SLICE_MS;
+  let record: StepRecord | null = null;
+  let steps = done;
+  while (performance.now() < end && steps < limit) {
+    record = sim.step();
+    steps++;
+    const found = record?.events.some((e) => e.kind === kind) ?? false;
+    if (found || record === null || steps >= limit) {
+      running = false;
+      post({ type: "seek", record, found, steps, kind, state: state(sim) });
+      return;
+    }
+  }
+  post({ type: "seeking", steps, kind });
+  setTimeout(seek, 0, token, kind, limit, steps);
+}
+
 function handle(msg: ToWorker): void {
   switch (msg.type) {
     case "load": {
@@ -121,6 +146,11 @@ function handle(msg: ToWorker): void {
       post({ type: "step", record, state: state(sim) });
       return;
     }
+    case "seek":
+      if (sim === null || sim.done) return;
+      running = true;
+      setTimeout(seek, 0, ++chain, msg.kind, msg.limit, 0);
+      return;
     case "run":
       if (sim === null || running || sim.done) return;
       running = true;
@@ -152,3 +182,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
     post({ type: "error", message: describe(err) });
   }
 };
+
+// The page lists the scenarios from here, so that its own bundle carries neither the scenario
+// files nor their validator.
+post({ type: "scenarios", list: PAGE_SCENARIOS });
