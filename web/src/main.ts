@@ -35,8 +35,18 @@ let done = false;
 let scenarioName = "";
 /** Each domain's paging mode, by name, in the loaded run. */
 let modes: Record<string, PagingMode> = {};
-/** A load was sent and not yet answered: an error now means nothing is loaded. */
-let loading = false;
+/**
+ * Loads sent and not yet answered (each changed setting sends one): only the answer to the
+ * last counts, and an error then means nothing is loaded.
+ */
+let pending = 0;
+
+/** One load answered: true if it is the last one sent (the page shows it). */
+function settle(): boolean {
+  pending = Math.max(0, pending - 1);
+  document.body.dataset.pending = String(pending);
+  return pending === 0;
+}
 /** The access number the step panel shows (-1: none), to mark it stale once the run moves on. */
 let shownAccess = -1;
 
@@ -118,9 +128,9 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       load();
       return;
     case "loaded":
+      if (!settle()) return;
       showError(null);
       loaded = true;
-      loading = false;
       modes = Object.fromEntries(msg.domains.map((d) => [d.name, d.mode]));
       document.body.dataset.loads = String(Number(document.body.dataset.loads ?? 0) + 1);
       scenarioName = `${msg.scenario} (seed ${msg.seed}; ${msg.domains
@@ -156,9 +166,9 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       return;
     case "error":
       running = false;
-      if (loading) {
+      if (pending > 0) {
+        if (!settle()) return;
         // Nothing is loaded: no panel may go on showing the previous run.
-        loading = false;
         loaded = false;
         stepButton.disabled = true;
         runButton.disabled = true;
@@ -168,7 +178,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
         byId("frames-legend").replaceChildren();
         const canvas = byId<HTMLCanvasElement>("frames");
         canvas.height = 1;
-        canvas.removeAttribute("aria-label");
+        canvas.setAttribute("aria-label", "Host frames: nothing is loaded");
         charts.reset([], []);
         progress.textContent = "";
       }
@@ -181,7 +191,8 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
 
 function load(): void {
   loaded = false;
-  loading = true;
+  pending++;
+  document.body.dataset.pending = String(pending);
   document.body.dataset.steps = "0";
   setBusy("loading...");
   send({ type: "load", settings: settings() });
@@ -266,10 +277,19 @@ byId("compare-form").addEventListener("submit", (e) => {
   send({ type: "compare", settings: settings(), modes });
 });
 
+/** The page's single-letter keys. */
+const SHORTCUTS = ["s", "r", "n", "c", "v"];
+
 document.addEventListener("keydown", (e) => {
   const target = e.target as HTMLElement;
   if (e.ctrlKey || e.metaKey || e.altKey) return;
-  if (["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName)) return;
+  // Inside a form control the page's keys do nothing; in a menu they do not pick an option by
+  // its first letter either (typing "s" for Step must not switch the mode to shadow).
+  if (target.tagName === "SELECT" && SHORTCUTS.includes(e.key)) {
+    e.preventDefault();
+    return;
+  }
+  if (["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName) || target.isContentEditable) return;
   // A focused button already answers space and Enter itself.
   if (target.tagName === "BUTTON" && (e.key === " " || e.key === "Enter")) return;
   if (e.key === "s" || e.key === "ArrowRight") step();
