@@ -326,6 +326,43 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
     await page.keyboard.press("v");
   }, 60_000);
 
+  test("the guided tour stops at each step of the article's sequence, as the step API tells it", async () => {
+    const { page } = h;
+    const loads = Number(await page.getAttribute("body", "data-loads"));
+    await page.click("#tour");
+    await settled(page, loads);
+    expect(await page.inputValue("#scenario")).toBe("tour");
+    const sim = new Simulation(builtinScenario("tour"), { mode: "shadow" });
+    const stops = [
+      "write-protect",
+      "hidden-fault",
+      "true-fault",
+      "emulate-write",
+      "process-exit",
+      "unshadow",
+      "balloon-inflate",
+      "share-merge",
+      "cow-break",
+    ];
+    for (const [i, kind] of stops.entries()) {
+      const record = seek(sim, kind);
+      await page.click("#tour-next");
+      await page.waitForSelector(`body[data-steps='${i + 1}']`, { timeout: 30_000 });
+      expect(await page.textContent("#tour-title")).toMatch(
+        new RegExp(`^Stop ${i + 1} of ${stops.length}: `),
+      );
+      expect((await page.textContent("#tour-text"))?.length).toBeGreaterThan(40);
+      const told = record.events.find((e) => e.kind === kind);
+      const shown = await page.textContent(
+        `#step-body li[data-event='${kind}'] [data-field$='-text']`,
+      );
+      expect(shown, kind).toBe(told?.text);
+      if (i === 3) await page.screenshot({ path: `${ARTIFACTS}tour.png` });
+    }
+    expect(await page.isDisabled("#tour-next")).toBe(true);
+    await page.click("#tour-end");
+  }, 90_000);
+
   test.each([390, 800, 1440])(
     "at %i px: no sideways scroll, no serious accessibility violation; screenshots",
     async (width) => {

@@ -10,6 +10,7 @@ import { Charts } from "./panels/charts.js";
 import { renderCompare } from "./panels/compare.js";
 import { renderFrames } from "./panels/frames.js";
 import { EVENT_LABELS, renderStep } from "./panels/step.js";
+import { TOUR_SCENARIO, TOUR_STOPS } from "./tour.js";
 
 const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
 const charts = new Charts(byId("charts"));
@@ -23,6 +24,10 @@ const stepButton = byId<HTMLButtonElement>("step");
 const runButton = byId<HTMLButtonElement>("run");
 const seekButton = byId<HTMLButtonElement>("seek");
 const seekKind = byId<HTMLSelectElement>("seek-kind");
+const tourBox = byId("tour-box");
+const tourTitle = byId("tour-title");
+const tourText = byId("tour-text");
+const tourNext = byId<HTMLButtonElement>("tour-next");
 const errorBox = byId("error");
 const status = byId("status");
 const progress = byId("progress");
@@ -47,6 +52,8 @@ function settle(): boolean {
   document.body.dataset.pending = String(pending);
   return pending === 0;
 }
+/** The tour's next stop (its index in TOUR_STOPS), or -1 when no tour is on. */
+let tourStop = -1;
 /** The access number the step panel shows (-1: none), to mark it stale once the run moves on. */
 let shownAccess = -1;
 
@@ -142,6 +149,10 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       );
       shownAccess = -1;
       byId("step-body").replaceChildren(h("p", {}, "Press Step (s) to make one access."));
+      if (tourStop === 0) {
+        tourNext.disabled = false;
+        tourNext.focus();
+      }
       showState(msg.state);
       return;
     case "step":
@@ -152,9 +163,22 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       return;
     case "seek":
       showStep(msg.record, msg.state);
+      if (tourStop >= 0 && TOUR_STOPS[tourStop].kind === msg.kind) {
+        tourTitle.textContent = `Stop ${tourStop + 1} of ${TOUR_STOPS.length}: ${EVENT_LABELS[msg.kind]}`;
+        tourText.textContent = TOUR_STOPS[tourStop].text;
+        tourStop++;
+        tourNext.disabled = tourStop >= TOUR_STOPS.length;
+        tourNext.focus();
+      }
       status.textContent = msg.found
-        ? `${scenarioName}: found a ${EVENT_LABELS[msg.kind]} after ${msg.steps} accesses`
-        : `${scenarioName}: no ${EVENT_LABELS[msg.kind]} in ${msg.steps} accesses`;
+        ? `${scenarioName}: ${EVENT_LABELS[msg.kind]} found after ${msg.steps} accesses.`
+        : `${scenarioName}: no ${EVENT_LABELS[msg.kind]} in ${msg.steps} accesses.`;
+      if (msg.found) {
+        // Mark the event sought in the story, and bring it into view.
+        const li = document.querySelector<HTMLElement>(`#step-body li[data-event='${msg.kind}']`);
+        li?.classList.add("sought");
+        li?.scrollIntoView({ block: "nearest" });
+      }
       return;
     case "state":
       showState(msg.state);
@@ -215,6 +239,35 @@ function step(): void {
 /** Accesses a seek may step before it gives up. */
 const SEEK_LIMIT = 200_000;
 
+/** Start the guided tour: the tour scenario under shadow paging, from its start. */
+function startTour(): void {
+  file = null;
+  fileInput.value = "";
+  scenarioSelect.value = TOUR_SCENARIO;
+  modeSelect.value = "shadow";
+  seedInput.value = "";
+  accessesInput.value = "";
+  load();
+  tourStop = 0;
+  tourBox.hidden = false;
+  tourTitle.textContent = "Guided tour";
+  tourText.textContent =
+    "the article's sequence, one stop at a time. Press Next stop: the page steps to the next access where it happens, and the story below shows it.";
+  // Enabled once the tour scenario is loaded.
+  tourNext.disabled = true;
+}
+
+function endTour(): void {
+  tourStop = -1;
+  tourBox.hidden = true;
+}
+
+function nextTourStop(): void {
+  if (tourStop < 0 || tourStop >= TOUR_STOPS.length) return;
+  seekKind.value = TOUR_STOPS[tourStop].kind;
+  seekNext();
+}
+
 function seekNext(): void {
   if (!loaded || done) return;
   running = true;
@@ -244,8 +297,12 @@ byId("controls").addEventListener("submit", (e) => {
 stepButton.addEventListener("click", step);
 runButton.addEventListener("click", runOrPause);
 seekButton.addEventListener("click", seekNext);
+byId("tour").addEventListener("click", startTour);
+tourNext.addEventListener("click", nextTourStop);
+byId("tour-end").addEventListener("click", endTour);
 // A changed setting applies at once.
 scenarioSelect.addEventListener("change", () => {
+  endTour();
   file = null;
   fileInput.value = "";
   load();
