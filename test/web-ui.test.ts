@@ -323,6 +323,18 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
       expect(await cell("guest-page-faults")).toBe(String(r.guest_page_faults));
     }
     await page.screenshot({ path: `${ARTIFACTS}compare.png`, fullPage: true });
+    // A long comparison shows each mode's progress, and Cancel ends it.
+    await page.fill("#accesses", "3000000");
+    await page.click("h1");
+    await page.click("#compare");
+    await page.waitForFunction(
+      "[...document.querySelectorAll('#compare-progress progress')].some((p) => p.value > 0)",
+    );
+    expect(await page.locator("#compare-progress progress").count()).toBe(3);
+    await page.click("#compare-cancel");
+    await page.waitForSelector("body[data-state='cancelled']");
+    expect(await page.locator("#compare-progress progress").count()).toBe(0);
+    expect(await page.isHidden("#compare-cancel")).toBe(true);
     await page.keyboard.press("v");
   }, 60_000);
 

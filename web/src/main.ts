@@ -3,7 +3,7 @@
  * page keeps no simulation state of its own: each worker message is rendered as it comes.
  */
 
-import type { PagingMode, StepEventKind, StepRecord } from "../../src/api/index.js";
+import type { ModeResult, PagingMode, StepEventKind, StepRecord } from "../../src/api/index.js";
 import { byId, h } from "./dom.js";
 import type { FromWorker, RunSettings, RunState, ScenarioSource, ToWorker } from "./messages.js";
 import { Charts } from "./panels/charts.js";
@@ -330,9 +330,77 @@ byId("compare-form").addEventListener("submit", (e) => {
     return;
   }
   showError(null);
-  setBusy(`comparing ${modes.join(", ")}...`);
-  send({ type: "compare", settings: settings(), modes });
+  compare(modes);
 });
+byId("compare-cancel").addEventListener("click", () => {
+  cancelCompare();
+  status.textContent = "comparison cancelled";
+  document.body.dataset.state = "cancelled";
+});
+
+/** The workers of the comparison in progress, one per mode; ended when done or cancelled. */
+let comparing: Worker[] = [];
+
+function cancelCompare(): void {
+  for (const w of comparing) w.terminate();
+  comparing = [];
+  byId("compare-cancel").hidden = true;
+  byId("compare-progress").replaceChildren();
+}
+
+/**
+ * Run the scenario under each mode, each in a worker of its own (they run at once, on as many
+ * cores as the browser gives), with a progress bar each; the page's worker then sets the
+ * results side by side.
+ */
+function compare(modes: PagingMode[]): void {
+  cancelCompare();
+  const run = settings();
+  const results = new Map<PagingMode, ModeResult>();
+  const notRun: { mode: PagingMode; reason: string }[] = [];
+  const bars = new Map(
+    modes.map((m) => [m, h("progress", { max: 1, value: 0, "aria-label": `${m}: progress` })]),
+  );
+  byId("compare-progress").replaceChildren(
+    ...modes.map((m) => h("label", {}, `${m} `, bars.get(m))),
+  );
+  byId("compare-cancel").hidden = false;
+  setBusy(`comparing ${modes.join(", ")}...`);
+  const finishIfDone = (): void => {
+    if (results.size + notRun.length < modes.length) return;
+    cancelCompare();
+    send({
+      type: "combine",
+      scenario: run.source.name,
+      modes,
+      results: modes.flatMap((m) => results.get(m) ?? []),
+      notRun,
+    });
+  };
+  for (const mode of modes) {
+    const w = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+    comparing.push(w);
+    w.onmessage = (e: MessageEvent<FromWorker>) => {
+      const msg = e.data;
+      if (msg.type === "compare-progress") {
+        bars.get(mode)?.setAttribute("value", String(msg.fraction));
+      } else if (msg.type === "compare-result") {
+        bars.get(mode)?.setAttribute("value", "1");
+        results.set(mode, msg.result);
+        finishIfDone();
+      } else if (msg.type === "compare-not-run") {
+        notRun.push({ mode, reason: msg.reason });
+        finishIfDone();
+      } else if (msg.type === "error") {
+        cancelCompare();
+        showError(msg.message);
+        status.textContent = "error";
+        document.body.dataset.state = "error";
+      }
+    };
+    w.postMessage({ type: "compare-mode", settings: run, mode } satisfies ToWorker);
+  }
+}
 
 /** The page's single-letter keys. */
 const SHORTCUTS = ["s", "r", "n", "c", "v"];

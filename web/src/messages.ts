@@ -3,7 +3,13 @@
  * page only renders what it is sent, so a long run never blocks the page.
  */
 
-import type { Comparison, PagingMode, StepEventKind, StepRecord } from "../../src/api/index.js";
+import type {
+  Comparison,
+  ModeResult,
+  PagingMode,
+  StepEventKind,
+  StepRecord,
+} from "../../src/api/index.js";
 
 /** A built-in scenario by name, or the text of a scenario file the user loaded. */
 export type ScenarioSource =
@@ -27,7 +33,16 @@ export type ToWorker =
   | { type: "seek"; kind: StepEventKind; limit: number }
   | { type: "run" }
   | { type: "pause" }
-  | { type: "compare"; settings: RunSettings; modes: PagingMode[] };
+  /** Run the scenario under one mode to the end (a compare worker: one per mode). */
+  | { type: "compare-mode"; settings: RunSettings; mode: PagingMode }
+  /** Set the modes' results side by side, the first mode the baseline. */
+  | {
+      type: "combine";
+      scenario: string;
+      modes: PagingMode[];
+      results: ModeResult[];
+      notRun: { mode: PagingMode; reason: string }[];
+    };
 
 /** What the charts plot at one instant: cumulative counters, summed over domains unless keyed. */
 export interface ChartPoint {
@@ -89,4 +104,8 @@ export type FromWorker =
   /** A seek in progress: accesses stepped so far. */
   | { type: "seeking"; steps: number; kind: StepEventKind }
   | { type: "state"; state: RunState }
-  | { type: "compare"; comparison: Comparison };
+  | { type: "compare"; comparison: Comparison }
+  /** A compare worker's progress (fraction of its accesses), its result, or why it cannot run. */
+  | { type: "compare-progress"; mode: PagingMode; fraction: number }
+  | { type: "compare-result"; mode: PagingMode; result: ModeResult }
+  | { type: "compare-not-run"; mode: PagingMode; reason: string };

@@ -4,10 +4,13 @@
  * is handled within one slice and the page gets steady updates.
  */
 
+import { combineResults, modeResult } from "../../src/api/compare.js";
 import {
-  compareModes,
+  checkCycleTotals,
+  type PagingMode,
   type Simulation as Sim,
   Simulation,
+  SimulationError,
   type StepEventKind,
   type StepRecord,
   VMEXIT_REASONS,
@@ -101,6 +104,47 @@ function slice(token: number): void {
 }
 
 /**
+ * One mode of a comparison, run to the end in slices with its progress after each (the page
+ * runs one worker per mode, and ends them to cancel). Its result carries no time series: the
+ * page shows only the summaries.
+ */
+function compareMode(settings: RunSettings, mode: PagingMode): void {
+  let s: Sim;
+  try {
+    s = create({ ...settings, mode });
+  } catch (e) {
+    if (!(e instanceof SimulationError)) throw e;
+    post({ type: "compare-not-run", mode, reason: e.message });
+    return;
+  }
+  const slice = (): void => {
+    try {
+      const end = performance.now() + SLICE_MS * 5;
+      let more = true;
+      while (more && performance.now() < end) more = s.runTurn();
+      if (more) {
+        post({
+          type: "compare-progress",
+          mode,
+          fraction: s.accessesDone / s.scenario.run.accesses,
+        });
+        setTimeout(slice, 0);
+        return;
+      }
+      const report = s.finish();
+      checkCycleTotals(report);
+      const result = modeResult(mode, report);
+      result.report = { ...report, series: [] };
+      post({ type: "compare-result", mode, result });
+    } catch (e) {
+      if (!(e instanceof SimulationError)) throw e;
+      post({ type: "compare-not-run", mode, reason: e.message });
+    }
+  };
+  slice();
+}
+
+/**
  * Step until an access has an event of `kind` (the step API's story), in slices like a run so
  * that a pause (or another message) stops it; `limit` accesses at most.
  */
@@ -160,14 +204,11 @@ function handle(msg: ToWorker): void {
       running = false;
       if (sim !== null) post({ type: "state", state: state(sim) });
       return;
-    case "compare": {
-      const scenario = loadScenario(msg.settings.source);
-      const comparison = compareModes(scenario, msg.modes, {
-        ...(msg.settings.seed !== null ? { seed: msg.settings.seed } : {}),
-        ...(msg.settings.accesses !== null ? { accesses: msg.settings.accesses } : {}),
-      });
-      // The per-mode reports carry their whole series: the page needs only the summaries.
-      for (const r of comparison.results) r.report = { ...r.report, series: [] };
+    case "compare-mode":
+      compareMode(msg.settings, msg.mode);
+      return;
+    case "combine": {
+      const comparison = combineResults(msg.scenario, msg.modes, msg.results, msg.notRun);
       post({ type: "compare", comparison });
       return;
     }
