@@ -33,9 +33,11 @@ export { TRACE_KIND_NAMES, TraceError } from "../workload/trace/lackey.js";
 export { type TraceLayout, traceLayout, traceProblem } from "../workload/trace/layout.js";
 export {
   type Comparison,
+  combineResults,
   compareModes,
   compareVarying,
   type ModeResult,
+  modeResult,
   parameterProblem,
   VARIABLE_PARAMETERS,
   type VariableParameter,

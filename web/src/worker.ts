@@ -4,9 +4,10 @@
  * is handled within one slice and the page gets steady updates.
  */
 
-import { combineResults, modeResult } from "../../src/api/compare.js";
 import {
   checkCycleTotals,
+  combineResults,
+  modeResult,
   type PagingMode,
   type Simulation as Sim,
   Simulation,
