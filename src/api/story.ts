@@ -5,6 +5,7 @@
  */
 
 import type { PagingMode } from "../config/scenario.js";
+import { formatGva } from "../hw/addr.js";
 import { EPT_VIOLATION } from "../hw/nested.js";
 import { describePte, PFEC_I, PFEC_P, PFEC_RSVD, PFEC_U, PFEC_W, pteFrame } from "../hw/pte.js";
 import type { TraceEvent, WalkTrace } from "../hw/step-trace.js";
@@ -119,7 +120,7 @@ const FIXES: Record<string, string> = {
 
 /** Tell one recorded event; `walks` are the step's hardware walks (for walk events). */
 export function tellEvent(e: TraceEvent, walks: WalkTrace[], mode: PagingMode): StepEvent {
-  const gva = hexOf(e.gva);
+  const gva = e.gva === undefined || e.gva < 0 ? "-" : formatGva(e.gva);
   const gfn = hexOf(e.gfn);
   const mfn = hexOf(e.mfn);
   switch (e.kind) {
@@ -365,10 +366,10 @@ function hypercallText(e: TraceEvent): string {
         ? `mmu_update: ${e.count} request${e.count === 1 ? "" : "s"}, the first writes entry [${e.index}] of table mfn ${hexOf(e.mfn)} = ${hex64(e.lo ?? 0, e.hi ?? 0)}; ${answer}`
         : `mmu_update with no request; ${answer}`;
     case "update_va_mapping":
-      return `update_va_mapping: the L1 entry of gva ${hexOf(e.gva)} = ${hex64(e.lo ?? 0, e.hi ?? 0)}; ${answer}`;
+      return `update_va_mapping: the L1 entry of gva ${formatGva(e.gva ?? 0)} = ${hex64(e.lo ?? 0, e.hi ?? 0)}; ${answer}`;
     case "memory_op":
       return `memory_op for ${e.count} pages; Xen answers ${e.code} done`;
     default:
-      return `${e.note} (${e.gva !== undefined ? `gva ${hexOf(e.gva)}` : `mfn ${hexOf(e.mfn)}`}); ${answer}`;
+      return `${e.note} (${e.gva !== undefined ? `gva ${formatGva(e.gva)}` : `mfn ${hexOf(e.mfn)}`}); ${answer}`;
   }
 }
