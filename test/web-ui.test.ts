@@ -268,6 +268,12 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
       expect(await page.locator("#charts canvas").count()).toBe(
         1 + (mode === "shadow" ? 1 : 0) + memoryCharts + 1,
       );
+      // Each legend shows the latest values, not uPlot's "--" for no point under the pointer.
+      const values = await page.$$eval("#charts .u-legend .u-value", (tds) =>
+        tds.map((td) => td.textContent ?? ""),
+      );
+      expect(values.length).toBeGreaterThan(0);
+      for (const v of values) expect(v).toMatch(/^-?[\d.,]+(e[+-]?\d+)?$/);
       await page.locator("#frames-panel").screenshot({ path: `${ARTIFACTS}frames-${name}.png` });
       await page.locator("#charts-panel").screenshot({ path: `${ARTIFACTS}charts-${name}.png` });
       await page.screenshot({ path: `${ARTIFACTS}run-${name}-${mode}.png`, fullPage: true });

@@ -215,6 +215,9 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
 
 function load(): void {
   loaded = false;
+  // A comparison made with other settings no longer applies.
+  cancelCompare();
+  byId("compare-body").replaceChildren();
   pending++;
   document.body.dataset.pending = String(pending);
   document.body.dataset.steps = "0";
