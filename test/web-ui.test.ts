@@ -274,6 +274,13 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
       );
       expect(values.length).toBeGreaterThan(0);
       for (const v of values) expect(v).toMatch(/^-?[\d.,]+(e[+-]?\d+)?$/);
+      // A balloon target line only for a domain that runs a balloon driver.
+      const labels = await page.$$eval("#charts .u-legend .u-label", (ls) =>
+        ls.map((l) => l.textContent ?? ""),
+      );
+      expect(labels.filter((l) => l.endsWith("balloon target")).length).toBe(
+        sim.domains.filter((d) => d.kernel.balloon !== null).length,
+      );
       await page.locator("#frames-panel").screenshot({ path: `${ARTIFACTS}frames-${name}.png` });
       await page.locator("#charts-panel").screenshot({ path: `${ARTIFACTS}charts-${name}.png` });
       await page.screenshot({ path: `${ARTIFACTS}run-${name}-${mode}.png`, fullPage: true });
@@ -394,6 +401,11 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
       await page.click("#glossary summary");
       for (const view of ["run", "compare"]) {
         await page.click(`#tab-${view}`);
+        if (view === "compare") {
+          // A comparison of the same short run, so that its table is on screen too.
+          await page.click("#compare");
+          await page.waitForSelector("body[data-state='compared']", { timeout: 50_000 });
+        }
         const [scroll, inner] = await page.evaluate<[number, number]>(
           "[document.documentElement.scrollWidth, window.innerWidth]",
         );

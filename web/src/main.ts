@@ -143,10 +143,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
       scenarioName = `${msg.scenario} (seed ${msg.seed}; ${msg.domains
         .map((d) => `${d.name}: ${d.mode}`)
         .join(", ")})`;
-      charts.reset(
-        msg.domains.map((d) => d.name),
-        msg.domains.map((d) => d.mode),
-      );
+      charts.reset(msg.domains);
       shownAccess = -1;
       byId("step-body").replaceChildren(h("p", {}, "Press Step (s) to make one access."));
       if (tourStop === 0) {
@@ -203,7 +200,7 @@ worker.onmessage = (e: MessageEvent<FromWorker>) => {
         const canvas = byId<HTMLCanvasElement>("frames");
         canvas.height = 1;
         canvas.setAttribute("aria-label", "Host frames: nothing is loaded");
-        charts.reset([], []);
+        charts.reset([]);
         progress.textContent = "";
       }
       showError(msg.message);

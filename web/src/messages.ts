@@ -87,7 +87,8 @@ export type FromWorker =
       type: "loaded";
       scenario: string;
       seed: number;
-      domains: { name: string; mode: PagingMode }[];
+      /** Each domain: its name, mode, and whether it runs a balloon driver. */
+      domains: { name: string; mode: PagingMode; balloon: boolean }[];
       state: RunState;
     }
   | { type: "error"; message: string }

@@ -179,7 +179,11 @@ function handle(msg: ToWorker): void {
         type: "loaded",
         scenario: s.scenario.name,
         seed: s.scenario.seed,
-        domains: s.domains.map((d) => ({ name: d.spec.name, mode: d.spec.mode })),
+        domains: s.domains.map((d) => ({
+          name: d.spec.name,
+          mode: d.spec.mode,
+          balloon: d.kernel.balloon !== null,
+        })),
         state: state(s),
       });
       return;

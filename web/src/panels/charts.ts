@@ -71,13 +71,14 @@ export class Charts {
 
   constructor(private readonly root: HTMLElement) {}
 
-  /** New charts for a run of these domains in these modes (none: no charts). */
-  reset(domains: string[], modes: PagingMode[]): void {
+  /** New charts for a run of these domains (none: no charts). */
+  reset(run: { name: string; mode: PagingMode; balloon: boolean }[]): void {
+    const modes = run.map((d) => d.mode);
     for (const c of this.charts) c.plot.destroy();
     this.root.replaceChildren();
     this.charts = [];
     this.prev = null;
-    if (domains.length === 0) return;
+    if (run.length === 0) return;
     const rate = (p: ChartPoint, prev: ChartPoint | null, r: string) => {
       if (prev === null || p.cycles <= prev.cycles) return 0;
       return ((p.exits[r] - prev.exits[r]) * CLOCK_HZ) / (p.cycles - prev.cycles);
@@ -109,25 +110,34 @@ export class Charts {
         (p) => [p.shadowPages],
       );
     }
-    const memory = (ds: { name: string; i: number }[], title: string) =>
+    // A balloon target only for a domain with a balloon driver.
+    const memory = (ds: { name: string; i: number; balloon: boolean }[], title: string) =>
       this.add(
         title,
         "MiB",
-        ds.flatMap(({ name, i }) => [
-          { label: name, colour: DOMAIN_COLOURS[i % DOMAIN_COLOURS.length], dash: 0 },
-          {
-            label: `${name} balloon target`,
-            colour: DOMAIN_COLOURS[i % DOMAIN_COLOURS.length],
-            dash: 1,
-          },
-        ]),
-        (p) => ds.flatMap(({ name }) => [(p.memory[name] ?? 0) / MiB, (p.target[name] ?? 0) / MiB]),
+        ds.flatMap(({ name, i, balloon }) => {
+          const colour = DOMAIN_COLOURS[i % DOMAIN_COLOURS.length];
+          const own = { label: name, colour, dash: 0 };
+          return balloon ? [own, { label: `${name} balloon target`, colour, dash: 1 }] : [own];
+        }),
+        (p) =>
+          ds.flatMap(({ name, balloon }) => {
+            const own = (p.memory[name] ?? 0) / MiB;
+            return balloon ? [own, (p.target[name] ?? 0) / MiB] : [own];
+          }),
       );
-    const all = domains.map((name, i) => ({ name, i }));
+    const all = run.map((d, i) => ({ name: d.name, i, balloon: d.balloon }));
     if (all.length <= DOMAINS_PER_CHART) {
-      memory(all, "Host memory per domain (MiB) and balloon target");
+      memory(
+        all,
+        all.some((d) => d.balloon)
+          ? "Host memory per domain (MiB) and balloon target"
+          : "Host memory per domain (MiB)",
+      );
     } else {
-      for (const d of all) memory([d], `Host memory of ${d.name} (MiB) and balloon target`);
+      for (const d of all) {
+        memory([d], `Host memory of ${d.name} (MiB)${d.balloon ? " and balloon target" : ""}`);
+      }
     }
     if (modes.some((m) => m !== "native")) {
       this.add(
