@@ -151,6 +151,17 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
     await page.keyboard.press("r");
     expect(await page.inputValue("#mode")).toBe("hap");
     expect(await page.getAttribute("body", "data-steps")).toBe("0");
+    // A card opened stays open from step to step.
+    await page.keyboard.press("Escape");
+    await page.click("h1");
+    await page.keyboard.press("s");
+    await page.waitForSelector("body[data-steps='1']");
+    expect(await page.getAttribute("details[data-key='tlb']", "open")).toBeNull();
+    await page.click("details[data-key='tlb'] > summary");
+    await page.keyboard.press("s");
+    await page.waitForSelector("body[data-steps='2']");
+    expect(await page.getAttribute("details[data-key='tlb']", "open")).toBe("");
+    await page.click("details[data-key='tlb'] > summary");
     // Restart, then space: it steps (focus is on Step), it does not restart again.
     loads = Number(await page.getAttribute("body", "data-loads"));
     await page.click("#load");
@@ -159,6 +170,7 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
     await page.keyboard.press(" ");
     await page.waitForSelector("body[data-steps='1']");
     expect(Number(await page.getAttribute("body", "data-loads"))).toBe(loads);
+    expect(await page.textContent("[data-field='access']")).toMatch(/^user /);
   }, 60_000);
 
   test.each([

@@ -255,7 +255,14 @@ function nestedGrid(walk: StepWalk, w: number): HTMLElement | null {
       "td",
       { class: `ref ${ref.dim}`, "data-ref": n + 1 },
       h("div", { class: "refn" }, `#${n + 1} ${ref.dim === "ept" ? "EPT" : "guest"} L${ref.level}`),
-      h("div", {}, `gfn ${hex(ref.gfn)} tbl ${hex(ref.tableMfn)}[${ref.index}]`),
+      h(
+        "div",
+        {},
+        spaced("gpa", `gfn ${hex(ref.gfn)}`),
+        " ",
+        spaced("hpa", `mfn ${hex(ref.tableMfn)}`),
+        `[${ref.index}]`,
+      ),
       h("div", { class: "entry" }, ref.entry),
       h("div", { class: "flags" }, ref.flags),
     );
