@@ -91,16 +91,41 @@ describe("the step API's story", () => {
     for (const k of ["true-fault", "hidden-fault", "emulate-write", "write-protect"]) {
       expect(count(records, k), k).toBeGreaterThan(0);
     }
-    // Every access's story starts with the TLB lookup and ends with its translation.
+    // Every access's story starts with the TLB lookup and ends with its translation; the
+    // guest kernel's handling of a fault on the access's gva maps the gfn the access reached.
+    let fixed = 0;
     for (const r of records) {
+      const fixes = r.events.filter((e) => e.kind === "guest-fault" && e.values.gva === r.gva);
+      const last = fixes[fixes.length - 1];
+      if (last !== undefined) {
+        expect(last.values.gfn).toBe(`0x${r.guest.gfn.toString(16)}`);
+        fixed++;
+      }
       expect(r.events[0].kind).toBe("tlb");
       expect(r.events[0].values.gva).toBe(r.gva);
-      const last = r.events[r.events.length - 1];
-      expect(last.kind).toBe("result");
-      expect(last.text).toBe(
+      const end = r.events[r.events.length - 1];
+      expect(end.kind).toBe("result");
+      expect(end.text).toBe(
         `Done: gva ${r.gva} -> gpa ${r.guest.gpa} -> hpa ${r.hpa} (mfn 0x${r.mfn.toString(16)}).`,
       );
     }
+    expect(fixed).toBeGreaterThan(0);
+    // A shadow entry says whether its P2M entry was populated for it: then the populate is
+    // told just before it, for the same gfn.
+    let populated = 0;
+    for (const r of records) {
+      r.events.forEach((e, n) => {
+        if (e.kind !== "shadow-entry") return;
+        const before = r.events
+          .slice(0, n)
+          .reverse()
+          .find((x) => x.kind === "p2m-populate" || x.kind === "pf-exit");
+        const fresh = before?.kind === "p2m-populate" && before.values.gfn === e.values.gfn;
+        expect(e.text.endsWith("(populated just now)."), e.text).toBe(fresh);
+        if (fresh) populated++;
+      });
+    }
+    expect(populated).toBeGreaterThan(0);
   });
 
   it("tells the article's sequence in its words, with the values the tables hold", () => {

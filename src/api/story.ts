@@ -213,7 +213,7 @@ export function tellEvent(e: TraceEvent, walks: WalkTrace[], mode: PagingMode): 
       const target = pteFrame(e.lo ?? 0, e.hi ?? 0);
       return event(
         "shadow-entry",
-        `The VMM builds the shadow entry: sl1e [${e.index}] in ${e.level === 2 ? "FL1 shadow (the guest's 2 MiB page splintered into 4 KiB entries)" : "L1 shadow"} mfn ${mfn} = ${spte}, from the gpte ${gpte} and the P2M (gfn ${gfn} -> mfn ${hexOf(target)}).`,
+        `The VMM builds the shadow entry: sl1e [${e.index}] in ${e.level === 2 ? "FL1 shadow (the guest's 2 MiB page splintered into 4 KiB entries)" : "L1 shadow"} mfn ${mfn} = ${spte}, from the gpte ${gpte} and the P2M entry gfn ${gfn} -> mfn ${hexOf(target)} (${e.note === "populated" ? "populated just now" : "found there"}).`,
         { mfn, index: String(e.index), spte, gpte, gfn, target: hexOf(target) },
         [
           `gpte flags: ${describePte(e.oldLo ?? 0, e.oldHi ?? 0)}`,
@@ -337,8 +337,8 @@ export function tellEvent(e: TraceEvent, walks: WalkTrace[], mode: PagingMode): 
     case "guest-fault":
       return event(
         "guest-fault",
-        `The guest kernel's #PF handler runs for gva ${gva}: ${FIXES[e.note ?? ""] ?? e.note}.`,
-        { gva, how: e.note ?? "" },
+        `The guest kernel's #PF handler runs for gva ${gva}: ${FIXES[e.note ?? ""] ?? e.note}${(e.gfn ?? -1) >= 0 ? `; the gpte now maps gfn ${gfn}` : ""}.`,
+        { gva, how: e.note ?? "", gfn },
       );
     case "process-exit":
       return event(

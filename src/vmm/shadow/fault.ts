@@ -91,6 +91,7 @@ export function handleShadowFault(
   const oos = sh.oos;
   if (tableWrite && oos === null) return emulateWrite(sh, cpu, gva, gfn);
   // A write to a shared page breaks the sharing here: the leaf then maps the domain's own copy.
+  const populatedBefore = events !== null ? sh.p2m.populated : 0;
   if (write) sh.frameForWrite(gfn);
   else sh.frameFor(gfn);
   const root = sh.root;
@@ -147,6 +148,7 @@ export function handleShadowFault(
     hi: sh.scratch.hi,
     oldLo: glo,
     oldHi: ghi,
+    note: sh.p2m.populated !== populatedBefore ? "populated" : "found",
   });
   if (oos !== null) {
     if (tableWrite && isWritable(sh.scratch.lo)) oos.fixupAdd(gfn, sp.mfn * 512 + index);
