@@ -205,6 +205,17 @@ describe("the step API's story", () => {
     expect(exit?.text).toMatch(/the VMM is not told/);
   });
 
+  it.each(["shadow", "hap", "pv"] as Mode[])(
+    "under %s, recording the story changes nothing: stepping gives the counters running gives",
+    (mode) => {
+      const options = { mode, seed: 2, accesses: 1500 };
+      const ran = new Simulation(builtinScenario("fork-storm"), options).run();
+      const stepped = new Simulation(builtinScenario("fork-storm"), options);
+      while (stepped.step() !== null) {}
+      expect(stepped.report().domains[0].counters).toEqual(ran.domains[0].counters);
+    },
+  );
+
   it("records nothing when no step is traced", () => {
     const sim = new Simulation(builtinScenario("mixed"), { mode: "shadow", seed: 1 });
     sim.step();

@@ -502,6 +502,8 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
       buffer: Buffer.from(yaml),
     });
     await settled(page, loads);
+    // Keys are for the page, not for the file field that has the focus.
+    await page.click("h1");
     await page.keyboard.press("r");
     await page.waitForSelector("body[data-state='done']", { timeout: 50_000 });
     expect(await page.getAttribute("body", "data-accesses")).toBe("3000");

@@ -172,6 +172,10 @@ function stepDomain(d: DomainRuntime): StepRecord | null {
   /** Tell the events recorded since the last call. */
   const tellAll = (): void => {
     for (const e of events.splice(0)) {
+      // What the guest's fault handler mapped, read from its tables with no side effect.
+      if (e.kind === "guest-fault" && e.note !== "segv") {
+        e.gfn = guestWalk(d, e.index ?? -1, e.gva ?? 0).gfn;
+      }
       const told = tellEvent(e, walks, mode);
       if (e.walk) told.guestWalk = stepWalk(e.walk);
       story.push(told);

@@ -7,7 +7,7 @@
  */
 
 import { isFetchKind, isWriteKind } from "../hw/access.js";
-import { type Gfn, type Gva, tableIndex } from "../hw/addr.js";
+import { type Gva, tableIndex } from "../hw/addr.js";
 import {
   isLarge,
   isNoExec,
@@ -90,15 +90,8 @@ export function handlePageFault(k: Kernel, proc: Process, gva: Gva, kind: number
   }
   try {
     const how = fixFault(k, proc, vma, gva, write);
-    if (k.cpu.events) {
-      k.cpu.events.push({
-        kind: "guest-fault",
-        gva,
-        code: pfec,
-        gfn: mappedGfn(k, proc, gva),
-        note: how,
-      });
-    }
+    // The gfn it mapped is read by the step API (a read here would go through the CPU).
+    k.cpu.events?.push({ kind: "guest-fault", gva, code: pfec, index: proc.l4Gfn, note: how });
     return FAULT_FIXED;
   } catch (e) {
     if (!(e instanceof GuestOutOfMemory)) throw e;
@@ -117,18 +110,6 @@ function oomKill(k: Kernel, faulting: Process): number {
   k.counters[C_GUEST_OOM]++;
   k.exit(victim, "oom");
   return victim === faulting ? FAULT_KILLED : FAULT_FIXED;
-}
-
-/** The gfn gva's gpte maps now (a 2 MiB leaf: the page's gfn inside it), or -1; for a traced step. */
-function mappedGfn(k: Kernel, proc: Process, gva: Gva): Gfn {
-  const l1 = k.pt.tableFor(proc.l4Gfn, gva, 1, false);
-  if (l1 === -2) {
-    k.pt.read(k.pt.tableFor(proc.l4Gfn, gva, 2, false), tableIndex(gva, 2));
-    return pteFrame(k.pt.lo, k.pt.hi) + (Math.floor(gva / 4096) % 512);
-  }
-  if (l1 < 0) return -1;
-  k.pt.read(l1, tableIndex(gva, 1));
-  return isPresent(k.pt.lo) ? pteFrame(k.pt.lo, k.pt.hi) : -1;
 }
 
 /** How the kernel fixed a fault, for a traced step. */

@@ -93,7 +93,10 @@ export type TraceEventKind =
   | "invlpg"
   /** A #PF bounced straight to the guest (PV), `gva`, `code`. */
   | "pf-bounce"
-  /** The guest kernel handled a #PF at `gva`: `note` how, `gfn` the frame it mapped (or -1). */
+  /**
+   * The guest kernel handled a #PF at `gva`: `note` how, `index` the process's PML4 gfn (the
+   * step API reads the gfn mapped, with no side effect, and sets `gfn`).
+   */
   | "guest-fault"
   /** The guest kernel ended process `count` (`note` its name): invisible to the VMM. */
   | "process-exit";
