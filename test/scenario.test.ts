@@ -72,6 +72,7 @@ describe("built-in scenarios", () => {
       "sort-trace",
       "crossover",
       "ept-large-pages",
+      "tour",
     ]);
   });
 

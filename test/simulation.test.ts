@@ -270,9 +270,9 @@ describe("step API under shadow paging", () => {
     const faulting = records.find((r) => r.guestFaults > 0)!;
     const outcomes = faulting.exits.map((e) => e.outcome);
     // The article's sequence: a true fault injected, then the guest's PTE write emulated.
-    expect(outcomes.some((o) => o.startsWith("injected #PF"))).toBe(true);
-    expect(outcomes).toContain("emulated");
-    const injected = faulting.exits.find((e) => e.outcome.startsWith("injected"))!;
+    expect(outcomes.some((o) => o.startsWith("true fault: injected #PF"))).toBe(true);
+    expect(outcomes.some((o) => o.startsWith("emulated write to guest table gfn"))).toBe(true);
+    const injected = faulting.exits.find((e) => e.outcome.startsWith("true fault"))!;
     expect(injected.reason).toBe("PF");
     expect(injected.guestWalk?.result).toMatch(/^#PF/);
     expect(injected.gva).toBe(faulting.gva);

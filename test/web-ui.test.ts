@@ -5,6 +5,8 @@
  */
 
 import { existsSync } from "node:fs";
+import { AxeBuilder } from "@axe-core/playwright";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { compareModes } from "../src/api/compare.js";
 import { Simulation } from "../src/api/simulation.js";
@@ -17,6 +19,7 @@ import {
   type Harness,
   loadScenario,
   openPage,
+  settled,
 } from "./support/browser.js";
 
 const hex = (n: number) => (n < 0 ? "-" : `0x${n.toString(16)}`);
@@ -32,6 +35,7 @@ function expected(r: StepRecord): Record<string, string> {
     offset: hex(r.offset),
     gfn: hex(r.guest.gfn),
     gpa: r.guest.gpa,
+    "gpa-top": r.guest.gpa,
     "guest-root": hex(r.guest.rootGfn),
     tlb: r.tlb,
     walks: String(r.walks.length),
@@ -73,7 +77,7 @@ function expected(r: StepRecord): Record<string, string> {
   }
   r.exits.forEach((x, i) => {
     e[`exit-${i}-reason`] = x.reason;
-    e[`exit-${i}-gva`] = x.gva;
+    if (x.gva !== "") e[`exit-${i}-gva`] = x.gva;
     e[`exit-${i}-outcome`] = x.outcome;
     for (const l of x.guestWalk?.levels ?? []) {
       e[`exit-${i}-walk-entry-${l.level}`] = l.entry;
@@ -82,7 +86,40 @@ function expected(r: StepRecord): Record<string, string> {
       e[`exit-${i}-walk-index-${l.level}`] = String(l.index);
     }
   });
+  r.events.forEach((ev, n) => {
+    e[`event-${n}-text`] = ev.text;
+    // The badge's words are the page's (EVENT_LABELS); the kind is checked by data-event.
+    e[`event-${n}-kind`] = ANY;
+  });
   return e;
+}
+
+/** A field whose text is checked elsewhere. */
+const ANY = "\u0000any";
+
+/** Check what the step panel shows against a record of the step API. */
+async function checkStep(page: Page, record: StepRecord, what: string): Promise<void> {
+  const shown = await fields(page, "#step-body");
+  const want = expected(record);
+  for (const [k, v] of Object.entries(want)) {
+    if (v !== ANY) expect(shown[k], `${what}: ${k}`).toBe(v);
+  }
+  // Nothing shown that the record does not have (a stale row from an earlier step).
+  for (const k of Object.keys(shown)) expect(want, `${what}: ${k}`).toHaveProperty(k);
+  const kinds = await page.$$eval("#step-body li[data-event]", (lis) =>
+    lis.map((li) => li.getAttribute("data-event")),
+  );
+  expect(kinds, what).toEqual(record.events.map((e) => e.kind));
+}
+
+/** Step `sim` as the page's Next button does: until an access has an event of `kind`. */
+function seek(sim: Simulation, kind: string, limit = 200_000): StepRecord {
+  for (let i = 0; i < limit; i++) {
+    const r = sim.step();
+    if (r === null) throw new Error("the library's run ended early");
+    if (r.events.some((e) => e.kind === kind)) return r;
+  }
+  throw new Error(`no ${kind} in ${limit} accesses`);
 }
 
 const haveChromium = existsSync(CHROMIUM);
@@ -97,6 +134,72 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
   afterAll(async () => {
     await h?.close();
   });
+
+  test("the first load is under shadow; settings apply at once; keys never fire in form controls", async () => {
+    const { page } = h;
+    expect(await page.textContent("#status")).toMatch(/^mixed \(seed \d+; guest: shadow\)/);
+    // A changed mode applies at once: no Load button to press.
+    let loads = Number(await page.getAttribute("body", "data-loads"));
+    await page.selectOption("#mode", "hap");
+    await settled(page, loads);
+    expect(await page.textContent("#status")).toMatch(/guest: hap\)/);
+    // "s" in the mode menu neither steps nor picks shadow; in the seed field it does nothing.
+    await page.focus("#mode");
+    await page.keyboard.press("s");
+    await page.focus("#seed");
+    await page.keyboard.press("s");
+    await page.keyboard.press("r");
+    expect(await page.inputValue("#mode")).toBe("hap");
+    expect(await page.getAttribute("body", "data-steps")).toBe("0");
+    // A card opened stays open from step to step.
+    await page.keyboard.press("Escape");
+    await page.click("h1");
+    await page.keyboard.press("s");
+    await page.waitForSelector("body[data-steps='1']");
+    expect(await page.getAttribute("details[data-key='tlb']", "open")).toBeNull();
+    await page.click("details[data-key='tlb'] > summary");
+    await page.keyboard.press("s");
+    await page.waitForSelector("body[data-steps='2']");
+    expect(await page.getAttribute("details[data-key='tlb']", "open")).toBe("");
+    await page.click("details[data-key='tlb'] > summary");
+    // Restart, then space: it steps (focus is on Step), it does not restart again.
+    loads = Number(await page.getAttribute("body", "data-loads"));
+    await page.click("#load");
+    await settled(page, loads);
+    loads = Number(await page.getAttribute("body", "data-loads"));
+    await page.keyboard.press(" ");
+    await page.waitForSelector("body[data-steps='1']");
+    expect(Number(await page.getAttribute("body", "data-loads"))).toBe(loads);
+    expect(await page.textContent("[data-field='access']")).toMatch(/^user /);
+  }, 60_000);
+
+  test.each([
+    ["shadow", ["write-protect", "true-fault", "hidden-fault", "emulate-write", "p2m-populate"]],
+    ["hap", ["ept-violation", "p2m-populate"]],
+    ["pv", ["hypercall", "pf-bounce"]],
+  ] as const)(
+    "under %s, Next reaches each named event and shows it as the step API tells it",
+    async (mode, kinds) => {
+      const { page } = h;
+      await loadScenario(page, "mixed", mode, 5, 100_000);
+      const sim = new Simulation(builtinScenario("mixed"), { mode, seed: 5, accesses: 100_000 });
+      let steps = 0;
+      for (const kind of kinds) {
+        const record = seek(sim, kind);
+        await page.selectOption("#seek-kind", kind);
+        await page.click("#seek");
+        await page.waitForSelector(`body[data-steps='${++steps}']`);
+        await checkStep(page, record, kind);
+        const told = record.events.find((e) => e.kind === kind);
+        const shown = await page.textContent(
+          `#step-body li[data-event='${kind}'] [data-field$='-text']`,
+        );
+        expect(shown).toBe(told?.text);
+      }
+      await page.screenshot({ path: `${ARTIFACTS}story-${mode}.png`, fullPage: true });
+    },
+    90_000,
+  );
 
   test.each([
     ["database", "shadow", 30],
@@ -117,11 +220,7 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
         if (record === null) throw new Error("the library's run ended early");
         await page.keyboard.press("s");
         await page.waitForSelector(`body[data-steps='${i}']`);
-        const shown = await fields(page, "#step-body");
-        const want = expected(record);
-        for (const [k, v] of Object.entries(want)) expect(shown[k], `step ${i}: ${k}`).toBe(v);
-        // Nothing shown that the record does not have (a stale row from an earlier step).
-        for (const k of Object.keys(shown)) expect(want, `step ${i}: ${k}`).toHaveProperty(k);
+        await checkStep(page, record, `step ${i}`);
         exits += record.exits.length;
         for (const [w, walk] of record.walks.entries()) {
           if (!walk.nested) continue;
@@ -175,8 +274,25 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
         expect(shown[`ballooned-${d.name}`]).toBe(String(d.counters.balloon_pages ?? 0));
       }
       expect(await page.getAttribute("body", "data-accesses")).toBe(String(accesses));
-      // The charts got points: uPlot draws one canvas per chart.
-      expect(await page.locator("#charts canvas").count()).toBe(4);
+      // The charts that apply got points (uPlot draws one canvas per chart): exits, shadow
+      // pages under shadow, one memory chart (one per domain beyond two), sharing's saving.
+      const memoryCharts = report.domains.length > 2 ? report.domains.length : 1;
+      expect(await page.locator("#charts canvas").count()).toBe(
+        1 + (mode === "shadow" ? 1 : 0) + memoryCharts + 1,
+      );
+      // Each legend shows the latest values, not uPlot's "--" for no point under the pointer.
+      const values = await page.$$eval("#charts .u-legend .u-value", (tds) =>
+        tds.map((td) => td.textContent ?? ""),
+      );
+      expect(values.length).toBeGreaterThan(0);
+      for (const v of values) expect(v).toMatch(/^-?[\d.,]+(e[+-]?\d+)?$/);
+      // A balloon target line only for a domain that runs a balloon driver.
+      const labels = await page.$$eval("#charts .u-legend .u-label", (ls) =>
+        ls.map((l) => l.textContent ?? ""),
+      );
+      expect(labels.filter((l) => l.endsWith("balloon target")).length).toBe(
+        sim.domains.filter((d) => d.kernel.balloon !== null).length,
+      );
       await page.locator("#frames-panel").screenshot({ path: `${ARTIFACTS}frames-${name}.png` });
       await page.locator("#charts-panel").screenshot({ path: `${ARTIFACTS}charts-${name}.png` });
       await page.screenshot({ path: `${ARTIFACTS}run-${name}-${mode}.png`, fullPage: true });
@@ -187,16 +303,22 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
   test("a long run stays responsive: it pauses, and steps, while it runs", async () => {
     const { page } = h;
     await loadScenario(page, "mixed", "shadow", 1, 2_000_000);
+    await page.keyboard.press("s");
+    await page.waitForSelector("body[data-steps='1']");
     await page.keyboard.press("r");
     await page.waitForSelector("body[data-state='running']");
     await page.waitForSelector("body:not([data-accesses='0'])");
     await page.keyboard.press("r");
     await page.waitForSelector("body[data-state='ready']");
     const paused = Number(await page.getAttribute("body", "data-accesses"));
+    // The panel no longer claims to show the current access.
+    expect(await page.textContent("[data-field='stale']")).toContain(
+      "accesses since the one shown",
+    );
     expect(paused).toBeGreaterThan(0);
     expect(paused).toBeLessThan(2_000_000);
     await page.keyboard.press("s");
-    await page.waitForSelector("body[data-steps='1']");
+    await page.waitForSelector("body[data-steps='2']");
     expect(Number(await page.getAttribute("body", "data-accesses"))).toBe(paused + 1);
     expect((await fields(page, "#step-body")).gva).toMatch(/^0x[0-9a-f]{16}$/);
   }, 60_000);
@@ -226,8 +348,94 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
       expect(await cell("guest-page-faults")).toBe(String(r.guest_page_faults));
     }
     await page.screenshot({ path: `${ARTIFACTS}compare.png`, fullPage: true });
+    // A long comparison shows each mode's progress, and Cancel ends it.
+    await page.fill("#accesses", "3000000");
+    await page.click("h1");
+    await page.click("#compare");
+    await page.waitForFunction(
+      "[...document.querySelectorAll('#compare-progress progress')].some((p) => p.value > 0)",
+    );
+    expect(await page.locator("#compare-progress progress").count()).toBe(3);
+    await page.click("#compare-cancel");
+    await page.waitForSelector("body[data-state='cancelled']");
+    expect(await page.locator("#compare-progress progress").count()).toBe(0);
+    expect(await page.isHidden("#compare-cancel")).toBe(true);
     await page.keyboard.press("v");
   }, 60_000);
+
+  test("the guided tour stops at each step of the article's sequence, as the step API tells it", async () => {
+    const { page } = h;
+    const loads = Number(await page.getAttribute("body", "data-loads"));
+    await page.click("#tour");
+    await settled(page, loads);
+    expect(await page.inputValue("#scenario")).toBe("tour");
+    const sim = new Simulation(builtinScenario("tour"), { mode: "shadow" });
+    const stops = [
+      "write-protect",
+      "hidden-fault",
+      "true-fault",
+      "emulate-write",
+      "process-exit",
+      "unshadow",
+      "balloon-inflate",
+      "share-merge",
+      "cow-break",
+    ];
+    for (const [i, kind] of stops.entries()) {
+      const record = seek(sim, kind);
+      await page.click("#tour-next");
+      await page.waitForSelector(`body[data-steps='${i + 1}']`, { timeout: 30_000 });
+      expect(await page.textContent("#tour-title")).toMatch(
+        new RegExp(`^Stop ${i + 1} of ${stops.length}: `),
+      );
+      expect((await page.textContent("#tour-text"))?.length).toBeGreaterThan(40);
+      const told = record.events.find((e) => e.kind === kind);
+      const shown = await page.textContent(
+        `#step-body li[data-event='${kind}'] [data-field$='-text']`,
+      );
+      expect(shown, kind).toBe(told?.text);
+      if (i === 3) await page.screenshot({ path: `${ARTIFACTS}tour.png` });
+    }
+    expect(await page.isDisabled("#tour-next")).toBe(true);
+    await page.click("#tour-end");
+  }, 90_000);
+
+  test.each([390, 800, 1440])(
+    "at %i px: no sideways scroll, no serious accessibility violation; screenshots",
+    async (width) => {
+      const { page } = h;
+      await page.setViewportSize({ width, height: 900 });
+      await loadScenario(page, "two-domains", "shadow", 3, 10_000);
+      for (let i = 1; i <= 3; i++) {
+        await page.keyboard.press("s");
+        await page.waitForSelector(`body[data-steps='${i}']`);
+      }
+      await page.click("#glossary summary");
+      for (const view of ["run", "compare"]) {
+        await page.click(`#tab-${view}`);
+        if (view === "compare") {
+          // A comparison of the same short run, so that its table is on screen too.
+          await page.click("#compare");
+          await page.waitForSelector("body[data-state='compared']", { timeout: 50_000 });
+        }
+        const [scroll, inner] = await page.evaluate<[number, number]>(
+          "[document.documentElement.scrollWidth, window.innerWidth]",
+        );
+        expect(scroll, `${view} view at ${width} px`).toBeLessThanOrEqual(inner);
+        const axe = await new AxeBuilder({ page }).analyze();
+        const bad = axe.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+        expect(
+          bad.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`),
+          `${view} view at ${width} px`,
+        ).toEqual([]);
+        await page.screenshot({ path: `${ARTIFACTS}${view}-${width}.png`, fullPage: true });
+      }
+      await page.click("#glossary summary");
+      await page.click("#tab-run");
+      await page.setViewportSize({ width: 1400, height: 1000 });
+    },
+    90_000,
+  );
 
   test("a bad scenario file shows its mistakes, with file, line and column", async () => {
     const { page } = h;
@@ -249,6 +457,10 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
     const text = (await page.textContent("#error")) ?? "";
     expect(text).toMatch(/^bad\.yaml:4:\d+: domains\[0\]\.memory: /);
     expect(text).toContain("domains[0].processes[0].kind");
+    // Nothing of the previous run stays on screen.
+    expect(await page.textContent("#step-body")).toBe("Nothing is loaded.");
+    expect(await page.locator("#frames-legend *").count()).toBe(0);
+    expect(await page.locator("#charts canvas").count()).toBe(0);
     await page.screenshot({ path: `${ARTIFACTS}error.png`, fullPage: true });
     // A file with a trace process: its trace is on disk, out of the page's reach.
     const traced = BUILTIN_SCENARIOS.find((b) => b.name === "sort-trace")?.yaml ?? "";
@@ -268,7 +480,7 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
       mimeType: "text/yaml",
       buffer: Buffer.from(yaml.replace("name: database", "name: mine")),
     });
-    await page.waitForSelector(`body[data-loads='${loads + 1}']`);
+    await settled(page, loads);
     expect(await page.isHidden("#error")).toBe(true);
     expect(await page.textContent("#status")).toMatch(/^mine \(seed \d+; db: native\)/);
   }, 60_000);
@@ -289,7 +501,9 @@ describe.skipIf(!haveChromium)("the web visualizer in Chromium", () => {
       mimeType: "text/yaml",
       buffer: Buffer.from(yaml),
     });
-    await page.waitForSelector(`body[data-loads='${loads + 1}']`);
+    await settled(page, loads);
+    // Keys are for the page, not for the file field that has the focus.
+    await page.click("h1");
     await page.keyboard.press("r");
     await page.waitForSelector("body[data-state='done']", { timeout: 50_000 });
     expect(await page.getAttribute("body", "data-accesses")).toBe("3000");

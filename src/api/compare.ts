@@ -93,45 +93,65 @@ export function comparisonOf(
       notRun.push({ mode, reason: outcome.notRun });
       return;
     }
-    const report = outcome.report;
-    const sum = (name: DomainCounterName) =>
-      report.domains.reduce((s, d) => s + (d.counters[name] ?? 0), 0);
-    const vmexits: Record<string, number> = { total: sum("vmexits") };
-    for (const reason of VMEXIT_REASONS) vmexits[reason] = sum(`vmexits_${reason}`);
-    const cycles = report.host.counters.cycles;
-    let readHash = 0;
-    for (const d of report.domains) {
-      for (const p of d.processes)
-        readHash = (Math.imul(readHash ^ p.read_hash, 0x01000193) + 1) >>> 0;
-    }
-    results.push({
-      mode,
-      cycles,
-      host_thread_cycles: report.host.counters.sharing_cycles ?? 0,
-      overhead_pct:
-        results.length === 0 ? 0 : (100 * (cycles - results[0].cycles)) / results[0].cycles,
-      user_accesses: sum("user_accesses"),
-      vmexits,
-      guest_page_faults: sum("guest_page_faults"),
-      tlb_misses: sum("tlb_misses"),
-      walks: sum("walks"),
-      walk_refs: sum("walk_refs"),
-      shadow_fault: sum("shadow_fault"),
-      shadow_emulate_write: sum("shadow_emulate_write"),
-      vmm_memory_bytes: (sum("shadow_pages_peak") + sum("p2m_pages") + sum("ept_pages")) * 4096,
-      shadow_pages_peak: sum("shadow_pages_peak"),
-      ept_pages: sum("ept_pages"),
-      p2m_pages: sum("p2m_pages"),
-      read_hash: readHash,
-      report,
-    });
+    results.push(modeResult(mode, outcome.report));
   });
+  return combineResults(scenario.name, modes, results, notRun);
+}
+
+/**
+ * One mode's figures from its report (a run of its own, as compareModes makes; the web page
+ * runs each mode in a worker of its own). Its overhead is set by combineResults.
+ */
+export function modeResult(mode: PagingMode, report: Report): ModeResult {
+  const sum = (name: DomainCounterName) =>
+    report.domains.reduce((s, d) => s + (d.counters[name] ?? 0), 0);
+  const vmexits: Record<string, number> = { total: sum("vmexits") };
+  for (const reason of VMEXIT_REASONS) vmexits[reason] = sum(`vmexits_${reason}`);
+  let readHash = 0;
+  for (const d of report.domains) {
+    for (const p of d.processes)
+      readHash = (Math.imul(readHash ^ p.read_hash, 0x01000193) + 1) >>> 0;
+  }
+  return {
+    mode,
+    cycles: report.host.counters.cycles,
+    host_thread_cycles: report.host.counters.sharing_cycles ?? 0,
+    overhead_pct: 0,
+    user_accesses: sum("user_accesses"),
+    vmexits,
+    guest_page_faults: sum("guest_page_faults"),
+    tlb_misses: sum("tlb_misses"),
+    walks: sum("walks"),
+    walk_refs: sum("walk_refs"),
+    shadow_fault: sum("shadow_fault"),
+    shadow_emulate_write: sum("shadow_emulate_write"),
+    vmm_memory_bytes: (sum("shadow_pages_peak") + sum("p2m_pages") + sum("ept_pages")) * 4096,
+    shadow_pages_peak: sum("shadow_pages_peak"),
+    ept_pages: sum("ept_pages"),
+    p2m_pages: sum("p2m_pages"),
+    read_hash: readHash,
+    report,
+  };
+}
+
+/**
+ * The comparison of the modes that ran (in the order asked: the first is the baseline of each
+ * overhead) and those that could not; a SimulationError when none ran.
+ */
+export function combineResults(
+  scenarioName: string,
+  modes: PagingMode[],
+  results: ModeResult[],
+  notRun: Comparison["not_run"],
+): Comparison {
   const first = results[0];
   if (first === undefined) {
     throw new SimulationError(
-      `scenario ${scenario.name}: no mode can run it: ${notRun.map((n) => `${n.mode}: ${n.reason}`).join("; ")}`,
+      `scenario ${scenarioName}: no mode can run it: ${notRun.map((n) => `${n.mode}: ${n.reason}`).join("; ")}`,
     );
   }
+  for (const r of results) r.overhead_pct = (100 * (r.cycles - first.cycles)) / first.cycles;
+  first.overhead_pct = 0;
   return {
     memvisor: first.report.memvisor,
     scenario: first.report.scenario,

@@ -34,11 +34,13 @@ export { TRACE_KIND_NAMES, TraceError } from "../workload/trace/lackey.js";
 export { type TraceLayout, traceLayout, traceProblem } from "../workload/trace/layout.js";
 export {
   type Comparison,
+  combineResults,
   compareModes,
   compareTasks,
   compareVarying,
   comparisonOf,
   type ModeResult,
+  modeResult,
   parameterProblem,
   VARIABLE_PARAMETERS,
   type VariableParameter,
@@ -67,6 +69,7 @@ export { checkCycleTotals, OptionsError, SEED_MAX, SWEEP_MAX_DOMAINS } from "./o
 export { type RunOutcome, type RunTask, reportOf, runTask } from "./run-task.js";
 export { DOMAIN_QUANTUM, Simulation, type SimulationOptions } from "./simulation.js";
 export type { StepExit, StepLevel, StepNestedRef, StepRecord, StepWalk } from "./step.js";
+export { decodeErrorCode, STEP_EVENT_KINDS, type StepEvent, type StepEventKind } from "./story.js";
 export {
   cloneDomains,
   type Sweep,

@@ -84,11 +84,14 @@ export function handlePageFault(k: Kernel, proc: Process, gva: Gva, kind: number
     (isFetchKind(kind) && (vma.prot & VM_EXEC) === 0)
   ) {
     k.counters[C_GUEST_SEGV]++;
+    k.cpu.events?.push({ kind: "guest-fault", gva, code: pfec, gfn: -1, note: "segv" });
     k.exit(proc, "segv");
     return FAULT_KILLED;
   }
   try {
-    fixFault(k, proc, vma, gva, write);
+    const how = fixFault(k, proc, vma, gva, write);
+    // The gfn it mapped is read by the step API (a read here would go through the CPU).
+    k.cpu.events?.push({ kind: "guest-fault", gva, code: pfec, index: proc.l4Gfn, note: how });
     return FAULT_FIXED;
   } catch (e) {
     if (!(e instanceof GuestOutOfMemory)) throw e;
@@ -109,12 +112,15 @@ function oomKill(k: Kernel, faulting: Process): number {
   return victim === faulting ? FAULT_KILLED : FAULT_FIXED;
 }
 
-function fixFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean): void {
+/** How the kernel fixed a fault, for a traced step. */
+type FaultFix = "huge" | "file" | "demand" | "cow" | "spurious";
+
+function fixFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean): FaultFix {
   const l4 = proc.l4Gfn;
   // A file mapping's pages are the page cache's 4 KiB frames: no anonymous huge page there
   // (Linux's do_huge_pmd_anonymous_page is for anonymous areas only).
   const file = k.usePageCache && isFileMapping(vma);
-  if (vma.huge && !file && k.ops.largePages && hugeFault(k, proc, vma, gva, write)) return;
+  if (vma.huge && !file && k.ops.largePages && hugeFault(k, proc, vma, gva, write)) return "huge";
   let l1 = k.pt.tableFor(l4, gva, 1, true);
   if (l1 === -2) {
     // A 2 MiB leaf maps gva: a write to it while read-only is copy-on-write.
@@ -131,11 +137,14 @@ function fixFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean):
     if (file) fileFault(k, proc, vma, gva, l1, idx, write);
     else demandPage(k, proc, vma, gva, l1, idx, write);
     k.counters[C_GUEST_DEMAND_FAULTS]++;
-  } else if (write && !isWritable(lo)) {
-    copyOnWrite(k, vma, l1, idx, gva, lo, hi);
-  } else {
-    k.counters[C_GUEST_SPURIOUS_FAULTS]++;
+    return file ? "file" : "demand";
   }
+  if (write && !isWritable(lo)) {
+    copyOnWrite(k, vma, l1, idx, gva, lo, hi);
+    return "cow";
+  }
+  k.counters[C_GUEST_SPURIOUS_FAULTS]++;
+  return "spurious";
 }
 
 /** Flags of a new anonymous leaf: x86 vm_page_prot includes A; a write fault maps it dirty. */

@@ -373,6 +373,11 @@ export class Kernel {
   exit(proc: Process, why: "" | "segv" | "oom" = ""): void {
     if (!proc.alive) return;
     this.counters[C_EXITS]++;
+    this.cpu.events?.push({
+      kind: "process-exit",
+      count: proc.pid,
+      note: `${proc.name}${why ? ` (${why})` : ""}`,
+    });
     proc.alive = false;
     proc.killedBy = why;
     const l4 = proc.l4Gfn;

@@ -25,7 +25,7 @@ import type { HostMemory } from "./memory.js";
 import type { NestedWalker } from "./nested.js";
 import { leafFrame } from "./pte.js";
 import type { PrefixCache } from "./pwc.js";
-import type { ExitTrace, WalkTrace } from "./step-trace.js";
+import type { TraceEvent, WalkTrace } from "./step-trace.js";
 import type * as TlbConsts from "./tlb.js";
 import { Tlb } from "./tlb.js";
 import type * as TlbLayout from "./tlb-level.js";
@@ -147,8 +147,8 @@ export class Vcpu implements GuestCpu {
   pendSrcFrame = 0;
   /** Set by the step API: walks made while it is non-null are recorded. */
   trace: WalkTrace[] | null = null;
-  /** Set by the step API: exits to a VMM while it is non-null are recorded (by the VMM). */
-  exitTrace: ExitTrace[] | null = null;
+  /** Set by the step API: what the hardware, the VMM and the guest did, in order (TraceSink). */
+  events: TraceEvent[] | null = null;
   /** The numbers of the TLB tags this vCPU has used. */
   readonly tags: TlbTags;
   /** The data caches of the physical CPU it runs on (null: not modelled; see useDataCache). */
@@ -379,7 +379,9 @@ export class Vcpu implements GuestCpu {
   }
 
   private recordWalk(result: number): void {
-    this.trace?.push(this.walker.trace(this.rootMfn, result));
+    if (this.trace === null) return;
+    this.trace.push(this.walker.trace(this.rootMfn, result));
+    this.events?.push({ kind: "walk", index: this.trace.length - 1, code: result });
   }
 
   /** Kernel load of the 64-bit word at gva into lo/hi. Returns 0 or XLATE_FAULT. */

@@ -6,6 +6,7 @@
 import type { Gpa, Gva, Mfn } from "./addr.js";
 import type { Vcpu } from "./cpu.js";
 import type { MmuBatch } from "./hypercall.js";
+import type { TraceEvent } from "./step-trace.js";
 
 // What translate() and the data operations return besides a frame (>= 0):
 /** The access faulted; `faultCode` holds the #PF error code for the guest. */
@@ -90,6 +91,8 @@ export interface GuestCpu {
   readValue: number;
   /** The #PF error code of the last XLATE_FAULT. */
   faultCode: number;
+  /** Set by the step API while a step is traced: the guest kernel records what it did. */
+  events: TraceEvent[] | null;
 }
 
 /** The shape of the vCPU's 4 KiB TLB arrays (tlb.ts has the large-page arrays and defaults). */

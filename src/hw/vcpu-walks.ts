@@ -147,11 +147,9 @@ function recordNestedWalk(cpu: Vcpu, nested: NestedWalker, result: number): void
   const levels = walkLevels(nested);
   const refs: NestedRef[] = nested.log ?? [];
   nested.log = null;
-  cpu.trace?.push({
-    root: cpu.rootMfn,
-    levels,
-    // A #PF error code and EPT_VIOLATION are recorded as they are (see WalkTrace.result).
-    result: result === NESTED_OK ? WALK_OK : result,
-    nested: refs,
-  });
+  if (cpu.trace === null) return;
+  // A #PF error code and EPT_VIOLATION are recorded as they are (see WalkTrace.result).
+  const code = result === NESTED_OK ? WALK_OK : result;
+  cpu.trace.push({ root: cpu.rootMfn, levels, result: code, nested: refs });
+  cpu.events?.push({ kind: "walk", index: cpu.trace.length - 1, code });
 }

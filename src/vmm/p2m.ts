@@ -16,6 +16,7 @@
 import type { BalloonTouchPolicy } from "../config/scenario.js";
 import type { Gfn, Mfn } from "../hw/addr.js";
 import { digestWord } from "../hw/memory.js";
+import { NO_TRACE, type TraceSink } from "../hw/step-trace.js";
 import {
   C_BALLOON_TOUCH_POPULATE,
   C_COW_BREAKS,
@@ -87,6 +88,8 @@ export class P2m {
   touchPolicy: BalloonTouchPolicy = "populate";
   /** Page sharing's references, when the host shares pages (ram_shared entries). */
   sharedRefs: SharedRefs | null = null;
+  /** Where a traced step's events go (the domain's vCPU, set by its paging mode). */
+  trace: TraceSink = NO_TRACE;
   /** The domain's swap file: the content of each gfn the host swapped out. */
   readonly swapFile = new Map<Gfn, number | Uint32Array>();
 
@@ -169,6 +172,7 @@ export class P2m {
       this.counters[C_P2M_POPULATE]++;
     }
     this.set(gfn, mfn, P2M_RAM_RW);
+    this.trace.events?.push({ kind: "p2m-populate", gfn, mfn, note: P2M_TYPE_NAMES[type] });
     return mfn;
   }
 
@@ -183,6 +187,7 @@ export class P2m {
     if (this.sharedRefs?.takeBack(mfn, this.domain, gfn)) {
       this.replace(gfn, mfn, P2M_RAM_RW);
       this.counters[C_COW_BREAKS]++;
+      this.trace.events?.push({ kind: "cow-break", gfn, mfn, count: mfn, note: "last" });
       return mfn;
     }
     const own = this.allocFrame(gfn);
@@ -191,6 +196,7 @@ export class P2m {
     this.replace(gfn, own, P2M_RAM_RW);
     this.sharedRefs?.put(mfn);
     this.counters[C_COW_BREAKS]++;
+    this.trace.events?.push({ kind: "cow-break", gfn, mfn, count: own, note: "copy" });
     return own;
   }
 

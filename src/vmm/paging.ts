@@ -107,5 +107,7 @@ export abstract class PagingModeBase {
     this.p2m = context.p2m;
     this.counters = context.counters;
     this.cpu = context.cpu;
+    // What the P2M does during a traced step is recorded with the vCPU's events.
+    context.p2m.trace = context.cpu;
   }
 }

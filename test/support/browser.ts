@@ -52,7 +52,9 @@ export async function openPage(): Promise<Harness> {
     executablePath: CHROMIUM,
     args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
   });
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  // A context of its own: axe-core's AxeBuilder needs one.
+  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+  const page = await context.newPage();
   const errors: string[] = [];
   page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(ui.url);
@@ -70,7 +72,10 @@ export async function openPage(): Promise<Harness> {
   };
 }
 
-/** Load a built-in scenario with a mode, a seed and a length; waits for the worker's answer. */
+/**
+ * Load a built-in scenario with a mode, a seed and a length, and restart it; waits until the
+ * worker has answered every load (each changed setting sends one).
+ */
 export async function loadScenario(
   page: Page,
   name: string,
@@ -84,7 +89,14 @@ export async function loadScenario(
   await page.fill("#seed", String(seed));
   await page.fill("#accesses", String(accesses));
   await page.click("#load");
-  await page.waitForSelector(`body[data-loads='${loads + 1}']`);
+  await settled(page, loads);
+}
+
+/** Wait until every load sent is answered and more than `loads` were shown. */
+export async function settled(page: Page, loads: number): Promise<void> {
+  await page.waitForFunction(
+    `document.body.dataset.pending === "0" && Number(document.body.dataset.loads ?? 0) > ${loads}`,
+  );
 }
 
 /** Every data-field shown under `root`, by name. */

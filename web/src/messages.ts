@@ -3,7 +3,13 @@
  * page only renders what it is sent, so a long run never blocks the page.
  */
 
-import type { Comparison, PagingMode, StepRecord } from "../../src/api/index.js";
+import type {
+  Comparison,
+  ModeResult,
+  PagingMode,
+  StepEventKind,
+  StepRecord,
+} from "../../src/api/index.js";
 
 /** A built-in scenario by name, or the text of a scenario file the user loaded. */
 export type ScenarioSource =
@@ -23,9 +29,20 @@ export interface RunSettings {
 export type ToWorker =
   | { type: "load"; settings: RunSettings }
   | { type: "step" }
+  /** Step until an access whose story has an event of `kind`, at most `limit` accesses. */
+  | { type: "seek"; kind: StepEventKind; limit: number }
   | { type: "run" }
   | { type: "pause" }
-  | { type: "compare"; settings: RunSettings; modes: PagingMode[] };
+  /** Run the scenario under one mode to the end (a compare worker: one per mode). */
+  | { type: "compare-mode"; settings: RunSettings; mode: PagingMode }
+  /** Set the modes' results side by side, the first mode the baseline. */
+  | {
+      type: "combine";
+      scenario: string;
+      modes: PagingMode[];
+      results: ModeResult[];
+      notRun: { mode: PagingMode; reason: string }[];
+    };
 
 /** What the charts plot at one instant: cumulative counters, summed over domains unless keyed. */
 export interface ChartPoint {
@@ -64,14 +81,32 @@ export interface RunState {
 }
 
 export type FromWorker =
+  /** The built-in scenarios the page can run (the worker's first message): name and summary. */
+  | { type: "scenarios"; list: { name: string; summary: string }[] }
   | {
       type: "loaded";
       scenario: string;
       seed: number;
-      domains: { name: string; mode: PagingMode }[];
+      /** Each domain: its name, mode, and whether it runs a balloon driver. */
+      domains: { name: string; mode: PagingMode; balloon: boolean }[];
       state: RunState;
     }
   | { type: "error"; message: string }
   | { type: "step"; record: StepRecord | null; state: RunState }
+  /** A seek's answer: the access found (or the last one made: `found` false), and how many. */
+  | {
+      type: "seek";
+      record: StepRecord | null;
+      found: boolean;
+      steps: number;
+      kind: StepEventKind;
+      state: RunState;
+    }
+  /** A seek in progress: accesses stepped so far. */
+  | { type: "seeking"; steps: number; kind: StepEventKind }
   | { type: "state"; state: RunState }
-  | { type: "compare"; comparison: Comparison };
+  | { type: "compare"; comparison: Comparison }
+  /** A compare worker's progress (fraction of its accesses), its result, or why it cannot run. */
+  | { type: "compare-progress"; mode: PagingMode; fraction: number }
+  | { type: "compare-result"; mode: PagingMode; result: ModeResult }
+  | { type: "compare-not-run"; mode: PagingMode; reason: string };

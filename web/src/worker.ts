@@ -5,13 +5,19 @@
  */
 
 import {
-  compareModes,
+  checkCycleTotals,
+  combineResults,
+  modeResult,
+  type PagingMode,
   type Simulation as Sim,
   Simulation,
+  SimulationError,
+  type StepEventKind,
+  type StepRecord,
   VMEXIT_REASONS,
 } from "../../src/api/index.js";
 import type { ChartPoint, FromWorker, RunSettings, RunState, ToWorker } from "./messages.js";
-import { loadScenario } from "./scenarios.js";
+import { loadScenario, PAGE_SCENARIOS } from "./scenarios.js";
 
 const SLICE_MS = 40;
 
@@ -98,6 +104,70 @@ function slice(token: number): void {
   if (running) setTimeout(slice, 0, token);
 }
 
+/**
+ * One mode of a comparison, run to the end in slices with its progress after each (the page
+ * runs one worker per mode, and ends them to cancel). Its result carries no time series: the
+ * page shows only the summaries.
+ */
+function compareMode(settings: RunSettings, mode: PagingMode): void {
+  let s: Sim;
+  try {
+    s = create({ ...settings, mode });
+  } catch (e) {
+    if (!(e instanceof SimulationError)) throw e;
+    post({ type: "compare-not-run", mode, reason: e.message });
+    return;
+  }
+  const slice = (): void => {
+    try {
+      const end = performance.now() + SLICE_MS * 5;
+      let more = true;
+      while (more && performance.now() < end) more = s.runTurn();
+      if (more) {
+        post({
+          type: "compare-progress",
+          mode,
+          fraction: s.accessesDone / s.scenario.run.accesses,
+        });
+        setTimeout(slice, 0);
+        return;
+      }
+      const report = s.finish();
+      checkCycleTotals(report);
+      const result = modeResult(mode, report);
+      result.report = { ...report, series: [] };
+      post({ type: "compare-result", mode, result });
+    } catch (e) {
+      if (!(e instanceof SimulationError)) throw e;
+      post({ type: "compare-not-run", mode, reason: e.message });
+    }
+  };
+  slice();
+}
+
+/**
+ * Step until an access has an event of `kind` (the step API's story), in slices like a run so
+ * that a pause (or another message) stops it; `limit` accesses at most.
+ */
+function seek(token: number, kind: StepEventKind, limit: number, done: number): void {
+  if (sim === null || token !== chain || !running) return;
+  const end = performance.now() + SLICE_MS;
+  let record: StepRecord | null = null;
+  let steps = done;
+  while (performance.now() < end && steps < limit) {
+    record = sim.step();
+    steps++;
+    const found = record?.events.some((e) => e.kind === kind) ?? false;
+    if (found || record === null || steps >= limit) {
+      running = false;
+      post({ type: "seek", record, found, steps, kind, state: state(sim) });
+      return;
+    }
+  }
+  post({ type: "seeking", steps, kind });
+  setTimeout(seek, 0, token, kind, limit, steps);
+}
+
 function handle(msg: ToWorker): void {
   switch (msg.type) {
     case "load": {
@@ -109,7 +179,11 @@ function handle(msg: ToWorker): void {
         type: "loaded",
         scenario: s.scenario.name,
         seed: s.scenario.seed,
-        domains: s.domains.map((d) => ({ name: d.spec.name, mode: d.spec.mode })),
+        domains: s.domains.map((d) => ({
+          name: d.spec.name,
+          mode: d.spec.mode,
+          balloon: d.kernel.balloon !== null,
+        })),
         state: state(s),
       });
       return;
@@ -121,6 +195,11 @@ function handle(msg: ToWorker): void {
       post({ type: "step", record, state: state(sim) });
       return;
     }
+    case "seek":
+      if (sim === null || sim.done) return;
+      running = true;
+      setTimeout(seek, 0, ++chain, msg.kind, msg.limit, 0);
+      return;
     case "run":
       if (sim === null || running || sim.done) return;
       running = true;
@@ -130,14 +209,11 @@ function handle(msg: ToWorker): void {
       running = false;
       if (sim !== null) post({ type: "state", state: state(sim) });
       return;
-    case "compare": {
-      const scenario = loadScenario(msg.settings.source);
-      const comparison = compareModes(scenario, msg.modes, {
-        ...(msg.settings.seed !== null ? { seed: msg.settings.seed } : {}),
-        ...(msg.settings.accesses !== null ? { accesses: msg.settings.accesses } : {}),
-      });
-      // The per-mode reports carry their whole series: the page needs only the summaries.
-      for (const r of comparison.results) r.report = { ...r.report, series: [] };
+    case "compare-mode":
+      compareMode(msg.settings, msg.mode);
+      return;
+    case "combine": {
+      const comparison = combineResults(msg.scenario, msg.modes, msg.results, msg.notRun);
       post({ type: "compare", comparison });
       return;
     }
@@ -152,3 +228,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
     post({ type: "error", message: describe(err) });
   }
 };
+
+// The page lists the scenarios from here, so that its own bundle carries neither the scenario
+// files nor their validator.
+post({ type: "scenarios", list: PAGE_SCENARIOS });

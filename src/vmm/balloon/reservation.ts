@@ -32,6 +32,9 @@ export function memoryOp(
 ): number {
   counters[C_VMEXITS]++;
   counters[C_VMEXITS_HYPERCALL]++;
+  const events = p2m.trace.events;
+  const call = events ? { kind: "hypercall" as const, note: "memory_op", count, code: 0 } : null;
+  if (call !== null) events?.push(call);
   if (op !== MEMOP_DECREASE_RESERVATION && op !== MEMOP_POPULATE_PHYSMAP) return HYPERCALL_ENOSYS;
   const n = Math.min(count, gfns.length);
   let done = 0;
@@ -44,5 +47,13 @@ export function memoryOp(
   counters[
     op === MEMOP_DECREASE_RESERVATION ? C_BALLOON_INFLATED_PAGES : C_BALLOON_DEFLATED_PAGES
   ] += done;
+  if (call !== null) call.code = done;
+  events?.push({
+    kind: "balloon",
+    note: op === MEMOP_DECREASE_RESERVATION ? "decrease_reservation" : "populate_physmap",
+    count: done,
+    index: n,
+    gfn: n > 0 ? gfns[0] : -1,
+  });
   return done;
 }

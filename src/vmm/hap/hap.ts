@@ -82,10 +82,11 @@ export class HapPaging extends PagingModeBase implements VmmPaging {
     this.counters[C_VMEXITS_EPT_VIOLATION]++;
     const before = this.p2m.type[gfn];
     this.fill(gfn, write);
-    cpu.exitTrace?.push({
-      reason: "EPT_VIOLATION",
-      gva: 0,
-      outcome: `gfn ${gfn} (${write ? "write" : fetch ? "fetch" : "read"}): ${describeFix(before, this.p2m.type[gfn])}, mapped to mfn ${this.p2m.mfn[gfn]}`,
+    cpu.events?.push({
+      kind: "ept-violation",
+      gfn,
+      mfn: this.p2m.mfn[gfn],
+      note: `${write ? "write" : fetch ? "fetch" : "read"}: ${describeFix(before, this.p2m.type[gfn])}`,
     });
   }
 
@@ -208,6 +209,6 @@ export class HapPaging extends PagingModeBase implements VmmPaging {
 
 function describeFix(before: number, after: number): string {
   if (before === after) return "EPT entry filled";
-  if (before === P2M_RAM_SHARED) return "shared page copied (copy on write)";
+  if (before === P2M_RAM_SHARED) return "the shared page is copied (copy on write)";
   return `P2M ${P2M_TYPE_NAMES[before]} -> ${P2M_TYPE_NAMES[after]}`;
 }

@@ -42,7 +42,14 @@ import type { PvPaging } from "./pv.js";
  * says how many were applied.
  */
 export function mmuUpdate(pv: PvPaging, batch: MmuBatch, count: number): number {
-  pv.hypercall();
+  const call = pv.hypercall("mmu_update");
+  if (call !== null && count > 0) {
+    call.count = count;
+    call.mfn = Math.floor(batch.ptr[0] / 4096);
+    call.index = Math.floor((batch.ptr[0] % 4096) / 8);
+    call.lo = batch.lo[0];
+    call.hi = batch.hi[0];
+  }
   const c = pv.counters;
   c[C_CALLS_TO_MMU_UPDATE]++;
   const mm = pv.mm;
@@ -93,7 +100,13 @@ export function updateVaMapping(
   hi: number,
   flags: number,
 ): number {
-  pv.hypercall();
+  const call = pv.hypercall("update_va_mapping");
+  if (call !== null) {
+    call.gva = gva;
+    call.lo = lo;
+    call.hi = hi;
+    call.count = flags;
+  }
   pv.counters[C_CALLS_TO_UPDATE_VA]++;
   const mem = pv.mem;
   let table = pv.baseMfn;
@@ -121,8 +134,26 @@ export function updateVaMapping(
  * base pointer (a type reference on the L4 while loaded; Xen writes CR3, flushing the TLB; PV
  * guests get no PCIDs), flush the TLB or one page of it.
  */
+/** MMUEXT_* names, by command number (hw/hypercall.ts). */
+const MMUEXT_NAMES = [
+  "PIN_L1_TABLE",
+  "PIN_L2_TABLE",
+  "PIN_L3_TABLE",
+  "PIN_L4_TABLE",
+  "UNPIN_TABLE",
+  "NEW_BASEPTR",
+  "TLB_FLUSH_LOCAL",
+  "INVLPG_LOCAL",
+  "TLB_FLUSH_ALL",
+];
+
 export function mmuextOp(pv: PvPaging, cmd: number, mfn: Mfn, gva: Gva): number {
-  pv.hypercall();
+  const call = pv.hypercall("mmuext_op");
+  if (call !== null) {
+    call.note = `mmuext_op MMUEXT_${MMUEXT_NAMES[cmd] ?? cmd}`;
+    if (cmd === MMUEXT_INVLPG_LOCAL) call.gva = gva;
+    else call.mfn = mfn;
+  }
   const c = pv.counters;
   c[C_CALLS_TO_MMUEXT_OP]++;
   c[C_NUM_MMUEXT_OPS]++;
@@ -151,7 +182,6 @@ export function mmuextOp(pv: PvPaging, cmd: number, mfn: Mfn, gva: Gva): number 
       c[C_CR3_WRITES]++;
       cpu.guestCr3 = mfn * 4096;
       cpu.loadRoot(mfn, 0, false);
-      cpu.exitTrace?.push({ reason: "CR3", gva: 0, outcome: `new base pointer mfn ${mfn}` });
       if (old >= 0) mm.putPageType(old);
       return 0;
     }

@@ -18,6 +18,7 @@ import type { Vcpu } from "../../hw/cpu.js";
 import { EBUSY, ENOSYS, type MmuBatch, type PvMmuHypercalls } from "../../hw/hypercall.js";
 import type { GuestMemoryPeek } from "../../hw/peek.js";
 import { isPresent, isWritable, PFEC_P, PFEC_W, pteFrame } from "../../hw/pte.js";
+import type { TraceEvent } from "../../hw/step-trace.js";
 import { OP_STORE64, PF_EMULATED } from "../../hw/vcpu-interfaces.js";
 import { WALK_OK, Walker } from "../../hw/walker.js";
 import {
@@ -78,15 +79,30 @@ export class PvPaging extends PagingModeBase implements VmmPaging, PvMmuHypercal
     return this.p2m.populateAll();
   }
 
-  /** Count one hypercall (an exit). */
-  hypercall(): void {
+  /** The traced step's event of the hypercall in progress, for fail() to give its answer. */
+  private call: TraceEvent | null = null;
+
+  /**
+   * Count one hypercall (an exit). In a traced step, returns its event (named `name`) for the
+   * caller to add the arguments to; null otherwise.
+   */
+  hypercall(name: string): TraceEvent | null {
     this.counters[C_VMEXITS]++;
     this.counters[C_VMEXITS_HYPERCALL]++;
+    const events = this.cpu.events;
+    if (events === null) {
+      this.call = null;
+      return null;
+    }
+    this.call = { kind: "hypercall", note: name, code: 0 };
+    events.push(this.call);
+    return this.call;
   }
 
   /** A refused hypercall: counted, and its errno returned. */
   fail(rc: number): number {
     this.counters[C_PV_HYPERCALL_ERRORS]++;
+    if (this.call !== null) this.call.code = rc;
     return rc;
   }
 
@@ -111,6 +127,13 @@ export class PvPaging extends PagingModeBase implements VmmPaging, PvMmuHypercal
   pageFault(cpu: Vcpu, gva: Gva, kind: number, errorCode: number): number {
     this.counters[C_VMEXITS]++;
     this.counters[C_VMEXITS_PF]++;
+    const result = this.ptwrOrBounce(cpu, gva, kind, errorCode);
+    if (result !== PF_EMULATED) cpu.events?.push({ kind: "pf-bounce", gva, code: errorCode });
+    return result;
+  }
+
+  /** The ptwr emulation of a kernel store to an L1 table, or the error code to bounce. */
+  private ptwrOrBounce(cpu: Vcpu, gva: Gva, kind: number, errorCode: number): number {
     const write = PFEC_P | PFEC_W;
     if (cpu.op !== OP_STORE64 || kind !== KIND_SUP_WRITE || (errorCode & write) !== write) {
       return errorCode;
@@ -123,9 +146,25 @@ export class PvPaging extends PagingModeBase implements VmmPaging, PvMmuHypercal
     const mm = this.mm;
     if (!mm.owns(mfn) || !mm.isTable(mfn) || this.types.type[mfn] !== PGT_L1) return errorCode;
     const index = Math.floor((gva % 4096) / 8);
+    this.mem.read64(mfn, index);
+    const oldLo = this.mem.lo;
+    const oldHi = this.mem.hi;
     if (mm.modEntry(mfn, index, PGT_L1, cpu.pendLo, cpu.pendHi) < 0) return errorCode;
     this.counters[C_PTWR_EMULATIONS]++;
-    cpu.exitTrace?.push({ reason: "PF", gva, outcome: "emulated (ptwr)" });
+    cpu.events?.push({ kind: "pf-exit", gva, code: errorCode });
+    cpu.events?.push({
+      kind: "emulate-write",
+      gva,
+      gfn: this.frames.m2p[mfn],
+      mfn,
+      index,
+      oldLo,
+      oldHi,
+      lo: cpu.pendLo,
+      hi: cpu.pendHi,
+      level: 1,
+      note: "ptwr",
+    });
     return PF_EMULATED;
   }
 
@@ -179,7 +218,8 @@ export class PvPaging extends PagingModeBase implements VmmPaging, PvMmuHypercal
    * at once, as Xen does for PV.
    */
   memoryOp(_cpu: Vcpu, op: number, gfns: Int32Array, count: number): number {
-    this.hypercall();
+    const call = this.hypercall("memory_op");
+    if (call !== null) call.count = count;
     if (op !== MEMOP_DECREASE_RESERVATION && op !== MEMOP_POPULATE_PHYSMAP) {
       return this.fail(-ENOSYS);
     }
@@ -207,6 +247,14 @@ export class PvPaging extends PagingModeBase implements VmmPaging, PvMmuHypercal
     this.counters[
       op === MEMOP_DECREASE_RESERVATION ? C_BALLOON_INFLATED_PAGES : C_BALLOON_DEFLATED_PAGES
     ] += done;
+    if (this.call !== null) this.call.code = done;
+    this.cpu.events?.push({
+      kind: "balloon",
+      note: op === MEMOP_DECREASE_RESERVATION ? "decrease_reservation" : "populate_physmap",
+      count: done,
+      index: n,
+      gfn: n > 0 ? gfns[0] : -1,
+    });
     return done;
   }
 

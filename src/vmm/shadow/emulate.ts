@@ -36,6 +36,23 @@ export function emulateWrite(sh: ShadowPaging, cpu: Vcpu, gva: Gva, gfn: Gfn): n
   c[C_SHADOW_EMULATE_WRITE]++;
   const mfn = sh.frameForWrite(gfn);
   const index = Math.floor((gva % 4096) / 8);
+  const events = cpu.events;
+  if (events) {
+    sh.mem.read64(mfn, index);
+    events.push({
+      kind: "emulate-write",
+      gva,
+      gfn,
+      mfn,
+      index,
+      oldLo: sh.mem.lo,
+      oldHi: sh.mem.hi,
+      lo: cpu.op === OP_ZERO_PAGE ? 0 : cpu.pendLo,
+      hi: cpu.op === OP_STORE64 ? cpu.pendHi : 0,
+      note: cpu.op === OP_ZERO_PAGE ? "zero" : cpu.op === OP_COPY_PAGE ? "copy" : "store",
+      level: sh.tables.shadowsOf(gfn)[0]?.level ?? 0,
+    });
+  }
   let first = index;
   let last = index;
   let zero: boolean;
@@ -77,7 +94,15 @@ export function validate(sh: ShadowPaging, gfn: Gfn, first: number, last: number
   const ctl = sh.cpu.ctl;
   // A user-mode write to an out-of-sync L1 is still emulated: its snapshot follows (oos.ts).
   const oos = sh.oos?.isOutOfSync(gfn) ? sh.oos : null;
-  for (const sp of sh.tables.shadowsOf(gfn)) {
+  const shadows = sh.tables.shadowsOf(gfn);
+  sh.tables.trace.events?.push({
+    kind: "revalidate",
+    gfn,
+    index: first,
+    count: last,
+    shadows: shadows.map((sp) => ({ level: sp.level, mfn: sp.mfn })),
+  });
+  for (const sp of shadows) {
     const level = sp.level;
     sh.counters[C_SHADOW_VALIDATE_GL1E_CALLS + level - 1] += last - first + 1;
     for (let i = first; i <= last; i++) {
@@ -113,7 +138,7 @@ function unshadowHeuristics(sh: ShadowPaging, gfn: Gfn, zero: boolean): void {
     if (zero && sh.lastZeroWriteGfn === gfn) {
       sh.counters[C_SHADOW_EARLY_UNSHADOW]++;
       sh.lastZeroWriteGfn = -1;
-      unshadow(sh, gfn);
+      unshadow(sh, gfn, "two emulated zero writes in a row (early unshadow)");
       return;
     }
     sh.lastZeroWriteGfn = zero ? gfn : -1;
@@ -122,16 +147,22 @@ function unshadowHeuristics(sh: ShadowPaging, gfn: Gfn, zero: boolean): void {
     for (const sp of sh.tables.shadowsOf(gfn)) if (++sp.floodCount >= FLOOD_WRITES) flooded = true;
     if (flooded) {
       sh.counters[C_SHADOW_FLOOD_UNSHADOW]++;
-      unshadow(sh, gfn);
+      unshadow(sh, gfn, `${FLOOD_WRITES} emulated writes with no use between (write flooding)`);
     }
   }
 }
 
 /** Remove every shadow of guest page gfn (sh_remove_shadows); the page is then writable again. */
-export function unshadow(sh: ShadowPaging, gfn: Gfn): boolean {
+export function unshadow(sh: ShadowPaging, gfn: Gfn, why = "asked to"): boolean {
   const shadows: ShadowPage[] = sh.tables.shadowsOf(gfn);
   if (shadows.length === 0) return false;
   sh.counters[C_SHADOW_UNSHADOW]++;
+  sh.tables.trace.events?.push({
+    kind: "unshadow",
+    gfn,
+    note: why,
+    shadows: shadows.map((sp) => ({ level: sp.level, mfn: sp.mfn })),
+  });
   for (const sp of shadows) sh.tables.destroy(sp);
   sh.cpu.flushTlbAll();
   return true;

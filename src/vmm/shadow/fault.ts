@@ -78,8 +78,11 @@ export function handleShadowFault(
   if (result === WALK_NO_FRAME) {
     throw new DomainCrash(`the guest's tables at gfn ${w.missingGfn} have no frame after 6 tries`);
   }
+  const events = cpu.events;
+  events?.push({ kind: "guest-walk", gva, code: result, walk: w.trace(rootGfn, result) });
   if (result !== WALK_OK) {
     c[C_SHADOW_FAULT_BAIL_REAL_FAULT]++;
+    events?.push({ kind: "true-fault", gva, code: result });
     return result;
   }
   const gfn = w.frame;
@@ -88,6 +91,7 @@ export function handleShadowFault(
   const oos = sh.oos;
   if (tableWrite && oos === null) return emulateWrite(sh, cpu, gva, gfn);
   // A write to a shared page breaks the sharing here: the leaf then maps the domain's own copy.
+  const populatedBefore = events !== null ? sh.p2m.populated : 0;
   if (write) sh.frameForWrite(gfn);
   else sh.frameFor(gfn);
   const root = sh.root;
@@ -133,6 +137,19 @@ export function handleShadowFault(
   const ghi = w.entryHi[leafLevel];
   propagateLeaf(sh.scratch, glo, ghi, leafLevel, gfn, sh, write);
   sh.tables.setEntry(sp, index, sh.scratch.lo, sh.scratch.hi);
+  events?.push({
+    kind: "shadow-entry",
+    gva,
+    gfn,
+    mfn: sp.mfn,
+    level: leafLevel,
+    index,
+    lo: sh.scratch.lo,
+    hi: sh.scratch.hi,
+    oldLo: glo,
+    oldHi: ghi,
+    note: sh.p2m.populated !== populatedBefore ? "populated" : "found",
+  });
   if (oos !== null) {
     if (tableWrite && isWritable(sh.scratch.lo)) oos.fixupAdd(gfn, sp.mfn * 512 + index);
     if (leafLevel === 1) oos.snapshotSet(gl1Gfn, index, glo, ghi);
@@ -143,6 +160,7 @@ export function handleShadowFault(
     return emulateWrite(sh, cpu, gva, gfn);
   }
   c[C_SHADOW_FAULT_FIXED]++;
+  events?.push({ kind: "hidden-fault", gva, gfn, mfn: sh.p2m.lookup(gfn) });
   return PF_RETRY;
 }
 

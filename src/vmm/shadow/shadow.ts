@@ -11,8 +11,7 @@ import { type Gfn, type Gpa, type Gva, type Mfn, tableIndex } from "../../hw/add
 import type { Vcpu } from "../../hw/cpu.js";
 import type { GuestMemoryPeek } from "../../hw/peek.js";
 import { isPresent, pteFrame } from "../../hw/pte.js";
-import { PF_EMULATED, PF_RETRY } from "../../hw/vcpu-interfaces.js";
-import { WALK_OK, Walker } from "../../hw/walker.js";
+import { Walker } from "../../hw/walker.js";
 import {
   C_SHADOW_INVLPG,
   C_SHADOW_P2M_REMOVALS,
@@ -96,6 +95,7 @@ export class ShadowPaging extends PagingModeBase implements VmmPaging {
     this.tables = new ShadowTables(mem, shadowFrames, counters, options.writableSearch);
     this.oos = options.outOfSync ? new OosTable(this, snapshots) : null;
     this.tables.oos = this.oos;
+    this.tables.trace = context.cpu;
     this.tables.frameOf = (gfn) => p2m.lookup(gfn);
     this.tables.seenTable = (gfn) => {
       if (gfn >= 0 && gfn < p2m.gfns) p2m.wasTable[gfn] = 1;
@@ -107,7 +107,7 @@ export class ShadowPaging extends PagingModeBase implements VmmPaging {
       this.counters[C_SHADOW_P2M_REMOVALS] += this.tables.dropMappingsOf(mfn);
       // unshadow() flushes when it removed shadows; otherwise flush here, as a TLB entry may
       // map the old frame after its shadow entries went.
-      if (!unshadow(this, gfn)) this.cpu.flushTlbAll();
+      if (!unshadow(this, gfn, "its P2M entry changed")) this.cpu.flushTlbAll();
       this.tables.needFlush = false;
     };
     // The host may not swap out a page table the VMM shadows: its write protection and its
@@ -126,25 +126,9 @@ export class ShadowPaging extends PagingModeBase implements VmmPaging {
   }
 
   pageFault(cpu: Vcpu, gva: Gva, kind: number, errorCode: number): number {
+    cpu.events?.push({ kind: "pf-exit", gva, code: errorCode });
     const result = handleShadowFault(this, cpu, gva, kind, errorCode);
     this.flushIfNeeded(cpu);
-    if (cpu.exitTrace !== null) {
-      const w = this.guestWalker;
-      cpu.exitTrace.push({
-        reason: "PF",
-        gva,
-        outcome:
-          result === PF_RETRY
-            ? "fixed"
-            : result === PF_EMULATED
-              ? "emulated"
-              : `injected #PF 0x${result.toString(16)}`,
-        guestWalk: w.trace(
-          Math.floor(cpu.guestCr3 / 4096),
-          result === PF_RETRY || result === PF_EMULATED ? WALK_OK : result,
-        ),
-      });
-    }
     return result;
   }
 
@@ -187,11 +171,7 @@ export class ShadowPaging extends PagingModeBase implements VmmPaging {
     this.setRoot(sp);
     cpu.loadRoot(sp.mfn, pcid, noFlush);
     this.flushIfNeeded(cpu);
-    cpu.exitTrace?.push({
-      reason: "CR3",
-      gva: 0,
-      outcome: `loaded shadow root mfn ${sp.mfn} for gfn ${gfn}`,
-    });
+    cpu.events?.push({ kind: "cr3", gfn, mfn: sp.mfn });
   }
 
   /** Make sp the loaded root (the previous one may now be freed if it was unshadowed). */
@@ -221,18 +201,14 @@ export class ShadowPaging extends PagingModeBase implements VmmPaging {
     // A guest 2 MiB page is cached as 512 4 KiB entries (FL1): INVLPG must drop them all.
     if (leaf !== null && isFl1(leaf.sp.type)) this.tables.needFlush = true;
     this.flushIfNeeded(cpu);
-    cpu.exitTrace?.push({
-      reason: "INVLPG",
-      gva,
-      outcome: leaf ? "shadow leaf dropped" : "no shadow leaf",
-    });
+    cpu.events?.push({ kind: "invlpg", gva, count: leaf ? 1 : 0 });
   }
 
   dmaWrite(_cpu: Vcpu, gfn: number, digest: number): void {
     // A device writes through the P2M: the gfn gets a frame of its own first. Its writes do not
     // go through the write protection, so a shadowed page table there loses its shadows.
     const mfn = this.frameForWrite(gfn);
-    unshadow(this, gfn);
+    unshadow(this, gfn, "a device wrote the page");
     this.mem.setDigest(mfn, digest);
   }
 

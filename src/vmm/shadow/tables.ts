@@ -13,6 +13,7 @@ import type { WritableSearch } from "../../config/scenario.js";
 import type { Gfn, Mfn } from "../../hw/addr.js";
 import type { HostMemory } from "../../hw/memory.js";
 import { isPresent, isWritable, PTE_HI_NX, PTE_RW, PTE_US, pteFrame } from "../../hw/pte.js";
+import { NO_TRACE, type TraceSink } from "../../hw/step-trace.js";
 import {
   C_SHADOW_ALLOC,
   C_SHADOW_FREE,
@@ -23,7 +24,7 @@ import {
   C_SHADOW_WRITEABLE,
   C_SHADOW_WRITEABLE_BF,
 } from "../../metrics/counters.js";
-import { isFl1, SH_L1, SH_L2, SH_L3, SH_L4, ShadowPage, shadowKey } from "./page.js";
+import { isFl1, SH_L1, SH_L2, SH_L3, SH_L4, SH_TYPE_NAMES, ShadowPage, shadowKey } from "./page.js";
 
 /** What the tables tell out-of-sync L1s (oos.ts) about. */
 export interface OosHooks {
@@ -66,6 +67,8 @@ export class ShadowTables {
   seenTable: (gfn: Gfn) => void = () => {};
   /** Out-of-sync L1 shadows, or null when they are off. */
   oos: OosHooks | null = null;
+  /** Where a traced step's events go (the domain's vCPU). */
+  trace: TraceSink = NO_TRACE;
 
   constructor(
     readonly mem: HostMemory,
@@ -137,7 +140,12 @@ export class ShadowTables {
     this.counters[C_SHADOW_ALLOC]++;
     if (this.byMfn.size > this.peak) this.peak = this.byMfn.size;
     if (type === SH_L4) this.pin(sp);
-    if (sp.shadowsTable) this.removeWriteAccess(gfn);
+    const events = this.trace.events;
+    events?.push({ kind: "shadow-new", gfn, mfn, level: sp.level, note: SH_TYPE_NAMES[type] });
+    if (sp.shadowsTable) {
+      const demoted = this.removeWriteAccess(gfn);
+      events?.push({ kind: "write-protect", gfn, mfn: this.frameOf(gfn), count: demoted });
+    }
     return sp;
   }
 
@@ -260,6 +268,7 @@ export class ShadowTables {
    */
   prealloc(count: number): boolean {
     if (this.freeFrames.length >= count) return true;
+    const before = this.freeFrames.length;
     let tail = this.lruTail;
     let stage1 = false;
     while (this.freeFrames.length < count && tail !== null) {
@@ -275,13 +284,18 @@ export class ShadowTables {
       this.counters[C_SHADOW_PREALLOC_1]++;
       this.needFlush = true;
     }
-    if (this.freeFrames.length >= count) return true;
+    const events = this.trace.events;
+    if (this.freeFrames.length >= count) {
+      events?.push({ kind: "shadow-reclaim", count: this.freeFrames.length - before, note: "1" });
+      return true;
+    }
     this.counters[C_SHADOW_PREALLOC_2]++;
     for (const sp of [...this.byMfn.values()]) {
       if (sp.type === SH_L4 && this.byMfn.has(sp.mfn)) {
         for (let i = 0; i < 512; i++) this.setEntry(sp, i, 0, 0);
       }
     }
+    events?.push({ kind: "shadow-reclaim", count: this.freeFrames.length - before, note: "2" });
     this.needFlush = true;
     return this.freeFrames.length >= count;
   }
@@ -384,12 +398,12 @@ export class ShadowTables {
 
   /**
    * Make every mapping of gfn's frame read-only (sh_remove_write_access): by the reverse map,
-   * or by scanning every L1 shadow as Xen's brute-force fallback does.
+   * or by scanning every L1 shadow as Xen's brute-force fallback does. Returns the mappings demoted.
    */
-  removeWriteAccess(gfn: Gfn): void {
+  removeWriteAccess(gfn: Gfn): number {
     const mfn = this.frameOf(gfn);
-    if (mfn < 0) return;
-    let changed = false;
+    if (mfn < 0) return 0;
+    let demoted = 0;
     const demote = (loc: number): void => {
       const sp = this.byMfn.get(Math.floor(loc / 512));
       if (!sp) return;
@@ -397,12 +411,12 @@ export class ShadowTables {
       const lo = this.mem.lo;
       if (isPresent(lo) && isWritable(lo)) {
         this.mem.write64(sp.mfn, loc % 512, (lo & ~PTE_RW) >>> 0, this.mem.hi);
-        changed = true;
+        demoted++;
       }
     };
     if (this.writableSearch === "rmap") {
       for (const loc of this.mappingsOf(mfn)) demote(loc);
-      if (changed) this.counters[C_SHADOW_WRITEABLE]++;
+      if (demoted > 0) this.counters[C_SHADOW_WRITEABLE]++;
     } else {
       for (const sp of this.byMfn.values()) {
         if (sp.type !== SH_L1 && !isFl1(sp.type)) continue;
@@ -412,9 +426,10 @@ export class ShadowTables {
             demote(sp.mfn * 512 + i);
         }
       }
-      if (changed) this.counters[C_SHADOW_WRITEABLE_BF]++;
+      if (demoted > 0) this.counters[C_SHADOW_WRITEABLE_BF]++;
     }
-    if (changed) this.needFlush = true;
+    if (demoted > 0) this.needFlush = true;
+    return demoted;
   }
 
   private rmapAdd(mfn: Mfn, loc: number): void {

@@ -53,6 +53,7 @@ export class SharedFrames implements SharedRefs {
     this.isShared[mfn] = 1;
     this.pagesShared++;
     p2m.counters[C_PAGES_MERGED]++;
+    p2m.trace.events?.push({ kind: "share-merge", gfn, mfn, note: "first" });
     return mfn;
   }
 
@@ -66,6 +67,7 @@ export class SharedFrames implements SharedRefs {
     this.refs[shared]++;
     this.pagesSharing++;
     p2m.counters[C_PAGES_MERGED]++;
+    p2m.trace.events?.push({ kind: "share-merge", gfn, mfn: shared, count: own, note: "join" });
   }
 
   takeBack(mfn: Mfn, domain: number, gfn: Gfn): boolean {

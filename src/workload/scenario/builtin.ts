@@ -79,6 +79,11 @@ const SUMMARIES: readonly { name: BuiltinYamlName; summary: string }[] = [
     summary:
       "one database under HAP with 4KiB and with 2MiB EPT pages: 24 against 19 references a cold walk",
   },
+  {
+    name: "tour",
+    summary:
+      "the article's sequence in one small shadow-paged guest: shadows, faults, table writes, exits, balloon, sharing (the web page's guided tour)",
+  },
 ];
 
 export const BUILTIN_SCENARIOS: readonly BuiltinScenario[] = SUMMARIES.map(({ name, summary }) => ({

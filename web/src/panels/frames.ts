@@ -1,6 +1,6 @@
 /**
- * The frame map: one pixel per host frame, row after row (512 frames, 2 MiB, a row; 1024 for big
- * hosts), coloured by owner. A legend gives each owner a letter and its count in words, so the
+ * The frame map: one pixel per host frame, row after row (512 frames, 2 MiB, a row: a bigger
+ * host has more rows), coloured by owner. A legend gives each owner a letter and its count in words, so the
  * map reads without colour too.
  */
 
@@ -8,7 +8,16 @@ import { h } from "../dom.js";
 
 /** Colours of the fixed owners (free, shadow, vmm, shared), then one per domain. */
 const FIXED = ["#e8e8e8", "#d62728", "#7f3fbf", "#2ca02c"];
-const DOMAINS = ["#1f77b4", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#393b79"];
+/** Domain colours, by the domain's place in the scenario: the charts use the same ones. */
+export const DOMAIN_COLOURS = [
+  "#1f77b4",
+  "#ff7f0e",
+  "#8c564b",
+  "#e377c2",
+  "#17becf",
+  "#bcbd22",
+  "#393b79",
+];
 const LETTERS = ["·", "S", "V", "H"];
 const DESCRIPTIONS = [
   "free",
@@ -18,7 +27,9 @@ const DESCRIPTIONS = [
 ];
 
 function colour(code: number): string {
-  return code < FIXED.length ? FIXED[code] : DOMAINS[(code - FIXED.length) % DOMAINS.length];
+  return code < FIXED.length
+    ? FIXED[code]
+    : DOMAIN_COLOURS[(code - FIXED.length) % DOMAIN_COLOURS.length];
 }
 
 function letter(code: number): string {
@@ -39,7 +50,9 @@ export function renderFrames(
   used: number,
   ballooned: Record<string, number>,
 ): void {
-  const width = owners.length > 512 * 512 ? 1024 : 512;
+  // 512 frames (2 MiB) a row whatever the host's size: a big host gets more rows, so that no
+  // frame shares a pixel with another when the map is drawn at its size.
+  const width = 512;
   const height = Math.max(1, Math.ceil(owners.length / width));
   if (canvas.width !== width || canvas.height !== height) {
     canvas.width = width;

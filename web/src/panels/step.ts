@@ -1,21 +1,115 @@
 /**
- * The step panel: one access as the step API recorded it. The gva split into its indices, the
- * guest's walk (gptes), the P2M lookup, the hardware's walks (the shadow walk, or under HAP the
- * 2D walk as a grid), the TLB, the exits and what the VMM did, and the hpa. Every value carries a
- * data-field attribute so that the browser tests can read exactly what is shown.
+ * The step panel: one access as the step API recorded it. First its story: what the hardware,
+ * the VMM and the guest kernel did, in order, a sentence each with its details folded under it.
+ * Then the reference cards: the gva split into its indices, the guest's walk (gptes), the P2M
+ * lookup, the TLB sets, the hardware's walks (the shadow walk, or under HAP the 2D walk as a
+ * grid), the exits. Every value carries a data-field attribute so that the browser tests can
+ * read exactly what is shown; every address is set in its space's colour (spaces.ts).
  */
 
-import type { PagingMode, StepExit, StepRecord, StepWalk } from "../../../src/api/index.js";
+import type {
+  PagingMode,
+  StepEvent,
+  StepExit,
+  StepRecord,
+  StepWalk,
+} from "../../../src/api/index.js";
 import { h, hex } from "../dom.js";
+import { type Space, spaced, withSpaces } from "../spaces.js";
 
 const LEVEL_NAMES = ["", "PT", "PD", "PDPT", "PML4"];
 
-function field(name: string, value: string | number, extra: Record<string, string> = {}) {
-  return h("code", { "data-field": name, ...extra }, String(value));
+function field(name: string, value: string | number, space: Space | null = null): HTMLElement {
+  const code = h("code", { "data-field": name }, String(value));
+  return space === null ? code : spaced(space, code);
 }
 
-function section(title: string, ...body: (Node | null)[]): HTMLElement {
-  return h("section", { class: "card", "aria-label": title }, h("h3", {}, title), ...body);
+/** The cards a student opened: they stay open from step to step. */
+const opened = new Set<string>(["story", "guest", "p2m", "exits"]);
+
+function section(key: string, title: string, ...body: (Node | null)[]): HTMLElement {
+  const card = h(
+    "details",
+    { class: "card", "data-key": key, open: opened.has(key) },
+    h("summary", {}, h("h3", {}, title)),
+    ...body,
+  );
+  card.addEventListener("toggle", () => {
+    if (card.open) opened.add(key);
+    else opened.delete(key);
+  });
+  return card;
+}
+
+/** Short names of the story's events, for the badge before each sentence. */
+export const EVENT_LABELS: Record<StepEvent["kind"], string> = {
+  tlb: "TLB",
+  walk: "hardware walk",
+  "pf-exit": "#PF exit",
+  "guest-walk": "VMM walks guest tables",
+  "true-fault": "true fault",
+  "hidden-fault": "hidden fault",
+  "shadow-new": "new shadow",
+  "write-protect": "write-protect",
+  "shadow-entry": "shadow entry",
+  "p2m-populate": "P2M populate",
+  "emulate-write": "emulated write",
+  revalidate: "revalidate",
+  unshadow: "unshadow",
+  "shadow-reclaim": "shadow reclaim",
+  "cow-break": "copy on write",
+  "share-merge": "pages merged",
+  "balloon-inflate": "balloon inflate",
+  "balloon-deflate": "balloon deflate",
+  "ept-violation": "EPT violation",
+  hypercall: "hypercall",
+  cr3: "CR3 exit",
+  invlpg: "INVLPG exit",
+  "pf-bounce": "#PF bounce",
+  "guest-fault": "guest #PF handler",
+  "process-exit": "process exit",
+  syscall: "system call",
+  result: "result",
+};
+
+/** The step's events in order: a badge, the sentence, the details folded under it. */
+function story(r: StepRecord): HTMLElement {
+  return section(
+    "story",
+    `What happened, in order (${r.events.length} events)`,
+    h(
+      "ol",
+      { class: "story" },
+      r.events.map((e, n) => {
+        const key = `event-${e.kind}`;
+        const more =
+          e.details.length > 0
+            ? h(
+                "details",
+                { "data-key": key, open: opened.has(key) },
+                h("summary", {}, "details"),
+                h(
+                  "ul",
+                  {},
+                  e.details.map((d) => h("li", {}, withSpaces(d))),
+                ),
+              )
+            : null;
+        more?.addEventListener("toggle", () => {
+          if ((more as HTMLDetailsElement).open) opened.add(key);
+          else opened.delete(key);
+        });
+        return h(
+          "li",
+          { id: `ev-${n}`, "data-event": e.kind, class: `ev ev-${e.kind}` },
+          h("span", { class: "badge", "data-field": `event-${n}-kind` }, EVENT_LABELS[e.kind]),
+          " ",
+          h("span", { "data-field": `event-${n}-text` }, withSpaces(e.text)),
+          more,
+        );
+      }),
+    ),
+  );
 }
 
 function gvaSplit(r: StepRecord): HTMLElement {
@@ -40,7 +134,7 @@ function gvaSplit(r: StepRecord): HTMLElement {
         "td",
         {},
         h("div", { class: "bits" }, "bits 11..0"),
-        h("div", {}, "offset ", field("offset", hex(r.offset))),
+        h("div", {}, "offset ", field("offset", hex(r.offset), "gva")),
       ),
     ),
   );
@@ -61,7 +155,7 @@ interface LevelRow {
  */
 function entriesTable(
   rows: LevelRow[],
-  heads: { table: string; entry: string },
+  heads: { table: string; entry: string; space: Space },
   id: (column: string, level: number) => string,
   attrs: Record<string, string> = {},
 ): HTMLElement {
@@ -89,7 +183,7 @@ function entriesTable(
           "tr",
           { "data-level": l.level },
           h("td", {}, `L${l.level}`),
-          h("td", {}, field(id("table", l.level), hex(l.table))),
+          h("td", {}, field(id("table", l.level), hex(l.table), heads.space)),
           h("td", {}, field(id("index", l.level), l.index)),
           h("td", {}, field(id("entry", l.level), l.entry)),
           h("td", {}, field(id("flags", l.level), l.flags)),
@@ -102,7 +196,7 @@ function entriesTable(
 function levelsTable(walk: StepWalk, prefix: string, frameLabel: string): HTMLElement {
   return entriesTable(
     walk.levels.map((l) => ({ ...l, table: l.tableMfn })),
-    { table: frameLabel, entry: "entry" },
+    { table: frameLabel, entry: "entry", space: frameLabel.endsWith("gfn") ? "gpa" : "hpa" },
     (column, level) => `${prefix}-${column}-${level}`,
     { "data-walk": prefix },
   );
@@ -113,30 +207,32 @@ function guestWalk(r: StepRecord): HTMLElement {
   // The guest's entries are gptes: "gpte-<level>" (not "gpte-entry-<level>").
   const table = entriesTable(
     g.levels.map((l) => ({ ...l, table: l.tableGfn })),
-    { table: "table gfn", entry: "gpte" },
+    { table: "table gfn", entry: "gpte", space: "gpa" },
     (column, level) => (column === "entry" ? `gpte-${level}` : `gpte-${column}-${level}`),
   );
   return section(
+    "guest",
     "Guest walk (the guest's own tables, gva -> gpa)",
-    h("p", {}, "CR3 root gfn ", field("guest-root", hex(g.rootGfn))),
+    h("p", {}, "CR3 root gfn ", field("guest-root", hex(g.rootGfn), "gpa")),
     table,
-    h("p", {}, "gfn ", field("gfn", hex(g.gfn)), " gpa ", field("gpa", g.gpa)),
+    h("p", {}, "gfn ", field("gfn", hex(g.gfn), "gpa"), " gpa ", field("gpa", g.gpa, "gpa")),
   );
 }
 
 function p2m(r: StepRecord): HTMLElement {
   if (r.p2m === null) {
-    return section("P2M lookup", h("p", {}, "native: no P2M, the gfn is the host frame"));
+    return section("p2m", "P2M lookup", h("p", {}, "native: no P2M, the gfn is the host frame"));
   }
   return section(
+    "p2m",
     "P2M lookup (gfn -> mfn)",
     h(
       "p",
       {},
       "gfn ",
-      field("p2m-gfn", hex(r.p2m.gfn)),
+      field("p2m-gfn", hex(r.p2m.gfn), "gpa"),
       " -> mfn ",
-      field("p2m-mfn", hex(r.p2m.mfn)),
+      field("p2m-mfn", hex(r.p2m.mfn), "hpa"),
       ", type ",
       field("p2m-type", r.p2m.type),
     ),
@@ -159,7 +255,14 @@ function nestedGrid(walk: StepWalk, w: number): HTMLElement | null {
       "td",
       { class: `ref ${ref.dim}`, "data-ref": n + 1 },
       h("div", { class: "refn" }, `#${n + 1} ${ref.dim === "ept" ? "EPT" : "guest"} L${ref.level}`),
-      h("div", {}, `gfn ${hex(ref.gfn)} tbl ${hex(ref.tableMfn)}[${ref.index}]`),
+      h(
+        "div",
+        {},
+        spaced("gpa", `gfn ${hex(ref.gfn)}`),
+        " ",
+        spaced("hpa", `mfn ${hex(ref.tableMfn)}`),
+        `[${ref.index}]`,
+      ),
       h("div", { class: "entry" }, ref.entry),
       h("div", { class: "flags" }, ref.flags),
     );
@@ -200,14 +303,22 @@ function nestedGrid(walk: StepWalk, w: number): HTMLElement | null {
   );
 }
 
-/** The TLB sets the gva indexes, every way, the entry for this access marked in words. */
+/**
+ * The TLB sets the gva indexes: the valid ways (the entry for this access marked in words), and
+ * how many ways are empty, in one line, so that a mostly empty set takes little room.
+ */
 function tlbSets(r: StepRecord): HTMLElement[] {
   return r.tlbSets.map((set) => {
     const key = set.array.toLowerCase().replace(/ /g, "-");
+    const empty = set.ways.filter((w) => !w.valid).length;
     return h(
       "table",
       { class: "tlbset", "data-tlb": key },
-      h("caption", {}, `${set.array} TLB, set ${set.set} (LRU age 0 = most recent)`),
+      h(
+        "caption",
+        {},
+        `${set.array} TLB, set ${set.set}: ${set.ways.length - empty} of ${set.ways.length} ways valid (age 0 = most recent)`,
+      ),
       h(
         "thead",
         {},
@@ -220,54 +331,41 @@ function tlbSets(r: StepRecord): HTMLElement[] {
       h(
         "tbody",
         {},
-        set.ways.map((w) =>
-          h(
-            "tr",
-            { class: w.current ? "current" : w.valid ? "" : "invalid" },
-            h("td", {}, w.way),
-            h("td", {}, w.valid ? w.tag : "-"),
-            h("td", {}, w.valid ? w.gva : "(empty)"),
-            h("td", {}, hex(w.mfn)),
-            h("td", {}, w.perms),
-            h("td", {}, w.valid ? w.age : ""),
+        set.ways
+          .filter((w) => w.valid)
+          .map((w) =>
             h(
-              "td",
-              {},
-              w.current ? field(`tlb-${key}-current`, `${w.gva} -> ${hex(w.mfn)}`) : "",
-              w.current ? " <- this access" : "",
+              "tr",
+              { class: w.current ? "current" : "" },
+              h("td", {}, w.way),
+              h("td", {}, w.tag),
+              h("td", {}, spaced("gva", w.gva)),
+              h("td", {}, spaced("hpa", hex(w.mfn))),
+              h("td", {}, w.perms),
+              h("td", {}, w.age),
+              h(
+                "td",
+                {},
+                w.current ? field(`tlb-${key}-current`, `${w.gva} -> ${hex(w.mfn)}`) : "",
+                w.current ? " <- this access" : "",
+              ),
             ),
           ),
-        ),
       ),
     );
   });
 }
 
-/** What the hardware walks in each mode, for the walk section's heading. */
-const WALKED: Record<PagingMode, string> = {
-  native: "the guest's own tables, natively",
-  shadow: "the shadow tables the VMM built from the guest's",
-  hap: "the guest's tables, each reference translated through the EPT (2D walk)",
-  pv: "the guest's own tables, which hold machine frames (PV direct paging)",
-};
-
-function hardwareWalks(r: StepRecord, mode: PagingMode | undefined): HTMLElement {
-  const tlb =
-    r.tlb === "l1"
-      ? "hit in the L1 TLB: no walk"
-      : r.tlb === "l2"
-        ? "missed the L1 TLB, hit in the L2 TLB (L1 filled): no walk"
-        : "missed both TLBs: the page walker ran and the TLBs were filled";
-  const last = r.walks.length - 1;
+function hardwareWalks(r: StepRecord): HTMLElement {
   const walks = r.walks.map((w, i) =>
     h(
       "details",
-      { class: "hwwalk", open: i === last },
+      { class: "hwwalk" },
       h(
         "summary",
         {},
         `walk ${i + 1}: root ${w.nested ? "gfn" : "mfn"} `,
-        field(`walk-${i}-root`, hex(w.rootMfn)),
+        field(`walk-${i}-root`, hex(w.rootMfn), w.nested ? "gpa" : "hpa"),
         ", result ",
         field(`walk-${i}-result`, w.result),
       ),
@@ -275,11 +373,25 @@ function hardwareWalks(r: StepRecord, mode: PagingMode | undefined): HTMLElement
     ),
   );
   return section(
-    mode ? `TLB and hardware walk: ${WALKED[mode]}` : "TLB and hardware walk",
-    h("p", {}, "TLB: ", field("tlb", r.tlb), ` (${tlb})`),
-    h("div", { class: "tlbsets" }, tlbSets(r)),
+    "walks",
+    `Hardware walks during the step (${r.walks.length})`,
     h("p", {}, "walks: ", field("walks", r.walks.length)),
     ...walks,
+  );
+}
+
+function tlbCard(r: StepRecord): HTMLElement {
+  const tlb =
+    r.tlb === "l1"
+      ? "hit in the L1 TLB: no walk"
+      : r.tlb === "l2"
+        ? "missed the L1 TLB, hit in the L2 TLB (L1 filled): no walk"
+        : "missed both TLBs: the page walker ran and the TLBs were filled";
+  return section(
+    "tlb",
+    `TLB: ${r.tlb}`,
+    h("p", {}, "TLB: ", field("tlb", r.tlb), ` (${tlb})`),
+    h("div", { class: "tlbsets" }, tlbSets(r)),
   );
 }
 
@@ -288,16 +400,17 @@ function exitItem(e: StepExit, i: number): HTMLElement {
     "li",
     { "data-exit": i },
     field(`exit-${i}-reason`, e.reason),
-    " at gva ",
-    field(`exit-${i}-gva`, e.gva),
+    e.gva !== "" ? [" at gva ", field(`exit-${i}-gva`, e.gva, "gva")] : null,
     ": ",
-    field(`exit-${i}-outcome`, e.outcome),
+    h("span", { "data-field": `exit-${i}-outcome` }, withSpaces(e.outcome)),
+    " ",
+    h("a", { href: `#ev-${e.event}` }, `(event ${e.event + 1})`),
     e.guestWalk
       ? h(
           "details",
           {},
           h("summary", {}, `the VMM's software walk of the guest tables (${e.guestWalk.result})`),
-          levelsTable(e.guestWalk, `exit-${i}-walk`, "table gfn"),
+          levelsTable(e.guestWalk, `exit-${i}-walk`, "table mfn"),
         )
       : null,
   );
@@ -305,30 +418,35 @@ function exitItem(e: StepExit, i: number): HTMLElement {
 
 function exits(r: StepRecord): HTMLElement {
   return section(
-    "Exits to the VMM",
+    "exits",
+    `Exits to the VMM (${r.exits.length})`,
     h("p", {}, "exits: ", field("exits", r.exits.length)),
     r.exits.length > 0 ? h("ol", {}, r.exits.map(exitItem)) : null,
   );
 }
 
-/** Render a step; `modes` gives each domain's paging mode by name. */
+/** Render a step; `mode` is its domain's paging mode, `n` the access's number in the run. */
 export function renderStep(
   root: HTMLElement,
   r: StepRecord | null,
-  modes: Record<string, PagingMode>,
+  mode: PagingMode | undefined,
+  n: number,
 ): void {
   if (r === null) {
     root.replaceChildren(h("p", { "data-field": "no-step" }, "The run is over: no access left."));
     return;
   }
   root.replaceChildren(
-    section(
-      "Access",
+    h(
+      "div",
+      { class: "access card" },
       h(
         "p",
         {},
-        "domain ",
+        h("strong", {}, `Access ${n}`),
+        ": domain ",
         field("domain", r.domain),
+        mode ? ` (${mode})` : "",
         ", process ",
         field("process", r.process),
         " (pid ",
@@ -336,28 +454,25 @@ export function renderStep(
         "), ",
         field("access", r.access),
         " of gva ",
-        field("gva", r.gva),
-      ),
-      gvaSplit(r),
-    ),
-    guestWalk(r),
-    p2m(r),
-    hardwareWalks(r, modes[r.domain]),
-    exits(r),
-    section(
-      "Result",
-      h(
-        "p",
-        {},
-        "mfn ",
-        field("mfn", hex(r.mfn)),
-        ", hpa ",
-        field("hpa", r.hpa),
-        ", guest page faults ",
+        field("gva", r.gva, "gva"),
+        " -> gpa ",
+        field("gpa-top", r.guest.gpa, "gpa"),
+        " -> hpa ",
+        field("hpa", r.hpa, "hpa"),
+        " (mfn ",
+        field("mfn", hex(r.mfn), "hpa"),
+        "); guest page faults ",
         field("guest-faults", r.guestFaults),
         ", cycles ",
         field("cycles", r.cycles),
       ),
+      gvaSplit(r),
     ),
+    story(r),
+    guestWalk(r),
+    p2m(r),
+    tlbCard(r),
+    hardwareWalks(r),
+    exits(r),
   );
 }
