@@ -37,6 +37,11 @@ export interface GuestClockPrices {
 const EMPTY = -1;
 /** 2^-21: a 21-bit slot as a fraction of a level. */
 const SLOT_SCALE = 1 / 2097152;
+/**
+ * One line in SAMPLING is modelled, its stall counted SAMPLING times: the estimate's mean over a
+ * slice is the same, at an eighth of the work (an assumption of the estimate, not a figure).
+ */
+const SAMPLING = 8;
 
 export class GuestClock {
   /** Cycles of guest time so far. */
@@ -52,20 +57,20 @@ export class GuestClock {
   private readonly l1: Int32Array | null;
   private readonly l2: Int32Array;
   private readonly llc: Int32Array;
-  /** Stall cycles of a line found in L2, the LLC, or DRAM. */
+  /** Stall cycles of a sampled line found in L2, the LLC, or DRAM, for the lines it stands for. */
   private readonly stallL2: number;
   private readonly stallLlc: number;
   private readonly stallDram: number;
 
   constructor(caches: CacheGeometry | null, prices: GuestClockPrices) {
     const store = (level: CacheLevelSpec | undefined) =>
-      new Int32Array(level === undefined ? 0 : level.bytes / LINE_BYTES).fill(EMPTY);
+      new Int32Array(level === undefined ? 0 : level.bytes / LINE_BYTES / SAMPLING).fill(EMPTY);
     this.l1 = caches === null ? null : store(caches.l1);
     this.l2 = store(caches?.l2);
     this.llc = store(caches?.llc);
-    this.stallL2 = prices.l2;
-    this.stallLlc = prices.llc;
-    this.stallDram = prices.dram;
+    this.stallL2 = prices.l2 * SAMPLING;
+    this.stallLlc = prices.llc * SAMPLING;
+    this.stallDram = prices.dram * SAMPLING;
   }
 
   /** Work of `cycles` (instructions at their base CPI, or a step's fixed cost). */
@@ -87,6 +92,11 @@ export class GuestClock {
     h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
     h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
     h ^= h >>> 16;
+    // Set sampling: only the lines whose hash falls in one slot of SAMPLING are modelled, each
+    // standing for SAMPLING lines (R. Kessler, M. Hill, D. Wood, "A Comparison of
+    // Trace-Sampling Techniques for Multi-Megabyte Caches", IEEE Trans. Computers 43(6), 1994:
+    // within 10% at least 90% of the time from a tenth of the sets).
+    if ((h & (SAMPLING - 1)) !== 0) return;
     // The slot from the hash's top 21 bits, scaled to the level's size (Lemire's multiply-shift
     // in place of a remainder: a level holds at most 2^21 lines, 128 MiB).
     const slot = (h >>> 11) * SLOT_SCALE;
