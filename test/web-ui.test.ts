@@ -43,7 +43,7 @@ function expected(r: StepRecord): Record<string, string> {
     mfn: hex(r.mfn),
     hpa: r.hpa,
     "guest-faults": String(r.guestFaults),
-    cycles: String(r.cycles),
+    cycles: String(Math.round(r.cycles * 10) / 10),
   };
   r.indices.forEach((idx, i) => {
     e[`index-${4 - i}`] = String(idx);
