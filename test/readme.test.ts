@@ -109,6 +109,8 @@ const NOT_OURS = new Set([
   "pages_volatile", // KSM's gauge in sysfs
   "ratio_to_native", // benchmark figures
   "walk_refs_per_miss",
+  "cpu_seconds",
+  "accesses_per_cpu_s",
   "sysctl_sched_latency", // Linux's scheduler tunables
   "sysctl_sched_min_granularity",
 ]);
