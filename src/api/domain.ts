@@ -4,9 +4,8 @@
  * domain's simulated cycles: its counters priced by the cost model.
  */
 
-import { CPU_PROFILES, DEFAULT_CPU } from "../config/cpu.js";
 import { BalloonDriver } from "../guest/balloon.js";
-import { GuestClock } from "../guest/clock.js";
+import type { GuestClock } from "../guest/clock.js";
 import { Kernel } from "../guest/kernel.js";
 import { Scheduler } from "../guest/scheduler.js";
 import type { CostModel } from "../metrics/cost.js";
@@ -26,7 +25,7 @@ import { isVirtualMode } from "../vmm/modes.js";
 import { ProcessDriver, STEP_ACCESS, STEP_BLOCKED, STEP_EXITED } from "../workload/driver.js";
 import type { Rng } from "../workload/rng.js";
 import { checkDomain } from "./check.js";
-import { nativePlatform, type Platform, virtualPlatform } from "./platform.js";
+import { nativePlatform, newGuestClock, type Platform, virtualPlatform } from "./platform.js";
 import { ProcessTotals } from "./process-totals.js";
 import type { DomainReport, DomainSpec, Scenario } from "./types.js";
 
@@ -120,15 +119,7 @@ export class DomainRuntime {
       },
     );
     this.sched = new Scheduler(this.kernel, spec.quantum, cost.hz);
-    const hw = scenario.hardware;
-    this.guestClock = new GuestClock(
-      hw.dataCache ? CPU_PROFILES[hw.cpu ?? DEFAULT_CPU].caches : null,
-      {
-        l2: cost.cycles.data_l2,
-        llc: cost.cycles.data_llc,
-        dram: cost.cycles.data_dram,
-      },
-    );
+    this.guestClock = newGuestClock(scenario.hardware, cost);
     const vmm = this.platform.vmm;
     if (vmm !== null) vmm.clock = () => this.clock();
     if (vmm !== null && spec.balloon.driver) {

@@ -8,6 +8,7 @@
 
 import { CPU_PROFILES, DEFAULT_CPU } from "../config/cpu.js";
 import type { DomainSpec, HardwareSpec } from "../config/scenario.js";
+import { GuestClock } from "../guest/clock.js";
 import { NativePagingOps, type PagingOps } from "../guest/paging-ops.js";
 import { PvPagingOps } from "../guest/pv-paging-ops.js";
 import { DataCache } from "../hw/cache.js";
@@ -15,6 +16,7 @@ import { Vcpu } from "../hw/cpu.js";
 import { HostMemory } from "../hw/memory.js";
 import type { GuestMemoryPeek } from "../hw/peek.js";
 import { pwcLevels } from "../hw/pwc.js";
+import type { CostModel } from "../metrics/cost.js";
 import type { Host, VmmDomain } from "../vmm/host.js";
 
 export interface Platform {
@@ -97,4 +99,15 @@ export function virtualPlatform(
 function guestPagingOps(host: Host, vmm: VmmDomain, options: VirtualPlatformOptions): PagingOps {
   if (vmm.paging.guestKernel === "hvm") return new NativePagingOps(vmm.cpu);
   return new PvPagingOps(vmm.cpu, vmm.p2m.mfn, host.frames.m2p, options);
+}
+
+/**
+ * The guest's clock of a domain on `hardware` (see GuestClock): its view of the profile's caches
+ * when the run models data caches, its stalls priced as `cost` prices a data access's.
+ */
+export function newGuestClock(hardware: HardwareSpec, cost: CostModel): GuestClock {
+  return new GuestClock(
+    hardware.dataCache ? CPU_PROFILES[hardware.cpu ?? DEFAULT_CPU].caches : null,
+    { l2: cost.cycles.data_l2, llc: cost.cycles.data_llc, dram: cost.cycles.data_dram },
+  );
 }

@@ -4,13 +4,13 @@
  * speed on one access, not the scenario machinery's.
  */
 
-import { nativePlatform, type Platform, virtualPlatform } from "../api/platform.js";
+import { nativePlatform, newGuestClock, type Platform, virtualPlatform } from "../api/platform.js";
 import { CPU_PROFILES, DEFAULT_CPU } from "../config/cpu.js";
 import { defaultBalloon, SCENARIO_DEFAULTS } from "../config/defaults.js";
 import type { DomainSpec, HardwareSpec, ProcessSpec } from "../config/scenario.js";
-import { GuestClock } from "../guest/clock.js";
 import { Kernel } from "../guest/kernel.js";
 import { Scheduler } from "../guest/scheduler.js";
+import { CostModel } from "../metrics/cost.js";
 import { newCounters } from "../metrics/counters.js";
 import { Host } from "../vmm/host.js";
 import { ProcessDriver } from "../workload/driver.js";
@@ -72,13 +72,8 @@ export function benchGuest(
   sched.add(proc);
   sched.pick(0);
   const driver = new ProcessDriver(kernel, sched, spec, proc, new Rng(7), "database");
-  const profile = CPU_PROFILES[DEFAULT_CPU];
   const clock = options.timing
-    ? new GuestClock(profile.caches, {
-        l2: profile.costs.data_l2.value,
-        llc: profile.costs.data_llc.value,
-        dram: profile.costs.data_dram.value,
-      })
+    ? newGuestClock(hardware, new CostModel(CPU_PROFILES[DEFAULT_CPU], {}, true))
     : null;
   return { cpu, kernel, driver, counters, host, sched, clock };
 }

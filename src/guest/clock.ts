@@ -80,6 +80,8 @@ export class GuestClock {
 
   /** A user access by process `pid` at gva. */
   dataAccess(pid: number, gva: Gva): void {
+    const l1 = this.l1;
+    if (l1 === null) return;
     // The line's key: its virtual page mixed with the process, and the line in the page (two
     // lines share a key with odds of one in 2^32); then a bijective mix of it (MurmurHash3's
     // finalizer), whose bits place it. gva in 32-bit halves, so that every step is on integers.
@@ -100,8 +102,6 @@ export class GuestClock {
     // The slot from the hash's top 21 bits, scaled to the level's size (Lemire's multiply-shift
     // in place of a remainder: a level holds at most 2^21 lines, 128 MiB).
     const slot = (h >>> 11) * SLOT_SCALE;
-    const l1 = this.l1;
-    if (l1 === null) return;
     const i1 = (slot * l1.length) | 0;
     if (l1[i1] === h) return;
     l1[i1] = h;
