@@ -1,11 +1,13 @@
 /**
- * `npm run bench [-- --json] [-- NAME...]`: the simulator's speed. Benchmarks are not tests:
- * nothing here asserts a time; the figures go in issue notes and are compared with the targets
- * printed beside them.
+ * `npm run bench [-- --json] [-- --repeat N] [-- --compare REF] [-- NAME...]`: the simulator's
+ * speed. Benchmarks are not tests: nothing here asserts a time; the figures go in issue notes and
+ * are compared with the targets printed beside them. The list is here; how they are run (each in
+ * its own process, repeated, beside another checkout) is in suite.ts.
  */
 
 import { type BenchResult, benchAccess, benchFault } from "./access.js";
 import { benchShadowFork } from "./shadow.js";
+import { benchMain } from "./suite.js";
 import { benchLackeyParse, benchTraceReplay } from "./trace.js";
 
 interface Bench {
@@ -88,42 +90,4 @@ const BENCHES: Bench[] = [
   },
 ];
 
-function main(argv: string[]): void {
-  const json = argv.includes("--json");
-  const names = argv.filter((a) => !a.startsWith("--"));
-  const unknown = names.filter((n) => !BENCHES.some((b) => b.name === n));
-  if (unknown.length > 0) {
-    process.stderr.write(
-      `bench: unknown benchmark ${unknown.join(", ")}; have ${BENCHES.map((b) => b.name).join(", ")}\n`,
-    );
-    process.exitCode = 2;
-    return;
-  }
-  const results: BenchResult[] = [];
-  for (const b of BENCHES) {
-    if (names.length > 0 && !names.includes(b.name)) continue;
-    const r = b.run();
-    // A virtualized run is compared with the native one measured in the same invocation.
-    const base = b.name.replace(/^(shadow|hap)-/, "native-").replace(/-timed$/, "");
-    const native = results.find((x) => x.name === base);
-    // By CPU time where both have it: on a shared machine the wall clock counts others' work.
-    const rate = typeof r.accesses_per_cpu_s === "number" ? "accesses_per_cpu_s" : "accesses_per_s";
-    if (b.name !== native?.name && native && typeof native[rate] === "number") {
-      r.ratio_to_native =
-        Math.round((1000 * (r[rate] as number)) / (native[rate] as number)) / 1000;
-    }
-    results.push(r);
-    if (!json) {
-      const figures = Object.entries(r)
-        .filter(([k]) => k !== "name")
-        .map(([k, v]) => `${k}=${typeof v === "number" ? v.toLocaleString("en-US") : v}`)
-        .join("  ");
-      process.stdout.write(
-        `${b.name.padEnd(14)} ${figures}\n${"".padEnd(14)} target: ${b.target}\n`,
-      );
-    }
-  }
-  if (json) process.stdout.write(`${JSON.stringify({ results }, null, 2)}\n`);
-}
-
-main(process.argv.slice(2));
+benchMain(BENCHES, process.argv.slice(2));
