@@ -260,6 +260,8 @@ describe("--compare, end to end", () => {
     expect(out.compare).toMatchObject({ pairs: 3, this: { path: ROOT.replace(/\/$/, "") } });
     expect(out.only_this).toEqual([]);
     expect(out.only_ref).toEqual([]);
+    expect(out.conditions.cores).toBeGreaterThanOrEqual(1);
+    expect(out.conditions.wall_seconds).toBeGreaterThan(0);
     expect(out.results).toHaveLength(1);
     const res = out.results[0];
     const ref: JsonSide = res.ref;
@@ -338,9 +340,15 @@ describe("--compare, end to end", () => {
     expect(named.results[0].ratio).toBe(round3(median(ratios)));
     expect(named.results[0].ref.accesses_per_s).toBe(2.5e6);
     expect(named.only_ref).toEqual(["old-only"]);
-    const text = bench("--compare", ref, "--repeat", "1", "tiny", "old-only", "nope");
-    expect(text.code).toBe(2);
-    expect(text.stderr).toMatch(
+    const text = bench("--compare", ref, "--repeat", "1", "tiny", "old-only");
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(
+      /\ntiny +accesses_per_s +1,000,000 +[0-9,]+ +[0-9.]+ +[0-9.-]+ +[0-9.]+ \/ [0-9.]+\n/,
+    );
+    expect(text.stdout).toContain("\nonly in REF (not run): old-only\n");
+    const unknown = bench("--compare", ref, "--repeat", "1", "tiny", "old-only", "nope");
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(
       /^bench: unknown benchmark nope; have native-local, .*, old-only\n$/,
     );
     const failing = spawnSync(process.execPath, [MAIN, "--compare", ref, "--repeat", "1", "tiny"], {

@@ -111,6 +111,9 @@ const NOT_OURS = new Set([
   "walk_refs_per_miss",
   "cpu_seconds",
   "accesses_per_cpu_s",
+  "faults_per_s",
+  "lines_per_s",
+  "forks_per_s",
   "sysctl_sched_latency", // Linux's scheduler tunables
   "sysctl_sched_min_granularity",
 ]);

@@ -6,6 +6,7 @@
  */
 
 import { type Checkout, runChild } from "./child.js";
+import { type Conditions, conditionsLine } from "./conditions.js";
 import { summaryJson, withRatiosToNative } from "./repeat.js";
 import {
   median,
@@ -39,6 +40,7 @@ export interface CompareReport {
   /** Asked for (or run by default) but only one side has them: not run. */
   only_this: string[];
   only_ref: string[];
+  conditions: Conditions;
 }
 
 export async function runCompare(
@@ -47,7 +49,7 @@ export async function runCompare(
   names: { both: readonly string[]; onlyThis: readonly string[]; onlyRef: readonly string[] },
   pairs: number,
   progress: (line: string) => void,
-): Promise<Omit<CompareReport, "self" | "ref">> {
+): Promise<Omit<CompareReport, "self" | "ref" | "conditions">> {
   const refRuns = new Map<string, Sample[]>(names.both.map((n) => [n, []]));
   const selfRuns = new Map<string, Sample[]>(names.both.map((n) => [n, []]));
   let seq = 0;
@@ -89,6 +91,7 @@ export async function runCompare(
 export function compareJson(report: CompareReport): object {
   return {
     compare: { this: report.self, ref: report.ref, pairs: report.pairs, order: "REF, this" },
+    conditions: report.conditions,
     results: report.results.map((r) => ({
       name: r.name,
       main_figure: r.main_figure,
@@ -115,7 +118,8 @@ export function formatCompare(report: CompareReport): string {
   const lines = [
     `this: ${report.self.path}${short(report.self.commit)}`,
     `REF:  ${report.ref.path}${short(report.ref.commit)}`,
-    `${report.pairs} pairs, each run in its own process, REF then this; medians, and this/REF pair by pair`,
+    `${report.pairs} pair${report.pairs === 1 ? "" : "s"}, each run in its own process, REF then this; medians, and this/REF pair by pair`,
+    conditionsLine(report.conditions),
     "",
   ];
   const header = [

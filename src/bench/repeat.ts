@@ -5,6 +5,7 @@
  */
 
 import { type Checkout, runChild } from "./child.js";
+import { type Conditions, conditionsLine } from "./conditions.js";
 import { figureLine } from "./once.js";
 import { rateFigures, ratioToNative, type Sample, type Summary, summarize } from "./stats.js";
 
@@ -53,9 +54,10 @@ function num(x: number): string {
 }
 
 /** What `--json` prints: each result's medians as the figures of one run would be, then the rest. */
-export function repeatJson(report: RepeatReport): object {
+export function repeatJson(report: RepeatReport & { conditions: Conditions }): object {
   return {
     repeat: report.repeat,
+    conditions: report.conditions,
     results: report.results.map(summaryJson),
   };
 }
@@ -70,9 +72,14 @@ export function summaryJson(s: Summary): object {
   };
 }
 
-export function formatRepeat(report: RepeatReport, targets: ReadonlyMap<string, string>): string {
+export function formatRepeat(
+  report: RepeatReport & { conditions: Conditions },
+  targets: ReadonlyMap<string, string>,
+): string {
   const pad = "".padEnd(14);
-  const lines = [`medians of ${report.repeat} runs, each in its own process`];
+  const lines = [
+    `${report.repeat === 1 ? "1 run" : `medians of ${report.repeat} runs`}, each in its own process; ${conditionsLine(report.conditions)}`,
+  ];
   for (const s of report.results) {
     lines.push(figureLine(s.name, s.figures));
     if (s.main_figure !== null && s.main_min !== null && s.main_max !== null) {

@@ -18,6 +18,7 @@ import {
 import { commitOf, refCheckout, staleWarning, thisCheckout } from "./checkout.js";
 import { BenchChildError, listBenchmarks } from "./child.js";
 import { compareJson, formatCompare, runCompare } from "./compare.js";
+import { startConditions } from "./conditions.js";
 import { runOnce } from "./once.js";
 import { formatRepeat, repeatJson, runRepeat } from "./repeat.js";
 import { benchTiny } from "./tiny.js";
@@ -62,12 +63,16 @@ async function run(benches: readonly BenchDef[], args: BenchArgs): Promise<void>
     );
     return;
   }
+  const conditions = startConditions();
   const self = thisCheckout();
   if (args.compare === null) {
     const names = selectNames(known, internal, args.names);
     const stale = staleWarning(self);
     if (stale !== null) log(`bench: warning: ${stale}`);
-    const report = await runRepeat(self, names, args.repeat, progress);
+    const report = {
+      ...(await runRepeat(self, names, args.repeat, progress)),
+      conditions: conditions(),
+    };
     endProgress();
     const targets = new Map(all.map((b) => [b.name, b.target]));
     process.stdout.write(
@@ -101,6 +106,7 @@ async function run(benches: readonly BenchDef[], args: BenchArgs): Promise<void>
     self: { path: self.root, commit: commitOf(self.root) },
     ref: { path: ref.root, commit: commitOf(ref.root) },
     ...(await runCompare(self, ref, names, args.repeat, progress)),
+    conditions: conditions(),
   };
   endProgress();
   process.stdout.write(
