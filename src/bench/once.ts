@@ -4,6 +4,7 @@
  */
 
 import type { BenchResult } from "./access.js";
+import { nativeOf, nativeRate } from "./stats.js";
 import type { BenchDef } from "./suite.js";
 
 /** A benchmark's figures on one line (numbers with thousands separators), as `NAME  a=1  b=2`. */
@@ -20,10 +21,9 @@ export function runOnce(benches: readonly BenchDef[], json: boolean): void {
   for (const b of benches) {
     const r = b.run();
     // A virtualized run is compared with the native one measured in the same invocation.
-    const base = b.name.replace(/^(shadow|hap)-/, "native-").replace(/-timed$/, "");
-    const native = results.find((x) => x.name === base);
+    const native = results.find((x) => x.name === nativeOf(b.name));
     // By CPU time where both have it: on a shared machine the wall clock counts others' work.
-    const rate = typeof r.accesses_per_cpu_s === "number" ? "accesses_per_cpu_s" : "accesses_per_s";
+    const rate = nativeRate(r);
     if (b.name !== native?.name && native && typeof native[rate] === "number") {
       r.ratio_to_native =
         Math.round((1000 * (r[rate] as number)) / (native[rate] as number)) / 1000;

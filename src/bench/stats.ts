@@ -110,19 +110,29 @@ export function pairRatios(ref: readonly number[], self: readonly number[]): num
 }
 
 /**
- * The ratio of `name` to its native counterpart (shadow-local to native-local,
- * native-local-timed to native-local) from the medians, when both were run: the figure a
+ * The native benchmark a virtualized one is compared with (shadow-local with native-local,
+ * native-local-timed with native-local); `name` itself when it has none.
+ */
+export function nativeOf(name: string): string {
+  return name.replace(/^(shadow|hap)-/, "native-").replace(/-timed$/, "");
+}
+
+/** The rate ratio_to_native compares: by CPU time where the benchmark gives it. */
+export function nativeRate(figures: Record<string, number | string>): string {
+  return typeof figures.accesses_per_cpu_s === "number" ? "accesses_per_cpu_s" : "accesses_per_s";
+}
+
+/**
+ * The ratio of `name`'s median to its native counterpart's, when both were run: the figure a
  * single invocation computes from its one run of each.
  */
 export function ratioToNative(name: string, summaries: readonly Summary[]): number | null {
-  const base = name.replace(/^(shadow|hap)-/, "native-").replace(/-timed$/, "");
+  const base = nativeOf(name);
   if (base === name) return null;
   const native = summaries.find((s) => s.name === base);
   const self = summaries.find((s) => s.name === name);
   if (native === undefined || self === undefined) return null;
-  // By CPU time where both have it, as one invocation does.
-  const rate =
-    typeof self.figures.accesses_per_cpu_s === "number" ? "accesses_per_cpu_s" : "accesses_per_s";
+  const rate = nativeRate(self.figures);
   const a = self.figures[rate];
   const b = native.figures[rate];
   return typeof a === "number" && typeof b === "number" && b > 0 ? round3(a / b) : null;
