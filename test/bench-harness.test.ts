@@ -4,8 +4,16 @@
  * Nothing here asserts a speed: only that the runs happened as the harness says.
  */
 
-import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -362,4 +370,53 @@ describe("--compare, end to end", () => {
     );
     expect(failing.stderr).not.toMatch(/^\s+at /m);
   });
+});
+
+/** The processes `pid` has started (Linux's /proc), or none. */
+function childrenOf(pid: number): number[] {
+  const tasks = `/proc/${pid}/task`;
+  if (!existsSync(tasks)) return [];
+  return readdirSync(tasks).flatMap((t) => {
+    const text = readFileSync(join(tasks, t, "children"), "utf8").trim();
+    return text === "" ? [] : text.split(" ").map(Number);
+  });
+}
+
+/** Whether `pid` still runs (a zombie has ended: only its parent has not read its status). */
+function runs(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+describe("a signal", () => {
+  it.skipIf(process.platform !== "linux")(
+    "sent to the harness alone ends its benchmark process too, and exits 143",
+    async () => {
+      const harness = spawn(process.execPath, [MAIN, "--repeat", "1", "native-local"], {
+        cwd: ROOT,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stderr = "";
+      harness.stderr.setEncoding("utf8").on("data", (d: string) => {
+        stderr += d;
+      });
+      const exited = new Promise<number | null>((done) => harness.on("close", done));
+      let children: number[] = [];
+      for (let i = 0; i < 200 && children.length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        children = childrenOf(harness.pid ?? 0);
+      }
+      expect(children).toHaveLength(1);
+      harness.kill("SIGTERM");
+      expect(await exited).toBe(143);
+      expect(stderr).toBe("bench: interrupted by SIGTERM\n");
+      await new Promise((r) => setTimeout(r, 200));
+      const left = children.filter(runs);
+      for (const pid of left) process.kill(pid, "SIGKILL");
+      expect(left).toEqual([]);
+    },
+  );
 });

@@ -7,6 +7,9 @@
 export const EXIT_USAGE = 2;
 /** A benchmark's process failed: a bug in the checkout that ran it. */
 export const EXIT_INTERNAL = 70;
+/** Interrupted by SIGINT (Ctrl-C) or SIGTERM, as a shell reports a death by those signals. */
+export const EXIT_SIGINT = 130;
+export const EXIT_SIGTERM = 143;
 
 /** A mistake in the command line or in what it names (a benchmark, a checkout): exit 2. */
 export class BenchUsageError extends Error {

@@ -5,7 +5,7 @@
  * per run keeps one benchmark's JIT state and heap out of the next one's figures.
  */
 
-import { spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { BenchResult } from "./access.js";
 import { BenchUsageError } from "./args.js";
@@ -24,6 +24,17 @@ export interface Checkout {
 /** A benchmark process that failed: a bug in the checkout it belongs to (exit 70). */
 export class BenchChildError extends Error {
   override readonly name = "BenchChildError";
+}
+
+/** The benchmark processes running now (one at a time; a set, to be sure none is left behind). */
+const running = new Set<ChildProcess>();
+
+/**
+ * Ends the benchmark processes running now with `signal`: a harness stopped by a signal that
+ * its children did not get (a SIGTERM sent to it alone) leaves none running on.
+ */
+export function stopChildren(signal: NodeJS.Signals): void {
+  for (const child of running) child.kill(signal);
 }
 
 const HOOK = fileURLToPath(new URL("./usage-hook.js", import.meta.url));
@@ -49,6 +60,7 @@ export function runChild(checkout: Checkout, name: string): Promise<ChildRun> {
       cwd: checkout.root,
       stdio: ["ignore", "pipe", "pipe", "pipe"],
     });
+    running.add(child);
     let stdout = "";
     let stderr = "";
     let usage = "";
@@ -66,6 +78,7 @@ export function runChild(checkout: Checkout, name: string): Promise<ChildRun> {
     }
     child.on("error", (e) => reject(new BenchChildError(`${command}: ${e.message}`)));
     child.on("close", (code, signal) => {
+      running.delete(child);
       const wall = (performance.now() - t0) / 1000;
       const failed = (why: string) =>
         new BenchChildError(

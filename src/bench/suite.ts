@@ -9,6 +9,8 @@ import {
   type BenchArgs,
   BenchUsageError,
   EXIT_INTERNAL,
+  EXIT_SIGINT,
+  EXIT_SIGTERM,
   EXIT_USAGE,
   parseBenchArgs,
   selectNames,
@@ -16,7 +18,7 @@ import {
   unknownBenchmark,
 } from "./args.js";
 import { commitOf, refCheckout, staleWarning, thisCheckout } from "./checkout.js";
-import { BenchChildError, listBenchmarks } from "./child.js";
+import { BenchChildError, listBenchmarks, stopChildren } from "./child.js";
 import { compareJson, formatCompare, runCompare } from "./compare.js";
 import { startConditions } from "./conditions.js";
 import { runOnce } from "./once.js";
@@ -62,6 +64,18 @@ async function run(benches: readonly BenchDef[], args: BenchArgs): Promise<void>
       args.json,
     );
     return;
+  }
+  // From here on children run: a signal ends them with the harness.
+  for (const [signal, code] of [
+    ["SIGINT", EXIT_SIGINT],
+    ["SIGTERM", EXIT_SIGTERM],
+  ] as const) {
+    process.once(signal, () => {
+      stopChildren(signal);
+      endProgress();
+      log(`bench: interrupted by ${signal}`);
+      process.exit(code);
+    });
   }
   const conditions = startConditions();
   const self = thisCheckout();
