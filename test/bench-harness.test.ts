@@ -26,7 +26,7 @@ import {
   parseBenchArgs,
   selectNames,
 } from "../src/bench/args.js";
-import { refCheckout } from "../src/bench/checkout.js";
+import { refCheckout, userPath } from "../src/bench/checkout.js";
 import {
   median,
   pairRatios,
@@ -180,6 +180,13 @@ describe("medians and ratios", () => {
 
 describe("REF", () => {
   const noLog = () => {};
+  it("a relative REF is taken from where npm was started when npm runs the harness", () => {
+    const npm = { npm_lifecycle_event: "bench", INIT_CWD: "/home/me/work/sub" };
+    expect(userPath("../base", npm, "/home/me/memvisor")).toBe("/home/me/work/base");
+    expect(userPath("../base", { INIT_CWD: "/x" }, "/home/me/memvisor")).toBe("/home/me/base");
+    expect(userPath("/work/base", npm, "/home/me/memvisor")).toBe("/work/base");
+  });
+
   it("must be a folder holding a checkout of memvisor", () => {
     expect(() => refCheckout(join(tmp, "none"), noLog)).toThrow(/none: not a folder/);
     const other = join(tmp, "other");

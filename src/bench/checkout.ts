@@ -60,12 +60,21 @@ export function staleWarning(checkout: Checkout): string | null {
 }
 
 /**
+ * A path the user typed, as an absolute one: `npm run bench` runs in the package's folder, so a
+ * relative path is taken from where npm was started (INIT_CWD) when npm runs the command.
+ */
+export function userPath(path: string, env: NodeJS.ProcessEnv, cwd: string): string {
+  const from = env.npm_lifecycle_event !== undefined && env.INIT_CWD ? env.INIT_CWD : cwd;
+  return resolve(from, path);
+}
+
+/**
  * REF given to --compare as a checkout: a folder whose package.json is memvisor's, with
  * dist/bench/main.js. A missing dist/ is built with REF's own `npm run build` (its output goes
  * to stderr) when REF has node_modules; else the error says what to run.
  */
 export function refCheckout(ref: string, log: (line: string) => void): Checkout {
-  const root = resolve(ref);
+  const root = userPath(ref, process.env, process.cwd());
   if (!isDirectory(root)) throw new BenchUsageError(`--compare ${ref}: not a folder`);
   const name = packageName(root);
   if (name !== "memvisor") {

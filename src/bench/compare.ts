@@ -142,8 +142,9 @@ export function formatCompare(report: CompareReport): string {
       : `${r.ratio_min.toFixed(3)}-${r.ratio_max.toFixed(3)}`,
     `${r.ref.process_cpu_seconds} / ${r.self.process_cpu_seconds}`,
   ]);
+  if (rows.length === 0) lines.push("no benchmark that both checkouts have was asked for");
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i].length)));
-  for (const row of [header, ...rows]) {
+  for (const row of rows.length > 0 ? [header, ...rows] : []) {
     lines.push(row.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  "));
   }
   if (report.only_this.length > 0)
