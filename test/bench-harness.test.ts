@@ -20,6 +20,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   BenchUsageError,
+  compareNames,
   DEFAULT_REPEAT,
   EXIT_INTERNAL,
   EXIT_USAGE,
@@ -97,6 +98,25 @@ describe("the command line", () => {
     expect(() => selectNames(known, new Set(), ["c", "a"])).toThrow(
       // The wording other checkouts' harnesses read the list from.
       /^unknown benchmark c; have a, b, tiny$/,
+    );
+  });
+
+  it("--compare runs what both sides have and reports what only one has", () => {
+    const mine = ["a", "b", "new", "tiny"];
+    const ref = ["a", "b", "old", "tiny"];
+    const internal = new Set(["tiny"]);
+    expect(compareNames(mine, ref, internal, [])).toEqual({
+      both: ["a", "b"],
+      onlyThis: ["new"],
+      onlyRef: ["old"],
+    });
+    expect(compareNames(mine, ref, internal, ["old", "tiny"])).toEqual({
+      both: ["tiny"],
+      onlyThis: [],
+      onlyRef: ["old"],
+    });
+    expect(() => compareNames(mine, ref, internal, ["a", "x"])).toThrow(
+      /^unknown benchmark x; have a, b, new, tiny, old$/,
     );
   });
 

@@ -119,6 +119,28 @@ export function selectNames(
 }
 
 /**
+ * What `--compare` runs: `names`, or without any every benchmark either side has but the
+ * internal ones, split into those both sides have (run) and those only one has (reported). A
+ * name neither side has is an error naming what there is.
+ */
+export function compareNames(
+  known: readonly string[],
+  refKnown: readonly string[],
+  internal: ReadonlySet<string>,
+  names: readonly string[],
+): { both: string[]; onlyThis: string[]; onlyRef: string[] } {
+  const either = [...new Set([...known, ...refKnown])];
+  const unknown = names.filter((n) => !either.includes(n));
+  if (unknown.length > 0) throw unknownBenchmark(unknown, either);
+  const asked = names.length > 0 ? names : either.filter((n) => !internal.has(n));
+  return {
+    both: asked.filter((n) => known.includes(n) && refKnown.includes(n)),
+    onlyThis: asked.filter((n) => !refKnown.includes(n)),
+    onlyRef: asked.filter((n) => !known.includes(n)),
+  };
+}
+
+/**
  * Every checkout words this error the same way ("have" and the list): the harness reads another
  * checkout's benchmark names from it.
  */

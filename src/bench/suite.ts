@@ -8,6 +8,7 @@ import type { BenchResult } from "./access.js";
 import {
   type BenchArgs,
   BenchUsageError,
+  compareNames,
   EXIT_INTERNAL,
   EXIT_SIGINT,
   EXIT_SIGTERM,
@@ -15,10 +16,9 @@ import {
   parseBenchArgs,
   selectNames,
   USAGE,
-  unknownBenchmark,
 } from "./args.js";
 import { commitOf, refCheckout, staleWarning, thisCheckout } from "./checkout.js";
-import { BenchChildError, listBenchmarks, stopChildren } from "./child.js";
+import { BenchChildError, type Checkout, listBenchmarks, stopChildren } from "./child.js";
 import { compareJson, formatCompare, runCompare } from "./compare.js";
 import { startConditions } from "./conditions.js";
 import { runOnce } from "./once.js";
@@ -53,19 +53,8 @@ function endProgress(): void {
   if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
 }
 
-async function run(benches: readonly BenchDef[], args: BenchArgs): Promise<void> {
-  const all = [...benches, ...INTERNAL];
-  const internal = new Set(INTERNAL.map((b) => b.name));
-  const known = all.map((b) => b.name);
-  if (args.once) {
-    const names = selectNames(known, internal, args.names);
-    runOnce(
-      all.filter((b) => names.includes(b.name)),
-      args.json,
-    );
-    return;
-  }
-  // From here on children run: a signal ends them with the harness.
+/** Ends the benchmark processes with the harness on SIGINT or SIGTERM (exit 130 or 143). */
+function stopOnSignals(): void {
   for (const [signal, code] of [
     ["SIGINT", EXIT_SIGINT],
     ["SIGTERM", EXIT_SIGTERM],
@@ -77,55 +66,73 @@ async function run(benches: readonly BenchDef[], args: BenchArgs): Promise<void>
       process.exit(code);
     });
   }
+}
+
+function warnIfStale(checkout: Checkout): void {
+  const stale = staleWarning(checkout);
+  if (stale !== null) log(`bench: warning: ${stale}`);
+}
+
+/** The default mode: each benchmark `args.repeat` times, each run in a fresh process. */
+async function repeatMode(all: readonly BenchDef[], names: string[], args: BenchArgs) {
   const conditions = startConditions();
   const self = thisCheckout();
-  if (args.compare === null) {
-    const names = selectNames(known, internal, args.names);
-    const stale = staleWarning(self);
-    if (stale !== null) log(`bench: warning: ${stale}`);
-    const report = {
-      ...(await runRepeat(self, names, args.repeat, progress)),
-      conditions: conditions(),
-    };
-    endProgress();
-    const targets = new Map(all.map((b) => [b.name, b.target]));
-    process.stdout.write(
-      args.json
-        ? `${JSON.stringify(repeatJson(report), null, 2)}\n`
-        : formatRepeat(report, targets),
-    );
-    return;
-  }
-  const ref = refCheckout(args.compare, log);
-  for (const c of [self, ref]) {
-    const stale = staleWarning(c);
-    if (stale !== null) log(`bench: warning: ${stale}`);
-  }
-  const refKnown = listBenchmarks(ref);
-  const unknown = args.names.filter((n) => !known.includes(n) && !refKnown.includes(n));
-  if (unknown.length > 0) {
-    throw unknownBenchmark(unknown, [...new Set([...known, ...refKnown])]);
-  }
-  // By default every benchmark either side has, but the harness's own.
-  const asked =
-    args.names.length > 0
-      ? args.names
-      : [...new Set([...known, ...refKnown])].filter((n) => !internal.has(n));
-  const names = {
-    both: asked.filter((n) => known.includes(n) && refKnown.includes(n)),
-    onlyThis: asked.filter((n) => !refKnown.includes(n)),
-    onlyRef: asked.filter((n) => !known.includes(n)),
+  warnIfStale(self);
+  const report = {
+    ...(await runRepeat(self, names, args.repeat, progress)),
+    conditions: conditions(),
   };
+  endProgress();
+  const targets = new Map(all.map((b) => [b.name, b.target]));
+  process.stdout.write(
+    args.json ? `${JSON.stringify(repeatJson(report), null, 2)}\n` : formatRepeat(report, targets),
+  );
+}
+
+/** `--compare REF`: REF's benchmarks and this checkout's in turn. */
+async function compareMode(
+  known: readonly string[],
+  internal: ReadonlySet<string>,
+  ref: string,
+  args: BenchArgs,
+) {
+  const conditions = startConditions();
+  const self = thisCheckout();
+  const other = refCheckout(ref, log);
+  warnIfStale(self);
+  warnIfStale(other);
+  const names = compareNames(known, listBenchmarks(other), internal, args.names);
   const report = {
     self: { path: self.root, commit: commitOf(self.root) },
-    ref: { path: ref.root, commit: commitOf(ref.root) },
-    ...(await runCompare(self, ref, names, args.repeat, progress)),
+    ref: { path: other.root, commit: commitOf(other.root) },
+    ...(await runCompare(self, other, names, args.repeat, progress)),
     conditions: conditions(),
   };
   endProgress();
   process.stdout.write(
     args.json ? `${JSON.stringify(compareJson(report), null, 2)}\n` : formatCompare(report),
   );
+}
+
+async function run(benches: readonly BenchDef[], args: BenchArgs): Promise<void> {
+  const all = [...benches, ...INTERNAL];
+  const internal = new Set(INTERNAL.map((b) => b.name));
+  const known = all.map((b) => b.name);
+  if (args.compare !== null) {
+    stopOnSignals();
+    await compareMode(known, internal, args.compare, args);
+    return;
+  }
+  const names = selectNames(known, internal, args.names);
+  if (args.once) {
+    runOnce(
+      all.filter((b) => names.includes(b.name)),
+      args.json,
+    );
+    return;
+  }
+  stopOnSignals();
+  await repeatMode(all, names, args);
 }
 
 /** Runs the command line `argv`; the exit code is set on process.exitCode. */
