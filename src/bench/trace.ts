@@ -4,8 +4,8 @@ import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { Simulation } from "../api/simulation.js";
 import { parseScenario } from "../workload/scenario/parse.js";
-import { readTrace } from "../workload/trace/file.js";
 import { LackeyReader } from "../workload/trace/lackey.js";
+import { openTrace } from "../workload/trace/stream.js";
 import { type BenchResult, round, timeIt } from "./access.js";
 
 /** The committed fixture: valgrind lackey on `sort /etc/services`, 1.3 million lines. */
@@ -55,7 +55,7 @@ export function benchTraceReplay(mode: "native" | "shadow", name: string): Bench
     "      - { name: sort, kind: trace, trace: fixture, loop: true }",
     "",
   ].join("\n");
-  const trace = readTrace(FIXTURE.pathname);
+  const trace = openTrace(FIXTURE.pathname);
   const scenario = parseScenario(yaml, "bench.yaml", { loadTrace: () => trace });
   new Simulation(scenario, { accesses: REPLAY_WARMUP }).run(); // JIT
   const sim = new Simulation(scenario);

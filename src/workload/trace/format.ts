@@ -67,8 +67,11 @@ export class TraceBuilder {
   }
 }
 
-/** Throws TraceError naming `file` at the first record of a kind or size no access has. */
-export function checkRecords(words: Uint32Array, count: number, file: string): void {
+/**
+ * Throws TraceError naming `file` at the first record of a kind or size no access has; `first`
+ * is the number of the first record in `words` (a chunk of a longer trace).
+ */
+export function checkRecords(words: Uint32Array, count: number, file: string, first = 0): void {
   for (let i = 0; i < count; i++) {
     const meta = words[2 * i + 1];
     const size = ((meta >>> 20) & 0xfff) + 1;
@@ -76,7 +79,7 @@ export function checkRecords(words: Uint32Array, count: number, file: string): v
       throw new TraceError(
         file,
         0,
-        `record ${i} is not valid (kind ${(meta >>> 16) & 3}, size ${size})`,
+        `record ${first + i} is not valid (kind ${(meta >>> 16) & 3}, size ${size})`,
       );
     }
   }

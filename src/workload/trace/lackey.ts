@@ -126,6 +126,11 @@ export class LackeyReader {
     this.maxRecords = options.maxRecords ?? MAX_TRACE_RECORDS;
   }
 
+  /** Bytes of a line not yet ended, held from the chunks pushed so far. */
+  get pendingBytes(): number {
+    return this.carryLength;
+  }
+
   /** Parse a chunk of the file. */
   push(chunk: Uint8Array): void {
     let start = 0;
