@@ -13,7 +13,8 @@ export class ChunkCache {
   /** Chunks read from their files (misses), for tests and benchmarks. */
   loads = 0;
 
-  constructor(readonly limit: number) {}
+  /** The bound: chunks kept (tests lower it). */
+  constructor(public limit: number) {}
 
   /** Chunk `k` of the file `file` (a FileTrace's key), read by `load` when not resident. */
   get(file: string, k: number, load: () => Uint32Array): Uint32Array {
