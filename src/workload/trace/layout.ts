@@ -63,6 +63,8 @@ export function traceLayout(trace: TraceRecords): TraceLayout {
 
 const BIT_WRITE = 1;
 const BIT_FETCH = 2;
+/** Pages remembered by LayoutScan (a power of two). */
+const RECENT = 1 << 14;
 
 /**
  * A trace's layout and its problem, from its records chunk by chunk in order: memory holds the
@@ -73,11 +75,17 @@ export class LayoutScan {
   problem = "";
   /** Records seen. */
   records = 0;
-  // Page number -> what was done in it. Consecutive records mostly stay in one page: skip
-  // the map for those.
+  /** Records by kind: load, store, fetch (and 3, which no valid record has). */
+  readonly kinds = [0, 0, 0, 0];
+  // Page number -> what was done in it.
   private readonly seen = new Map<number, number>();
-  private lastPage = -1;
-  private lastBits = 0;
+  /**
+   * The pages seen lately and what the map has for them, by a hash of the page: a record that
+   * adds nothing to what the map has for its page skips the map (a trace touches its pages
+   * again and again; a map's look-up costs ten times this).
+   */
+  private readonly recentPage = new Float64Array(RECENT).fill(-1);
+  private readonly recentBits = new Uint8Array(RECENT);
 
   /** Only the problem (a trace that has one has no layout). */
   problemIn(w: Uint32Array): void {
@@ -88,24 +96,25 @@ export class LayoutScan {
 
   /** The records of the next chunk. */
   add(w: Uint32Array): void {
-    const seen = this.seen;
-    let lastPage = this.lastPage;
-    let lastBits = this.lastBits;
+    const { seen, recentPage, recentBits, kinds } = this;
     const n = w.length >>> 1;
     for (let i = 0; i < n; i++) {
       const meta = w[2 * i + 1];
+      const hi = meta & 0xffff;
       // Bits 32..47 of the address at or above bit 47: a kernel address.
-      if ((meta & 0xffff) >= 0x8000 && this.problem === "") this.check(w, i);
-      const page = (meta & 0xffff) * 1048576 + (w[2 * i] >>> 12);
+      if (hi >= 0x8000 && this.problem === "") this.check(w, i);
+      const lo = w[2 * i] >>> 12;
+      const page = hi * 1048576 + lo;
       const kind = (meta >>> 16) & 3;
+      kinds[kind]++;
       const bits = kind === TRACE_STORE ? BIT_WRITE : kind === TRACE_FETCH ? BIT_FETCH : 0;
-      if (page === lastPage && (lastBits | bits) === lastBits) continue;
-      lastBits = (seen.get(page) ?? 0) | bits;
-      seen.set(page, lastBits);
-      lastPage = page;
+      const slot = (lo ^ (hi << 5) ^ (lo >>> 11)) & (RECENT - 1);
+      if (recentPage[slot] === page && (recentBits[slot] | bits) === recentBits[slot]) continue;
+      const now = (seen.get(page) ?? 0) | bits;
+      seen.set(page, now);
+      recentPage[slot] = page;
+      recentBits[slot] = now;
     }
-    this.lastPage = lastPage;
-    this.lastBits = lastBits;
     this.records += n;
   }
 

@@ -318,7 +318,6 @@ export function openTrace(path: string, cut: TraceCut = {}): FileTrace {
 /** The first reading's findings as records go by, a chunk at a time. */
 class FactScan {
   private readonly layout = new LayoutScan();
-  private readonly kinds = [0, 0, 0, 0];
   private readonly chunkRecords: number;
   private readonly wholeRecords: number;
   private readonly pieceBytes: number;
@@ -340,8 +339,6 @@ class FactScan {
 
   /** Records seen, in order. */
   private see(words: Uint32Array): void {
-    const kinds = this.kinds;
-    for (let i = 1; i < words.length; i += 2) kinds[(words[i] >>> 16) & 3]++;
     this.layout.add(words);
   }
 
@@ -369,7 +366,7 @@ class FactScan {
       lines: null,
       firsts: null,
       whole: null,
-      kinds: this.kinds.slice(0, 3),
+      kinds: layout.kinds.slice(0, 3),
       problem,
       layout: problem === "" ? layout.layout() : null,
       ...rest,
