@@ -22,6 +22,12 @@ export const TRACE_MAGIC = "MVTR";
 export const TRACE_VERSION = 1;
 export const TRACE_HEADER_BYTES = 16;
 export const TRACE_RECORD_BYTES = 8;
+/**
+ * Records a trace file may have when it is streamed (imported, or read in chunks for a run):
+ * its byte positions stay exact as numbers. Only a trace read whole (readTrace) is bounded by
+ * what memory holds (MAX_TRACE_RECORDS).
+ */
+export const STREAMED_RECORDS_MAX = 2 ** 50;
 
 /** The header for a file of `records` records. */
 export function traceHeader(records: number): Uint8Array {

@@ -27,6 +27,7 @@ import {
   checkRecords,
   encodeRecords,
   headerCount,
+  STREAMED_RECORDS_MAX,
   TRACE_HEADER_BYTES,
   TRACE_MAGIC,
   TRACE_RECORD_BYTES,
@@ -42,8 +43,6 @@ export const WHOLE_RECORDS = 1 << 22;
 const PIECE_BYTES = 1 << 20;
 /** Compressed bytes read at a time when a gzip file is inflated again. */
 const GZIP_READ_BYTES = 64 << 10;
-/** Records a trace may have: its byte positions stay exact numbers. */
-const MAX_RECORDS = 2 ** 50;
 
 /** How a file is cut (internal: tests cut small files into many chunks). */
 export interface TraceCut {
@@ -135,7 +134,7 @@ function parseLackeyChunk(f: FileTraceFacts, k: number): Uint32Array {
   readAt(f, text, offsets[k]);
   const words = new Uint32Array(2 * (firsts[k + 1] - firsts[k]));
   let at = 0;
-  const reader = new LackeyReader({ file: f.path, maxRecords: MAX_RECORDS }, (batch) => {
+  const reader = new LackeyReader({ file: f.path, maxRecords: STREAMED_RECORDS_MAX }, (batch) => {
     if (at + 2 * batch.count > words.length) changed(f);
     words.set(new Uint32Array(encodeRecords(batch).buffer), at);
     at += 2 * batch.count;
@@ -390,7 +389,7 @@ class FactScan {
         `the header says ${count} records (${expected} bytes) but the file has ${size} bytes`,
       );
     if (!this.gzip && this.stat.size !== expected) sizeProblem(this.stat.size);
-    if (count > MAX_RECORDS) sizeProblem("fewer");
+    if (count > STREAMED_RECORDS_MAX) sizeProblem("fewer");
     const keep = count <= this.wholeRecords;
     const windowRecords = keep ? count : Math.min(count, this.chunkRecords);
     const buffer = new Uint32Array(2 * windowRecords);
@@ -433,7 +432,7 @@ class FactScan {
     let whole: Uint32Array | null = new Uint32Array(1 << 16);
     let records = 0;
     const reader = new LackeyReader(
-      { file: this.path, maxRecords: MAX_RECORDS },
+      { file: this.path, maxRecords: STREAMED_RECORDS_MAX },
       (batch: TraceBatch) => {
         const words = new Uint32Array(encodeRecords(batch).buffer);
         this.see(words);
