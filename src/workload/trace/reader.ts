@@ -12,6 +12,8 @@ export class TraceReader {
   /** The chunk being replayed: next() gives the index of a record's first word in it. */
   words: Uint32Array = NO_WORDS;
   private at = 0;
+  /** words.length, kept beside `at`: the common step reads no more than this object. */
+  private end = 0;
   private nextChunk = 0;
 
   constructor(private readonly trace: TraceRecords) {}
@@ -22,7 +24,7 @@ export class TraceReader {
    */
   next(): number {
     const j = this.at;
-    if (j < this.words.length) {
+    if (j !== this.end) {
       this.at = j + 2;
       return j;
     }
@@ -33,6 +35,7 @@ export class TraceReader {
   rewind(): void {
     this.words = NO_WORDS;
     this.at = 0;
+    this.end = 0;
     this.nextChunk = 0;
   }
 
@@ -44,12 +47,14 @@ export class TraceReader {
       if (words.length > 0) {
         this.words = words;
         this.at = 2;
+        this.end = words.length;
         return 0;
       }
     }
     // The end: hold no chunk while the process waits to loop or exit.
     this.words = NO_WORDS;
     this.at = 0;
+    this.end = 0;
     return -1;
   }
 }
