@@ -440,9 +440,9 @@ class FactScan {
           if (records + batch.count > this.wholeRecords) whole = null;
           else {
             if (2 * (records + batch.count) > whole.length) {
-              const grown = new Uint32Array(
-                Math.max(2 * (records + batch.count), 2 * whole.length),
-              );
+              // Doubled, but never past the most kept whole.
+              const size = Math.min(2 * whole.length, 2 * this.wholeRecords);
+              const grown = new Uint32Array(Math.max(2 * (records + batch.count), size));
               grown.set(whole.subarray(0, 2 * records));
               whole = grown;
             }
