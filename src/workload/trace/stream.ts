@@ -22,6 +22,7 @@ import { closeSync, fstatSync, openSync, readSync, type Stats } from "node:fs";
 import { Gunzip } from "fflate";
 import type { TraceRecords } from "../../config/trace.js";
 import { chunkCache } from "./cache.js";
+import { concat, startsWithMagic } from "./chunks.js";
 import { openTraceInput, readReason, traceChunks } from "./file.js";
 import {
   checkRecords,
@@ -29,7 +30,6 @@ import {
   headerCount,
   STREAMED_RECORDS_MAX,
   TRACE_HEADER_BYTES,
-  TRACE_MAGIC,
   TRACE_RECORD_BYTES,
 } from "./format.js";
 import { LackeyReader, type TraceBatch, TraceError } from "./lackey.js";
@@ -489,18 +489,4 @@ class FactScan {
       whole: whole === null ? null : whole.slice(0, 2 * count),
     });
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}
-
-function startsWithMagic(bytes: Uint8Array): boolean {
-  for (let i = 0; i < TRACE_MAGIC.length; i++) {
-    if (bytes[i] !== TRACE_MAGIC.charCodeAt(i)) return false;
-  }
-  return true;
 }
