@@ -54,7 +54,7 @@ export function benchTraceReplay(mode: "native" | "shadow", name: string): Bench
   return replay(mode, name, openTrace(FIXTURE.pathname));
 }
 
-/** Records per chunk in trace-replay-stream: 43 chunks of the fixture, more than stay resident. */
+/** Records per chunk in trace-replay-stream: 41 chunks of the fixture, more than stay resident. */
 const STREAM_CHUNK = 1 << 15;
 
 /**
