@@ -86,6 +86,9 @@ export class LayoutScan {
    */
   private readonly recentPage = new Float64Array(RECENT).fill(-1);
   private readonly recentBits = new Uint8Array(RECENT);
+  /** The last record's page and what the map has for it. */
+  private lastPage = -1;
+  private lastBits = 0;
 
   /** Only the problem (a trace that has one has no layout). */
   problemIn(w: Uint32Array): void {
@@ -97,6 +100,7 @@ export class LayoutScan {
   /** The records of the next chunk. */
   add(w: Uint32Array): void {
     const { seen, recentPage, recentBits, kinds } = this;
+    let { lastPage, lastBits } = this;
     const n = w.length >>> 1;
     for (let i = 0; i < n; i++) {
       const meta = w[2 * i + 1];
@@ -108,13 +112,19 @@ export class LayoutScan {
       const kind = (meta >>> 16) & 3;
       kinds[kind]++;
       const bits = kind === TRACE_STORE ? BIT_WRITE : kind === TRACE_FETCH ? BIT_FETCH : 0;
+      // Consecutive records mostly stay in one page: the cheapest test first.
+      if (page === lastPage && (lastBits | bits) === lastBits) continue;
       const slot = (lo ^ (hi << 5) ^ (lo >>> 11)) & (RECENT - 1);
-      if (recentPage[slot] === page && (recentBits[slot] | bits) === recentBits[slot]) continue;
-      const now = (seen.get(page) ?? 0) | bits;
-      seen.set(page, now);
+      lastPage = page;
+      lastBits = recentBits[slot];
+      if (recentPage[slot] === page && (lastBits | bits) === lastBits) continue;
+      lastBits = (seen.get(page) ?? 0) | bits;
+      seen.set(page, lastBits);
       recentPage[slot] = page;
-      recentBits[slot] = now;
+      recentBits[slot] = lastBits;
     }
+    this.lastPage = lastPage;
+    this.lastBits = lastBits;
     this.records += n;
   }
 
