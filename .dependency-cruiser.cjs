@@ -68,6 +68,7 @@ module.exports = {
           "^src/api/node\\.ts$",
           "^src/workload/scenario/file\\.ts$",
           "^src/workload/trace/file\\.ts$",
+          "^src/workload/trace/stream\\.ts$",
           "^src/workload/experiment/file\\.ts$",
           "^src/api/pool\\.ts$",
           "^web/vite\\.config\\.ts$",

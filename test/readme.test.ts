@@ -114,6 +114,7 @@ const NOT_OURS = new Set([
   "faults_per_s",
   "lines_per_s",
   "forks_per_s",
+  "chunk_reads", // trace-replay-stream's figure
   "sysctl_sched_latency", // Linux's scheduler tunables
   "sysctl_sched_min_granularity",
 ]);

@@ -16,7 +16,7 @@ export {
 } from "../config/cpu.js";
 export { LIMITS } from "../config/limits.js";
 export { formatSize, formatSizeApprox, parseSize } from "../config/sizes.js";
-export { Trace } from "../config/trace.js";
+export { Trace, type TraceRecords } from "../config/trace.js";
 export { PAGE_SIZE } from "../hw/addr.js";
 export { COST_COUNTERS } from "../metrics/cost.js";
 export { COUNTER_NAMES, VMEXIT_REASONS } from "../metrics/counters.js";

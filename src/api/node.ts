@@ -21,6 +21,7 @@ export {
   OutputError,
   readTrace,
 } from "../workload/trace/file.js";
+export { FileTrace, openTrace } from "../workload/trace/stream.js";
 export { loadExperiment } from "./experiment/load.js";
 export { plotSpec, type RenderedPlot, renderPlots } from "./experiment/plot.js";
 export {

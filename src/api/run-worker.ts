@@ -4,6 +4,7 @@
  */
 
 import { Trace } from "../config/trace.js";
+import { FileTrace } from "../workload/trace/stream.js";
 import { type RunOutcome, type RunTask, runTask } from "./run-task.js";
 
 export default function run(task: RunTask): RunOutcome {
@@ -11,16 +12,16 @@ export default function run(task: RunTask): RunOutcome {
 }
 
 /**
- * The task with its traces made Trace objects again: a structured clone keeps a class's fields
- * (the records' Uint32Array) but not its methods.
+ * The task with its traces made Trace and FileTrace objects again: a structured clone keeps a
+ * class's fields (the records' Uint32Array, what a file's first reading found) but not its
+ * methods.
  */
 function reviveTraces(task: RunTask): RunTask {
   for (const d of task.scenario.domains) {
     for (const p of d.processes) {
-      const data = p.trace?.data as { words: Uint32Array; count: number } | null | undefined;
-      if (p.trace && data && !(data instanceof Trace)) {
-        p.trace.data = new Trace(data.words, data.count);
-      }
+      const data = p.trace?.data as { words?: Uint32Array; count: number } | null | undefined;
+      if (!p.trace || !data || data instanceof Trace || data instanceof FileTrace) continue;
+      p.trace.data = FileTrace.revive(data) ?? new Trace(data.words as Uint32Array, data.count);
     }
   }
   return task;

@@ -8,7 +8,7 @@
 import { type BenchResult, benchAccess, benchFault } from "./access.js";
 import { benchShadowFork } from "./shadow.js";
 import { benchMain } from "./suite.js";
-import { benchLackeyParse, benchTraceReplay } from "./trace.js";
+import { benchLackeyParse, benchTraceReplay, benchTraceReplayStream } from "./trace.js";
 
 interface Bench {
   name: string;
@@ -77,6 +77,11 @@ const BENCHES: Bench[] = [
     name: "trace-replay-native",
     target: "accesses_per_s >= 80% of native-local",
     run: () => benchTraceReplay("native", "trace-replay-native"),
+  },
+  {
+    name: "trace-replay-stream",
+    target: "accesses_per_s close to trace-replay-native's (the chunks' reading is small)",
+    run: () => benchTraceReplayStream(),
   },
   {
     name: "trace-replay-shadow",

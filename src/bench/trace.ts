@@ -1,11 +1,17 @@
 /** The trace benchmarks: parsing a real lackey file (lines per second), replaying a trace. */
 
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { Simulation } from "../api/simulation.js";
+import type { TraceRecords } from "../config/trace.js";
 import { parseScenario } from "../workload/scenario/parse.js";
+import { chunkCache } from "../workload/trace/cache.js";
 import { readTrace } from "../workload/trace/file.js";
+import { traceHeader } from "../workload/trace/format.js";
 import { LackeyReader } from "../workload/trace/lackey.js";
+import { openTrace } from "../workload/trace/stream.js";
 import { type BenchResult, round, timeIt } from "./access.js";
 
 /** The committed fixture: valgrind lackey on `sort /etc/services`, 1.3 million lines. */
@@ -45,6 +51,34 @@ export function benchLackeyParse(): BenchResult {
  * pass's demand faults are in the warm-up; the figure is the steady replay.
  */
 export function benchTraceReplay(mode: "native" | "shadow", name: string): BenchResult {
+  return replay(mode, name, openTrace(FIXTURE.pathname));
+}
+
+/** Records per chunk in trace-replay-stream: 41 chunks of the fixture, more than stay resident. */
+const STREAM_CHUNK = 1 << 15;
+
+/**
+ * trace-replay-native with the trace read in chunks from a file, as a trace too large to keep
+ * whole is: the fixture in memvisor's format, cut into more chunks than the cache keeps, so that
+ * every chunk is read from the file again on every pass (from the page cache).
+ */
+export function benchTraceReplayStream(): BenchResult {
+  const dir = mkdtempSync(join(tmpdir(), "memvisor-bench-"));
+  try {
+    const whole = readTrace(FIXTURE.pathname);
+    const path = join(dir, "fixture.mvtr");
+    const records = new Uint8Array(whole.words.buffer, whole.words.byteOffset, 8 * whole.count);
+    writeFileSync(path, Buffer.concat([traceHeader(whole.count), records]));
+    const trace = openTrace(path, { chunkRecords: STREAM_CHUNK, wholeRecords: 0 });
+    const loads = chunkCache.loads;
+    const result = replay("native", "trace-replay-stream", trace);
+    return { ...result, chunks: trace.chunks, chunk_reads: chunkCache.loads - loads };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function replay(mode: "native" | "shadow", name: string, trace: TraceRecords): BenchResult {
   const yaml = [
     `run: { accesses: ${REPLAY_ACCESSES}, warmup: ${REPLAY_WARMUP} }`,
     "domains:",
@@ -55,7 +89,6 @@ export function benchTraceReplay(mode: "native" | "shadow", name: string): Bench
     "      - { name: sort, kind: trace, trace: fixture, loop: true }",
     "",
   ].join("\n");
-  const trace = readTrace(FIXTURE.pathname);
   const scenario = parseScenario(yaml, "bench.yaml", { loadTrace: () => trace });
   new Simulation(scenario, { accesses: REPLAY_WARMUP }).run(); // JIT
   const sim = new Simulation(scenario);

@@ -14,7 +14,7 @@ import {
   ScenarioError,
   VERSION,
 } from "../api/index.js";
-import { readTrace } from "../api/node.js";
+import { openTrace } from "../api/node.js";
 import { UsageError } from "./errors.js";
 
 /** The largest report read: a compare report with long series is tens of MiB. */
@@ -141,7 +141,7 @@ export function scenarioFromReport(path: string, mode: PagingMode | undefined): 
   }
   try {
     return parseScenario(JSON.stringify(resolved), `${path}.json`, {
-      loadTrace: readTrace,
+      loadTrace: (path) => openTrace(path),
       baseDir: "",
     });
   } catch (e) {

@@ -5,8 +5,13 @@
  * replaying it gets.
  */
 
-import { formatSizeApprox, TRACE_KIND_NAMES, traceLayout, traceProblem } from "../api/index.js";
-import { type ImportResult, importLackey, readTrace } from "../api/node.js";
+import {
+  formatSizeApprox,
+  type TRACE_KIND_NAMES,
+  traceLayout,
+  traceProblem,
+} from "../api/index.js";
+import { type ImportResult, importLackey, openTrace } from "../api/node.js";
 import { EXIT_OK } from "./errors.js";
 import { formatInt, newTable } from "./format.js";
 import { interruptible } from "./interrupt.js";
@@ -47,10 +52,11 @@ export interface TraceInfo {
   regions: { start: string; end: string; bytes: number; prot: string; kind: string }[];
 }
 
+/** What a trace holds, from one reading of it in chunks (memory: a chunk and the pages). */
 export function traceInfo(file: string): TraceInfo {
-  const trace = readTrace(file);
-  const kinds = { load: 0, store: 0, fetch: 0 };
-  for (let i = 0; i < trace.count; i++) kinds[TRACE_KIND_NAMES[trace.kind(i)]]++;
+  const trace = openTrace(file);
+  const [load, store, fetch] = trace.facts.kinds;
+  const kinds = { load, store, fetch };
   const problem = traceProblem(trace);
   const layout = problem === "" ? traceLayout(trace) : { regions: [], pages: 0 };
   return {

@@ -5,7 +5,7 @@
  * from the list that the schema and the CLI offer, so that the two cannot disagree.
  */
 
-import type { Trace } from "./trace.js";
+import type { TraceRecords } from "./trace.js";
 
 /**
  * How a domain's memory is virtualized: natively (the guest on the bare hardware, no VMM: the
@@ -64,7 +64,7 @@ export interface TraceSpec {
    * The records, once read. loadScenarioFile (memvisor/node) reads them; parseScenario cannot
    * read files and leaves null unless it is given a loadTrace function.
    */
-  data: Trace | null;
+  data: TraceRecords | null;
 }
 
 export interface ProcessSpec {

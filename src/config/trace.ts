@@ -1,16 +1,37 @@
 /**
- * A whole trace in memory, as a scenario's trace process carries it: two u32 words per record
+ * A trace's records as a run reads them: in chunks, in order. Each record is two u32 words
  * (memvisor's trace format, workload/trace/format.ts):
  *
  *   word 0   address bits 0..31
  *   word 1   address bits 32..47 | kind << 16 | (size - 1) << 20     kind: 0 load, 1 store, 2 fetch
+ *
+ * A trace read whole is one chunk (Trace below); a trace file too large for that is read a chunk
+ * at a time as its replay reaches it (workload/trace/stream.ts), so a run holds a few chunks of
+ * it, whatever its size.
  */
-export class Trace {
+export interface TraceRecords {
+  /** Records in all. */
+  readonly count: number;
+  /** Chunks the records come in. */
+  readonly chunks: number;
+  /** The words of chunk k (0 <= k < chunks): shared by every reader, never to be written. */
+  chunk(k: number): Uint32Array;
+}
+
+/** A whole trace in memory: one chunk. */
+export class Trace implements TraceRecords {
+  readonly chunks = 1;
+
   constructor(
     /** Two words per record. */
     readonly words: Uint32Array,
     readonly count: number,
   ) {}
+
+  chunk(_k: number): Uint32Array {
+    const n = 2 * this.count;
+    return this.words.length === n ? this.words : this.words.subarray(0, n);
+  }
 
   addrLo(i: number): number {
     return this.words[2 * i];

@@ -12,7 +12,7 @@
  */
 
 import type { ProcessSpec } from "../config/scenario.js";
-import type { Trace } from "../config/trace.js";
+import type { TraceRecords } from "../config/trace.js";
 import { userAccess } from "../guest/fault.js";
 import { fork } from "../guest/fork.js";
 import type { Kernel, ProcessImage } from "../guest/kernel.js";
@@ -24,6 +24,7 @@ import { C_CORE_CYCLES, C_INSTRUCTIONS } from "../metrics/counters.js";
 import { PageSequence } from "./pattern.js";
 import type { Rng } from "./rng.js";
 import { traceLayout } from "./trace/layout.js";
+import { TraceReader } from "./trace/reader.js";
 
 /** What a step did. */
 export const STEP_ACCESS = 0;
@@ -41,6 +42,9 @@ const ROLE_TRACE = 4;
 /** The guest access kind for each trace record kind (load, store, fetch). */
 const TRACE_ACCESS_KINDS = [KIND_USER_READ, KIND_USER_WRITE, KIND_USER_FETCH, KIND_USER_READ];
 
+/** The records of a process that replays none. */
+const NO_TRACE: TraceRecords = { count: 0, chunks: 0, chunk: () => new Uint32Array(0) };
+
 const STATE_START = 0;
 const STATE_RUN = 1;
 const STATE_MAP = 2;
@@ -56,10 +60,8 @@ export class ProcessDriver {
   private dataBase: number;
   private remaining = 0;
   private readonly children: ProcessDriver[] = [];
-  /** trace: the records (two words each), their number and the next one to replay. */
-  private readonly traceWords: Uint32Array;
-  private readonly traceCount: number;
-  private traceAt = 0;
+  /** trace: this process's place in its trace's records. */
+  private readonly trace: TraceReader;
   /** trace: times the trace was replayed to its end. */
   traceLoops = 0;
   /** The make that forked this child, to wake when it exits. */
@@ -96,9 +98,7 @@ export class ProcessDriver {
             : role === "trace"
               ? ROLE_TRACE
               : ROLE_CHURN;
-    const trace = role === "trace" ? ProcessDriver.traceOf(spec) : null;
-    this.traceWords = trace?.words ?? new Uint32Array(0);
-    this.traceCount = trace?.count ?? 0;
+    this.trace = new TraceReader(role === "trace" ? ProcessDriver.traceOf(spec) : NO_TRACE);
     const pages = Math.max(1, Math.floor(spec.workingSet / 4096));
     this.seq = new PageSequence(spec.pattern, pages, rng);
     this.codeSeq = new PageSequence(
@@ -114,7 +114,7 @@ export class ProcessDriver {
   }
 
   /** The records of a trace process's spec; throws when they were never read. */
-  static traceOf(spec: ProcessSpec): Trace {
+  static traceOf(spec: ProcessSpec): TraceRecords {
     const data = spec.trace?.data;
     if (!data) {
       throw new Error(
@@ -187,19 +187,21 @@ export class ProcessDriver {
 
   /** The next record of the trace, as the program made it (its stack accesses included). */
   private traceStep(): number {
-    let i = this.traceAt;
-    if (i === this.traceCount) {
+    const trace = this.trace;
+    let j = trace.next();
+    if (j < 0) {
       this.traceLoops++;
       if (!this.spec.trace?.loop) {
         this.kernel.exit(this.proc);
         this.onExit();
         return STEP_EXITED;
       }
-      i = 0;
+      trace.rewind();
+      j = trace.next();
     }
-    this.traceAt = i + 1;
-    const meta = this.traceWords[2 * i + 1];
-    const gva = (meta & 0xffff) * 4294967296 + this.traceWords[2 * i];
+    const words = trace.words;
+    const meta = words[j + 1];
+    const gva = (meta & 0xffff) * 4294967296 + words[j];
     const n = this.proc.accesses;
     const kind = TRACE_ACCESS_KINDS[(meta >>> 16) & 3];
     // Lackey records every instruction's fetch: the trace's instructions are its fetches.

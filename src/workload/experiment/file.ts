@@ -5,12 +5,12 @@
  */
 
 import { dirname, isAbsolute, join } from "node:path";
-import type { Trace } from "../../config/trace.js";
+import type { TraceRecords } from "../../config/trace.js";
 import { BUILTIN_SCENARIOS } from "../scenario/builtin.js";
 import { readScenarioBytes, SCENARIOS_DIR } from "../scenario/file.js";
 import { ScenarioError } from "../scenario/problems.js";
 import { decodeScenarioBytes } from "../scenario/text.js";
-import { readTrace } from "../trace/file.js";
+import { openTrace } from "../trace/stream.js";
 import type { Experiment } from "./experiment.js";
 import { type BaseScenario, parseExperiment } from "./parse.js";
 
@@ -23,13 +23,13 @@ function readText(path: string): string {
   return text;
 }
 
-/** readTrace, each path read once. */
-function tracesOnce(): (path: string) => Trace {
-  const read = new Map<string, Trace>();
+/** openTrace, each path read once. */
+function tracesOnce(): (path: string) => TraceRecords {
+  const read = new Map<string, TraceRecords>();
   return (path) => {
     let trace = read.get(path);
     if (trace === undefined) {
-      trace = readTrace(path);
+      trace = openTrace(path);
       read.set(path, trace);
     }
     return trace;

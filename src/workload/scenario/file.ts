@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { SCENARIO_FILE_MAX } from "../../config/limits.js";
 import type { Scenario } from "../../config/scenario.js";
 import { formatSizeApprox } from "../../config/sizes.js";
-import { readTrace } from "../trace/file.js";
+import { openTrace } from "../trace/stream.js";
 import { builtinScenario } from "./builtin.js";
 import { parseScenario } from "./parse.js";
 import { ScenarioError } from "./problems.js";
@@ -84,10 +84,10 @@ export function readScenarioBytes(path: string): Uint8Array {
 export function loadScenarioFile(path: string): Scenario {
   const text = decodeScenarioBytes(readScenarioBytes(path));
   if (typeof text !== "string") throw new ScenarioError(path, [text]);
-  return parseScenario(text, path, { loadTrace: readTrace });
+  return parseScenario(text, path, { loadTrace: (path) => openTrace(path) });
 }
 
 /** A built-in scenario with its traces read (what `memvisor run NAME` runs). */
 export function loadBuiltinScenario(name: string): Scenario {
-  return builtinScenario(name, { loadTrace: readTrace, baseDir: SCENARIOS_DIR });
+  return builtinScenario(name, { loadTrace: (path) => openTrace(path), baseDir: SCENARIOS_DIR });
 }

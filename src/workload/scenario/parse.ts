@@ -16,7 +16,7 @@ import {
   type Node as YamlNode,
 } from "yaml";
 import type { Scenario } from "../../config/scenario.js";
-import type { Trace } from "../../config/trace.js";
+import type { TraceRecords } from "../../config/trace.js";
 import { composeOne } from "./compose.js";
 import { describe, isPlainMapping, issueProblems } from "./issues.js";
 import { jsonMistake } from "./json-syntax.js";
@@ -31,9 +31,9 @@ import { readTraces } from "./traces.js";
 export interface ParseOptions {
   /**
    * Reads a trace file (a path already resolved against baseDir); throws to refuse it. Node:
-   * readTrace in memvisor/node. Without it, trace processes' data stays null.
+   * openTrace in memvisor/node. Without it, trace processes' data stays null.
    */
-  loadTrace?: (path: string) => Trace;
+  loadTrace?: (path: string) => TraceRecords;
   /** The folder relative trace paths start from (default: the scenario file's folder). */
   baseDir?: string;
 }

@@ -2,7 +2,7 @@
 
 import { fitProblem } from "../../config/fit.js";
 import type { Scenario } from "../../config/scenario.js";
-import type { Trace } from "../../config/trace.js";
+import type { TraceRecords } from "../../config/trace.js";
 import { traceLayout, traceProblem } from "../trace/layout.js";
 import type { Segment } from "./problems.js";
 import type { ScenarioFile } from "./schema.js";
@@ -20,11 +20,11 @@ export function resolveTracePath(file: string, baseDir: string): string {
 export function readTraces(
   scenario: Scenario,
   file: ScenarioFile,
-  loadTrace: (path: string) => Trace,
+  loadTrace: (path: string) => TraceRecords,
   baseDir: string,
 ): { path: Segment[]; message: string }[] {
   const problems: { path: Segment[]; message: string }[] = [];
-  const read = new Map<string, Trace | string>();
+  const read = new Map<string, TraceRecords | string>();
   scenario.domains.forEach((domain, i) => {
     const traceBytes: number[] = [];
     domain.processes.forEach((spec, j) => {

@@ -96,14 +96,15 @@ function readBinary(first: Uint8Array, rest: Iterator<Uint8Array>, path: string)
   return new Trace(words, count);
 }
 
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
   out.set(a, 0);
   out.set(b, a.length);
   return out;
 }
 
-function startsWithMagic(bytes: Uint8Array): boolean {
+/** Whether the bytes start as memvisor's format does. */
+export function startsWithMagic(bytes: Uint8Array): boolean {
   for (let i = 0; i < TRACE_MAGIC.length; i++) {
     if (bytes[i] !== TRACE_MAGIC.charCodeAt(i)) return false;
   }

@@ -24,7 +24,7 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip, gunzipSync } from "node:zlib";
 import type { Trace } from "../../config/trace.js";
 import { inflated, traceFromChunks } from "./chunks.js";
-import { encodeRecords, TRACE_HEADER_BYTES, traceHeader } from "./format.js";
+import { encodeRecords, STREAMED_RECORDS_MAX, TRACE_HEADER_BYTES, traceHeader } from "./format.js";
 import { LackeyReader, type TraceBatch, TraceError } from "./lackey.js";
 
 export interface ImportResult {
@@ -123,7 +123,9 @@ export async function importLackey(
   try {
     let at = TRACE_HEADER_BYTES;
     file.write(traceHeader(0), 0);
-    const result = await readLackeyInput(path, input, options, (batch) => {
+    // A run streams a trace file, whatever its size: the import is not bounded by memory.
+    const limits = { ...options, maxRecords: options.maxRecords ?? STREAMED_RECORDS_MAX };
+    const result = await readLackeyInput(path, input, limits, (batch) => {
       const bytes = encodeRecords(batch);
       file.write(bytes, at);
       at += bytes.length;
@@ -141,10 +143,11 @@ export async function importLackey(
 }
 
 /**
- * Read a whole trace for a run, whatever its form: memvisor's format or a lackey file, either
+ * Read a whole trace into memory, whatever its form: memvisor's format or a lackey file, either
  * of them gzip-compressed (told apart by their first bytes, not their names). The file is read
  * in chunks (a gzip one inflated as it is read), so memory holds the records and a chunk, and
- * at most MAX_TRACE_RECORDS of them. Throws TraceError.
+ * at most MAX_TRACE_RECORDS of them. A run reads its traces with openTrace (stream.ts) instead,
+ * which holds a few chunks whatever the size. Throws TraceError.
  */
 export function readTrace(path: string): Trace {
   const input = openTraceInput(path, false);

@@ -22,6 +22,12 @@ export const TRACE_MAGIC = "MVTR";
 export const TRACE_VERSION = 1;
 export const TRACE_HEADER_BYTES = 16;
 export const TRACE_RECORD_BYTES = 8;
+/**
+ * Records a trace file may have when it is streamed (imported, or read in chunks for a run):
+ * its byte positions stay exact as numbers. Only a trace read whole (readTrace) is bounded by
+ * what memory holds (MAX_TRACE_RECORDS).
+ */
+export const STREAMED_RECORDS_MAX = 2 ** 50;
 
 /** The header for a file of `records` records. */
 export function traceHeader(records: number): Uint8Array {
@@ -67,8 +73,11 @@ export class TraceBuilder {
   }
 }
 
-/** Throws TraceError naming `file` at the first record of a kind or size no access has. */
-export function checkRecords(words: Uint32Array, count: number, file: string): void {
+/**
+ * Throws TraceError naming `file` at the first record of a kind or size no access has; `first`
+ * is the number of the first record in `words` (a chunk of a longer trace).
+ */
+export function checkRecords(words: Uint32Array, count: number, file: string, first = 0): void {
   for (let i = 0; i < count; i++) {
     const meta = words[2 * i + 1];
     const size = ((meta >>> 20) & 0xfff) + 1;
@@ -76,7 +85,7 @@ export function checkRecords(words: Uint32Array, count: number, file: string): v
       throw new TraceError(
         file,
         0,
-        `record ${i} is not valid (kind ${(meta >>> 16) & 3}, size ${size})`,
+        `record ${first + i} is not valid (kind ${(meta >>> 16) & 3}, size ${size})`,
       );
     }
   }

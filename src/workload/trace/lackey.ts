@@ -14,10 +14,10 @@
 
 import { LACKEY_LINE_MAX, MAX_TRACE_RECORDS } from "../../config/limits.js";
 
-/** Why a trace is more than a run holds. */
+/** Why a trace is more than readTrace holds whole in memory (a run streams one of any size). */
 export const TOO_MANY_RECORDS =
-  `more than ${MAX_TRACE_RECORDS.toLocaleString("en-US")} records, the most a run holds in ` +
-  "memory (1 GiB): record a shorter run of the program";
+  `more than ${MAX_TRACE_RECORDS.toLocaleString("en-US")} records, the most a trace read whole ` +
+  "holds in memory (1 GiB): read it in chunks (openTrace), as a run does";
 
 /** Record kinds (the binary trace format's too). */
 export const TRACE_LOAD = 0;
@@ -124,6 +124,11 @@ export class LackeyReader {
     private readonly sink: (batch: TraceBatch) => void,
   ) {
     this.maxRecords = options.maxRecords ?? MAX_TRACE_RECORDS;
+  }
+
+  /** Bytes of a line not yet ended, held from the chunks pushed so far. */
+  get pendingBytes(): number {
+    return this.carryLength;
   }
 
   /** Parse a chunk of the file. */
