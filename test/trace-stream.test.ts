@@ -213,4 +213,26 @@ describe("errors", () => {
       );
     }
   });
+
+  it("in a worker thread, it reaches the caller as that TraceError, not a plain Error", async () => {
+    // The built pool (dist/): from the sources every run is made in this thread.
+    const built = new URL("../dist/api/pool.js", import.meta.url).href;
+    const { RunPool } = (await import(built)) as typeof import("../src/api/pool.js");
+    const path = join(tmp, "w.mvtr");
+    writeFileSync(path, readFileSync(paths["t.mvtr"]));
+    const trace = openTrace(path, SMALL);
+    appendFileSync(path, new Uint8Array(8));
+    const scenario = parseScenario(yaml(1), "t.yaml", { loadTrace: () => trace });
+    const pool = new RunPool(2);
+    try {
+      expect(pool.threaded).toBe(true);
+      const run = pool.run({ scenario, options: {} });
+      await expect(run).rejects.toThrow(
+        `${path}: it changed while the run replayed it (it was read when the run started); run again`,
+      );
+      await expect(run).rejects.toMatchObject({ name: "TraceError", file: path });
+    } finally {
+      await pool.close();
+    }
+  });
 });

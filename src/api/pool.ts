@@ -11,7 +11,9 @@
 
 import { availableParallelism } from "node:os";
 import { Piscina } from "piscina";
+import { TraceError } from "../workload/trace/lackey.js";
 import { type RunOutcome, type RunTask, runTask } from "./run-task.js";
+import type { WorkerReply } from "./run-worker.js";
 
 /** The compiled worker beside this file (dist/api/run-worker.js). */
 const WORKER = new URL("./run-worker.js", import.meta.url);
@@ -52,9 +54,18 @@ export class RunPool {
   run(task: RunTask): Promise<RunOutcome> {
     if (this.piscina !== null) {
       // A task the pool was closed under fails with piscina's own error: say it was stopped.
-      return (this.piscina.run(task) as Promise<RunOutcome>).catch((e: unknown) => {
-        throw this.closed ? new PoolClosedError() : e;
-      });
+      return (this.piscina.run(task) as Promise<WorkerReply>).then(
+        (reply) => {
+          if ("traceError" in reply) {
+            const { file, line, problem } = reply.traceError;
+            throw new TraceError(file, line, problem);
+          }
+          return reply;
+        },
+        (e: unknown) => {
+          throw this.closed ? new PoolClosedError() : e;
+        },
+      );
     }
     const next = this.previous.then(
       () =>

@@ -4,11 +4,26 @@
  */
 
 import { Trace } from "../config/trace.js";
+import { TraceError } from "../workload/trace/lackey.js";
 import { FileTrace } from "../workload/trace/stream.js";
 import { type RunOutcome, type RunTask, runTask } from "./run-task.js";
 
-export default function run(task: RunTask): RunOutcome {
-  return runTask(reviveTraces(task));
+/**
+ * A run's outcome, or the TraceError that stopped it (a trace file changed or gone under the
+ * run) as plain fields: a thrown error reaches the pool's thread as a plain Error, its class
+ * lost, and the CLI would call it an internal error rather than name the file.
+ */
+export type WorkerReply =
+  | RunOutcome
+  | { traceError: { file: string; line: number; problem: string } };
+
+export default function run(task: RunTask): WorkerReply {
+  try {
+    return runTask(reviveTraces(task));
+  } catch (e) {
+    if (!(e instanceof TraceError)) throw e;
+    return { traceError: { file: e.file, line: e.line, problem: e.problem } };
+  }
 }
 
 /**
