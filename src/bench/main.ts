@@ -5,18 +5,12 @@
  * its own process, repeated, beside another checkout) is in suite.ts.
  */
 
-import { type BenchResult, benchAccess, benchFault } from "./access.js";
+import { benchAccess, benchFault } from "./access.js";
 import { benchShadowFork } from "./shadow.js";
-import { benchMain } from "./suite.js";
+import { type BenchDef, benchMain } from "./suite.js";
 import { benchLackeyParse, benchTraceReplay, benchTraceReplayStream } from "./trace.js";
 
-interface Bench {
-  name: string;
-  target: string;
-  run: () => BenchResult;
-}
-
-const BENCHES: Bench[] = [
+const BENCHES: BenchDef[] = [
   {
     name: "native-local",
     target: "accesses_per_s >= 15,000,000",
