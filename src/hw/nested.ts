@@ -71,6 +71,12 @@ export interface NestedCaches {
 /** Geometry of the nested TLB (entries, ways). */
 const NTLB_ENTRIES = 128;
 const NTLB_WAYS = 4;
+/**
+ * Slots of the walker's own shortcut to the EPT's L1 tables (see eptTablesChanged), direct
+ * mapped by gfn / 512: a guest of up to 8 GiB has one slot per 2 MiB of its memory. Four int32
+ * words a slot (key, L1 table, rights above it, unused): 64 KiB.
+ */
+const MEMO_SLOTS = 4096;
 
 /** One memory reference of a 2D walk, for the step API (cold path). */
 export interface NestedRef {
@@ -137,12 +143,37 @@ export class NestedWalker {
   /** Outputs of eptTranslate. */
   private eptPerms = 0;
   private eptLevel = 1;
+  /**
+   * The simulator's shortcut past the EPT's upper levels, not the hardware's: per 2 MiB of
+   * guest-physical space, the EPT L1 table its L2 entry links and the rights of the L4..L2
+   * entries above it, as the last full EPT walk read them. A walk that finds its gfn here
+   * reads only the L1 entry and counts the three references above it as made: the result,
+   * every counter and every fault are those of the full walk, as long as the upper levels have
+   * not changed since, which the VMM says (eptTablesChanged). Kept only when the hardware has
+   * no EPT caches (they would have to see each upper-level read) and used only when no
+   * reference is observed one by one (data caches, the step API's log). Why: under no walk
+   * cache, 15 of a 2D walk's 24 references are to the same few upper-level EPT entries.
+   */
+  private readonly memo: Int32Array | null;
+  /** The EPT root the memo was filled from (a walk from another root empties it first). */
+  private memoRoot = -1;
 
   constructor(readonly caches: NestedCaches) {
     // Index 2..4: caches of the entries at that level (L2 entries name L1 tables, and so on).
     this.pwc = caches.pwc ? pwcLevels() : null;
     this.eptPwc = caches.eptPwc ? pwcLevels() : null;
     this.ntlb = caches.nestedTlb ? new PrefixCache(NTLB_ENTRIES, NTLB_WAYS) : null;
+    this.memo =
+      this.eptPwc === null && this.ntlb === null ? new Int32Array(4 * MEMO_SLOTS).fill(-1) : null;
+  }
+
+  /**
+   * An EPT entry above L1 was written, or an EPT table given back: forget what the walker kept
+   * of the upper levels (not a modelled flush: no counter sees it). The VMM's EPT code calls
+   * this after every such change, INVEPT or not.
+   */
+  eptTablesChanged(): void {
+    this.memo?.fill(-1);
   }
 
   /** INVEPT: every EPT-derived cached translation goes (combined ones included). */
@@ -390,6 +421,9 @@ export class NestedWalker {
     let table = eptRoot;
     let perms = EPT_RWX;
     const pwc = this.eptPwc;
+    const memo = this.memo;
+    const cache = this.cache;
+    let memoSlot = -1;
     if (pwc !== null) {
       for (let l = 2; l <= 4; l++) {
         const hit = pwc[l];
@@ -402,8 +436,26 @@ export class NestedWalker {
       }
       if (level < 4) this.eptPwcHits++;
       else this.eptPwcMisses++;
+    } else if (memo !== null) {
+      if (this.memoRoot !== eptRoot) {
+        memo.fill(-1);
+        this.memoRoot = eptRoot;
+      }
+      memoSlot = ((gfn >>> 9) & (MEMO_SLOTS - 1)) * 4;
+      // Only when the upper levels allow the access: else the full walk stops above L1.
+      if (
+        memo[memoSlot] === gfn >>> 9 &&
+        (memo[memoSlot + 2] & need) === need &&
+        cache === null &&
+        this.log === null
+      ) {
+        table = memo[memoSlot + 1];
+        perms = memo[memoSlot + 2];
+        level = 1;
+        this.refs += 3;
+        this.eptRefs += 3;
+      }
     }
-    const cache = this.cache;
     for (; level >= 1; level--) {
       // A gfn is below 2^31 (MAXPHYADDR 43): shifts are exact.
       const idx = (gfn >>> (9 * level - 9)) & 511;
@@ -455,6 +507,11 @@ export class NestedWalker {
       }
       if (pwc !== null && level >= 2)
         pwc[level].fill(0, 0, gfn >>> (9 * level - 9), next, perms, 0);
+      if (memo !== null && level === 2) {
+        memo[memoSlot] = gfn >>> 9;
+        memo[memoSlot + 1] = next;
+        memo[memoSlot + 2] = perms;
+      }
       table = next;
     }
     return -1; // not reached
