@@ -196,7 +196,7 @@ export class EptTables {
   }
 }
 
-/** The index of gfn's entry in a table of `level`. */
+/** The index of gfn's entry in a table of `level` (a gfn is below 2^31: shifts are exact). */
 function indexOf(gfn: Gfn, level: number): number {
-  return Math.floor(gfn / 512 ** (level - 1)) % 512;
+  return (gfn >>> (9 * level - 9)) & 511;
 }
