@@ -77,6 +77,8 @@ const NTLB_WAYS = 4;
  * words a slot (key, L1 table, rights above it, unused): 64 KiB.
  */
 const MEMO_SLOTS = 4096;
+/** eptKnown's answer when the full walk must decide. */
+const UNKNOWN = -2;
 
 /** One memory reference of a 2D walk, for the step API (cold path). */
 export interface NestedRef {
@@ -249,7 +251,8 @@ export class NestedWalker {
     const log = this.log;
     for (; level >= 1; level--) {
       if (tableMfn < 0) {
-        tableMfn = this.eptTranslate(mem, eptRoot, tableGfn, EPT_R);
+        tableMfn = this.eptKnown(mem, eptRoot, tableGfn, EPT_R);
+        if (tableMfn === UNKNOWN) tableMfn = this.eptTranslate(mem, eptRoot, tableGfn, EPT_R);
         if (tableMfn < 0) return EPT_VIOLATION;
         tableEpt = this.eptPerms;
       }
@@ -343,7 +346,9 @@ export class NestedWalker {
         : level === 2
           ? (leafGfn & ~511) + (pnLo & 511)
           : (leafGfn & ~0x3ffff) + (pnLo & 0x3ffff);
-    const frame = this.eptTranslate(mem, eptRoot, dataGfn, eptNeed(kind));
+    const need = eptNeed(kind);
+    let frame = this.eptKnown(mem, eptRoot, dataGfn, need);
+    if (frame === UNKNOWN) frame = this.eptTranslate(mem, eptRoot, dataGfn, need);
     if (frame < 0) return EPT_VIOLATION;
     const write = kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE;
     // A/D bits: writes to the guest's tables, so each needs the EPT's write permission. Levels
@@ -403,8 +408,36 @@ export class NestedWalker {
   }
 
   /**
+   * eptTranslate's common case under the memo: gfn's L1 table known, the access allowed by
+   * every level. Returns the frame (with eptPerms, eptLevel and the four references counted),
+   * or UNKNOWN for the full walk to decide; changes nothing then.
+   */
+  private eptKnown(mem: HostMemory, eptRoot: number, gfn: number, need: number): number {
+    const memo = this.memo;
+    if (memo === null || this.memoRoot !== eptRoot || this.cache !== null || this.log !== null) {
+      return UNKNOWN;
+    }
+    const m = ((gfn >>> 9) & (MEMO_SLOTS - 1)) * 4;
+    if (memo[m] !== gfn >>> 9) return UNKNOWN;
+    const slot = mem.tableSlot(memo[m + 1]);
+    if (slot < 0) return UNKNOWN;
+    const w = slot * WORDS_PER_FRAME + (gfn & 511) * 2;
+    const pool = mem.pool;
+    const lo = pool[w] | 0;
+    // A level that forbids the access (this one or one above): the full walk says which.
+    const perms = memo[m + 2] & lo & EPT_RWX;
+    if ((lo & EPT_RWX) === 0 || (perms & need) !== need) return UNKNOWN;
+    this.refs += 4;
+    this.eptRefs += 4;
+    this.eptPerms = perms;
+    this.eptLevel = 1;
+    return ((pool[w + 1] & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12);
+  }
+
+  /**
    * The host frame of guest frame `gfn` for an access needing EPT permission `need`, or -1
-   * after recording an EPT violation. Sets eptPerms and eptLevel.
+   * after recording an EPT violation. Sets eptPerms and eptLevel. (Callers try eptKnown
+   * first.)
    */
   private eptTranslate(mem: HostMemory, eptRoot: number, gfn: number, need: number): number {
     const ntlb = this.ntlb;
@@ -442,19 +475,6 @@ export class NestedWalker {
         this.memoRoot = eptRoot;
       }
       memoSlot = ((gfn >>> 9) & (MEMO_SLOTS - 1)) * 4;
-      // Only when the upper levels allow the access: else the full walk stops above L1.
-      if (
-        memo[memoSlot] === gfn >>> 9 &&
-        (memo[memoSlot + 2] & need) === need &&
-        cache === null &&
-        this.log === null
-      ) {
-        table = memo[memoSlot + 1];
-        perms = memo[memoSlot + 2];
-        level = 1;
-        this.refs += 3;
-        this.eptRefs += 3;
-      }
     }
     for (; level >= 1; level--) {
       // A gfn is below 2^31 (MAXPHYADDR 43): shifts are exact.
