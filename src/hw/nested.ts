@@ -25,6 +25,7 @@
 import type * as Access from "./access.js";
 import type { DataCache } from "./cache.js";
 import { EPT_PS, EPT_R, EPT_RWX, EPT_W, eptKindMask, eptNeed } from "./ept.js";
+import type * as Memory from "./memory.js";
 import type { HostMemory } from "./memory.js";
 import type * as Pte from "./pte.js";
 import { PrefixCache, pwcLevels } from "./pwc.js";
@@ -48,6 +49,7 @@ const PTE_HI_RESERVED: typeof Pte.PTE_HI_RESERVED = 0xff800;
 const PTE_HI_ADDR_MASK: typeof Pte.PTE_HI_ADDR_MASK = 0x7ff;
 const KIND_SUP_WRITE: typeof Access.KIND_SUP_WRITE = 1;
 const KIND_USER_WRITE: typeof Access.KIND_USER_WRITE = 4;
+const WORDS_PER_FRAME: typeof Memory.WORDS_PER_FRAME = 1024;
 
 // walk() returns NESTED_OK, a #PF error code (>= 0) or EPT_VIOLATION. A step record holds either
 // walker's result, so NESTED_OK is WALK_OK and EPT_VIOLATION is none of the 1D walker's codes.
@@ -69,6 +71,14 @@ export interface NestedCaches {
 /** Geometry of the nested TLB (entries, ways). */
 const NTLB_ENTRIES = 128;
 const NTLB_WAYS = 4;
+/**
+ * Slots of the walker's own shortcut to the EPT's L1 tables (see eptTablesChanged), direct
+ * mapped by gfn / 512: a guest of up to 8 GiB has one slot per 2 MiB of its memory. Four int32
+ * words a slot (key, L1 table, rights above it, unused): 64 KiB.
+ */
+const MEMO_SLOTS = 4096;
+/** eptKnown's answer when the full walk must decide. */
+const UNKNOWN = -2;
 
 /** One memory reference of a 2D walk, for the step API (cold path). */
 export interface NestedRef {
@@ -122,20 +132,50 @@ export class NestedWalker {
   readonly entryLo = new Uint32Array(5);
   readonly entryHi = new Uint32Array(5);
   lastLevel = 4;
+  /** Highest guest level the last walk read itself (4, or below a cache hit). */
+  firstLevel = 4;
 
   /** The caches (null: the hardware lacks it); read by checkers (hw/check.ts), never written. */
   readonly pwc: PrefixCache[] | null;
   readonly eptPwc: PrefixCache[] | null;
   readonly ntlb: PrefixCache | null;
+  /** Per guest level: the AND of the low halves and OR of the high halves from L4 down to it. */
+  private readonly andLoAt = new Int32Array(5);
+  private readonly orHiAt = new Int32Array(5);
   /** Outputs of eptTranslate. */
   private eptPerms = 0;
   private eptLevel = 1;
+  /**
+   * The simulator's shortcut past the EPT's upper levels, not the hardware's: per 2 MiB of
+   * guest-physical space, the EPT L1 table its L2 entry links and the rights of the L4..L2
+   * entries above it, as the last full EPT walk read them. A walk that finds its gfn here
+   * reads only the L1 entry and counts the three references above it as made: the result,
+   * every counter and every fault are those of the full walk, as long as the upper levels have
+   * not changed since, which the VMM says (eptTablesChanged). Kept only when the hardware has
+   * no EPT caches (they would have to see each upper-level read) and used only when no
+   * reference is observed one by one (data caches, the step API's log). Why: under no walk
+   * cache, 15 of a 2D walk's 24 references are to the same few upper-level EPT entries.
+   */
+  private readonly memo: Int32Array | null;
+  /** The EPT root the memo was filled from (a walk from another root empties it first). */
+  private memoRoot = -1;
 
   constructor(readonly caches: NestedCaches) {
     // Index 2..4: caches of the entries at that level (L2 entries name L1 tables, and so on).
     this.pwc = caches.pwc ? pwcLevels() : null;
     this.eptPwc = caches.eptPwc ? pwcLevels() : null;
     this.ntlb = caches.nestedTlb ? new PrefixCache(NTLB_ENTRIES, NTLB_WAYS) : null;
+    this.memo =
+      this.eptPwc === null && this.ntlb === null ? new Int32Array(4 * MEMO_SLOTS).fill(-1) : null;
+  }
+
+  /**
+   * An EPT entry above L1 was written, or an EPT table given back: forget what the walker kept
+   * of the upper levels (not a modelled flush: no counter sees it). The VMM's EPT code calls
+   * this after every such change, INVEPT or not.
+   */
+  eptTablesChanged(): void {
+    this.memo?.fill(-1);
   }
 
   /** INVEPT: every EPT-derived cached translation goes (combined ones included). */
@@ -151,16 +191,18 @@ export class NestedWalker {
   }
 
   /**
-   * Translate `gva` for an access of `kind`: the guest's tables from the root at guest frame
+   * Translate the gva whose halves are `gvaHi` (bits 32..47) and `gvaLo` (bits 0..31, as
+   * int32 or uint32) for an access of `kind`: the guest's tables from the root at guest frame
    * `rootGfn`, through the EPT rooted at host frame `eptRoot`. `tag` and `gen` are the TLB tag
    * of the address space and its generation (the guest caches' validity). Returns NESTED_OK,
-   * a #PF error code or EPT_VIOLATION.
+   * a #PF error code or EPT_VIOLATION. Integers only: a gva crosses no call as a double.
    */
   walk(
     mem: HostMemory,
     eptRoot: number,
     rootGfn: number,
-    gva: number,
+    gvaHi: number,
+    gvaLo: number,
     kind: number,
     ctl: PagingControl,
     tag: number,
@@ -177,10 +219,9 @@ export class NestedWalker {
     if (this.cache !== null) this.refsFrom.fill(0);
     const nxe = ctl.nxe;
     const hiReserved = nxe ? PTE_HI_RESERVED : PTE_HI_RESERVED | PTE_HI_NX;
-    const vpn = Math.floor(gva / 4096);
     // gva bits 30..47 and 12..29: the table indices by integer operations (see walker.ts).
-    const pnHi = (((gva / 4294967296) | 0) << 2) | ((gva >>> 0) >>> 30);
-    const pnLo = ((gva >>> 0) >>> 12) & 0x3ffff;
+    const pnHi = (gvaHi << 2) | (gvaLo >>> 30);
+    const pnLo = (gvaLo >>> 12) & 0x3ffff;
     // Start: from a paging-structure cache hit at the lowest level, else from CR3.
     let level = 4;
     let tableGfn = rootGfn;
@@ -191,12 +232,13 @@ export class NestedWalker {
     const pwc = this.pwc;
     if (pwc !== null) {
       for (let l = 2; l <= 4; l++) {
-        if (pwc[l].lookup(tag, gen, Math.floor(vpn / 512 ** (l - 1)))) {
+        const hit = pwc[l];
+        if (hit.lookup(tag, gen, prefixKey(pnHi, pnLo, l))) {
           level = l - 1;
-          tableMfn = pwc[l].frame;
-          andLo = pwc[l].bits;
-          orHi = pwc[l].bits2 & PTE_HI_NX;
-          tableEpt = pwc[l].bits2 & EPT_RWX;
+          tableMfn = hit.frame;
+          andLo = hit.bits;
+          orHi = hit.bits2 & PTE_HI_NX;
+          tableEpt = hit.bits2 & EPT_RWX;
           tableGfn = -1; // not needed: only tables the EPT lets A/D be written in are cached
           break;
         }
@@ -205,18 +247,32 @@ export class NestedWalker {
       else this.pwcMisses++;
     }
     this.firstLevel = level;
+    const cache = this.cache;
+    const log = this.log;
     for (; level >= 1; level--) {
       if (tableMfn < 0) {
-        tableMfn = this.eptTranslate(mem, eptRoot, tableGfn, EPT_R);
+        tableMfn = this.eptKnown(mem, eptRoot, tableGfn, EPT_R);
+        if (tableMfn === UNKNOWN) tableMfn = this.eptTranslate(mem, eptRoot, tableGfn, EPT_R);
         if (tableMfn < 0) return EPT_VIOLATION;
         tableEpt = this.eptPerms;
       }
       const idx = level >= 3 ? (pnHi >>> (9 * level - 27)) & 511 : (pnLo >>> (9 * level - 9)) & 511;
-      readEntry(mem, tableMfn, idx);
-      const lo = mem.lo;
-      const hi = mem.hi;
+      let lo = 0;
+      let hi = 0;
+      const slot = mem.tableSlot(tableMfn);
+      if (slot >= 0) {
+        const w = slot * WORDS_PER_FRAME + idx * 2;
+        lo = mem.pool[w] | 0;
+        hi = mem.pool[w + 1] | 0;
+      } else if (tableMfn < mem.frames) {
+        mem.read64(tableMfn, idx);
+        lo = mem.lo | 0;
+        hi = mem.hi | 0;
+      }
       this.refs++;
-      this.probe(mem, tableMfn, idx);
+      if (cache !== null && tableMfn < mem.frames) {
+        this.refsFrom[cache.access(tableMfn, idx >>> 3)]++;
+      }
       this.tableMfn[level] = tableMfn;
       this.tableGfn[level] = tableGfn;
       this.tableEpt[level] = tableEpt;
@@ -224,17 +280,33 @@ export class NestedWalker {
       this.entryLo[level] = lo;
       this.entryHi[level] = hi;
       this.lastLevel = level;
-      this.log?.push({ dim: "guest", level, tableMfn, index: idx, lo, hi, gfn: tableGfn });
+      if (log !== null) {
+        log.push({
+          dim: "guest",
+          level,
+          tableMfn,
+          index: idx,
+          lo: lo >>> 0,
+          hi: hi >>> 0,
+          gfn: tableGfn,
+        });
+      }
       if ((lo & PTE_P) === 0) return faultCode(kind, false, false, nxe);
+      // Level 4: PS is reserved; levels 3 and 2: PS makes a leaf, with reserved low bits.
       const leaf = level === 1 || (level <= 3 && (lo & PTE_PS) !== 0);
-      if ((hi & hiReserved) !== 0 || (level >= 2 && reservedLo(lo, level, leaf, ctl))) {
+      if (
+        (hi & hiReserved) !== 0 ||
+        (level === 4 && (lo & PTE_PS) !== 0) ||
+        (leaf && level >= 2 && reservedLo(lo, level, true, ctl))
+      ) {
         return faultCode(kind, true, true, nxe);
       }
       andLo &= lo;
       orHi |= hi;
       this.andLoAt[level] = andLo;
       this.orHiAt[level] = orHi;
-      if (leaf) return this.finish(mem, eptRoot, gva, kind, ctl, level, andLo, orHi, tag, gen);
+      if (leaf)
+        return this.finish(mem, eptRoot, pnHi, pnLo, kind, ctl, level, andLo, orHi, tag, gen);
       tableGfn = ((hi & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12);
       tableMfn = -1;
     }
@@ -245,7 +317,8 @@ export class NestedWalker {
   private finish(
     mem: HostMemory,
     eptRoot: number,
-    gva: number,
+    pnHi: number,
+    pnLo: number,
     kind: number,
     ctl: PagingControl,
     level: number,
@@ -262,13 +335,20 @@ export class NestedWalker {
       ctl,
     );
     if (((allowed >> kind) & 1) === 0) return faultCode(kind, true, false, nxe);
-    const lo = this.entryLo[level];
-    const hi = this.entryHi[level];
-    const vpn = Math.floor(gva / 4096);
-    const span = level === 1 ? 1 : level === 2 ? 512 : 262144;
-    const baseGfn = (((hi & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12)) & ~(span - 1);
-    const dataGfn = baseGfn + (vpn % span);
-    const frame = this.eptTranslate(mem, eptRoot, dataGfn, eptNeed(kind));
+    const entryLo = this.entryLo;
+    const lo = entryLo[level] | 0;
+    const hi = this.entryHi[level] | 0;
+    // The data page's gfn: the leaf's frame, plus the page inside a large leaf.
+    const leafGfn = ((hi & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12);
+    const dataGfn =
+      level === 1
+        ? leafGfn
+        : level === 2
+          ? (leafGfn & ~511) + (pnLo & 511)
+          : (leafGfn & ~0x3ffff) + (pnLo & 0x3ffff);
+    const need = eptNeed(kind);
+    let frame = this.eptKnown(mem, eptRoot, dataGfn, need);
+    if (frame === UNKNOWN) frame = this.eptTranslate(mem, eptRoot, dataGfn, need);
     if (frame < 0) return EPT_VIOLATION;
     const write = kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE;
     // A/D bits: writes to the guest's tables, so each needs the EPT's write permission. Levels
@@ -276,7 +356,7 @@ export class NestedWalker {
     if ((andLo & PTE_A) === 0 || (write && (lo & PTE_D) === 0)) {
       for (let l = this.firstLevel; l >= level; l--) {
         const bits = l === level && write ? PTE_A | PTE_D : PTE_A;
-        if ((this.entryLo[l] & bits) !== bits && (this.tableEpt[l] & EPT_W) === 0) {
+        if ((entryLo[l] & bits) !== bits && (this.tableEpt[l] & EPT_W) === 0) {
           this.violationGfn = this.tableGfn[l];
           this.violationWrite = true;
           this.violationFetch = false;
@@ -285,33 +365,21 @@ export class NestedWalker {
       }
       for (let l = this.firstLevel; l >= level; l--) {
         const bits = l === level && write ? PTE_A | PTE_D : PTE_A;
-        if ((this.entryLo[l] & bits) !== bits) {
+        if ((entryLo[l] & bits) !== bits) {
           mem.orLo(this.tableMfn[l], this.tableIdx[l], bits);
-          this.entryLo[l] = (this.entryLo[l] | bits) >>> 0;
+          entryLo[l] = entryLo[l] | bits;
           this.andLoAt[l] |= PTE_A;
         }
       }
     }
-    this.dirty = (this.entryLo[level] & PTE_D) !== 0;
+    this.dirty = (entryLo[level] & PTE_D) !== 0;
     this.frame = frame;
     this.level = Math.min(level, this.eptLevel);
     this.allowed = allowed & eptKindMask(this.eptPerms);
     this.global = (lo & PTE_G) !== 0;
-    if (this.pwc !== null) this.fillGuestPwc(this.pwc, level, gva, tag, gen);
+    if (this.pwc !== null) this.fillGuestPwc(this.pwc, level, pnHi, pnLo, tag, gen);
     return NESTED_OK;
   }
-
-  /** A reference to entry `idx` of table `mfn` through the data caches, when they are modelled. */
-  private probe(mem: HostMemory, mfn: number, idx: number): void {
-    const cache = this.cache;
-    if (cache !== null && mfn < mem.frames) this.refsFrom[cache.access(mfn, idx >>> 3)]++;
-  }
-
-  /** Highest guest level the last walk read itself (4, or below a cache hit). */
-  firstLevel = 4;
-  /** Per guest level: the AND of the low halves and OR of the high halves from L4 down to it. */
-  private readonly andLoAt = new Int32Array(5);
-  private readonly orHiAt = new Int32Array(5);
 
   /**
    * After a walk that set every A bit on its path: cache each upper-level entry it read (the
@@ -321,17 +389,17 @@ export class NestedWalker {
   private fillGuestPwc(
     pwc: PrefixCache[],
     leafLevel: number,
-    gva: number,
+    pnHi: number,
+    pnLo: number,
     tag: number,
     gen: number,
   ): void {
-    const vpn = Math.floor(gva / 4096);
     for (let l = this.firstLevel; l > leafLevel; l--) {
       if ((this.tableEpt[l - 1] & EPT_W) === 0) continue;
       pwc[l].fill(
         tag,
         gen,
-        Math.floor(vpn / 512 ** (l - 1)),
+        prefixKey(pnHi, pnLo, l),
         this.tableMfn[l - 1],
         this.andLoAt[l] | PTE_A,
         (this.orHiAt[l] & PTE_HI_NX) | this.tableEpt[l - 1],
@@ -340,8 +408,36 @@ export class NestedWalker {
   }
 
   /**
+   * eptTranslate's common case under the memo: gfn's L1 table known, the access allowed by
+   * every level. Returns the frame (with eptPerms, eptLevel and the four references counted),
+   * or UNKNOWN for the full walk to decide; changes nothing then.
+   */
+  private eptKnown(mem: HostMemory, eptRoot: number, gfn: number, need: number): number {
+    const memo = this.memo;
+    if (memo === null || this.memoRoot !== eptRoot || this.cache !== null || this.log !== null) {
+      return UNKNOWN;
+    }
+    const m = ((gfn >>> 9) & (MEMO_SLOTS - 1)) * 4;
+    if (memo[m] !== gfn >>> 9) return UNKNOWN;
+    const slot = mem.tableSlot(memo[m + 1]);
+    if (slot < 0) return UNKNOWN;
+    const w = slot * WORDS_PER_FRAME + (gfn & 511) * 2;
+    const pool = mem.pool;
+    const lo = pool[w] | 0;
+    // A level that forbids the access (this one or one above): the full walk says which.
+    const perms = memo[m + 2] & lo & EPT_RWX;
+    if ((lo & EPT_RWX) === 0 || (perms & need) !== need) return UNKNOWN;
+    this.refs += 4;
+    this.eptRefs += 4;
+    this.eptPerms = perms;
+    this.eptLevel = 1;
+    return ((pool[w + 1] & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12);
+  }
+
+  /**
    * The host frame of guest frame `gfn` for an access needing EPT permission `need`, or -1
-   * after recording an EPT violation. Sets eptPerms and eptLevel.
+   * after recording an EPT violation. Sets eptPerms and eptLevel. (Callers try eptKnown
+   * first.)
    */
   private eptTranslate(mem: HostMemory, eptRoot: number, gfn: number, need: number): number {
     const ntlb = this.ntlb;
@@ -358,28 +454,57 @@ export class NestedWalker {
     let table = eptRoot;
     let perms = EPT_RWX;
     const pwc = this.eptPwc;
+    const memo = this.memo;
+    const cache = this.cache;
+    let memoSlot = -1;
     if (pwc !== null) {
       for (let l = 2; l <= 4; l++) {
-        if (pwc[l].lookup(0, 0, gfn >>> (9 * l - 9))) {
+        const hit = pwc[l];
+        if (hit.lookup(0, 0, gfn >>> (9 * l - 9))) {
           level = l - 1;
-          table = pwc[l].frame;
-          perms = pwc[l].bits;
+          table = hit.frame;
+          perms = hit.bits;
           break;
         }
       }
       if (level < 4) this.eptPwcHits++;
       else this.eptPwcMisses++;
+    } else if (memo !== null) {
+      if (this.memoRoot !== eptRoot) {
+        memo.fill(-1);
+        this.memoRoot = eptRoot;
+      }
+      memoSlot = ((gfn >>> 9) & (MEMO_SLOTS - 1)) * 4;
     }
     for (; level >= 1; level--) {
       // A gfn is below 2^31 (MAXPHYADDR 43): shifts are exact.
       const idx = (gfn >>> (9 * level - 9)) & 511;
-      readEntry(mem, table, idx);
-      const lo = mem.lo;
-      const hi = mem.hi;
+      let lo = 0;
+      let hi = 0;
+      const slot = mem.tableSlot(table);
+      if (slot >= 0) {
+        const w = slot * WORDS_PER_FRAME + idx * 2;
+        lo = mem.pool[w] | 0;
+        hi = mem.pool[w + 1] | 0;
+      } else if (table < mem.frames) {
+        mem.read64(table, idx);
+        lo = mem.lo | 0;
+        hi = mem.hi | 0;
+      }
       this.refs++;
       this.eptRefs++;
-      this.probe(mem, table, idx);
-      this.log?.push({ dim: "ept", level, tableMfn: table, index: idx, lo, hi, gfn });
+      if (cache !== null && table < mem.frames) this.refsFrom[cache.access(table, idx >>> 3)]++;
+      if (this.log !== null) {
+        this.log.push({
+          dim: "ept",
+          level,
+          tableMfn: table,
+          index: idx,
+          lo: lo >>> 0,
+          hi: hi >>> 0,
+          gfn,
+        });
+      }
       perms &= lo & EPT_RWX;
       if ((lo & EPT_RWX) === 0 || (perms & need) !== need) {
         this.violationGfn = gfn;
@@ -389,15 +514,23 @@ export class NestedWalker {
       }
       const next = ((hi & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12);
       if (level === 1 || (level <= 3 && (lo & EPT_PS) !== 0)) {
-        const span = level === 1 ? 1 : level === 2 ? 512 : 262144;
-        const frame = (next & ~(span - 1)) + (gfn % span);
+        const frame =
+          level === 1
+            ? next
+            : level === 2
+              ? (next & ~511) + (gfn & 511)
+              : (next & ~0x3ffff) + (gfn & 0x3ffff);
         this.eptPerms = perms;
         this.eptLevel = level;
-        ntlb?.fill(0, 0, gfn, frame, perms, level);
+        if (ntlb !== null) ntlb.fill(0, 0, gfn, frame, perms, level);
         return frame;
       }
-      if (pwc !== null && level >= 2) {
+      if (pwc !== null && level >= 2)
         pwc[level].fill(0, 0, gfn >>> (9 * level - 9), next, perms, 0);
+      if (memo !== null && level === 2) {
+        memo[memoSlot] = gfn >>> 9;
+        memo[memoSlot + 1] = next;
+        memo[memoSlot + 2] = perms;
       }
       table = next;
     }
@@ -406,20 +539,9 @@ export class NestedWalker {
 }
 
 /**
- * Read entry idx of table `mfn` into mem.lo / mem.hi: from the table pool through the slot
- * cache when the frame is materialized (tables always are), else as read64 does.
+ * The key of a paging-structure cache of `level` (2..4): the gva's page number without its
+ * low 9 * (level - 1) bits, from its two 18-bit halves (below 2^27: an int32).
  */
-function readEntry(mem: HostMemory, mfn: number, idx: number): void {
-  const slot = mem.tableSlot(mfn);
-  if (slot < 0) {
-    if (mfn < mem.frames) mem.read64(mfn, idx);
-    else {
-      mem.lo = 0;
-      mem.hi = 0;
-    }
-    return;
-  }
-  const w = slot * 1024 + idx * 2;
-  mem.lo = mem.pool[w];
-  mem.hi = mem.pool[w + 1];
+function prefixKey(pnHi: number, pnLo: number, level: number): number {
+  return level === 2 ? (pnHi << 9) | (pnLo >>> 9) : level === 3 ? pnHi : pnHi >>> 9;
 }

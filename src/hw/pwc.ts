@@ -10,14 +10,16 @@
  */
 
 export class PrefixCache {
-  private readonly sets: number;
-  private readonly keys: Float64Array;
+  /** Sets - 1: the set of a key is its low bits (the sets are a power of two). */
+  private readonly setMask: number;
+  /** Per slot: the key (a prefix, gfn or page number: a non-negative int32), its tag and gen. */
+  private readonly keys: Int32Array;
   private readonly tags: Int32Array;
   private readonly gens: Int32Array;
   private readonly epochs: Int32Array;
   private readonly stamps: Float64Array;
   /** Per slot: the cached frame and two words of whatever the user keeps beside it. */
-  private readonly frames: Float64Array;
+  private readonly frames: Int32Array;
   private readonly aux: Int32Array;
   private readonly aux2: Int32Array;
   private epoch = 1;
@@ -31,23 +33,29 @@ export class PrefixCache {
     readonly entries: number,
     readonly ways: number,
   ) {
-    this.sets = entries / ways;
-    this.keys = new Float64Array(entries);
+    const sets = entries / ways;
+    if (!Number.isInteger(sets) || sets < 1 || (sets & (sets - 1)) !== 0) {
+      throw new RangeError(`a prefix cache needs a power-of-two number of sets, got ${sets}`);
+    }
+    this.setMask = sets - 1;
+    this.keys = new Int32Array(entries);
     this.tags = new Int32Array(entries);
     this.gens = new Int32Array(entries);
     this.epochs = new Int32Array(entries);
     this.stamps = new Float64Array(entries);
-    this.frames = new Float64Array(entries);
+    this.frames = new Int32Array(entries);
     this.aux = new Int32Array(entries);
     this.aux2 = new Int32Array(entries);
   }
 
   /** Whether (tag, key) is cached under generation gen; a hit sets frame, bits and bits2. */
   lookup(tag: number, gen: number, key: number): boolean {
-    const base = (key % this.sets) * this.ways;
-    for (let s = base; s < base + this.ways; s++) {
+    const ways = this.ways;
+    const base = (key & this.setMask) * ways;
+    const keys = this.keys;
+    for (let s = base; s < base + ways; s++) {
       if (
-        this.keys[s] === key &&
+        keys[s] === key &&
         this.tags[s] === tag &&
         this.epochs[s] === this.epoch &&
         this.gens[s] === gen
@@ -63,9 +71,11 @@ export class PrefixCache {
   }
 
   fill(tag: number, gen: number, key: number, frame: number, bits: number, bits2: number): void {
-    const base = (key % this.sets) * this.ways;
+    const ways = this.ways;
+    const base = (key & this.setMask) * ways;
+    const stamps = this.stamps;
     let victim = base;
-    for (let s = base; s < base + this.ways; s++) {
+    for (let s = base; s < base + ways; s++) {
       const valid = this.epochs[s] === this.epoch;
       if (valid && this.keys[s] === key && this.tags[s] === tag) {
         victim = s;
@@ -75,13 +85,13 @@ export class PrefixCache {
         victim = s;
         break;
       }
-      if (this.stamps[s] < this.stamps[victim]) victim = s;
+      if (stamps[s] < stamps[victim]) victim = s;
     }
     this.keys[victim] = key;
     this.tags[victim] = tag;
     this.gens[victim] = gen;
     this.epochs[victim] = this.epoch;
-    this.stamps[victim] = ++this.clock;
+    stamps[victim] = ++this.clock;
     this.frames[victim] = frame;
     this.aux[victim] = bits;
     this.aux2[victim] = bits2;

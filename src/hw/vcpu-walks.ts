@@ -86,6 +86,8 @@ export function walkCached(cpu: Vcpu, pwc: PrefixCache[], gva: Gva, kind: number
  */
 export function translateNested(cpu: Vcpu, nested: NestedWalker, gva: Gva, kind: number): number {
   const c = cpu.counters;
+  const gvaHi = (gva / 4294967296) | 0;
+  const gvaLo = gva | 0;
   let retries = 0;
   for (;;) {
     if (cpu.trace !== null) nested.log = [];
@@ -93,7 +95,8 @@ export function translateNested(cpu: Vcpu, nested: NestedWalker, gva: Gva, kind:
       cpu.mem,
       cpu.eptRoot,
       cpu.rootMfn,
-      gva,
+      gvaHi,
+      gvaLo,
       kind,
       cpu.ctl,
       cpu.tag,

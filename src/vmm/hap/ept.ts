@@ -42,6 +42,12 @@ export class EptTables {
   level = 0;
   /** Set by map: the 2 MiB leaf it wrote replaced an L1 table (the caller must INVEPT). */
   replacedTable = false;
+  /**
+   * Called after every write to an entry above L1 and every table given back: what the vCPU's
+   * walker keeps of the upper levels (NestedWalker.eptTablesChanged) must go. L1 entries are
+   * read afresh by every walk, so their writes need no call.
+   */
+  onTablesChanged: () => void = () => {};
 
   constructor(
     private readonly mem: HostMemory,
@@ -73,7 +79,7 @@ export class EptTables {
       if (!eptPresent(this.mem.lo)) {
         const child = this.newTable();
         if (child < 0) return false;
-        this.mem.write64(table, idx, pteLo(child, TABLE_BITS), pteHi(child, false));
+        this.writeUpper(table, idx, pteLo(child, TABLE_BITS), pteHi(child, false));
         table = child;
       } else if (eptLarge(this.mem.lo)) {
         if (!this.split(table, idx)) return false;
@@ -93,7 +99,8 @@ export class EptTables {
       }
     }
     const leaf = perms | EPT_MT_WB | (level === 2 ? EPT_PS : 0);
-    this.mem.write64(table, indexOf(gfn, level), pteLo(mfn, leaf), pteHi(mfn, false));
+    if (level === 2) this.writeUpper(table, indexOf(gfn, 2), pteLo(mfn, leaf), pteHi(mfn, false));
+    else this.mem.write64(table, indexOf(gfn, 1), pteLo(mfn, leaf), pteHi(mfn, false));
     return true;
   }
 
@@ -114,7 +121,7 @@ export class EptTables {
       if (eptLarge(this.mem.lo)) {
         // No frame for the split: drop the whole block; its gfns refault one by one.
         if (!this.split(table, idx)) {
-          this.mem.write64(table, idx, 0, 0);
+          this.writeUpper(table, idx, 0, 0);
           return;
         }
         this.mem.read64(table, idx);
@@ -133,7 +140,7 @@ export class EptTables {
     const bits = lo & 0xfff & ~EPT_PS;
     for (let i = 0; i < 512; i++)
       this.mem.write64(l1, i, pteLo(base + i, bits), pteHi(base + i, false));
-    this.mem.write64(table, idx, pteLo(l1, TABLE_BITS), pteHi(l1, false));
+    this.writeUpper(table, idx, pteLo(l1, TABLE_BITS), pteHi(l1, false));
     this.counters[C_EPT_SPLITS]++;
     return true;
   }
@@ -179,10 +186,17 @@ export class EptTables {
   destroy(): void {
     for (const mfn of this.pages) this.releasePage(mfn);
     this.pages.length = 0;
+    this.onTablesChanged();
+  }
+
+  /** Write an entry above L1 (a table link or a 2 MiB leaf), and say so. */
+  private writeUpper(table: Mfn, idx: number, lo: number, hi: number): void {
+    this.mem.write64(table, idx, lo, hi);
+    this.onTablesChanged();
   }
 }
 
-/** The index of gfn's entry in a table of `level`. */
+/** The index of gfn's entry in a table of `level` (a gfn is below 2^31: shifts are exact). */
 function indexOf(gfn: Gfn, level: number): number {
-  return Math.floor(gfn / 512 ** (level - 1)) % 512;
+  return (gfn >>> (9 * level - 9)) & 511;
 }

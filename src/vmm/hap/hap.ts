@@ -60,6 +60,8 @@ export class HapPaging extends PagingModeBase implements VmmPaging {
       (mfn) => p2m.releaseVmmPage(mfn),
       counters,
     );
+    // The walker keeps what it read of the EPT's upper levels until they change.
+    this.ept.onTablesChanged = () => this.cpu.nested?.eptTablesChanged();
     p2m.dropMappings = (gfn) => {
       this.ept.unmap(gfn);
       this.invept();
