@@ -25,6 +25,7 @@ import {
   C_SHADOW_WRITEABLE_BF,
 } from "../../metrics/counters.js";
 import { isFl1, SH_L1, SH_L2, SH_L3, SH_L4, SH_TYPE_NAMES, ShadowPage, shadowKey } from "./page.js";
+import { ReverseMap } from "./rmap.js";
 
 /** What the tables tell out-of-sync L1s (oos.ts) about. */
 export interface OosHooks {
@@ -42,14 +43,12 @@ export class ShadowTables {
   /** Pool frames not holding a shadow. */
   private readonly freeFrames: Mfn[];
   /**
-   * Reverse map: guest frame -> leaf shadow entries mapping it (shadowMfn * 512 + index). Most
-   * frames have one mapping: it lives in a typed array indexed by mfn (-1 for none); further
-   * mappings (shared pages, aliases, the kernel's direct map) in a Map beside it.
+   * Reverse map: guest frame -> leaf shadow entries mapping it (shadowMfn * 512 + index), sized
+   * by what the domain maps (rmap.ts).
    */
-  private readonly rmapFirst: Float64Array;
-  private readonly rmapMore = new Map<Mfn, number[]>();
-  /** Locations in the reverse map, for the audit. */
-  private rmapEntries = 0;
+  private readonly rmap = new ReverseMap();
+  /** Removals of a location the reverse map did not hold (a bookkeeping bug: the audit says). */
+  private rmapStrays = 0;
   /** Pinned top-level shadows, most recently used first. */
   private lruHead: ShadowPage | null = null;
   private lruTail: ShadowPage | null = null;
@@ -77,7 +76,6 @@ export class ShadowTables {
     readonly writableSearch: WritableSearch,
   ) {
     this.freeFrames = poolFrames.slice().reverse();
-    this.rmapFirst = new Float64Array(mem.frames).fill(-1);
   }
 
   get poolSize(): number {
@@ -320,7 +318,7 @@ export class ShadowTables {
         const loc = sp.mfn * 512 + i;
         if (sp.level === 1) {
           leaves++;
-          if (target < this.rmapFirst.length && !this.mappingsOf(target).includes(loc)) {
+          if (target < this.mem.frames && !this.mappingsOf(target).includes(loc)) {
             return `leaf ${sp.mfn}[${i}] -> mfn ${target} is missing from the reverse map`;
           }
           continue;
@@ -341,8 +339,11 @@ export class ShadowTables {
         return `shadow ${sp.mfn} counts parents ${kept}, has ${seen}`;
       if (kept.length === 0 && !sp.pinned && !sp.inUse) return `shadow ${sp.mfn} is unreferenced`;
     }
-    if (leaves !== this.rmapEntries) {
-      return `the reverse map holds ${this.rmapEntries} locations for ${leaves} present leaves`;
+    if (this.rmapStrays > 0) {
+      return `${this.rmapStrays} leaf entries were cleared that the reverse map did not hold`;
+    }
+    if (leaves !== this.rmap.size) {
+      return `the reverse map holds ${this.rmap.size} locations for ${leaves} present leaves`;
     }
     let lru = 0;
     for (let sp = this.lruHead; sp !== null; sp = sp.lruNext) {
@@ -362,10 +363,7 @@ export class ShadowTables {
 
   /** Leaf shadow entries that map guest frame `mfn`. */
   mappingsOf(mfn: Mfn): readonly number[] {
-    const first = this.rmapFirst[mfn];
-    if (first < 0) return [];
-    const more = this.rmapMore.get(mfn);
-    return more ? [first, ...more] : [first];
+    return this.rmap.mappingsOf(mfn);
   }
 
   /** Clear every leaf shadow entry that maps `mfn` (a P2M change). Returns how many. */
@@ -433,28 +431,12 @@ export class ShadowTables {
   }
 
   private rmapAdd(mfn: Mfn, loc: number): void {
-    if (mfn >= this.rmapFirst.length) return; // not memory: nothing to find it by
-    this.rmapEntries++;
-    if (this.rmapFirst[mfn] < 0) {
-      this.rmapFirst[mfn] = loc;
-      return;
-    }
-    const more = this.rmapMore.get(mfn);
-    if (more) more.push(loc);
-    else this.rmapMore.set(mfn, [loc]);
+    if (mfn >= this.mem.frames) return; // not memory: nothing to find it by
+    this.rmap.add(mfn, loc);
   }
 
   private rmapRemove(mfn: Mfn, loc: number): void {
-    if (mfn >= this.rmapFirst.length) return;
-    const more = this.rmapMore.get(mfn);
-    this.rmapEntries--;
-    if (this.rmapFirst[mfn] === loc) {
-      // Promote a further mapping, if any, to the first slot.
-      this.rmapFirst[mfn] = more ? (more.pop() as number) : -1;
-    } else if (more) {
-      const i = more.indexOf(loc);
-      if (i >= 0) more.splice(i, 1);
-    }
-    if (more && more.length === 0) this.rmapMore.delete(mfn);
+    if (mfn >= this.mem.frames) return;
+    if (!this.rmap.remove(mfn, loc)) this.rmapStrays++;
   }
 }
