@@ -9,7 +9,7 @@ const op = fc.record({
     { weight: 4, arbitrary: fc.integer({ min: 0, max: 60 }) },
     { weight: 1, arbitrary: fc.integer({ min: 0, max: 2 ** 31 - 2 }) },
   ),
-  loc: fc.integer({ min: 0, max: 2 }).map((i) => i * 2 ** 30 + 7),
+  loc: fc.integer({ min: 0, max: 2 }).map((i) => i * 2 ** 29 + 7),
 });
 
 /** The model: each mfn's locations as a multiset in a Map. */

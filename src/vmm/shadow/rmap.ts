@@ -1,6 +1,6 @@
 /**
  * The reverse map of one shadow-paged domain: guest frame (a host mfn) -> the leaf shadow
- * entries that map it (each as shadowMfn * 512 + index). Its memory follows what is mapped, not
+ * entries that map it (each an int32 the caller chooses: ShadowTables gives slot * 512 + index). Its memory follows what is mapped, not
  * the size of the host: an open-addressing hash from mfn to the head of a chain, and the chains
  * in a pool of nodes (typed arrays that grow by doubling, freed nodes reused). A frame with one
  * mapping costs one hash slot and one node; each further mapping (shared pages, aliases, the
@@ -25,7 +25,7 @@ export class ReverseMap {
   /** Frames with at least one mapping (occupied slots). */
   private frames = 0;
   /** Chain nodes: the location, and the next node (-1 at the end, or the next free node). */
-  private locs = new Float64Array(INITIAL_NODES);
+  private locs = new Int32Array(INITIAL_NODES);
   private next = new Int32Array(INITIAL_NODES);
   private freeNode = -1;
   private nodesUsed = 0;
@@ -168,7 +168,7 @@ export class ReverseMap {
     if (node >= 0) this.freeNode = this.next[node];
     else {
       if (this.nodesUsed === this.locs.length) {
-        const locs = new Float64Array(this.locs.length * 2);
+        const locs = new Int32Array(this.locs.length * 2);
         locs.set(this.locs);
         this.locs = locs;
         const next = new Int32Array(this.next.length * 2);

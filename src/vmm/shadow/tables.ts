@@ -36,15 +36,21 @@ export interface OosHooks {
   forget(gfn: Gfn): void;
 }
 
+/** Pool slots the reverse map can name in an int32 (slot * 512 + index). */
+const MAX_POOL_SLOTS = 2 ** 22;
+
 export class ShadowTables {
   private readonly hash = new Map<number, ShadowPage>();
   /** Shadow pages by their frame. */
   readonly byMfn = new Map<Mfn, ShadowPage>();
-  /** Pool frames not holding a shadow. */
-  private readonly freeFrames: Mfn[];
+  /** The pool's frames, by slot (a shadow's index in the pool). */
+  private readonly poolMfn: Int32Array;
+  /** Slots of the pool frames not holding a shadow. */
+  private readonly freeSlots: number[];
   /**
-   * Reverse map: guest frame -> leaf shadow entries mapping it (shadowMfn * 512 + index), sized
-   * by what the domain maps (rmap.ts).
+   * Reverse map: guest frame -> leaf shadow entries mapping it, sized by what the domain maps
+   * (rmap.ts). It holds each entry as slot * 512 + index, an int32 (the pool has fewer than
+   * 2^22 slots); mappingsOf gives them as shadowMfn * 512 + index.
    */
   private readonly rmap = new ReverseMap();
   /** Removals of a location the reverse map did not hold (a bookkeeping bug: the audit says). */
@@ -75,11 +81,18 @@ export class ShadowTables {
     readonly counters: Float64Array,
     readonly writableSearch: WritableSearch,
   ) {
-    this.freeFrames = poolFrames.slice().reverse();
+    if (poolFrames.length > MAX_POOL_SLOTS) {
+      throw new RangeError(
+        `a shadow pool holds at most ${MAX_POOL_SLOTS} pages (16 GiB), got ${poolFrames.length}`,
+      );
+    }
+    this.poolMfn = Int32Array.from(poolFrames);
+    this.freeSlots = [];
+    for (let slot = poolFrames.length - 1; slot >= 0; slot--) this.freeSlots.push(slot);
   }
 
   get poolSize(): number {
-    return this.freeFrames.length + this.byMfn.size;
+    return this.freeSlots.length + this.byMfn.size;
   }
 
   get inUse(): number {
@@ -87,7 +100,7 @@ export class ShadowTables {
   }
 
   get free(): number {
-    return this.freeFrames.length;
+    return this.freeSlots.length;
   }
 
   lookup(gfn: Gfn, type: number): ShadowPage | null {
@@ -125,14 +138,15 @@ export class ShadowTables {
    * page table write-protects it: every writable mapping of it is made read-only.
    */
   create(gfn: Gfn, type: number): ShadowPage {
-    const mfn = this.freeFrames.pop();
-    if (mfn === undefined) throw new Error("shadow pool: create() without prealloc()");
+    const slot = this.freeSlots.pop();
+    if (slot === undefined) throw new Error("shadow pool: create() without prealloc()");
+    const mfn = this.poolMfn[slot];
     // A page out of sync as an L1 that is shadowed at another level is resynced first
     // (Xen's shadow_promote): only pages shadowed once, as L1s, stay out of sync.
     if (this.oos !== null && !isFl1(type)) this.oos.resync(gfn);
     if (!isFl1(type)) this.seenTable(gfn);
     this.mem.zeroFrame(mfn);
-    const sp = new ShadowPage(mfn, gfn, type);
+    const sp = new ShadowPage(mfn, gfn, type, slot);
     this.hash.set(shadowKey(gfn, type), sp);
     this.byMfn.set(mfn, sp);
     this.counters[C_SHADOW_ALLOC]++;
@@ -181,7 +195,7 @@ export class ShadowTables {
       ) {
         this.needFlush = true;
       }
-      if (leaf) this.rmapRemove(old, loc);
+      if (leaf) this.rmapRemove(old, sp.slot * 512 + index);
       else {
         const child = this.byMfn.get(old);
         if (child) this.dropParent(child, loc);
@@ -189,7 +203,7 @@ export class ShadowTables {
     }
     if (isPresent(lo)) {
       const target = pteFrame(lo, hi);
-      if (leaf) this.rmapAdd(target, loc);
+      if (leaf) this.rmapAdd(target, sp.slot * 512 + index);
       else this.byMfn.get(target)?.parents.push(loc);
     }
   }
@@ -211,7 +225,7 @@ export class ShadowTables {
     }
     this.hash.delete(shadowKey(sp.gfn, sp.type));
     this.byMfn.delete(sp.mfn);
-    this.freeFrames.push(sp.mfn);
+    this.freeSlots.push(sp.slot);
     this.counters[C_SHADOW_FREE]++;
   }
 
@@ -265,11 +279,11 @@ export class ShadowTables {
    * when the pool cannot hold `count` pages at all.
    */
   prealloc(count: number): boolean {
-    if (this.freeFrames.length >= count) return true;
-    const before = this.freeFrames.length;
+    if (this.freeSlots.length >= count) return true;
+    const before = this.freeSlots.length;
     let tail = this.lruTail;
     let stage1 = false;
-    while (this.freeFrames.length < count && tail !== null) {
+    while (this.freeSlots.length < count && tail !== null) {
       const prev = tail.lruPrev;
       if (!tail.inUse) {
         stage1 = true;
@@ -283,8 +297,8 @@ export class ShadowTables {
       this.needFlush = true;
     }
     const events = this.trace.events;
-    if (this.freeFrames.length >= count) {
-      events?.push({ kind: "shadow-reclaim", count: this.freeFrames.length - before, note: "1" });
+    if (this.freeSlots.length >= count) {
+      events?.push({ kind: "shadow-reclaim", count: this.freeSlots.length - before, note: "1" });
       return true;
     }
     this.counters[C_SHADOW_PREALLOC_2]++;
@@ -293,9 +307,9 @@ export class ShadowTables {
         for (let i = 0; i < 512; i++) this.setEntry(sp, i, 0, 0);
       }
     }
-    events?.push({ kind: "shadow-reclaim", count: this.freeFrames.length - before, note: "2" });
+    events?.push({ kind: "shadow-reclaim", count: this.freeSlots.length - before, note: "2" });
     this.needFlush = true;
-    return this.freeFrames.length >= count;
+    return this.freeSlots.length >= count;
   }
 
   /**
@@ -363,7 +377,9 @@ export class ShadowTables {
 
   /** Leaf shadow entries that map guest frame `mfn`. */
   mappingsOf(mfn: Mfn): readonly number[] {
-    return this.rmap.mappingsOf(mfn);
+    const out = this.rmap.mappingsOf(mfn);
+    for (let i = 0; i < out.length; i++) out[i] = this.poolMfn[out[i] >>> 9] * 512 + (out[i] & 511);
+    return out;
   }
 
   /** Clear every leaf shadow entry that maps `mfn` (a P2M change). Returns how many. */
@@ -430,13 +446,14 @@ export class ShadowTables {
     return demoted;
   }
 
-  private rmapAdd(mfn: Mfn, loc: number): void {
+  /** Record leaf `entry` (slot * 512 + index) as mapping mfn. */
+  private rmapAdd(mfn: Mfn, entry: number): void {
     if (mfn >= this.mem.frames) return; // not memory: nothing to find it by
-    this.rmap.add(mfn, loc);
+    this.rmap.add(mfn, entry);
   }
 
-  private rmapRemove(mfn: Mfn, loc: number): void {
+  private rmapRemove(mfn: Mfn, entry: number): void {
     if (mfn >= this.mem.frames) return;
-    if (!this.rmap.remove(mfn, loc)) this.rmapStrays++;
+    if (!this.rmap.remove(mfn, entry)) this.rmapStrays++;
   }
 }
