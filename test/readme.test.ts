@@ -161,6 +161,8 @@ describe("README's Library section", () => {
       .map((f) => join("src", "api", f)),
     join("src", "metrics", "counters.ts"),
     join("src", "workload", "experiment", "experiment.ts"),
+    // api/types.ts re-exports the scenario's types (export *).
+    join("src", "config", "scenario.ts"),
   ];
   for (const file of sources) {
     const text = readFileSync(join(ROOT, file), "utf8");

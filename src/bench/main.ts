@@ -5,6 +5,7 @@
  */
 
 import { type BenchResult, benchAccess, benchFault } from "./access.js";
+import { benchFootprint, FOOTPRINT_CASES } from "./footprint.js";
 import { benchShadowFork } from "./shadow.js";
 import { benchLackeyParse, benchTraceReplay } from "./trace.js";
 
@@ -86,6 +87,11 @@ const BENCHES: Bench[] = [
     target: "(report forks_per_s and shadow_pages_peak)",
     run: () => benchShadowFork(),
   },
+  ...Object.entries(FOOTPRINT_CASES).map(([name, c]) => ({
+    name,
+    target: c.target,
+    run: () => benchFootprint(name),
+  })),
 ];
 
 function main(argv: string[]): void {
