@@ -111,6 +111,7 @@ const NOT_OURS = new Set([
   "walk_refs_per_miss",
   "cpu_seconds",
   "accesses_per_cpu_s",
+  "rss_mib",
   "sysctl_sched_latency", // Linux's scheduler tunables
   "sysctl_sched_min_granularity",
 ]);

@@ -42,7 +42,7 @@ export const FOOTPRINT_CASES: Record<string, FootprintCase> = {
     accesses: 6_400_000,
   },
   "footprint-shadow-1000": {
-    target: "cpu_s < 60, rss_mib < 2048 (1,000 domains of 64 MiB, 100,000 accesses each)",
+    target: "cpu_seconds < 60, rss_mib < 2048 (1,000 domains of 64 MiB, 100,000 accesses each)",
     domains: 1000,
     memory: "64MiB",
     mode: "shadow",
@@ -82,8 +82,8 @@ function runHere(name: string): BenchResult {
   return {
     name,
     accesses: report.domains.reduce((n, d) => n + (d.counters.user_accesses ?? 0), 0),
-    cpu_s: Math.round((cpu.user + cpu.system) / 1e4) / 100,
-    wall_s: Math.round((performance.now() - wall) / 10) / 100,
+    cpu_seconds: Math.round((cpu.user + cpu.system) / 1e4) / 100,
+    seconds: Math.round((performance.now() - wall) / 10) / 100,
     rss_mib: Math.round(process.resourceUsage().maxRSS / 1024),
   };
 }
