@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
-import { MAX_SERIES_SAMPLES, Simulation } from "../src/api/simulation.js";
+import { MAX_SERIES_ROWS, MAX_SERIES_SAMPLES, Simulation } from "../src/api/simulation.js";
+import { SERIES_COUNTERS } from "../src/api/types.js";
 import { PTE_P, PTE_US, pteLo } from "../src/hw/pte.js";
 import { BUILTIN_SCENARIOS, builtinScenario } from "../src/workload/scenario/builtin.js";
 import { loadBuiltinScenario } from "../src/workload/scenario/file.js";
@@ -102,6 +103,46 @@ describe("simulation", () => {
     expect(r.series[r.series.length - 1].domains[scenario.domains[0].name].user_accesses).toBe(
       50_000,
     );
+  });
+
+  test("a series row is what the report says of the series counters, in every mode", () => {
+    for (const name of ["overcommit", "sharing", "two-domains", "build"]) {
+      for (const mode of ["native", "shadow", "hap", "pv"] as const) {
+        if (name.startsWith("overcommit") && mode === "pv") continue; // pv cannot boot on its small host
+        const sim = new Simulation(builtinScenario(name), { accesses: 30_000, mode });
+        for (let turn = 0; !sim.done && turn < 40; turn++) {
+          sim.runTurn();
+          for (const d of sim.domains) {
+            const counters = d.report().counters as Record<string, number | undefined>;
+            const want = { cycles: d.time() } as Record<string, number>;
+            for (const c of SERIES_COUNTERS) want[c] = counters[c] ?? 0;
+            expect(d.seriesRow(), `${name} ${mode} ${d.spec.name} turn ${turn}`).toEqual(want);
+          }
+        }
+      }
+    }
+  });
+
+  test("a run of many domains keeps fewer samples: the series holds at most MAX_SERIES_ROWS rows", () => {
+    // 128 small domains; a scanner waking every 400 cycles cuts the turns short, so that the run
+    // would sample far more often than 2,048 times (MAX_SERIES_ROWS / 128).
+    const base = builtinScenario("sharing");
+    const vm = base.domains[0];
+    const scenario = {
+      ...base,
+      host: { ...base.host, sharing: { ...base.host.sharing, sleep: 400 } },
+      domains: Array.from({ length: 128 }, (_, i) => ({
+        ...vm,
+        name: `d${i}`,
+        memory: 8 * 2 ** 20,
+        processes: [{ ...vm.processes[0], code: 2 ** 20, workingSet: 2 ** 20 }],
+      })),
+      run: { ...base.run, sampleEvery: 100 },
+    };
+    const r = new Simulation(scenario, { accesses: 38_400 }).run();
+    expect(r.host.counters.cycles / 400).toBeGreaterThan(2 * (MAX_SERIES_ROWS / 128));
+    expect(r.series.length * 128).toBeLessThanOrEqual(MAX_SERIES_ROWS);
+    expect(r.series.length * 128).toBeGreaterThan(MAX_SERIES_ROWS / 2);
   });
 
   test("a long run's time series stays bounded: thinned by half, its interval doubled", () => {

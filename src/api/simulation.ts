@@ -23,16 +23,7 @@ import { modeDrops } from "./mode-drops.js";
 import { checkSimulationInput } from "./options.js";
 import type { StepRecord } from "./step.js";
 import { stepAccess } from "./step.js";
-import {
-  type HostCounters,
-  type PagingMode,
-  type Report,
-  type RunEnding,
-  type Sample,
-  type SampleRow,
-  type Scenario,
-  SERIES_COUNTERS,
-} from "./types.js";
+import type { HostCounters, PagingMode, Report, RunEnding, Sample, Scenario } from "./types.js";
 import { VERSION } from "./version.js";
 
 /**
@@ -41,6 +32,12 @@ import { VERSION } from "./version.js";
  * sampled every 10^6 cycles made 260,000 samples, 300 MB).
  */
 export const MAX_SERIES_SAMPLES = 4096;
+/**
+ * The most domain rows the series holds (4,096 samples of 64 domains): a run of more domains
+ * keeps fewer samples, so that the series' memory stays bounded whatever the number of domains
+ * (1,000 domains at 4,096 samples would be 82 million numbers).
+ */
+export const MAX_SERIES_ROWS = MAX_SERIES_SAMPLES * 64;
 
 /** Cycles a domain runs before the next one gets the (single) physical CPU. */
 export const DOMAIN_QUANTUM = 1_000_000;
@@ -192,9 +189,12 @@ export class Simulation {
       // A host thread's timer due inside the turn interrupts it; the domain then goes on
       // with the rest of its turn.
       const left = DOMAIN_QUANTUM - this.turnUsed;
-      const cycles = this.host
-        ? Math.max(1, Math.min(left, this.host.nextTimer() - this.clock()))
-        : left;
+      // No timer: the whole turn, without reading every domain's clock (1,000 domains).
+      const timer = this.host ? this.host.nextTimer() : Number.POSITIVE_INFINITY;
+      const cycles =
+        timer === Number.POSITIVE_INFINITY
+          ? left
+          : Math.max(1, Math.min(left, timer - this.clock()));
       const before = d.time();
       const n = d.runSlice(cycles, max);
       this.turnUsed += d.time() - before;
@@ -334,10 +334,7 @@ export class Simulation {
     const time = this.time();
     const domains: Sample["domains"] = {};
     for (const d of this.domains) {
-      const counters = d.report().counters;
-      const row = { cycles: d.time() } as SampleRow;
-      for (const name of SERIES_COUNTERS) row[name] = counters[name] ?? 0;
-      domains[d.spec.name] = row;
+      domains[d.spec.name] = d.seriesRow();
     }
     const sample: Sample = { time, domains };
     if (this.host) {
@@ -355,7 +352,11 @@ export class Simulation {
     const last = this.series[this.series.length - 1];
     if (last && last.time === time) this.series[this.series.length - 1] = sample;
     else this.series.push(sample);
-    if (this.series.length > MAX_SERIES_SAMPLES) {
+    const most = Math.max(
+      2,
+      Math.min(MAX_SERIES_SAMPLES, Math.floor(MAX_SERIES_ROWS / this.domains.length)),
+    );
+    if (this.series.length > most) {
       // A long run keeps a bounded series: every other sample goes and the interval doubles
       // (the first sample and the newest stay).
       const kept = this.series.filter((_, i) => i % 2 === 0 || i === this.series.length - 1);

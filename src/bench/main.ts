@@ -6,6 +6,7 @@
  */
 
 import { benchAccess, benchFault } from "./access.js";
+import { benchFootprint, FOOTPRINT_CASES } from "./footprint.js";
 import { benchShadowFork } from "./shadow.js";
 import { type BenchDef, benchMain } from "./suite.js";
 import { benchLackeyParse, benchTraceReplay, benchTraceReplayStream } from "./trace.js";
@@ -87,6 +88,11 @@ const BENCHES: BenchDef[] = [
     target: "(report forks_per_s and shadow_pages_peak)",
     run: () => benchShadowFork(),
   },
+  ...Object.entries(FOOTPRINT_CASES).map(([name, c]) => ({
+    name,
+    target: c.target,
+    run: () => benchFootprint(name),
+  })),
 ];
 
 benchMain(BENCHES, process.argv.slice(2));

@@ -11,8 +11,11 @@ const BLOCK = 512;
 
 export class FrameAllocator {
   readonly frames: number;
-  /** 1 where the gfn is free. */
-  private readonly free: Uint8Array;
+  /**
+   * 1 where the gfn is not free (reserved or allocated): 0 for free, so that the array costs
+   * memory only for frames the guest has used (a zeroed array's pages are mapped at first write).
+   */
+  private readonly used: Uint8Array;
   /** Free frames in each 2 MiB block. */
   private readonly blockFree: Int16Array;
   /** Blocks that may have free frames but are not wholly free (checked when popped). */
@@ -34,15 +37,16 @@ export class FrameAllocator {
 
   constructor(frames: number, reserved: number) {
     this.frames = frames;
-    this.free = new Uint8Array(frames);
+    this.used = new Uint8Array(frames);
     const blocks = Math.ceil(frames / BLOCK);
     this.blockFree = new Int16Array(blocks);
     this.inPartial = new Uint8Array(blocks);
     this.hint = new Int16Array(blocks);
     this.refcount = new Int32Array(frames);
-    for (let gfn = reserved; gfn < frames; gfn++) {
-      this.free[gfn] = 1;
-      this.blockFree[Math.floor(gfn / BLOCK)]++;
+    this.used.fill(1, 0, reserved);
+    for (let b = 0; b < blocks; b++) {
+      const start = Math.max(b * BLOCK, reserved);
+      this.blockFree[b] = Math.max(0, Math.min(frames, (b + 1) * BLOCK) - start);
     }
     this.freeCount = frames - reserved;
     for (let b = blocks - 1; b >= 0; b--) {
@@ -52,7 +56,7 @@ export class FrameAllocator {
   }
 
   isFree(gfn: Gfn): boolean {
-    return this.free[gfn] === 1;
+    return this.used[gfn] === 0;
   }
 
   /** One 4 KiB frame, or -1 when memory is exhausted even after reclaim. */
@@ -89,7 +93,7 @@ export class FrameAllocator {
     const end = Math.min(base + BLOCK, this.frames);
     for (let i = 0; i < BLOCK; i++) {
       const gfn = base + ((this.hint[block] + i) % BLOCK);
-      if (gfn < end && this.free[gfn] === 1) {
+      if (gfn < end && this.used[gfn] === 0) {
         this.take(gfn);
         this.hint[block] = (gfn - base + 1) % BLOCK;
         return gfn;
@@ -113,8 +117,8 @@ export class FrameAllocator {
 
   /** Return a frame. Freeing a free frame is a kernel bug and throws. */
   release(gfn: Gfn): void {
-    if (this.free[gfn] === 1) throw new Error(`frame allocator: double free of gfn ${gfn}`);
-    this.free[gfn] = 1;
+    if (this.used[gfn] === 0) throw new Error(`frame allocator: double free of gfn ${gfn}`);
+    this.used[gfn] = 0;
     this.refcount[gfn] = 0;
     this.freeCount++;
     const b = Math.floor(gfn / BLOCK);
@@ -124,7 +128,7 @@ export class FrameAllocator {
   }
 
   private take(gfn: Gfn): void {
-    this.free[gfn] = 0;
+    this.used[gfn] = 1;
     this.refcount[gfn] = 0;
     this.freeCount--;
     this.blockFree[Math.floor(gfn / BLOCK)]--;

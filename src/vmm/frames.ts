@@ -33,6 +33,9 @@ export class HostFrames {
   /**
    * A stack of free frames. Frames taken by allocBlock stay in it until popped (then skipped:
    * their owner is no longer free), so it may hold stale copies; it is compacted when full.
+   * Slot i holds its frame XOR (frames - 1 - i): the stack starts as every frame, the lowest on
+   * top, which is all zeroes, so the array costs memory only where it has been written (the
+   * system maps a zeroed array's pages at their first write), not for frames never handed out.
    */
   private readonly freeList: Int32Array;
   private freeTop = 0;
@@ -49,10 +52,10 @@ export class HostFrames {
     this.m2p = new Int32Array(this.frames).fill(-1);
     this.freeList = new Int32Array(this.frames);
     this.blockFree = new Int16Array(Math.ceil(this.frames / 512));
-    // Low frames are handed out first.
-    for (let mfn = this.frames - 1; mfn >= 0; mfn--) {
-      this.freeList[this.freeTop++] = mfn;
-      this.blockFree[mfn >>> 9]++;
+    // Low frames are handed out first: slot i holds frames - 1 - i (encoded as 0).
+    this.freeTop = this.frames;
+    for (let b = 0; b < this.blockFree.length; b++) {
+      this.blockFree[b] = Math.min(512, this.frames - b * 512);
     }
     this.freeCount = this.frames;
     this.byOwner[OWNER_FREE] = this.frames;
@@ -73,8 +76,8 @@ export class HostFrames {
    */
   alloc(owner: number, domain: number, gfn: Gfn = -1): Mfn {
     if (this.freeCount === 0) return -1;
-    let mfn = this.freeList[--this.freeTop];
-    while (this.owner[mfn] !== OWNER_FREE) mfn = this.freeList[--this.freeTop];
+    let mfn = this.popFree();
+    while (this.owner[mfn] !== OWNER_FREE) mfn = this.popFree();
     this.take(mfn, owner, domain, gfn);
     return mfn;
   }
@@ -129,7 +132,17 @@ export class HostFrames {
     this.freeCount++;
     this.blockFree[mfn >>> 9]++;
     if (this.freeTop === this.freeList.length) this.compact();
-    this.freeList[this.freeTop++] = mfn;
+    this.pushFree(mfn);
+  }
+
+  private popFree(): Mfn {
+    const i = --this.freeTop;
+    return this.freeList[i] ^ (this.frames - 1 - i);
+  }
+
+  private pushFree(mfn: Mfn): void {
+    const i = this.freeTop++;
+    this.freeList[i] = mfn ^ (this.frames - 1 - i);
   }
 
   /**
@@ -139,11 +152,13 @@ export class HostFrames {
   private compact(): void {
     const seen = new Uint8Array(this.frames);
     let top = 0;
+    const last = this.frames - 1;
     for (let i = 0; i < this.freeTop; i++) {
-      const mfn = this.freeList[i];
+      const mfn = this.freeList[i] ^ (last - i);
       if (this.owner[mfn] !== OWNER_FREE || seen[mfn] === 1) continue;
       seen[mfn] = 1;
-      this.freeList[top++] = mfn;
+      this.freeList[top] = mfn ^ (last - top);
+      top++;
     }
     this.freeTop = top;
   }

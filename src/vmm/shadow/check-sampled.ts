@@ -13,7 +13,7 @@
  */
 
 import type { Vcpu } from "../../hw/cpu.js";
-import { WORDS_PER_FRAME } from "../../hw/memory.js";
+import { type HostMemory, WORDS_PER_FRAME } from "../../hw/memory.js";
 import { isPresent, pteFrame } from "../../hw/pte.js";
 import type { HostFrames } from "../frames.js";
 import {
@@ -38,18 +38,20 @@ export class ShadowSampler {
   private readonly p2mType: Uint8Array;
   /** gfn -> 1 when its P2M entry changed since the last check (scratch, cleared after). */
   private readonly gfnChanged: Uint8Array;
-  /** mfn -> 1 when no present shadow leaf may keep mapping it as before (scratch). */
+  /**
+   * mfn -> 1 when no present shadow leaf may keep mapping it as before: scratch, all zeroes
+   * between checks, so one array serves every domain of a host (flaggedOf).
+   */
   private readonly mfnFlagged: Uint8Array;
-  /** Per shadow frame, the (gfn, type) key it held at the last check + 1 (0: none). */
-  private readonly known: Float64Array;
+  /** Per shadow frame, the (gfn, type) key it held at the last check + 1 (none: not there). */
+  private readonly known = new Map<number, number>();
 
   constructor(sh: ShadowPaging) {
     sh.mem.trackWrites();
     this.p2mMfn = new Int32Array(sh.p2m.gfns).fill(-2); // every gfn differs at the first check
     this.p2mType = new Uint8Array(sh.p2m.gfns);
     this.gfnChanged = new Uint8Array(sh.p2m.gfns);
-    this.mfnFlagged = new Uint8Array(sh.mem.frames);
-    this.known = new Float64Array(sh.mem.frames);
+    this.mfnFlagged = flaggedOf(sh.mem);
   }
 
   check(sh: ShadowPaging, cpu: Vcpu, frames: HostFrames, domainId: number): string | null {
@@ -68,9 +70,9 @@ export class ShadowSampler {
     for (const sp of sh.tables.pages()) {
       const key = shadowKey(sp.gfn, sp.type) + 1;
       const guestMfn = isFl1(sp.type) ? -1 : sh.p2m.lookup(sp.gfn);
-      if (this.known[sp.mfn] !== key) {
+      if (this.known.get(sp.mfn) !== key) {
         // A new shadow: the guest page it shadows must be read-only in every leaf from now on.
-        this.known[sp.mfn] = key;
+        this.known.set(sp.mfn, key);
         if (guestMfn >= 0) this.flag(guestMfn, flagged);
       }
       if (sp.type !== SH_L1 && !isFl1(sp.type)) continue;
@@ -139,6 +141,18 @@ export class ShadowSampler {
       }
     }
   }
+}
+
+/** The flag scratch of each host's memory, shared by its domains' samplers. */
+const flagScratch = new WeakMap<HostMemory, Uint8Array>();
+
+function flaggedOf(mem: HostMemory): Uint8Array {
+  let flagged = flagScratch.get(mem);
+  if (flagged === undefined) {
+    flagged = new Uint8Array(mem.frames);
+    flagScratch.set(mem, flagged);
+  }
+  return flagged;
 }
 
 /** Each domain's sampler, made at its first sampled check (so only checked runs track writes). */

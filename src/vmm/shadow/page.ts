@@ -64,6 +64,8 @@ export class ShadowPage {
     readonly mfn: Mfn,
     readonly gfn: Gfn,
     readonly type: number,
+    /** Its frame's place in the domain's shadow pool (the reverse map names entries by it). */
+    readonly slot = 0,
   ) {}
 
   get level(): number {

@@ -25,6 +25,7 @@ import {
   C_SHADOW_WRITEABLE_BF,
 } from "../../metrics/counters.js";
 import { isFl1, SH_L1, SH_L2, SH_L3, SH_L4, SH_TYPE_NAMES, ShadowPage, shadowKey } from "./page.js";
+import { ReverseMap } from "./rmap.js";
 
 /** What the tables tell out-of-sync L1s (oos.ts) about. */
 export interface OosHooks {
@@ -35,21 +36,25 @@ export interface OosHooks {
   forget(gfn: Gfn): void;
 }
 
+/** Pool slots the reverse map can name in an int32 (slot * 512 + index). */
+const MAX_POOL_SLOTS = 2 ** 22;
+
 export class ShadowTables {
   private readonly hash = new Map<number, ShadowPage>();
   /** Shadow pages by their frame. */
   readonly byMfn = new Map<Mfn, ShadowPage>();
-  /** Pool frames not holding a shadow. */
-  private readonly freeFrames: Mfn[];
+  /** The pool's frames, by slot (a shadow's index in the pool). */
+  private readonly poolMfn: Int32Array;
+  /** Slots of the pool frames not holding a shadow. */
+  private readonly freeSlots: number[];
   /**
-   * Reverse map: guest frame -> leaf shadow entries mapping it (shadowMfn * 512 + index). Most
-   * frames have one mapping: it lives in a typed array indexed by mfn (-1 for none); further
-   * mappings (shared pages, aliases, the kernel's direct map) in a Map beside it.
+   * Reverse map: guest frame -> leaf shadow entries mapping it, sized by what the domain maps
+   * (rmap.ts). It holds each entry as slot * 512 + index, an int32 (the pool has fewer than
+   * 2^22 slots); mappingsOf gives them as shadowMfn * 512 + index.
    */
-  private readonly rmapFirst: Float64Array;
-  private readonly rmapMore = new Map<Mfn, number[]>();
-  /** Locations in the reverse map, for the audit. */
-  private rmapEntries = 0;
+  private readonly rmap = new ReverseMap();
+  /** Removals of a location the reverse map did not hold (a bookkeeping bug: the audit says). */
+  private rmapStrays = 0;
   /** Pinned top-level shadows, most recently used first. */
   private lruHead: ShadowPage | null = null;
   private lruTail: ShadowPage | null = null;
@@ -76,12 +81,18 @@ export class ShadowTables {
     readonly counters: Float64Array,
     readonly writableSearch: WritableSearch,
   ) {
-    this.freeFrames = poolFrames.slice().reverse();
-    this.rmapFirst = new Float64Array(mem.frames).fill(-1);
+    if (poolFrames.length > MAX_POOL_SLOTS) {
+      throw new RangeError(
+        `a shadow pool holds at most ${MAX_POOL_SLOTS} pages (16 GiB), got ${poolFrames.length}`,
+      );
+    }
+    this.poolMfn = Int32Array.from(poolFrames);
+    this.freeSlots = [];
+    for (let slot = poolFrames.length - 1; slot >= 0; slot--) this.freeSlots.push(slot);
   }
 
   get poolSize(): number {
-    return this.freeFrames.length + this.byMfn.size;
+    return this.freeSlots.length + this.byMfn.size;
   }
 
   get inUse(): number {
@@ -89,7 +100,7 @@ export class ShadowTables {
   }
 
   get free(): number {
-    return this.freeFrames.length;
+    return this.freeSlots.length;
   }
 
   lookup(gfn: Gfn, type: number): ShadowPage | null {
@@ -127,14 +138,15 @@ export class ShadowTables {
    * page table write-protects it: every writable mapping of it is made read-only.
    */
   create(gfn: Gfn, type: number): ShadowPage {
-    const mfn = this.freeFrames.pop();
-    if (mfn === undefined) throw new Error("shadow pool: create() without prealloc()");
+    const slot = this.freeSlots.pop();
+    if (slot === undefined) throw new Error("shadow pool: create() without prealloc()");
+    const mfn = this.poolMfn[slot];
     // A page out of sync as an L1 that is shadowed at another level is resynced first
     // (Xen's shadow_promote): only pages shadowed once, as L1s, stay out of sync.
     if (this.oos !== null && !isFl1(type)) this.oos.resync(gfn);
     if (!isFl1(type)) this.seenTable(gfn);
     this.mem.zeroFrame(mfn);
-    const sp = new ShadowPage(mfn, gfn, type);
+    const sp = new ShadowPage(mfn, gfn, type, slot);
     this.hash.set(shadowKey(gfn, type), sp);
     this.byMfn.set(mfn, sp);
     this.counters[C_SHADOW_ALLOC]++;
@@ -183,7 +195,7 @@ export class ShadowTables {
       ) {
         this.needFlush = true;
       }
-      if (leaf) this.rmapRemove(old, loc);
+      if (leaf) this.rmapRemove(old, sp.slot * 512 + index);
       else {
         const child = this.byMfn.get(old);
         if (child) this.dropParent(child, loc);
@@ -191,7 +203,7 @@ export class ShadowTables {
     }
     if (isPresent(lo)) {
       const target = pteFrame(lo, hi);
-      if (leaf) this.rmapAdd(target, loc);
+      if (leaf) this.rmapAdd(target, sp.slot * 512 + index);
       else this.byMfn.get(target)?.parents.push(loc);
     }
   }
@@ -213,7 +225,7 @@ export class ShadowTables {
     }
     this.hash.delete(shadowKey(sp.gfn, sp.type));
     this.byMfn.delete(sp.mfn);
-    this.freeFrames.push(sp.mfn);
+    this.freeSlots.push(sp.slot);
     this.counters[C_SHADOW_FREE]++;
   }
 
@@ -267,11 +279,11 @@ export class ShadowTables {
    * when the pool cannot hold `count` pages at all.
    */
   prealloc(count: number): boolean {
-    if (this.freeFrames.length >= count) return true;
-    const before = this.freeFrames.length;
+    if (this.freeSlots.length >= count) return true;
+    const before = this.freeSlots.length;
     let tail = this.lruTail;
     let stage1 = false;
-    while (this.freeFrames.length < count && tail !== null) {
+    while (this.freeSlots.length < count && tail !== null) {
       const prev = tail.lruPrev;
       if (!tail.inUse) {
         stage1 = true;
@@ -285,8 +297,8 @@ export class ShadowTables {
       this.needFlush = true;
     }
     const events = this.trace.events;
-    if (this.freeFrames.length >= count) {
-      events?.push({ kind: "shadow-reclaim", count: this.freeFrames.length - before, note: "1" });
+    if (this.freeSlots.length >= count) {
+      events?.push({ kind: "shadow-reclaim", count: this.freeSlots.length - before, note: "1" });
       return true;
     }
     this.counters[C_SHADOW_PREALLOC_2]++;
@@ -295,9 +307,9 @@ export class ShadowTables {
         for (let i = 0; i < 512; i++) this.setEntry(sp, i, 0, 0);
       }
     }
-    events?.push({ kind: "shadow-reclaim", count: this.freeFrames.length - before, note: "2" });
+    events?.push({ kind: "shadow-reclaim", count: this.freeSlots.length - before, note: "2" });
     this.needFlush = true;
-    return this.freeFrames.length >= count;
+    return this.freeSlots.length >= count;
   }
 
   /**
@@ -320,7 +332,7 @@ export class ShadowTables {
         const loc = sp.mfn * 512 + i;
         if (sp.level === 1) {
           leaves++;
-          if (target < this.rmapFirst.length && !this.mappingsOf(target).includes(loc)) {
+          if (target < this.mem.frames && !this.mappingsOf(target).includes(loc)) {
             return `leaf ${sp.mfn}[${i}] -> mfn ${target} is missing from the reverse map`;
           }
           continue;
@@ -341,8 +353,11 @@ export class ShadowTables {
         return `shadow ${sp.mfn} counts parents ${kept}, has ${seen}`;
       if (kept.length === 0 && !sp.pinned && !sp.inUse) return `shadow ${sp.mfn} is unreferenced`;
     }
-    if (leaves !== this.rmapEntries) {
-      return `the reverse map holds ${this.rmapEntries} locations for ${leaves} present leaves`;
+    if (this.rmapStrays > 0) {
+      return `${this.rmapStrays} leaf entries were cleared that the reverse map did not hold`;
+    }
+    if (leaves !== this.rmap.size) {
+      return `the reverse map holds ${this.rmap.size} locations for ${leaves} present leaves`;
     }
     let lru = 0;
     for (let sp = this.lruHead; sp !== null; sp = sp.lruNext) {
@@ -362,10 +377,9 @@ export class ShadowTables {
 
   /** Leaf shadow entries that map guest frame `mfn`. */
   mappingsOf(mfn: Mfn): readonly number[] {
-    const first = this.rmapFirst[mfn];
-    if (first < 0) return [];
-    const more = this.rmapMore.get(mfn);
-    return more ? [first, ...more] : [first];
+    const out = this.rmap.mappingsOf(mfn);
+    for (let i = 0; i < out.length; i++) out[i] = this.poolMfn[out[i] >>> 9] * 512 + (out[i] & 511);
+    return out;
   }
 
   /** Clear every leaf shadow entry that maps `mfn` (a P2M change). Returns how many. */
@@ -432,29 +446,14 @@ export class ShadowTables {
     return demoted;
   }
 
-  private rmapAdd(mfn: Mfn, loc: number): void {
-    if (mfn >= this.rmapFirst.length) return; // not memory: nothing to find it by
-    this.rmapEntries++;
-    if (this.rmapFirst[mfn] < 0) {
-      this.rmapFirst[mfn] = loc;
-      return;
-    }
-    const more = this.rmapMore.get(mfn);
-    if (more) more.push(loc);
-    else this.rmapMore.set(mfn, [loc]);
+  /** Record leaf `entry` (slot * 512 + index) as mapping mfn. */
+  private rmapAdd(mfn: Mfn, entry: number): void {
+    if (mfn >= this.mem.frames) return; // not memory: nothing to find it by
+    this.rmap.add(mfn, entry);
   }
 
-  private rmapRemove(mfn: Mfn, loc: number): void {
-    if (mfn >= this.rmapFirst.length) return;
-    const more = this.rmapMore.get(mfn);
-    this.rmapEntries--;
-    if (this.rmapFirst[mfn] === loc) {
-      // Promote a further mapping, if any, to the first slot.
-      this.rmapFirst[mfn] = more ? (more.pop() as number) : -1;
-    } else if (more) {
-      const i = more.indexOf(loc);
-      if (i >= 0) more.splice(i, 1);
-    }
-    if (more && more.length === 0) this.rmapMore.delete(mfn);
+  private rmapRemove(mfn: Mfn, entry: number): void {
+    if (mfn >= this.mem.frames) return;
+    if (!this.rmap.remove(mfn, entry)) this.rmapStrays++;
   }
 }
