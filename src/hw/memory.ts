@@ -77,6 +77,14 @@ export class HostMemory {
   private readonly slotCache = new Int32Array(2 * SLOT_CACHE_SIZE).fill(-1);
   /** Materialize a frame on its first data write, so reads return exactly what was written. */
   exactData = false;
+  /**
+   * The page-contents model of data accesses (on by default): when false, the vCPUs' data reads
+   * and writes leave memory alone and reads return 0, so that an access costs only its
+   * translation (the model a plain TLB-and-walk program has). Page tables, kernel stores, page
+   * zeroing and copies, and DMA keep their contents either way; what needs data contents (page
+   * sharing, exact data) refuses to run without them (see checkContents).
+   */
+  contents = true;
   /** Scratch outputs of read64: the low and high halves read. */
   lo = 0;
   hi = 0;
