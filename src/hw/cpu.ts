@@ -74,6 +74,7 @@ const ACC_USER: typeof Access.ACC_USER = 3;
 const KIND_SUP_READ: typeof Access.KIND_SUP_READ = 0;
 const KIND_SUP_WRITE: typeof Access.KIND_SUP_WRITE = 1;
 const KIND_SUP_FETCH: typeof Access.KIND_SUP_FETCH = 2;
+const KIND_USER_READ: typeof Access.KIND_USER_READ = 3;
 const KIND_USER_WRITE: typeof Access.KIND_USER_WRITE = 4;
 const KIND_USER_FETCH: typeof Access.KIND_USER_FETCH = 5;
 const SLOT: typeof TlbLayout.SLOT = 4;
@@ -293,13 +294,7 @@ export class Vcpu implements GuestCpu {
     const ggen = tlb.tagGens[this.globalTag];
     let clock1 = l1.clock;
     let clock2 = l2.clock;
-    let kernel = 0;
     let l1Hits = 0;
-    let reads = 0;
-    let writes = 0;
-    let fetches = 0;
-    let lastRead = -1;
-    let lastWrite = -1;
     let lastFrame = -1;
     let where = WHERE_GENERAL;
     let i = start;
@@ -368,40 +363,44 @@ export class Vcpu implements GuestCpu {
         }
       }
       lastFrame = frame;
-      if (kind < ACC_USER) kernel++;
       if (kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) {
-        writes++;
-        lastWrite = i;
         if (contents) mem.writeData(frame, (lo & 4095) >>> 3, values[i]);
-      } else {
-        if (kind === KIND_USER_FETCH || kind === KIND_SUP_FETCH) fetches++;
-        else reads++;
-        lastRead = i;
-        values[i] = contents ? mem.readData(frame, (lo & 4095) >>> 3) : 0;
-      }
+      } else values[i] = contents ? mem.readData(frame, (lo & 4095) >>> 3) : 0;
     }
     this.batchWhere = where;
     l1.clock = clock1;
     l2.clock = clock2;
     const done = i - start;
+    if (done === 0) return i;
+    this.batchFrame = lastFrame;
     const c = this.counters;
     c[C_ACCESSES] += done;
-    c[C_KERNEL_ACCESSES] += kernel;
     c[C_TLB_L1_HITS] += l1Hits;
     c[C_TLB_L2_HITS] += done - l1Hits;
-    c[C_READS] += reads;
-    c[C_WRITES] += writes;
-    c[C_FETCHES] += fetches;
+    // The accesses of each kind, counted after the loop (fewer live values in it).
+    const byKind = this.kindCounts;
+    byKind.fill(0);
+    for (let k = start; k < i; k++) byKind[kinds[k]]++;
+    c[C_KERNEL_ACCESSES] += byKind[KIND_SUP_READ] + byKind[KIND_SUP_WRITE] + byKind[KIND_SUP_FETCH];
+    c[C_READS] += byKind[KIND_SUP_READ] + byKind[KIND_USER_READ];
+    c[C_WRITES] += byKind[KIND_SUP_WRITE] + byKind[KIND_USER_WRITE];
+    c[C_FETCHES] += byKind[KIND_SUP_FETCH] + byKind[KIND_USER_FETCH];
     // What access() leaves behind: the last write's value in flight, the last value read.
-    if (lastWrite >= 0) {
+    let k = i - 1;
+    while (k >= start && kinds[k] !== KIND_SUP_WRITE && kinds[k] !== KIND_USER_WRITE) k--;
+    if (k >= start) {
       this.op = OP_ACCESS;
-      this.pendLo = values[lastWrite];
+      this.pendLo = values[k];
       this.pendHi = 0;
     }
-    if (lastRead >= 0) this.readValue = values[lastRead] >>> 0;
-    if (done > 0) this.batchFrame = lastFrame;
+    k = i - 1;
+    while (k >= start && (kinds[k] === KIND_SUP_WRITE || kinds[k] === KIND_USER_WRITE)) k--;
+    if (k >= start) this.readValue = values[k] >>> 0;
     return i;
   }
+
+  /** hitRun's scratch: accesses of each kind (KIND_*). */
+  private readonly kindCounts = new Int32Array(6);
 
   /**
    * Access i of `buf`, which hitRun left at `where` (TLB_MISS, or TLB_L1 / TLB_L2 without the
