@@ -464,13 +464,19 @@ export class Vcpu implements GuestCpu {
   private missHalves(gvaLo: number, gvaHi: number, kind: number, where: number): number {
     if (where === TLB_MISS && this.paging && this.nested === null && this.pwc === null) {
       const tlb = this.tlb;
+      // Tlb.mayHaveLarge of both tags, written out: the page number (up to 2^36) stays unboxed.
       const vpn = gvaHi * 1048576 + (gvaLo >>> 12);
+      const first = tlb.largeFirst;
+      const last = tlb.largeLast;
       const walker = this.walker;
+      let frame: number = WALK_SLOW;
       if (
-        !tlb.mayHaveLarge(vpn, this.tag) &&
-        !tlb.mayHaveLarge(vpn, this.globalTag) &&
-        walker.walkFastHalves(this.mem, this.rootMfn, gvaLo, gvaHi, kind, this.ctl) !== WALK_SLOW
+        !(vpn >= first[this.tag] && vpn <= last[this.tag]) &&
+        !(vpn >= first[this.globalTag] && vpn <= last[this.globalTag])
       ) {
+        frame = walker.walkFastHalves(this.mem, this.rootMfn, gvaLo, gvaHi, kind, this.ctl);
+      }
+      if (frame !== WALK_SLOW) {
         // translateSlow's first walk when it succeeds: no VMM ran since the probes missed.
         const c = this.counters;
         c[C_TLB_MISSES]++;
@@ -482,10 +488,10 @@ export class Vcpu implements GuestCpu {
           tag * 65536 + gvaHi,
           gvaLo >>> 12,
           tag,
-          walker.frame,
+          frame,
           cachedPerms(walker.allowed, walker.dirty),
         );
-        return walker.frame;
+        return frame;
       }
     }
     return this.translateSlow(gvaHi * 4294967296 + (gvaLo >>> 0), kind, where);
