@@ -87,7 +87,10 @@ const TLB_MISS: typeof TlbConsts.TLB_MISS = 0;
 const TLB_L1: typeof TlbConsts.TLB_L1 = 1;
 const TLB_L2: typeof TlbConsts.TLB_L2 = 2;
 const OP_ACCESS: typeof Interfaces.OP_ACCESS = 0;
-/** hitRun left an access that accessEach makes (an L1 copy into a set not all valid, a frame past memory, stamps to renumber). */
+/**
+ * hitRun left an access for accessEach: an L1 copy into a set not all valid, a frame past
+ * memory, or LRU stamps due for renumbering.
+ */
 const WHERE_GENERAL = -1;
 
 export class Vcpu implements GuestCpu {
