@@ -133,13 +133,19 @@ export function benchFault(mode: BenchMode, name: string): BenchResult {
   const pages = 2 ** 18;
   const g = benchGuest(mode, 1.5 * 2 ** 30, pages);
   const before = g.counters[C_GUEST_PAGE_FAULTS];
+  const cpuBefore = process.cpuUsage();
   const seconds = timeIt(() => populate(g.driver, pages));
+  const cpu = process.cpuUsage(cpuBefore);
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6;
   const faults = g.counters[C_GUEST_PAGE_FAULTS] - before;
   const result: BenchResult = {
     name,
     faults,
     seconds: round(seconds),
     faults_per_s: Math.round(faults / seconds),
+    // CPU time beside wall time, as the access benchmarks give it.
+    cpu_seconds: round(cpuSeconds),
+    faults_per_cpu_s: Math.round(faults / cpuSeconds),
   };
   // PV: each demand fault's entry goes through mmu_update (and a new L1 through pin/flush).
   if (mode === "pv") result.hypercalls_per_fault = round(g.counters[C_VMEXITS_HYPERCALL] / faults);
