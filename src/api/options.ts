@@ -81,6 +81,18 @@ function checkRunOptions(what: string, options: unknown, keys: readonly string[]
 /** new Simulation(scenario, options): its options, and the scenario's size in the mode run. */
 export function checkSimulationInput(scenario: Scenario, options: unknown): void {
   checkRunOptions("Simulation", options, ["mode", "seed", "check", "accesses"]);
+  // host.contents, the page-contents switch, as a scenario built in code may set it.
+  const contents: unknown = scenario.host.contents;
+  if (contents !== undefined && typeof contents !== "boolean") {
+    throw new OptionsError(
+      `scenario ${scenario.name}: host.contents: expected true or false, got ${shown(contents)}`,
+    );
+  }
+  if (contents === false && scenario.host.sharing.enabled) {
+    throw new OptionsError(
+      `scenario ${scenario.name}: host.contents false turns off the page-contents model, and page sharing (host.sharing.enabled) merges pages by their contents: turn one of them off`,
+    );
+  }
   const mode = (options as { mode?: string }).mode;
   const domains = scenario.domains.map((d) => ({ memory: d.memory, mode: mode ?? d.mode }));
   const problem = simulatorMemoryProblem(domains, scenario.host.memory);

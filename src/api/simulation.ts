@@ -115,6 +115,9 @@ export class Simulation {
       (d, i) =>
         new DomainRuntime(d, this.scenario, this.cost, rng.derive(i + 1), this.check, this.host),
     );
+    // The page-contents switch (host.contents), before any guest runs.
+    const contents = this.scenario.host.contents ?? true;
+    for (const d of this.domains) d.platform.cpu.mem.contents = contents;
     this.host?.startPolicy(this.scenario.host.balloonPolicy);
     this.host?.tick(() => 0, 0);
     for (const d of this.domains) d.boot();

@@ -24,6 +24,8 @@ export type BenchMode = "native" | "shadow" | "hap" | "pv";
  */
 export interface BenchOptions {
   timing?: boolean;
+  /** The page-contents model of data accesses (HostMemory.contents); default on, as in a run. */
+  contents?: boolean;
 }
 
 export function benchGuest(
@@ -60,6 +62,7 @@ export function benchGuest(
     platform = virtualPlatform(host, domain, hardware, counters);
   }
   const { cpu, ops } = platform;
+  cpu.mem.contents = options.contents ?? true;
   const kernel = new Kernel(cpu, ops, frames, counters, {
     gigaPages: false,
     pcid: false,

@@ -15,7 +15,12 @@ const BENCHES: BenchDef[] = [
   {
     name: "native-local",
     target: "accesses_per_s >= 15,000,000",
-    run: () => benchAccess("native", "native-local", 0.9, 20_000_000),
+    run: () => benchAccess("native", "native-local", 0.9, 20_000_000, { contents: false }),
+  },
+  {
+    name: "native-local-contents",
+    target: "(report accesses_per_cpu_s: native-local with the page-contents model on)",
+    run: () => benchAccess("native", "native-local-contents", 0.9, 20_000_000),
   },
   {
     name: "native-local-timed",
@@ -26,7 +31,12 @@ const BENCHES: BenchDef[] = [
   {
     name: "native-random",
     target: "accesses_per_s >= 5,000,000, rss_mib <= 300",
-    run: () => benchAccess("native", "native-random", 0, 5_000_000),
+    run: () => benchAccess("native", "native-random", 0, 5_000_000, { contents: false }),
+  },
+  {
+    name: "native-random-contents",
+    target: "(report accesses_per_cpu_s: native-random with the page-contents model on)",
+    run: () => benchAccess("native", "native-random-contents", 0, 5_000_000),
   },
   {
     name: "native-fault",
@@ -36,12 +46,12 @@ const BENCHES: BenchDef[] = [
   {
     name: "shadow-local",
     target: "accesses_per_s >= 90% of native-local",
-    run: () => benchAccess("shadow", "shadow-local", 0.9, 20_000_000),
+    run: () => benchAccess("shadow", "shadow-local", 0.9, 20_000_000, { contents: false }),
   },
   {
     name: "shadow-random",
     target: "accesses_per_s >= 90% of native-random",
-    run: () => benchAccess("shadow", "shadow-random", 0, 5_000_000),
+    run: () => benchAccess("shadow", "shadow-random", 0, 5_000_000, { contents: false }),
   },
   {
     name: "shadow-fault",
@@ -51,12 +61,12 @@ const BENCHES: BenchDef[] = [
   {
     name: "hap-local",
     target: "(report ratio_to_native and walk_refs_per_miss)",
-    run: () => benchAccess("hap", "hap-local", 0.9, 20_000_000),
+    run: () => benchAccess("hap", "hap-local", 0.9, 20_000_000, { contents: false }),
   },
   {
     name: "hap-random",
     target: "(report ratio_to_native and walk_refs_per_miss)",
-    run: () => benchAccess("hap", "hap-random", 0, 5_000_000),
+    run: () => benchAccess("hap", "hap-random", 0, 5_000_000, { contents: false }),
   },
   {
     name: "pv-fault",

@@ -386,6 +386,12 @@ export interface HostSpec {
   swap: HostSwapSpec;
   balloonPolicy: BalloonPolicySpec;
   sharing: SharingSpec;
+  /**
+   * The page-contents model of data accesses (default true): false leaves data in memory
+   * unmodelled (reads return 0, writes are not kept), so that an access costs only its
+   * translation; page sharing needs it (see HostMemory.contents).
+   */
+  contents?: boolean;
 }
 
 export interface Scenario {

@@ -61,11 +61,28 @@ export function userAccess(
   kind: number,
   value: number,
 ): number {
+  return finishUserAccess(k, proc, gva, kind, value, k.cpu.access(gva, kind, value));
+}
+
+/**
+ * userAccess() after its first try, whose answer was `first` (the vCPU's batched path makes the
+ * first try of each access itself): the kernel handles each #PF and the access is tried again.
+ */
+export function finishUserAccess(
+  k: Kernel,
+  proc: Process,
+  gva: Gva,
+  kind: number,
+  value: number,
+  first: number,
+): number {
   const cpu = k.cpu;
-  for (let tries = 0; tries < MAX_FAULT_RETRIES; tries++) {
-    const frame = cpu.access(gva, kind, value);
+  let frame = first;
+  for (let tries = 1; ; tries++) {
     if (frame >= 0 || frame === XLATE_EMULATED) return frame;
     if (handlePageFault(k, proc, gva, kind, cpu.faultCode) === FAULT_KILLED) return -1;
+    if (tries === MAX_FAULT_RETRIES) break;
+    frame = cpu.access(gva, kind, value);
   }
   throw new Error(`guest kernel: access to ${gva.toString(16)} by pid ${proc.pid} keeps faulting`);
 }

@@ -18,6 +18,7 @@
 import type * as Counters from "../metrics/counters.js";
 import { WALK_HIST_SIZE } from "../metrics/counters.js";
 import type * as Access from "./access.js";
+import type { AccessBuffer } from "./access-buffer.js";
 import type { Gpa, Gva, Mfn } from "./addr.js";
 import type { DataCache } from "./cache.js";
 import type { MmuBatch, PvMmuHypercalls } from "./hypercall.js";
@@ -73,6 +74,7 @@ const ACC_USER: typeof Access.ACC_USER = 3;
 const KIND_SUP_READ: typeof Access.KIND_SUP_READ = 0;
 const KIND_SUP_WRITE: typeof Access.KIND_SUP_WRITE = 1;
 const KIND_SUP_FETCH: typeof Access.KIND_SUP_FETCH = 2;
+const KIND_USER_READ: typeof Access.KIND_USER_READ = 3;
 const KIND_USER_WRITE: typeof Access.KIND_USER_WRITE = 4;
 const KIND_USER_FETCH: typeof Access.KIND_USER_FETCH = 5;
 const SLOT: typeof TlbLayout.SLOT = 4;
@@ -85,6 +87,11 @@ const TLB_MISS: typeof TlbConsts.TLB_MISS = 0;
 const TLB_L1: typeof TlbConsts.TLB_L1 = 1;
 const TLB_L2: typeof TlbConsts.TLB_L2 = 2;
 const OP_ACCESS: typeof Interfaces.OP_ACCESS = 0;
+/**
+ * hitRun left an access for accessEach: an L1 copy into a set not all valid, a frame past
+ * memory, or LRU stamps due for renumbering.
+ */
+const WHERE_GENERAL = -1;
 
 export class Vcpu implements GuestCpu {
   readonly mem: HostMemory;
@@ -207,13 +214,290 @@ export class Vcpu implements GuestCpu {
     if (dcache !== null) this.counters[C_DATA_FROM_L1D + dcache.access(frame, qword >>> 3)]++;
     if (kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) {
       this.counters[C_WRITES]++;
-      this.mem.writeData(frame, qword, value);
+      if (this.mem.contents) this.mem.writeData(frame, qword, value);
     } else {
       if (kind === KIND_USER_FETCH || kind === KIND_SUP_FETCH) this.counters[C_FETCHES]++;
       else this.counters[C_READS]++;
-      this.readValue = this.mem.readData(frame, qword);
+      this.readValue = this.mem.contents ? this.mem.readData(frame, qword) : 0;
     }
     return frame;
+  }
+
+  /** Why the last accessBatch stopped before its end: XLATE_FAULT or XLATE_EMULATED. */
+  batchStop = 0;
+  /** The frame of the last access accessBatch completed. */
+  batchFrame = -1;
+
+  /**
+   * The accesses start..end-1 of `buf`, each as access() makes it, in order; a read's value slot
+   * receives the value read. Returns the index of the first access that did not complete (a #PF
+   * for the guest: batchStop is XLATE_FAULT and faultCode is set; or one a VMM emulated:
+   * XLATE_EMULATED, the access done), or `end`. The same entries, LRU order, counters and
+   * memory as access() one by one (test/access-batch.test.ts compares them).
+   */
+  accessBatch(buf: AccessBuffer, start: number, end: number): number {
+    // The data caches and the step API's records are per access: take the general path.
+    if (this.dcache !== null || this.trace !== null) return this.accessEach(buf, start, end);
+    let i = start;
+    for (;;) {
+      i = this.hitRun(buf, i, end);
+      if (i === end) return end;
+      // Access i was left: a miss or a hit without the permission (walk), or a rare case.
+      const where = this.batchWhere;
+      const frame =
+        where === WHERE_GENERAL
+          ? this.accessEach(buf, i, i + 1) === i
+            ? this.batchStop
+            : this.batchFrame
+          : this.missAccess(buf, i, where);
+      if (frame < 0) {
+        this.batchStop = frame;
+        return i;
+      }
+      this.batchFrame = frame;
+      i++;
+    }
+  }
+
+  /** Where hitRun left an access: TLB_MISS, TLB_L1 / TLB_L2 (no permission) or WHERE_GENERAL. */
+  private batchWhere = 0;
+
+  /**
+   * The batch's common case, one loop on int32 halves: accesses whose 4 KiB translation the TLB
+   * holds with the permission (an L1 hit, or an L2 hit copied into an all-valid L1 set) to a frame
+   * in memory, with their data access. Returns the index of the first other access (untouched;
+   * batchWhere says why) or `end`. Counts in locals, added to the domain's counters at the end.
+   */
+  private hitRun(buf: AccessBuffer, start: number, end: number): number {
+    const los = buf.lo;
+    const his = buf.hi;
+    const kinds = buf.kind;
+    const values = buf.value;
+    const mem = this.mem;
+    const frames = mem.frames;
+    const contents = mem.contents;
+    const tlb = this.tlb;
+    const l1 = tlb.l1;
+    const k1 = l1.keys;
+    const d1 = l1.d;
+    const stamps1 = l1.stamps;
+    const allValid1 = l1.allValid;
+    const flushes1 = l1.flushes;
+    const mask1 = l1.setMask;
+    const ways1 = l1.ways;
+    const l2 = tlb.l2;
+    const k2 = l2.keys;
+    const d2 = l2.d;
+    const stamps2 = l2.stamps;
+    const mask2 = l2.setMask;
+    const ways2 = l2.ways;
+    const keyHiBase = this.keyHiBase;
+    const globalHiBase = this.globalHiBase;
+    const gen = tlb.tagGens[this.tag];
+    const ggen = tlb.tagGens[this.globalTag];
+    let clock1 = l1.clock;
+    let clock2 = l2.clock;
+    let l1Hits = 0;
+    let lastFrame = -1;
+    let where = WHERE_GENERAL;
+    let i = start;
+    for (; i < end; i++) {
+      // A use that would reach CLOCK_LIMIT goes the general way, which renumbers the stamps.
+      if (clock1 >= CLOCK_LIMIT - 1 || clock2 >= CLOCK_LIMIT - 1) break;
+      const kind = kinds[i];
+      const lo = los[i];
+      const keyLo = lo >>> 12;
+      const keyHi = keyHiBase + his[i];
+      const globalHi = globalHiBase + his[i];
+      let s = (keyLo & mask1) * ways1;
+      let e = s + ways1;
+      let frame = -1;
+      for (; s < e; s++) {
+        if (k1[s] !== keyLo) continue;
+        const j = s * SLOT;
+        const h = d1[j + F_HI];
+        if ((h === keyHi && d1[j + F_GEN] === gen) || (h === globalHi && d1[j + F_GEN] === ggen)) {
+          const f = d1[j + F_FRAME];
+          if (((d1[j + F_PERMS] >> kind) & 1) === 0) where = TLB_L1;
+          else if (f < frames) {
+            frame = f;
+            stamps1[s] = ++clock1;
+            l1Hits++;
+          }
+          break;
+        }
+      }
+      if (frame < 0) {
+        if (s < e) break; // the L1 entry said no, or points past memory
+        s = (keyLo & mask2) * ways2;
+        e = s + ways2;
+        for (; s < e; s++) {
+          if (k2[s] !== keyLo) continue;
+          const j = s * SLOT;
+          const h = d2[j + F_HI];
+          if (
+            (h === keyHi && d2[j + F_GEN] === gen) ||
+            (h === globalHi && d2[j + F_GEN] === ggen)
+          ) {
+            const perms = d2[j + F_PERMS];
+            const set1 = keyLo & mask1;
+            if (((perms >> kind) & 1) === 0) where = TLB_L2;
+            else if (d2[j + F_FRAME] < frames && allValid1[set1] === flushes1) {
+              frame = d2[j + F_FRAME];
+              stamps2[s] = ++clock2;
+              // translate()'s copy into an all-valid L1 set: the LRU way goes.
+              let victim = set1 * ways1;
+              const last = victim + ways1;
+              for (let v = victim + 1; v < last; v++) if (stamps1[v] < stamps1[victim]) victim = v;
+              const m = victim * SLOT;
+              k1[victim] = keyLo;
+              d1[m + F_HI] = h;
+              d1[m + F_GEN] = d2[j + F_GEN];
+              d1[m + F_FRAME] = frame;
+              d1[m + F_PERMS] = perms;
+              stamps1[victim] = ++clock1;
+            }
+            break;
+          }
+        }
+        if (frame < 0) {
+          if (s === e) where = TLB_MISS;
+          break;
+        }
+      }
+      lastFrame = frame;
+      if (kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) {
+        if (contents) mem.writeData(frame, (lo & 4095) >>> 3, values[i]);
+      } else values[i] = contents ? mem.readData(frame, (lo & 4095) >>> 3) : 0;
+    }
+    this.batchWhere = where;
+    l1.clock = clock1;
+    l2.clock = clock2;
+    const done = i - start;
+    if (done === 0) return i;
+    this.batchFrame = lastFrame;
+    const c = this.counters;
+    c[C_ACCESSES] += done;
+    c[C_TLB_L1_HITS] += l1Hits;
+    c[C_TLB_L2_HITS] += done - l1Hits;
+    // The accesses of each kind, counted after the loop (fewer live values in it).
+    const byKind = this.kindCounts;
+    byKind.fill(0);
+    for (let k = start; k < i; k++) byKind[kinds[k]]++;
+    c[C_KERNEL_ACCESSES] += byKind[KIND_SUP_READ] + byKind[KIND_SUP_WRITE] + byKind[KIND_SUP_FETCH];
+    c[C_READS] += byKind[KIND_SUP_READ] + byKind[KIND_USER_READ];
+    c[C_WRITES] += byKind[KIND_SUP_WRITE] + byKind[KIND_USER_WRITE];
+    c[C_FETCHES] += byKind[KIND_SUP_FETCH] + byKind[KIND_USER_FETCH];
+    // What access() leaves behind: the last write's value in flight, the last value read.
+    let k = i - 1;
+    while (k >= start && kinds[k] !== KIND_SUP_WRITE && kinds[k] !== KIND_USER_WRITE) k--;
+    if (k >= start) {
+      this.op = OP_ACCESS;
+      this.pendLo = values[k];
+      this.pendHi = 0;
+    }
+    k = i - 1;
+    while (k >= start && (kinds[k] === KIND_SUP_WRITE || kinds[k] === KIND_USER_WRITE)) k--;
+    if (k >= start) this.readValue = values[k] >>> 0;
+    return i;
+  }
+
+  /** hitRun's scratch: accesses of each kind (KIND_*). */
+  private readonly kindCounts = new Int32Array(6);
+
+  /**
+   * Access i of `buf`, which hitRun left at `where` (TLB_MISS, or TLB_L1 / TLB_L2 without the
+   * permission): as access() makes it from there, on int32 halves. Returns the frame, or
+   * XLATE_FAULT / XLATE_EMULATED.
+   */
+  private missAccess(buf: AccessBuffer, i: number, where: number): number {
+    const c = this.counters;
+    const kind = buf.kind[i];
+    const lo = buf.lo[i];
+    const value = buf.value[i];
+    c[C_ACCESSES]++;
+    if (kind < ACC_USER) c[C_KERNEL_ACCESSES]++;
+    const write = kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE;
+    if (write) {
+      this.op = OP_ACCESS;
+      this.pendLo = value;
+      this.pendHi = 0;
+    }
+    const frame = this.missHalves(lo, buf.hi[i], kind, where);
+    if (frame < 0) return frame;
+    if (frame >= this.mem.frames) {
+      this.readValue = 0xffffffff;
+      if (!write) buf.value[i] = -1;
+      return frame;
+    }
+    if (write) {
+      c[C_WRITES]++;
+      if (this.mem.contents) this.mem.writeData(frame, (lo & 4095) >>> 3, value);
+    } else {
+      if (kind === KIND_USER_FETCH || kind === KIND_SUP_FETCH) c[C_FETCHES]++;
+      else c[C_READS]++;
+      const v = this.mem.contents ? this.mem.readData(frame, (lo & 4095) >>> 3) : 0;
+      this.readValue = v;
+      buf.value[i] = v;
+    }
+    return frame;
+  }
+
+  /** accessBatch() one access() at a time (with data caches or the step API's records). */
+  private accessEach(buf: AccessBuffer, start: number, end: number): number {
+    for (let i = start; i < end; i++) {
+      const frame = this.access(buf.gva(i), buf.kind[i], buf.value[i]);
+      if (frame < 0) {
+        this.batchStop = frame;
+        return i;
+      }
+      if (buf.kind[i] !== KIND_SUP_WRITE && buf.kind[i] !== KIND_USER_WRITE) {
+        buf.value[i] = this.readValue;
+      }
+      this.batchFrame = frame;
+    }
+    return end;
+  }
+
+  /**
+   * The TLB missed the address (gvaLo, gvaHi) (where === TLB_MISS), or held it without the
+   * permission (TLB_L1 / TLB_L2): the common 4 KiB walk natively or on a shadow, written out
+   * on int32 halves; anything else goes to translateSlow. Counts as translateSlow does.
+   */
+  private missHalves(gvaLo: number, gvaHi: number, kind: number, where: number): number {
+    if (where === TLB_MISS && this.paging && this.nested === null && this.pwc === null) {
+      const tlb = this.tlb;
+      // Tlb.mayHaveLarge of both tags, written out: the page number (up to 2^36) stays unboxed.
+      const vpn = gvaHi * 1048576 + (gvaLo >>> 12);
+      const first = tlb.largeFirst;
+      const last = tlb.largeLast;
+      const walker = this.walker;
+      let frame: number = WALK_SLOW;
+      if (
+        !(vpn >= first[this.tag] && vpn <= last[this.tag]) &&
+        !(vpn >= first[this.globalTag] && vpn <= last[this.globalTag])
+      ) {
+        frame = walker.walkFastHalves(this.mem, this.rootMfn, gvaLo, gvaHi, kind, this.ctl);
+      }
+      if (frame !== WALK_SLOW) {
+        // translateSlow's first walk when it succeeds: no VMM ran since the probes missed.
+        const c = this.counters;
+        c[C_TLB_MISSES]++;
+        c[C_WALKS]++;
+        c[C_WALK_REFS] += walker.refs;
+        this.walkHist[walker.refs]++;
+        const tag = walker.global ? this.globalTag : this.tag;
+        tlb.fillSmallAbsent(
+          tag * 65536 + gvaHi,
+          gvaLo >>> 12,
+          tag,
+          frame,
+          cachedPerms(walker.allowed, walker.dirty),
+        );
+        return frame;
+      }
+    }
+    return this.translateSlow(gvaHi * 4294967296 + (gvaLo >>> 0), kind, where);
   }
 
   /**

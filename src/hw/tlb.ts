@@ -60,8 +60,8 @@ export class Tlb {
    * Per tag, the range of 4 KiB page numbers covered by large-page entries filled since the
    * tag's last flush: lookups outside it skip the large-page probes (a filter, never a result).
    */
-  private readonly largeFirst = new Float64Array(MAX_TAGS).fill(Number.POSITIVE_INFINITY);
-  private readonly largeLast = new Float64Array(MAX_TAGS).fill(Number.NEGATIVE_INFINITY);
+  readonly largeFirst = new Float64Array(MAX_TAGS).fill(Number.POSITIVE_INFINITY);
+  readonly largeLast = new Float64Array(MAX_TAGS).fill(Number.NEGATIVE_INFINITY);
   /** Scratch outputs of lookup(): the 4 KiB frame and permission mask found. */
   frame = 0;
   perms = 0;

@@ -3,6 +3,7 @@
  * `Intercepts`, what a VMM installs to take the exits; with the codes that cross them.
  */
 
+import type { AccessBuffer } from "./access-buffer.js";
 import type { Gpa, Gva, Mfn } from "./addr.js";
 import type { Vcpu } from "./cpu.js";
 import type { MmuBatch } from "./hypercall.js";
@@ -65,6 +66,16 @@ export const HYPERCALL_ENOSYS = -38;
 export interface GuestCpu {
   /** A user or kernel data access at gva: returns a frame (>= 0), XLATE_FAULT or XLATE_EMULATED. */
   access(gva: Gva, kind: number, value: number): number;
+  /**
+   * The accesses start..end-1 of a buffer, in order, as access() makes them (a read's value
+   * slot receives the value read): the index of the first that did not complete (batchStop says
+   * why: XLATE_FAULT, or XLATE_EMULATED for one a VMM did), or end.
+   */
+  accessBatch(buf: AccessBuffer, start: number, end: number): number;
+  /** Why the last accessBatch stopped before its end. */
+  batchStop: number;
+  /** The frame of the last access of a batch that ran to its end. */
+  batchFrame: number;
   load64(gva: Gva): number;
   store64(gva: Gva, lo: number, hi: number): number;
   zeroPage(gva: Gva): number;

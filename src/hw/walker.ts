@@ -387,8 +387,23 @@ export class Walker {
     kind: number,
     ctl: PagingControl,
   ): number {
-    const pnHi = pageNumberHigh(gva);
-    const pnLo = pageNumberLow(gva);
+    return this.walkFastHalves(mem, rootMfn, gva | 0, (gva / 4294967296) | 0, kind, ctl);
+  }
+
+  /**
+   * walkFast() of the address whose bits 0..31 are `gvaLo` (as int32) and 32..47 `gvaHi`: the
+   * vCPU's batched path keeps addresses in halves, so that none is a boxed number in a call.
+   */
+  walkFastHalves(
+    mem: HostMemory,
+    rootMfn: number,
+    gvaLo: number,
+    gvaHi: number,
+    kind: number,
+    ctl: PagingControl,
+  ): number {
+    const pnHi = (gvaHi << 2) | (gvaLo >>> 30);
+    const pnLo = (gvaLo >>> 12) & 0x3ffff;
     const pool = mem.pool;
     const hiReserved = ctl.nxe ? PTE_HI_RESERVED : PTE_HI_RESERVED | PTE_HI_NX;
     // Each table: in memory and materialized; each entry above the leaf: present, not large

@@ -67,7 +67,16 @@ export const hostSchema = strict({
   swap: hostSwapSchema.prefault({}),
   balloon_policy: balloonPolicySchema.default({ type: "fixed" }),
   sharing: sharingSchema.prefault({}),
+  contents: bool().default(true),
 }).superRefine((h, ctx) => {
+  if (!h.contents && h.sharing.enabled) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["contents"],
+      message:
+        "false turns off the page-contents model, and page sharing (sharing.enabled) merges pages by their contents: turn one of them off",
+    });
+  }
   const memory = h.memory;
   if (memory === undefined) return;
   for (const key of ["low_water", "high_water"] as const) {

@@ -60,6 +60,7 @@ export function scenarioToFile(s: Scenario): ScenarioFileInput {
         sleep: s.host.sharing.sleep,
         use_zero_pages: s.host.sharing.useZeroPages,
       },
+      ...(s.host.contents === false && { contents: false }),
     },
     costs: { ...s.costs },
     run: {

@@ -53,6 +53,8 @@ export function toScenario(f: ScenarioFile, fileName: string): Scenario {
         sleep: f.host.sharing.sleep,
         useZeroPages: f.host.sharing.use_zero_pages,
       },
+      // Only when off, so that a scenario that leaves it alone resolves as it always did.
+      ...(!f.host.contents && { contents: false }),
     },
     costs: Object.fromEntries(Object.entries(f.costs).filter(([, v]) => v !== undefined)),
     run: {

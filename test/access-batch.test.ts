@@ -1,0 +1,183 @@
+/**
+ * The vCPU's batched entry (Vcpu.accessBatch, through ProcessDriver.accessBatch) against the
+ * same accesses made one at a time (ProcessDriver.access): in every paging mode, with demand
+ * faults, TLB flushes, large-page-free heaps and stamps near their renumbering, the two must
+ * leave the same counters, TLB entries (keys, generations, LRU stamps), memory contents, read
+ * hash and vCPU state. Also the page-contents switch (HostMemory.contents).
+ */
+
+import { describe, expect, it } from "vitest";
+import { benchGuest } from "../src/bench/guest.js";
+import { USER_HEAP_BASE } from "../src/guest/layout.js";
+import { KIND_USER_FETCH, KIND_USER_READ, KIND_USER_WRITE } from "../src/hw/access.js";
+import { AccessBuffer } from "../src/hw/access-buffer.js";
+import type { Vcpu } from "../src/hw/cpu.js";
+import { CLOCK_LIMIT } from "../src/hw/tlb-level.js";
+import { C_ACCESSES, C_TLB_L2_HITS, C_WRITES } from "../src/metrics/counters.js";
+import { Rng } from "../src/workload/rng.js";
+
+type Mode = "native" | "shadow" | "hap" | "pv";
+const HEAP_PAGES = 2048;
+
+/** A stream over a heap that is touched as it goes: hot pages, cold ones, reads and writes. */
+function stream(n: number, seed: number): AccessBuffer {
+  const rng = new Rng(seed);
+  const buf = new AccessBuffer(n);
+  for (let i = 0; i < n; i++) {
+    const page = rng.nextFloat() < 0.7 ? rng.nextBelow(96) * 7 : rng.nextBelow(HEAP_PAGES);
+    const r = rng.nextFloat();
+    const kind = r < 0.3 ? KIND_USER_WRITE : KIND_USER_READ;
+    buf.push(USER_HEAP_BASE + page * 4096 + ((i * 8) & 4095), kind, Math.imul(i + 1, 0x9e3779b1));
+  }
+  return buf;
+}
+
+function guest(mode: Mode, contents: boolean) {
+  return benchGuest(mode, 64 * 2 ** 20, HEAP_PAGES, { contents });
+}
+
+/** Everything the two ways must agree on. */
+function state(g: ReturnType<typeof guest>) {
+  const cpu = g.cpu as Vcpu;
+  const levels = cpu.tlb.named().map(([name, l]) => ({
+    name,
+    keys: Array.from(l.keys),
+    d: Array.from(l.d),
+    stamps: Array.from(l.stamps),
+    clock: l.clock,
+    allValid: Array.from(l.allValid),
+  }));
+  return {
+    counters: Array.from(g.counters),
+    walkHist: Array.from(cpu.walkHist),
+    levels,
+    meta: Array.from(cpu.mem.meta),
+    materialized: cpu.mem.materializedFrames,
+    readValue: cpu.readValue,
+    pend: [cpu.op, cpu.pendLo | 0, cpu.pendHi],
+    proc: [g.driver.proc.accesses, g.driver.proc.readHash, g.driver.proc.faults],
+    last: [g.driver.lastGva, g.driver.lastKind, g.driver.lastFrame],
+  };
+}
+
+/** Field by field, naming the first difference (the whole states are large). */
+function same(got: ReturnType<typeof state>, want: ReturnType<typeof state>): void {
+  const flat = (x: unknown, path: string, out: Map<string, unknown>): void => {
+    if (Array.isArray(x)) {
+      for (let i = 0; i < x.length; i++) flat(x[i], `${path}[${i}]`, out);
+    } else if (x !== null && typeof x === "object") {
+      for (const [k, v] of Object.entries(x)) flat(v, `${path}.${k}`, out);
+    } else out.set(path, x);
+  };
+  const g = new Map<string, unknown>();
+  const w = new Map<string, unknown>();
+  flat(got, "", g);
+  flat(want, "", w);
+  const diffs = [...w]
+    .filter(([k, v]) => g.get(k) !== v)
+    .map(([k, v]) => `${k}: ${g.get(k)} != ${v}`);
+  expect(diffs.slice(0, 8)).toEqual([]);
+}
+
+/** Run `buf` one access at a time on a, in batches of `chunk` on b, with `between` after each. */
+function runBoth(
+  a: ReturnType<typeof guest>,
+  b: ReturnType<typeof guest>,
+  buf: AccessBuffer,
+  chunk: number,
+  between: (g: ReturnType<typeof guest>, chunk: number) => void = () => {},
+): void {
+  // The batch overwrites read slots with the values read: each side gets its own copy.
+  const copy = new AccessBuffer(buf.length);
+  for (let i = 0; i < buf.length; i++) copy.push(buf.gva(i), buf.kind[i], buf.value[i]);
+  for (let start = 0; start < buf.length; start += chunk) {
+    const end = Math.min(buf.length, start + chunk);
+    for (let i = start; i < end; i++) a.driver.access(buf.gva(i), buf.kind[i], buf.value[i]);
+    expect(b.driver.accessBatch(copy, start, end)).toBe(end);
+    between(a, start / chunk);
+    between(b, start / chunk);
+  }
+}
+
+describe("accessBatch", () => {
+  for (const mode of ["native", "shadow", "hap", "pv"] as const) {
+    for (const contents of [true, false]) {
+      it(`${mode}, contents ${contents ? "on" : "off"}: the same state as one access at a time`, () => {
+        const a = guest(mode, contents);
+        const b = guest(mode, contents);
+        const buf = stream(30_000, 5);
+        // A CR3 reload between chunks flushes the address space: L1 sets stop being all valid.
+        runBoth(a, b, buf, 1000, (g, chunk) => {
+          if (chunk % 3 === 2 && mode !== "pv") g.cpu.writeCr3(g.cpu.guestCr3, 0, false);
+        });
+        expect(a.counters[C_ACCESSES]).toBeGreaterThan(30_000);
+        expect(a.counters[C_TLB_L2_HITS]).toBeGreaterThan(1000);
+        same(state(b), state(a));
+      });
+    }
+  }
+
+  it("renumbers LRU stamps where one access at a time does", () => {
+    const a = guest("native", true);
+    const b = guest("native", true);
+    runBoth(a, b, stream(3000, 7), 3000);
+    for (const g of [a, b]) {
+      const tlb = (g.cpu as Vcpu).tlb;
+      // Push the clocks to just below the limit, keeping the stamps' order.
+      for (const l of [tlb.l1, tlb.l2]) {
+        const shift = CLOCK_LIMIT - 40 - l.clock;
+        for (let s = 0; s < l.entries; s++) if (l.stamps[s] > 0) l.stamps[s] += shift;
+        l.clock += shift;
+      }
+    }
+    runBoth(a, b, stream(5000, 8), 5000);
+    const l1 = (a.cpu as Vcpu).tlb.l1;
+    expect(l1.clock).toBeLessThan(CLOCK_LIMIT - 40); // renumbered on the way
+    same(state(b), state(a));
+  });
+
+  it("stops at a fault the guest cannot fix: the process is killed, the index says where", () => {
+    const g = guest("native", true);
+    const buf = new AccessBuffer(4);
+    buf.push(USER_HEAP_BASE, KIND_USER_WRITE, 1);
+    buf.push(USER_HEAP_BASE + 8, KIND_USER_READ, 0);
+    buf.push(0x1000, KIND_USER_READ, 0); // no VMA there: SIGSEGV
+    buf.push(USER_HEAP_BASE + 16, KIND_USER_READ, 0);
+    expect(g.driver.accessBatch(buf, 0, 4)).toBe(3);
+    expect(g.driver.proc.alive).toBe(false);
+    expect(g.driver.proc.accesses).toBe(3);
+  });
+
+  it("fetches and kernel accesses count as access() counts them", () => {
+    const a = guest("native", true);
+    const b = guest("native", true);
+    const buf = new AccessBuffer(64);
+    // The bench process's code page, fetched again and again after its first fault.
+    for (let i = 0; i < 64; i++) buf.push(0x400000 + i * 8, KIND_USER_FETCH, 0);
+    runBoth(a, b, buf, 16);
+    same(state(b), state(a));
+  });
+});
+
+describe("the page-contents switch", () => {
+  it("off: data writes leave memory alone and reads return 0; on: reads see the writes", () => {
+    for (const contents of [true, false]) {
+      const g = guest("native", contents);
+      const buf = new AccessBuffer(2);
+      buf.push(USER_HEAP_BASE + 64, KIND_USER_WRITE, 1234);
+      buf.push(USER_HEAP_BASE + 64, KIND_USER_READ, 0);
+      const before = Array.from(g.cpu.mem.meta);
+      expect(g.driver.accessBatch(buf, 0, 2)).toBe(2);
+      const frame = g.driver.lastFrame;
+      expect(g.counters[C_WRITES]).toBeGreaterThan(0);
+      if (contents) {
+        expect(g.cpu.mem.meta[2 * frame + 1]).not.toBe(before[2 * frame + 1]);
+        expect(buf.value[1]).not.toBe(0);
+      } else {
+        expect(g.cpu.mem.meta[2 * frame + 1]).toBe(0); // a fresh zeroed page, still zero
+        expect(buf.value[1]).toBe(0);
+        expect(g.cpu.readValue).toBe(0);
+      }
+    }
+  });
+});
