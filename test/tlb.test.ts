@@ -521,6 +521,20 @@ describe("Vcpu and its TLB", () => {
 });
 
 describe("tag allocation", () => {
+  it("keeps room for the tags handed out only, and an entry survives the arrays' growth", () => {
+    const m = machine();
+    m.t.map(m.root, 0, 1, 40);
+    m.cpu.loadRoot(m.root, 1, false);
+    expect(read(m, 0)).toEqual([40, 1]);
+    const tagOfRoot = m.cpu.tag;
+    expect(m.cpu.tlb.tagCapacity).toBeLessThan(64); // not MAX_TAGS per vCPU
+    for (let pcid = 2; pcid < 200; pcid++) m.cpu.setAddressSpace(0, pcid);
+    expect(m.cpu.tlb.tagCapacity).toBeGreaterThanOrEqual(m.cpu.tags.used);
+    m.cpu.loadRoot(m.root, 1, true); // back to the first space, no flush: its entry is there
+    expect(m.cpu.tag).toBe(tagOfRoot);
+    expect(read(m, 0)).toEqual([40, 0]); // a TLB hit: no walk
+  });
+
   /**
    * Use up tags, one per CR3 load, until exactly one is left. `vpids` must be new; `spare` is a
    * (vpid, pcid) whose global tag exists and whose own tag does not, for when a new vpid would

@@ -44,13 +44,15 @@ export class TlbTags {
     let tag = this.ids.get(key);
     if (tag === undefined) {
       tag = this.next++;
+      this.tlb.haveTags(this.next);
       this.ids.set(key, tag);
     }
     return tag;
   }
 
   private forgetAll(): void {
-    for (let t = 0; t < MAX_TAGS; t++) this.tlb.flushTag(t);
+    // Tags never handed out hold no entry: flushing those with room is flushing them all.
+    for (let t = 0; t < this.tlb.tagCapacity; t++) this.tlb.flushTag(t);
     this.ids.clear();
     this.next = 0;
   }

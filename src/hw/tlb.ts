@@ -21,6 +21,8 @@ import { F_FRAME, F_GEN, F_HI, F_PERMS, keyHiOf, keyLoOf, SLOT, TlbLevel } from 
 
 /** Tags in use at once: VPID x PCID pairs, plus one global tag per VPID. */
 export const MAX_TAGS = 1 << 15;
+/** Tags the per-tag arrays start with room for (they grow to MAX_TAGS as tags are handed out). */
+const INITIAL_TAGS = 16;
 /** Entries and ways of the L1 large-page (2 MiB / 1 GiB) array. */
 export const L1_LARGE_ENTRIES = 32;
 export const L1_LARGE_WAYS = 4;
@@ -54,14 +56,18 @@ export class Tlb {
       ["L2 large", this.l2Large],
     ];
   }
-  /** Current generation of each tag. */
-  readonly tagGens = new Int32Array(MAX_TAGS);
+  /**
+   * Current generation of each tag. The per-tag arrays grow with the tags handed out (haveTags),
+   * up to MAX_TAGS: a vCPU uses a handful, and MAX_TAGS of each were 640 KiB a vCPU, most of a
+   * small domain's memory when a run has hundreds of them.
+   */
+  tagGens = new Int32Array(INITIAL_TAGS);
   /**
    * Per tag, the range of 4 KiB page numbers covered by large-page entries filled since the
    * tag's last flush: lookups outside it skip the large-page probes (a filter, never a result).
    */
-  readonly largeFirst = new Float64Array(MAX_TAGS).fill(Number.POSITIVE_INFINITY);
-  readonly largeLast = new Float64Array(MAX_TAGS).fill(Number.NEGATIVE_INFINITY);
+  largeFirst = new Float64Array(INITIAL_TAGS).fill(Number.POSITIVE_INFINITY);
+  largeLast = new Float64Array(INITIAL_TAGS).fill(Number.NEGATIVE_INFINITY);
   /** Scratch outputs of lookup(): the 4 KiB frame and permission mask found. */
   frame = 0;
   perms = 0;
@@ -74,6 +80,31 @@ export class Tlb {
       Math.min(L1_LARGE_WAYS, l1Ways),
     );
     this.l2Large = new TlbLevel(l2Entries, l2Ways);
+  }
+
+  /** Tags the per-tag arrays have room for. */
+  get tagCapacity(): number {
+    return this.tagGens.length;
+  }
+
+  /**
+   * Room for tags 0..count-1 (TlbTags calls this before handing a tag out, never during an
+   * access): the arrays double, a new tag starting at generation 0 with no large pages.
+   */
+  haveTags(count: number): void {
+    let size = this.tagGens.length;
+    if (count <= size) return;
+    while (size < count) size *= 2;
+    size = Math.min(size, MAX_TAGS);
+    const gens = new Int32Array(size);
+    gens.set(this.tagGens);
+    const first = new Float64Array(size).fill(Number.POSITIVE_INFINITY);
+    first.set(this.largeFirst);
+    const last = new Float64Array(size).fill(Number.NEGATIVE_INFINITY);
+    last.set(this.largeLast);
+    this.tagGens = gens;
+    this.largeFirst = first;
+    this.largeLast = last;
   }
 
   /** Flush every entry of a tag: one increment, no slot touched. */
