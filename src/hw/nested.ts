@@ -144,6 +144,9 @@ export class NestedWalker {
   private readonly orHiAt = new Int32Array(5);
   /** Outputs of eptTranslate. */
   private eptPerms = 0;
+  /** Outputs of readEntry: the entry's two halves, as int32. */
+  private entLo = 0;
+  private entHi = 0;
   private eptLevel = 1;
   /**
    * The simulator's shortcut past the EPT's upper levels, not the hardware's: per 2 MiB of
@@ -167,6 +170,27 @@ export class NestedWalker {
     this.ntlb = caches.nestedTlb ? new PrefixCache(NTLB_ENTRIES, NTLB_WAYS) : null;
     this.memo =
       this.eptPwc === null && this.ntlb === null ? new Int32Array(4 * MEMO_SLOTS).fill(-1) : null;
+  }
+
+  /**
+   * Entry `idx` of the table in frame `mfn` into entLo / entHi, as int32: from the table pool
+   * when the frame holds a table (no round trip through the memory's lo / hi), else as the
+   * memory reads it (0 past the end of memory, where nothing answers).
+   */
+  private readEntry(mem: HostMemory, mfn: number, idx: number): void {
+    const slot = mem.tableSlot(mfn);
+    if (slot >= 0) {
+      const w = slot * WORDS_PER_FRAME + idx * 2;
+      this.entLo = mem.pool[w] | 0;
+      this.entHi = mem.pool[w + 1] | 0;
+    } else if (mfn < mem.frames) {
+      mem.read64(mfn, idx);
+      this.entLo = mem.lo | 0;
+      this.entHi = mem.hi | 0;
+    } else {
+      this.entLo = 0;
+      this.entHi = 0;
+    }
   }
 
   /**
@@ -257,18 +281,9 @@ export class NestedWalker {
         tableEpt = this.eptPerms;
       }
       const idx = level >= 3 ? (pnHi >>> (9 * level - 27)) & 511 : (pnLo >>> (9 * level - 9)) & 511;
-      let lo = 0;
-      let hi = 0;
-      const slot = mem.tableSlot(tableMfn);
-      if (slot >= 0) {
-        const w = slot * WORDS_PER_FRAME + idx * 2;
-        lo = mem.pool[w] | 0;
-        hi = mem.pool[w + 1] | 0;
-      } else if (tableMfn < mem.frames) {
-        mem.read64(tableMfn, idx);
-        lo = mem.lo | 0;
-        hi = mem.hi | 0;
-      }
+      this.readEntry(mem, tableMfn, idx);
+      const lo = this.entLo;
+      const hi = this.entHi;
       this.refs++;
       if (cache !== null && tableMfn < mem.frames) {
         this.refsFrom[cache.access(tableMfn, idx >>> 3)]++;
@@ -479,18 +494,9 @@ export class NestedWalker {
     for (; level >= 1; level--) {
       // A gfn is below 2^31 (MAXPHYADDR 43): shifts are exact.
       const idx = (gfn >>> (9 * level - 9)) & 511;
-      let lo = 0;
-      let hi = 0;
-      const slot = mem.tableSlot(table);
-      if (slot >= 0) {
-        const w = slot * WORDS_PER_FRAME + idx * 2;
-        lo = mem.pool[w] | 0;
-        hi = mem.pool[w + 1] | 0;
-      } else if (table < mem.frames) {
-        mem.read64(table, idx);
-        lo = mem.lo | 0;
-        hi = mem.hi | 0;
-      }
+      this.readEntry(mem, table, idx);
+      const lo = this.entLo;
+      const hi = this.entHi;
       this.refs++;
       this.eptRefs++;
       if (cache !== null && table < mem.frames) this.refsFrom[cache.access(table, idx >>> 3)]++;
