@@ -63,13 +63,7 @@ function readBinary(first: Uint8Array, rest: Iterator<Uint8Array>, path: string)
   const fail = (problem: string): never => {
     throw new TraceError(path, 0, problem);
   };
-  let header = first;
-  if (header.length < TRACE_HEADER_BYTES) {
-    // The next chunk reuses the first's buffer: keep a copy.
-    const kept = header.slice();
-    const next = rest.next();
-    header = next.done ? kept : concat(kept, next.value);
-  }
+  const header = withWholeHeader(first, rest);
   const count = headerCount(header.subarray(0, TRACE_HEADER_BYTES));
   if (typeof count === "string") return fail(count);
   if (count > MAX_TRACE_RECORDS)
@@ -94,6 +88,17 @@ function readBinary(first: Uint8Array, rest: Iterator<Uint8Array>, path: string)
   }
   checkRecords(words, count, path);
   return new Trace(words, count);
+}
+
+/**
+ * The first piece of a memvisor trace with its header whole: itself, or, when the header runs
+ * past it, a copy of it joined with the next piece (which may reuse the first's buffer).
+ */
+export function withWholeHeader(first: Uint8Array, rest: Iterator<Uint8Array>): Uint8Array {
+  if (first.length >= TRACE_HEADER_BYTES) return first;
+  const kept = first.slice();
+  const next = rest.next();
+  return next.done ? kept : concat(kept, next.value);
 }
 
 export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

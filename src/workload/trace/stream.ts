@@ -22,7 +22,7 @@ import { closeSync, fstatSync, openSync, readSync, type Stats } from "node:fs";
 import { Gunzip } from "fflate";
 import type { TraceRecords } from "../../config/trace.js";
 import { chunkCache } from "./cache.js";
-import { concat, startsWithMagic } from "./chunks.js";
+import { startsWithMagic, withWholeHeader } from "./chunks.js";
 import { openTraceInput, readReason, traceChunks } from "./file.js";
 import {
   checkRecords,
@@ -376,13 +376,7 @@ class FactScan {
 
   /** memvisor's format: the header's count, then exactly that many valid records. */
   binary(first: Uint8Array, rest: Iterator<Uint8Array>): FileTraceFacts {
-    let header = first;
-    if (header.length < TRACE_HEADER_BYTES) {
-      // The next piece reuses the first's buffer: keep a copy.
-      const kept = header.slice();
-      const next = rest.next();
-      header = next.done ? kept : concat(kept, next.value);
-    }
+    const header = withWholeHeader(first, rest);
     const count = headerCount(header.subarray(0, TRACE_HEADER_BYTES));
     if (typeof count === "string") return this.fail(count);
     const expected = TRACE_HEADER_BYTES + count * TRACE_RECORD_BYTES;
