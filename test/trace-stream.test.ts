@@ -223,7 +223,8 @@ describe("errors", () => {
     const trace = openTrace(path, SMALL);
     appendFileSync(path, new Uint8Array(8));
     const scenario = parseScenario(yaml(1), "t.yaml", { loadTrace: () => trace });
-    const pool = new RunPool(2);
+    // Every task to the workers: this thread, free at once, would take it before one started.
+    const pool = new RunPool(2, { inThisThread: false });
     try {
       expect(pool.threaded).toBe(true);
       const run = pool.run({ scenario, options: {} });

@@ -1,6 +1,7 @@
 /**
- * The entry point of a pool's worker thread (pool.ts): a task in, its outcome out. It is loaded
- * by file name, as dist/api/run-worker.js.
+ * The entry point of a pool's worker thread (pool.ts): a batch of tasks in, with the counter
+ * the pool's threads take the next task from and a port for the outcomes, each posted as its run
+ * ends. It is loaded by file name, as dist/api/run-worker.js.
  */
 
 import { Trace } from "../config/trace.js";
@@ -17,7 +18,36 @@ export type WorkerReply =
   | RunOutcome
   | { traceError: { file: string; line: number; problem: string } };
 
-export default function run(task: RunTask): WorkerReply {
+/** What a worker is given: every task of a batch, the shared next-task counter, the port. */
+export interface WorkerBatch {
+  tasks: RunTask[];
+  next: Int32Array;
+  /** A worker_threads MessagePort (its one method used here: this file imports no Node module). */
+  port: { postMessage(message: WorkerMessage): void };
+}
+
+/** A task's reply: its outcome, or what it threw (a bug; a structured clone of the Error). */
+export interface WorkerMessage {
+  index: number;
+  reply: WorkerReply | { error: unknown };
+}
+
+/** Runs the batch's tasks this worker takes, until none is left. */
+export default function run({ tasks, next, port }: WorkerBatch): void {
+  // The port stays open: the pool closes it once every task's reply has come (a close here
+  // could overtake the last replies).
+  for (let index = Atomics.add(next, 0, 1); index < tasks.length; index = Atomics.add(next, 0, 1)) {
+    let reply: WorkerMessage["reply"];
+    try {
+      reply = runOne(tasks[index]);
+    } catch (e) {
+      reply = { error: e };
+    }
+    port.postMessage({ index, reply } satisfies WorkerMessage);
+  }
+}
+
+function runOne(task: RunTask): WorkerReply {
   try {
     return runTask(reviveTraces(task));
   } catch (e) {
