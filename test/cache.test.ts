@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { compareModes, parseScenario, Simulation } from "../src/api/index.js";
+import { DATA_CACHE_GEOMETRY } from "../src/config/defaults.js";
 import {
   CACHE_DRAM,
   CACHE_L1,
@@ -107,6 +108,41 @@ describe("the data-cache hierarchy", () => {
     c.accessFrame(7, counts, 0);
     // The LLC holds 32 lines, so the first half of the frame was evicted by the second.
     expect(counts[CACHE_DRAM]).toBe(64);
+  });
+
+  it("brings a whole frame in as 64 accesses in order do, for any earlier accesses", () => {
+    // The default geometry (the frame-wise loop: 64 sets or more at every level) and a small
+    // one (fewer sets: line by line). Frames 32 apart share their sets at every level of both,
+    // so that 41 of them overflow the ways and evict.
+    for (const geometry of [DATA_CACHE_GEOMETRY, SMALL]) {
+      fc.assert(
+        fc.property(
+          fc.array(
+            fc.tuple(
+              fc.boolean(),
+              fc.integer({ min: 0, max: 40 }),
+              fc.integer({ min: 0, max: 63 }),
+            ),
+            { minLength: 50, maxLength: 300 },
+          ),
+          (steps) => {
+            const c = new DataCache(geometry);
+            const ref = new DataCache(geometry);
+            for (const [whole, mfn, line] of steps) {
+              if (whole) {
+                c.touchFrame(mfn * 32);
+                for (let l = 0; l < 64; l++) ref.access(mfn * 32, l);
+              } else expect(c.access(mfn * 32, line)).toBe(ref.access(mfn * 32, line));
+            }
+            for (const level of ["l1", "l2", "llc"] as const) {
+              const [a, b] = [c[level].tags, ref[level].tags];
+              expect(Buffer.compare(Buffer.from(a.buffer), Buffer.from(b.buffer)), level).toBe(0);
+            }
+          },
+        ),
+        { numRuns: 40 },
+      );
+    }
   });
 
   it("keeps each set in order of use: a hit moves a line first, a miss evicts the last", () => {

@@ -77,17 +77,21 @@ export class CacheLevel {
     const shift = this.frameShift;
     const tag =
       shift >= 0 ? mfn >>> shift : ((mfn << -shift) | (lineInFrame >>> (shift + 6))) >>> 0;
-    const tags = this.tags;
-    const base = set * this.ways;
-    if (tags[base] === tag) return true;
-    const last = base + this.ways - 1;
-    let w = base + 1;
-    while (w <= last && tags[w] !== tag) w++;
-    const hit = w <= last;
-    // Move the ways before it (all of them on a miss) down by one; the line goes first.
-    for (let k = hit ? w : last; k > base; k--) tags[k] = tags[k - 1];
-    tags[base] = tag;
-    return hit;
+    return moveToFront(this.tags, set * this.ways, this.ways, tag);
+  }
+
+  /**
+   * Where line 0 of frame `mfn` goes, as the first of the frame's 64 consecutive sets (with 64
+   * sets or more the set index is the line number's low bits, and the frame's lines take 64
+   * sets in a row): that set's first way. -1 with fewer sets.
+   */
+  frameBase(mfn: number): number {
+    return this.frameShift >= 0 ? ((mfn << 6) & this.setMask) * this.ways : -1;
+  }
+
+  /** The tag of every line of frame `mfn` when the level has 64 sets or more. */
+  frameTag(mfn: number): number {
+    return mfn >>> this.frameShift;
   }
 
   /** Whether line `lineInFrame` of frame `mfn` is held, changing nothing (tests, checkers). */
@@ -99,6 +103,25 @@ export class CacheLevel {
     for (let w = base; w < base + this.ways; w++) if (this.tags[w] === tag) return true;
     return false;
   }
+}
+
+/**
+ * Looks `tag` up in the set of `ways` tags at `base` (most recently used first) and makes it the
+ * first: on a hit the tags before it move down one, on a miss all of them do and the last goes.
+ * One pass, each way read and written once. Whether it was there.
+ */
+function moveToFront(tags: Uint32Array, base: number, ways: number, tag: number): boolean {
+  let prev = tags[base];
+  if (prev === tag) return true;
+  tags[base] = tag;
+  const end = base + ways;
+  for (let w = base + 1; w < end; w++) {
+    const t = tags[w];
+    tags[w] = prev;
+    if (t === tag) return true;
+    prev = t;
+  }
+  return false;
 }
 
 export class DataCache {
@@ -128,8 +151,31 @@ export class DataCache {
     for (let line = 0; line < LINES_PER_FRAME; line++) counts[base + this.access(mfn, line)]++;
   }
 
-  /** The 64 lines of a 4 KiB frame come into every level (a page zeroed or copied whole). */
+  /**
+   * The 64 lines of a 4 KiB frame come into every level (a page zeroed or copied whole), in
+   * order, as 64 calls of access() would. When every level has 64 sets or more (any real
+   * geometry), the frame's lines have one tag per level and take consecutive sets, so the loop
+   * steps through them without working out a set and tag per line.
+   */
   touchFrame(mfn: number): void {
-    for (let line = 0; line < LINES_PER_FRAME; line++) this.access(mfn, line);
+    const { l1, l2, llc } = this;
+    let b1 = l1.frameBase(mfn);
+    let b2 = l2.frameBase(mfn);
+    let b3 = llc.frameBase(mfn);
+    if (b1 < 0 || b2 < 0 || b3 < 0) {
+      for (let line = 0; line < LINES_PER_FRAME; line++) this.access(mfn, line);
+      return;
+    }
+    const t1 = l1.frameTag(mfn);
+    const t2 = l2.frameTag(mfn);
+    const t3 = llc.frameTag(mfn);
+    const w1 = l1.ways;
+    const w2 = l2.ways;
+    const w3 = llc.ways;
+    for (let line = 0; line < LINES_PER_FRAME; line++, b1 += w1, b2 += w2, b3 += w3) {
+      if (moveToFront(l1.tags, b1, w1, t1)) continue;
+      if (moveToFront(l2.tags, b2, w2, t2)) continue;
+      moveToFront(llc.tags, b3, w3, t3);
+    }
   }
 }
