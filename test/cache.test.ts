@@ -85,6 +85,7 @@ describe("the data-cache hierarchy", () => {
     fc.assert(
       fc.property(
         fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 63 })), {
+          minLength: 100,
           maxLength: 400,
         }),
         (accesses) => {
