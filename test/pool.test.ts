@@ -79,6 +79,29 @@ describe("the pool of runs", () => {
     }
   });
 
+  it("keeps, when closed, the outcomes the workers sent while this thread was busy", async () => {
+    const pool = new RunPool(2, { inThisThread: false });
+    const settled = Promise.allSettled(tasks.map((t) => pool.run(t)));
+    await Promise.resolve(); // the batch is handed out
+    // This thread stays busy (never back in the event loop) until a worker has taken a third
+    // task: with two workers, one of them has finished a task and sent its outcome.
+    const next = (pool as unknown as { batches: { next: Int32Array }[] }).batches[0].next;
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    for (let waited = 0; Atomics.load(next, 0) < 3 && waited < 30_000; waited += 50) {
+      Atomics.wait(nap, 0, 0, 50);
+    }
+    await pool.close();
+    const results = await settled;
+    const done = results.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
+    expect(done.length).toBeGreaterThan(0);
+    for (const i of done) {
+      expect(reportOf((results[i] as PromiseFulfilledResult<RunOutcome>).value)).toEqual(here[i]);
+    }
+    for (const r of results) {
+      if (r.status === "rejected") expect(r.reason).toBeInstanceOf(PoolClosedError);
+    }
+  });
+
   it("refuses, once closed, the tasks not finished, and any asked for after", async () => {
     const pool = new RunPool(2, { inThisThread: false });
     const runs = tasks.map((t) => pool.run(t));

@@ -19,7 +19,7 @@
  */
 
 import { availableParallelism } from "node:os";
-import { MessageChannel, type MessagePort } from "node:worker_threads";
+import { MessageChannel, type MessagePort, receiveMessageOnPort } from "node:worker_threads";
 import { Piscina } from "piscina";
 import { TraceError } from "../workload/trace/lackey.js";
 import { type RunOutcome, type RunTask, runTask } from "./run-task.js";
@@ -199,10 +199,22 @@ export class RunPool {
     for (const port of batch.ports) port.close();
   }
 
-  /** Ends the worker threads (those running a task are stopped); tasks not started are refused. */
+  /**
+   * Ends the worker threads (those running a task are stopped); tasks not started are refused.
+   * The replies the workers sent and this thread has not yet read (it was busy with a run) are
+   * read first: those runs finished, and their outcomes count.
+   */
   async close(): Promise<void> {
     this.closed = true;
-    for (const batch of [...this.batches]) this.fail(batch, new PoolClosedError());
+    for (const batch of [...this.batches]) {
+      for (const port of batch.ports) {
+        for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
+          const { index, reply } = m.message as WorkerMessage;
+          this.settle(batch, index, reply);
+        }
+      }
+      this.fail(batch, new PoolClosedError());
+    }
     await this.piscina?.destroy();
   }
 }
