@@ -696,14 +696,7 @@ export class Vcpu implements GuestCpu {
         this.pwc !== null
           ? walkCached(this, this.pwc, gva, kind)
           : this.trace === null &&
-              walker.walkMemoHalves(
-                this.mem,
-                this.rootMfn,
-                gva | 0,
-                (gva / 4294967296) | 0,
-                kind,
-                this.ctl,
-              ) !== WALK_SLOW
+              walker.walkFast(this.mem, this.rootMfn, gva, kind, this.ctl) !== WALK_SLOW
             ? WALK_OK
             : walker.walk(this.mem, this.rootMfn, gva, kind, this.ctl);
       c[C_WALKS]++;
