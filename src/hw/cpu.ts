@@ -96,6 +96,8 @@ const OP_ACCESS: typeof Interfaces.OP_ACCESS = 0;
  * memory, or LRU stamps due for renumbering.
  */
 const WHERE_GENERAL = -1;
+/** hitRun walked a miss and the common walk could not make it: straight to translateSlow. */
+const WHERE_WALK_SLOW = -2;
 
 export class Vcpu implements GuestCpu {
   readonly mem: HostMemory;
@@ -263,7 +265,10 @@ export class Vcpu implements GuestCpu {
     }
   }
 
-  /** Where hitRun left an access: TLB_MISS, TLB_L1 / TLB_L2 (no permission) or WHERE_GENERAL. */
+  /**
+   * Where hitRun left an access: TLB_MISS, TLB_L1 / TLB_L2 (no permission), WHERE_WALK_SLOW or
+   * WHERE_GENERAL.
+   */
   private batchWhere = 0;
 
   /**
@@ -404,9 +409,14 @@ export class Vcpu implements GuestCpu {
             walker,
             false,
           );
-          // Anything but the common walk to a frame in memory goes the general way (the walk
-          // wrote nothing, so missAccess makes it again from the start).
-          if (frame < 0 || frame >= frames) break;
+          // Anything but the common walk to a frame in memory goes the general way: a walk it
+          // could not make straight to translateSlow; a frame past memory walked again by
+          // missAccess (this walk wrote nothing), which fills it and reads all ones.
+          if (frame < 0) {
+            where = WHERE_WALK_SLOW;
+            break;
+          }
+          if (frame >= frames) break;
           misses++;
           // The fill moved the LRU clocks (and may have renumbered the stamps).
           clock1 = l1.clock;
@@ -565,6 +575,9 @@ export class Vcpu implements GuestCpu {
    * on int32 halves; anything else goes to translateSlow. Counts as translateSlow does.
    */
   private missHalves(gvaLo: number, gvaHi: number, kind: number, where: number): number {
+    if (where === WHERE_WALK_SLOW) {
+      return this.translateSlow(gvaHi * 4294967296 + (gvaLo >>> 0), kind, TLB_MISS);
+    }
     if (where === TLB_MISS && this.paging && this.nested === null && this.pwc === null) {
       const tlb = this.tlb;
       const walker = this.walker;
