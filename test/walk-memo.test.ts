@@ -230,7 +230,7 @@ describe("the walk memo", () => {
     expect(walker.memo.entries).toBe(start);
     // Many regions, all good at once (nothing written): the memo grows to hold them.
     for (let r = 0; r < 20 * start; r++) {
-      walker.memo.store(mem, r, ROOTS[0], 0, -1, 0);
+      walker.memo.store(mem, r, ROOTS[0]);
     }
     expect(walker.memo.entries).toBeGreaterThan(start);
   });

@@ -245,11 +245,35 @@ export class Vcpu implements GuestCpu {
     // The data caches and the step API's records are per access: take the general path.
     if (this.dcache !== null || this.trace !== null) return this.accessEach(buf, start, end);
     let i = start;
+    // Under HAP a miss leaves hitRun for the 2D walk: here a window of READ_GROUP accesses
+    // with READ_GROUP_MISSES misses or more has the next group's leaves read first.
+    const nested = this.nested;
+    let window = start;
+    let windowMisses = 0;
+    let readTo = start;
     for (;;) {
       i = this.hitRun(buf, i, end);
       if (i === end) return end;
       // Access i was left: a miss or a hit without the permission (walk), or a rare case.
       const where = this.batchWhere;
+      if (nested !== null && where === TLB_MISS) {
+        if (i >= window + READ_GROUP) {
+          window = i;
+          windowMisses = 0;
+        }
+        if (++windowMisses >= READ_GROUP_MISSES && i >= readTo) {
+          readTo = end - i > READ_GROUP ? i + 1 + READ_GROUP : end;
+          this.leafSum ^= nested.readLeaves(
+            this.mem,
+            this.eptRoot,
+            this.rootMfn,
+            buf.lo,
+            buf.hi,
+            i + 1,
+            readTo,
+          );
+        }
+      }
       const frame =
         where === WHERE_GENERAL
           ? this.accessEach(buf, i, i + 1) === i

@@ -19,14 +19,17 @@
 
 import type { HostMemory } from "./memory.js";
 
-/** Words per entry: the region, the root, the epoch, then what a walk reuses. */
-const WORDS = 6;
+/** An entry's words: the region, the root, the epoch, then what a walk reuses (its payload). */
 const W_REGION = 0;
 const W_ROOT = 1;
 const W_EPOCH = 2;
+/** The payload of the native and shadow walk's memo (Walker): the L1 table's pool slot, the
+ * AND of the low halves and the OR of the high halves of the three entries above it. */
 export const MEMO_SLOT = 3;
 export const MEMO_AND = 4;
 export const MEMO_OR = 5;
+/** Payload words of the native and shadow walk's memo. */
+export const WALK_PAYLOAD = 3;
 /**
  * Entries a memo starts with and grows to. A memo grows (doubling, emptied) once it has evicted
  * twice its size of entries that were still good: a small domain's memo stays at 1.5 KiB, one
@@ -36,19 +39,26 @@ const MIN_ENTRIES = 64;
 const MAX_ENTRIES = 4096;
 
 export class WalkMemo {
-  words = new Int32Array(MIN_ENTRIES * WORDS);
+  /** Words an entry takes: the key and the epoch, then `payload` words for the walk. */
+  private readonly size: number;
+  words: Int32Array;
   private shift = 32 - Math.log2(MIN_ENTRIES);
   private evictions = 0;
   /** HostMemory.tableEpochWraps when the memo was last emptied. */
   private wraps = 0;
 
+  constructor(payload: number) {
+    this.size = 3 + payload;
+    this.words = new Int32Array(MIN_ENTRIES * this.size);
+  }
+
   /** Entries the memo has room for. */
   get entries(): number {
-    return this.words.length / WORDS;
+    return this.words.length / this.size;
   }
 
   private index(region: number, root: number): number {
-    return (Math.imul(region ^ Math.imul(root, 0x85ebca6b), 0x9e3779b1) >>> this.shift) * WORDS;
+    return (Math.imul(region ^ Math.imul(root, 0x85ebca6b), 0x9e3779b1) >>> this.shift) * this.size;
   }
 
   /** The word index of the good entry for (region, root), or -1. */
@@ -61,15 +71,11 @@ export class WalkMemo {
       : -1;
   }
 
-  /** Keep what a walk found above the leaf of (region, root), good at the current epoch. */
-  store(
-    mem: HostMemory,
-    region: number,
-    root: number,
-    slot: number,
-    andLo: number,
-    orHi: number,
-  ): void {
+  /**
+   * Make the entry of (region, root), good at the current epoch, and return its word index: the
+   * caller writes the payload after it, in `words` as it is now (the memo may have grown).
+   */
+  store(mem: HostMemory, region: number, root: number): number {
     let w = this.words;
     let e = this.index(region, root);
     if (w[e + W_EPOCH] === mem.tableEpoch && ++this.evictions > 2 * this.entries) {
@@ -83,9 +89,7 @@ export class WalkMemo {
     w[e + W_REGION] = region;
     w[e + W_ROOT] = root;
     w[e + W_EPOCH] = mem.tableEpoch;
-    w[e + MEMO_SLOT] = slot;
-    w[e + MEMO_AND] = andLo;
-    w[e + MEMO_OR] = orHi;
+    return e;
   }
 
   /** Forget every entry (after the epoch wrapped, when an old epoch could come round again). */

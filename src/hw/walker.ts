@@ -37,7 +37,7 @@ import {
 } from "./pte.js";
 import type { PrefixCache } from "./pwc.js";
 import { type WalkTrace, walkLevels } from "./step-trace.js";
-import { MEMO_AND, MEMO_OR, MEMO_SLOT, WalkMemo } from "./walk-memo.js";
+import { MEMO_AND, MEMO_OR, MEMO_SLOT, WALK_PAYLOAD, WalkMemo } from "./walk-memo.js";
 
 // Local copies of the bits used on the walk path: V8 does not fold imported bindings into
 // constants. Each copy's type is its original's literal type, so a disagreement fails to compile.
@@ -466,12 +466,16 @@ export class Walker {
       );
     }
     if (!this.upperFast(mem, rootMfn, gvaLo, gvaHi, ctl)) return WALK_SLOW;
-    memo.store(mem, region, rootMfn, this.upperSlot, this.upperAnd, this.upperOr);
+    const made = memo.store(mem, region, rootMfn);
+    const w = memo.words;
+    w[made + MEMO_SLOT] = this.upperSlot;
+    w[made + MEMO_AND] = this.upperAnd;
+    w[made + MEMO_OR] = this.upperOr;
     return this.leafFast(mem, this.upperSlot, gvaLo, kind, ctl, this.upperAnd, this.upperOr);
   }
 
   /** Upper levels of the memo's walks (see walk-memo.ts); sized by use. */
-  readonly memo = new WalkMemo();
+  readonly memo = new WalkMemo(WALK_PAYLOAD);
   /** upperFast()'s outputs: the L1 table's pool slot, and the AND / OR of the entries above. */
   private upperSlot = 0;
   private upperAnd = 0;
