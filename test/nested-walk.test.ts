@@ -1,16 +1,20 @@
 /**
  * The 2D walker against itself: with no EPT cache modelled it keeps, for its own speed, the EPT
  * L1 table of each 2 MiB of guest-physical space (NestedWalker's memo). Whatever the EPT code
- * changes above L1, a walk must answer, count and fault exactly as a fresh walker's does.
+ * changes above L1, a walk must answer, count and fault exactly as a fresh walker's does. It
+ * also keeps what a walk had when it reached the guest's L1 table, per 2 MiB of guest-virtual
+ * space (the guest memo): whatever is done to the guest's tables or the EPT, a walk must again
+ * answer, count and fault as a fresh walker's does (a random model test).
  */
 
+import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { directMap } from "../src/guest/layout.js";
 import { KIND_SUP_READ, KIND_USER_READ, KIND_USER_WRITE } from "../src/hw/access.js";
-import { EPT_R, EPT_RWX } from "../src/hw/ept.js";
+import { EPT_R, EPT_RWX, EPT_W, EPT_X } from "../src/hw/ept.js";
 import { HostMemory } from "../src/hw/memory.js";
 import { EPT_VIOLATION, NESTED_OK, NestedWalker } from "../src/hw/nested.js";
-import { PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US, pteHi, pteLo } from "../src/hw/pte.js";
+import { PTE_A, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US, pteHi, pteLo } from "../src/hw/pte.js";
 import { newCounters } from "../src/metrics/counters.js";
 import { EptTables } from "../src/vmm/hap/ept.js";
 import { bootGuest } from "./support/guest.js";
@@ -135,5 +139,138 @@ describe("through HAP: the VMM tells the walker of its EPT changes", () => {
       expect(g.cpu.access(directMap(B + i), KIND_SUP_READ, 0)).toBe(p2m.mfn[B + i]);
     }
     g.check();
+  });
+});
+
+describe("the 2D walker's guest memo, under random changes (fast-check)", () => {
+  const arbIdx = fc.tuple(fc.nat(1), fc.nat(1), fc.nat(1), fc.nat(1));
+  const arbGfn = fc.constantFrom(...TABLE_GFNS, DATA_GFN, 11);
+  const arbFlags = fc.constantFrom(
+    PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D,
+    PTE_P | PTE_RW | PTE_US | PTE_A,
+    PTE_P | PTE_US | PTE_A | PTE_D,
+    PTE_P | PTE_RW | PTE_US,
+    PTE_P | PTE_RW | PTE_US | PTE_A | PTE_PS,
+    PTE_RW | PTE_US | PTE_A,
+  );
+  const arbStep = fc.oneof(
+    {
+      arbitrary: fc.record({
+        op: fc.constant("walk" as const),
+        idx: arbIdx,
+        kind: fc.constantFrom(KIND_USER_READ, KIND_USER_WRITE, KIND_SUP_READ),
+      }),
+      weight: 6,
+    },
+    {
+      arbitrary: fc.record({
+        op: fc.constant("guest" as const),
+        table: fc.constantFrom(...TABLE_GFNS),
+        i: fc.nat(1),
+        to: arbGfn,
+        flags: arbFlags,
+        nx: fc.boolean(),
+      }),
+      weight: 3,
+    },
+    {
+      arbitrary: fc.record({
+        op: fc.constant("ept" as const),
+        gfn: arbGfn,
+        perms: fc.constantFrom(EPT_RWX, EPT_R, EPT_R | EPT_W, EPT_R | EPT_X, 0),
+      }),
+      weight: 2,
+    },
+    { arbitrary: fc.record({ op: fc.constant("nxe" as const), on: fc.boolean() }), weight: 1 },
+  );
+
+  test("two EPT roots walked in turn, with no table written between: each walk its own", () => {
+    const { mem, ept, walker } = setup();
+    let nextTable = 300;
+    const other = new EptTables(
+      mem,
+      () => nextTable++,
+      () => {},
+      newCounters(),
+    );
+    for (const gfn of [...TABLE_GFNS, 11]) other.map(gfn, SECOND_BLOCK + gfn, EPT_RWX, 1);
+    writeGuest(mem, SECOND_BLOCK);
+    // The second copy of the guest's L1 table maps gva 0 to gfn 11, not DATA_GFN.
+    const bits = PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D;
+    mem.write64(SECOND_BLOCK + TABLE_GFNS[3], 0, pteLo(11, bits), pteHi(11, false));
+    for (const [tables, frame] of [
+      [ept, FIRST_BLOCK + DATA_GFN],
+      [other, SECOND_BLOCK + 11],
+      [ept, FIRST_BLOCK + DATA_GFN],
+      [other, SECOND_BLOCK + 11],
+    ] as const) {
+      const { kept, fresh } = walkBoth(mem, tables, walker, KIND_USER_READ);
+      expect(kept).toEqual(fresh);
+      expect(kept.frame).toBe(frame);
+    }
+  });
+
+  test("an NX bit above the leaf becomes reserved when EFER.NXE goes off: the walk faults", () => {
+    const { mem, ept, walker } = setup();
+    const bits = PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D;
+    mem.write64(
+      FIRST_BLOCK + TABLE_GFNS[1],
+      0,
+      pteLo(TABLE_GFNS[2], bits),
+      pteHi(TABLE_GFNS[2], true),
+    );
+    const walk = (nxe: boolean) =>
+      walker.walk(mem, ept.root, TABLE_GFNS[0], 0, 0, KIND_USER_READ, { ...CTL, nxe }, 0, 0);
+    expect(walk(true)).toBe(NESTED_OK);
+    expect(walk(true)).toBe(NESTED_OK);
+    const fault = walk(false);
+    expect(fault).toBeGreaterThanOrEqual(0); // a #PF error code, with RSVD
+    expect(fault & 0x8).toBe(0x8);
+  });
+
+  test("walks answer, count and fault as a fresh walker's", () => {
+    fc.assert(
+      fc.property(fc.array(arbStep, { minLength: 1, maxLength: 50 }), (steps) => {
+        const { mem, ept, walker } = setup();
+        // Each guest table's second entry points on as its first does (more regions to keep).
+        const bits = PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D;
+        for (let level = 4; level >= 2; level--) {
+          const next = TABLE_GFNS[5 - level];
+          mem.write64(
+            FIRST_BLOCK + TABLE_GFNS[4 - level],
+            1,
+            pteLo(next, bits),
+            pteHi(next, false),
+          );
+        }
+        ept.map(11, FIRST_BLOCK + 11, EPT_RWX, 1);
+        const ctl = { ...CTL };
+        for (const s of steps) {
+          if (s.op === "walk") {
+            const [i4, i3, i2, i1] = s.idx;
+            const gva = i4 * 2 ** 39 + i3 * 2 ** 30 + i2 * 2 ** 21 + i1 * 2 ** 12;
+            const hi = Math.floor(gva / 2 ** 32);
+            const lo = (gva % 2 ** 32) | 0;
+            const outcome = (w: NestedWalker) => {
+              const result = w.walk(mem, ept.root, TABLE_GFNS[0], hi, lo, s.kind, ctl, 0, 0);
+              const frame = result === NESTED_OK ? w.frame : -1;
+              const gfn = result === EPT_VIOLATION ? w.violationGfn : -1;
+              const ok = result === NESTED_OK;
+              return { result, frame, refs: w.refs, eptRefs: w.eptRefs, gfn, dirty: ok && w.dirty };
+            };
+            // The fresh walker first: its A/D writes are the kept walker's to see.
+            const fresh = outcome(new NestedWalker(NO_CACHES));
+            expect(outcome(walker)).toEqual(fresh);
+          } else if (s.op === "guest") {
+            const entryHi = pteHi(s.to, s.nx);
+            mem.write64(FIRST_BLOCK + s.table, s.i, pteLo(s.to, s.flags), entryHi);
+          } else if (s.op === "ept") {
+            if (s.perms === 0) ept.unmap(s.gfn);
+            else ept.map(s.gfn, FIRST_BLOCK + s.gfn, s.perms, 1);
+          } else ctl.nxe = s.on;
+        }
+      }),
+      { numRuns: 1500, seed: 0x6e57 },
+    );
   });
 });

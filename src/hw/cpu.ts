@@ -50,6 +50,10 @@ import {
 import { countRefsFrom, translateNested, walkCached } from "./vcpu-walks.js";
 import { type PagingControl, WALK_OK, WALK_SLOW, Walker } from "./walker.js";
 
+/** hitRun's group of accesses, and the misses in a group after which the next reads ahead. */
+const READ_GROUP = 8;
+const READ_GROUP_MISSES = 4;
+
 // Local copies of imported constants used on the hot path: V8 does not fold imported bindings
 // into constants (measured: a quarter of the cost of a TLB hit). Each copy's type is the
 // original's literal type, so the compiler rejects a copy that disagrees with its original.
@@ -92,6 +96,8 @@ const OP_ACCESS: typeof Interfaces.OP_ACCESS = 0;
  * memory, or LRU stamps due for renumbering.
  */
 const WHERE_GENERAL = -1;
+/** hitRun walked a miss and the common walk could not make it: straight to translateSlow. */
+const WHERE_WALK_SLOW = -2;
 
 export class Vcpu implements GuestCpu {
   readonly mem: HostMemory;
@@ -239,11 +245,35 @@ export class Vcpu implements GuestCpu {
     // The data caches and the step API's records are per access: take the general path.
     if (this.dcache !== null || this.trace !== null) return this.accessEach(buf, start, end);
     let i = start;
+    // Under HAP a miss leaves hitRun for the 2D walk: here a window of READ_GROUP accesses
+    // with READ_GROUP_MISSES misses or more has the next group's leaves read first.
+    const nested = this.nested;
+    let window = start;
+    let windowMisses = 0;
+    let readTo = start;
     for (;;) {
       i = this.hitRun(buf, i, end);
       if (i === end) return end;
       // Access i was left: a miss or a hit without the permission (walk), or a rare case.
       const where = this.batchWhere;
+      if (nested !== null && where === TLB_MISS) {
+        if (i >= window + READ_GROUP) {
+          window = i;
+          windowMisses = 0;
+        }
+        if (++windowMisses >= READ_GROUP_MISSES && i >= readTo) {
+          readTo = end - i > READ_GROUP ? i + 1 + READ_GROUP : end;
+          this.leafSum ^= nested.readLeaves(
+            this.mem,
+            this.eptRoot,
+            this.rootMfn,
+            buf.lo,
+            buf.hi,
+            i + 1,
+            readTo,
+          );
+        }
+      }
       const frame =
         where === WHERE_GENERAL
           ? this.accessEach(buf, i, i + 1) === i
@@ -259,7 +289,10 @@ export class Vcpu implements GuestCpu {
     }
   }
 
-  /** Where hitRun left an access: TLB_MISS, TLB_L1 / TLB_L2 (no permission) or WHERE_GENERAL. */
+  /**
+   * Where hitRun left an access: TLB_MISS, TLB_L1 / TLB_L2 (no permission), WHERE_WALK_SLOW or
+   * WHERE_GENERAL.
+   */
   private batchWhere = 0;
 
   /**
@@ -298,12 +331,35 @@ export class Vcpu implements GuestCpu {
     let clock1 = l1.clock;
     let clock2 = l2.clock;
     let l1Hits = 0;
+    // A miss is walked here, not left to missAccess, when the common 4 KiB walk can do it
+    // (missHalves' conditions): leaving the loop and coming back for each one was a fixed cost
+    // per miss, every access of a random stream.
+    const walkHere = this.paging && this.nested === null && this.pwc === null;
+    const walker = this.walker;
+    const largeFirst = tlb.largeFirst;
+    const largeLast = tlb.largeLast;
+    const tag = this.tag;
+    const globalTag = this.globalTag;
+    let misses = 0;
+    // Accesses go in groups of READ_GROUP; a group after one with READ_GROUP_MISSES misses or
+    // more starts with the walker's readLeaves (its leaf reads overlap: see there).
+    let groupEnd = start;
+    let groupMisses = READ_GROUP_MISSES;
+    let leaves = 0;
+    const rootMfn = this.rootMfn;
     let lastFrame = -1;
     let where = WHERE_GENERAL;
     let i = start;
     for (; i < end; i++) {
       // A use that would reach CLOCK_LIMIT goes the general way, which renumbers the stamps.
       if (clock1 >= CLOCK_LIMIT - 1 || clock2 >= CLOCK_LIMIT - 1) break;
+      if (i === groupEnd) {
+        groupEnd = end - i > READ_GROUP ? i + READ_GROUP : end;
+        if (walkHere && misses - groupMisses >= READ_GROUP_MISSES) {
+          leaves ^= walker.readLeaves(mem, rootMfn, los, his, i, groupEnd);
+        }
+        groupMisses = misses;
+      }
       const kind = kinds[i];
       const lo = los[i];
       const keyLo = lo >>> 12;
@@ -361,8 +417,34 @@ export class Vcpu implements GuestCpu {
           }
         }
         if (frame < 0) {
-          if (s === e) where = TLB_MISS;
-          break;
+          if (s !== e) break;
+          where = TLB_MISS;
+          if (!walkHere) break;
+          l1.clock = clock1;
+          l2.clock = clock2;
+          frame = this.walkMiss(
+            lo,
+            his[i],
+            kind,
+            tag,
+            globalTag,
+            largeFirst,
+            largeLast,
+            walker,
+            false,
+          );
+          // Anything but the common walk to a frame in memory goes the general way: a walk it
+          // could not make straight to translateSlow; a frame past memory walked again by
+          // missAccess (this walk wrote nothing), which fills it and reads all ones.
+          if (frame < 0) {
+            where = WHERE_WALK_SLOW;
+            break;
+          }
+          if (frame >= frames) break;
+          misses++;
+          // The fill moved the LRU clocks (and may have renumbered the stamps).
+          clock1 = l1.clock;
+          clock2 = l2.clock;
         }
       }
       lastFrame = frame;
@@ -371,6 +453,7 @@ export class Vcpu implements GuestCpu {
       } else values[i] = contents ? mem.readData(frame, (lo & 4095) >>> 3) : 0;
     }
     this.batchWhere = where;
+    this.leafSum ^= leaves;
     l1.clock = clock1;
     l2.clock = clock2;
     const done = i - start;
@@ -379,7 +462,14 @@ export class Vcpu implements GuestCpu {
     const c = this.counters;
     c[C_ACCESSES] += done;
     c[C_TLB_L1_HITS] += l1Hits;
-    c[C_TLB_L2_HITS] += done - l1Hits;
+    c[C_TLB_L2_HITS] += done - l1Hits - misses;
+    if (misses > 0) {
+      // As missHalves counts each: a miss, a walk of 4 references.
+      c[C_TLB_MISSES] += misses;
+      c[C_WALKS] += misses;
+      c[C_WALK_REFS] += 4 * misses;
+      this.walkHist[4] += misses;
+    }
     // The accesses of each kind, counted after the loop (fewer live values in it).
     const byKind = this.kindCounts;
     byKind.fill(0);
@@ -401,6 +491,50 @@ export class Vcpu implements GuestCpu {
     if (k >= start) this.readValue = values[k] >>> 0;
     return i;
   }
+
+  /**
+   * The common 4 KiB walk of a page both TLB levels missed, natively or on a shadow, filled into
+   * the TLB when it succeeds (to a frame past memory only when `beyond`: hitRun leaves such an
+   * access to missAccess). Returns the frame, or WALK_SLOW with nothing changed (walk() then
+   * makes the same reads: no large page may cover the page, and the fast walk wrote nothing).
+   */
+  private walkMiss(
+    gvaLo: number,
+    gvaHi: number,
+    kind: number,
+    tag: number,
+    globalTag: number,
+    largeFirst: Float64Array,
+    largeLast: Float64Array,
+    walker: Walker,
+    beyond: boolean,
+  ): number {
+    // Tlb.mayHaveLarge of both tags, written out: the page number (up to 2^36) stays unboxed.
+    const vpn = gvaHi * 1048576 + (gvaLo >>> 12);
+    if (
+      (vpn >= largeFirst[tag] && vpn <= largeLast[tag]) ||
+      (vpn >= largeFirst[globalTag] && vpn <= largeLast[globalTag])
+    ) {
+      return WALK_SLOW;
+    }
+    const frame = walker.walkMemoHalves(this.mem, this.rootMfn, gvaLo, gvaHi, kind, this.ctl);
+    if (frame === WALK_SLOW || (frame >= this.mem.frames && !beyond)) return frame;
+    const t = walker.global ? globalTag : tag;
+    this.tlb.fillSmallAbsent(
+      t * 65536 + gvaHi,
+      gvaLo >>> 12,
+      t,
+      frame,
+      cachedPerms(walker.allowed, walker.dirty),
+    );
+    return frame;
+  }
+
+  /**
+   * What readLeaves read, kept so that the compiler cannot drop its reads as unused; it means
+   * nothing.
+   */
+  private leafSum = 0;
 
   /** hitRun's scratch: accesses of each kind (KIND_*). */
   private readonly kindCounts = new Int32Array(6);
@@ -465,20 +599,23 @@ export class Vcpu implements GuestCpu {
    * on int32 halves; anything else goes to translateSlow. Counts as translateSlow does.
    */
   private missHalves(gvaLo: number, gvaHi: number, kind: number, where: number): number {
+    if (where === WHERE_WALK_SLOW) {
+      return this.translateSlow(gvaHi * 4294967296 + (gvaLo >>> 0), kind, TLB_MISS);
+    }
     if (where === TLB_MISS && this.paging && this.nested === null && this.pwc === null) {
       const tlb = this.tlb;
-      // Tlb.mayHaveLarge of both tags, written out: the page number (up to 2^36) stays unboxed.
-      const vpn = gvaHi * 1048576 + (gvaLo >>> 12);
-      const first = tlb.largeFirst;
-      const last = tlb.largeLast;
       const walker = this.walker;
-      let frame: number = WALK_SLOW;
-      if (
-        !(vpn >= first[this.tag] && vpn <= last[this.tag]) &&
-        !(vpn >= first[this.globalTag] && vpn <= last[this.globalTag])
-      ) {
-        frame = walker.walkFastHalves(this.mem, this.rootMfn, gvaLo, gvaHi, kind, this.ctl);
-      }
+      const frame = this.walkMiss(
+        gvaLo,
+        gvaHi,
+        kind,
+        this.tag,
+        this.globalTag,
+        tlb.largeFirst,
+        tlb.largeLast,
+        walker,
+        true,
+      );
       if (frame !== WALK_SLOW) {
         // translateSlow's first walk when it succeeds: no VMM ran since the probes missed.
         const c = this.counters;
@@ -486,14 +623,6 @@ export class Vcpu implements GuestCpu {
         c[C_WALKS]++;
         c[C_WALK_REFS] += walker.refs;
         this.walkHist[walker.refs]++;
-        const tag = walker.global ? this.globalTag : this.tag;
-        tlb.fillSmallAbsent(
-          tag * 65536 + gvaHi,
-          gvaLo >>> 12,
-          tag,
-          frame,
-          cachedPerms(walker.allowed, walker.dirty),
-        );
         return frame;
       }
     }

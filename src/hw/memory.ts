@@ -100,6 +100,15 @@ export class HostMemory {
    * sharing, exact data) refuses to run without them (see checkContents).
    */
   contents = true;
+  /**
+   * Moved on by every change to a materialized frame's words (write64, orLo, a data write to a
+   * materialized frame, zeroing, copying, restoring, releasing): a walk memo (walk-memo.ts)
+   * entry is good only at the epoch it was made in. Starts at 1, so a zeroed memo entry (epoch
+   * 0) is never good; wraps back to 1 before int32 overflow, counting the wraps (a memo empties
+   * itself when the count changes, so an old epoch coming round again matches nothing).
+   */
+  tableEpoch = 1;
+  tableEpochWraps = 0;
   /** Scratch outputs of read64: the low and high halves read. */
   lo = 0;
   hi = 0;
@@ -126,6 +135,14 @@ export class HostMemory {
     const initialSlots = Math.min(frames, 256);
     this.pool = new Uint32Array(initialSlots * WORDS_PER_FRAME);
     this.freeSlots = new Int32Array(initialSlots);
+  }
+
+  /** A materialized frame's words changed (or a slot was given up): see tableEpoch. */
+  private tablesChanged(): void {
+    if (++this.tableEpoch === 0x7fffffff) {
+      this.tableEpoch = 1;
+      this.tableEpochWraps++;
+    }
   }
 
   /** Start tracking writes (see writeEpochs); every frame counts as written now. */
@@ -184,6 +201,7 @@ export class HostMemory {
     this.pool[w] = lo;
     this.pool[w + 1] = hi;
     if (this.writeEpochs !== null) this.writeEpochs[mfn] = this.writeEpoch;
+    this.tablesChanged();
   }
 
   /** Set bits in the low half of entry `index` (the walker's A/D updates). */
@@ -193,6 +211,7 @@ export class HostMemory {
     const w = slot * WORDS_PER_FRAME + index * 2;
     this.pool[w] = (this.pool[w] | bits) >>> 0;
     if (this.writeEpochs !== null) this.writeEpochs[mfn] = this.writeEpoch;
+    this.tablesChanged();
   }
 
   /** A data read of qword `index`: the 32-bit value the program sees. */
@@ -211,6 +230,7 @@ export class HostMemory {
       this.pool[w] = value >>> 0;
       this.pool[w + 1] = 0;
       if (this.writeEpochs !== null) this.writeEpochs[mfn] = this.writeEpoch;
+      this.tablesChanged();
     } else {
       this.meta[2 * mfn + 1] = mixDigest(this.meta[2 * mfn + 1] >>> 0, index, value);
     }
@@ -242,6 +262,7 @@ export class HostMemory {
     // materialize() may have grown the pool; take the source offset after it.
     const from = this.meta[2 * src] * WORDS_PER_FRAME;
     this.pool.copyWithin(dstSlot * WORDS_PER_FRAME, from, from + WORDS_PER_FRAME);
+    this.tablesChanged();
   }
 
   /**
@@ -266,6 +287,7 @@ export class HostMemory {
     if (slot < 0) slot = this.materialize(mfn);
     if (this.writeEpochs !== null) this.writeEpochs[mfn] = this.writeEpoch;
     this.pool.set(saved, slot * WORDS_PER_FRAME);
+    this.tablesChanged();
   }
 
   /** A digest of the frame's whole content, whichever form it is in (for comparisons). */
@@ -325,6 +347,7 @@ export class HostMemory {
     const slot = this.meta[2 * mfn];
     if (slot < 0) return;
     this.meta[2 * mfn] = -1;
+    this.tablesChanged();
     const h = this.slotIndex(mfn);
     if (this.slotCache[h] === mfn) this.slotCache[h] = -1;
     if (this.freeSlotCount === this.freeSlots.length) {

@@ -29,6 +29,7 @@ import type * as Memory from "./memory.js";
 import type { HostMemory } from "./memory.js";
 import type * as Pte from "./pte.js";
 import { PrefixCache, pwcLevels } from "./pwc.js";
+import { WalkMemo } from "./walk-memo.js";
 import {
   faultCode,
   type PagingControl,
@@ -79,6 +80,17 @@ const NTLB_WAYS = 4;
 const MEMO_SLOTS = 4096;
 /** eptKnown's answer when the full walk must decide. */
 const UNKNOWN = -2;
+
+/** The guest memo's payload (after walk-memo.ts's key and epoch words). */
+const G_EPT_ROOT = 3;
+const G_MFN = 4;
+const G_GFN = 5;
+const G_EPT = 6;
+const G_AND = 7;
+const G_OR = 8;
+const G_REFS = 9;
+const G_EPT_REFS = 10;
+const GUEST_MEMO_PAYLOAD = 8;
 
 /** One memory reference of a 2D walk, for the step API (cold path). */
 export interface NestedRef {
@@ -162,6 +174,17 @@ export class NestedWalker {
   private readonly memo: Int32Array | null;
   /** The EPT root the memo was filled from (a walk from another root empties it first). */
   private memoRoot = -1;
+  /**
+   * The guest memo, another simulator shortcut (see walk-memo.ts): per 2 MiB of guest-virtual
+   * space under a guest root (and EPT root), what a walk had when it reached the guest's L1
+   * table: the table's host frame, gfn and EPT rights, the bits of the three guest entries
+   * above it (every A set) and the references counted so far. A walk that finds its region
+   * reads the L1 entry and translates the data page only, counting what the full walk counts.
+   * Good while no table changed (HostMemory.tableEpoch: guest tables and EPT tables both live
+   * in materialized frames). Kept under the same conditions as the EPT memo, and only without
+   * the guest's paging-structure caches, data caches or the step log.
+   */
+  private readonly guestMemo: WalkMemo | null;
 
   constructor(readonly caches: NestedCaches) {
     // Index 2..4: caches of the entries at that level (L2 entries name L1 tables, and so on).
@@ -170,6 +193,80 @@ export class NestedWalker {
     this.ntlb = caches.nestedTlb ? new PrefixCache(NTLB_ENTRIES, NTLB_WAYS) : null;
     this.memo =
       this.eptPwc === null && this.ntlb === null ? new Int32Array(4 * MEMO_SLOTS).fill(-1) : null;
+    this.guestMemo =
+      this.memo !== null && this.pwc === null ? new WalkMemo(GUEST_MEMO_PAYLOAD) : null;
+  }
+
+  /**
+   * Read, for the accesses los[start..end-1] / his[...] (gva halves), the guest leaf entries
+   * the guest memo can find, then the EPT L1 entries of the pages they name that the EPT memo
+   * can find, and return them XORed: nothing else. As Walker.readLeaves, for the 2D walk: a
+   * random miss makes two reads that miss the host's caches, the guest's leaf and the data
+   * page's EPT entry, and the second needs the first; read a group at a time, each round's
+   * misses overlap. A table changed since only makes a read useless.
+   */
+  readLeaves(
+    mem: HostMemory,
+    eptRoot: number,
+    rootGfn: number,
+    los: Int32Array,
+    his: Int32Array,
+    start: number,
+    end: number,
+  ): number {
+    const guestMemo = this.guestMemo;
+    const eptMemo = this.memo;
+    if (guestMemo === null || eptMemo === null || this.memoRoot !== eptRoot) return 0;
+    const pool = mem.pool;
+    const leaves = this.leafScratch;
+    let n = 0;
+    let sum = 0;
+    for (let j = start; j < end && n < leaves.length; j++) {
+      const gvaLo = los[j];
+      const e = guestMemo.find(mem, (his[j] << 11) | (gvaLo >>> 21), rootGfn);
+      if (e < 0 || guestMemo.words[e + G_EPT_ROOT] !== eptRoot) continue;
+      const slot = mem.tableSlot(guestMemo.words[e + G_MFN]);
+      if (slot < 0) continue;
+      const w = slot * WORDS_PER_FRAME + ((gvaLo >>> 12) & 511) * 2;
+      leaves[n++] = ((pool[w + 1] & PTE_HI_ADDR_MASK) << 20) | (pool[w] >>> 12);
+    }
+    for (let k = 0; k < n; k++) {
+      const gfn = leaves[k];
+      const m = ((gfn >>> 9) & (MEMO_SLOTS - 1)) * 4;
+      if (eptMemo[m] !== gfn >>> 9) continue;
+      const slot = mem.tableSlot(eptMemo[m + 1]);
+      if (slot >= 0) sum ^= pool[slot * WORDS_PER_FRAME + (gfn & 511) * 2];
+    }
+    return sum;
+  }
+
+  /** readLeaves' scratch: the guest leaves' frames of a group. */
+  private readonly leafScratch = new Int32Array(16);
+
+  /** Make the guest memo's entry of `region` (see guestMemo) from the walk so far. */
+  private keepGuest(
+    mem: HostMemory,
+    region: number,
+    rootGfn: number,
+    eptRoot: number,
+    tableMfn: number,
+    tableGfn: number,
+    tableEpt: number,
+    andLo: number,
+    orHi: number,
+  ): void {
+    const memo = this.guestMemo;
+    if (memo === null) return;
+    const e = memo.store(mem, region, rootGfn);
+    const w = memo.words;
+    w[e + G_EPT_ROOT] = eptRoot;
+    w[e + G_MFN] = tableMfn;
+    w[e + G_GFN] = tableGfn;
+    w[e + G_EPT] = tableEpt;
+    w[e + G_AND] = andLo;
+    w[e + G_OR] = orHi;
+    w[e + G_REFS] = this.refs;
+    w[e + G_EPT_REFS] = this.eptRefs;
   }
 
   /**
@@ -273,12 +370,37 @@ export class NestedWalker {
     this.firstLevel = level;
     const cache = this.cache;
     const log = this.log;
+    // The guest memo (below): a region it holds starts at level 1.
+    const guestMemo = this.guestMemo;
+    let region = -1;
+    if (guestMemo !== null && pwc === null && cache === null && log === null) {
+      region = (gvaHi << 11) | (gvaLo >>> 21);
+      const e = guestMemo.find(mem, region, rootGfn);
+      const w = guestMemo.words;
+      // Upper entries with a bit that is reserved under EFER.NXE now: the full walk faults.
+      if (e >= 0 && w[e + G_EPT_ROOT] === eptRoot && (w[e + G_OR] & hiReserved) === 0) {
+        level = 1;
+        tableMfn = w[e + G_MFN];
+        tableGfn = w[e + G_GFN];
+        tableEpt = w[e + G_EPT];
+        andLo = w[e + G_AND];
+        orHi = w[e + G_OR];
+        this.refs = w[e + G_REFS];
+        this.eptRefs = w[e + G_EPT_REFS];
+        // Every A above is set (an entry is kept only then): the A/D pass has only the leaf.
+        this.firstLevel = 1;
+        region = -1;
+      }
+    }
     for (; level >= 1; level--) {
       if (tableMfn < 0) {
         tableMfn = this.eptKnown(mem, eptRoot, tableGfn, EPT_R);
         if (tableMfn === UNKNOWN) tableMfn = this.eptTranslate(mem, eptRoot, tableGfn, EPT_R);
         if (tableMfn < 0) return EPT_VIOLATION;
         tableEpt = this.eptPerms;
+      }
+      if (level === 1 && region >= 0 && this.firstLevel === 4 && (andLo & PTE_A) !== 0) {
+        this.keepGuest(mem, region, rootGfn, eptRoot, tableMfn, tableGfn, tableEpt, andLo, orHi);
       }
       const idx = level >= 3 ? (pnHi >>> (9 * level - 27)) & 511 : (pnLo >>> (9 * level - 9)) & 511;
       this.readEntry(mem, tableMfn, idx);

@@ -37,6 +37,7 @@ import {
 } from "./pte.js";
 import type { PrefixCache } from "./pwc.js";
 import { type WalkTrace, walkLevels } from "./step-trace.js";
+import { MEMO_AND, MEMO_OR, MEMO_SLOT, WALK_PAYLOAD, WalkMemo } from "./walk-memo.js";
 
 // Local copies of the bits used on the walk path: V8 does not fold imported bindings into
 // constants. Each copy's type is its original's literal type, so a disagreement fails to compile.
@@ -391,6 +392,34 @@ export class Walker {
   }
 
   /**
+   * Read the leaf entry of each address los[start..end-1] / his[...] whose upper levels the
+   * memo holds under `rootMfn`, and return them XORed: nothing else. The vCPU calls this for a
+   * group of accesses before making them one by one, when misses are frequent: leaf reads over
+   * a large address space miss the host's caches, and issued side by side here they overlap,
+   * where the walks one after another wait for each in turn. The walks made afterwards find the
+   * entries in the cache. A table changed in between only makes a read useless.
+   */
+  readLeaves(
+    mem: HostMemory,
+    rootMfn: number,
+    los: Int32Array,
+    his: Int32Array,
+    start: number,
+    end: number,
+  ): number {
+    const pool = mem.pool;
+    const memo = this.memo;
+    let sum = 0;
+    for (let j = start; j < end; j++) {
+      const gvaLo = los[j];
+      const e = memo.find(mem, (his[j] << 11) | (gvaLo >>> 21), rootMfn);
+      if (e >= 0)
+        sum ^= pool[memo.words[e + MEMO_SLOT] * WORDS_PER_FRAME + ((gvaLo >>> 12) & 511) * 2];
+    }
+    return sum;
+  }
+
+  /**
    * walkFast() of the address whose bits 0..31 are `gvaLo` (as int32) and 32..47 `gvaHi`: the
    * vCPU's batched path keeps addresses in halves, so that none is a boxed number in a call.
    */
@@ -402,35 +431,129 @@ export class Walker {
     kind: number,
     ctl: PagingControl,
   ): number {
+    if (!this.upperFast(mem, rootMfn, gvaLo, gvaHi, ctl)) return WALK_SLOW;
+    return this.leafFast(mem, this.upperSlot, gvaLo, kind, ctl, this.upperAnd, this.upperOr);
+  }
+
+  /**
+   * walkFastHalves() with the upper levels taken from the memo (walk-memo.ts) when it holds
+   * them for this root and 2 MiB region, else walked and kept there. The same result and
+   * outputs; with data caches modelled it is walkFastHalves() (the upper references must go
+   * through them).
+   */
+  walkMemoHalves(
+    mem: HostMemory,
+    rootMfn: number,
+    gvaLo: number,
+    gvaHi: number,
+    kind: number,
+    ctl: PagingControl,
+  ): number {
+    if (this.cache !== null) return this.walkFastHalves(mem, rootMfn, gvaLo, gvaHi, kind, ctl);
+    const memo = this.memo;
+    const region = (gvaHi << 11) | (gvaLo >>> 21);
+    const e = memo.find(mem, region, rootMfn);
+    if (e >= 0) {
+      const w = memo.words;
+      return this.leafFast(
+        mem,
+        w[e + MEMO_SLOT],
+        gvaLo,
+        kind,
+        ctl,
+        w[e + MEMO_AND],
+        w[e + MEMO_OR],
+      );
+    }
+    if (!this.upperFast(mem, rootMfn, gvaLo, gvaHi, ctl)) return WALK_SLOW;
+    const made = memo.store(mem, region, rootMfn);
+    const w = memo.words;
+    w[made + MEMO_SLOT] = this.upperSlot;
+    w[made + MEMO_AND] = this.upperAnd;
+    w[made + MEMO_OR] = this.upperOr;
+    return this.leafFast(mem, this.upperSlot, gvaLo, kind, ctl, this.upperAnd, this.upperOr);
+  }
+
+  /** Upper levels of the memo's walks (see walk-memo.ts); sized by use. */
+  readonly memo = new WalkMemo(WALK_PAYLOAD);
+  /** upperFast()'s outputs: the L1 table's pool slot, and the AND / OR of the entries above. */
+  private upperSlot = 0;
+  private upperAnd = 0;
+  private upperOr = 0;
+  private upperMfn = 0;
+
+  /**
+   * The fast walk's levels 4 to 2: each table in memory and materialized, each entry present,
+   * not large (PS in L4 is reserved, in L3/L2 a large page: walk() handles both) and with no
+   * reserved high bit. Sets upperSlot / upperAnd / upperOr / upperMfn and returns true, or
+   * returns false for anything else (walk() then makes the same reads: nothing is written).
+   */
+  private upperFast(
+    mem: HostMemory,
+    rootMfn: number,
+    gvaLo: number,
+    gvaHi: number,
+    ctl: PagingControl,
+  ): boolean {
     const pnHi = (gvaHi << 2) | (gvaLo >>> 30);
     const pnLo = (gvaLo >>> 12) & 0x3ffff;
     const pool = mem.pool;
     const hiReserved = ctl.nxe ? PTE_HI_RESERVED : PTE_HI_RESERVED | PTE_HI_NX;
-    // Each table: in memory and materialized; each entry above the leaf: present, not large
-    // (PS in L4 is reserved, in L3/L2 a large page: walk() handles both), no reserved high bit.
     let mfn = rootMfn;
-    let lo = 0;
-    let hi = 0;
     let andLo = -1;
     let orHi = 0;
     const cache = this.cache;
-    for (let level = 4; level >= 1; level--) {
+    for (let level = 4; level >= 2; level--) {
       const slot = mem.tableSlot(mfn);
-      if (slot < 0) return WALK_SLOW;
+      if (slot < 0) return false;
       const idx = level >= 3 ? (pnHi >>> (9 * level - 27)) & 511 : (pnLo >>> (9 * level - 9)) & 511;
       if (cache !== null) {
         this.tableMfn[level] = mfn;
         this.tableIdx[level] = idx;
       }
       const w = slot * WORDS_PER_FRAME + idx * 2;
-      lo = pool[w];
-      hi = pool[w + 1];
-      const flags = level === 1 ? PTE_P : PTE_P | PTE_PS;
-      if ((lo & flags) !== PTE_P || (hi & hiReserved) !== 0) return WALK_SLOW;
+      const lo = pool[w];
+      const hi = pool[w + 1];
+      if ((lo & (PTE_P | PTE_PS)) !== PTE_P || (hi & hiReserved) !== 0) return false;
       andLo &= lo;
       orHi |= hi;
       mfn = ((hi & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12);
     }
+    const slot = mem.tableSlot(mfn);
+    if (slot < 0) return false;
+    this.upperSlot = slot;
+    this.upperAnd = andLo;
+    this.upperOr = orHi;
+    this.upperMfn = mfn;
+    return true;
+  }
+
+  /**
+   * The fast walk's leaf, in the L1 table at pool slot `slot`, given the AND of the low halves
+   * and the OR of the high halves above it: a present 4 KiB entry with no reserved high bit,
+   * A set at every level and D on the leaf for a write, the access allowed. Returns the frame
+   * with the outputs of walk() set (not the per-level records, which only the step API's trace
+   * reads), or WALK_SLOW.
+   */
+  private leafFast(
+    mem: HostMemory,
+    slot: number,
+    gvaLo: number,
+    kind: number,
+    ctl: PagingControl,
+    upperAnd: number,
+    upperOr: number,
+  ): number {
+    const hiReserved = ctl.nxe ? PTE_HI_RESERVED : PTE_HI_RESERVED | PTE_HI_NX;
+    const idx = (gvaLo >>> 12) & 511;
+    const pool = mem.pool;
+    const w = slot * WORDS_PER_FRAME + idx * 2;
+    const lo = pool[w];
+    const hi = pool[w + 1];
+    // The upper entries' high bits are tested again: what is reserved depends on EFER.NXE now.
+    if ((lo & PTE_P) === 0 || ((hi | upperOr) & hiReserved) !== 0) return WALK_SLOW;
+    const andLo = upperAnd & lo;
+    const orHi = upperOr | hi;
     const write = kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE;
     if ((andLo & PTE_A) === 0 || (write && (lo & PTE_D) === 0)) return WALK_SLOW;
     const allowed = permissionMask(
@@ -442,13 +565,16 @@ export class Walker {
     if (((allowed >> kind) & 1) === 0) return WALK_SLOW;
     // The references go through the caches once the walk is known to be this one (a walk left
     // to walk() reads the same entries again, and must not find them cached by this attempt).
+    const cache = this.cache;
     if (cache !== null) {
+      this.tableMfn[1] = this.upperMfn;
+      this.tableIdx[1] = idx;
       this.refsFrom.fill(0);
       for (let level = 4; level >= 1; level--) {
         this.refsFrom[cache.access(this.tableMfn[level], this.tableIdx[level] >>> 3)]++;
       }
     }
-    const frame = mfn;
+    const frame = ((hi & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12);
     this.frame = frame;
     this.level = 1;
     this.firstLevel = 4;
