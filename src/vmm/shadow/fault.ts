@@ -97,6 +97,9 @@ export function handleShadowFault(
   const root = sh.root;
   if (root === null) throw new DomainCrash("a page fault with no shadow root loaded");
   // Build the path: at each level, the shadow of the guest table one level down.
+  const tables = sh.tables;
+  const mem = sh.mem;
+  const scratch = sh.scratch;
   let sp: ShadowPage = root;
   sp.floodCount = 0;
   let newUpper = false;
@@ -107,18 +110,23 @@ export function handleShadowFault(
     const childGfn = pteFrame(glo, ghi);
     const splinter = level === 2 && isLarge(glo);
     const childType = splinter ? fl1TypeFor(glo) : shadowTypeForLevel(level - 1);
-    sh.mem.read64(sp.mfn, index);
-    const wasPresent = isPresent(sh.mem.lo);
-    let child: ShadowPage | null = wasPresent
-      ? (sh.tables.byMfn.get(pteFrame(sh.mem.lo, sh.mem.hi)) ?? null)
-      : null;
-    if (child === null || child.gfn !== childGfn || child.type !== childType) {
-      child = sh.tables.lookup(childGfn, childType) ?? sh.tables.create(childGfn, childType);
-    }
+    mem.read64(sp.mfn, index);
+    const slo = mem.lo;
+    const shi = mem.hi;
+    const wasPresent = isPresent(slo);
+    let child: ShadowPage | null = wasPresent ? tables.pageAt(pteFrame(slo, shi)) : null;
     // Always propagate: the guest walk may just have set A, and the entry's rights must be the
     // guest's (a no-op when nothing changed).
-    propagateTable(sh.scratch, glo, ghi, level, child.mfn, cpu.ctl);
-    sh.tables.setEntry(sp, index, sh.scratch.lo, sh.scratch.hi);
+    if (child !== null && child.gfn === childGfn && child.type === childType) {
+      propagateTable(scratch, glo, ghi, level, child.mfn, cpu.ctl);
+      // Nothing ran since the read: an unchanged entry needs no write (setEntry would return).
+      if (scratch.lo !== slo || scratch.hi !== shi)
+        tables.setEntry(sp, index, scratch.lo, scratch.hi);
+    } else {
+      child = tables.lookup(childGfn, childType) ?? tables.create(childGfn, childType);
+      propagateTable(scratch, glo, ghi, level, child.mfn, cpu.ctl);
+      tables.setEntry(sp, index, scratch.lo, scratch.hi);
+    }
     if (level >= 3 && !wasPresent) newUpper = true;
     sp = child;
     sp.floodCount = 0;
