@@ -302,16 +302,12 @@ export class Walker {
       let hi = 0;
       if (tableMfn < frames) {
         if (cache !== null) this.refsFrom[cache.access(tableMfn, idx >>> 3)]++;
-        const slot = meta[2 * tableMfn];
-        if (slot >= 0) {
-          const w = slot * WORDS_PER_FRAME + idx * 2;
-          lo = pool[w];
-          hi = pool[w + 1];
-        } else {
-          mem.read64(tableMfn, idx);
-          lo = mem.lo;
-          hi = mem.hi;
-        }
+        // One call for every read (inlined where optimized): a separate branch for tables with
+        // no entries stored yet would have no type feedback until one is walked, and the first
+        // such walk (a fresh domain's) would throw the optimized walker away.
+        mem.read64(tableMfn, idx);
+        lo = mem.lo;
+        hi = mem.hi;
       }
       tableMfns[level] = tableMfn;
       tableIdx[level] = idx;

@@ -34,10 +34,31 @@ import { entryReserved, type PagingControl } from "../../hw/walker.js";
 import { type P2m, p2mWritable } from "../p2m.js";
 import type { ShadowTables } from "./tables.js";
 
-/** Output of the propagate functions. */
+/**
+ * Output of the propagate functions: an entry's two halves, kept in a typed array rather than
+ * in number fields. A field that first holds small integers and later a half of 2^31 or more
+ * changes its object's hidden class, and each new domain's scratch would then differ in class
+ * from the first one's: the optimized fault handler, compiled against the first, is thrown
+ * away when the next domain is built (seen with --trace-deopt).
+ */
 export class Spte {
-  lo = 0;
-  hi = 0;
+  private readonly halves = new Uint32Array(2);
+
+  get lo(): number {
+    return this.halves[0];
+  }
+
+  set lo(value: number) {
+    this.halves[0] = value;
+  }
+
+  get hi(): number {
+    return this.halves[1];
+  }
+
+  set hi(value: number) {
+    this.halves[1] = value;
+  }
 }
 
 /**
