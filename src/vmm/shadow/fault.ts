@@ -28,8 +28,9 @@ import {
   C_VMEXITS_PF,
   C_VMM_FROM_L1D,
 } from "../../metrics/counters.js";
-import { DomainCrash } from "../crash.js";
+import { DomainCrash, frameOrCrash } from "../crash.js";
 import { emulateWrite } from "./emulate.js";
+import { ALL_SLOTS } from "./oos.js";
 import { fl1TypeFor, type ShadowPage, shadowTypeForLevel } from "./page.js";
 import { propagateLeaf, propagateTable } from "./propagate.js";
 import type { ShadowPaging } from "./shadow.js";
@@ -92,8 +93,9 @@ export function handleShadowFault(
   if (tableWrite && oos === null) return emulateWrite(sh, cpu, gva, gfn);
   // A write to a shared page breaks the sharing here: the leaf then maps the domain's own copy.
   const populatedBefore = events !== null ? sh.p2m.populated : 0;
-  if (write) sh.frameForWrite(gfn);
-  else sh.frameFor(gfn);
+  // One call for reads and writes: a branch taken only by read faults would have no type
+  // feedback in a run of write faults, and the first read fault would deoptimize the handler.
+  frameOrCrash(sh.p2m, gfn, write);
   const root = sh.root;
   if (root === null) throw new DomainCrash("a page fault with no shadow root loaded");
   // Build the path: at each level, the shadow of the guest table one level down.
@@ -135,7 +137,7 @@ export function handleShadowFault(
   const gl1Gfn = leafLevel === 1 ? w.tableGfn[1] : -1;
   if (oos !== null) {
     // Xen's shadow_get_and_create_l1e: a new L4 or L3 shadow entry resyncs every page.
-    if (newUpper) oos.resyncAll();
+    oos.resyncSlots(newUpper ? ALL_SLOTS : 0);
     // sh_page_fault: a demand write to an L1 shadowed once lets it go out of sync.
     if (tableWrite) oos.unsync(gfn);
   }
