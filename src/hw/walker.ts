@@ -302,12 +302,22 @@ export class Walker {
       let hi = 0;
       if (tableMfn < frames) {
         if (cache !== null) this.refsFrom[cache.access(tableMfn, idx >>> 3)]++;
-        // One call for every read (inlined where optimized): a separate branch for tables with
-        // no entries stored yet would have no type feedback until one is walked, and the first
-        // such walk (a fresh domain's) would throw the optimized walker away.
-        mem.read64(tableMfn, idx);
-        lo = mem.lo;
-        hi = mem.hi;
+        const slot = meta[2 * tableMfn];
+        // Whether the frame holds data (a digest other than zero's), tested on every read: a
+        // fresh domain first walks tables with no entry stored yet, and code that only such a
+        // walk reaches has no type feedback from the runs before, so that reaching it would
+        // throw the optimized walker away.
+        const data = meta[2 * tableMfn + 1] !== 0;
+        if (slot >= 0) {
+          const w = slot * WORDS_PER_FRAME + idx * 2;
+          lo = pool[w];
+          hi = pool[w + 1];
+        } else if (data) {
+          // A frame holding data read as a table: its digest's expansion (read64).
+          mem.read64(tableMfn, idx);
+          lo = mem.lo;
+          hi = mem.hi;
+        } // else a zeroed frame with no entry stored yet: zeroes.
       }
       tableMfns[level] = tableMfn;
       tableIdx[level] = idx;
