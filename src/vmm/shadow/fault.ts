@@ -107,8 +107,8 @@ export function handleShadowFault(
   let newUpper = false;
   for (let level = 4; level >= 2; level--) {
     const index = w.tableIdx[level];
-    const glo = w.entryLo[level];
-    const ghi = w.entryHi[level];
+    const glo = w.entryLo[level] | 0;
+    const ghi = w.entryHi[level] | 0;
     const childGfn = pteFrame(glo, ghi);
     const splinter = level === 2 && isLarge(glo);
     const childType = splinter ? fl1TypeFor(glo) : shadowTypeForLevel(level - 1);
@@ -122,8 +122,9 @@ export function handleShadowFault(
     if (child !== null && child.gfn === childGfn && child.type === childType) {
       propagateTable(scratch, glo, ghi, level, child.mfn, cpu.ctl);
       // Nothing ran since the read: an unchanged entry needs no write (setEntry would return).
-      if (scratch.lo !== slo || scratch.hi !== shi)
+      if (((scratch.lo ^ slo) | (scratch.hi ^ shi)) !== 0) {
         tables.setEntry(sp, index, scratch.lo, scratch.hi);
+      }
     } else {
       child = tables.lookup(childGfn, childType) ?? tables.create(childGfn, childType);
       propagateTable(scratch, glo, ghi, level, child.mfn, cpu.ctl);
@@ -143,8 +144,9 @@ export function handleShadowFault(
   }
   // The leaf: an l1e of the guest, or its 2 MiB l2e splintered into the FL1.
   const index = leafLevel === 1 ? w.tableIdx[1] : tableIndex(gva, 1);
-  const glo = w.entryLo[leafLevel];
-  const ghi = w.entryHi[leafLevel];
+  // As int32, so that neither half is a boxed number in the calls below.
+  const glo = w.entryLo[leafLevel] | 0;
+  const ghi = w.entryHi[leafLevel] | 0;
   propagateLeaf(sh.scratch, glo, ghi, leafLevel, gfn, sh, write);
   sh.tables.setEntry(sp, index, sh.scratch.lo, sh.scratch.hi);
   events?.push({
@@ -154,10 +156,10 @@ export function handleShadowFault(
     mfn: sp.mfn,
     level: leafLevel,
     index,
-    lo: sh.scratch.lo,
-    hi: sh.scratch.hi,
-    oldLo: glo,
-    oldHi: ghi,
+    lo: sh.scratch.lo >>> 0,
+    hi: sh.scratch.hi >>> 0,
+    oldLo: glo >>> 0,
+    oldHi: ghi >>> 0,
     note: sh.p2m.populated !== populatedBefore ? "populated" : "found",
   });
   if (oos !== null) {

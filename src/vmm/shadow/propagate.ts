@@ -35,14 +35,15 @@ import { type P2m, p2mWritable } from "../p2m.js";
 import type { ShadowTables } from "./tables.js";
 
 /**
- * Output of the propagate functions: an entry's two halves, kept in a typed array rather than
- * in number fields. A field that first holds small integers and later a half of 2^31 or more
- * changes its object's hidden class, and each new domain's scratch would then differ in class
- * from the first one's: the optimized fault handler, compiled against the first, is thrown
- * away when the next domain is built (seen with --trace-deopt).
+ * Output of the propagate functions: an entry's two halves as int32 (bit 31 is the sign, so
+ * compare halves with ^ and print them with >>> 0). Int32 so that no half is a boxed number on
+ * its way into setEntry; in a typed array, not in number fields, because a field that first
+ * holds small integers and later a boxed one changes its object's hidden class, and each new
+ * domain's scratch would then differ in class from the first one's: the optimized fault
+ * handler, compiled against the first, was thrown away when the next domain was built.
  */
 export class Spte {
-  private readonly halves = new Uint32Array(2);
+  private readonly halves = new Int32Array(2);
 
   get lo(): number {
     return this.halves[0];

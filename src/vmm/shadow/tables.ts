@@ -198,7 +198,8 @@ export class ShadowTables {
     this.mem.read64(sp.mfn, index);
     const oldLo = this.mem.lo;
     const oldHi = this.mem.hi;
-    if (oldLo === lo && oldHi === hi) return;
+    // The halves compared as 32 bits: the caller's may be int32 (Spte's) or uint32 (memory's).
+    if (((oldLo ^ lo) | (oldHi ^ hi)) === 0) return;
     const leaf = sp.level === 1;
     // An L2 entry that links an out-of-sync L1 brings it into sync first (Xen's
     // shadow_set_l2e): the guest expects the new path to show its L1 as it is now.
