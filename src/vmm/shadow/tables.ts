@@ -51,6 +51,12 @@ export class ShadowTables {
   private readonly poolMfn: Int32Array;
   /** The pool's slots, by frame (the inverse of poolMfn). */
   private readonly poolSlot: IntMap;
+  /**
+   * The pool's first frame when its frames are consecutive (as a pool taken at once from the
+   * host's free frames is): a frame's slot is then mfn - poolBase, with no hash lookup. -1 when
+   * they are not.
+   */
+  private readonly poolBase: number;
   /** The shadow page in each pool slot, or null. */
   private readonly bySlot: (ShadowPage | null)[];
   /**
@@ -105,6 +111,11 @@ export class ShadowTables {
     for (let slot = 0; slot < poolFrames.length; slot++)
       this.poolSlot.insert(poolFrames[slot], slot);
     this.bySlot = new Array<ShadowPage | null>(poolFrames.length).fill(null);
+    let consecutive = poolFrames.length > 0;
+    for (let slot = 1; slot < poolFrames.length && consecutive; slot++) {
+      consecutive = poolFrames[slot] === poolFrames[0] + slot;
+    }
+    this.poolBase = consecutive ? poolFrames[0] : -1;
     this.freeSlots = [];
     for (let slot = poolFrames.length - 1; slot >= 0; slot--) this.freeSlots.push(slot);
   }
@@ -133,8 +144,8 @@ export class ShadowTables {
 
   /** The shadow page held in frame `mfn`, or null when it holds none. */
   pageAt(mfn: Mfn): ShadowPage | null {
-    const slot = this.poolSlot.get(mfn);
-    return slot < 0 ? null : this.bySlot[slot];
+    const slot = this.poolBase >= 0 ? mfn - this.poolBase : this.poolSlot.get(mfn);
+    return slot >= 0 && slot < this.bySlot.length ? this.bySlot[slot] : null;
   }
 
   /** Whether gfn is shadowed as a page table (so guest writes to it must be emulated). */
