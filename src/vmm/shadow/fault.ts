@@ -14,7 +14,7 @@
  */
 
 import { KIND_SUP_WRITE, KIND_USER_WRITE } from "../../hw/access.js";
-import { type Gfn, type Gva, tableIndex } from "../../hw/addr.js";
+import type { Gfn, Gva } from "../../hw/addr.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { isAccessed, isDirty, isLarge, isPresent, isWritable, pteFrame } from "../../hw/pte.js";
 import { PF_RETRY } from "../../hw/vcpu-interfaces.js";
@@ -143,7 +143,8 @@ export function handleShadowFault(
     if (tableWrite) oos.unsync(gfn);
   }
   // The leaf: an l1e of the guest, or its 2 MiB l2e splintered into the FL1.
-  const index = leafLevel === 1 ? w.tableIdx[1] : tableIndex(gva, 1);
+  // gva's l1 index (addr.ts's tableIndex(gva, 1)) in integers: bits 12..20 of the address.
+  const index = leafLevel === 1 ? w.tableIdx[1] : (gva >>> 12) & 511;
   // As int32, so that neither half is a boxed number in the calls below.
   const glo = w.entryLo[leafLevel] | 0;
   const ghi = w.entryHi[leafLevel] | 0;
