@@ -36,6 +36,7 @@ import {
 } from "../metrics/counters.js";
 import { fileFault } from "./file-fault.js";
 import type { Kernel } from "./kernel.js";
+import { entryIndex } from "./pagetable.js";
 import { findVma, isFileMapping, type Process, VM_EXEC, VM_WRITE, type Vma } from "./process.js";
 import { GuestOutOfMemory, splitHuge } from "./unmap.js";
 
@@ -146,7 +147,7 @@ function fixFault(k: Kernel, proc: Process, vma: Vma, gva: Gva, write: boolean):
     l1 = k.pt.tableFor(l4, gva, 1, false);
   }
   if (l1 < 0) throw new GuestOutOfMemory();
-  const idx = tableIndex(gva, 1);
+  const idx = entryIndex(gva, 1);
   k.pt.read(l1, idx);
   const lo = k.pt.lo;
   const hi = k.pt.hi;

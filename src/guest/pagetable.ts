@@ -5,7 +5,7 @@
  * in struct page) lives here, in kernel data, not in the tables.
  */
 
-import { type Gfn, type Gva, tableIndex } from "../hw/addr.js";
+import type { Gfn, Gva } from "../hw/addr.js";
 import {
   isLarge,
   isPresent,
@@ -95,7 +95,7 @@ export class PageTables {
   tableFor(l4: Gfn, gva: Gva, level: number, create: boolean): Gfn {
     let table = l4;
     for (let l = 4; l > level; l--) {
-      const idx = tableIndex(gva, l);
+      const idx = entryIndex(gva, l);
       this.read(table, idx);
       const lo = this.lo;
       if (!isPresent(lo)) {
@@ -111,6 +111,17 @@ export class PageTables {
     }
     return table;
   }
+}
+
+/**
+ * hw/addr.ts's tableIndex (the index of gva's entry in its table of `level`, 1..4) in integer
+ * operations, for the kernel's fault path: there tableIndex's floating-point remainder was a
+ * library call per level. For addresses as stored (integers 0 .. 2^48 - 1): bits 12..29 are in
+ * the low 32 bits (>>> reads those), bits 30..47 are gva / 2^30, an integer below 2^18.
+ */
+export function entryIndex(gva: Gva, level: number): number {
+  if (level <= 2) return (gva >>> (level === 1 ? 12 : 21)) & 511;
+  return ((gva / (level === 3 ? 1073741824 : 549755813888)) | 0) & 511;
 }
 
 /** Flags for a user leaf mapping with VMA permissions `prot` (see process.ts). */

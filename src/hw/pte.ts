@@ -65,9 +65,12 @@ export function leafFrame(lo: number, hi: number, level: number): Mfn {
   return pteFrame(lo & (level === 2 ? PTE_2M_ADDR_LO_MASK : PTE_1G_ADDR_LO_MASK), hi);
 }
 
-/** The low half of an entry pointing at frame `frame` with flag bits `flags` (bits 0..11). */
+/**
+ * The low half of an entry pointing at frame `frame` with flag bits `flags` (bits 0..11). The
+ * shift keeps the frame's low 20 bits, as frame % 2^20 did, without a floating-point remainder.
+ */
 export function pteLo(frame: number, flags: number): number {
-  return (((frame % 0x100000) << 12) | (flags & 0xfff)) >>> 0;
+  return ((frame << 12) | (flags & 0xfff)) >>> 0;
 }
 
 /** The high half of an entry pointing at frame `frame`, with NX when `nx`. */

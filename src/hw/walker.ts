@@ -304,15 +304,21 @@ export class Walker {
       if (tableMfn < frames) {
         if (cache !== null) this.refsFrom[cache.access(tableMfn, idx >>> 3)]++;
         const slot = meta[2 * tableMfn];
+        // Whether the frame holds data (a digest other than zero's), tested on every read: a
+        // fresh domain first walks tables with no entry stored yet, and code that only such a
+        // walk reaches has no type feedback from the runs before, so that reaching it would
+        // throw the optimized walker away.
+        const data = meta[2 * tableMfn + 1] !== 0;
         if (slot >= 0) {
           const w = slot * WORDS_PER_FRAME + idx * 2;
           lo = pool[w];
           hi = pool[w + 1];
-        } else {
+        } else if (data) {
+          // A frame holding data read as a table: its digest's expansion (read64).
           mem.read64(tableMfn, idx);
           lo = mem.lo;
           hi = mem.hi;
-        }
+        } // else a zeroed frame with no entry stored yet: zeroes.
       }
       tableMfns[level] = tableMfn;
       tableIdx[level] = idx;

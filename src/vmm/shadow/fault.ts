@@ -14,7 +14,7 @@
  */
 
 import { KIND_SUP_WRITE, KIND_USER_WRITE } from "../../hw/access.js";
-import { type Gfn, type Gva, tableIndex } from "../../hw/addr.js";
+import type { Gfn, Gva } from "../../hw/addr.js";
 import type { Vcpu } from "../../hw/cpu.js";
 import { isAccessed, isDirty, isLarge, isPresent, isWritable, pteFrame } from "../../hw/pte.js";
 import { PF_RETRY } from "../../hw/vcpu-interfaces.js";
@@ -28,8 +28,9 @@ import {
   C_VMEXITS_PF,
   C_VMM_FROM_L1D,
 } from "../../metrics/counters.js";
-import { DomainCrash } from "../crash.js";
+import { DomainCrash, frameOrCrash } from "../crash.js";
 import { emulateWrite } from "./emulate.js";
+import { ALL_SLOTS } from "./oos.js";
 import { fl1TypeFor, type ShadowPage, shadowTypeForLevel } from "./page.js";
 import { propagateLeaf, propagateTable } from "./propagate.js";
 import type { ShadowPaging } from "./shadow.js";
@@ -92,33 +93,43 @@ export function handleShadowFault(
   if (tableWrite && oos === null) return emulateWrite(sh, cpu, gva, gfn);
   // A write to a shared page breaks the sharing here: the leaf then maps the domain's own copy.
   const populatedBefore = events !== null ? sh.p2m.populated : 0;
-  if (write) sh.frameForWrite(gfn);
-  else sh.frameFor(gfn);
+  // One call for reads and writes: a branch taken only by read faults would have no type
+  // feedback in a run of write faults, and the first read fault would deoptimize the handler.
+  frameOrCrash(sh.p2m, gfn, write);
   const root = sh.root;
   if (root === null) throw new DomainCrash("a page fault with no shadow root loaded");
   // Build the path: at each level, the shadow of the guest table one level down.
+  const tables = sh.tables;
+  const mem = sh.mem;
+  const scratch = sh.scratch;
   let sp: ShadowPage = root;
   sp.floodCount = 0;
   let newUpper = false;
   for (let level = 4; level >= 2; level--) {
     const index = w.tableIdx[level];
-    const glo = w.entryLo[level];
-    const ghi = w.entryHi[level];
+    const glo = w.entryLo[level] | 0;
+    const ghi = w.entryHi[level] | 0;
     const childGfn = pteFrame(glo, ghi);
     const splinter = level === 2 && isLarge(glo);
     const childType = splinter ? fl1TypeFor(glo) : shadowTypeForLevel(level - 1);
-    sh.mem.read64(sp.mfn, index);
-    const wasPresent = isPresent(sh.mem.lo);
-    let child: ShadowPage | null = wasPresent
-      ? (sh.tables.byMfn.get(pteFrame(sh.mem.lo, sh.mem.hi)) ?? null)
-      : null;
-    if (child === null || child.gfn !== childGfn || child.type !== childType) {
-      child = sh.tables.lookup(childGfn, childType) ?? sh.tables.create(childGfn, childType);
-    }
+    mem.read64(sp.mfn, index);
+    const slo = mem.lo;
+    const shi = mem.hi;
+    const wasPresent = isPresent(slo);
+    let child: ShadowPage | null = wasPresent ? tables.pageAt(pteFrame(slo, shi)) : null;
     // Always propagate: the guest walk may just have set A, and the entry's rights must be the
     // guest's (a no-op when nothing changed).
-    propagateTable(sh.scratch, glo, ghi, level, child.mfn, cpu.ctl);
-    sh.tables.setEntry(sp, index, sh.scratch.lo, sh.scratch.hi);
+    if (child !== null && child.gfn === childGfn && child.type === childType) {
+      propagateTable(scratch, glo, ghi, level, child.mfn, cpu.ctl);
+      // Nothing ran since the read: an unchanged entry needs no write (setEntry would return).
+      if (((scratch.lo ^ slo) | (scratch.hi ^ shi)) !== 0) {
+        tables.setEntry(sp, index, scratch.lo, scratch.hi);
+      }
+    } else {
+      child = tables.lookup(childGfn, childType) ?? tables.create(childGfn, childType);
+      propagateTable(scratch, glo, ghi, level, child.mfn, cpu.ctl);
+      tables.setEntry(sp, index, scratch.lo, scratch.hi);
+    }
     if (level >= 3 && !wasPresent) newUpper = true;
     sp = child;
     sp.floodCount = 0;
@@ -127,14 +138,16 @@ export function handleShadowFault(
   const gl1Gfn = leafLevel === 1 ? w.tableGfn[1] : -1;
   if (oos !== null) {
     // Xen's shadow_get_and_create_l1e: a new L4 or L3 shadow entry resyncs every page.
-    if (newUpper) oos.resyncAll();
+    oos.resyncSlots(newUpper ? ALL_SLOTS : 0);
     // sh_page_fault: a demand write to an L1 shadowed once lets it go out of sync.
     if (tableWrite) oos.unsync(gfn);
   }
   // The leaf: an l1e of the guest, or its 2 MiB l2e splintered into the FL1.
-  const index = leafLevel === 1 ? w.tableIdx[1] : tableIndex(gva, 1);
-  const glo = w.entryLo[leafLevel];
-  const ghi = w.entryHi[leafLevel];
+  // gva's l1 index (addr.ts's tableIndex(gva, 1)) in integers: bits 12..20 of the address.
+  const index = leafLevel === 1 ? w.tableIdx[1] : (gva >>> 12) & 511;
+  // As int32, so that neither half is a boxed number in the calls below.
+  const glo = w.entryLo[leafLevel] | 0;
+  const ghi = w.entryHi[leafLevel] | 0;
   propagateLeaf(sh.scratch, glo, ghi, leafLevel, gfn, sh, write);
   sh.tables.setEntry(sp, index, sh.scratch.lo, sh.scratch.hi);
   events?.push({
@@ -144,10 +157,10 @@ export function handleShadowFault(
     mfn: sp.mfn,
     level: leafLevel,
     index,
-    lo: sh.scratch.lo,
-    hi: sh.scratch.hi,
-    oldLo: glo,
-    oldHi: ghi,
+    lo: sh.scratch.lo >>> 0,
+    hi: sh.scratch.hi >>> 0,
+    oldLo: glo >>> 0,
+    oldHi: ghi >>> 0,
     note: sh.p2m.populated !== populatedBefore ? "populated" : "found",
   });
   if (oos !== null) {

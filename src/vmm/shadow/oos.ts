@@ -43,6 +43,8 @@ import type { OosHooks } from "./tables.js";
 
 /** Out-of-sync pages per vCPU: Xen's SHADOW_OOS_PAGES ("prime, please"), asm/mm.h. */
 export const SHADOW_OOS_PAGES = 3;
+/** resyncSlots(): every slot. */
+export const ALL_SLOTS = (1 << SHADOW_OOS_PAGES) - 1;
 /** Writable mappings remembered per out-of-sync page: Xen's SHADOW_OOS_FIXUPS. */
 export const SHADOW_OOS_FIXUPS = 2;
 
@@ -108,7 +110,7 @@ export class OosTable implements OosHooks {
       slot = (home + 1) % SHADOW_OOS_PAGES;
     }
     if (this.gfn[slot] >= 0) {
-      this.resyncSlot(slot);
+      this.resyncSlots(1 << slot);
       this.sh.counters[C_SHADOW_UNSYNC_EVICT]++;
     }
     if (slot !== home) this.move(home, slot);
@@ -176,7 +178,20 @@ export class OosTable implements OosHooks {
 
   /** Bring every out-of-sync page back into sync (sh_resync_all for this vCPU). */
   resyncAll(): void {
-    for (let s = 0; s < SHADOW_OOS_PAGES; s++) if (this.gfn[s] >= 0) this.resyncSlot(s);
+    this.resyncSlots(ALL_SLOTS);
+  }
+
+  /**
+   * Resync the out-of-sync pages in the slots whose bits are set in `slots` (none for 0, every
+   * one for ALL_SLOTS), in slot order. Every resync of a slot by number goes through here, the
+   * eviction of unsync() included, so that the call is one with type feedback: the fault handler
+   * calls this on every fault (0 unless it made a new L4 or L3 entry), and a resync reached there
+   * for the first time in a fresh domain would otherwise deoptimize the handler.
+   */
+  resyncSlots(slots: number): void {
+    for (let s = 0; s < SHADOW_OOS_PAGES; s++) {
+      if (((slots >> s) & 1) !== 0 && this.gfn[s] >= 0) this.resyncSlot(s);
+    }
   }
 
   /** gfn's L1 shadow is gone (oos_hash_remove): forget it without a resync. */

@@ -59,6 +59,8 @@ export class ShadowPage {
   lruNext: ShadowPage | null = null;
   /** KVM-style write flooding: emulated writes since the page was last used by a fault. */
   floodCount = 0;
+  /** The paging level it sits at (levelOfType), kept: every entry write asks. */
+  readonly level: number;
 
   constructor(
     readonly mfn: Mfn,
@@ -66,10 +68,8 @@ export class ShadowPage {
     readonly type: number,
     /** Its frame's place in the domain's shadow pool (the reverse map names entries by it). */
     readonly slot = 0,
-  ) {}
-
-  get level(): number {
-    return levelOfType(this.type);
+  ) {
+    this.level = levelOfType(type);
   }
 
   /** Whether this shadows a guest page table (so the guest page is write-protected). */

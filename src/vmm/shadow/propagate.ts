@@ -34,10 +34,32 @@ import { entryReserved, type PagingControl } from "../../hw/walker.js";
 import { type P2m, p2mWritable } from "../p2m.js";
 import type { ShadowTables } from "./tables.js";
 
-/** Output of the propagate functions. */
+/**
+ * Output of the propagate functions: an entry's two halves as int32 (bit 31 is the sign, so
+ * compare halves with ^ and print them with >>> 0). Int32 so that no half is a boxed number on
+ * its way into setEntry; in a typed array, not in number fields, because a field that first
+ * holds small integers and later a boxed one changes its object's hidden class, and each new
+ * domain's scratch would then differ in class from the first one's: the optimized fault
+ * handler, compiled against the first, was thrown away when the next domain was built.
+ */
 export class Spte {
-  lo = 0;
-  hi = 0;
+  private readonly halves = new Int32Array(2);
+
+  get lo(): number {
+    return this.halves[0];
+  }
+
+  set lo(value: number) {
+    this.halves[0] = value;
+  }
+
+  get hi(): number {
+    return this.halves[1];
+  }
+
+  set hi(value: number) {
+    this.halves[1] = value;
+  }
 }
 
 /**

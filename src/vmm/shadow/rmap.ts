@@ -1,28 +1,35 @@
 /**
  * The reverse map of one shadow-paged domain: guest frame (a host mfn) -> the leaf shadow
- * entries that map it (each an int32 the caller chooses: ShadowTables gives slot * 512 + index). Its memory follows what is mapped, not
- * the size of the host: an open-addressing hash from mfn to the head of a chain, and the chains
- * in a pool of nodes (typed arrays that grow by doubling, freed nodes reused). A frame with one
- * mapping costs one hash slot and one node; each further mapping (shared pages, aliases, the
- * kernel's direct map beside a user mapping) one node more.
+ * entries that map it (each an int32 the caller chooses: ShadowTables gives slot * 512 + index).
+ * Its memory follows what is mapped, not the size of the host.
+ *
+ * Each frame's entries are a chain of nodes (typed arrays that grow by doubling, freed nodes
+ * reused), and the head of each frame's chain sits in a chunk of CHUNK neighbouring frames'
+ * heads, found by an int32 hash of mfn / CHUNK (int-map.ts). Chunks, not a hash slot per frame,
+ * so that frames handed out in order (a guest touching fresh memory) find their heads in the
+ * cache line their neighbours used, where a hash sent each frame to a random line of a table
+ * megabytes long (a cache miss per demand fault). A frame with one mapping costs one node and
+ * its share of a chunk; each further mapping (shared pages, aliases, the kernel's direct map
+ * beside a user mapping) one node more. Chunks stay once made.
  */
 
 import type { Mfn } from "../../hw/addr.js";
+import { IntMap } from "./int-map.js";
 
-/** Hash slots at the start; the table doubles when it is two-thirds full. */
-const INITIAL_SLOTS = 64;
-/** Nodes at the start; the pool doubles when it is full. */
+/** Frames per chunk of heads: 8 int32 heads, half a cache line. */
+const CHUNK_BITS = 3;
+const CHUNK = 1 << CHUNK_BITS;
+/** Chunks and nodes at the start; each pool doubles when it is full. */
+const INITIAL_CHUNKS = 8;
 const INITIAL_NODES = 64;
-const EMPTY = -1;
 
 export class ReverseMap {
-  /** Hash slots: the mfn (EMPTY for none) and the first node of its chain. */
-  private keys = new Int32Array(INITIAL_SLOTS).fill(EMPTY);
-  private heads = new Int32Array(INITIAL_SLOTS);
-  private mask = INITIAL_SLOTS - 1;
-  /** 32 - log2(slots): the home slot is the top bits of a Fibonacci hash. */
-  private shift = 32 - Math.log2(INITIAL_SLOTS);
-  /** Frames with at least one mapping (occupied slots). */
+  /** mfn >>> CHUNK_BITS -> the chunk holding the heads of those frames. */
+  private readonly chunks = new IntMap();
+  /** Per chunk, CHUNK heads: the first node of each frame's chain, -1 for none. */
+  private heads = new Int32Array(INITIAL_CHUNKS * CHUNK).fill(-1);
+  private chunksUsed = 0;
+  /** Frames that have a mapping. */
   private frames = 0;
   /** Chain nodes: the location, and the next node (-1 at the end, or the next free node). */
   private locs = new Int32Array(INITIAL_NODES);
@@ -39,64 +46,63 @@ export class ReverseMap {
 
   /** Bytes of the typed arrays (for the footprint's accounting in tests and benchmarks). */
   get bytes(): number {
-    return (
-      this.keys.byteLength + this.heads.byteLength + this.locs.byteLength + this.next.byteLength
-    );
+    return this.chunks.bytes + this.heads.byteLength + this.locs.byteLength + this.next.byteLength;
   }
 
-  /**
-   * mfn's home slot: the high bits of mfn times 2^32 / phi, which spread runs and strides of
-   * mfns alike (the low bits of the product would send mfns 512 apart to one slot).
-   */
-  private home(mfn: Mfn): number {
-    return Math.imul(mfn, 0x9e3779b1) >>> this.shift;
+  /** Where mfn's head is kept in `heads`, or -1 when its chunk has none. */
+  private headAt(mfn: Mfn): number {
+    const chunk = this.chunks.get(mfn >>> CHUNK_BITS);
+    return chunk < 0 ? -1 : chunk * CHUNK + (mfn & (CHUNK - 1));
   }
 
-  /** The slot holding mfn, or -1. */
-  private find(mfn: Mfn): number {
-    const keys = this.keys;
-    let s = this.home(mfn);
-    for (;;) {
-      const k = keys[s];
-      if (k === mfn) return s;
-      if (k === EMPTY) return -1;
-      s = (s + 1) & this.mask;
+  /** headAt, making mfn's chunk when it has none. */
+  private headFor(mfn: Mfn): number {
+    const at = this.headAt(mfn);
+    if (at >= 0) return at;
+    if (this.chunksUsed * CHUNK === this.heads.length) {
+      const heads = new Int32Array(this.heads.length * 2).fill(-1);
+      heads.set(this.heads);
+      this.heads = heads;
     }
+    const chunk = this.chunksUsed++;
+    this.chunks.insert(mfn >>> CHUNK_BITS, chunk);
+    return chunk * CHUNK + (mfn & (CHUNK - 1));
   }
 
   /** Record that leaf `loc` maps mfn. */
   add(mfn: Mfn, loc: number): void {
     const node = this.newNode(loc);
     this.size++;
-    const slot = this.find(mfn);
-    if (slot >= 0) {
+    const at = this.headFor(mfn);
+    const head = this.heads[at];
+    if (head >= 0) {
       // After the head, so that the first mapping stays first (it is usually the only one).
-      const head = this.heads[slot];
       this.next[node] = this.next[head];
       this.next[head] = node;
       return;
     }
-    if (3 * (this.frames + 1) > 2 * this.keys.length) this.grow();
     this.next[node] = -1;
-    this.insert(mfn, node);
+    this.heads[at] = node;
     this.frames++;
   }
 
   /** Forget that leaf `loc` maps mfn; false when it was not recorded. */
   remove(mfn: Mfn, loc: number): boolean {
-    const slot = this.find(mfn);
-    if (slot < 0) return false;
+    const at = this.headAt(mfn);
+    if (at < 0) return false;
     const next = this.next;
     let prev = -1;
-    let node = this.heads[slot];
+    let node = this.heads[at];
     while (node >= 0 && this.locs[node] !== loc) {
       prev = node;
       node = next[node];
     }
     if (node < 0) return false;
     if (prev >= 0) next[prev] = next[node];
-    else if (next[node] >= 0) this.heads[slot] = next[node];
-    else this.deleteSlot(slot);
+    else {
+      this.heads[at] = next[node];
+      if (next[node] < 0) this.frames--;
+    }
     this.freeNodeAt(node);
     this.size--;
     return true;
@@ -104,62 +110,22 @@ export class ReverseMap {
 
   /** The locations mapping mfn, first recorded first (empty when none). */
   mappingsOf(mfn: Mfn): number[] {
-    const slot = this.find(mfn);
     const out: number[] = [];
-    if (slot < 0) return out;
-    for (let node = this.heads[slot]; node >= 0; node = this.next[node]) out.push(this.locs[node]);
+    const at = this.headAt(mfn);
+    if (at < 0) return out;
+    for (let node = this.heads[at]; node >= 0; node = this.next[node]) out.push(this.locs[node]);
     return out;
   }
 
   /** Every (mfn, locations) pair, in no particular order (for checks). */
   *entries(): IterableIterator<[Mfn, number[]]> {
-    for (let s = 0; s < this.keys.length; s++) {
-      if (this.keys[s] !== EMPTY) yield [this.keys[s], this.mappingsOf(this.keys[s])];
-    }
-  }
-
-  private insert(mfn: Mfn, node: number): void {
-    const keys = this.keys;
-    let s = this.home(mfn);
-    while (keys[s] !== EMPTY) s = (s + 1) & this.mask;
-    keys[s] = mfn;
-    this.heads[s] = node;
-  }
-
-  /**
-   * Empty slot `hole`, moving later members of its probe run back so that every key stays
-   * reachable from its home slot without crossing an empty one (linear probing's deletion).
-   */
-  private deleteSlot(hole: number): void {
-    const keys = this.keys;
-    const heads = this.heads;
-    const mask = this.mask;
-    let s = hole;
-    for (;;) {
-      s = (s + 1) & mask;
-      const k = keys[s];
-      if (k === EMPTY) break;
-      const home = this.home(k);
-      // k may move to the hole when its home is not in (hole, s] (cyclically).
-      if ((s > hole && (home <= hole || home > s)) || (s < hole && home <= hole && home > s)) {
-        keys[hole] = k;
-        heads[hole] = heads[s];
-        hole = s;
+    for (const [key, chunk] of this.chunks.entries()) {
+      for (let i = 0; i < CHUNK; i++) {
+        if (this.heads[chunk * CHUNK + i] >= 0) {
+          const mfn = key * CHUNK + i;
+          yield [mfn, this.mappingsOf(mfn)];
+        }
       }
-    }
-    keys[hole] = EMPTY;
-    this.frames--;
-  }
-
-  private grow(): void {
-    const oldKeys = this.keys;
-    const oldHeads = this.heads;
-    this.keys = new Int32Array(oldKeys.length * 2).fill(EMPTY);
-    this.heads = new Int32Array(oldKeys.length * 2);
-    this.mask = this.keys.length - 1;
-    this.shift--;
-    for (let s = 0; s < oldKeys.length; s++) {
-      if (oldKeys[s] !== EMPTY) this.insert(oldKeys[s], oldHeads[s]);
     }
   }
 

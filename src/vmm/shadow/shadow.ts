@@ -229,7 +229,7 @@ export class ShadowPaging extends PagingModeBase implements VmmPaging {
       this.mem.read64(sp.mfn, index);
       if (!isPresent(this.mem.lo)) return null;
       if (sp.level === 1) return { sp, index };
-      sp = this.tables.byMfn.get(pteFrame(this.mem.lo, this.mem.hi)) ?? null;
+      sp = this.tables.pageAt(pteFrame(this.mem.lo, this.mem.hi));
       if (sp !== null && isFl1(sp.type) && level !== 2) return null;
     }
     return null;

@@ -24,7 +24,8 @@ import {
   C_SHADOW_WRITEABLE,
   C_SHADOW_WRITEABLE_BF,
 } from "../../metrics/counters.js";
-import { isFl1, SH_L1, SH_L2, SH_L3, SH_L4, SH_TYPE_NAMES, ShadowPage, shadowKey } from "./page.js";
+import { IntMap } from "./int-map.js";
+import { isFl1, SH_FL1, SH_L1, SH_L4, SH_TYPE_NAMES, ShadowPage, shadowKey } from "./page.js";
 import { ReverseMap } from "./rmap.js";
 
 /** What the tables tell out-of-sync L1s (oos.ts) about. */
@@ -41,10 +42,29 @@ const MAX_POOL_SLOTS = 2 ** 22;
 
 export class ShadowTables {
   private readonly hash = new Map<number, ShadowPage>();
-  /** Shadow pages by their frame. */
+  /**
+   * Shadow pages by their frame, in the order they were made (the order the reclaim and the
+   * brute-force search visit them). The fault path finds a page by its frame with pageAt.
+   */
   readonly byMfn = new Map<Mfn, ShadowPage>();
   /** The pool's frames, by slot (a shadow's index in the pool). */
   private readonly poolMfn: Int32Array;
+  /** The pool's slots, by frame (the inverse of poolMfn). */
+  private readonly poolSlot: IntMap;
+  /**
+   * The pool's first frame when its frames are consecutive (as a pool taken at once from the
+   * host's free frames is): a frame's slot is then mfn - poolBase, with no hash lookup. -1 when
+   * they are not.
+   */
+  private readonly poolBase: number;
+  /** The shadow page in each pool slot, or null. */
+  private readonly bySlot: (ShadowPage | null)[];
+  /**
+   * The guest frames shadowed as page tables: gfn -> the bits (1 << type) of its shadow types
+   * among L1..L4, never 0 (FL1 shadows are of guest pages, not tables). isShadowedTable asks it
+   * on every write fault and every writable leaf propagated.
+   */
+  private readonly tableTypes = new IntMap();
   /** Slots of the pool frames not holding a shadow. */
   private readonly freeSlots: number[];
   /**
@@ -87,6 +107,15 @@ export class ShadowTables {
       );
     }
     this.poolMfn = Int32Array.from(poolFrames);
+    this.poolSlot = new IntMap(poolFrames.length);
+    for (let slot = 0; slot < poolFrames.length; slot++)
+      this.poolSlot.insert(poolFrames[slot], slot);
+    this.bySlot = new Array<ShadowPage | null>(poolFrames.length).fill(null);
+    let consecutive = poolFrames.length > 0;
+    for (let slot = 1; slot < poolFrames.length && consecutive; slot++) {
+      consecutive = poolFrames[slot] === poolFrames[0] + slot;
+    }
+    this.poolBase = consecutive ? poolFrames[0] : -1;
     this.freeSlots = [];
     for (let slot = poolFrames.length - 1; slot >= 0; slot--) this.freeSlots.push(slot);
   }
@@ -113,20 +142,23 @@ export class ShadowTables {
     return sp;
   }
 
-  /** Whether gfn is shadowed as a page table (so guest writes to it must be emulated). */
-  isShadowedTable(gfn: Gfn): boolean {
-    return (
-      this.hash.has(shadowKey(gfn, SH_L1)) ||
-      this.hash.has(shadowKey(gfn, SH_L2)) ||
-      this.hash.has(shadowKey(gfn, SH_L3)) ||
-      this.hash.has(shadowKey(gfn, SH_L4))
-    );
+  /** The shadow page held in frame `mfn`, or null when it holds none. */
+  pageAt(mfn: Mfn): ShadowPage | null {
+    const slot = this.poolBase >= 0 ? mfn - this.poolBase : this.poolSlot.get(mfn);
+    return slot >= 0 && slot < this.bySlot.length ? this.bySlot[slot] : null;
   }
 
-  /** Every shadow of gfn (as a page table of any level). */
+  /** Whether gfn is shadowed as a page table (so guest writes to it must be emulated). */
+  isShadowedTable(gfn: Gfn): boolean {
+    return this.tableTypes.find(gfn) >= 0;
+  }
+
+  /** Every shadow of gfn (as a page table of any level), L1 first. */
   shadowsOf(gfn: Gfn): ShadowPage[] {
     const out: ShadowPage[] = [];
-    for (const type of [SH_L1, SH_L2, SH_L3, SH_L4]) {
+    const types = this.tableTypes.get(gfn, 0);
+    for (let type = SH_L1; type <= SH_L4; type++) {
+      if (type === SH_FL1 || (types & (1 << type)) === 0) continue;
       const sp = this.hash.get(shadowKey(gfn, type));
       if (sp) out.push(sp);
     }
@@ -149,6 +181,8 @@ export class ShadowTables {
     const sp = new ShadowPage(mfn, gfn, type, slot);
     this.hash.set(shadowKey(gfn, type), sp);
     this.byMfn.set(mfn, sp);
+    this.bySlot[slot] = sp;
+    if (!isFl1(type)) this.tableTypes.set(gfn, this.tableTypes.get(gfn, 0) | (1 << type));
     this.counters[C_SHADOW_ALLOC]++;
     if (this.byMfn.size > this.peak) this.peak = this.byMfn.size;
     if (type === SH_L4) this.pin(sp);
@@ -175,13 +209,14 @@ export class ShadowTables {
     this.mem.read64(sp.mfn, index);
     const oldLo = this.mem.lo;
     const oldHi = this.mem.hi;
-    if (oldLo === lo && oldHi === hi) return;
+    // The halves compared as 32 bits: the caller's may be int32 (Spte's) or uint32 (memory's).
+    if (((oldLo ^ lo) | (oldHi ^ hi)) === 0) return;
     const leaf = sp.level === 1;
     // An L2 entry that links an out-of-sync L1 brings it into sync first (Xen's
     // shadow_set_l2e): the guest expects the new path to show its L1 as it is now.
     if (this.oos !== null && sp.level === 2 && isPresent(lo)) {
-      const child = this.byMfn.get(pteFrame(lo, hi));
-      if (child !== undefined && child.type === SH_L1) this.oos.resync(child.gfn);
+      const child = this.pageAt(pteFrame(lo, hi));
+      if (child !== null && child.type === SH_L1) this.oos.resync(child.gfn);
     }
     this.mem.write64(sp.mfn, index, lo, hi);
     const loc = sp.mfn * 512 + index;
@@ -197,14 +232,14 @@ export class ShadowTables {
       }
       if (leaf) this.rmapRemove(old, sp.slot * 512 + index);
       else {
-        const child = this.byMfn.get(old);
-        if (child) this.dropParent(child, loc);
+        const child = this.pageAt(old);
+        if (child !== null) this.dropParent(child, loc);
       }
     }
     if (isPresent(lo)) {
       const target = pteFrame(lo, hi);
       if (leaf) this.rmapAdd(target, sp.slot * 512 + index);
-      else this.byMfn.get(target)?.parents.push(loc);
+      else this.pageAt(target)?.parents.push(loc);
     }
   }
 
@@ -225,6 +260,12 @@ export class ShadowTables {
     }
     this.hash.delete(shadowKey(sp.gfn, sp.type));
     this.byMfn.delete(sp.mfn);
+    this.bySlot[sp.slot] = null;
+    if (!isFl1(sp.type)) {
+      const types = this.tableTypes.get(sp.gfn, 0) & ~(1 << sp.type);
+      if (types === 0) this.tableTypes.delete(sp.gfn);
+      else this.tableTypes.set(sp.gfn, types);
+    }
     this.freeSlots.push(sp.slot);
     this.counters[C_SHADOW_FREE]++;
   }
@@ -232,7 +273,7 @@ export class ShadowTables {
   /** Remove sp whatever references it: clear the parent entries, unpin, free. */
   destroy(sp: ShadowPage): void {
     for (const loc of sp.parents.slice()) {
-      const parent = this.byMfn.get(Math.floor(loc / 512));
+      const parent = this.pageAt(Math.floor(loc / 512));
       if (parent) this.setEntry(parent, loc % 512, 0, 0);
     }
     this.unpin(sp);
@@ -316,14 +357,23 @@ export class ShadowTables {
    * The bookkeeping's own consistency (for checks): the hash finds every page; each page's
    * parent list is exactly the present non-leaf entries pointing at it, one level up; nothing
    * unreferenced survives unless pinned or loaded; the reverse map holds exactly the present
-   * leaf entries; the LRU holds exactly the pinned pages. Returns the first problem, or null.
+   * leaf entries; the LRU holds exactly the pinned pages; the indexes by frame and by guest
+   * table agree with the pages. Returns the first problem, or null.
    */
   audit(): string | null {
     const parentsSeen = new Map<ShadowPage, number[]>();
     let leaves = 0;
+    let tablePages = 0;
     for (const sp of this.byMfn.values()) {
       if (this.hash.get(shadowKey(sp.gfn, sp.type)) !== sp) {
         return `shadow ${sp.mfn} (gfn ${sp.gfn}, type ${sp.type}) is not in the hash`;
+      }
+      if (this.pageAt(sp.mfn) !== sp) return `shadow ${sp.mfn} is not found by its frame`;
+      if (sp.shadowsTable) {
+        tablePages++;
+        if ((this.tableTypes.get(sp.gfn, 0) & (1 << sp.type)) === 0) {
+          return `shadow ${sp.mfn} (gfn ${sp.gfn}, type ${sp.type}) is not among the shadowed tables`;
+        }
       }
       for (let i = 0; i < 512; i++) {
         this.mem.read64(sp.mfn, i);
@@ -352,6 +402,18 @@ export class ShadowTables {
       if (seen.join() !== kept.join())
         return `shadow ${sp.mfn} counts parents ${kept}, has ${seen}`;
       if (kept.length === 0 && !sp.pinned && !sp.inUse) return `shadow ${sp.mfn} is unreferenced`;
+    }
+    let typeBits = 0;
+    for (const [, types] of this.tableTypes.entries()) {
+      for (let t = types; t !== 0; t &= t - 1) typeBits++;
+    }
+    if (typeBits !== tablePages) {
+      return `the shadowed tables count ${typeBits} shadows, ${tablePages} exist`;
+    }
+    let slotted = 0;
+    for (const sp of this.bySlot) if (sp !== null) slotted++;
+    if (slotted !== this.byMfn.size) {
+      return `${slotted} pool slots hold a shadow, ${this.byMfn.size} exist`;
     }
     if (this.rmapStrays > 0) {
       return `${this.rmapStrays} leaf entries were cleared that the reverse map did not hold`;
@@ -386,8 +448,8 @@ export class ShadowTables {
   dropMappingsOf(mfn: Mfn): number {
     let n = 0;
     for (const loc of this.mappingsOf(mfn)) {
-      const sp = this.byMfn.get(Math.floor(loc / 512));
-      if (sp) {
+      const sp = this.pageAt(Math.floor(loc / 512));
+      if (sp !== null) {
         this.setEntry(sp, loc % 512, 0, 0);
         n++;
       }
@@ -401,8 +463,8 @@ export class ShadowTables {
    * the caller decides.
    */
   revokeWrite(loc: number, mfn: Mfn): void {
-    const sp = this.byMfn.get(Math.floor(loc / 512));
-    if (sp === undefined || sp.level !== 1) return;
+    const sp = this.pageAt(Math.floor(loc / 512));
+    if (sp === null || sp.level !== 1) return;
     this.mem.read64(sp.mfn, loc % 512);
     const lo = this.mem.lo;
     if (isPresent(lo) && isWritable(lo) && pteFrame(lo, this.mem.hi) === mfn) {
@@ -419,8 +481,8 @@ export class ShadowTables {
     if (mfn < 0) return 0;
     let demoted = 0;
     const demote = (loc: number): void => {
-      const sp = this.byMfn.get(Math.floor(loc / 512));
-      if (!sp) return;
+      const sp = this.pageAt(Math.floor(loc / 512));
+      if (sp === null) return;
       this.mem.read64(sp.mfn, loc % 512);
       const lo = this.mem.lo;
       if (isPresent(lo) && isWritable(lo)) {
