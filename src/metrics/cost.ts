@@ -109,6 +109,13 @@ export class CostModel {
   readonly hz: number;
   /** Cost per counter index (0 for counters without a cost). */
   private readonly perCounter = new Float64Array(COUNTER_COUNT);
+  /**
+   * The counters with a cost, in index order, and their costs: what total() reads (a third of
+   * the counters; the others would add exact zeroes). A run of 1,000 domains sums every
+   * domain's cycles at each turn.
+   */
+  private readonly pricedIndex: Int32Array;
+  private readonly pricedCost: Float64Array;
 
   constructor(profile: CpuProfile, overrides: CostOverrides = {}, dataCache = false) {
     const cycles = {} as Record<CostEvent, number>;
@@ -120,13 +127,18 @@ export class CostModel {
     }
     this.cycles = cycles;
     this.hz = profile.hz.value;
+    const priced: number[] = [];
+    for (let i = 0; i < COUNTER_COUNT; i++) if (this.perCounter[i] !== 0) priced.push(i);
+    this.pricedIndex = Int32Array.from(priced);
+    this.pricedCost = Float64Array.from(priced, (i) => this.perCounter[i]);
   }
 
   /** Total cycles for a counter array. */
   total(counters: Float64Array): number {
     let sum = 0;
-    const per = this.perCounter;
-    for (let i = 0; i < per.length; i++) sum += counters[i] * per[i];
+    const index = this.pricedIndex;
+    const cost = this.pricedCost;
+    for (let k = 0; k < index.length; k++) sum += counters[index[k]] * cost[k];
     return sum;
   }
 

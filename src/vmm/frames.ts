@@ -44,6 +44,11 @@ export class HostFrames {
   private readonly blockFree: Int16Array;
   /** Highest number of frames in use at once. */
   peakUsed = 0;
+  /**
+   * The sum of every P2M's `changes` on this host (each P2M adds its own here too): what
+   * Host.p2mChanges answers without reading every domain's, at each safe point of each domain.
+   */
+  p2mChanges = 0;
 
   constructor(readonly mem: HostMemory) {
     this.frames = mem.frames;
