@@ -302,7 +302,7 @@ export class Walker {
       let hi = 0;
       if (tableMfn < frames) {
         if (cache !== null) this.refsFrom[cache.access(tableMfn, idx >>> 3)]++;
-        const slot = meta[2 * tableMfn];
+        const slot = meta[2 * tableMfn] - 1; // HostMemory.meta: the slot plus one
         if (slot >= 0) {
           const w = slot * WORDS_PER_FRAME + idx * 2;
           lo = pool[w];
