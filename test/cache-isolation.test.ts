@@ -46,7 +46,7 @@ describe("PV with paging-structure caches: no cached entry outlives its L1 table
     // every hypercall below is accepted; none flushes
     expect(update(g, l2, Math.floor(USER_HEAP_BASE / 2 ** 21) % 512, 0, 0)).toBe(0);
     expect(g.cpu.mmuextOp(MMUEXT_UNPIN_TABLE, l1, 0)).toBe(0);
-    const l1Gfn = host.frames.m2p[l1];
+    const l1Gfn = host.frames.gfnOf(l1);
     const rw = pteLo(l1, PTE_P | PTE_RW | PTE_A | PTE_D);
     expect(g.cpu.updateVaMapping(directMap(l1Gfn), rw, pteHi(l1, true), UVMF_NONE)).toBe(0);
     // the former L1 is plain writable memory now: the kernel stores a leaf naming the victim's frame

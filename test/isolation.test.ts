@@ -132,10 +132,7 @@ describe("a hostile guest cannot reach another domain's memory", () => {
     const { host, evil, victim } = twoDomains();
     const victimFrames: number[] = [];
     for (let mfn = 0; mfn < host.frames.frames && victimFrames.length < 40; mfn++) {
-      if (
-        host.frames.owner[mfn] === OWNER_DOMAIN &&
-        host.frames.ownerDomain[mfn] === victim.vmm.id
-      ) {
+      if (host.frames.owner[mfn] === OWNER_DOMAIN && host.frames.domainOf(mfn) === victim.vmm.id) {
         victimFrames.push(mfn);
       }
     }
@@ -145,7 +142,7 @@ describe("a hostile guest cannot reach another domain's memory", () => {
       evil.vmm.cpu.invlpg(USER_HEAP_BASE + 200 * 4096);
       try {
         const mfn = evil.vmm.cpu.access(USER_HEAP_BASE + 200 * 4096, KIND_USER_READ, 0);
-        if (mfn >= 0) expect(host.frames.ownerDomain[mfn]).toBe(evil.vmm.id);
+        if (mfn >= 0) expect(host.frames.domainOf(mfn)).toBe(evil.vmm.id);
         expect(evil.vmm.cpu.readValue & ~31).not.toBe(SECRET & ~31);
       } catch (e) {
         if (!(e instanceof DomainCrash)) throw e;

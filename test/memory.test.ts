@@ -9,7 +9,7 @@ import { HostMemory } from "../src/hw/memory.js";
 
 /** The slot tableSlot() must answer: the metadata's, -1 beyond memory. */
 function expectedSlot(mem: HostMemory, mfn: number): number {
-  return mfn < mem.frames ? mem.meta[2 * mfn] : -1;
+  return mfn < mem.frames ? mem.slotOf(mfn) : -1;
 }
 
 describe("HostMemory.tableSlot", () => {
@@ -18,7 +18,7 @@ describe("HostMemory.tableSlot", () => {
     expect(mem.tableSlot(5)).toBe(-1);
     mem.write64(5, 0, 1, 0);
     const slot = mem.tableSlot(5);
-    expect(slot).toBe(mem.meta[10]);
+    expect(slot).toBe(mem.slotOf(5));
     expect(slot).toBeGreaterThanOrEqual(0);
     mem.zeroFrame(5); // releases the slot
     expect(mem.tableSlot(5)).toBe(-1);

@@ -135,7 +135,7 @@ describe("hostile PV sequences (fast-check): isolation holds after every step", 
                 const rc = g.cpu.updateVaMapping(gva, lo, hi, UVMF_INVLPG);
                 if (bad) expect(rc).toBeLessThan(0);
               } else {
-                const gfn = host.frames.m2p[table];
+                const gfn = host.frames.gfnOf(table);
                 // The store may fault (refused, or an L2..L4 table): either way nothing leaks.
                 g.cpu.store64(directMap(gfn) + op.index * 8, lo, hi);
               }

@@ -85,7 +85,7 @@ describe("a hostile PV guest is refused as Xen refuses it", () => {
       );
     }
     // Its own direct-map entry made writable again.
-    const gfn = g.host?.frames.m2p[l1] as number;
+    const gfn = g.host?.frames.gfnOf(l1) as number;
     refused(g, pv, EBUSY, l1, 0, () =>
       g.cpu.updateVaMapping(directMap(gfn), pteLo(l1, LEAF), pteHi(l1, true), UVMF_INVLPG),
     );
@@ -97,7 +97,7 @@ describe("a hostile PV guest is refused as Xen refuses it", () => {
     );
     expect(g.counters[C_PV_VALIDATION_FAILURES]).toBe(errors + 1);
     // A store into an L2 table is never emulated (Xen's ptwr handles L1 tables only).
-    const l2gfn = g.host?.frames.m2p[l2] as number;
+    const l2gfn = g.host?.frames.gfnOf(l2) as number;
     expect(g.cpu.store64(directMap(l2gfn) + 8 * 300, 0, 0)).toBe(XLATE_FAULT);
     vmmCheck(g, pv);
   });
@@ -185,9 +185,9 @@ describe("a hostile PV guest is refused as Xen refuses it", () => {
   test("a balloon that gives away a page table or a mapped page, a disk write into a table", () => {
     const { g, pv } = setup();
     const { l1 } = heapTables(g, pv);
-    const m2p = g.host?.frames.m2p as Int32Array;
-    const heapGfn = m2p[pteFrame(...entry(g, l1, 0))];
-    for (const gfn of [m2p[l1], heapGfn, m2p[pv.baseMfn]]) {
+    const m2p = (mfn: number) => g.host?.frames.gfnOf(mfn) as number;
+    const heapGfn = m2p(pteFrame(...entry(g, l1, 0)));
+    for (const gfn of [m2p(l1), heapGfn, m2p(pv.baseMfn)]) {
       const errors = g.counters[C_PV_HYPERCALL_ERRORS];
       expect(g.cpu.memoryOp(1, Int32Array.of(gfn), 1)).toBe(0);
       expect(g.counters[C_PV_HYPERCALL_ERRORS]).toBe(errors + 1);
@@ -196,7 +196,7 @@ describe("a hostile PV guest is refused as Xen refuses it", () => {
     const errors = g.counters[C_PV_HYPERCALL_ERRORS];
     g.mem.read64(l1, 0);
     const before = [g.mem.lo, g.mem.hi];
-    g.cpu.dmaWrite(m2p[l1], 0x1234);
+    g.cpu.dmaWrite(m2p(l1), 0x1234);
     expect(g.counters[C_PV_HYPERCALL_ERRORS]).toBe(errors + 1);
     g.mem.read64(l1, 0);
     expect([g.mem.lo, g.mem.hi]).toEqual(before);
@@ -211,7 +211,7 @@ describe("a hostile PV guest is refused as Xen refuses it", () => {
     // An even value: as an L1 entry, not present, so the page validates as an empty table.
     expect(g.write(proc, USER_HEAP_BASE, 98)).toBe(true);
     const frame = pteFrame(...entry(g, l1, 0));
-    const gfn = g.host?.frames.m2p[frame] as number;
+    const gfn = g.host?.frames.gfnOf(frame) as number;
     expect(update(g, l1, 0, 0, 0)).toBe(0);
     expect(g.cpu.updateVaMapping(directMap(gfn), 0, 0, 0)).toBe(0);
     const flushes = g.counters[COUNTER_NAMES.indexOf("need_flush_tlb_flush")];

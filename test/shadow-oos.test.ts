@@ -232,7 +232,7 @@ describe("out-of-sync L1 shadows", () => {
     // A frame of domain B whose number is a gfn of A's memory.
     const theirs = b.gfnToMfn(pteFrame(...entry(b, l1Of(b, pb, page(3)), 3)));
     expect(frames.owner[theirs]).toBe(OWNER_DOMAIN);
-    expect(frames.ownerDomain[theirs]).toBe(b.vmm!.id);
+    expect(frames.domainOf(theirs)).toBe(b.vmm!.id);
     expect(theirs).toBeLessThan((32 * 2 ** 20) / 4096);
     const p = process(a, [0]);
     const l1 = l1Of(a, p, page(0));
@@ -242,7 +242,7 @@ describe("out-of-sync L1 shadows", () => {
     for (const kind of [KIND_USER_READ, KIND_USER_WRITE]) {
       const mfn = a.cpu.access(page(7), kind, 5);
       expect(mfn).not.toBe(theirs);
-      expect(frames.ownerDomain[mfn]).toBe(a.vmm!.id);
+      expect(frames.domainOf(mfn)).toBe(a.vmm!.id);
       expect(checkIsolation(sh, a.cpu, frames, a.vmm!.id)).toBeNull();
     }
     a.cpu.writeCr3(p.l4Gfn * 4096, 0, false);

@@ -179,8 +179,8 @@ test("a P2M change flushes the TLB entries of the frame it takes away", () => {
   const faults = counters[C_SHADOW_FAULT_FIXED];
   const f = vmm.cpu.access(V2, KIND_USER_READ, 0);
   expect(host.frames.owner[f]).toBe(OWNER_DOMAIN);
-  expect(host.frames.ownerDomain[f]).toBe(vmm.id);
-  expect(host.frames.m2p[f]).toBe(Y);
+  expect(host.frames.domainOf(f)).toBe(vmm.id);
+  expect(host.frames.gfnOf(f)).toBe(Y);
   expect(f).toBe(vmm.p2m.lookup(Y));
   expect(vmm.cpu.readValue).toBe(0);
   expect(counters[C_SHADOW_FAULT_FIXED]).toBe(faults + 1);

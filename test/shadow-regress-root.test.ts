@@ -48,7 +48,7 @@ test("turning paging on without a CR3 write walks the domain's own shadow root",
   // Host frames are handed out lowest first: mfn 0 is the victim's first shadow pool page, the
   // shadow of its boot page table (what a stale rootMfn of 0 would walk).
   expect(host.frames.owner[0]).toBe(OWNER_SHADOW);
-  expect(host.frames.ownerDomain[0]).toBe(victim.id);
+  expect(host.frames.domainOf(0)).toBe(victim.id);
   expect(shadowOf(victim).tables.byMfn.get(0)?.type).toBe(SH_L4);
   expect(shadowOf(victim).tables.byMfn.get(0)?.gfn).toBe(vk.initL4);
 
@@ -64,7 +64,7 @@ test("turning paging on without a CR3 write walks the domain's own shadow root",
   expect(sh.root!.type).toBe(SH_L4);
   expect(evil.cpu.rootMfn).toBe(sh.root!.mfn);
   expect(host.frames.owner[evil.cpu.rootMfn]).toBe(OWNER_SHADOW);
-  expect(host.frames.ownerDomain[evil.cpu.rootMfn]).toBe(evil.id);
+  expect(host.frames.domainOf(evil.cpu.rootMfn)).toBe(evil.id);
   expect(checkIsolation(sh, evil.cpu, host.frames, evil.id)).toBeNull();
 
   // Its tables map nothing, so every kernel read through its direct map exits and the VMM
@@ -73,7 +73,7 @@ test("turning paging on without a CR3 write walks the domain's own shadow root",
   for (let g = 0; g < PROBED; g++) {
     const f = evil.cpu.access(directMap(g), KIND_SUP_READ, 0);
     if (f !== XLATE_FAULT || evil.cpu.faultCode !== 0) {
-      const owner = `owner kind ${host.frames.owner[f]}, domain ${host.frames.ownerDomain[f]}`;
+      const owner = `owner kind ${host.frames.owner[f]}, domain ${host.frames.domainOf(f)}`;
       const read = `read 0x${evil.cpu.readValue.toString(16)}, #PF ${evil.cpu.faultCode}`;
       reached.push(`gfn ${g} -> mfn ${f} (${owner}, ${read})`);
     }

@@ -126,7 +126,7 @@ export function frameMap(sim: Simulation): FrameMap {
       const kind = hostFrames.owner[mfn];
       owners[at++] =
         kind === OWNER_DOMAIN
-          ? FRAME_DOMAIN + (byVmmId.get(hostFrames.ownerDomain[mfn]) ?? 0)
+          ? FRAME_DOMAIN + (byVmmId.get(hostFrames.domainOf(mfn)) ?? 0)
           : kind === OWNER_SHADOW
             ? FRAME_SHADOW
             : kind === OWNER_VMM

@@ -98,7 +98,7 @@ export function virtualPlatform(
  */
 function guestPagingOps(host: Host, vmm: VmmDomain, options: VirtualPlatformOptions): PagingOps {
   if (vmm.paging.guestKernel === "hvm") return new NativePagingOps(vmm.cpu);
-  return new PvPagingOps(vmm.cpu, vmm.p2m.mfn, host.frames.m2p, options);
+  return new PvPagingOps(vmm.cpu, vmm.p2m.mfn, host.frames.m2pTable, options);
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 
 import { CPU_PROFILES, type CpuProfile, DEFAULT_CPU } from "../config/cpu.js";
-import { CostModel } from "../metrics/cost.js";
+import { CostModel, CostTotals } from "../metrics/cost.js";
 import {
   C_SHARING_MERGES,
   C_SHARING_PAGES_SCANNED,
@@ -21,6 +21,7 @@ import { runEnding } from "./ending.js";
 import { type FrameMap, frameMap } from "./inspect.js";
 import { modeDrops } from "./mode-drops.js";
 import { checkSimulationInput } from "./options.js";
+import { SeriesStore } from "./series.js";
 import type { StepRecord } from "./step.js";
 import { stepAccess } from "./step.js";
 import type { HostCounters, PagingMode, Report, RunEnding, Sample, Scenario } from "./types.js";
@@ -61,12 +62,15 @@ export class Simulation {
   readonly scenario: Scenario;
   readonly domains: DomainRuntime[];
   readonly cost: CostModel;
+  /** Every domain's cycles (DomainRuntime.time: its counters priced), summed again as they change. */
+  private readonly domainTimes: CostTotals;
   /** The CPU profile that prices the run. */
   readonly profile: CpuProfile;
   readonly check: boolean | "full";
   /** The virtualized host, when any domain is not native. */
   readonly host: Host | null;
-  readonly series: Sample[] = [];
+  /** The time series, as numbers (series.ts): `series` makes its samples. */
+  private readonly store: SeriesStore;
   /** What the `mode` option dropped from the scenario (see mode-drops.ts), in words. */
   readonly droppedSettings: string[];
   private nextSample: number;
@@ -110,10 +114,19 @@ export class Simulation {
               sharingRandomBelow: (n) => sharingRng.nextBelow(n),
             },
           );
+    this.store = new SeriesStore(
+      this.scenario.domains.map((d) => d.name),
+      this.host !== null,
+    );
     this.phaseAccesses = this.scenario.domains.map(() => 0);
     this.domains = this.scenario.domains.map(
       (d, i) =>
         new DomainRuntime(d, this.scenario, this.cost, rng.derive(i + 1), this.check, this.host),
+    );
+    for (const d of this.domains) if (d.platform.vmm === null) this.natives.push(d);
+    this.domainTimes = new CostTotals(
+      this.cost,
+      this.domains.map((d) => d.counters),
     );
     // The page-contents switch (host.contents), before any guest runs.
     const contents = this.scenario.host.contents ?? true;
@@ -145,7 +158,7 @@ export class Simulation {
   /** The host clock: cycles spent by every domain on the one physical CPU. */
   time(): number {
     let t = this.hostTime();
-    for (const d of this.domains) t += d.time();
+    for (let i = 0; i < this.domains.length; i++) t += this.domainTimes.total(i);
     return t;
   }
 
@@ -234,9 +247,10 @@ export class Simulation {
     this.host.tick(() => this.clock(), this.accessesTotal);
     // Domains that made their share of the run still get their safe points: their balloon
     // drivers keep answering the targets.
-    this.domains.forEach((d, i) => {
+    for (let i = 0; i < this.domains.length; i++) {
+      const d = this.domains[i];
       if (this.quotaLeft(i) === 0) d.safePoint(d.clock());
-    });
+    }
     // The pager or the sharing scanner changed P2Ms: check every domain's translations now.
     if (this.check && changes !== this.host.p2mChanges()) {
       for (const d of this.domains) d.checkSoon();
@@ -284,7 +298,7 @@ export class Simulation {
       this.hostClockBase += this.hostTime();
       this.host.counters.fill(0);
     }
-    this.series.length = 0;
+    this.store.clear();
     this.nextSample = 0;
     this.sampleInterval = this.scenario.run.sampleEvery;
     this.sample();
@@ -332,39 +346,39 @@ export class Simulation {
     return frameMap(this);
   }
 
+  /** The time series so far (made anew at each call: a run holds it as numbers). */
+  get series(): Sample[] {
+    return this.store.toSamples();
+  }
+
   private sample(): void {
     this.notePeak();
     const time = this.time();
-    const domains: Sample["domains"] = {};
-    for (const d of this.domains) {
-      domains[d.spec.name] = d.seriesRow();
-    }
-    const sample: Sample = { time, domains };
+    const store = this.store;
+    const s = store.newSample();
+    store.setTime(s, time);
+    for (let i = 0; i < this.domains.length; i++) store.setRow(s, i, this.domains[i].seriesRow());
     if (this.host) {
       let swapped = 0;
       for (const d of this.host.domains) swapped += d.p2m.swappedOut;
-      sample.host = {
+      store.setHost(s, {
         frames_free: this.host.frames.free,
         frames_used: this.host.frames.used,
         swapped_out: swapped,
         pages_shared: this.host.sharing?.pagesShared ?? 0,
         pages_sharing: this.host.sharing?.pagesSharing ?? 0,
         sharing_cycles: this.hostTime(),
-      };
+      });
     }
-    const last = this.series[this.series.length - 1];
-    if (last && last.time === time) this.series[this.series.length - 1] = sample;
-    else this.series.push(sample);
+    store.add(s);
     const most = Math.max(
       2,
       Math.min(MAX_SERIES_SAMPLES, Math.floor(MAX_SERIES_ROWS / this.domains.length)),
     );
-    if (this.series.length > most) {
+    if (store.length > most) {
       // A long run keeps a bounded series: every other sample goes and the interval doubles
       // (the first sample and the newest stay).
-      const kept = this.series.filter((_, i) => i % 2 === 0 || i === this.series.length - 1);
-      this.series.length = 0;
-      this.series.push(...kept);
+      store.thin();
       this.sampleInterval *= 2;
     }
     this.nextSample = time + this.sampleInterval;
@@ -438,9 +452,12 @@ export class Simulation {
 
   private framesPeak = 0;
 
+  /** The native domains (each a machine of its own), whose frames notePeak adds to the host's. */
+  private readonly natives: DomainRuntime[] = [];
+
   private notePeak(): void {
     let used = this.host ? this.host.frames.used : 0;
-    for (const d of this.domains) if (d.platform.vmm === null) used += d.hostFramesUsed();
+    for (const d of this.natives) used += d.hostFramesUsed();
     if (used > this.framesPeak) this.framesPeak = used;
   }
 }

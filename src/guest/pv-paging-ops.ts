@@ -59,7 +59,7 @@ export class PvPagingOps implements PagingOps {
     private readonly cpu: GuestCpu,
     /** The guest's p2m list: gfn -> mfn (-1: none). Read-only here. */
     private readonly p2mList: Int32Array,
-    /** The machine-to-phys table: mfn -> gfn. Read-only here. */
+    /** The machine-to-phys table: mfn -> gfn + 1 (0: none). Read-only here. */
     private readonly m2p: Int32Array,
     options: PvPagingOptions = {},
   ) {
@@ -99,7 +99,7 @@ export class PvPagingOps implements PagingOps {
       return;
     }
     const mfn = pteFrame(lo, hi);
-    this.withFrame(lo, hi, mfn < this.m2p.length ? this.m2p[mfn] : -1);
+    this.withFrame(lo, hi, mfn < this.m2p.length ? this.m2p[mfn] - 1 : -1);
   }
 
   setPteEarly(tableGfn: Gfn, index: number, lo: number, hi: number): void {
@@ -234,7 +234,7 @@ export class PvPagingOps implements PagingOps {
       let gfn = l4;
       for (let level = 4; level > 1; level--) {
         cpu.loadPhys64(gfn * 4096 + tableIndex(gva, level) * 8);
-        gfn = this.m2p[pteFrame(cpu.lo, cpu.hi)];
+        gfn = this.m2p[pteFrame(cpu.lo, cpu.hi)] - 1;
       }
       const slot = gfn * 4096 + tableIndex(gva, 1) * 8;
       cpu.loadPhys64(slot);

@@ -3,7 +3,7 @@
  *
  * A frame's content is kept in one of two forms, so that gigabytes of guest data cost a few
  * bytes a frame while page tables hold real 64-bit entries:
- * - digest only (`meta[2 * mfn] === -1`): a 32-bit digest of the content, 0 meaning all zeroes.
+ * - digest only (`meta[2 * mfn] === 0`): a 32-bit digest of the content, 0 meaning all zeroes.
  *   A data write mixes (offset, value) into the digest; a read returns a value derived from the
  *   digest and the offset. Two frames with the same write history have the same digest.
  * - materialized: 512 entries of 64 bits, as 1024 u32 words (lo, hi) in a pooled array. A frame
@@ -69,8 +69,10 @@ export class HostMemory {
   readonly frames: number;
   /**
    * Two words per frame, side by side so that one cache line serves both: [2*mfn] the pool slot
-   * of a materialized frame (-1 when digest-only), [2*mfn+1] the content digest (as int32; 0 =
-   * all zeroes) of a digest-only frame.
+   * of a materialized frame plus one (0 when digest-only), [2*mfn+1] the content digest (as
+   * int32; 0 = all zeroes) of a digest-only frame. A never-touched frame is all zeroes here, so
+   * the array costs memory only for frames that have been written (the system maps a zeroed
+   * array's pages at their first write); slotOf reads the slot.
    */
   readonly meta: Int32Array;
   /** Materialized frames, WORDS_PER_FRAME u32 words each; grows by doubling. */
@@ -131,7 +133,6 @@ export class HostMemory {
     this.slotCache = new Int32Array(2 << bits).fill(-1);
     this.slotShift = 32 - bits;
     this.meta = new Int32Array(frames * 2);
-    for (let m = 0; m < frames; m++) this.meta[2 * m] = -1;
     const initialSlots = Math.min(frames, 256);
     this.pool = new Uint32Array(initialSlots * WORDS_PER_FRAME);
     this.freeSlots = new Int32Array(initialSlots);
@@ -156,6 +157,11 @@ export class HostMemory {
     return this.slotsUsed - this.freeSlotCount;
   }
 
+  /** The pool slot of frame `mfn` (< frames) from its metadata, -1 when digest-only. */
+  slotOf(mfn: Mfn): number {
+    return this.meta[2 * mfn] - 1;
+  }
+
   /** Where slotCache keeps mfn (the index of its first word). */
   private slotIndex(mfn: Mfn): number {
     return (Math.imul(mfn, 0x9e3779b1) >>> this.slotShift) << 1;
@@ -167,7 +173,7 @@ export class HostMemory {
     const cache = this.slotCache;
     if (cache[h] === mfn) return cache[h + 1];
     if (mfn >= this.frames) return -1;
-    const slot = this.meta[2 * mfn];
+    const slot = this.meta[2 * mfn] - 1;
     if (slot >= 0) {
       cache[h] = mfn;
       cache[h + 1] = slot;
@@ -177,7 +183,7 @@ export class HostMemory {
 
   /** Read the 64-bit entry `index` (0..511) of frame `mfn` into this.lo / this.hi. */
   read64(mfn: Mfn, index: number): void {
-    const slot = this.meta[2 * mfn];
+    const slot = this.meta[2 * mfn] - 1;
     if (slot >= 0) {
       const w = slot * WORDS_PER_FRAME + index * 2;
       this.lo = this.pool[w];
@@ -195,7 +201,7 @@ export class HostMemory {
 
   /** Write the 64-bit entry `index` of frame `mfn`, materializing the frame. */
   write64(mfn: Mfn, index: number, lo: number, hi: number): void {
-    let slot = this.meta[2 * mfn];
+    let slot = this.meta[2 * mfn] - 1;
     if (slot < 0) slot = this.materialize(mfn);
     const w = slot * WORDS_PER_FRAME + index * 2;
     this.pool[w] = lo;
@@ -206,7 +212,7 @@ export class HostMemory {
 
   /** Set bits in the low half of entry `index` (the walker's A/D updates). */
   orLo(mfn: Mfn, index: number, bits: number): void {
-    let slot = this.meta[2 * mfn];
+    let slot = this.meta[2 * mfn] - 1;
     if (slot < 0) slot = this.materialize(mfn);
     const w = slot * WORDS_PER_FRAME + index * 2;
     this.pool[w] = (this.pool[w] | bits) >>> 0;
@@ -216,14 +222,14 @@ export class HostMemory {
 
   /** A data read of qword `index`: the 32-bit value the program sees. */
   readData(mfn: Mfn, index: number): number {
-    const slot = this.meta[2 * mfn];
+    const slot = this.meta[2 * mfn] - 1;
     if (slot >= 0) return this.pool[slot * WORDS_PER_FRAME + index * 2];
     return digestWord(this.meta[2 * mfn + 1] >>> 0, index);
   }
 
   /** A data write of a 32-bit `value` at qword `index` (high half zero). */
   writeData(mfn: Mfn, index: number, value: number): void {
-    let slot = this.meta[2 * mfn];
+    let slot = this.meta[2 * mfn] - 1;
     if (slot < 0 && this.exactData) slot = this.materialize(mfn);
     if (slot >= 0) {
       const w = slot * WORDS_PER_FRAME + index * 2;
@@ -250,17 +256,17 @@ export class HostMemory {
 
   /** Copy frame `src` to frame `dst`. */
   copyFrame(dst: Mfn, src: Mfn): void {
-    const srcSlot = this.meta[2 * src];
+    const srcSlot = this.meta[2 * src] - 1;
     if (srcSlot < 0) {
       this.release(dst);
       this.meta[2 * dst + 1] = this.meta[2 * src + 1] >>> 0;
       return;
     }
-    let dstSlot = this.meta[2 * dst];
+    let dstSlot = this.meta[2 * dst] - 1;
     if (dstSlot < 0) dstSlot = this.materialize(dst);
     if (this.writeEpochs !== null) this.writeEpochs[dst] = this.writeEpoch;
     // materialize() may have grown the pool; take the source offset after it.
-    const from = this.meta[2 * src] * WORDS_PER_FRAME;
+    const from = (this.meta[2 * src] - 1) * WORDS_PER_FRAME;
     this.pool.copyWithin(dstSlot * WORDS_PER_FRAME, from, from + WORDS_PER_FRAME);
     this.tablesChanged();
   }
@@ -270,7 +276,7 @@ export class HostMemory {
    * digest, or a copy of its words when it is materialized.
    */
   saveFrame(mfn: Mfn): number | Uint32Array {
-    const slot = this.meta[2 * mfn];
+    const slot = this.meta[2 * mfn] - 1;
     if (slot < 0) return this.meta[2 * mfn + 1] >>> 0;
     const base = slot * WORDS_PER_FRAME;
     return this.pool.slice(base, base + WORDS_PER_FRAME);
@@ -283,7 +289,7 @@ export class HostMemory {
       this.meta[2 * mfn + 1] = saved;
       return;
     }
-    let slot = this.meta[2 * mfn];
+    let slot = this.meta[2 * mfn] - 1;
     if (slot < 0) slot = this.materialize(mfn);
     if (this.writeEpochs !== null) this.writeEpochs[mfn] = this.writeEpoch;
     this.pool.set(saved, slot * WORDS_PER_FRAME);
@@ -292,7 +298,7 @@ export class HostMemory {
 
   /** A digest of the frame's whole content, whichever form it is in (for comparisons). */
   contentDigest(mfn: Mfn): number {
-    const slot = this.meta[2 * mfn];
+    const slot = this.meta[2 * mfn] - 1;
     if (slot < 0) return this.meta[2 * mfn + 1] >>> 0;
     let h = 0;
     let nonZero = false;
@@ -307,8 +313,8 @@ export class HostMemory {
 
   /** Whether two frames hold the same content (a full compare, as page sharing does). */
   sameContent(a: Mfn, b: Mfn): boolean {
-    const sa = this.meta[2 * a];
-    const sb = this.meta[2 * b];
+    const sa = this.meta[2 * a] - 1;
+    const sb = this.meta[2 * b] - 1;
     if (sa < 0 && sb < 0) return this.meta[2 * a + 1] >>> 0 === this.meta[2 * b + 1] >>> 0;
     for (let i = 0; i < 512; i++) {
       this.read64(a, i);
@@ -338,15 +344,15 @@ export class HostMemory {
         this.pool[base + i * 2 + 1] = 0;
       }
     }
-    this.meta[2 * mfn] = slot;
+    this.meta[2 * mfn] = slot + 1;
     return slot;
   }
 
   private release(mfn: Mfn): void {
     if (this.writeEpochs !== null) this.writeEpochs[mfn] = this.writeEpoch;
-    const slot = this.meta[2 * mfn];
+    const slot = this.meta[2 * mfn] - 1;
     if (slot < 0) return;
-    this.meta[2 * mfn] = -1;
+    this.meta[2 * mfn] = 0;
     this.tablesChanged();
     const h = this.slotIndex(mfn);
     if (this.slotCache[h] === mfn) this.slotCache[h] = -1;

@@ -303,7 +303,7 @@ export class Walker {
       let hi = 0;
       if (tableMfn < frames) {
         if (cache !== null) this.refsFrom[cache.access(tableMfn, idx >>> 3)]++;
-        const slot = meta[2 * tableMfn];
+        const slot = meta[2 * tableMfn] - 1; // HostMemory.meta: the slot plus one
         // Whether the frame holds data (a digest other than zero's), tested on every read: a
         // fresh domain first walks tables with no entry stored yet, and code that only such a
         // walk reaches has no type feedback from the runs before, so that reaching it would

@@ -24,10 +24,19 @@ export class HostFrames {
   readonly frames: number;
   /** Owner kind of each frame (OWNER_*). */
   readonly owner: Uint8Array;
-  /** The domain that owns a domain, shadow or VMM frame (-1 for none). */
-  readonly ownerDomain: Int16Array;
-  /** m2p: the gfn a domain frame backs, -1 otherwise. */
-  readonly m2p: Int32Array;
+  /**
+   * The domain that owns a domain, shadow or VMM frame, plus one (0 for none; domainOf reads
+   * it). Plus one, as m2pTable's entries: an untouched frame's entry is zero, so these arrays
+   * cost memory only for frames that have been handed out, not for every frame of the host
+   * (a zeroed array's pages are mapped at their first write; one filled with -1 costs its
+   * whole size at once: 96 MB of a 64 GiB host).
+   */
+  private readonly ownerPlusOne: Int16Array;
+  /**
+   * m2p: the gfn a domain frame backs plus one, 0 otherwise (gfnOf reads it). A PV guest reads
+   * it as Xen's read-only machine-to-phys table.
+   */
+  readonly m2pTable: Int32Array;
   /** Frames per owner kind. */
   readonly byOwner = new Float64Array(OWNER_NAMES.length);
   /**
@@ -44,12 +53,17 @@ export class HostFrames {
   private readonly blockFree: Int16Array;
   /** Highest number of frames in use at once. */
   peakUsed = 0;
+  /**
+   * The sum of every P2M's `changes` on this host (each P2M adds its own here too): what
+   * Host.p2mChanges answers without reading every domain's, at each safe point of each domain.
+   */
+  p2mChanges = 0;
 
   constructor(readonly mem: HostMemory) {
     this.frames = mem.frames;
     this.owner = new Uint8Array(this.frames);
-    this.ownerDomain = new Int16Array(this.frames).fill(-1);
-    this.m2p = new Int32Array(this.frames).fill(-1);
+    this.ownerPlusOne = new Int16Array(this.frames);
+    this.m2pTable = new Int32Array(this.frames);
     this.freeList = new Int32Array(this.frames);
     this.blockFree = new Int16Array(Math.ceil(this.frames / 512));
     // Low frames are handed out first: slot i holds frames - 1 - i (encoded as 0).
@@ -59,6 +73,16 @@ export class HostFrames {
     }
     this.freeCount = this.frames;
     this.byOwner[OWNER_FREE] = this.frames;
+  }
+
+  /** The domain that owns frame mfn (a domain, shadow or VMM frame), -1 for none. */
+  domainOf(mfn: Mfn): number {
+    return this.ownerPlusOne[mfn] - 1;
+  }
+
+  /** m2p: the gfn domain frame mfn backs, -1 for none. */
+  gfnOf(mfn: Mfn): Gfn {
+    return this.m2pTable[mfn] - 1;
   }
 
   get free(): number {
@@ -85,8 +109,8 @@ export class HostFrames {
   private take(mfn: Mfn, owner: number, domain: number, gfn: Gfn): void {
     this.mem.zeroFrame(mfn);
     this.owner[mfn] = owner;
-    this.ownerDomain[mfn] = domain;
-    this.m2p[mfn] = gfn;
+    this.ownerPlusOne[mfn] = domain + 1;
+    this.m2pTable[mfn] = gfn + 1;
     this.byOwner[OWNER_FREE]--;
     this.byOwner[owner]++;
     this.freeCount--;
@@ -116,8 +140,8 @@ export class HostFrames {
     this.byOwner[from]--;
     this.byOwner[owner]++;
     this.owner[mfn] = owner;
-    this.ownerDomain[mfn] = domain;
-    this.m2p[mfn] = gfn;
+    this.ownerPlusOne[mfn] = domain + 1;
+    this.m2pTable[mfn] = gfn + 1;
   }
 
   /** Give a frame back. Freeing a free frame is a VMM bug and throws. */
@@ -127,8 +151,8 @@ export class HostFrames {
     this.byOwner[owner]--;
     this.byOwner[OWNER_FREE]++;
     this.owner[mfn] = OWNER_FREE;
-    this.ownerDomain[mfn] = -1;
-    this.m2p[mfn] = -1;
+    this.ownerPlusOne[mfn] = 0;
+    this.m2pTable[mfn] = 0;
     this.freeCount++;
     this.blockFree[mfn >>> 9]++;
     if (this.freeTop === this.freeList.length) this.compact();
@@ -167,7 +191,7 @@ export class HostFrames {
   countOwned(owner: number, domain: number): number {
     let n = 0;
     for (let mfn = 0; mfn < this.frames; mfn++) {
-      if (this.owner[mfn] === owner && this.ownerDomain[mfn] === domain) n++;
+      if (this.owner[mfn] === owner && this.ownerPlusOne[mfn] === domain + 1) n++;
     }
     return n;
   }

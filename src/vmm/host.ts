@@ -136,9 +136,7 @@ export class Host {
 
   /** P2M entries changed in every domain so far (see P2m.changes): a sign to check again. */
   p2mChanges(): number {
-    let n = 0;
-    for (const d of this.domains) n += d.p2m.changes;
-    return n;
+    return this.frames.p2mChanges;
   }
 
   /** Times the automatic policy's rules ran. */

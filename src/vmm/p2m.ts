@@ -258,6 +258,7 @@ export class P2m {
     if (old >= 0) this.dropMappings(gfn, old);
     this.set(gfn, mfn, type);
     this.changes++;
+    this.host.p2mChanges++;
   }
 
   private set(gfn: Gfn, mfn: Mfn, type: number): void {
@@ -306,6 +307,7 @@ export class P2m {
     this.ballooned--;
     this.set(gfn, -1, P2M_POPULATE_ON_DEMAND);
     this.changes++;
+    this.host.p2mChanges++;
     return true;
   }
 

@@ -27,10 +27,10 @@ export function checkP2m(
       if (
         type === P2M_RAM_RW &&
         (frames.owner[mfn] !== OWNER_DOMAIN ||
-          frames.ownerDomain[mfn] !== domainId ||
-          frames.m2p[mfn] !== gfn)
+          frames.domainOf(mfn) !== domainId ||
+          frames.gfnOf(mfn) !== gfn)
       ) {
-        return `p2m: gfn ${gfn} maps mfn ${mfn}, which is not this domain's frame for it (owner ${frames.owner[mfn]}, domain ${frames.ownerDomain[mfn]}, m2p ${frames.m2p[mfn]})`;
+        return `p2m: gfn ${gfn} maps mfn ${mfn}, which is not this domain's frame for it (owner ${frames.owner[mfn]}, domain ${frames.domainOf(mfn)}, m2p ${frames.gfnOf(mfn)})`;
       }
       if (type === P2M_RAM_SHARED && frames.owner[mfn] !== OWNER_SHARED) {
         return `p2m: gfn ${gfn} is shared but mfn ${mfn} is not a shared frame`;

@@ -16,7 +16,7 @@ import type { HapPaging } from "./hap.js";
 export function checkEpt(hap: HapPaging, frames: HostFrames, domainId: number): string | null {
   const p2m = hap.p2m;
   for (const mfn of hap.ept.pages) {
-    if (frames.owner[mfn] !== OWNER_VMM || frames.ownerDomain[mfn] !== domainId) {
+    if (frames.owner[mfn] !== OWNER_VMM || frames.domainOf(mfn) !== domainId) {
       return `ept: table frame ${mfn} is not a VMM frame of this domain`;
     }
   }
@@ -29,8 +29,8 @@ export function checkEpt(hap: HapPaging, frames: HostFrames, domainId: number): 
       problem = `ept: gfn ${gfn} maps mfn ${mfn} but the p2m says ${p2m.mfn[gfn]}`;
     } else if ((perms & ~eptPermsOf(p2m.type[gfn])) !== 0) {
       problem = `ept: gfn ${gfn} has rights 0x${perms.toString(16)}, more than its p2m type ${p2m.type[gfn]} allows`;
-    } else if ((perms & EPT_W) !== 0 && frames.ownerDomain[mfn] !== domainId) {
-      problem = `ept: gfn ${gfn} maps mfn ${mfn} writable, a frame of domain ${frames.ownerDomain[mfn]}`;
+    } else if ((perms & EPT_W) !== 0 && frames.domainOf(mfn) !== domainId) {
+      problem = `ept: gfn ${gfn} maps mfn ${mfn} writable, a frame of domain ${frames.domainOf(mfn)}`;
     }
   });
   return problem;
@@ -45,9 +45,9 @@ export function checkEpt(hap: HapPaging, frames: HostFrames, domainId: number): 
 export function checkReach(cpu: Vcpu, frames: HostFrames, domainId: number): string | null {
   return forEachTlbFrame(cpu, (mfn, writable, where) => {
     const owner = frames.owner[mfn];
-    const mine = owner === OWNER_DOMAIN && frames.ownerDomain[mfn] === domainId;
+    const mine = owner === OWNER_DOMAIN && frames.domainOf(mfn) === domainId;
     if (mine || (owner === OWNER_SHARED && !writable)) return null;
-    return `${where} reaches mfn ${mfn} (owner ${owner}, domain ${frames.ownerDomain[mfn]})${writable ? " writable" : ""}`;
+    return `${where} reaches mfn ${mfn} (owner ${owner}, domain ${frames.domainOf(mfn)})${writable ? " writable" : ""}`;
   });
 }
 
@@ -69,20 +69,20 @@ export function checkWalkCaches(
   const p2m = hap.p2m;
   const root = p2m.lookup(cpu.rootMfn);
   const guestTable = (mfn: number): string | null =>
-    frames.owner[mfn] === OWNER_DOMAIN && frames.ownerDomain[mfn] === domainId
+    frames.owner[mfn] === OWNER_DOMAIN && frames.domainOf(mfn) === domainId
       ? null
-      : `owner ${frames.owner[mfn]}, domain ${frames.ownerDomain[mfn]}, not a frame of domain ${domainId}`;
+      : `owner ${frames.owner[mfn]}, domain ${frames.domainOf(mfn)}, not a frame of domain ${domainId}`;
   const eptTable = (mfn: number): string | null =>
-    frames.owner[mfn] === OWNER_VMM && frames.ownerDomain[mfn] === domainId
+    frames.owner[mfn] === OWNER_VMM && frames.domainOf(mfn) === domainId
       ? null
       : `not an EPT table of domain ${domainId}`;
   return (
     checkPwc(cpu, nested.pwc, root >= 0 ? root : cpu.mem.frames, guestTable, p2m.mfn) ??
     checkEptCaches(cpu, nested, eptTable, (mfn, writable) => {
       const owner = frames.owner[mfn];
-      if (owner === OWNER_DOMAIN && frames.ownerDomain[mfn] === domainId) return null;
+      if (owner === OWNER_DOMAIN && frames.domainOf(mfn) === domainId) return null;
       if (owner === OWNER_SHARED && !writable) return null;
-      return `owner ${owner}, domain ${frames.ownerDomain[mfn]}${writable ? ", writable" : ""}`;
+      return `owner ${owner}, domain ${frames.domainOf(mfn)}${writable ? ", writable" : ""}`;
     })
   );
 }

@@ -113,7 +113,7 @@ export class PvMm {
       mfn >= 0 &&
       mfn < this.frames.frames &&
       this.frames.owner[mfn] === OWNER_DOMAIN &&
-      this.frames.ownerDomain[mfn] === this.domain
+      this.frames.domainOf(mfn) === this.domain
     );
   }
 

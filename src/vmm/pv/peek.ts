@@ -16,6 +16,7 @@ export class PvGuestPeek implements GuestMemoryPeek {
 
   constructor(
     private readonly p2m: P2m,
+    /** HostFrames.m2pTable: mfn -> gfn + 1 (0: none). */
     private readonly m2p: Int32Array,
   ) {}
 
@@ -30,7 +31,7 @@ export class PvGuestPeek implements GuestMemoryPeek {
       return;
     }
     const mfn = pteFrame(lo, hi);
-    const frame = mfn < this.m2p.length ? this.m2p[mfn] : -1;
+    const frame = mfn < this.m2p.length ? this.m2p[mfn] - 1 : -1;
     this.lo = ((lo & 0xfff) | ((frame % 0x100000) << 12)) >>> 0;
     this.hi = ((hi & ~PTE_HI_ADDR_MASK) | Math.floor(frame / 0x100000)) >>> 0;
   }

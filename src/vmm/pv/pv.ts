@@ -61,7 +61,7 @@ export class PvPaging extends PagingModeBase implements VmmPaging, PvMmuHypercal
   ) {
     super(context);
     const { mem, frames, p2m, counters } = context;
-    this.guestView = new PvGuestPeek(p2m, frames.m2p);
+    this.guestView = new PvGuestPeek(p2m, frames.m2pTable);
     this.mm = new PvMm(mem, frames, types, p2m.domain, counters);
     this.mm.flushAll = () => this.cpu.flushTlbAll();
     // A frame leaves the domain only through the balloon, never while typed or mapped; a TLB
@@ -155,7 +155,7 @@ export class PvPaging extends PagingModeBase implements VmmPaging, PvMmuHypercal
     cpu.events?.push({
       kind: "emulate-write",
       gva,
-      gfn: this.frames.m2p[mfn],
+      gfn: this.frames.gfnOf(mfn),
       mfn,
       index,
       oldLo,

@@ -48,7 +48,7 @@ export function checkShadowPwc(sh: ShadowPaging, cpu: Vcpu): string | null {
 /** Whether a domain may reach mfn: its own RAM, or a frame shared read-only. */
 export function reachable(frames: HostFrames, mfn: number, domainId: number): boolean {
   const owner = frames.owner[mfn];
-  return (owner === OWNER_DOMAIN && frames.ownerDomain[mfn] === domainId) || owner === OWNER_SHARED;
+  return (owner === OWNER_DOMAIN && frames.domainOf(mfn) === domainId) || owner === OWNER_SHARED;
 }
 
 /**
