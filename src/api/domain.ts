@@ -8,6 +8,7 @@ import { BalloonDriver } from "../guest/balloon.js";
 import type { GuestClock } from "../guest/clock.js";
 import { Kernel } from "../guest/kernel.js";
 import { Scheduler } from "../guest/scheduler.js";
+import { AccessBuffer } from "../hw/access-buffer.js";
 import type { CostModel } from "../metrics/cost.js";
 import {
   C_BALLOON_BACKOFFS,
@@ -54,6 +55,11 @@ const FAULT_CHECK_MIN_STEPS = 256;
  * the next check reads everything written since the last (see VmmPaging.check).
  */
 const SAMPLED_CHECK_MIN_STEPS = 256;
+/**
+ * Most accesses a run hands the vCPU at once (accessRun): a read of the host's clock ends a
+ * batch, and runSlice reads it every CLOCK_EVERY steps.
+ */
+const BATCH = CLOCK_EVERY;
 /** In check mode, accesses between two full checks of the guest's tables. */
 const FULL_CHECK_EVERY = 20000;
 
@@ -263,12 +269,14 @@ export class DomainRuntime {
         sinceClock = 0;
         this.safePoint(this.clockBase + now);
       }
-      const r = this.stepOnce();
+      // The steps before the next clock read, at most, may go as one batch of accesses.
+      const r = this.stepRun(Math.min(readEvery - sinceClock, maxAccesses - accesses));
+      accesses += this.runAccesses;
       if (r < 0) {
         this.idle = true;
         break;
       }
-      if (r === STEP_ACCESS) accesses++;
+      sinceClock += this.runSteps - 1;
     }
     this.userAccesses += accesses;
     return accesses;
@@ -299,16 +307,36 @@ export class DomainRuntime {
 
   /** One step of whichever process the scheduler picks. Returns the step kind, or -1 if idle. */
   stepOnce(): number {
+    return this.stepRun(1);
+  }
+
+  /**
+   * Most steps a batch makes, and whether runs batch accesses at all (1: one step at a time, the
+   * loop a batch must match; test/run-batch.test.ts runs both).
+   */
+  batchMax = BATCH;
+  /** Steps the last stepRun made, and user accesses among them. */
+  private runSteps = 0;
+  private runAccesses = 0;
+
+  /**
+   * Up to `room` steps (1 <= room): one step of whichever process the scheduler picks, or a run
+   * of its accesses (accessRun) where nothing would come between them. Returns the last step's
+   * kind, or -1 if idle (or crashed); runSteps and runAccesses say what it made.
+   */
+  private stepRun(room: number): number {
+    this.runSteps = 1;
+    this.runAccesses = 0;
     if (this.crashed !== "") return -1;
     try {
-      return this.stepGuest();
+      return this.stepGuest(room);
     } catch (e) {
       this.onCrash(e);
       return -1;
     }
   }
 
-  private stepGuest(): number {
+  private stepGuest(room: number): number {
     const clock = this.guestClock;
     const proc = this.sched.pick(clock.now);
     this.guestSteps++;
@@ -320,6 +348,10 @@ export class DomainRuntime {
         throw new Error(`domain ${this.spec.name}: pid ${proc.pid} has no driver`);
       this.current = driver;
     }
+    if (room > 1 && this.batching) {
+      const planned = driver.planAccesses(Math.min(room, this.batchMax), this.workAfter);
+      if (planned > 1) return this.accessRun(driver, planned);
+    }
     const faultsBefore = this.counters[C_GUEST_PAGE_FAULTS];
     const exitsBefore = this.counters[C_EXITS];
     const workBefore = this.counters[C_CORE_CYCLES];
@@ -328,6 +360,7 @@ export class DomainRuntime {
     clock.advance(1 + this.counters[C_CORE_CYCLES] - workBefore);
     // The access's stall, unless the process died making it.
     if (proc.accesses !== accessesBefore && proc.alive) clock.dataAccess(proc.pid, driver.lastGva);
+    if (r === STEP_ACCESS) this.runAccesses = 1;
     if (r !== STEP_ACCESS) {
       this.afterSyscall(driver, r);
     } else if (this.counters[C_EXITS] !== exitsBefore) {
@@ -349,6 +382,85 @@ export class DomainRuntime {
       }
     }
     return r;
+  }
+
+  /**
+   * Whether runs may batch: not while invariant checks count the steps between them, nor while
+   * the guest's clock prices each access by its own caches (which the vCPU's batch, with data
+   * caches modelled, runs one by one anyway).
+   */
+  private get batching(): boolean {
+    return this.batchMax > 1 && !this.check && !this.guestClock.pricesAccesses;
+  }
+
+  /** The work counter after each access of a planned run (ProcessDriver.planAccesses). */
+  private readonly workAfter = new Float64Array(BATCH);
+  /** The guest's clock after each access of the run. */
+  private readonly clockAfter = new Float64Array(BATCH);
+  private readonly batchBuf = new AccessBuffer(BATCH);
+
+  /**
+   * The picked process's next accesses, `planned` of them at most, as that many steps of
+   * stepGuest would make them: the loop's between-step work reduced to what it does when the
+   * step is a user access and no check runs. Per access, the scheduler keeps the process while
+   * the guest's clock is short of the slice's end (so the run stops at the first access a
+   * switch would precede: the clock's moves, 1 + the step's work, are known beforehand from
+   * the work each adds); the clock moves as each step moves it (the data access prices no
+   * stall without data caches); the kernel ending a process (the OOM killer) reaps at once, and
+   * the run goes on, as pick() would keep the process; the process dying ends it. The only
+   * reads of the host's clock and safe points are between runs (runSlice sizes them).
+   */
+  private accessRun(driver: ProcessDriver, planned: number): number {
+    const clock = this.guestClock;
+    const c = this.counters;
+    const workAfter = this.workAfter;
+    const clockAfter = this.clockAfter;
+    const sliceEnd = this.sched.sliceEnd;
+    let now = clock.now;
+    let work = c[C_CORE_CYCLES];
+    let count = 0;
+    while (count < planned && (count === 0 || now < sliceEnd)) {
+      // stepGuest's advance, 1 + the step's work, in its order of operations.
+      now += 1 + workAfter[count] - work;
+      work = workAfter[count];
+      clockAfter[count] = now;
+      count++;
+    }
+    const buf = this.batchBuf;
+    const proc = driver.proc;
+    driver.fillAccesses(buf, count);
+    let done = 0;
+    while (done < count) {
+      const exits = c[C_EXITS];
+      let reached: number;
+      try {
+        reached = driver.stepBatch(buf, done, count);
+      } catch (e) {
+        // Access batchAt threw: the steps before it made, its own counted, as stepOnce counts.
+        const at = driver.batchAt;
+        if (at > 0) clock.now = clockAfter[at - 1];
+        this.guestSteps += at - (done === 0 ? 0 : done);
+        this.runSteps = at + 1;
+        this.runAccesses = at;
+        throw e;
+      }
+      clock.now = clockAfter[reached - 1];
+      this.guestSteps += reached - done - 1;
+      done = reached;
+      if (c[C_CORE_CYCLES] !== workAfter[reached - 1]) {
+        throw new Error(`domain ${this.spec.name}: a batch's work differs from its plan`);
+      }
+      if (c[C_EXITS] !== exits) this.reapKilled();
+      if (done === count || !proc.alive) break;
+      // The next step's pick: the same process (its slice lasts, it is still runnable).
+      if (this.sched.pick(clock.now) !== proc) {
+        throw new Error(`domain ${this.spec.name}: a batch's process lost the CPU mid-batch`);
+      }
+      this.guestSteps++;
+    }
+    this.runSteps = done;
+    this.runAccesses = done;
+    return STEP_ACCESS;
   }
 
   private afterSyscall(driver: ProcessDriver, r: number): void {

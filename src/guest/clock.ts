@@ -73,6 +73,11 @@ export class GuestClock {
     this.stallDram = prices.dram * SAMPLING;
   }
 
+  /** Whether a data access moves the clock (the run models data caches): see dataAccess. */
+  get pricesAccesses(): boolean {
+    return this.l1 !== null;
+  }
+
   /** Work of `cycles` (instructions at their base CPI, or a step's fixed cost). */
   advance(cycles: number): void {
     this.now += cycles;
