@@ -315,6 +315,8 @@ export class DomainRuntime {
    * loop a batch must match; test/run-batch.test.ts runs both).
    */
   batchMax = BATCH;
+  /** User accesses made in batches (accessRun), warm-up included: how much of a run they take. */
+  batchedAccesses = 0;
   /** Steps the last stepRun made, and user accesses among them. */
   private runSteps = 0;
   private runAccesses = 0;
@@ -439,7 +441,7 @@ export class DomainRuntime {
         // Access batchAt threw: the steps before it made, its own counted, as stepOnce counts.
         const at = driver.batchAt;
         if (at > 0) clock.now = clockAfter[at - 1];
-        this.guestSteps += at - (done === 0 ? 0 : done);
+        this.guestSteps += at - done;
         this.runSteps = at + 1;
         this.runAccesses = at;
         throw e;
@@ -460,6 +462,7 @@ export class DomainRuntime {
     }
     this.runSteps = done;
     this.runAccesses = done;
+    this.batchedAccesses += done;
     return STEP_ACCESS;
   }
 
