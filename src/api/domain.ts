@@ -387,50 +387,60 @@ export class DomainRuntime {
   }
 
   /**
-   * Whether runs may batch: not while invariant checks count the steps between them, nor while
-   * the guest's clock prices each access by its own caches (which the vCPU's batch, with data
-   * caches modelled, runs one by one anyway).
+   * Whether runs may batch: not while invariant checks run (they are counted in steps and
+   * faults between them).
    */
   private get batching(): boolean {
-    return this.batchMax > 1 && !this.check && !this.guestClock.pricesAccesses;
+    return this.batchMax > 1 && !this.check;
   }
 
   /** The work counter after each access of a planned run (ProcessDriver.planAccesses). */
   private readonly workAfter = new Float64Array(BATCH);
-  /** The guest's clock after each access of the run. */
+  /** The guest's clock after each access of the run: its work, then its stall. */
+  private readonly clockWorked = new Float64Array(BATCH);
   private readonly clockAfter = new Float64Array(BATCH);
+  /** Where the guest clock's log stood before each access's stall. */
+  private readonly stallMark = new Int32Array(BATCH);
   private readonly batchBuf = new AccessBuffer(BATCH);
 
   /**
    * The picked process's next accesses, `planned` of them at most, as that many steps of
    * stepGuest would make them: the loop's between-step work reduced to what it does when the
-   * step is a user access and no check runs. Per access, the scheduler keeps the process while
-   * the guest's clock is short of the slice's end (so the run stops at the first access a
-   * switch would precede: the clock's moves, 1 + the step's work, are known beforehand from
-   * the work each adds); the clock moves as each step moves it (the data access prices no
-   * stall without data caches); the kernel ending a process (the OOM killer) reaps at once, and
-   * the run goes on, as pick() would keep the process; the process dying ends it. The only
+   * step is a user access and no check runs. Before any runs, each access is chosen and the
+   * guest's clock moved by it as its step moves it (1 + its work, known beforehand; then its
+   * stall with data caches, its line store changes logged), in order; the run stops before the
+   * first access a switch would precede (the clock at or past the slice's end). The kernel
+   * ending a process (the OOM killer) reaps at once, and the run goes on, as pick() would keep
+   * the process; the process dying ends it, its stall and those after it taken back. The only
    * reads of the host's clock and safe points are between runs (runSlice sizes them).
    */
   private accessRun(driver: ProcessDriver, planned: number): number {
     const clock = this.guestClock;
     const c = this.counters;
     const workAfter = this.workAfter;
+    const clockWorked = this.clockWorked;
     const clockAfter = this.clockAfter;
-    const sliceEnd = this.sched.sliceEnd;
-    let now = clock.now;
-    let work = c[C_CORE_CYCLES];
-    let count = 0;
-    while (count < planned && (count === 0 || now < sliceEnd)) {
-      // stepGuest's advance, 1 + the step's work, in its order of operations.
-      now += 1 + workAfter[count] - work;
-      work = workAfter[count];
-      clockAfter[count] = now;
-      count++;
-    }
+    const stallMark = this.stallMark;
     const buf = this.batchBuf;
     const proc = driver.proc;
-    driver.fillAccesses(buf, count);
+    const pid = proc.pid;
+    const sliceEnd = this.sched.sliceEnd;
+    const start = clock.now;
+    clock.clearLog();
+    let work = c[C_CORE_CYCLES];
+    let count = 0;
+    while (count < planned && (count === 0 || clock.now < sliceEnd)) {
+      driver.fillAccess(buf, count);
+      // stepGuest's advance, 1 + the step's work, in its order of operations; then the stall.
+      clock.now += 1 + workAfter[count] - work;
+      work = workAfter[count];
+      clockWorked[count] = clock.now;
+      stallMark[count] = clock.logged;
+      clock.dataAccessLogged(pid, buf.lo[count], buf.hi[count]);
+      clockAfter[count] = clock.now;
+      count++;
+    }
+    driver.filled(buf, count);
     let done = 0;
     while (done < count) {
       const exits = c[C_EXITS];
@@ -440,18 +450,23 @@ export class DomainRuntime {
       } catch (e) {
         // Access batchAt threw: the steps before it made, its own counted, as stepOnce counts.
         const at = driver.batchAt;
-        if (at > 0) clock.now = clockAfter[at - 1];
+        clock.now = at > 0 ? clockAfter[at - 1] : start;
+        clock.undo(stallMark[at]);
         this.guestSteps += at - done;
         this.runSteps = at + 1;
         this.runAccesses = at;
         throw e;
       }
-      clock.now = clockAfter[reached - 1];
       this.guestSteps += reached - done - 1;
       done = reached;
-      if (c[C_CORE_CYCLES] !== workAfter[reached - 1]) {
+      if (c[C_CORE_CYCLES] !== workAfter[done - 1]) {
         throw new Error(`domain ${this.spec.name}: a batch's work differs from its plan`);
       }
+      if (!proc.alive) {
+        // It died making access done - 1: its step moved the clock by its work, no stall.
+        clock.now = clockWorked[done - 1];
+        clock.undo(stallMark[done - 1]);
+      } else clock.now = clockAfter[done - 1];
       if (c[C_EXITS] !== exits) this.reapKilled();
       if (done === count || !proc.alive) break;
       // The next step's pick: the same process (its slice lasts, it is still runnable).

@@ -307,45 +307,39 @@ export class ProcessDriver {
   }
 
   /**
-   * Make the next `count` accesses (count <= planAccesses' answer) in `buf` from slot 0, as step()
-   * would choose them, and move the process's state past them: stepBatch then runs them.
+   * Make the j-th of the accesses planAccesses counted in slot j of `buf`, as step() would choose
+   * it (the same random draws in the same order): slots 0..j-1 hold the ones before it. Then
+   * filled(count) moves the process's state past the `count` made.
    */
-  fillAccesses(buf: AccessBuffer, count: number): void {
-    const los = buf.lo;
-    const his = buf.hi;
-    const kinds = buf.kind;
-    const values = buf.value;
-    const n0 = this.proc.accesses;
+  fillAccess(buf: AccessBuffer, j: number): void {
+    const n = this.proc.accesses + j;
     if (this.role === ROLE_TRACE) {
       const words = this.trace.words;
-      const first = this.trace.take(count);
-      for (let j = 0; j < count; j++) {
-        const meta = words[first + 2 * j + 1];
-        los[j] = words[first + 2 * j] | 0;
-        his[j] = meta & 0xffff;
-        kinds[j] = TRACE_ACCESS_KINDS[(meta >>> 16) & 3];
-        values[j] = Math.imul(n0 + j + 1, 0x9e3779b1);
-      }
+      const at = this.trace.take(1);
+      const meta = words[at + 1];
+      buf.lo[j] = words[at] | 0;
+      buf.hi[j] = meta & 0xffff;
+      buf.kind[j] = TRACE_ACCESS_KINDS[(meta >>> 16) & 3];
     } else {
-      for (let j = 0; j < count; j++) {
-        const n = n0 + j;
-        const gva = this.patternGva(n);
-        los[j] = gva | 0;
-        his[j] = (gva / 4294967296) | 0;
-        kinds[j] = this.patternKind;
-        values[j] = Math.imul(n + 1, 0x9e3779b1);
-      }
-      if (this.role !== ROLE_DATABASE) {
-        // What `count` of childStep's or churnStep's decrements leave.
-        this.remaining -= count;
-        if (this.remaining <= 0) this.state = this.role === ROLE_CHILD ? STATE_EXIT : STATE_UNMAP;
-      }
+      const gva = this.patternGva(n);
+      buf.lo[j] = gva | 0;
+      buf.hi[j] = (gva / 4294967296) | 0;
+      buf.kind[j] = this.patternKind;
     }
+    buf.value[j] = Math.imul(n + 1, 0x9e3779b1);
+  }
+
+  /** After fillAccess of slots 0..count-1: what `count` of childStep's or churnStep's steps leave. */
+  filled(buf: AccessBuffer, count: number): void {
     buf.length = count;
+    if (this.role === ROLE_CHILD || this.role === ROLE_CHURN) {
+      this.remaining -= count;
+      if (this.remaining <= 0) this.state = this.role === ROLE_CHILD ? STATE_EXIT : STATE_UNMAP;
+    }
   }
 
   /**
-   * The accesses start..end-1 of `buf` (from fillAccesses) as step() makes them, through the
+   * The accesses start..end-1 of `buf` (from fillAccess) as step() makes them, through the
    * vCPU's batch as accessBatch: a trace's fetch also counts its instruction. Returns the index
    * reached: `end`, or the index after an access in which the process died or the guest kernel
    * ended a process (the OOM killer: the run loop then reaps before the next step). When the
