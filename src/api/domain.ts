@@ -8,6 +8,7 @@ import { BalloonDriver } from "../guest/balloon.js";
 import type { GuestClock } from "../guest/clock.js";
 import { Kernel } from "../guest/kernel.js";
 import { Scheduler } from "../guest/scheduler.js";
+import { AccessBuffer } from "../hw/access-buffer.js";
 import type { CostModel } from "../metrics/cost.js";
 import {
   C_BALLOON_BACKOFFS,
@@ -54,6 +55,11 @@ const FAULT_CHECK_MIN_STEPS = 256;
  * the next check reads everything written since the last (see VmmPaging.check).
  */
 const SAMPLED_CHECK_MIN_STEPS = 256;
+/**
+ * Most accesses a run hands the vCPU at once (accessRun): a read of the host's clock ends a
+ * batch, and runSlice reads it every CLOCK_EVERY steps.
+ */
+const BATCH = CLOCK_EVERY;
 /** In check mode, accesses between two full checks of the guest's tables. */
 const FULL_CHECK_EVERY = 20000;
 
@@ -263,12 +269,14 @@ export class DomainRuntime {
         sinceClock = 0;
         this.safePoint(this.clockBase + now);
       }
-      const r = this.stepOnce();
+      // The steps before the next clock read, at most, may go as one batch of accesses.
+      const r = this.stepRun(Math.min(readEvery - sinceClock, maxAccesses - accesses));
+      accesses += this.runAccesses;
       if (r < 0) {
         this.idle = true;
         break;
       }
-      if (r === STEP_ACCESS) accesses++;
+      sinceClock += this.runSteps - 1;
     }
     this.userAccesses += accesses;
     return accesses;
@@ -299,16 +307,38 @@ export class DomainRuntime {
 
   /** One step of whichever process the scheduler picks. Returns the step kind, or -1 if idle. */
   stepOnce(): number {
+    return this.stepRun(1);
+  }
+
+  /**
+   * Most steps a batch makes, and whether runs batch accesses at all (1: one step at a time, the
+   * loop a batch must match; test/run-batch.test.ts runs both).
+   */
+  batchMax = BATCH;
+  /** User accesses made in batches (accessRun), warm-up included: how much of a run they take. */
+  batchedAccesses = 0;
+  /** Steps the last stepRun made, and user accesses among them. */
+  private runSteps = 0;
+  private runAccesses = 0;
+
+  /**
+   * Up to `room` steps (1 <= room): one step of whichever process the scheduler picks, or a run
+   * of its accesses (accessRun) where nothing would come between them. Returns the last step's
+   * kind, or -1 if idle (or crashed); runSteps and runAccesses say what it made.
+   */
+  private stepRun(room: number): number {
+    this.runSteps = 1;
+    this.runAccesses = 0;
     if (this.crashed !== "") return -1;
     try {
-      return this.stepGuest();
+      return this.stepGuest(room);
     } catch (e) {
       this.onCrash(e);
       return -1;
     }
   }
 
-  private stepGuest(): number {
+  private stepGuest(room: number): number {
     const clock = this.guestClock;
     const proc = this.sched.pick(clock.now);
     this.guestSteps++;
@@ -320,6 +350,10 @@ export class DomainRuntime {
         throw new Error(`domain ${this.spec.name}: pid ${proc.pid} has no driver`);
       this.current = driver;
     }
+    if (room > 1 && this.batching) {
+      const planned = driver.planAccesses(Math.min(room, this.batchMax), this.workAfter);
+      if (planned > 1) return this.accessRun(driver, planned);
+    }
     const faultsBefore = this.counters[C_GUEST_PAGE_FAULTS];
     const exitsBefore = this.counters[C_EXITS];
     const workBefore = this.counters[C_CORE_CYCLES];
@@ -328,6 +362,7 @@ export class DomainRuntime {
     clock.advance(1 + this.counters[C_CORE_CYCLES] - workBefore);
     // The access's stall, unless the process died making it.
     if (proc.accesses !== accessesBefore && proc.alive) clock.dataAccess(proc.pid, driver.lastGva);
+    if (r === STEP_ACCESS) this.runAccesses = 1;
     if (r !== STEP_ACCESS) {
       this.afterSyscall(driver, r);
     } else if (this.counters[C_EXITS] !== exitsBefore) {
@@ -349,6 +384,101 @@ export class DomainRuntime {
       }
     }
     return r;
+  }
+
+  /**
+   * Whether runs may batch: not while invariant checks run (they are counted in steps and
+   * faults between them).
+   */
+  private get batching(): boolean {
+    return this.batchMax > 1 && !this.check;
+  }
+
+  /** The work counter after each access of a planned run (ProcessDriver.planAccesses). */
+  private readonly workAfter = new Float64Array(BATCH);
+  /** The guest's clock after each access of the run: its work, then its stall. */
+  private readonly clockWorked = new Float64Array(BATCH);
+  private readonly clockAfter = new Float64Array(BATCH);
+  /** Where the guest clock's log stood before each access's stall. */
+  private readonly stallMark = new Int32Array(BATCH);
+  private readonly batchBuf = new AccessBuffer(BATCH);
+
+  /**
+   * The picked process's next accesses, `planned` of them at most, as that many steps of
+   * stepGuest would make them: the loop's between-step work reduced to what it does when the
+   * step is a user access and no check runs. Before any runs, each access is chosen and the
+   * guest's clock moved by it as its step moves it (1 + its work, known beforehand; then its
+   * stall with data caches, its line store changes logged), in order; the run stops before the
+   * first access a switch would precede (the clock at or past the slice's end). The kernel
+   * ending a process (the OOM killer) reaps at once, and the run goes on, as pick() would keep
+   * the process; the process dying ends it, its stall and those after it taken back. The only
+   * reads of the host's clock and safe points are between runs (runSlice sizes them).
+   */
+  private accessRun(driver: ProcessDriver, planned: number): number {
+    const clock = this.guestClock;
+    const c = this.counters;
+    const workAfter = this.workAfter;
+    const clockWorked = this.clockWorked;
+    const clockAfter = this.clockAfter;
+    const stallMark = this.stallMark;
+    const buf = this.batchBuf;
+    const proc = driver.proc;
+    const pid = proc.pid;
+    const sliceEnd = this.sched.sliceEnd;
+    const start = clock.now;
+    clock.clearLog();
+    let work = c[C_CORE_CYCLES];
+    let count = 0;
+    while (count < planned && (count === 0 || clock.now < sliceEnd)) {
+      driver.fillAccess(buf, count);
+      // stepGuest's advance, 1 + the step's work, in its order of operations; then the stall.
+      clock.now += 1 + workAfter[count] - work;
+      work = workAfter[count];
+      clockWorked[count] = clock.now;
+      stallMark[count] = clock.logged;
+      clock.dataAccessLogged(pid, buf.lo[count], buf.hi[count]);
+      clockAfter[count] = clock.now;
+      count++;
+    }
+    driver.filled(buf, count);
+    let done = 0;
+    while (done < count) {
+      const exits = c[C_EXITS];
+      let reached: number;
+      try {
+        reached = driver.stepBatch(buf, done, count);
+      } catch (e) {
+        // Access batchAt threw: the steps before it made, its own counted, as stepOnce counts.
+        const at = driver.batchAt;
+        clock.now = at > 0 ? clockAfter[at - 1] : start;
+        clock.undo(stallMark[at]);
+        this.guestSteps += at - done;
+        this.runSteps = at + 1;
+        this.runAccesses = at;
+        throw e;
+      }
+      this.guestSteps += reached - done - 1;
+      done = reached;
+      if (c[C_CORE_CYCLES] !== workAfter[done - 1]) {
+        throw new Error(`domain ${this.spec.name}: a batch's work differs from its plan`);
+      }
+      if (!proc.alive) {
+        // It died making access done - 1: its step moved the clock by its work, no stall.
+        clock.now = clockWorked[done - 1];
+        clock.undo(stallMark[done - 1]);
+      } else clock.now = clockAfter[done - 1];
+      if (c[C_EXITS] !== exits) this.reapKilled();
+      if (done === count || !proc.alive) break;
+      // The next step's pick: the same process (its slice lasts, it is still runnable).
+      if (this.sched.pick(clock.now) !== proc) {
+        throw new Error(`domain ${this.spec.name}: a batch's process lost the CPU mid-batch`);
+      }
+      this.guestSteps++;
+    }
+    this.runSteps = done;
+    this.runAccesses = done;
+    this.batchedAccesses += done;
+    return STEP_ACCESS;
   }
 
   private afterSyscall(driver: ProcessDriver, r: number): void {

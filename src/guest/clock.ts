@@ -73,6 +73,11 @@ export class GuestClock {
     this.stallDram = prices.dram * SAMPLING;
   }
 
+  /** Whether a data access moves the clock (the run models data caches): see dataAccess. */
+  get pricesAccesses(): boolean {
+    return this.l1 !== null;
+  }
+
   /** Work of `cycles` (instructions at their base CPI, or a step's fixed cost). */
   advance(cycles: number): void {
     this.now += cycles;
@@ -80,13 +85,65 @@ export class GuestClock {
 
   /** A user access by process `pid` at gva. */
   dataAccess(pid: number, gva: Gva): void {
+    if (this.l1 === null) return;
+    const hi = Math.floor(gva / 4294967296);
+    this.line(pid, (gva - hi * 4294967296) | 0, hi, false);
+  }
+
+  /**
+   * dataAccess of the address in int32 halves (as an AccessBuffer holds it), each change to the
+   * line stores logged: a run prices a batch's accesses before it makes them, and undo() takes
+   * back those of the accesses it did not make.
+   */
+  dataAccessLogged(pid: number, lo: number, hi: number): void {
+    if (this.l1 !== null) this.line(pid, lo, hi, true);
+  }
+
+  /** Changes logged since clearLog: a mark for undo. */
+  get logged(): number {
+    return this.logLength;
+  }
+
+  /** Forget the log (the changes stay). */
+  clearLog(): void {
+    this.logLength = 0;
+  }
+
+  /** Take back the changes logged after `mark`, the last first (the clock's `now` is the caller's). */
+  undo(mark: number): void {
+    const log = this.log;
+    while (this.logLength > mark) {
+      const k = 3 * --this.logLength;
+      const level = log[k];
+      const store = level === 0 ? this.l1 : level === 1 ? this.l2 : this.llc;
+      if (store !== null) store[log[k + 1]] = log[k + 2];
+    }
+  }
+
+  /** The log: per change, the level (0 L1d, 1 L2, 2 LLC), the slot and its former line. */
+  private log = new Int32Array(3 * 64);
+  private logLength = 0;
+
+  private logChange(level: number, slot: number, was: number): void {
+    if (3 * (this.logLength + 1) > this.log.length) {
+      const grown = new Int32Array(2 * this.log.length);
+      grown.set(this.log);
+      this.log = grown;
+    }
+    const k = 3 * this.logLength++;
+    this.log[k] = level;
+    this.log[k + 1] = slot;
+    this.log[k + 2] = was;
+  }
+
+  /** A user access's line: lo, hi the address's halves (lo as int32 or uint32). */
+  private line(pid: number, lo: number, hi: number, logged: boolean): void {
     const l1 = this.l1;
     if (l1 === null) return;
     // The line's key: its virtual page mixed with the process, and the line in the page (two
     // lines share a key with odds of one in 2^32); then a bijective mix of it (MurmurHash3's
-    // finalizer), whose bits place it. gva in 32-bit halves, so that every step is on integers.
-    const hi = Math.floor(gva / 4294967296);
-    const lo = (gva - hi * 4294967296) >>> 0;
+    // finalizer), whose bits place it. The address in 32-bit halves, so that every step is on
+    // integers.
     let h =
       (Math.imul(Math.imul(pid, 0x9e3779b1) ^ (lo >>> 12) ^ Math.imul(hi, 0x85ebca6b), 64) +
         ((lo & 4095) >>> 6)) |
@@ -104,6 +161,7 @@ export class GuestClock {
     const slot = (h >>> 11) * SLOT_SCALE;
     const i1 = (slot * l1.length) | 0;
     if (l1[i1] === h) return;
+    if (logged) this.logChange(0, i1, l1[i1]);
     l1[i1] = h;
     const l2 = this.l2;
     const i2 = (slot * l2.length) | 0;
@@ -111,6 +169,7 @@ export class GuestClock {
       this.now += this.stallL2;
       return;
     }
+    if (logged) this.logChange(1, i2, l2[i2]);
     l2[i2] = h;
     const llc = this.llc;
     const i3 = (slot * llc.length) | 0;
@@ -118,6 +177,7 @@ export class GuestClock {
       this.now += this.stallLlc;
       return;
     }
+    if (logged) this.logChange(2, i3, llc[i3]);
     llc[i3] = h;
     this.now += this.stallDram;
   }

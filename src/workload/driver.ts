@@ -21,7 +21,7 @@ import { type Process, VM_READ, VM_WRITE } from "../guest/process.js";
 import type { Scheduler } from "../guest/scheduler.js";
 import { KIND_USER_FETCH, KIND_USER_READ, KIND_USER_WRITE } from "../hw/access.js";
 import type { AccessBuffer } from "../hw/access-buffer.js";
-import { C_CORE_CYCLES, C_INSTRUCTIONS } from "../metrics/counters.js";
+import { C_ACCESSES, C_CORE_CYCLES, C_EXITS, C_INSTRUCTIONS } from "../metrics/counters.js";
 import { PageSequence } from "./pattern.js";
 import type { Rng } from "./rng.js";
 import { traceLayout } from "./trace/layout.js";
@@ -171,19 +171,28 @@ export class ProcessDriver {
 
   /** One user access by the pattern: a fetch from the code, or a read or write of the data. */
   private accessStep(): number {
-    const spec = this.spec;
     const n = this.proc.accesses;
-    let gva: number;
-    let kind: number;
-    if (spec.fetches > 0 && this.rng.nextFloat() < spec.fetches) {
-      gva = USER_CODE_BASE + this.codeSeq.next() * 4096 + ((n * 8) % 4096);
-      kind = KIND_USER_FETCH;
-    } else {
-      gva = this.dataBase + this.seq.next() * 4096 + ((n * 56) % 4096);
-      kind = this.rng.nextFloat() < spec.writes ? KIND_USER_WRITE : KIND_USER_READ;
-    }
-    this.access(gva, kind, Math.imul(n + 1, 0x9e3779b1) >>> 0);
+    const gva = this.patternGva(n);
+    this.access(gva, this.patternKind, Math.imul(n + 1, 0x9e3779b1) >>> 0);
     return STEP_ACCESS;
+  }
+
+  /** The kind of the access patternGva last drew. */
+  private patternKind = 0;
+
+  /**
+   * The address of the pattern's next access, the process's access number `n` (its kind in
+   * patternKind): the random draws in the order every access makes them.
+   */
+  private patternGva(n: number): number {
+    const spec = this.spec;
+    if (spec.fetches > 0 && this.rng.nextFloat() < spec.fetches) {
+      this.patternKind = KIND_USER_FETCH;
+      return USER_CODE_BASE + this.codeSeq.next() * 4096 + ((n * 8) % 4096);
+    }
+    const gva = this.dataBase + this.seq.next() * 4096 + ((n * 56) % 4096);
+    this.patternKind = this.rng.nextFloat() < spec.writes ? KIND_USER_WRITE : KIND_USER_READ;
+    return gva;
   }
 
   /** The next record of the trace, as the program made it (its stack accesses included). */
@@ -244,42 +253,142 @@ export class ProcessDriver {
    * after the access in which the process was killed.
    */
   accessBatch(buf: AccessBuffer, start: number, end: number): number {
+    return this.runBatch(buf, start, end, false);
+  }
+
+  /**
+   * How many of this process's next steps, up to `max`, are user accesses that step() would make
+   * one after the other, nothing else between (no system call, exit, trace end or chunk to
+   * load): 0 when the next step is not one. `workAfter[j]` receives the work counter
+   * (core_cycles) after the j-th of them, added as each step adds it: what the guest's clock
+   * needs to know where the scheduler's slice ends among them (DomainRuntime.accessRun).
+   */
+  planAccesses(max: number, workAfter: Float64Array): number {
+    if (!this.proc.alive) return 0;
+    let count = max;
+    switch (this.role) {
+      case ROLE_DATABASE:
+        if (this.state !== STATE_RUN) return 0;
+        // step() exits once the process made its lifetime's accesses.
+        if (this.spec.lifetime > 0) {
+          count = Math.max(0, Math.min(count, this.spec.lifetime - this.proc.accesses));
+        }
+        break;
+      case ROLE_CHILD:
+      case ROLE_CHURN:
+        if (this.state !== STATE_RUN) return 0;
+        // The step that takes `remaining` to 0 makes the last access of the run.
+        count = Math.min(count, Math.max(1, this.remaining));
+        break;
+      case ROLE_TRACE:
+        // Every step replays a record; the chunk's end (a chunk to load, the trace's end) is one.
+        count = Math.min(count, this.trace.left);
+        break;
+      default:
+        return 0;
+    }
+    let work = this.counters[C_CORE_CYCLES];
+    const perAccess = this.cyclesPerAccess;
+    if (this.role === ROLE_TRACE) {
+      const trace = this.trace;
+      for (let j = 0; j < count; j++) {
+        if (TRACE_ACCESS_KINDS[(trace.metaAhead(j) >>> 16) & 3] === KIND_USER_FETCH)
+          work += this.cpi;
+        work += perAccess;
+        workAfter[j] = work;
+      }
+    } else {
+      for (let j = 0; j < count; j++) {
+        work += perAccess;
+        workAfter[j] = work;
+      }
+    }
+    return count;
+  }
+
+  /**
+   * Make the j-th of the accesses planAccesses counted in slot j of `buf`, as step() would choose
+   * it (the same random draws in the same order): slots 0..j-1 hold the ones before it. Then
+   * filled(count) moves the process's state past the `count` made.
+   */
+  fillAccess(buf: AccessBuffer, j: number): void {
+    const n = this.proc.accesses + j;
+    if (this.role === ROLE_TRACE) {
+      const words = this.trace.words;
+      const at = this.trace.take(1);
+      const meta = words[at + 1];
+      buf.lo[j] = words[at] | 0;
+      buf.hi[j] = meta & 0xffff;
+      buf.kind[j] = TRACE_ACCESS_KINDS[(meta >>> 16) & 3];
+    } else {
+      const gva = this.patternGva(n);
+      buf.lo[j] = gva | 0;
+      buf.hi[j] = (gva / 4294967296) | 0;
+      buf.kind[j] = this.patternKind;
+    }
+    buf.value[j] = Math.imul(n + 1, 0x9e3779b1);
+  }
+
+  /** After fillAccess of slots 0..count-1: what `count` of childStep's or churnStep's steps leave. */
+  filled(buf: AccessBuffer, count: number): void {
+    buf.length = count;
+    if (this.role === ROLE_CHILD || this.role === ROLE_CHURN) {
+      this.remaining -= count;
+      if (this.remaining <= 0) this.state = this.role === ROLE_CHILD ? STATE_EXIT : STATE_UNMAP;
+    }
+  }
+
+  /**
+   * The accesses start..end-1 of `buf` (from fillAccess) as step() makes them, through the
+   * vCPU's batch as accessBatch: a trace's fetch also counts its instruction. Returns the index
+   * reached: `end`, or the index after an access in which the process died or the guest kernel
+   * ended a process (the OOM killer: the run loop then reaps before the next step). When the
+   * vCPU or the kernel throws (a VMM crashed the domain), the state is access()'s at the throw,
+   * the accesses before `batchAt` made and that one started.
+   */
+  stepBatch(buf: AccessBuffer, start: number, end: number): number {
+    return this.runBatch(buf, start, end, true);
+  }
+
+  /** The access of the last batch that threw (see stepBatch). */
+  batchAt = 0;
+
+  private runBatch(buf: AccessBuffer, start: number, end: number, steps: boolean): number {
     const proc = this.proc;
     const cpu = this.kernel.cpu;
     const c = this.counters;
     const kinds = buf.kind;
     const values = buf.value;
-    const work = this.instructionsPerAccess !== 0 || this.cyclesPerAccess !== 0;
+    const fetchWork = steps && this.role === ROLE_TRACE;
     let i = start;
     while (i < end) {
-      const n = cpu.accessBatch(buf, i, end);
-      proc.accesses += n - i;
-      let hash = proc.readHash;
-      for (let k = i; k < n; k++) {
-        // Added one access at a time, as access() does: the same floating-point sums.
-        if (work) {
-          c[C_INSTRUCTIONS] += this.instructionsPerAccess;
-          c[C_CORE_CYCLES] += this.cyclesPerAccess;
-        }
-        if (kinds[k] !== KIND_USER_WRITE)
-          hash = (Math.imul(hash ^ values[k], 0x01000193) + 1) >>> 0;
+      const started = c[C_ACCESSES];
+      let n: number;
+      try {
+        n = cpu.accessBatch(buf, i, end);
+      } catch (e) {
+        // The vCPU counts each access as it starts it: the one that threw is the last counted.
+        n = i + (c[C_ACCESSES] - started) - 1;
+        this.batchMade(buf, i, n, fetchWork);
+        this.batchStarted(buf, n, fetchWork);
+        this.batchAt = n;
+        throw e;
       }
-      proc.readHash = hash;
-      if (n > i) {
-        this.lastGva = buf.gva(n - 1);
-        this.lastKind = kinds[n - 1];
-        this.lastFrame = cpu.batchFrame;
-      }
+      this.batchMade(buf, i, n, fetchWork);
       if (n === end) return end;
       // Access n stopped in the vCPU: its first try is made; finish it as access() would.
-      const gva = buf.gva(n);
+      this.batchStarted(buf, n, fetchWork);
+      this.batchAt = n;
+      const exits = c[C_EXITS];
       const kind = kinds[n];
-      this.lastGva = gva;
-      this.lastKind = kind;
-      proc.accesses++;
-      c[C_INSTRUCTIONS] += this.instructionsPerAccess;
-      c[C_CORE_CYCLES] += this.cyclesPerAccess;
-      const frame = finishUserAccess(this.kernel, proc, gva, kind, values[n], cpu.batchStop);
+      const frame = finishUserAccess(
+        this.kernel,
+        proc,
+        this.lastGva,
+        kind,
+        values[n],
+        cpu.batchStop,
+      );
       this.lastFrame = frame;
       if (frame === -1) {
         this.onExit();
@@ -290,8 +399,55 @@ export class ProcessDriver {
         proc.readHash = (Math.imul(proc.readHash ^ cpu.readValue, 0x01000193) + 1) >>> 0;
       }
       i = n + 1;
+      if (steps && (c[C_EXITS] !== exits || !proc.alive)) return i;
     }
     return end;
+  }
+
+  /**
+   * The accesses i..n-1, which the vCPU made: what access() adds around each, in order (the
+   * same floating-point sums), and a trace's fetches' instructions first when `fetchWork`.
+   */
+  private batchMade(buf: AccessBuffer, i: number, n: number, fetchWork: boolean): void {
+    if (n <= i) return;
+    const proc = this.proc;
+    const c = this.counters;
+    const kinds = buf.kind;
+    const values = buf.value;
+    const work = this.instructionsPerAccess !== 0 || this.cyclesPerAccess !== 0;
+    proc.accesses += n - i;
+    let hash = proc.readHash;
+    for (let k = i; k < n; k++) {
+      const kind = kinds[k];
+      if (fetchWork && kind === KIND_USER_FETCH) {
+        c[C_INSTRUCTIONS]++;
+        c[C_CORE_CYCLES] += this.cpi;
+      }
+      if (work) {
+        c[C_INSTRUCTIONS] += this.instructionsPerAccess;
+        c[C_CORE_CYCLES] += this.cyclesPerAccess;
+      }
+      if (kind !== KIND_USER_WRITE) hash = (Math.imul(hash ^ values[k], 0x01000193) + 1) >>> 0;
+    }
+    proc.readHash = hash;
+    this.lastGva = buf.gva(n - 1);
+    this.lastKind = kinds[n - 1];
+    this.lastFrame = this.kernel.cpu.batchFrame;
+  }
+
+  /** Access n begun, as access() begins it before the vCPU's first try. */
+  private batchStarted(buf: AccessBuffer, n: number, fetchWork: boolean): void {
+    const c = this.counters;
+    const kind = buf.kind[n];
+    if (fetchWork && kind === KIND_USER_FETCH) {
+      c[C_INSTRUCTIONS]++;
+      c[C_CORE_CYCLES] += this.cpi;
+    }
+    this.lastGva = buf.gva(n);
+    this.lastKind = kind;
+    this.proc.accesses++;
+    c[C_INSTRUCTIONS] += this.instructionsPerAccess;
+    c[C_CORE_CYCLES] += this.cyclesPerAccess;
   }
 
   private touchStack(next: number): number {

@@ -31,6 +31,23 @@ export class TraceReader {
     return this.nextInChunk();
   }
 
+  /** Records left in the chunk being replayed: next() gives that many without loading a chunk. */
+  get left(): number {
+    return (this.end - this.at) >> 1;
+  }
+
+  /** The second word (address bits 32..47 and the kind) of the record `ahead` places on (< left). */
+  metaAhead(ahead: number): number {
+    return this.words[this.at + 2 * ahead + 1];
+  }
+
+  /** Take the next `count` records of the chunk (count <= left): the index of the first's words. */
+  take(count: number): number {
+    const j = this.at;
+    this.at = j + 2 * count;
+    return j;
+  }
+
   /** Back to the first record. */
   rewind(): void {
     this.words = NO_WORDS;
