@@ -57,6 +57,17 @@ function setup() {
   return { mem, ept, walker, released };
 }
 
+/** A second EPT over the same memory, its tables from host frame 300 up (none given back). */
+function secondEpt(mem: HostMemory): EptTables {
+  let nextTable = 300;
+  return new EptTables(
+    mem,
+    () => nextTable++,
+    () => {},
+    newCounters(),
+  );
+}
+
 /** One walk of gva 0 by `walker`, and what a walker that never walked before says. */
 function walkBoth(mem: HostMemory, ept: EptTables, walker: NestedWalker, kind: number) {
   const outcome = (w: NestedWalker) => {
@@ -108,13 +119,7 @@ describe("the 2D walker's shortcut past the EPT's upper levels", () => {
   test("another EPT root: nothing kept from the first is used", () => {
     const { mem, ept, walker } = setup();
     walkBoth(mem, ept, walker, KIND_USER_READ);
-    let nextTable = 300;
-    const other = new EptTables(
-      mem,
-      () => nextTable++,
-      () => {},
-      newCounters(),
-    );
+    const other = secondEpt(mem);
     for (const gfn of [...TABLE_GFNS, DATA_GFN]) other.map(gfn, SECOND_BLOCK + gfn, EPT_RWX, 1);
     writeGuest(mem, SECOND_BLOCK);
     const { kept, fresh } = walkBoth(mem, other, walker, KIND_USER_READ);
@@ -186,13 +191,7 @@ describe("the 2D walker's guest memo, under random changes (fast-check)", () => 
 
   test("two EPT roots walked in turn, with no table written between: each walk its own", () => {
     const { mem, ept, walker } = setup();
-    let nextTable = 300;
-    const other = new EptTables(
-      mem,
-      () => nextTable++,
-      () => {},
-      newCounters(),
-    );
+    const other = secondEpt(mem);
     for (const gfn of [...TABLE_GFNS, 11]) other.map(gfn, SECOND_BLOCK + gfn, EPT_RWX, 1);
     writeGuest(mem, SECOND_BLOCK);
     // The second copy of the guest's L1 table maps gva 0 to gfn 11, not DATA_GFN.

@@ -13,6 +13,7 @@ import { describe, expect, it } from "vitest";
 import { KIND_SUP_WRITE, KIND_USER_READ, KIND_USER_WRITE } from "../src/hw/access.js";
 import { HostMemory } from "../src/hw/memory.js";
 import { PTE_A, PTE_D, PTE_G, PTE_HI_NX, PTE_P, PTE_PS, PTE_RW, PTE_US } from "../src/hw/pte.js";
+import { regionOf } from "../src/hw/walk-memo.js";
 import { type PagingControl, WALK_SLOW, Walker } from "../src/hw/walker.js";
 
 const FRAMES = 256;
@@ -191,7 +192,7 @@ describe("the walk memo", () => {
     const [lo, hi] = halves(0, 0, 0, 1);
     const old = mem.tableEpoch;
     walker.walkMemoHalves(mem, ROOTS[0], lo, hi, KIND_USER_READ, ctl);
-    const region = (hi << 11) | (lo >>> 21);
+    const region = regionOf(lo, hi);
     expect(walker.memo.find(mem, region, ROOTS[0])).toBeGreaterThanOrEqual(0);
     mem.tableEpoch = 0x7ffffffe;
     mem.write64(200, 0, 1, 0); // any table write: the epoch wraps to 1

@@ -29,7 +29,7 @@ import type * as Memory from "./memory.js";
 import type { HostMemory } from "./memory.js";
 import type * as Pte from "./pte.js";
 import { PrefixCache, pwcLevels } from "./pwc.js";
-import { WalkMemo } from "./walk-memo.js";
+import { regionOf, WalkMemo } from "./walk-memo.js";
 import {
   faultCode,
   type PagingControl,
@@ -223,7 +223,7 @@ export class NestedWalker {
     let sum = 0;
     for (let j = start; j < end && n < leaves.length; j++) {
       const gvaLo = los[j];
-      const e = guestMemo.find(mem, (his[j] << 11) | (gvaLo >>> 21), rootGfn);
+      const e = guestMemo.find(mem, regionOf(gvaLo, his[j]), rootGfn);
       if (e < 0 || guestMemo.words[e + G_EPT_ROOT] !== eptRoot) continue;
       const slot = mem.tableSlot(guestMemo.words[e + G_MFN]);
       if (slot < 0) continue;
@@ -374,7 +374,7 @@ export class NestedWalker {
     const guestMemo = this.guestMemo;
     let region = -1;
     if (guestMemo !== null && pwc === null && cache === null && log === null) {
-      region = (gvaHi << 11) | (gvaLo >>> 21);
+      region = regionOf(gvaLo, gvaHi);
       const e = guestMemo.find(mem, region, rootGfn);
       const w = guestMemo.words;
       // Upper entries with a bit that is reserved under EFER.NXE now: the full walk faults.

@@ -38,6 +38,14 @@ export const WALK_PAYLOAD = 3;
 const MIN_ENTRIES = 64;
 const MAX_ENTRIES = 4096;
 
+/**
+ * The memo's key of an address given as halves (bits 0..31 as int32, 32..47): its 2 MiB region
+ * number, bits 21..47 (27 bits, an int32).
+ */
+export function regionOf(gvaLo: number, gvaHi: number): number {
+  return (gvaHi << 11) | (gvaLo >>> 21);
+}
+
 export class WalkMemo {
   /** Words an entry takes: the key and the epoch, then `payload` words for the walk. */
   private readonly size: number;

@@ -37,7 +37,7 @@ import {
 } from "./pte.js";
 import type { PrefixCache } from "./pwc.js";
 import { type WalkTrace, walkLevels } from "./step-trace.js";
-import { MEMO_AND, MEMO_OR, MEMO_SLOT, WALK_PAYLOAD, WalkMemo } from "./walk-memo.js";
+import { MEMO_AND, MEMO_OR, MEMO_SLOT, regionOf, WALK_PAYLOAD, WalkMemo } from "./walk-memo.js";
 
 // Local copies of the bits used on the walk path: V8 does not fold imported bindings into
 // constants. Each copy's type is its original's literal type, so a disagreement fails to compile.
@@ -418,7 +418,7 @@ export class Walker {
     let sum = 0;
     for (let j = start; j < end; j++) {
       const gvaLo = los[j];
-      const e = memo.find(mem, (his[j] << 11) | (gvaLo >>> 21), rootMfn);
+      const e = memo.find(mem, regionOf(gvaLo, his[j]), rootMfn);
       if (e >= 0)
         sum ^= pool[memo.words[e + MEMO_SLOT] * WORDS_PER_FRAME + ((gvaLo >>> 12) & 511) * 2];
     }
@@ -457,7 +457,7 @@ export class Walker {
   ): number {
     if (this.cache !== null) return this.walkFastHalves(mem, rootMfn, gvaLo, gvaHi, kind, ctl);
     const memo = this.memo;
-    const region = (gvaHi << 11) | (gvaLo >>> 21);
+    const region = regionOf(gvaLo, gvaHi);
     const e = memo.find(mem, region, rootMfn);
     if (e >= 0) {
       const w = memo.words;
