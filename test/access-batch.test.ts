@@ -117,6 +117,23 @@ describe("accessBatch", () => {
     }
   }
 
+  it("an L2 hit into an L1 set left not all valid (INVLPG), after a miss walked in the same batch", () => {
+    for (const mode of ["native", "shadow"] as const) {
+      const a = guest(mode, false);
+      const b = guest(mode, false);
+      const buf = stream(20_000, 9);
+      // INVLPG of hot pages: their L1 sets stop being all valid while other hot pages of those
+      // sets stay in L2; the next chunk's cold pages miss and are walked in the batch before.
+      runBoth(a, b, buf, 250, (g, chunk) => {
+        for (let k = 0; k < 6; k++) {
+          g.cpu.invlpg(USER_HEAP_BASE + ((chunk * 6 + k) % 96) * 7 * 4096);
+        }
+      });
+      expect(a.counters[C_TLB_L2_HITS]).toBeGreaterThan(500);
+      same(state(b), state(a));
+    }
+  });
+
   it("renumbers LRU stamps where one access at a time does", () => {
     const a = guest("native", true);
     const b = guest("native", true);

@@ -442,6 +442,8 @@ export class Vcpu implements GuestCpu {
           }
           if (frame >= frames) break;
           misses++;
+          // Back to "no reason yet": every later break that does not set one is WHERE_GENERAL's.
+          where = WHERE_GENERAL;
           // The fill moved the LRU clocks (and may have renumbered the stamps).
           clock1 = l1.clock;
           clock2 = l2.clock;
