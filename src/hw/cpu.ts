@@ -30,7 +30,7 @@ import type { TraceEvent, WalkTrace } from "./step-trace.js";
 import type * as TlbConsts from "./tlb.js";
 import { Tlb } from "./tlb.js";
 import type * as TlbLayout from "./tlb-level.js";
-import { cachedPerms } from "./tlb-level.js";
+import { cachedPerms, lruWay } from "./tlb-level.js";
 import { TlbTags } from "./tlb-tags.js";
 import type * as Interfaces from "./vcpu-interfaces.js";
 import {
@@ -402,9 +402,7 @@ export class Vcpu implements GuestCpu {
               frame = d2[j + F_FRAME];
               stamps2[s] = ++clock2;
               // translate()'s copy into an all-valid L1 set: the LRU way goes.
-              let victim = set1 * ways1;
-              const last = victim + ways1;
-              for (let v = victim + 1; v < last; v++) if (stamps1[v] < stamps1[victim]) victim = v;
+              const victim = lruWay(stamps1, set1 * ways1, set1 * ways1 + ways1);
               const m = victim * SLOT;
               k1[victim] = keyLo;
               d1[m + F_HI] = h;
@@ -691,8 +689,7 @@ export class Vcpu implements GuestCpu {
         const stamps1 = l1.stamps;
         base = set1 * l1.ways;
         end = base + l1.ways;
-        let victim = base;
-        for (let v = base + 1; v < end; v++) if (stamps1[v] < stamps1[victim]) victim = v;
+        const victim = lruWay(stamps1, base, end);
         const j = victim * SLOT;
         k1[victim] = keyLo;
         d1[j + F_HI] = hi;

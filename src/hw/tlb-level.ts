@@ -33,6 +33,24 @@ export const F_PERMS = 3;
 /** LRU stamps are renumbered when the clock reaches 2^30, far from int32 overflow. */
 export const CLOCK_LIMIT = 0x40000000;
 
+/**
+ * The way of base..end-1 with the smallest stamp (the first such): the LRU way of a set. Without
+ * branches: which way is older is random, so a compare-and-branch loop mispredicts about once
+ * per fill. Stamps lie in 0..CLOCK_LIMIT, so a difference of two fits in int32 and its sign bit
+ * says which is smaller.
+ */
+export function lruWay(stamps: Int32Array, base: number, end: number): number {
+  let victim = base;
+  let oldest = stamps[base];
+  for (let s = base + 1; s < end; s++) {
+    const diff = stamps[s] - oldest;
+    const older = diff >> 31; // -1 when stamps[s] < oldest, else 0
+    victim ^= (victim ^ s) & older;
+    oldest += diff & older;
+  }
+  return victim;
+}
+
 export class TlbLevel {
   readonly entries: number;
   readonly ways: number;
@@ -210,8 +228,7 @@ export class TlbLevel {
     const stamps = this.stamps;
     const base = set * this.ways;
     const end = base + this.ways;
-    let victim = base;
-    for (let s = base + 1; s < end; s++) if (stamps[s] < stamps[victim]) victim = s;
+    const victim = lruWay(stamps, base, end);
     const i = victim * SLOT;
     this.keys[victim] = keyLo;
     this.d[i + F_HI] = keyHi;

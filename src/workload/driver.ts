@@ -417,18 +417,27 @@ export class ProcessDriver {
     const work = this.instructionsPerAccess !== 0 || this.cyclesPerAccess !== 0;
     proc.accesses += n - i;
     let hash = proc.readHash;
+    // The two sums in locals: the same additions in the same order, so the same doubles, but
+    // not a load and a store of the counter array per access.
+    let instructions = c[C_INSTRUCTIONS];
+    let cycles = c[C_CORE_CYCLES];
+    const cpi = this.cpi;
+    const perAccess = this.instructionsPerAccess;
+    const cyclesPerAccess = this.cyclesPerAccess;
     for (let k = i; k < n; k++) {
       const kind = kinds[k];
       if (fetchWork && kind === KIND_USER_FETCH) {
-        c[C_INSTRUCTIONS]++;
-        c[C_CORE_CYCLES] += this.cpi;
+        instructions++;
+        cycles += cpi;
       }
       if (work) {
-        c[C_INSTRUCTIONS] += this.instructionsPerAccess;
-        c[C_CORE_CYCLES] += this.cyclesPerAccess;
+        instructions += perAccess;
+        cycles += cyclesPerAccess;
       }
       if (kind !== KIND_USER_WRITE) hash = (Math.imul(hash ^ values[k], 0x01000193) + 1) >>> 0;
     }
+    c[C_INSTRUCTIONS] = instructions;
+    c[C_CORE_CYCLES] = cycles;
     proc.readHash = hash;
     this.lastGva = buf.gva(n - 1);
     this.lastKind = kinds[n - 1];
