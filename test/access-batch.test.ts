@@ -6,6 +6,7 @@
  * hash and vCPU state. Also the page-contents switch (HostMemory.contents).
  */
 
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { benchGuest } from "../src/bench/guest.js";
 import { USER_HEAP_BASE } from "../src/guest/layout.js";
@@ -131,6 +132,52 @@ describe("accessBatch", () => {
       });
       expect(a.counters[C_TLB_L2_HITS]).toBeGreaterThan(500);
       same(state(b), state(a));
+    }
+  });
+
+  it("the same state under any cut into batches and any TLB event between them (fast-check)", () => {
+    // An event between two batches: none, INVLPG of a page, a CR3 reload (flushing, or under
+    // another PCID without a flush, as a context switch with PCIDs does), a full flush.
+    const arbEvent = fc.oneof(
+      fc.constant({ kind: "none" as const, page: 0 }),
+      fc.record({ kind: fc.constant("invlpg" as const), page: fc.nat(HEAP_PAGES - 1) }),
+      fc.record({ kind: fc.constant("cr3" as const), page: fc.nat(3) }),
+      fc.constant({ kind: "flush" as const, page: 0 }),
+    );
+    const arbCut = fc.record({ length: fc.integer({ min: 1, max: 600 }), event: arbEvent });
+    for (const mode of ["native", "shadow", "hap"] as const) {
+      fc.assert(
+        fc.property(
+          fc.nat(1000),
+          fc.array(arbCut, { minLength: 1, maxLength: 12 }),
+          (seed, cuts) => {
+            const a = guest(mode, false);
+            const b = guest(mode, false);
+            const total = cuts.reduce((n, c) => n + c.length, 0);
+            const buf = stream(total, seed);
+            const copy = new AccessBuffer(total);
+            for (let i = 0; i < total; i++) copy.push(buf.gva(i), buf.kind[i], buf.value[i]);
+            let start = 0;
+            for (const { length, event } of cuts) {
+              const end = start + length;
+              for (let i = start; i < end; i++)
+                a.driver.access(buf.gva(i), buf.kind[i], buf.value[i]);
+              expect(b.driver.accessBatch(copy, start, end)).toBe(end);
+              for (const g of [a, b]) {
+                if (event.kind === "invlpg") g.cpu.invlpg(USER_HEAP_BASE + event.page * 4096);
+                else if (event.kind === "cr3") {
+                  // PCIDs only natively (the shadow and HAP set-ups here run without them).
+                  const pcid = mode === "native" ? event.page & 1 : 0;
+                  g.cpu.writeCr3(g.cpu.guestCr3, pcid, mode === "native" && event.page >= 2);
+                } else if (event.kind === "flush") g.cpu.flushTlbAll();
+              }
+              start = end;
+            }
+            same(state(b), state(a));
+          },
+        ),
+        { numRuns: 12, seed: 16 },
+      );
     }
   });
 
