@@ -51,38 +51,6 @@ describe("the pool of runs", () => {
     }
   });
 
-  it("takes a batch's dearest runs first, by the guess at their cost", async () => {
-    // One job: every task runs in this thread, one at a time, in the order they are taken.
-    const pool = new RunPool(1);
-    const sizes = ["1MiB", "4MiB", "2MiB", "8MiB"];
-    const finished: string[] = [];
-    try {
-      await Promise.all(
-        sizes.map((ws) =>
-          pool
-            .run({
-              scenario: parseScenario(
-                `
-run: { accesses: 500 }
-domains:
-  - name: d
-    memory: 32MiB
-    processes:
-      - { name: p, kind: database, working_set: ${ws} }
-`,
-                "pool.yaml",
-              ),
-              options: { mode: "native", seed: 1 },
-            })
-            .then(() => finished.push(ws)),
-        ),
-      );
-    } finally {
-      await pool.close();
-    }
-    expect(finished).toEqual(["8MiB", "4MiB", "2MiB", "1MiB"]);
-  });
-
   it("leaves every task to the workers when this thread is not to take any", async () => {
     const pool = new RunPool(2, { inThisThread: false });
     try {

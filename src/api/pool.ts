@@ -8,9 +8,7 @@
  * at once (one structured clone: tasks that share a scenario share its copy) with a shared
  * counter, and this thread and the workers each take the next task from that counter until none
  * is left. So no thread waits for another to hand it work: this thread, busy with a run of its
- * own, cannot starve a worker, and the last runs go to whichever thread is free first. The
- * batch is taken dearest first by a guess at each run's cost (run-cost.ts), so that the runs
- * left at the end, while some threads have nothing to take, are short ones. This
+ * own, cannot starve a worker, and the last runs go to whichever thread is free first. This
  * thread is a job rather than a dispatcher because a worker runs slower than it (each worker
  * warms its own JIT) and takes time to start, while this thread can begin at once.
  *
@@ -24,7 +22,6 @@ import { availableParallelism } from "node:os";
 import { MessageChannel, type MessagePort, receiveMessageOnPort } from "node:worker_threads";
 import { Piscina } from "piscina";
 import { TraceError } from "../workload/trace/lackey.js";
-import { takeOrder } from "./run-cost.js";
 import { type RunOutcome, type RunTask, runTask } from "./run-task.js";
 import type { WorkerBatch, WorkerMessage, WorkerReply } from "./run-worker.js";
 
@@ -118,13 +115,12 @@ export class RunPool {
     });
   }
 
-  /** Gives a batch to every worker and to this thread's loop, its dearest tasks first. */
-  private handOut(asked: Pending[]): void {
+  /** Gives a batch to every worker and to this thread's loop. */
+  private handOut(items: Pending[]): void {
     if (this.closed) {
-      for (const p of asked) p.reject(new PoolClosedError());
+      for (const p of items) p.reject(new PoolClosedError());
       return;
     }
-    const items = takeOrder(asked.map((p) => p.task)).map((i) => asked[i]);
     const batch: Batch = {
       items,
       next: new Int32Array(new SharedArrayBuffer(4)),

@@ -127,13 +127,11 @@ async function runAndReport(
 }
 
 /**
- * The order the points are asked for: from the two ends of the grid in turn, the last first.
- * The pool starts the runs its guess finds dearest first (more accesses, larger working sets:
- * api/run-cost.ts); between runs the guess cannot tell apart (a grid over a cost setting or a
- * cache size) this order decides. Such an axis too usually makes runs dearer one way, so that
- * the dearest points all at the end would leave the other cores idle while they finish; taken
- * from both ends, the runs still going at the end are middling ones. The tables are written in
- * the grid's order whatever the order of the runs.
+ * The order the points start in: from the two ends of the grid in turn, the last first. A grid
+ * axis usually makes runs dearer one way (a larger working set, more accesses), so that the
+ * dearest points all at the end would leave the other cores idle while they finish; taken from
+ * both ends, the runs still going at the end are middling ones. The tables are written in the
+ * grid's order whatever the order of the runs.
  */
 function startOrder<T>(points: readonly T[]): T[] {
   const order: T[] = [];
