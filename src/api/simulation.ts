@@ -7,6 +7,7 @@
  */
 
 import { CPU_PROFILES, type CpuProfile, DEFAULT_CPU } from "../config/cpu.js";
+import { DOUBLE_ZERO } from "../hw/double-zero.js";
 import { CostModel, CostTotals } from "../metrics/cost.js";
 import {
   C_SHARING_MERGES,
@@ -238,7 +239,7 @@ export class Simulation {
   }
 
   /** Cycles the domain whose turn it is has run in this turn. */
-  private turnUsed = 0;
+  private turnUsed = DOUBLE_ZERO;
 
   /** Between domain turns: the host's balloon policy and pager (see Host.tick). */
   tickHost(): void {

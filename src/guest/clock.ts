@@ -24,6 +24,7 @@
 import type { CacheGeometry, CacheLevelSpec } from "../config/scenario.js";
 import type { Gva } from "../hw/addr.js";
 import { LINE_BYTES } from "../hw/cache.js";
+import { DOUBLE_ZERO } from "../hw/double-zero.js";
 
 /** Cycles of the guest's own events, from the run's cost model. */
 export interface GuestClockPrices {
@@ -45,7 +46,7 @@ const SAMPLING = 8;
 
 export class GuestClock {
   /** Cycles of guest time so far. */
-  now = 0;
+  now = DOUBLE_ZERO;
   /**
    * The guest's own view of L1d, L2 and the LLC, each a store of as many lines as the level
    * holds, a line in the slot its key's hash picks (null when the run models no data caches).

@@ -11,6 +11,7 @@
  */
 
 import type { SliceRule } from "../config/scenario.js";
+import { DOUBLE_ZERO } from "../hw/double-zero.js";
 import type { Kernel } from "./kernel.js";
 import type { Process } from "./process.js";
 
@@ -31,7 +32,7 @@ export const EEVDF_BASE_SLICE_SECONDS = 0.75e-3;
 export class Scheduler {
   private readonly queue: Process[] = [];
   /** The guest's clock (cycles of work) at which the running process's slice ends. */
-  sliceEnd = 0;
+  sliceEnd = DOUBLE_ZERO;
 
   /**
    * `rule` gives the slice; `hz` converts Linux's seconds to the guest clock's cycles (the CPU

@@ -21,6 +21,7 @@ import type * as Access from "./access.js";
 import type { AccessBuffer } from "./access-buffer.js";
 import type { Gpa, Gva, Mfn } from "./addr.js";
 import type { DataCache } from "./cache.js";
+import { DOUBLE_ZERO } from "./double-zero.js";
 import type { MmuBatch, PvMmuHypercalls } from "./hypercall.js";
 import type { HostMemory } from "./memory.js";
 import type { NestedWalker } from "./nested.js";
@@ -147,15 +148,15 @@ export class Vcpu implements GuestCpu {
   /** High half of the word load64 / loadPhys64 read. */
   hi = 0;
   /** The value the last data read returned. */
-  readValue = 0;
+  readValue = DOUBLE_ZERO;
   /** The #PF error code of the last XLATE_FAULT. */
   faultCode = 0;
   /** The operation in flight (OP_*), for a VMM's emulator. */
   op: number = OP_ACCESS;
   /** Low half of the value a store in flight writes (a data write's whole value). */
-  pendLo = 0;
+  pendLo = DOUBLE_ZERO;
   /** High half of the value a store in flight writes. */
-  pendHi = 0;
+  pendHi = DOUBLE_ZERO;
   /** The source frame of a page copy in flight. */
   pendSrcFrame = 0;
   /** Set by the step API: walks made while it is non-null are recorded. */

@@ -17,6 +17,7 @@
  * touches the slots. INVLPG clears the few slots that can hold the address.
  */
 
+import { DOUBLE_ZERO } from "./double-zero.js";
 import { F_FRAME, F_GEN, F_HI, F_PERMS, keyHiOf, keyLoOf, SLOT, TlbLevel } from "./tlb-level.js";
 
 /** Tags in use at once: VPID x PCID pairs, plus one global tag per VPID. */
@@ -69,7 +70,7 @@ export class Tlb {
   largeFirst = new Float64Array(INITIAL_TAGS).fill(Number.POSITIVE_INFINITY);
   largeLast = new Float64Array(INITIAL_TAGS).fill(Number.NEGATIVE_INFINITY);
   /** Scratch outputs of lookup(): the 4 KiB frame and permission mask found. */
-  frame = 0;
+  frame = DOUBLE_ZERO;
   perms = 0;
 
   constructor(l1Entries = 64, l1Ways = 4, l2Entries = 1536, l2Ways = 12) {

@@ -21,6 +21,7 @@ import { type Process, VM_READ, VM_WRITE } from "../guest/process.js";
 import type { Scheduler } from "../guest/scheduler.js";
 import { KIND_USER_FETCH, KIND_USER_READ, KIND_USER_WRITE } from "../hw/access.js";
 import type { AccessBuffer } from "../hw/access-buffer.js";
+import { DOUBLE_ZERO } from "../hw/double-zero.js";
 import { C_ACCESSES, C_CORE_CYCLES, C_EXITS, C_INSTRUCTIONS } from "../metrics/counters.js";
 import { PageSequence } from "./pattern.js";
 import type { Rng } from "./rng.js";
@@ -76,7 +77,7 @@ export class ProcessDriver {
   private readonly cpi: number;
   private readonly counters: Float64Array;
   /** The last access, for the step API. */
-  lastGva = 0;
+  lastGva = DOUBLE_ZERO;
   lastKind = 0;
   lastFrame = -1;
 
