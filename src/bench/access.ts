@@ -24,7 +24,7 @@ export interface BenchResult {
   [figure: string]: number | string;
 }
 
-const PAGES = 2 ** 20;
+export const PAGES = 2 ** 20;
 const HOT_PAGES = 256;
 
 /** Touch every page of the heap once so that the page tables are populated. */
@@ -33,7 +33,7 @@ export function populate(driver: ProcessDriver, pages: number): void {
 }
 
 /** Accesses generated at a time: the stream is made between timed batches, as a C harness would. */
-const CHUNK = 65536;
+export const CHUNK = 65536;
 
 /** Wall and CPU seconds spent in the timed parts of a loop. */
 interface Timed {
@@ -42,7 +42,28 @@ interface Timed {
 }
 
 /**
- * Run `count` accesses: with probability `hotShare` to one of the hot pages, else uniform. The
+ * Accesses done..done+n-1 of the benchmarks' stream into `buf` (emptied first): with probability
+ * `hotShare` to one of the hot pages, else uniformly over PAGES; a quarter are writes.
+ */
+export function fillStream(
+  buf: AccessBuffer,
+  rng: Rng,
+  done: number,
+  n: number,
+  hotShare: number,
+): void {
+  buf.length = 0;
+  for (let k = 0; k < n; k++) {
+    const i = done + k;
+    const page =
+      rng.nextFloat() < hotShare ? (rng.nextBelow(HOT_PAGES) * 4099) % PAGES : rng.nextBelow(PAGES);
+    const kind = rng.nextFloat() < 0.25 ? KIND_USER_WRITE : KIND_USER_READ;
+    buf.push(USER_HEAP_BASE + page * 4096 + ((i * 8) & 4095), kind, i);
+  }
+}
+
+/**
+ * Run `count` accesses of the stream (fillStream). The
  * stream is generated into a buffer outside the timed part, a chunk at a time; each chunk runs
  * as one batch (ProcessDriver.accessBatch). With the timing model, each access also moves the
  * guest's clock, as the run loop does, so those run one at a time.
@@ -58,17 +79,8 @@ function accessLoop(
   const buf = new AccessBuffer(CHUNK);
   const timed: Timed = { seconds: 0, cpuSeconds: 0 };
   for (let done = 0; done < count; done += buf.length) {
-    buf.length = 0;
     const n = Math.min(CHUNK, count - done);
-    for (let k = 0; k < n; k++) {
-      const i = done + k;
-      const page =
-        rng.nextFloat() < hotShare
-          ? (rng.nextBelow(HOT_PAGES) * 4099) % PAGES
-          : rng.nextBelow(PAGES);
-      const kind = rng.nextFloat() < 0.25 ? KIND_USER_WRITE : KIND_USER_READ;
-      buf.push(USER_HEAP_BASE + page * 4096 + ((i * 8) & 4095), kind, i);
-    }
+    fillStream(buf, rng, done, n, hotShare);
     const cpuBefore = process.cpuUsage();
     const t0 = performance.now();
     if (clock === null) {

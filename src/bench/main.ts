@@ -10,6 +10,7 @@ import { benchFootprint, FOOTPRINT_CASES } from "./footprint.js";
 import { benchShadowFork } from "./shadow.js";
 import { type BenchDef, benchMain } from "./suite.js";
 import { benchLackeyParse, benchTraceReplay, benchTraceReplayStream } from "./trace.js";
+import { benchYardstick } from "./yardstick.js";
 
 const BENCHES: BenchDef[] = [
   {
@@ -37,6 +38,17 @@ const BENCHES: BenchDef[] = [
     name: "native-random-contents",
     target: "(report accesses_per_cpu_s: native-random with the page-contents model on)",
     run: () => benchAccess("native", "native-random-contents", 0, 5_000_000),
+  },
+  {
+    name: "port-local",
+    target: "(the yardstick: native-local's model as a plain typed-array program; ratio_to_native)",
+    run: () => benchYardstick("port-local", 0.9, 20_000_000),
+  },
+  {
+    name: "port-random",
+    target:
+      "(the yardstick: native-random's model as a plain typed-array program; ratio_to_native)",
+    run: () => benchYardstick("port-random", 0, 5_000_000),
   },
   {
     name: "native-fault",

@@ -114,7 +114,7 @@ export function pairRatios(ref: readonly number[], self: readonly number[]): num
  * native-local-timed with native-local); `name` itself when it has none.
  */
 export function nativeOf(name: string): string {
-  return name.replace(/^(shadow|hap)-/, "native-").replace(/-timed$/, "");
+  return name.replace(/^(shadow|hap|port)-/, "native-").replace(/-timed$/, "");
 }
 
 /** The rate ratio_to_native compares: by CPU time where the benchmark gives it. */

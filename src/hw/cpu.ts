@@ -53,6 +53,8 @@ import { type PagingControl, WALK_OK, WALK_SLOW, Walker } from "./walker.js";
 
 /** hitRun's group of accesses, and the misses in a group after which the next reads ahead. */
 const READ_GROUP = 8;
+/** Per access kind (KIND_*): all ones for the writes, whose value slot keeps the value written. */
+const WRITE_KEEPS = Int32Array.of(0, -1, 0, 0, -1, 0);
 const READ_GROUP_MISSES = 4;
 
 // Local copies of imported constants used on the hot path: V8 does not fold imported bindings
@@ -351,107 +353,114 @@ export class Vcpu implements GuestCpu {
     let lastFrame = -1;
     let where = WHERE_GENERAL;
     let i = start;
-    for (; i < end; i++) {
-      // A use that would reach CLOCK_LIMIT goes the general way, which renumbers the stamps.
-      if (clock1 >= CLOCK_LIMIT - 1 || clock2 >= CLOCK_LIMIT - 1) break;
-      if (i === groupEnd) {
-        groupEnd = end - i > READ_GROUP ? i + READ_GROUP : end;
-        if (walkHere && misses - groupMisses >= READ_GROUP_MISSES) {
-          leaves ^= walker.readLeaves(mem, rootMfn, los, his, i, groupEnd);
-        }
-        groupMisses = misses;
+    run: while (i < end) {
+      // A use that would reach CLOCK_LIMIT goes the general way, which renumbers the stamps. An
+      // access moves each clock on by one at most (a hit, a copy from L2, a walk's fill), so a
+      // group starts only with room for all its accesses and they need no check of their own.
+      if (clock1 >= CLOCK_LIMIT - 1 - READ_GROUP || clock2 >= CLOCK_LIMIT - 1 - READ_GROUP) break;
+      groupEnd = end - i > READ_GROUP ? i + READ_GROUP : end;
+      if (walkHere && misses - groupMisses >= READ_GROUP_MISSES) {
+        leaves ^= walker.readLeaves(mem, rootMfn, los, his, i, groupEnd);
       }
-      const kind = kinds[i];
-      const lo = los[i];
-      const keyLo = lo >>> 12;
-      const keyHi = keyHiBase + his[i];
-      const globalHi = globalHiBase + his[i];
-      let s = (keyLo & mask1) * ways1;
-      let e = s + ways1;
-      let frame = -1;
-      for (; s < e; s++) {
-        if (k1[s] !== keyLo) continue;
-        const j = s * SLOT;
-        const h = d1[j + F_HI];
-        if ((h === keyHi && d1[j + F_GEN] === gen) || (h === globalHi && d1[j + F_GEN] === ggen)) {
-          const f = d1[j + F_FRAME];
-          if (((d1[j + F_PERMS] >> kind) & 1) === 0) where = TLB_L1;
-          else if (f < frames) {
-            frame = f;
-            stamps1[s] = ++clock1;
-            l1Hits++;
-          }
-          break;
-        }
-      }
-      if (frame < 0) {
-        if (s < e) break; // the L1 entry said no, or points past memory
-        s = (keyLo & mask2) * ways2;
-        e = s + ways2;
+      groupMisses = misses;
+      for (; i < groupEnd; i++) {
+        const kind = kinds[i];
+        const lo = los[i];
+        const keyLo = lo >>> 12;
+        const keyHi = keyHiBase + his[i];
+        const globalHi = globalHiBase + his[i];
+        let s = (keyLo & mask1) * ways1;
+        let e = s + ways1;
+        let frame = -1;
         for (; s < e; s++) {
-          if (k2[s] !== keyLo) continue;
+          if (k1[s] !== keyLo) continue;
           const j = s * SLOT;
-          const h = d2[j + F_HI];
+          const h = d1[j + F_HI];
           if (
-            (h === keyHi && d2[j + F_GEN] === gen) ||
-            (h === globalHi && d2[j + F_GEN] === ggen)
+            (h === keyHi && d1[j + F_GEN] === gen) ||
+            (h === globalHi && d1[j + F_GEN] === ggen)
           ) {
-            const perms = d2[j + F_PERMS];
-            const set1 = keyLo & mask1;
-            if (((perms >> kind) & 1) === 0) where = TLB_L2;
-            else if (d2[j + F_FRAME] < frames && allValid1[set1] === flushes1) {
-              frame = d2[j + F_FRAME];
-              stamps2[s] = ++clock2;
-              // translate()'s copy into an all-valid L1 set: the LRU way goes.
-              const victim = lruWay(stamps1, set1 * ways1, set1 * ways1 + ways1);
-              const m = victim * SLOT;
-              k1[victim] = keyLo;
-              d1[m + F_HI] = h;
-              d1[m + F_GEN] = d2[j + F_GEN];
-              d1[m + F_FRAME] = frame;
-              d1[m + F_PERMS] = perms;
-              stamps1[victim] = ++clock1;
+            const f = d1[j + F_FRAME];
+            if (((d1[j + F_PERMS] >> kind) & 1) === 0) where = TLB_L1;
+            else if (f < frames) {
+              frame = f;
+              stamps1[s] = ++clock1;
+              l1Hits++;
             }
             break;
           }
         }
         if (frame < 0) {
-          if (s !== e) break;
-          where = TLB_MISS;
-          if (!walkHere) break;
-          l1.clock = clock1;
-          l2.clock = clock2;
-          frame = this.walkMiss(
-            lo,
-            his[i],
-            kind,
-            tag,
-            globalTag,
-            largeFirst,
-            largeLast,
-            walker,
-            false,
-          );
-          // Anything but the common walk to a frame in memory goes the general way: a walk it
-          // could not make straight to translateSlow; a frame past memory walked again by
-          // missAccess (this walk wrote nothing), which fills it and reads all ones.
-          if (frame < 0) {
-            where = WHERE_WALK_SLOW;
-            break;
+          if (s < e) break run; // the L1 entry said no, or points past memory
+          s = (keyLo & mask2) * ways2;
+          e = s + ways2;
+          for (; s < e; s++) {
+            if (k2[s] !== keyLo) continue;
+            const j = s * SLOT;
+            const h = d2[j + F_HI];
+            if (
+              (h === keyHi && d2[j + F_GEN] === gen) ||
+              (h === globalHi && d2[j + F_GEN] === ggen)
+            ) {
+              const perms = d2[j + F_PERMS];
+              const set1 = keyLo & mask1;
+              if (((perms >> kind) & 1) === 0) where = TLB_L2;
+              else if (d2[j + F_FRAME] < frames && allValid1[set1] === flushes1) {
+                frame = d2[j + F_FRAME];
+                stamps2[s] = ++clock2;
+                // translate()'s copy into an all-valid L1 set: the LRU way goes.
+                const victim = lruWay(stamps1, set1 * ways1, set1 * ways1 + ways1);
+                const m = victim * SLOT;
+                k1[victim] = keyLo;
+                d1[m + F_HI] = h;
+                d1[m + F_GEN] = d2[j + F_GEN];
+                d1[m + F_FRAME] = frame;
+                d1[m + F_PERMS] = perms;
+                stamps1[victim] = ++clock1;
+              }
+              break;
+            }
           }
-          if (frame >= frames) break;
-          misses++;
-          // Back to "no reason yet": every later break that does not set one is WHERE_GENERAL's.
-          where = WHERE_GENERAL;
-          // The fill moved the LRU clocks (and may have renumbered the stamps).
-          clock1 = l1.clock;
-          clock2 = l2.clock;
+          if (frame < 0) {
+            if (s !== e) break run;
+            where = TLB_MISS;
+            if (!walkHere) break run;
+            l1.clock = clock1;
+            l2.clock = clock2;
+            frame = this.walkMiss(
+              lo,
+              his[i],
+              kind,
+              tag,
+              globalTag,
+              largeFirst,
+              largeLast,
+              walker,
+              false,
+            );
+            // Anything but the common walk to a frame in memory goes the general way: a walk it
+            // could not make straight to translateSlow; a frame past memory walked again by
+            // missAccess (this walk wrote nothing), which fills it and reads all ones.
+            if (frame < 0) {
+              where = WHERE_WALK_SLOW;
+              break run;
+            }
+            if (frame >= frames) break run;
+            misses++;
+            // Back to "no reason yet": every later break that does not set one is WHERE_GENERAL's.
+            where = WHERE_GENERAL;
+            // The fill moved the LRU clocks (and may have renumbered the stamps).
+            clock1 = l1.clock;
+            clock2 = l2.clock;
+          }
         }
+        lastFrame = frame;
+        if (contents) {
+          if (kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) {
+            mem.writeData(frame, (lo & 4095) >>> 3, values[i]);
+          } else values[i] = mem.readData(frame, (lo & 4095) >>> 3);
+        } else values[i] &= WRITE_KEEPS[kind]; // a read returns 0; a write's slot keeps its value
       }
-      lastFrame = frame;
-      if (kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) {
-        if (contents) mem.writeData(frame, (lo & 4095) >>> 3, values[i]);
-      } else values[i] = contents ? mem.readData(frame, (lo & 4095) >>> 3) : 0;
     }
     this.batchWhere = where;
     this.leafSum ^= leaves;

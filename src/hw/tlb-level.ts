@@ -168,11 +168,8 @@ export class TlbLevel {
           victim = s;
           break;
         }
-        if (stamps[s] < oldest) {
-          oldest = stamps[s];
-          lru = s;
-        }
       }
+      if (victim < 0) lru = lruWay(stamps, base, end);
     } else {
       for (let s = base; s < end; s++) {
         const i = s * SLOT;

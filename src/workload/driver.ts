@@ -417,7 +417,10 @@ export class ProcessDriver {
     const values = buf.value;
     const work = this.instructionsPerAccess !== 0 || this.cyclesPerAccess !== 0;
     proc.accesses += n - i;
-    let hash = proc.readHash;
+    // The read hash as int32 in the loop (the same bits as access()'s uint32: ^ reads them
+    // alone), made uint32 again at the end; a write keeps it, chosen by a mask rather than a
+    // branch (which of the accesses are writes is random).
+    let hash = proc.readHash | 0;
     // The two sums in locals: the same additions in the same order, so the same doubles, but
     // not a load and a store of the counter array per access.
     let instructions = c[C_INSTRUCTIONS];
@@ -435,11 +438,14 @@ export class ProcessDriver {
         instructions += perAccess;
         cycles += cyclesPerAccess;
       }
-      if (kind !== KIND_USER_WRITE) hash = (Math.imul(hash ^ values[k], 0x01000193) + 1) >>> 0;
+      const next = (Math.imul(hash ^ values[k], 0x01000193) + 1) | 0;
+      const other = kind ^ KIND_USER_WRITE;
+      const read = (other | -other) >> 31; // all ones unless a write
+      hash = (next & read) | (hash & ~read);
     }
     c[C_INSTRUCTIONS] = instructions;
     c[C_CORE_CYCLES] = cycles;
-    proc.readHash = hash;
+    proc.readHash = hash >>> 0;
     this.lastGva = buf.gva(n - 1);
     this.lastKind = kinds[n - 1];
     this.lastFrame = this.kernel.cpu.batchFrame;
