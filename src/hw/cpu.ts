@@ -49,7 +49,14 @@ import {
   XLATE_FAULT,
 } from "./vcpu-interfaces.js";
 import { countRefsFrom, translateNested, walkCached } from "./vcpu-walks.js";
-import { type PagingControl, WALK_OK, WALK_SLOW, Walker } from "./walker.js";
+import {
+  faultCode,
+  type PagingControl,
+  WALK_NOT_PRESENT,
+  WALK_OK,
+  WALK_SLOW,
+  Walker,
+} from "./walker.js";
 
 /** hitRun's group of accesses, and the misses in a group after which the next reads ahead. */
 const READ_GROUP = 8;
@@ -738,13 +745,18 @@ export class Vcpu implements GuestCpu {
     const walker = this.walker;
     let retries = 0;
     for (;;) {
-      const result =
-        this.pwc !== null
-          ? walkCached(this, this.pwc, gva, kind)
-          : this.trace === null &&
-              walker.walkFast(this.mem, this.rootMfn, gva, kind, this.ctl) !== WALK_SLOW
-            ? WALK_OK
-            : walker.walk(this.mem, this.rootMfn, gva, kind, this.ctl);
+      let result: number;
+      if (this.pwc !== null) result = walkCached(this, this.pwc, gva, kind);
+      else if (this.trace !== null)
+        result = walker.walk(this.mem, this.rootMfn, gva, kind, this.ctl);
+      else {
+        // A fault at an entry not present (each demand fault's first try, and each shadow entry
+        // not made yet) is answered from the fast walk's reads, not walked a second time.
+        const fast = walker.walkOrMiss(this.mem, this.rootMfn, gva, kind, this.ctl);
+        if (fast >= 0) result = WALK_OK;
+        else if (fast === WALK_NOT_PRESENT) result = faultCode(kind, false, false, this.ctl.nxe);
+        else result = walker.walk(this.mem, this.rootMfn, gva, kind, this.ctl);
+      }
       c[C_WALKS]++;
       c[C_WALK_REFS] += walker.refs;
       this.walkHist[walker.refs]++;

@@ -81,6 +81,9 @@ const ALL_WRITABLE = -2;
 /** walkFast() result for a walk it leaves to walk(). */
 export const WALK_SLOW = -1;
 
+/** walkOrMiss() result: walk() would stop at an entry not present (see walkOrMiss). */
+export const WALK_NOT_PRESENT = -2;
+
 /** The control-register state a walk depends on. */
 export interface PagingControl {
   /** CR0.WP: supervisor writes honour read-only pages. */
@@ -398,6 +401,39 @@ export class Walker {
   }
 
   /**
+   * walkFast() that also answers the walk that faults most: an entry not present in a
+   * materialized table, every entry above it present, not large and with no reserved bit (a
+   * demand fault, or a shadow entry not made yet). For that walk it returns WALK_NOT_PRESENT,
+   * where walk() would read the same entries again to answer faultCode(kind, false, false,
+   * ctl.nxe): refs, firstLevel and lastLevel are set as walk() sets them, not the per-level
+   * records (only the step API's trace reads those after a fault, and it walks with walk()).
+   * With data caches modelled the fault is left to walk(), whose references go through them.
+   * Otherwise as walkFast().
+   */
+  walkOrMiss(
+    mem: HostMemory,
+    rootMfn: number,
+    gva: number,
+    kind: number,
+    ctl: PagingControl,
+  ): number {
+    this.missLevel = 0;
+    const frame = this.walkFastHalves(mem, rootMfn, gva | 0, (gva / 4294967296) | 0, kind, ctl);
+    const level = this.missLevel;
+    if (frame !== WALK_SLOW || level === 0 || this.cache !== null) return frame;
+    this.firstLevel = 4;
+    this.lastLevel = level;
+    this.refs = 5 - level;
+    return WALK_NOT_PRESENT;
+  }
+
+  /**
+   * Set by the fast walk when it stops at an entry that is not present (see walkOrMiss): its
+   * level. Only walkOrMiss clears it: it means something only right after that call.
+   */
+  private missLevel = 0;
+
+  /**
    * Read the leaf entry of each address los[start..end-1] / his[...] whose upper levels the
    * memo holds under `rootMfn`, and return them XORed: nothing else. The vCPU calls this for a
    * group of accesses before making them one by one, when misses are frequent: leaf reads over
@@ -520,7 +556,10 @@ export class Walker {
       const w = slot * WORDS_PER_FRAME + idx * 2;
       const lo = pool[w];
       const hi = pool[w + 1];
-      if ((lo & (PTE_P | PTE_PS)) !== PTE_P || (hi & hiReserved) !== 0) return false;
+      if ((lo & (PTE_P | PTE_PS)) !== PTE_P || (hi & hiReserved) !== 0) {
+        if ((lo & PTE_P) === 0) this.missLevel = level;
+        return false;
+      }
       andLo &= lo;
       orHi |= hi;
       mfn = ((hi & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12);
@@ -557,7 +596,11 @@ export class Walker {
     const lo = pool[w];
     const hi = pool[w + 1];
     // The upper entries' high bits are tested again: what is reserved depends on EFER.NXE now.
-    if ((lo & PTE_P) === 0 || ((hi | upperOr) & hiReserved) !== 0) return WALK_SLOW;
+    if ((lo & PTE_P) === 0) {
+      if ((upperOr & hiReserved) === 0) this.missLevel = 1;
+      return WALK_SLOW;
+    }
+    if (((hi | upperOr) & hiReserved) !== 0) return WALK_SLOW;
     const andLo = upperAnd & lo;
     const orHi = upperOr | hi;
     const write = kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE;
