@@ -47,7 +47,7 @@ import {
   XLATE_EMULATED,
   XLATE_FAULT,
 } from "./vcpu-interfaces.js";
-import { countRefsFrom, translateNested, walkCached } from "./vcpu-walks.js";
+import { countRefsFrom, nestedMissHalves, translateNested, walkCached } from "./vcpu-walks.js";
 import { type PagingControl, WALK_OK, WALK_SLOW, Walker } from "./walker.js";
 
 /** hitRun's group of accesses, and the misses in a group after which the next reads ahead. */
@@ -602,7 +602,10 @@ export class Vcpu implements GuestCpu {
     if (where === WHERE_WALK_SLOW) {
       return this.translateSlow(gvaHi * 4294967296 + (gvaLo >>> 0), kind, TLB_MISS);
     }
-    if (where === TLB_MISS && this.paging && this.nested === null && this.pwc === null) {
+    if (where === TLB_MISS && this.paging && this.nested !== null) {
+      const frame = nestedMissHalves(this, this.nested, gvaLo, gvaHi, kind);
+      if (frame !== WALK_SLOW) return frame;
+    } else if (where === TLB_MISS && this.paging && this.pwc === null) {
       const tlb = this.tlb;
       const walker = this.walker;
       const frame = this.walkMiss(
