@@ -317,7 +317,8 @@ export class NestedWalker {
     const elo = pool[ew] | 0;
     const perms = eptMemo[m + E_PERMS] & elo & EPT_RWX;
     const need = eptNeed(kind);
-    if ((elo & EPT_RWX) === 0 || (perms & need) !== need) return WALK_SLOW;
+    // Not present (no R, W or X) fails this too: `need` is one of them.
+    if ((perms & need) !== need) return WALK_SLOW;
     const frame = ((pool[ew + 1] & PTE_HI_ADDR_MASK) << 20) | (elo >>> 12);
     this.refs = gw[e + G_REFS] + 5;
     this.eptRefs = gw[e + G_EPT_REFS] + 4;
