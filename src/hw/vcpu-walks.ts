@@ -148,11 +148,12 @@ export function translateNested(cpu: Vcpu, nested: NestedWalker, gva: Gva, kind:
 }
 
 /**
- * The batch's TLB miss under hardware-assisted paging, on int32 halves: the 2D walk when both
- * of the walker's memos know the page (NestedWalker.walkMemoHalves), filled into the TLB and
- * counted as translateSlow and translateNested count it. Returns the frame, or WALK_SLOW with
- * nothing changed (translateSlow then takes the miss from the start). Only for a miss whose
- * 4 KiB probes just missed with nothing run since, as the batch's (the fill assumes no copy).
+ * The batch's TLB miss under hardware-assisted paging, on int32 halves (Vcpu.hitRun): the 2D
+ * walk when both of the walker's memos know the page (NestedWalker.walkMemoHalves), to a frame
+ * in memory, filled into the TLB and counted as translateSlow and translateNested count it.
+ * Returns the frame, or WALK_SLOW with nothing changed (translateSlow then takes the miss from
+ * the start). Only for a miss whose 4 KiB probes just missed with nothing run since (the fill
+ * assumes no copy).
  */
 export function nestedMissHalves(
   cpu: Vcpu,
@@ -183,7 +184,8 @@ export function nestedMissHalves(
     kind,
     cpu.ctl,
   );
-  if (frame === WALK_SLOW) return frame;
+  // A frame past memory: translateSlow's (reads of it return all ones there).
+  if (frame === WALK_SLOW || frame >= cpu.mem.frames) return WALK_SLOW;
   const t = nested.global ? globalTag : tag;
   tlb.fillSmallAbsent(
     t * 65536 + gvaHi,
