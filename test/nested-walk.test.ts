@@ -15,6 +15,7 @@ import { EPT_R, EPT_RWX, EPT_W, EPT_X } from "../src/hw/ept.js";
 import { HostMemory } from "../src/hw/memory.js";
 import { EPT_VIOLATION, NESTED_OK, NestedWalker } from "../src/hw/nested.js";
 import { PTE_A, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US, pteHi, pteLo } from "../src/hw/pte.js";
+import { WALK_SLOW } from "../src/hw/walker.js";
 import { newCounters } from "../src/metrics/counters.js";
 import { EptTables } from "../src/vmm/hap/ept.js";
 import { bootGuest } from "./support/guest.js";
@@ -68,6 +69,24 @@ function secondEpt(mem: HostMemory): EptTables {
   );
 }
 
+/**
+ * Materialize host frame 1500 (it takes the pool slot given up last) as an EPT table that maps
+ * the guest's frames elsewhere (to 1600 + gfn): a walk that read it for the table that had the
+ * slot before would answer differently.
+ */
+function takeSlot(mem: HostMemory): void {
+  for (const gfn of [...TABLE_GFNS, DATA_GFN]) {
+    mem.write64(1500, gfn, pteLo(1600 + gfn, EPT_RWX), pteHi(1600 + gfn, false));
+  }
+}
+
+/** The batch's walk (walkMemoHalves) of gva `gva` under `ept`: the frame or WALK_SLOW. */
+function fastWalk(mem: HostMemory, ept: EptTables, walker: NestedWalker, gva: number): number {
+  const hi = Math.floor(gva / 2 ** 32);
+  const lo = (gva % 2 ** 32) | 0;
+  return walker.walkMemoHalves(mem, ept.root, TABLE_GFNS[0], lo, hi, KIND_USER_READ, CTL);
+}
+
 /** One walk of gva 0 by `walker`, and what a walker that never walked before says. */
 function walkBoth(mem: HostMemory, ept: EptTables, walker: NestedWalker, kind: number) {
   const outcome = (w: NestedWalker) => {
@@ -114,6 +133,103 @@ describe("the 2D walker's shortcut past the EPT's upper levels", () => {
     expect(kept).toEqual(fresh);
     // Four guest tables read through 4 EPT references each, then the data gfn's root entry.
     expect(kept).toMatchObject({ result: EPT_VIOLATION, gfn: DATA_GFN, refs: 21 });
+  });
+
+  test("an EPT L1 table whose frame moved to another pool slot unannounced: read where it is", () => {
+    const { mem, ept, walker } = setup();
+    walkBoth(mem, ept, walker, KIND_USER_READ);
+    walkBoth(mem, ept, walker, KIND_USER_READ);
+    const l1 = 103; // root 100, then the L3, L2 and L1 tables of gfns 0..511
+    const saved = mem.saveFrame(l1);
+    expect(saved).toBeInstanceOf(Uint32Array);
+    // Its slot given up and taken by another frame, then the table restored to a new slot.
+    mem.zeroFrame(l1);
+    takeSlot(mem);
+    mem.restoreFrame(l1, saved);
+    const { kept, fresh } = walkBoth(mem, ept, walker, KIND_USER_READ);
+    expect(kept).toEqual(fresh);
+    expect(kept.frame).toBe(FIRST_BLOCK + DATA_GFN);
+  });
+
+  test("the same, with the epoch the slot was read at come round again after a wrap", () => {
+    const { mem, ept, walker } = setup();
+    walkBoth(mem, ept, walker, KIND_USER_READ);
+    walkBoth(mem, ept, walker, KIND_USER_READ);
+    const old = mem.tableEpoch;
+    const l1 = 103;
+    const saved = mem.saveFrame(l1);
+    mem.tableEpoch = 0x7ffffffe;
+    mem.zeroFrame(l1); // the epoch wraps to 1
+    expect(mem.tableEpochWraps).toBe(1);
+    takeSlot(mem);
+    mem.restoreFrame(l1, saved);
+    mem.tableEpoch = old; // as if 2^31 changes later the old epoch came round
+    const { kept, fresh } = walkBoth(mem, ept, walker, KIND_USER_READ);
+    expect(kept).toEqual(fresh);
+    expect(kept.frame).toBe(FIRST_BLOCK + DATA_GFN);
+  });
+
+  test("the batch's walk under two EPT roots in turn: each root's own, or WALK_SLOW", () => {
+    const { mem, ept, walker } = setup();
+    const other = secondEpt(mem);
+    for (const gfn of [...TABLE_GFNS, DATA_GFN, 11]) other.map(gfn, SECOND_BLOCK + gfn, EPT_RWX, 1);
+    writeGuest(mem, SECOND_BLOCK);
+    const bits = PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D;
+    // Under the second EPT gva 0 maps gfn 11; both guests map gva 2 MiB (L2 entry 1) as gva 0.
+    mem.write64(SECOND_BLOCK + TABLE_GFNS[3], 0, pteLo(11, bits), pteHi(11, false));
+    for (const block of [FIRST_BLOCK, SECOND_BLOCK]) {
+      const l1 = TABLE_GFNS[3];
+      mem.write64(block + TABLE_GFNS[2], 1, pteLo(l1, bits), pteHi(l1, false));
+    }
+    const region1 = 2 ** 21;
+    // Each walk after the first reads tables only: the memos hold what they read.
+    for (let i = 0; i < 2; i++) walkBoth(mem, ept, walker, KIND_USER_READ);
+    expect(fastWalk(mem, ept, walker, 0)).toBe(FIRST_BLOCK + DATA_GFN);
+    // The EPT memo now the second root's; the guest memo still holds region 0 under the first.
+    for (let i = 0; i < 2; i++) {
+      const result = walker.walk(
+        mem,
+        other.root,
+        TABLE_GFNS[0],
+        0,
+        region1,
+        KIND_USER_READ,
+        CTL,
+        0,
+        0,
+      );
+      expect(result).toBe(NESTED_OK);
+    }
+    expect(fastWalk(mem, other, walker, region1)).toBe(SECOND_BLOCK + 11);
+    for (const [tables, gva, frame] of [
+      [ept, 0, FIRST_BLOCK + DATA_GFN],
+      [other, 0, SECOND_BLOCK + 11],
+    ] as const) {
+      const fast = fastWalk(mem, tables, walker, gva);
+      expect(fast === WALK_SLOW || fast === frame).toBe(true);
+    }
+  });
+
+  test("two 2 MiB blocks of guest memory 8 GiB apart (one EPT memo slot): each its own", () => {
+    const { mem, ept, walker } = setup();
+    const far = 2 ** 21 + DATA_GFN; // 8 GiB on: the same memo slot as DATA_GFN's block
+    ept.map(far, FIRST_BLOCK + 11, EPT_RWX, 1);
+    const bits = PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D;
+    mem.write64(FIRST_BLOCK + TABLE_GFNS[3], 1, pteLo(far, bits), pteHi(far, false));
+    for (let i = 0; i < 2; i++) walkBoth(mem, ept, walker, KIND_USER_READ);
+    expect(fastWalk(mem, ept, walker, 0)).toBe(FIRST_BLOCK + DATA_GFN);
+    // Each pair: the first walk fills the memo slot for its block, the second reads it.
+    for (const gva of [4096, 4096, 0, 0, 4096, 4096]) {
+      const hi = Math.floor(gva / 2 ** 32);
+      const lo = gva | 0;
+      const kept = walker.walk(mem, ept.root, TABLE_GFNS[0], hi, lo, KIND_USER_READ, CTL, 0, 0);
+      expect(kept).toBe(NESTED_OK);
+      expect(walker.frame).toBe(gva === 0 ? FIRST_BLOCK + DATA_GFN : FIRST_BLOCK + 11);
+      // The memo slot now holds this block's L1 table: the other block's page is not read there.
+      const other = gva === 0 ? 4096 : 0;
+      const fast = fastWalk(mem, ept, walker, other);
+      expect([WALK_SLOW, other === 0 ? FIRST_BLOCK + DATA_GFN : FIRST_BLOCK + 11]).toContain(fast);
+    }
   });
 
   test("another EPT root: nothing kept from the first is used", () => {
@@ -164,6 +280,10 @@ describe("the 2D walker's guest memo, under random changes (fast-check)", () => 
         op: fc.constant("walk" as const),
         idx: arbIdx,
         kind: fc.constantFrom(KIND_USER_READ, KIND_USER_WRITE, KIND_SUP_READ),
+        // The batch's walk first (walkMemoHalves), as the vCPU tries it on a TLB miss.
+        fast: fc.boolean(),
+        // Before it, two walks of the other page of the same 2 MiB (the memos then hold it).
+        prime: fc.boolean(),
       }),
       weight: 6,
     },
@@ -257,6 +377,52 @@ describe("the 2D walker's guest memo, under random changes (fast-check)", () => 
               const ok = result === NESTED_OK;
               return { result, frame, refs: w.refs, eptRefs: w.eptRefs, gfn, dirty: ok && w.dirty };
             };
+            if (s.fast) {
+              if (s.prime) {
+                const sibling = (lo ^ 4096) | 0;
+                for (let k = 0; k < 2; k++) {
+                  walker.walk(mem, ept.root, TABLE_GFNS[0], hi, sibling, s.kind, ctl, 0, 0);
+                }
+              }
+              const epoch = mem.tableEpoch;
+              const frame = walker.walkMemoHalves(
+                mem,
+                ept.root,
+                TABLE_GFNS[0],
+                lo,
+                hi,
+                s.kind,
+                ctl,
+              );
+              expect(mem.tableEpoch).toBe(epoch); // it writes nothing, whatever it answers
+              if (frame !== WALK_SLOW) {
+                const fast = {
+                  frame,
+                  refs: walker.refs,
+                  eptRefs: walker.eptRefs,
+                  level: walker.level,
+                  allowed: walker.allowed,
+                  global: walker.global,
+                  dirty: walker.dirty,
+                };
+                const w = new NestedWalker(NO_CACHES);
+                expect(w.walk(mem, ept.root, TABLE_GFNS[0], hi, lo, s.kind, ctl, 0, 0)).toBe(
+                  NESTED_OK,
+                );
+                // Nothing was left to write: no A or D bit the fast walk should have set.
+                expect(mem.tableEpoch).toBe(epoch);
+                expect(fast).toEqual({
+                  frame: w.frame,
+                  refs: w.refs,
+                  eptRefs: w.eptRefs,
+                  level: w.level,
+                  allowed: w.allowed,
+                  global: w.global,
+                  dirty: w.dirty,
+                });
+                continue;
+              }
+            }
             // The fresh walker first: its A/D writes are the kept walker's to see.
             const fresh = outcome(new NestedWalker(NO_CACHES));
             expect(outcome(walker)).toEqual(fresh);

@@ -48,7 +48,7 @@ import {
   XLATE_EMULATED,
   XLATE_FAULT,
 } from "./vcpu-interfaces.js";
-import { countRefsFrom, translateNested, walkCached } from "./vcpu-walks.js";
+import { countRefsFrom, nestedMissHalves, translateNested, walkCached } from "./vcpu-walks.js";
 import {
   faultCode,
   type PagingControl,
@@ -255,35 +255,12 @@ export class Vcpu implements GuestCpu {
     // The data caches and the step API's records are per access: take the general path.
     if (this.dcache !== null || this.trace !== null) return this.accessEach(buf, start, end);
     let i = start;
-    // Under HAP a miss leaves hitRun for the 2D walk: here a window of READ_GROUP accesses
-    // with READ_GROUP_MISSES misses or more has the next group's leaves read first.
-    const nested = this.nested;
-    let window = start;
-    let windowMisses = 0;
-    let readTo = start;
     for (;;) {
       i = this.hitRun(buf, i, end);
       if (i === end) return end;
-      // Access i was left: a miss or a hit without the permission (walk), or a rare case.
+      // Access i was left: a walk hitRun could not make, a hit without the permission, or a
+      // rare case.
       const where = this.batchWhere;
-      if (nested !== null && where === TLB_MISS) {
-        if (i >= window + READ_GROUP) {
-          window = i;
-          windowMisses = 0;
-        }
-        if (++windowMisses >= READ_GROUP_MISSES && i >= readTo) {
-          readTo = end - i > READ_GROUP ? i + 1 + READ_GROUP : end;
-          this.leafSum ^= nested.readLeaves(
-            this.mem,
-            this.eptRoot,
-            this.rootMfn,
-            buf.lo,
-            buf.hi,
-            i + 1,
-            readTo,
-          );
-        }
-      }
       const frame =
         where === WHERE_GENERAL
           ? this.accessEach(buf, i, i + 1) === i
@@ -342,10 +319,13 @@ export class Vcpu implements GuestCpu {
     let clock2 = l2.clock;
     let l1Hits = 0;
     // A miss is walked here, not left to missAccess, when the common 4 KiB walk can do it
-    // (missHalves' conditions): leaving the loop and coming back for each one was a fixed cost
-    // per miss, every access of a random stream.
-    const walkHere = this.paging && this.nested === null && this.pwc === null;
+    // (missHalves' conditions), or under HAP the 2D walk its memos know (nestedMissHalves):
+    // leaving the loop and coming back for each one was a fixed cost per miss, every access
+    // of a random stream.
+    const walkHere = this.paging && this.pwc === null;
     const walker = this.walker;
+    const nested = this.nested;
+    const eptRoot = this.eptRoot;
     const largeFirst = tlb.largeFirst;
     const largeLast = tlb.largeLast;
     const tag = this.tag;
@@ -367,7 +347,10 @@ export class Vcpu implements GuestCpu {
       if (clock1 >= CLOCK_LIMIT - 1 - READ_GROUP || clock2 >= CLOCK_LIMIT - 1 - READ_GROUP) break;
       groupEnd = end - i > READ_GROUP ? i + READ_GROUP : end;
       if (walkHere && misses - groupMisses >= READ_GROUP_MISSES) {
-        leaves ^= walker.readLeaves(mem, rootMfn, los, his, i, groupEnd);
+        leaves ^=
+          nested === null
+            ? walker.readLeaves(mem, rootMfn, los, his, i, groupEnd)
+            : nested.readLeaves(mem, eptRoot, rootMfn, los, his, i, groupEnd);
       }
       groupMisses = misses;
       for (; i < groupEnd; i++) {
@@ -434,17 +417,20 @@ export class Vcpu implements GuestCpu {
             if (!walkHere) break run;
             l1.clock = clock1;
             l2.clock = clock2;
-            frame = this.walkMiss(
-              lo,
-              his[i],
-              kind,
-              tag,
-              globalTag,
-              largeFirst,
-              largeLast,
-              walker,
-              false,
-            );
+            frame =
+              nested === null
+                ? this.walkMiss(
+                    lo,
+                    his[i],
+                    kind,
+                    tag,
+                    globalTag,
+                    largeFirst,
+                    largeLast,
+                    walker,
+                    false,
+                  )
+                : nestedMissHalves(this, nested, lo, his[i], kind);
             // Anything but the common walk to a frame in memory goes the general way: a walk it
             // could not make straight to translateSlow; a frame past memory walked again by
             // missAccess (this walk wrote nothing), which fills it and reads all ones.
@@ -480,8 +466,8 @@ export class Vcpu implements GuestCpu {
     c[C_ACCESSES] += done;
     c[C_TLB_L1_HITS] += l1Hits;
     c[C_TLB_L2_HITS] += done - l1Hits - misses;
-    if (misses > 0) {
-      // As missHalves counts each: a miss, a walk of 4 references.
+    if (misses > 0 && nested === null) {
+      // As missHalves counts each: a miss, a walk of 4 references (a 2D walk counted itself).
       c[C_TLB_MISSES] += misses;
       c[C_WALKS] += misses;
       c[C_WALK_REFS] += 4 * misses;

@@ -36,6 +36,7 @@ import {
   permissionMask,
   reservedLo,
   type WALK_OK,
+  WALK_SLOW,
 } from "./walker.js";
 
 const PTE_P: typeof Pte.PTE_P = 0x1;
@@ -74,10 +75,19 @@ const NTLB_ENTRIES = 128;
 const NTLB_WAYS = 4;
 /**
  * Slots of the walker's own shortcut to the EPT's L1 tables (see eptTablesChanged), direct
- * mapped by gfn / 512: a guest of up to 8 GiB has one slot per 2 MiB of its memory. Four int32
- * words a slot (key, L1 table, rights above it, unused): 64 KiB.
+ * mapped by gfn / 512: a guest of up to 8 GiB has one slot per 2 MiB of its memory. Eight int32
+ * words a slot (E_KEY .. E_EPOCH, three unused): 128 KiB.
  */
 const MEMO_SLOTS = 4096;
+const MEMO_STRIDE = 8;
+/** An EPT memo slot's words: gfn / 512 (-1: empty), the L1 table's host frame, the rights of
+ * the L4..L2 entries above it, and the table's pool slot with the tableEpoch it was read at
+ * (the slot stands while no materialized frame changed: a frame given up moves the epoch). */
+const E_KEY = 0;
+const E_MFN = 1;
+const E_PERMS = 2;
+const E_SLOT = 3;
+const E_EPOCH = 4;
 /** eptKnown's answer when the full walk must decide. */
 const UNKNOWN = -2;
 
@@ -90,7 +100,9 @@ const G_AND = 7;
 const G_OR = 8;
 const G_REFS = 9;
 const G_EPT_REFS = 10;
-const GUEST_MEMO_PAYLOAD = 8;
+/** The L1 table's pool slot (-1: not materialized), good as long as the entry is. */
+const G_SLOT = 11;
+const GUEST_MEMO_PAYLOAD = 9;
 
 /** One memory reference of a 2D walk, for the step API (cold path). */
 export interface NestedRef {
@@ -192,7 +204,9 @@ export class NestedWalker {
     this.eptPwc = caches.eptPwc ? pwcLevels() : null;
     this.ntlb = caches.nestedTlb ? new PrefixCache(NTLB_ENTRIES, NTLB_WAYS) : null;
     this.memo =
-      this.eptPwc === null && this.ntlb === null ? new Int32Array(4 * MEMO_SLOTS).fill(-1) : null;
+      this.eptPwc === null && this.ntlb === null
+        ? new Int32Array(MEMO_STRIDE * MEMO_SLOTS).fill(-1)
+        : null;
     this.guestMemo =
       this.memo !== null && this.pwc === null ? new WalkMemo(GUEST_MEMO_PAYLOAD) : null;
   }
@@ -225,19 +239,95 @@ export class NestedWalker {
       const gvaLo = los[j];
       const e = guestMemo.find(mem, regionOf(gvaLo, his[j]), rootGfn);
       if (e < 0 || guestMemo.words[e + G_EPT_ROOT] !== eptRoot) continue;
-      const slot = mem.tableSlot(guestMemo.words[e + G_MFN]);
+      const slot = guestMemo.words[e + G_SLOT];
       if (slot < 0) continue;
       const w = slot * WORDS_PER_FRAME + ((gvaLo >>> 12) & 511) * 2;
       leaves[n++] = ((pool[w + 1] & PTE_HI_ADDR_MASK) << 20) | (pool[w] >>> 12);
     }
     for (let k = 0; k < n; k++) {
       const gfn = leaves[k];
-      const m = ((gfn >>> 9) & (MEMO_SLOTS - 1)) * 4;
-      if (eptMemo[m] !== gfn >>> 9) continue;
-      const slot = mem.tableSlot(eptMemo[m + 1]);
+      const m = ((gfn >>> 9) & (MEMO_SLOTS - 1)) * MEMO_STRIDE;
+      if (eptMemo[m + E_KEY] !== gfn >>> 9) continue;
+      const slot = this.eptSlot(mem, m);
       if (slot >= 0) sum ^= pool[slot * WORDS_PER_FRAME + (gfn & 511) * 2];
     }
     return sum;
+  }
+
+  /**
+   * The batch's 2D walk of a 4 KiB page when both memos know it (see guestMemo and memo): the
+   * guest's L1 entry, then the data page's EPT L1 entry, on int32 halves. Returns the host
+   * frame, with the outputs and references walk() would leave (frame, level, allowed, global,
+   * dirty, refs, eptRefs; the caches' counters are zero here, as walk() leaves them when the
+   * memos are kept), or WALK_SLOW with nothing changed: a memo miss, a fault, a violation or
+   * an A/D bit to set, which walk() then makes from the same reads.
+   */
+  walkMemoHalves(
+    mem: HostMemory,
+    eptRoot: number,
+    rootGfn: number,
+    gvaLo: number,
+    gvaHi: number,
+    kind: number,
+    ctl: PagingControl,
+  ): number {
+    const guestMemo = this.guestMemo;
+    const eptMemo = this.memo;
+    if (
+      guestMemo === null ||
+      eptMemo === null ||
+      this.memoRoot !== eptRoot ||
+      this.cache !== null ||
+      this.log !== null
+    ) {
+      return WALK_SLOW;
+    }
+    const e = guestMemo.find(mem, regionOf(gvaLo, gvaHi), rootGfn);
+    if (e < 0) return WALK_SLOW;
+    const gw = guestMemo.words;
+    const nxe = ctl.nxe;
+    const hiReserved = nxe ? PTE_HI_RESERVED : PTE_HI_RESERVED | PTE_HI_NX;
+    const upperOr = gw[e + G_OR];
+    if (gw[e + G_EPT_ROOT] !== eptRoot || (upperOr & hiReserved) !== 0) return WALK_SLOW;
+    const pool = mem.pool;
+    const gSlot = gw[e + G_SLOT];
+    if (gSlot < 0) return WALK_SLOW;
+    const gw0 = gSlot * WORDS_PER_FRAME + ((gvaLo >>> 12) & 511) * 2;
+    const lo = pool[gw0] | 0;
+    const hi = pool[gw0 + 1] | 0;
+    if ((lo & PTE_P) === 0 || (hi & hiReserved) !== 0) return WALK_SLOW;
+    const andLo = gw[e + G_AND] & lo;
+    const write = kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE;
+    // The upper entries' A bits are set (an entry is kept only then): only the leaf's matter.
+    if ((andLo & PTE_A) === 0 || (write && (lo & PTE_D) === 0)) return WALK_SLOW;
+    const allowed = permissionMask(
+      (andLo & PTE_RW) !== 0,
+      (andLo & PTE_US) !== 0,
+      nxe && ((upperOr | hi) & PTE_HI_NX) !== 0,
+      ctl,
+    );
+    if (((allowed >> kind) & 1) === 0) return WALK_SLOW;
+    // eptKnown for the data page, written out.
+    const gfn = ((hi & PTE_HI_ADDR_MASK) << 20) | (lo >>> 12);
+    const m = ((gfn >>> 9) & (MEMO_SLOTS - 1)) * MEMO_STRIDE;
+    if (eptMemo[m + E_KEY] !== gfn >>> 9) return WALK_SLOW;
+    const eSlot = this.eptSlot(mem, m);
+    if (eSlot < 0) return WALK_SLOW;
+    const ew = eSlot * WORDS_PER_FRAME + (gfn & 511) * 2;
+    const elo = pool[ew] | 0;
+    const perms = eptMemo[m + E_PERMS] & elo & EPT_RWX;
+    const need = eptNeed(kind);
+    // Not present (no R, W or X) fails this too: `need` is one of them.
+    if ((perms & need) !== need) return WALK_SLOW;
+    const frame = ((pool[ew + 1] & PTE_HI_ADDR_MASK) << 20) | (elo >>> 12);
+    this.refs = gw[e + G_REFS] + 5;
+    this.eptRefs = gw[e + G_EPT_REFS] + 4;
+    this.frame = frame;
+    this.level = 1;
+    this.allowed = allowed & eptKindMask(perms);
+    this.global = (lo & PTE_G) !== 0;
+    this.dirty = (lo & PTE_D) !== 0;
+    return frame;
   }
 
   /** readLeaves' scratch: the guest leaves' frames of a group. */
@@ -267,7 +357,29 @@ export class NestedWalker {
     w[e + G_OR] = orHi;
     w[e + G_REFS] = this.refs;
     w[e + G_EPT_REFS] = this.eptRefs;
+    w[e + G_SLOT] = mem.tableSlot(tableMfn);
   }
+
+  /**
+   * The pool slot of the EPT L1 table of memo slot `m` (-1: not materialized): as the memo
+   * recorded it at the current tableEpoch, else looked up and recorded. After the epoch
+   * wrapped every recorded epoch is dropped (an old one could come round again).
+   */
+  private eptSlot(mem: HostMemory, m: number): number {
+    const memo = this.memo as Int32Array;
+    if (mem.tableEpochWraps !== this.memoWraps) {
+      for (let k = E_EPOCH; k < memo.length; k += MEMO_STRIDE) memo[k] = 0;
+      this.memoWraps = mem.tableEpochWraps;
+    }
+    if (memo[m + E_EPOCH] === mem.tableEpoch) return memo[m + E_SLOT];
+    const slot = mem.tableSlot(memo[m + E_MFN]);
+    memo[m + E_SLOT] = slot;
+    memo[m + E_EPOCH] = mem.tableEpoch;
+    return slot;
+  }
+
+  /** HostMemory.tableEpochWraps when the EPT memo's epochs were last dropped. */
+  private memoWraps = 0;
 
   /**
    * Entry `idx` of the table in frame `mfn` into entLo / entHi, as int32: from the table pool
@@ -554,15 +666,15 @@ export class NestedWalker {
     if (memo === null || this.memoRoot !== eptRoot || this.cache !== null || this.log !== null) {
       return UNKNOWN;
     }
-    const m = ((gfn >>> 9) & (MEMO_SLOTS - 1)) * 4;
-    if (memo[m] !== gfn >>> 9) return UNKNOWN;
-    const slot = mem.tableSlot(memo[m + 1]);
+    const m = ((gfn >>> 9) & (MEMO_SLOTS - 1)) * MEMO_STRIDE;
+    if (memo[m + E_KEY] !== gfn >>> 9) return UNKNOWN;
+    const slot = this.eptSlot(mem, m);
     if (slot < 0) return UNKNOWN;
     const w = slot * WORDS_PER_FRAME + (gfn & 511) * 2;
     const pool = mem.pool;
     const lo = pool[w] | 0;
     // A level that forbids the access (this one or one above): the full walk says which.
-    const perms = memo[m + 2] & lo & EPT_RWX;
+    const perms = memo[m + E_PERMS] & lo & EPT_RWX;
     if ((lo & EPT_RWX) === 0 || (perms & need) !== need) return UNKNOWN;
     this.refs += 4;
     this.eptRefs += 4;
@@ -611,7 +723,7 @@ export class NestedWalker {
         memo.fill(-1);
         this.memoRoot = eptRoot;
       }
-      memoSlot = ((gfn >>> 9) & (MEMO_SLOTS - 1)) * 4;
+      memoSlot = ((gfn >>> 9) & (MEMO_SLOTS - 1)) * MEMO_STRIDE;
     }
     for (; level >= 1; level--) {
       // A gfn is below 2^31 (MAXPHYADDR 43): shifts are exact.
@@ -656,9 +768,10 @@ export class NestedWalker {
       if (pwc !== null && level >= 2)
         pwc[level].fill(0, 0, gfn >>> (9 * level - 9), next, perms, 0);
       if (memo !== null && level === 2) {
-        memo[memoSlot] = gfn >>> 9;
-        memo[memoSlot + 1] = next;
-        memo[memoSlot + 2] = perms;
+        memo[memoSlot + E_KEY] = gfn >>> 9;
+        memo[memoSlot + E_MFN] = next;
+        memo[memoSlot + E_PERMS] = perms;
+        memo[memoSlot + E_EPOCH] = 0; // no epoch: eptSlot looks the slot up
       }
       table = next;
     }

