@@ -36,7 +36,7 @@ export function populate(driver: ProcessDriver, pages: number): void {
 export const CHUNK = 65536;
 
 /** Wall and CPU seconds spent in the timed parts of a loop. */
-interface Timed {
+export interface Timed {
   seconds: number;
   cpuSeconds: number;
 }
@@ -63,10 +63,44 @@ export function fillStream(
 }
 
 /**
- * Run `count` accesses of the stream (fillStream). The
- * stream is generated into a buffer outside the timed part, a chunk at a time; each chunk runs
- * as one batch (ProcessDriver.accessBatch). With the timing model, each access also moves the
- * guest's clock, as the run loop does, so those run one at a time.
+ * The timed parts of a loop, wall and CPU seconds, summed: start() and stop() around each (the
+ * stream is made outside them, as a C harness would).
+ */
+export class ChunkTimer implements Timed {
+  seconds = 0;
+  cpuSeconds = 0;
+  private cpuBefore = process.cpuUsage();
+  private t0 = 0;
+
+  start(): void {
+    this.cpuBefore = process.cpuUsage();
+    this.t0 = performance.now();
+  }
+
+  stop(): void {
+    this.seconds += (performance.now() - this.t0) / 1000;
+    const cpu = process.cpuUsage(this.cpuBefore);
+    this.cpuSeconds += (cpu.user + cpu.system) / 1e6;
+  }
+}
+
+/** An access benchmark's rates over `count` accesses in the time `timed` measured. */
+export function accessRates(name: string, count: number, timed: Timed): BenchResult {
+  return {
+    name,
+    accesses: count,
+    seconds: round(timed.seconds),
+    accesses_per_s: Math.round(count / timed.seconds),
+    // CPU time beside wall time: on a shared machine the wall clock also counts other work.
+    cpu_seconds: round(timed.cpuSeconds),
+    accesses_per_cpu_s: Math.round(count / timed.cpuSeconds),
+  };
+}
+
+/**
+ * Run `count` accesses of the stream (fillStream), a chunk at a time, each made outside the
+ * timed part and run as one batch (ProcessDriver.accessBatch). With the timing model, each
+ * access also moves the guest's clock, as the run loop does, so those run one at a time.
  */
 function accessLoop(
   driver: ProcessDriver,
@@ -77,12 +111,11 @@ function accessLoop(
 ): Timed {
   const pid = driver.proc.pid;
   const buf = new AccessBuffer(CHUNK);
-  const timed: Timed = { seconds: 0, cpuSeconds: 0 };
+  const timer = new ChunkTimer();
   for (let done = 0; done < count; done += buf.length) {
     const n = Math.min(CHUNK, count - done);
     fillStream(buf, rng, done, n, hotShare);
-    const cpuBefore = process.cpuUsage();
-    const t0 = performance.now();
+    timer.start();
     if (clock === null) {
       if (driver.accessBatch(buf, 0, n) !== n) throw new Error("bench: the process was killed");
     } else {
@@ -92,11 +125,9 @@ function accessLoop(
         clock.dataAccess(pid, gva);
       }
     }
-    timed.seconds += (performance.now() - t0) / 1000;
-    const cpu = process.cpuUsage(cpuBefore);
-    timed.cpuSeconds += (cpu.user + cpu.system) / 1e6;
+    timer.stop();
   }
-  return timed;
+  return timer;
 }
 
 export function timeIt(fn: () => void): number {
@@ -122,16 +153,10 @@ export function benchAccess(
   accessLoop(g.driver, g.clock, rng, count / 4, hotShare); // warm-up: JIT and TLB
   const missesBefore = g.counters[C_TLB_MISSES];
   const refsBefore = g.counters[C_WALK_REFS];
-  const { seconds, cpuSeconds } = accessLoop(g.driver, g.clock, rng, count, hotShare);
+  const timed = accessLoop(g.driver, g.clock, rng, count, hotShare);
   const misses = g.counters[C_TLB_MISSES] - missesBefore;
   return {
-    name,
-    accesses: count,
-    seconds: round(seconds),
-    accesses_per_s: Math.round(count / seconds),
-    // CPU time beside wall time: on a shared machine the wall clock also counts other work.
-    cpu_seconds: round(cpuSeconds),
-    accesses_per_cpu_s: Math.round(count / cpuSeconds),
+    ...accessRates(name, count, timed),
     tlb_miss_rate: round(misses / count),
     walk_refs_per_miss: round((g.counters[C_WALK_REFS] - refsBefore) / Math.max(1, misses)),
     rss_mib: Math.round(process.memoryUsage().rss / 2 ** 20),

@@ -16,7 +16,15 @@ import { USER_HEAP_BASE } from "../guest/layout.js";
 import { KIND_USER_WRITE } from "../hw/access.js";
 import { AccessBuffer } from "../hw/access-buffer.js";
 import { Rng } from "../workload/rng.js";
-import { type BenchResult, CHUNK, fillStream, PAGES, round } from "./access.js";
+import {
+  accessRates,
+  type BenchResult,
+  CHUNK,
+  ChunkTimer,
+  fillStream,
+  PAGES,
+  round,
+} from "./access.js";
 
 const L1_SETS = 16;
 const L1_WAYS = 4;
@@ -164,31 +172,22 @@ export function benchYardstick(name: string, hotShare: number, count: number): B
   const rng = new Rng(11);
   const buf = new AccessBuffer(CHUNK);
   let check = 0;
-  const loop = (total: number): { seconds: number; cpuSeconds: number } => {
-    let seconds = 0;
-    let cpuSeconds = 0;
+  const loop = (total: number): ChunkTimer => {
+    const timer = new ChunkTimer();
     for (let done = 0; done < total; done += buf.length) {
       const n = Math.min(CHUNK, total - done);
       fillStream(buf, rng, done, n, hotShare);
-      const cpuBefore = process.cpuUsage();
-      const t0 = performance.now();
+      timer.start();
       check ^= runChunk(buf, n, tlb, mem);
-      seconds += (performance.now() - t0) / 1000;
-      const cpu = process.cpuUsage(cpuBefore);
-      cpuSeconds += (cpu.user + cpu.system) / 1e6;
+      timer.stop();
     }
-    return { seconds, cpuSeconds };
+    return timer;
   };
   loop(count / 4); // warm-up: JIT and TLB, as benchAccess
   tlb.misses = 0;
-  const { seconds, cpuSeconds } = loop(count);
+  const timed = loop(count);
   return {
-    name,
-    accesses: count,
-    seconds: round(seconds),
-    accesses_per_s: Math.round(count / seconds),
-    cpu_seconds: round(cpuSeconds),
-    accesses_per_cpu_s: Math.round(count / cpuSeconds),
+    ...accessRates(name, count, timed),
     tlb_miss_rate: round(tlb.misses / count),
     // Printed so that no compiler may drop the loop as unused.
     checksum: check >>> 0,
