@@ -19,15 +19,11 @@
  * outcome (the same faults, error codes, frames and tables as native paging), so that a change
  * that lets upper entries go stale fails here.
  *
- * KNOWN BUG (the tests marked `fails`; remove the mark when it is fixed): ShadowTables.setEntry
- * (src/vmm/shadow/tables.ts), rewriting a present L2..L4 shadow entry to point at the same child
- * shadow with other rights, drops the entry's parent reference on the child first; when it was
- * the child's only parent, maybeFree frees the child there and then, and the reference is never
- * added back (pageAt(target) is null by then). The entry is left pointing at a free pool frame,
- * which the next shadow created takes. So a guest that changes RW, US or NX of an upper entry
- * (an emulated write, revalidated) and keeps its target can later walk another shadow page as
- * its L1, L2 or L3: it reaches shadow-pool frames it does not own, and writes them (see the
- * isolation test at the end).
+ * The rights tests and the isolation test at the end found a hole in ShadowTables.setEntry (a
+ * present L2..L4 shadow entry rewritten with other rights, same child: the child lost its only
+ * parent reference and was freed while still linked, and the guest then walked another shadow as
+ * its table). setEntry now takes the new reference before dropping the old; with the old order
+ * they fail.
  */
 
 import fc from "fast-check";
@@ -337,29 +333,24 @@ const FAULT_USER_READ_PROT = `fault ${PFEC_P | PFEC_U}`;
 const FAULT_USER_WRITE_PROT = `fault ${PFEC_P | PFEC_W | PFEC_U}`;
 
 describe("a guest's changes to its upper entries look the same as native", () => {
-  // fails: the known bug (header); the rights change frees the child shadow.
-  test.fails.each([2, 3, 4])(
-    "level %i: RW off, write faults; RW on again, the write lands",
-    (level) => {
-      const { seen } = differential([
-        acc(HEAP0, KIND_USER_WRITE, 1),
-        poke(HEAP0, level, "rw"),
-        cr3,
-        acc(HEAP0, KIND_USER_WRITE, 2),
-        acc(HEAP0, KIND_USER_READ),
-        poke(HEAP0, level, "rw"),
-        invlpg,
-        acc(HEAP0, KIND_USER_WRITE, 3),
-        acc(HEAP0, KIND_USER_READ),
-      ]);
-      // The guest saw the protection fault and then the write (not an old or a stale view).
-      expect(seen[3]).toBe(FAULT_USER_WRITE_PROT);
-      expect(seen[8]).toMatch(/ 3$/);
-    },
-  );
+  test.each([2, 3, 4])("level %i: RW off, write faults; RW on again, the write lands", (level) => {
+    const { seen } = differential([
+      acc(HEAP0, KIND_USER_WRITE, 1),
+      poke(HEAP0, level, "rw"),
+      cr3,
+      acc(HEAP0, KIND_USER_WRITE, 2),
+      acc(HEAP0, KIND_USER_READ),
+      poke(HEAP0, level, "rw"),
+      invlpg,
+      acc(HEAP0, KIND_USER_WRITE, 3),
+      acc(HEAP0, KIND_USER_READ),
+    ]);
+    // The guest saw the protection fault and then the write (not an old or a stale view).
+    expect(seen[3]).toBe(FAULT_USER_WRITE_PROT);
+    expect(seen[8]).toMatch(/ 3$/);
+  });
 
-  // fails: the known bug (header); the rights change frees the child shadow.
-  test.fails.each([2, 3, 4])("level %i: US off, user reads fault, the kernel's do not", (level) => {
+  test.each([2, 3, 4])("level %i: US off, user reads fault, the kernel's do not", (level) => {
     const { seen } = differential([
       acc(HEAP1, KIND_USER_READ),
       poke(HEAP1, level, "us"),
@@ -375,8 +366,7 @@ describe("a guest's changes to its upper entries look the same as native", () =>
     expect(seen[7]).toBe(seen[0]);
   });
 
-  // fails: the known bug (header); the rights change frees the child shadow.
-  test.fails.each([2, 3, 4])("level %i: NX set and cleared, fetches follow", (level) => {
+  test.each([2, 3, 4])("level %i: NX set and cleared, fetches follow", (level) => {
     differential([
       acc(CODE, KIND_USER_FETCH),
       poke(CODE, level, "nx"),
@@ -493,8 +483,7 @@ const flushedArb: fc.Arbitrary<Step[]> = fc
   .tuple(stepArb, fc.constantFrom("cr3", "invlpg" as const))
   .map(([s, how]) => (s.op === "access" ? [s] : [s, { op: "flush", how }]));
 
-// fails: the known bug (header), on the first RW, US or NX change of an upper entry.
-test.fails("random upper-entry changes and accesses: the same as native, in sync at every #PF", () => {
+test("random upper-entry changes and accesses: the same as native, in sync at every #PF", () => {
   let matching = 0;
   fc.assert(
     fc.property(fc.array(flushedArb, { minLength: 1, maxLength: 30 }), (chunks) => {
@@ -506,12 +495,12 @@ test.fails("random upper-entry changes and accesses: the same as native, in sync
   expect(matching).toBeGreaterThan(0);
 });
 
-// fails: the known bug (header). A guest toggles NX on its heap's PDE (its target unchanged):
-// the revalidation frees the heap's L1 shadow under the PDE's shadow, and a second process's
-// top-level shadow takes its frame. Back in the first process, a user read of its heap walks
-// that shadow as an L1 and reaches a shadow-pool frame (the second process's L3 shadow), which
-// its user writes could rewrite. The assertions say what must hold once it is fixed.
-test.fails("an upper entry's rights change keeps the guest within its own frames", () => {
+// A guest toggles NX on its heap's PDE (its target unchanged). With setEntry's old order the
+// revalidation freed the heap's L1 shadow under the PDE's shadow, and a second process's
+// top-level shadow took its frame; back in the first process, a user read of its heap walked
+// that shadow as an L1 and reached a shadow-pool frame (the second process's L3 shadow), which
+// its user writes could rewrite.
+test("an upper entry's rights change keeps the guest within its own frames", () => {
   const g = bootGuest(16, { mode: "shadow", shadow: { unshadow: "none" } });
   const sh = shadowOf(g.vmm);
   const image = { code: 4096, heap: 64 * 4096, hugeHeap: false };
