@@ -117,8 +117,10 @@ export function handleShadowFault(
     const shi = mem.hi;
     const wasPresent = isPresent(slo);
     let child: ShadowPage | null = wasPresent ? tables.pageAt(pteFrame(slo, shi)) : null;
-    // Always propagate: the guest walk may just have set A, and the entry's rights must be the
-    // guest's (a no-op when nothing changed).
+    // Propagated again, at the cost of a compare: the revalidation of every trapped write keeps
+    // a present upper entry equal to the guest's entry propagated (test/shadow-repropagation
+    // checks it at every #PF), so no write is made today. It keeps the entry right should a
+    // guest upper entry ever change without a trap.
     if (child !== null && child.gfn === childGfn && child.type === childType) {
       propagateTable(scratch, glo, ghi, level, child.mfn, cpu.ctl);
       // Nothing ran since the read: an unchanged entry needs no write (setEntry would return).

@@ -230,16 +230,23 @@ export class ShadowTables {
       ) {
         this.needFlush = true;
       }
-      if (leaf) this.rmapRemove(old, sp.slot * 512 + index);
-      else {
-        const child = this.pageAt(old);
-        if (child !== null) this.dropParent(child, loc);
-      }
     }
-    if (isPresent(lo)) {
-      const target = pteFrame(lo, hi);
-      if (leaf) this.rmapAdd(target, sp.slot * 512 + index);
-      else this.pageAt(target)?.parents.push(loc);
+    if (leaf) {
+      // The reverse map: this entry leaves the old frame's mappings and joins the new one's.
+      const rloc = sp.slot * 512 + index;
+      if (isPresent(oldLo)) this.rmapRemove(pteFrame(oldLo, oldHi), rloc);
+      if (isPresent(lo)) this.rmapAdd(pteFrame(lo, hi), rloc);
+      return;
+    }
+    // The new child's reference is taken before the old child's is dropped, as Xen's
+    // shadow_set_l2e/l3e/l4e take the new ref before putting the old. The other order frees a
+    // child that an entry rewritten with other rights bits keeps pointing at (its only parent
+    // dropped): the pool gives that frame to the next shadow, and the guest reads and writes
+    // shadow entries through it, so any host frame.
+    if (isPresent(lo)) this.pageAt(pteFrame(lo, hi))?.parents.push(loc);
+    if (isPresent(oldLo)) {
+      const child = this.pageAt(pteFrame(oldLo, oldHi));
+      if (child !== null) this.dropParent(child, loc);
     }
   }
 
