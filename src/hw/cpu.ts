@@ -27,6 +27,7 @@ import type { HostMemory } from "./memory.js";
 import type { NestedWalker } from "./nested.js";
 import { leafFrame } from "./pte.js";
 import type { PrefixCache } from "./pwc.js";
+import { foldRead } from "./read-hash.js";
 import type { TraceEvent, WalkTrace } from "./step-trace.js";
 import type * as TlbConsts from "./tlb.js";
 import { Tlb } from "./tlb.js";
@@ -239,6 +240,8 @@ export class Vcpu implements GuestCpu {
     return frame;
   }
 
+  /** The read hash of accessBatch's reads (see GuestCpu.batchReadHash), as int32. */
+  batchReadHash = 0;
   /** Why the last accessBatch stopped before its end: XLATE_FAULT or XLATE_EMULATED. */
   batchStop = 0;
   /** The frame of the last access accessBatch completed. */
@@ -473,10 +476,20 @@ export class Vcpu implements GuestCpu {
       c[C_WALK_REFS] += 4 * misses;
       this.walkHist[4] += misses;
     }
-    // The accesses of each kind, counted after the loop (fewer live values in it).
+    // The accesses of each kind, and the reads' values into the read hash, after the loop (fewer
+    // live values in it). A write keeps the hash, chosen by a mask rather than a branch (which
+    // accesses are writes is random).
     const byKind = this.kindCounts;
     byKind.fill(0);
-    for (let k = start; k < i; k++) byKind[kinds[k]]++;
+    let hash = this.batchReadHash;
+    for (let k = start; k < i; k++) {
+      const kind = kinds[k];
+      byKind[kind]++;
+      const next = foldRead(hash, values[k]);
+      const read = ~WRITE_KEEPS[kind]; // all ones for a read, 0 for a write
+      hash = (next & read) | (hash & ~read);
+    }
+    this.batchReadHash = hash;
     c[C_KERNEL_ACCESSES] += byKind[KIND_SUP_READ] + byKind[KIND_SUP_WRITE] + byKind[KIND_SUP_FETCH];
     c[C_READS] += byKind[KIND_SUP_READ] + byKind[KIND_USER_READ];
     c[C_WRITES] += byKind[KIND_SUP_WRITE] + byKind[KIND_USER_WRITE];
@@ -564,7 +577,10 @@ export class Vcpu implements GuestCpu {
     if (frame < 0) return frame;
     if (frame >= this.mem.frames) {
       this.readValue = 0xffffffff;
-      if (!write) buf.value[i] = -1;
+      if (!write) {
+        buf.value[i] = -1;
+        this.batchReadHash = foldRead(this.batchReadHash, -1);
+      }
       return frame;
     }
     if (write) {
@@ -576,6 +592,7 @@ export class Vcpu implements GuestCpu {
       const v = this.mem.contents ? this.mem.readData(frame, (lo & 4095) >>> 3) : 0;
       this.readValue = v;
       buf.value[i] = v;
+      this.batchReadHash = foldRead(this.batchReadHash, v);
     }
     return frame;
   }
@@ -590,6 +607,7 @@ export class Vcpu implements GuestCpu {
       }
       if (buf.kind[i] !== KIND_SUP_WRITE && buf.kind[i] !== KIND_USER_WRITE) {
         buf.value[i] = this.readValue;
+        this.batchReadHash = foldRead(this.batchReadHash, this.readValue);
       }
       this.batchFrame = frame;
     }
