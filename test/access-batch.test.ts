@@ -8,13 +8,28 @@
 
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { populate } from "../src/bench/access.js";
 import { benchGuest } from "../src/bench/guest.js";
 import { USER_HEAP_BASE } from "../src/guest/layout.js";
-import { KIND_USER_FETCH, KIND_USER_READ, KIND_USER_WRITE } from "../src/hw/access.js";
+import {
+  KIND_SUP_FETCH,
+  KIND_SUP_READ,
+  KIND_SUP_WRITE,
+  KIND_USER_FETCH,
+  KIND_USER_READ,
+  KIND_USER_WRITE,
+} from "../src/hw/access.js";
 import { AccessBuffer } from "../src/hw/access-buffer.js";
 import type { Vcpu } from "../src/hw/cpu.js";
+import { foldRead } from "../src/hw/read-hash.js";
 import { CLOCK_LIMIT } from "../src/hw/tlb-level.js";
-import { C_ACCESSES, C_TLB_L2_HITS, C_WRITES } from "../src/metrics/counters.js";
+import {
+  C_ACCESSES,
+  C_FETCHES,
+  C_KERNEL_ACCESSES,
+  C_TLB_L2_HITS,
+  C_WRITES,
+} from "../src/metrics/counters.js";
 import { Rng } from "../src/workload/rng.js";
 
 type Mode = "native" | "shadow" | "hap" | "pv";
@@ -220,6 +235,56 @@ describe("accessBatch", () => {
     for (let i = 0; i < 64; i++) buf.push(0x400000 + i * 8, KIND_USER_FETCH, 0);
     runBoth(a, b, buf, 16);
     same(state(b), state(a));
+  });
+});
+
+describe("Vcpu.accessBatch", () => {
+  it("counts every kind, kernel ones too, over long runs of one kind, as access() does", () => {
+    // Straight on the vCPU (a process's batches hold user accesses only). Runs of 3,000 hits of
+    // one kind: longer than a span of hitRun's packed counts.
+    const a = guest("native", true);
+    const b = guest("native", true);
+    for (const g of [a, b]) {
+      populate(g.driver, 64);
+      g.driver.access(0x400000, KIND_USER_FETCH, 0); // the code page, faulted in
+    }
+    const kinds = [
+      KIND_SUP_READ,
+      KIND_USER_READ,
+      KIND_SUP_WRITE,
+      KIND_USER_WRITE,
+      KIND_SUP_FETCH,
+      KIND_USER_FETCH,
+    ];
+    const buf = new AccessBuffer(kinds.length * 3000 + 600);
+    for (const kind of kinds) {
+      // Fetches from the process's code page, data to the heap (NX).
+      const fetch = kind === KIND_SUP_FETCH || kind === KIND_USER_FETCH;
+      for (let i = 0; i < 3000; i++) {
+        const gva = fetch ? 0x400000 + ((i * 8) & 4095) : USER_HEAP_BASE + (i % 4) * 4096;
+        buf.push(gva, kind, i + 1);
+      }
+    }
+    const rng = new Rng(3);
+    for (let i = 0; i < 600; i++) {
+      const kind = kinds[rng.nextBelow(4)];
+      buf.push(USER_HEAP_BASE + rng.nextBelow(64) * 4096, kind, i);
+    }
+    const cpuA = a.cpu as Vcpu;
+    const cpuB = b.cpu as Vcpu;
+    let hash = 0;
+    for (let i = 0; i < buf.length; i++) {
+      expect(cpuA.access(buf.gva(i), buf.kind[i], buf.value[i])).toBeGreaterThanOrEqual(0);
+      if (buf.kind[i] !== KIND_SUP_WRITE && buf.kind[i] !== KIND_USER_WRITE) {
+        hash = foldRead(hash, cpuA.readValue);
+      }
+    }
+    cpuB.batchReadHash = 0;
+    expect(cpuB.accessBatch(buf, 0, buf.length)).toBe(buf.length);
+    expect(cpuB.batchReadHash).toBe(hash);
+    same(state(b), state(a));
+    expect(b.counters[C_KERNEL_ACCESSES]).toBe(a.counters[C_KERNEL_ACCESSES]);
+    expect(b.counters[C_FETCHES]).toBe(a.counters[C_FETCHES]);
   });
 });
 

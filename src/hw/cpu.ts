@@ -27,6 +27,7 @@ import type { HostMemory } from "./memory.js";
 import type { NestedWalker } from "./nested.js";
 import { leafFrame } from "./pte.js";
 import type { PrefixCache } from "./pwc.js";
+import { foldRead } from "./read-hash.js";
 import type { TraceEvent, WalkTrace } from "./step-trace.js";
 import type * as TlbConsts from "./tlb.js";
 import { Tlb } from "./tlb.js";
@@ -63,6 +64,14 @@ const READ_GROUP = 8;
 /** Per access kind (KIND_*): all ones for the writes, whose value slot keeps the value written. */
 const WRITE_KEEPS = Int32Array.of(0, -1, 0, 0, -1, 0);
 const READ_GROUP_MISSES = 4;
+/**
+ * Per access kind (KIND_*): 1 in the field of each count it adds to, kernel accesses in bits
+ * 0..9, reads in 10..19, writes in 20..29 (a fetch is neither a read nor a write). A field holds
+ * KIND_SPAN accesses at most.
+ */
+const KIND_COUNTS = Int32Array.of(1 | (1 << 10), 1 | (1 << 20), 1, 1 << 10, 1 << 20, 0);
+const KIND_FIELD = 1023;
+const KIND_SPAN = 1023;
 
 // Local copies of imported constants used on the hot path: V8 does not fold imported bindings
 // into constants (measured: a quarter of the cost of a TLB hit). Each copy's type is the
@@ -239,6 +248,8 @@ export class Vcpu implements GuestCpu {
     return frame;
   }
 
+  /** The read hash of accessBatch's reads (see GuestCpu.batchReadHash), as int32. */
+  batchReadHash = 0;
   /** Why the last accessBatch stopped before its end: XLATE_FAULT or XLATE_EMULATED. */
   batchStop = 0;
   /** The frame of the last access accessBatch completed. */
@@ -473,14 +484,34 @@ export class Vcpu implements GuestCpu {
       c[C_WALK_REFS] += 4 * misses;
       this.walkHist[4] += misses;
     }
-    // The accesses of each kind, counted after the loop (fewer live values in it).
-    const byKind = this.kindCounts;
-    byKind.fill(0);
-    for (let k = start; k < i; k++) byKind[kinds[k]]++;
-    c[C_KERNEL_ACCESSES] += byKind[KIND_SUP_READ] + byKind[KIND_SUP_WRITE] + byKind[KIND_SUP_FETCH];
-    c[C_READS] += byKind[KIND_SUP_READ] + byKind[KIND_USER_READ];
-    c[C_WRITES] += byKind[KIND_SUP_WRITE] + byKind[KIND_USER_WRITE];
-    c[C_FETCHES] += byKind[KIND_SUP_FETCH] + byKind[KIND_USER_FETCH];
+    // The kernel accesses, reads and writes, and the reads' values into the read hash, after the
+    // loop (fewer live values in it). The three counts are fields of one int32 (KIND_COUNTS), so
+    // a kind is counted by one add, not a store to a counter array that the next access of the
+    // same kind must wait for; a span of KIND_SPAN accesses cannot overflow a field. A write
+    // keeps the hash, chosen by a mask rather than a branch (which accesses are writes is random).
+    let hash = this.batchReadHash;
+    let kernel = 0;
+    let reads = 0;
+    let writes = 0;
+    for (let k = start; k < i; ) {
+      const stop = i - k > KIND_SPAN ? k + KIND_SPAN : i;
+      let counts = 0;
+      for (; k < stop; k++) {
+        const kind = kinds[k];
+        counts += KIND_COUNTS[kind];
+        const next = foldRead(hash, values[k]);
+        const read = ~WRITE_KEEPS[kind]; // all ones for a read, 0 for a write
+        hash = (next & read) | (hash & ~read);
+      }
+      kernel += counts & KIND_FIELD;
+      reads += (counts >>> 10) & KIND_FIELD;
+      writes += counts >>> 20;
+    }
+    this.batchReadHash = hash;
+    c[C_KERNEL_ACCESSES] += kernel;
+    c[C_READS] += reads;
+    c[C_WRITES] += writes;
+    c[C_FETCHES] += done - reads - writes;
     // What access() leaves behind: the last write's value in flight, the last value read.
     let k = i - 1;
     while (k >= start && kinds[k] !== KIND_SUP_WRITE && kinds[k] !== KIND_USER_WRITE) k--;
@@ -539,9 +570,6 @@ export class Vcpu implements GuestCpu {
    */
   private leafSum = 0;
 
-  /** hitRun's scratch: accesses of each kind (KIND_*). */
-  private readonly kindCounts = new Int32Array(6);
-
   /**
    * Access i of `buf`, which hitRun left at `where` (TLB_MISS, or TLB_L1 / TLB_L2 without the
    * permission): as access() makes it from there, on int32 halves. Returns the frame, or
@@ -564,7 +592,10 @@ export class Vcpu implements GuestCpu {
     if (frame < 0) return frame;
     if (frame >= this.mem.frames) {
       this.readValue = 0xffffffff;
-      if (!write) buf.value[i] = -1;
+      if (!write) {
+        buf.value[i] = -1;
+        this.batchReadHash = foldRead(this.batchReadHash, -1);
+      }
       return frame;
     }
     if (write) {
@@ -576,6 +607,7 @@ export class Vcpu implements GuestCpu {
       const v = this.mem.contents ? this.mem.readData(frame, (lo & 4095) >>> 3) : 0;
       this.readValue = v;
       buf.value[i] = v;
+      this.batchReadHash = foldRead(this.batchReadHash, v);
     }
     return frame;
   }
@@ -590,6 +622,7 @@ export class Vcpu implements GuestCpu {
       }
       if (buf.kind[i] !== KIND_SUP_WRITE && buf.kind[i] !== KIND_USER_WRITE) {
         buf.value[i] = this.readValue;
+        this.batchReadHash = foldRead(this.batchReadHash, this.readValue);
       }
       this.batchFrame = frame;
     }

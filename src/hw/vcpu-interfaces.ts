@@ -72,6 +72,12 @@ export interface GuestCpu {
    * why: XLATE_FAULT, or XLATE_EMULATED for one a VMM did), or end.
    */
   accessBatch(buf: AccessBuffer, start: number, end: number): number;
+  /**
+   * The read hash (read-hash.ts) accessBatch folds the value of each read it completes into, in
+   * order: its caller sets it before a batch and takes it after, also after a throw (the reads
+   * completed before the throw are in it). A read that stops the batch is not folded.
+   */
+  batchReadHash: number;
   /** Why the last accessBatch stopped before its end. */
   batchStop: number;
   /** The frame of the last access of a batch that ran to its end. */

@@ -22,6 +22,7 @@ import type { Scheduler } from "../guest/scheduler.js";
 import { KIND_USER_FETCH, KIND_USER_READ, KIND_USER_WRITE } from "../hw/access.js";
 import type { AccessBuffer } from "../hw/access-buffer.js";
 import { DOUBLE_ZERO } from "../hw/double-zero.js";
+import { foldRead } from "../hw/read-hash.js";
 import { C_ACCESSES, C_CORE_CYCLES, C_EXITS, C_INSTRUCTIONS } from "../metrics/counters.js";
 import { PageSequence } from "./pattern.js";
 import type { Rng } from "./rng.js";
@@ -241,9 +242,8 @@ export class ProcessDriver {
       this.onExit();
       return false;
     }
-    if (kind !== KIND_USER_WRITE) {
-      proc.readHash = (Math.imul(proc.readHash ^ this.kernel.cpu.readValue, 0x01000193) + 1) >>> 0;
-    }
+    if (kind !== KIND_USER_WRITE)
+      proc.readHash = foldRead(proc.readHash, this.kernel.cpu.readValue) >>> 0;
     return true;
   }
 
@@ -365,16 +365,20 @@ export class ProcessDriver {
     while (i < end) {
       const started = c[C_ACCESSES];
       let n: number;
+      // The vCPU folds the values its batch reads into the process's read hash.
+      cpu.batchReadHash = proc.readHash | 0;
       try {
         n = cpu.accessBatch(buf, i, end);
       } catch (e) {
         // The vCPU counts each access as it starts it: the one that threw is the last counted.
         n = i + (c[C_ACCESSES] - started) - 1;
+        proc.readHash = cpu.batchReadHash >>> 0;
         this.batchMade(buf, i, n, fetchWork);
         this.batchStarted(buf, n, fetchWork);
         this.batchAt = n;
         throw e;
       }
+      proc.readHash = cpu.batchReadHash >>> 0;
       this.batchMade(buf, i, n, fetchWork);
       if (n === end) return end;
       // Access n stopped in the vCPU: its first try is made; finish it as access() would.
@@ -397,7 +401,7 @@ export class ProcessDriver {
       }
       if (kind !== KIND_USER_WRITE) {
         values[n] = cpu.readValue;
-        proc.readHash = (Math.imul(proc.readHash ^ cpu.readValue, 0x01000193) + 1) >>> 0;
+        proc.readHash = foldRead(proc.readHash, cpu.readValue) >>> 0;
       }
       i = n + 1;
       if (steps && (c[C_EXITS] !== exits || !proc.alive)) return i;
@@ -406,46 +410,38 @@ export class ProcessDriver {
   }
 
   /**
-   * The accesses i..n-1, which the vCPU made: what access() adds around each, in order (the
-   * same floating-point sums), and a trace's fetches' instructions first when `fetchWork`.
+   * The accesses i..n-1, which the vCPU made (and folded into the read hash): what access() adds
+   * around each, in order (the same floating-point sums), and a trace's fetches' instructions
+   * first when `fetchWork`.
    */
   private batchMade(buf: AccessBuffer, i: number, n: number, fetchWork: boolean): void {
     if (n <= i) return;
     const proc = this.proc;
     const c = this.counters;
     const kinds = buf.kind;
-    const values = buf.value;
     const work = this.instructionsPerAccess !== 0 || this.cyclesPerAccess !== 0;
     proc.accesses += n - i;
-    // The read hash as int32 in the loop (the same bits as access()'s uint32: ^ reads them
-    // alone), made uint32 again at the end; a write keeps it, chosen by a mask rather than a
-    // branch (which of the accesses are writes is random).
-    let hash = proc.readHash | 0;
-    // The two sums in locals: the same additions in the same order, so the same doubles, but
-    // not a load and a store of the counter array per access.
-    let instructions = c[C_INSTRUCTIONS];
-    let cycles = c[C_CORE_CYCLES];
-    const cpi = this.cpi;
-    const perAccess = this.instructionsPerAccess;
-    const cyclesPerAccess = this.cyclesPerAccess;
-    for (let k = i; k < n; k++) {
-      const kind = kinds[k];
-      if (fetchWork && kind === KIND_USER_FETCH) {
-        instructions++;
-        cycles += cpi;
+    if (work || fetchWork) {
+      // The two sums in locals: the same additions in the same order, so the same doubles, but
+      // not a load and a store of the counter array per access.
+      let instructions = c[C_INSTRUCTIONS];
+      let cycles = c[C_CORE_CYCLES];
+      const cpi = this.cpi;
+      const perAccess = this.instructionsPerAccess;
+      const cyclesPerAccess = this.cyclesPerAccess;
+      for (let k = i; k < n; k++) {
+        if (fetchWork && kinds[k] === KIND_USER_FETCH) {
+          instructions++;
+          cycles += cpi;
+        }
+        if (work) {
+          instructions += perAccess;
+          cycles += cyclesPerAccess;
+        }
       }
-      if (work) {
-        instructions += perAccess;
-        cycles += cyclesPerAccess;
-      }
-      const next = (Math.imul(hash ^ values[k], 0x01000193) + 1) | 0;
-      const other = kind ^ KIND_USER_WRITE;
-      const read = (other | -other) >> 31; // all ones unless a write
-      hash = (next & read) | (hash & ~read);
+      c[C_INSTRUCTIONS] = instructions;
+      c[C_CORE_CYCLES] = cycles;
     }
-    c[C_INSTRUCTIONS] = instructions;
-    c[C_CORE_CYCLES] = cycles;
-    proc.readHash = hash >>> 0;
     this.lastGva = buf.gva(n - 1);
     this.lastKind = kinds[n - 1];
     this.lastFrame = this.kernel.cpu.batchFrame;
