@@ -13,7 +13,7 @@ import { USER_HEAP_BASE } from "../src/guest/layout.js";
 import { KIND_USER_FETCH, KIND_USER_READ, KIND_USER_WRITE } from "../src/hw/access.js";
 import { AccessBuffer } from "../src/hw/access-buffer.js";
 import type { Vcpu } from "../src/hw/cpu.js";
-import { CLOCK_LIMIT } from "../src/hw/tlb-level.js";
+import { CLOCK_LIMIT } from "../src/hw/tlb-layout.js";
 import { C_ACCESSES, C_TLB_L2_HITS, C_WRITES } from "../src/metrics/counters.js";
 import { Rng } from "../src/workload/rng.js";
 

@@ -30,7 +30,7 @@ import type { PrefixCache } from "./pwc.js";
 import type { TraceEvent, WalkTrace } from "./step-trace.js";
 import type * as TlbConsts from "./tlb.js";
 import { Tlb } from "./tlb.js";
-import type * as TlbLayout from "./tlb-level.js";
+import type * as TlbLayout from "./tlb-layout.js";
 import { cachedPerms, lruWay } from "./tlb-level.js";
 import { TlbTags } from "./tlb-tags.js";
 import type * as Interfaces from "./vcpu-interfaces.js";
