@@ -20,12 +20,16 @@ export const USER_STACK_TOP: Gva = 0x7ffffffff000;
 export const USER_STACK_SIZE = 8 * 1024 * 1024;
 /** One past the highest user address (the lower canonical half). */
 export const USER_LIMIT: Gva = 0x800000000000;
-/** Stored form of 0xffff888000000000. */
-export const DIRECT_MAP_BASE: Gva = 0x888000000000;
+/**
+ * Stored form of 0xffff888000000000. directMap() adds the private copy: V8 reads an exported
+ * constant from its module cell, checking that it is initialised, at every use.
+ */
+const DIRECT_MAP = 0x888000000000;
+export const DIRECT_MAP_BASE: Gva = DIRECT_MAP;
 /** PML4 slots 256..511 belong to the kernel and are shared by every address space. */
 export const FIRST_KERNEL_L4_INDEX = 256;
 
 /** The direct-map address of guest frame `gfn`: how the kernel reaches any guest-physical page. */
 export function directMap(gfn: Gfn): Gva {
-  return DIRECT_MAP_BASE + gfn * 4096;
+  return DIRECT_MAP + gfn * 4096;
 }

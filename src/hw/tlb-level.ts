@@ -104,7 +104,8 @@ export class TlbLevel {
     this.allValid = new Int32Array(sets).fill(-1);
     this.validWays = new Int32Array(sets);
     this.validAt = new Int32Array(sets).fill(-1);
-    this.full = ways <= MASK_WAYS ? 2 ** ways - 1 : 0;
+    // Built with int32 operations, so that the field holds a small integer, never a double.
+    this.full = ways <= MASK_WAYS ? ((1 << ways) - 1) | 0 : 0;
     for (let s = 0; s < entries; s++) this.d[s * SLOT + F_HI] = EMPTY;
   }
 
