@@ -22,7 +22,7 @@ import {
 import { AccessBuffer } from "../src/hw/access-buffer.js";
 import type { Vcpu } from "../src/hw/cpu.js";
 import { foldRead } from "../src/hw/read-hash.js";
-import { CLOCK_LIMIT } from "../src/hw/tlb-level.js";
+import { CLOCK_LIMIT } from "../src/hw/tlb-layout.js";
 import {
   C_ACCESSES,
   C_FETCHES,

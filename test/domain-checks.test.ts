@@ -9,7 +9,7 @@ import { builtinScenario, type PagingMode, Simulation } from "../src/api/index.j
 import { USER_HEAP_BASE } from "../src/guest/layout.js";
 import { EPT_PS, EPT_W, eptFrame, eptPresent } from "../src/hw/ept.js";
 import { isPresent, pteFrame } from "../src/hw/pte.js";
-import { F_FRAME, SLOT } from "../src/hw/tlb-level.js";
+import { F_FRAME, SLOT } from "../src/hw/tlb-layout.js";
 
 import { P2M_RAM_SHARED } from "../src/vmm/p2m.js";
 import { SH_L1 } from "../src/vmm/shadow/page.js";

@@ -25,6 +25,8 @@ import { FrameAllocator } from "./frame-alloc.js";
 import {
   DIRECT_MAP_BASE,
   directMap,
+  directMapHi,
+  directMapLo,
   FIRST_KERNEL_L4_INDEX,
   USER_CODE_BASE,
   USER_HEAP_BASE,
@@ -202,7 +204,7 @@ export class Kernel {
 
   /** Zero a guest frame through the direct map (rep stosq). */
   zeroFrame(gfn: Gfn): void {
-    if (this.cpu.zeroPage(directMap(gfn)) === XLATE_FAULT) {
+    if (this.cpu.zeroPageHalves(directMapLo(gfn, 0), directMapHi(gfn)) === XLATE_FAULT) {
       throw new Error(`guest kernel: fault zeroing gfn ${gfn}`);
     }
   }

@@ -20,12 +20,31 @@ export const USER_STACK_TOP: Gva = 0x7ffffffff000;
 export const USER_STACK_SIZE = 8 * 1024 * 1024;
 /** One past the highest user address (the lower canonical half). */
 export const USER_LIMIT: Gva = 0x800000000000;
-/** Stored form of 0xffff888000000000. */
-export const DIRECT_MAP_BASE: Gva = 0x888000000000;
+/**
+ * Stored form of 0xffff888000000000. directMap() adds the private copy: V8 reads an exported
+ * constant from its module cell, checking that it is initialised, at every use.
+ */
+const DIRECT_MAP = 0x888000000000;
+/** Its bits 32..47 (its bits 0..31 are zero). */
+const DIRECT_MAP_HI = 0x8880;
+export const DIRECT_MAP_BASE: Gva = DIRECT_MAP;
 /** PML4 slots 256..511 belong to the kernel and are shared by every address space. */
 export const FIRST_KERNEL_L4_INDEX = 256;
 
 /** The direct-map address of guest frame `gfn`: how the kernel reaches any guest-physical page. */
 export function directMap(gfn: Gfn): Gva {
-  return DIRECT_MAP_BASE + gfn * 4096;
+  return DIRECT_MAP + gfn * 4096;
+}
+
+/**
+ * directMap(gfn) + offset (0..4095) in the halves the vCPU's *Halves methods take: bits 0..31
+ * as an int32, bits 32..47. The base's low 32 bits are zero, so gfn's low 20 bits make the rest
+ * of the low half and its high bits add to the high half (a gfn is below 2^31).
+ */
+export function directMapLo(gfn: Gfn, offset: number): number {
+  return (gfn << 12) | offset;
+}
+
+export function directMapHi(gfn: Gfn): number {
+  return DIRECT_MAP_HI + (gfn >>> 20);
 }

@@ -9,7 +9,7 @@
 
 import type { Gfn, Gpa, Gva } from "../hw/addr.js";
 import { type GuestCpu, XLATE_FAULT } from "../hw/vcpu-interfaces.js";
-import { directMap } from "./layout.js";
+import { directMapHi, directMapLo } from "./layout.js";
 
 export interface PagingOps {
   /**
@@ -59,7 +59,8 @@ export class NativePagingOps implements PagingOps {
   }
 
   readPte(tableGfn: Gfn, index: number): void {
-    if (this.cpu.load64(directMap(tableGfn) + index * 8) === XLATE_FAULT) {
+    const lo = directMapLo(tableGfn, index * 8);
+    if (this.cpu.load64Halves(lo, directMapHi(tableGfn)) === XLATE_FAULT) {
       throw new Error(`guest kernel: fault reading page table gfn ${tableGfn} via the direct map`);
     }
     this.lo = this.cpu.lo;
@@ -67,7 +68,8 @@ export class NativePagingOps implements PagingOps {
   }
 
   setPte(tableGfn: Gfn, index: number, lo: number, hi: number): void {
-    if (this.cpu.store64(directMap(tableGfn) + index * 8, lo, hi) === XLATE_FAULT) {
+    const at = directMapLo(tableGfn, index * 8);
+    if (this.cpu.store64Halves(at, directMapHi(tableGfn), lo, hi) === XLATE_FAULT) {
       throw new Error(`guest kernel: fault writing page table gfn ${tableGfn} via the direct map`);
     }
   }

@@ -31,7 +31,7 @@ import { foldRead } from "./read-hash.js";
 import type { TraceEvent, WalkTrace } from "./step-trace.js";
 import type * as TlbConsts from "./tlb.js";
 import { Tlb } from "./tlb.js";
-import type * as TlbLayout from "./tlb-level.js";
+import type * as TlbLayout from "./tlb-layout.js";
 import { cachedPerms, lruWay } from "./tlb-level.js";
 import { TlbTags } from "./tlb-tags.js";
 import type * as Interfaces from "./vcpu-interfaces.js";
@@ -671,11 +671,18 @@ export class Vcpu implements GuestCpu {
    * pages, misses and permission failures go to translateSlow.
    */
   translate(gva: Gva, kind: number): number {
+    return this.translateHalves(gva | 0, (gva / 4294967296) | 0, kind);
+  }
+
+  /**
+   * translate() of the address whose bits 0..31 are `gvaLo` (as int32) and bits 32..47 `gvaHi`.
+   * The guest kernel's direct-map addresses lie above 2^32: passed as one number each would be
+   * a boxed double, allocated on its way in (about 110 bytes per shadow fault).
+   */
+  translateHalves(gvaLo: number, gvaHi: number, kind: number): number {
     const c = this.counters;
     c[C_ACCESSES]++;
     if (kind < ACC_USER) c[C_KERNEL_ACCESSES]++;
-    const gvaLo = gva >>> 0;
-    const gvaHi = (gva / 4294967296) | 0;
     const keyLo = gvaLo >>> 12;
     const keyHi = this.keyHiBase + gvaHi;
     const globalHi = this.globalHiBase + gvaHi;
@@ -692,7 +699,8 @@ export class Vcpu implements GuestCpu {
       const i = s * SLOT;
       const hi = d1[i + F_HI];
       if ((hi === keyHi && d1[i + F_GEN] === gen) || (hi === globalHi && d1[i + F_GEN] === ggen)) {
-        if (((d1[i + F_PERMS] >> kind) & 1) === 0) return this.translateSlow(gva, kind, TLB_L1);
+        if (((d1[i + F_PERMS] >> kind) & 1) === 0)
+          return this.translateSlow(gvaHi * 4294967296 + (gvaLo >>> 0), kind, TLB_L1);
         l1.stamps[s] = ++l1.clock;
         if (l1.clock >= CLOCK_LIMIT) l1.renumber();
         c[C_TLB_L1_HITS]++;
@@ -710,7 +718,8 @@ export class Vcpu implements GuestCpu {
       const hi = d2[i + F_HI];
       if ((hi === keyHi && d2[i + F_GEN] === gen) || (hi === globalHi && d2[i + F_GEN] === ggen)) {
         const perms = d2[i + F_PERMS];
-        if (((perms >> kind) & 1) === 0) return this.translateSlow(gva, kind, TLB_L2);
+        if (((perms >> kind) & 1) === 0)
+          return this.translateSlow(gvaHi * 4294967296 + (gvaLo >>> 0), kind, TLB_L2);
         l2.stamps[s] = ++l2.clock;
         if (l2.clock >= CLOCK_LIMIT) l2.renumber();
         c[C_TLB_L2_HITS]++;
@@ -737,7 +746,7 @@ export class Vcpu implements GuestCpu {
         return frame;
       }
     }
-    return this.translateSlow(gva, kind, TLB_MISS);
+    return this.translateSlow(gvaHi * 4294967296 + (gvaLo >>> 0), kind, TLB_MISS);
   }
 
   /** A TLB miss, or a hit whose permissions do not allow the access: walk (and maybe exit). */
@@ -823,11 +832,14 @@ export class Vcpu implements GuestCpu {
     return leafFrame(w.entryLo[w.level], w.entryHi[w.level], w.level);
   }
 
-  /** A kernel load or store at gva of frame: through the data caches, when modelled. */
-  private countData(frame: Mfn, gva: Gva): void {
+  /**
+   * A kernel load or store of frame at the address whose bits 0..31 are gvaLo: through the data
+   * caches, when modelled.
+   */
+  private countData(frame: Mfn, gvaLo: number): void {
     const dcache = this.dcache;
     if (dcache !== null && frame < this.mem.frames) {
-      this.counters[C_DATA_FROM_L1D + dcache.access(frame, ((gva >>> 0) & 4095) >>> 6)]++;
+      this.counters[C_DATA_FROM_L1D + dcache.access(frame, (gvaLo & 4095) >>> 6)]++;
     }
   }
 
@@ -839,11 +851,16 @@ export class Vcpu implements GuestCpu {
 
   /** Kernel load of the 64-bit word at gva into lo/hi. Returns 0 or XLATE_FAULT. */
   load64(gva: Gva): number {
-    const frame = this.translate(gva, KIND_SUP_READ);
+    return this.load64Halves(gva | 0, (gva / 4294967296) | 0);
+  }
+
+  /** load64() of the address in halves (see translateHalves). */
+  load64Halves(gvaLo: number, gvaHi: number): number {
+    const frame = this.translateHalves(gvaLo, gvaHi, KIND_SUP_READ);
     if (frame < 0) return frame;
     this.counters[C_READS]++;
-    this.countData(frame, gva);
-    this.mem.read64(frame, Math.floor((gva % 4096) / 8));
+    this.countData(frame, gvaLo);
+    this.mem.read64(frame, (gvaLo & 4095) >>> 3);
     this.lo = this.mem.lo;
     this.hi = this.mem.hi;
     return 0;
@@ -851,22 +868,32 @@ export class Vcpu implements GuestCpu {
 
   /** Kernel store of a 64-bit word at gva. Returns 0, XLATE_FAULT or XLATE_EMULATED. */
   store64(gva: Gva, lo: number, hi: number): number {
+    return this.store64Halves(gva | 0, (gva / 4294967296) | 0, lo, hi);
+  }
+
+  /** store64() to the address in halves (see translateHalves). */
+  store64Halves(gvaLo: number, gvaHi: number, lo: number, hi: number): number {
     this.op = OP_STORE64;
     this.pendLo = lo;
     this.pendHi = hi;
-    const frame = this.translate(gva, KIND_SUP_WRITE);
+    const frame = this.translateHalves(gvaLo, gvaHi, KIND_SUP_WRITE);
     this.op = OP_ACCESS;
     if (frame < 0) return frame === XLATE_EMULATED ? 0 : frame;
     this.counters[C_WRITES]++;
-    this.countData(frame, gva);
-    this.mem.write64(frame, Math.floor((gva % 4096) / 8), lo, hi);
+    this.countData(frame, gvaLo);
+    this.mem.write64(frame, (gvaLo & 4095) >>> 3, lo, hi);
     return 0;
   }
 
   /** Zero the 4 KiB page at gva (rep stosq). Returns 0 or XLATE_FAULT. */
   zeroPage(gva: Gva): number {
+    return this.zeroPageHalves(gva | 0, (gva / 4294967296) | 0);
+  }
+
+  /** zeroPage() of the page at the address in halves (see translateHalves). */
+  zeroPageHalves(gvaLo: number, gvaHi: number): number {
     this.op = OP_ZERO_PAGE;
-    const frame = this.translate(gva, KIND_SUP_WRITE);
+    const frame = this.translateHalves(gvaLo, gvaHi, KIND_SUP_WRITE);
     this.op = OP_ACCESS;
     if (frame < 0) return frame === XLATE_EMULATED ? 0 : frame;
     this.counters[C_PAGE_ZERO]++;

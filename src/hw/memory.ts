@@ -15,8 +15,13 @@
 
 import type { Mfn } from "./addr.js";
 
-/** u32 words in one materialized frame: 512 entries of two halves. */
-export const WORDS_PER_FRAME = 1024;
+/**
+ * u32 words in one materialized frame: 512 entries of two halves. The methods use the private
+ * copy: V8 reads an exported constant from its module cell, checking that it is initialised, at
+ * every use (in each read64 inlined into the shadow fault handler, for one).
+ */
+const WORDS = 1024;
+export const WORDS_PER_FRAME = WORDS;
 
 /** log2 of the most entries of the table-slot cache (128 KiB), and of the fewest. */
 const SLOT_CACHE_MAX_BITS = 14;
@@ -134,7 +139,7 @@ export class HostMemory {
     this.slotShift = 32 - bits;
     this.meta = new Int32Array(frames * 2);
     const initialSlots = Math.min(frames, 256);
-    this.pool = new Uint32Array(initialSlots * WORDS_PER_FRAME);
+    this.pool = new Uint32Array(initialSlots * WORDS);
     this.freeSlots = new Int32Array(initialSlots);
   }
 
@@ -185,7 +190,7 @@ export class HostMemory {
   read64(mfn: Mfn, index: number): void {
     const slot = this.meta[2 * mfn] - 1;
     if (slot >= 0) {
-      const w = slot * WORDS_PER_FRAME + index * 2;
+      const w = slot * WORDS + index * 2;
       this.lo = this.pool[w];
       this.hi = this.pool[w + 1];
     } else {
@@ -203,7 +208,7 @@ export class HostMemory {
   write64(mfn: Mfn, index: number, lo: number, hi: number): void {
     let slot = this.meta[2 * mfn] - 1;
     if (slot < 0) slot = this.materialize(mfn);
-    const w = slot * WORDS_PER_FRAME + index * 2;
+    const w = slot * WORDS + index * 2;
     this.pool[w] = lo;
     this.pool[w + 1] = hi;
     if (this.writeEpochs !== null) this.writeEpochs[mfn] = this.writeEpoch;
@@ -214,7 +219,7 @@ export class HostMemory {
   orLo(mfn: Mfn, index: number, bits: number): void {
     let slot = this.meta[2 * mfn] - 1;
     if (slot < 0) slot = this.materialize(mfn);
-    const w = slot * WORDS_PER_FRAME + index * 2;
+    const w = slot * WORDS + index * 2;
     this.pool[w] = (this.pool[w] | bits) >>> 0;
     if (this.writeEpochs !== null) this.writeEpochs[mfn] = this.writeEpoch;
     this.tablesChanged();
@@ -223,7 +228,7 @@ export class HostMemory {
   /** A data read of qword `index`: the 32-bit value the program sees. */
   readData(mfn: Mfn, index: number): number {
     const slot = this.meta[2 * mfn] - 1;
-    if (slot >= 0) return this.pool[slot * WORDS_PER_FRAME + index * 2];
+    if (slot >= 0) return this.pool[slot * WORDS + index * 2];
     return digestWord(this.meta[2 * mfn + 1] >>> 0, index);
   }
 
@@ -232,7 +237,7 @@ export class HostMemory {
     let slot = this.meta[2 * mfn] - 1;
     if (slot < 0 && this.exactData) slot = this.materialize(mfn);
     if (slot >= 0) {
-      const w = slot * WORDS_PER_FRAME + index * 2;
+      const w = slot * WORDS + index * 2;
       this.pool[w] = value >>> 0;
       this.pool[w + 1] = 0;
       if (this.writeEpochs !== null) this.writeEpochs[mfn] = this.writeEpoch;
@@ -266,8 +271,8 @@ export class HostMemory {
     if (dstSlot < 0) dstSlot = this.materialize(dst);
     if (this.writeEpochs !== null) this.writeEpochs[dst] = this.writeEpoch;
     // materialize() may have grown the pool; take the source offset after it.
-    const from = (this.meta[2 * src] - 1) * WORDS_PER_FRAME;
-    this.pool.copyWithin(dstSlot * WORDS_PER_FRAME, from, from + WORDS_PER_FRAME);
+    const from = (this.meta[2 * src] - 1) * WORDS;
+    this.pool.copyWithin(dstSlot * WORDS, from, from + WORDS);
     this.tablesChanged();
   }
 
@@ -278,8 +283,8 @@ export class HostMemory {
   saveFrame(mfn: Mfn): number | Uint32Array {
     const slot = this.meta[2 * mfn] - 1;
     if (slot < 0) return this.meta[2 * mfn + 1] >>> 0;
-    const base = slot * WORDS_PER_FRAME;
-    return this.pool.slice(base, base + WORDS_PER_FRAME);
+    const base = slot * WORDS;
+    return this.pool.slice(base, base + WORDS);
   }
 
   /** Put content saved by saveFrame into frame `mfn` (which may be another frame). */
@@ -292,7 +297,7 @@ export class HostMemory {
     let slot = this.meta[2 * mfn] - 1;
     if (slot < 0) slot = this.materialize(mfn);
     if (this.writeEpochs !== null) this.writeEpochs[mfn] = this.writeEpoch;
-    this.pool.set(saved, slot * WORDS_PER_FRAME);
+    this.pool.set(saved, slot * WORDS);
     this.tablesChanged();
   }
 
@@ -302,8 +307,8 @@ export class HostMemory {
     if (slot < 0) return this.meta[2 * mfn + 1] >>> 0;
     let h = 0;
     let nonZero = false;
-    const base = slot * WORDS_PER_FRAME;
-    for (let i = 0; i < WORDS_PER_FRAME; i++) {
+    const base = slot * WORDS;
+    for (let i = 0; i < WORDS; i++) {
       const v = this.pool[base + i];
       if (v !== 0) nonZero = true;
       h = Math.imul(h ^ v, 0x01000193) + i;
@@ -332,12 +337,12 @@ export class HostMemory {
       slot = this.freeSlots[--this.freeSlotCount];
     } else {
       slot = this.slotsUsed++;
-      if (slot * WORDS_PER_FRAME >= this.pool.length) this.growPool();
+      if (slot * WORDS >= this.pool.length) this.growPool();
     }
-    const base = slot * WORDS_PER_FRAME;
+    const base = slot * WORDS;
     const d = this.meta[2 * mfn + 1] >>> 0;
     if (d === 0) {
-      this.pool.fill(0, base, base + WORDS_PER_FRAME);
+      this.pool.fill(0, base, base + WORDS);
     } else {
       for (let i = 0; i < 512; i++) {
         this.pool[base + i * 2] = digestWord(d, i);

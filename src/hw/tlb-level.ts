@@ -1,9 +1,11 @@
 /**
  * One set-associative TLB array: lookups, fills with true LRU replacement by a use stamp,
- * invalidation, and read-only views for checkers. The key layout is tlb.ts's (two int32 words).
+ * invalidation, and read-only views for checkers. The key layout is tlb.ts's (two int32 words),
+ * the slot layout tlb-layout.ts's.
  */
 
 import { MASK_ALL, MASK_WRITES } from "./access.js";
+import type * as Layout from "./tlb-layout.js";
 
 /** keyHi of an empty slot: matches no lookup. */
 const EMPTY = -1;
@@ -18,20 +20,17 @@ export function keyLoOf(sizeCode: number, pn: number): number {
   return sizeCode * 1048576 + (pn % 1048576);
 }
 
-/**
- * Slot layout, in three arrays so that each scan reads only what it compares:
- * - keys[s]: keyLo. A probe scans a set's keyLo words, one or two cache lines for 12 ways.
- * - d[s * SLOT + ...]: [F_HI] keyHi (EMPTY when unused)  [F_GEN] generation
- *   [F_FRAME] first frame  [F_PERMS] permission mask; read once a keyLo matches.
- * - stamps[s]: LRU stamp (larger = more recent); a fill scans a set's stamps for the oldest.
- */
-export const SLOT = 4;
-export const F_HI = 0;
-export const F_GEN = 1;
-export const F_FRAME = 2;
-export const F_PERMS = 3;
-/** LRU stamps are renumbered when the clock reaches 2^30, far from int32 overflow. */
-export const CLOCK_LIMIT = 0x40000000;
+// Local copies of the layout (tlb-layout.ts says why); each copy's type is the original's literal
+// type, so the compiler rejects a copy that disagrees with its original.
+const SLOT: typeof Layout.SLOT = 4;
+const F_HI: typeof Layout.F_HI = 0;
+const F_GEN: typeof Layout.F_GEN = 1;
+const F_FRAME: typeof Layout.F_FRAME = 2;
+const F_PERMS: typeof Layout.F_PERMS = 3;
+const CLOCK_LIMIT: typeof Layout.CLOCK_LIMIT = 0x40000000;
+
+/** The widest set whose valid ways fit one int32 mask (TlbLevel.validWays). */
+const MASK_WAYS = 31;
 
 /**
  * The way of base..end-1 with the smallest stamp (the first such): the LRU way of a set. Without
@@ -56,9 +55,9 @@ export class TlbLevel {
   readonly ways: number;
   readonly sets: number;
   readonly setMask: number;
-  /** keyLo of each slot (see the layout above). */
+  /** keyLo of each slot (see tlb-layout.ts). */
   readonly keys: Int32Array;
-  /** The rest of each slot, SLOT words (see the layout above). */
+  /** The rest of each slot, SLOT words (see tlb-layout.ts). */
   readonly d: Int32Array;
   /** LRU stamp of each slot. */
   readonly stamps: Int32Array;
@@ -69,7 +68,18 @@ export class TlbLevel {
    * clears the mark).
    */
   readonly allValid: Int32Array;
-  /** Tag flushes seen (Tlb.flushTag bumps it): an older allValid mark means nothing. */
+  /**
+   * Per set of at most MASK_WAYS ways: bit w set when way w holds a valid entry. Exact while
+   * validAt[set] === flushes, for allValid's reason; an older mask is read again from the tags
+   * by the next fill (once per set and flush, where reading them on each fill into a set not
+   * all valid cost a shadow fault 14% of its instructions: a shadow resync flushes often).
+   */
+  readonly validWays: Int32Array;
+  /** Per set: the value of `flushes` when validWays[set] was last exact, else -1. */
+  readonly validAt: Int32Array;
+  /** The mask of all the ways of a set, or 0 when a set is too wide for one (fillScan). */
+  readonly full: number;
+  /** Tag flushes seen (Tlb.flushTag bumps it): an older allValid or validAt mark means nothing. */
   flushes = 0;
   /** The LRU clock: the stamp of the latest use. */
   clock = 0;
@@ -92,6 +102,10 @@ export class TlbLevel {
     this.d = new Int32Array(entries * SLOT);
     this.stamps = new Int32Array(entries);
     this.allValid = new Int32Array(sets).fill(-1);
+    this.validWays = new Int32Array(sets);
+    this.validAt = new Int32Array(sets).fill(-1);
+    // Built with int32 operations, so that the field holds a small integer, never a double.
+    this.full = ways <= MASK_WAYS ? ((1 << ways) - 1) | 0 : 0;
     for (let s = 0; s < entries; s++) this.d[s * SLOT + F_HI] = EMPTY;
   }
 
@@ -139,9 +153,73 @@ export class TlbLevel {
   /**
    * Insert an entry, replacing a copy of it (valid or stale), else an invalid slot, else the LRU
    * one. Which invalid slot is taken does not matter: an invalid slot never becomes valid again
-   * (generations only grow), so the valid entries and their order are the same either way.
+   * (generations only grow), so the valid entries and their order are the same either way. It is
+   * the first invalid way, so that sets of any width choose alike.
    */
   fill(
+    keyHi: number,
+    keyLo: number,
+    gen: number,
+    frame: number,
+    perms: number,
+    tagGens: Int32Array,
+  ): number {
+    if (this.full === 0) return this.fillScan(keyHi, keyLo, gen, frame, perms, tagGens);
+    const keys = this.keys;
+    const d = this.d;
+    const set = keyLo & this.setMask;
+    const base = set * this.ways;
+    const end = base + this.ways;
+    const flushes = this.flushes;
+    let valid =
+      this.validAt[set] === flushes ? this.validWays[set] : this.validOf(base, end, tagGens);
+    let victim = -1;
+    for (let s = base; s < end; s++) {
+      if (keys[s] === keyLo && d[s * SLOT + F_HI] === keyHi) {
+        victim = s; // never keep two copies of one page
+        break;
+      }
+    }
+    if (victim < 0) {
+      const invalid = ~valid & this.full;
+      // The lowest invalid way (x & -x isolates the lowest set bit), else the LRU one.
+      victim =
+        invalid !== 0 ? base + 31 - Math.clz32(invalid & -invalid) : lruWay(this.stamps, base, end);
+    }
+    const i = victim * SLOT;
+    keys[victim] = keyLo;
+    d[i + F_HI] = keyHi;
+    d[i + F_GEN] = gen;
+    d[i + F_FRAME] = frame;
+    d[i + F_PERMS] = perms;
+    this.touch(victim);
+    this.used = true;
+    const bit = 1 << (victim - base);
+    valid = gen === tagGens[keyHi >>> 16] ? valid | bit : valid & ~bit;
+    this.validWays[set] = valid;
+    this.validAt[set] = flushes;
+    this.allValid[set] = valid === this.full ? flushes : -1;
+    return victim;
+  }
+
+  /** The valid ways of the set base..end-1 as a mask (bit w: way w), read from the tags. */
+  private validOf(base: number, end: number, tagGens: Int32Array): number {
+    const d = this.d;
+    let valid = 0;
+    for (let s = base; s < end; s++) {
+      const i = s * SLOT;
+      const hi = d[i + F_HI];
+      if (hi !== EMPTY && d[i + F_GEN] === tagGens[hi >>> 16]) valid |= 1 << (s - base);
+    }
+    return valid;
+  }
+
+  /**
+   * fill() for sets wider than a mask (more than MASK_WAYS ways): unless the set is all valid,
+   * one pass over it reads each way's validity from the tags, finding the copy, the first
+   * invalid way and the LRU way.
+   */
+  private fillScan(
     keyHi: number,
     keyLo: number,
     gen: number,
@@ -233,7 +311,10 @@ export class TlbLevel {
     this.d[i + F_FRAME] = frame;
     this.d[i + F_PERMS] = perms;
     this.touch(victim);
-    if (gen !== tagGens[keyHi >>> 16]) this.allValid[set] = -1;
+    if (gen !== tagGens[keyHi >>> 16]) {
+      this.allValid[set] = -1;
+      this.validWays[set] &= ~(1 << (victim - base));
+    }
   }
 
   /** Drop the entry (keyHi, keyLo) if its set holds it (INVLPG). */
@@ -246,6 +327,7 @@ export class TlbLevel {
       if (d[i + F_HI] === keyHi && this.keys[s] === keyLo) {
         d[i + F_HI] = EMPTY;
         this.allValid[set] = -1;
+        this.validWays[set] &= ~(1 << (s - base));
       }
     }
   }

@@ -18,7 +18,8 @@
  */
 
 import { DOUBLE_ZERO } from "./double-zero.js";
-import { F_FRAME, F_GEN, F_HI, F_PERMS, keyHiOf, keyLoOf, SLOT, TlbLevel } from "./tlb-level.js";
+import { F_FRAME, F_GEN, F_HI, F_PERMS, SLOT } from "./tlb-layout.js";
+import { keyHiOf, keyLoOf, TlbLevel } from "./tlb-level.js";
 
 /** Tags in use at once: VPID x PCID pairs, plus one global tag per VPID. */
 export const MAX_TAGS = 1 << 15;

@@ -85,6 +85,14 @@ export interface GuestCpu {
   load64(gva: Gva): number;
   store64(gva: Gva, lo: number, hi: number): number;
   zeroPage(gva: Gva): number;
+  /**
+   * load64, store64 and zeroPage of the address whose bits 0..31 are `gvaLo` (as int32) and bits
+   * 32..47 `gvaHi`: the kernel's direct-map addresses lie above 2^32, and as one number each
+   * would be a boxed double, allocated on its way in.
+   */
+  load64Halves(gvaLo: number, gvaHi: number): number;
+  store64Halves(gvaLo: number, gvaHi: number, lo: number, hi: number): number;
+  zeroPageHalves(gvaLo: number, gvaHi: number): number;
   copyPage(dstGva: Gva, srcGva: Gva): number;
   storePhys64(gpa: Gpa, lo: number, hi: number): void;
   loadPhys64(gpa: Gpa): void;

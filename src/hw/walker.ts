@@ -32,8 +32,6 @@ import {
   isUser,
   isWritable,
   leafFrame,
-  PTE_1G_RESERVED_LO,
-  PTE_2M_RESERVED_LO,
 } from "./pte.js";
 import type { PrefixCache } from "./pwc.js";
 import { type WalkTrace, walkLevels } from "./step-trace.js";
@@ -51,6 +49,8 @@ const PTE_G: typeof Pte.PTE_G = 0x100;
 const PTE_HI_NX: typeof Pte.PTE_HI_NX = 0x80000000;
 const PTE_HI_RESERVED: typeof Pte.PTE_HI_RESERVED = 0xff800;
 const PTE_HI_ADDR_MASK: typeof Pte.PTE_HI_ADDR_MASK = 0x7ff;
+const PTE_2M_RESERVED_LO: typeof Pte.PTE_2M_RESERVED_LO = 0x001fe000;
+const PTE_1G_RESERVED_LO: typeof Pte.PTE_1G_RESERVED_LO = 0x3fffe000;
 const WORDS_PER_FRAME: typeof Memory.WORDS_PER_FRAME = 1024;
 const PFEC_P: typeof Pte.PFEC_P = 0x1;
 const PFEC_W: typeof Pte.PFEC_W = 0x2;
