@@ -18,9 +18,10 @@ import {
   KIND_USER_FETCH,
   KIND_USER_READ,
   KIND_USER_WRITE,
+  MASK_WRITES,
 } from "../src/hw/access.js";
 import { AccessBuffer } from "../src/hw/access-buffer.js";
-import type { Vcpu } from "../src/hw/cpu.js";
+import { type Vcpu, WRITE_KINDS } from "../src/hw/cpu.js";
 import { foldRead } from "../src/hw/read-hash.js";
 import { CLOCK_LIMIT } from "../src/hw/tlb-layout.js";
 import {
@@ -239,6 +240,10 @@ describe("accessBatch", () => {
 });
 
 describe("Vcpu.accessBatch", () => {
+  it("tells writes by the literal WRITE_KINDS, which is MASK_WRITES", () => {
+    expect(WRITE_KINDS).toBe(MASK_WRITES);
+  });
+
   it("counts every kind, kernel ones too, over long runs of one kind, as access() does", () => {
     // Straight on the vCPU (a process's batches hold user accesses only). Runs of 3,000 hits of
     // one kind: longer than a span of hitRun's packed counts.
