@@ -18,23 +18,14 @@
  * while it runs, those wait for its run to end.
  */
 
-import { availableParallelism } from "node:os";
 import { MessageChannel, type MessagePort, receiveMessageOnPort } from "node:worker_threads";
-import { Piscina } from "piscina";
+import type { Piscina } from "piscina";
 import { TraceError } from "../workload/trace/lackey.js";
+import { COMPILED, takeThreads } from "./pool-threads.js";
 import { type RunOutcome, type RunTask, runTask } from "./run-task.js";
 import type { WorkerBatch, WorkerMessage, WorkerReply } from "./run-worker.js";
 
-/** The compiled worker beside this file (dist/api/run-worker.js). */
-const WORKER = new URL("./run-worker.js", import.meta.url);
-
-/** Whether this module is the compiled one, so that the worker file exists beside it. */
-const COMPILED = import.meta.url.endsWith(".js");
-
-/** The default number of jobs: the cores this process may use. */
-export function defaultJobs(): number {
-  return availableParallelism();
-}
+export { defaultJobs } from "./pool-threads.js";
 
 /** A task asked for and its promise's ends. */
 interface Pending {
@@ -83,15 +74,7 @@ export class RunPool {
   ) {
     const here = options.inThisThread ?? true;
     const workers = COMPILED ? (here ? jobs - 1 : jobs) : 0;
-    this.piscina =
-      workers > 0
-        ? new Piscina({
-            filename: WORKER.href,
-            minThreads: workers,
-            maxThreads: workers,
-            idleTimeout: 1000,
-          })
-        : null;
+    this.piscina = workers > 0 ? takeThreads(workers) : null;
     this.takes = here || this.piscina === null;
   }
 
