@@ -101,7 +101,6 @@ const ACC_USER: typeof Access.ACC_USER = 3;
 const KIND_SUP_READ: typeof Access.KIND_SUP_READ = 0;
 const KIND_SUP_WRITE: typeof Access.KIND_SUP_WRITE = 1;
 const KIND_SUP_FETCH: typeof Access.KIND_SUP_FETCH = 2;
-const KIND_USER_READ: typeof Access.KIND_USER_READ = 3;
 const KIND_USER_WRITE: typeof Access.KIND_USER_WRITE = 4;
 const KIND_USER_FETCH: typeof Access.KIND_USER_FETCH = 5;
 const SLOT: typeof TlbLayout.SLOT = 4;
