@@ -462,11 +462,13 @@ export class Vcpu implements GuestCpu {
           }
         }
         lastFrame = frame;
+        // Without the contents model a read returns 0: its value slot is cleared in the pass
+        // after the loop, which reads the slot anyway.
         if (contents) {
           if (kind === KIND_SUP_WRITE || kind === KIND_USER_WRITE) {
             mem.writeData(frame, (lo & 4095) >>> 3, values[i]);
           } else values[i] = mem.readData(frame, (lo & 4095) >>> 3);
-        } else values[i] &= -((WRITE_KINDS >> kind) & 1); // a read returns 0; a write keeps it
+        }
       }
     }
     this.batchWhere = where;
@@ -487,8 +489,8 @@ export class Vcpu implements GuestCpu {
       c[C_WALK_REFS] += 4 * misses;
       this.walkHist[4] += misses;
     }
-    // The kernel accesses, reads and writes, and the reads' values into the read hash, after the
-    // loop (fewer live values in it). The three counts are fields of one int32 (KIND_COUNTS), so
+    // The kernel accesses, reads and writes, the reads' values into the read hash, and without
+    // the contents model a read's value slot cleared, after the loop (fewer live values in it). The three counts are fields of one int32 (KIND_COUNTS), so
     // a kind is counted by one add, not a store to a counter array that the next access of the
     // same kind must wait for; a span of KIND_SPAN accesses cannot overflow a field. A write
     // keeps the hash, chosen by a mask rather than a branch (which accesses are writes is random).
@@ -502,9 +504,13 @@ export class Vcpu implements GuestCpu {
       for (; k < stop; k++) {
         const kind = kinds[k];
         counts += KIND_COUNTS[kind];
-        const next = foldRead(hash, values[k]);
-        const read = ((WRITE_KINDS >> kind) & 1) - 1; // all ones for a read, 0 for a write
-        hash = (next & read) | (hash & ~read);
+        const write = -((WRITE_KINDS >> kind) & 1); // all ones for a write, 0 for a read
+        let value = values[k];
+        if (!contents) {
+          value &= write; // a read returns 0; a write's slot keeps the value written
+          values[k] = value;
+        }
+        hash = (foldRead(hash, value) & ~write) | (hash & write);
       }
       kernel += counts & KIND_FIELD;
       reads += (counts >>> 10) & KIND_FIELD;
