@@ -165,41 +165,55 @@ export class TlbLevel {
     tagGens: Int32Array,
   ): number {
     if (this.full === 0) return this.fillScan(keyHi, keyLo, gen, frame, perms, tagGens);
-    const keys = this.keys;
-    const d = this.d;
     const set = keyLo & this.setMask;
     const base = set * this.ways;
     const end = base + this.ways;
     const flushes = this.flushes;
     let valid =
       this.validAt[set] === flushes ? this.validWays[set] : this.validOf(base, end, tagGens);
-    let victim = -1;
-    for (let s = base; s < end; s++) {
-      if (keys[s] === keyLo && d[s * SLOT + F_HI] === keyHi) {
-        victim = s; // never keep two copies of one page
-        break;
-      }
-    }
+    let victim = this.copyOf(base, end, keyHi, keyLo); // never keep two copies of one page
     if (victim < 0) {
       const invalid = ~valid & this.full;
       // The lowest invalid way (x & -x isolates the lowest set bit), else the LRU one.
       victim =
         invalid !== 0 ? base + 31 - Math.clz32(invalid & -invalid) : lruWay(this.stamps, base, end);
     }
-    const i = victim * SLOT;
-    keys[victim] = keyLo;
-    d[i + F_HI] = keyHi;
-    d[i + F_GEN] = gen;
-    d[i + F_FRAME] = frame;
-    d[i + F_PERMS] = perms;
-    this.touch(victim);
-    this.used = true;
+    this.write(victim, keyHi, keyLo, gen, frame, perms);
     const bit = 1 << (victim - base);
     valid = gen === tagGens[keyHi >>> 16] ? valid | bit : valid & ~bit;
     this.validWays[set] = valid;
     this.validAt[set] = flushes;
     this.allValid[set] = valid === this.full ? flushes : -1;
     return victim;
+  }
+
+  /** The slot of base..end-1 holding (keyHi, keyLo), valid or stale, or -1. */
+  private copyOf(base: number, end: number, keyHi: number, keyLo: number): number {
+    const keys = this.keys;
+    const d = this.d;
+    for (let s = base; s < end; s++) {
+      if (keys[s] === keyLo && d[s * SLOT + F_HI] === keyHi) return s;
+    }
+    return -1;
+  }
+
+  /** Write an entry into slot s and make it the most recently used (every fill's last step). */
+  private write(
+    s: number,
+    keyHi: number,
+    keyLo: number,
+    gen: number,
+    frame: number,
+    perms: number,
+  ): void {
+    const i = s * SLOT;
+    this.keys[s] = keyLo;
+    this.d[i + F_HI] = keyHi;
+    this.d[i + F_GEN] = gen;
+    this.d[i + F_FRAME] = frame;
+    this.d[i + F_PERMS] = perms;
+    this.touch(s);
+    this.used = true;
   }
 
   /** The valid ways of the set base..end-1 as a mask (bit w: way w), read from the tags. */
@@ -241,12 +255,7 @@ export class TlbLevel {
     let victimInvalid = false;
     if (this.allValid[set] === this.flushes) {
       // Every way is valid: a copy of this page, else the LRU way.
-      for (let s = base; s < end; s++) {
-        if (keys[s] === keyLo && d[s * SLOT + F_HI] === keyHi) {
-          victim = s;
-          break;
-        }
-      }
+      victim = this.copyOf(base, end, keyHi, keyLo);
       if (victim < 0) lru = lruWay(stamps, base, end);
     } else {
       for (let s = base; s < end; s++) {
@@ -270,14 +279,7 @@ export class TlbLevel {
       if (victim < 0) victimInvalid = oldest < 0;
     }
     if (victim < 0) victim = lru;
-    const i = victim * SLOT;
-    keys[victim] = keyLo;
-    d[i + F_HI] = keyHi;
-    d[i + F_GEN] = gen;
-    d[i + F_FRAME] = frame;
-    d[i + F_PERMS] = perms;
-    this.touch(victim);
-    this.used = true;
+    this.write(victim, keyHi, keyLo, gen, frame, perms);
     if (gen !== tagGens[keyHi >>> 16]) this.allValid[set] = -1;
     else if (invalid === (victimInvalid ? 1 : 0)) this.allValid[set] = this.flushes;
     return victim;
@@ -304,13 +306,7 @@ export class TlbLevel {
     const base = set * this.ways;
     const end = base + this.ways;
     const victim = lruWay(stamps, base, end);
-    const i = victim * SLOT;
-    this.keys[victim] = keyLo;
-    this.d[i + F_HI] = keyHi;
-    this.d[i + F_GEN] = gen;
-    this.d[i + F_FRAME] = frame;
-    this.d[i + F_PERMS] = perms;
-    this.touch(victim);
+    this.write(victim, keyHi, keyLo, gen, frame, perms);
     if (gen !== tagGens[keyHi >>> 16]) {
       this.allValid[set] = -1;
       this.validWays[set] &= ~(1 << (victim - base));
