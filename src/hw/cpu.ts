@@ -325,6 +325,8 @@ export class Vcpu implements GuestCpu {
     const stamps2 = l2.stamps;
     const mask2 = l2.setMask;
     const ways2 = l2.ways;
+    const hints2 = l2.hints;
+    const hintMask2 = l2.hintMask;
     const keyHiBase = this.keyHiBase;
     const globalHiBase = this.globalHiBase;
     const gen = tlb.tagGens[this.tag];
@@ -396,37 +398,50 @@ export class Vcpu implements GuestCpu {
         }
         if (frame < 0) {
           if (s < e) break run; // the L1 entry said no, or points past memory
-          s = (keyLo & mask2) * ways2;
-          e = s + ways2;
-          for (; s < e; s++) {
-            if (k2[s] !== keyLo) continue;
-            const j = s * SLOT;
-            const h = d2[j + F_HI];
-            if (
-              (h === keyHi && d2[j + F_GEN] === gen) ||
-              (h === globalHi && d2[j + F_GEN] === ggen)
-            ) {
-              const perms = d2[j + F_PERMS];
-              const set1 = keyLo & mask1;
-              if (((perms >> kind) & 1) === 0) where = TLB_L2;
-              else if (d2[j + F_FRAME] < frames && allValid1[set1] === flushes1) {
-                frame = d2[j + F_FRAME];
-                stamps2[s] = ++clock2;
-                // translate()'s copy into an all-valid L1 set: the LRU way goes.
-                const victim = lruWay(stamps1, set1 * ways1, set1 * ways1 + ways1);
-                const m = victim * SLOT;
-                k1[victim] = keyLo;
-                d1[m + F_HI] = h;
-                d1[m + F_GEN] = d2[j + F_GEN];
-                d1[m + F_FRAME] = frame;
-                d1[m + F_PERMS] = perms;
-                stamps1[victim] = ++clock1;
+          // TlbLevel.find on L2 (always hinted: Tlb), written out: the hinted way, else a scan.
+          let hit = hints2[keyLo & hintMask2];
+          let j = hit * SLOT;
+          let h = keyHi;
+          if (k2[hit] !== keyLo || d2[j + F_HI] !== keyHi || d2[j + F_GEN] !== gen) {
+            hit = -1;
+            s = (keyLo & mask2) * ways2;
+            e = s + ways2;
+            for (; s < e; s++) {
+              if (k2[s] !== keyLo) continue;
+              j = s * SLOT;
+              h = d2[j + F_HI];
+              if (
+                (h === keyHi && d2[j + F_GEN] === gen) ||
+                (h === globalHi && d2[j + F_GEN] === ggen)
+              ) {
+                hit = s;
+                if (h === keyHi) hints2[keyLo & hintMask2] = s;
+                break;
               }
-              break;
             }
           }
+          if (hit >= 0) {
+            const perms = d2[j + F_PERMS];
+            const set1 = keyLo & mask1;
+            if (((perms >> kind) & 1) === 0) {
+              where = TLB_L2;
+              break run;
+            }
+            if (d2[j + F_FRAME] < frames && allValid1[set1] === flushes1) {
+              frame = d2[j + F_FRAME];
+              stamps2[hit] = ++clock2;
+              // translate()'s copy into an all-valid L1 set: the LRU way goes.
+              const victim = lruWay(stamps1, set1 * ways1, set1 * ways1 + ways1);
+              const m = victim * SLOT;
+              k1[victim] = keyLo;
+              d1[m + F_HI] = h;
+              d1[m + F_GEN] = d2[j + F_GEN];
+              d1[m + F_FRAME] = frame;
+              d1[m + F_PERMS] = perms;
+              stamps1[victim] = ++clock1;
+            } else break run;
+          }
           if (frame < 0) {
-            if (s !== e) break run;
             where = TLB_MISS;
             if (!walkHere) break run;
             l1.clock = clock1;
@@ -717,43 +732,38 @@ export class Vcpu implements GuestCpu {
       }
     }
     const l2 = tlb.l2;
-    const k2 = l2.keys;
     const d2 = l2.d;
-    base = (keyLo & l2.setMask) * l2.ways;
-    end = base + l2.ways;
-    for (let s = base; s < end; s++) {
-      if (k2[s] !== keyLo) continue;
+    const s = l2.find(keyHi, keyLo, gen, globalHi, ggen);
+    if (s >= 0) {
       const i = s * SLOT;
       const hi = d2[i + F_HI];
-      if ((hi === keyHi && d2[i + F_GEN] === gen) || (hi === globalHi && d2[i + F_GEN] === ggen)) {
-        const perms = d2[i + F_PERMS];
-        if (((perms >> kind) & 1) === 0)
-          return this.translateSlow(gvaHi * 4294967296 + (gvaLo >>> 0), kind, TLB_L2);
-        l2.stamps[s] = ++l2.clock;
-        if (l2.clock >= CLOCK_LIMIT) l2.renumber();
-        c[C_TLB_L2_HITS]++;
-        const frame = d2[i + F_FRAME];
-        const set1 = keyLo & l1.setMask;
-        if (l1.allValid[set1] !== l1.flushes) {
-          l1.fill(hi, keyLo, d2[i + F_GEN], frame, perms, tlb.tagGens);
-          return frame;
-        }
-        // Copy into L1 whose set is all valid (TlbLevel.fill's common case, written out): the L1
-        // probe found no valid copy, so the LRU way goes; the set stays all valid.
-        const stamps1 = l1.stamps;
-        base = set1 * l1.ways;
-        end = base + l1.ways;
-        const victim = lruWay(stamps1, base, end);
-        const j = victim * SLOT;
-        k1[victim] = keyLo;
-        d1[j + F_HI] = hi;
-        d1[j + F_GEN] = d2[i + F_GEN];
-        d1[j + F_FRAME] = frame;
-        d1[j + F_PERMS] = perms;
-        stamps1[victim] = ++l1.clock;
-        if (l1.clock >= CLOCK_LIMIT) l1.renumber();
+      const perms = d2[i + F_PERMS];
+      if (((perms >> kind) & 1) === 0)
+        return this.translateSlow(gvaHi * 4294967296 + (gvaLo >>> 0), kind, TLB_L2);
+      l2.stamps[s] = ++l2.clock;
+      if (l2.clock >= CLOCK_LIMIT) l2.renumber();
+      c[C_TLB_L2_HITS]++;
+      const frame = d2[i + F_FRAME];
+      const set1 = keyLo & l1.setMask;
+      if (l1.allValid[set1] !== l1.flushes) {
+        l1.fill(hi, keyLo, d2[i + F_GEN], frame, perms, tlb.tagGens);
         return frame;
       }
+      // Copy into L1 whose set is all valid (TlbLevel.fill's common case, written out): the L1
+      // probe found no valid copy, so the LRU way goes; the set stays all valid.
+      const stamps1 = l1.stamps;
+      base = set1 * l1.ways;
+      end = base + l1.ways;
+      const victim = lruWay(stamps1, base, end);
+      const j = victim * SLOT;
+      k1[victim] = keyLo;
+      d1[j + F_HI] = hi;
+      d1[j + F_GEN] = d2[i + F_GEN];
+      d1[j + F_FRAME] = frame;
+      d1[j + F_PERMS] = perms;
+      stamps1[victim] = ++l1.clock;
+      if (l1.clock >= CLOCK_LIMIT) l1.renumber();
+      return frame;
     }
     return this.translateSlow(gvaHi * 4294967296 + (gvaLo >>> 0), kind, TLB_MISS);
   }

@@ -29,6 +29,9 @@ const F_FRAME: typeof Layout.F_FRAME = 2;
 const F_PERMS: typeof Layout.F_PERMS = 3;
 const CLOCK_LIMIT: typeof Layout.CLOCK_LIMIT = 0x40000000;
 
+/** The fewest way hints a hinted level has (TlbLevel.hints). */
+const MIN_HINTS = 4096;
+
 /** The widest set whose valid ways fit one int32 mask (TlbLevel.validWays). */
 const MASK_WAYS = 31;
 
@@ -85,8 +88,20 @@ export class TlbLevel {
   clock = 0;
   /** Whether any entry was ever filled, so lookups of an unused array cost one load. */
   used = false;
+  /**
+   * Way hints, when the level has them (see find()): per index (keyLo & hintMask), a slot of the
+   * set of every keyLo with that index. Invariant: if the slot holds a valid entry with keyLo and
+   * keyHi as stored, no earlier way of its set matches a lookup of that (keyHi, keyLo) under the
+   * tag's global key. A scan stores the first way it found for a tagged key (the scan makes it
+   * true); write() resets the index of the key it writes to the set's first way (trivially true),
+   * since a new entry may come before the hinted way. Nothing else can make an earlier way match:
+   * INVLPG only empties slots, and an invalid entry never becomes valid again.
+   */
+  readonly hints: Int32Array;
+  /** hints.length - 1 (at least setMask, so that an index fixes the set); 0 without hints. */
+  readonly hintMask: number;
 
-  constructor(entries: number, ways: number) {
+  constructor(entries: number, ways: number, hinted = false) {
     if (!Number.isInteger(entries) || !Number.isInteger(ways) || ways < 1 || entries < ways) {
       throw new RangeError(`a TLB needs entries >= ways >= 1, got ${entries} entries ${ways} ways`);
     }
@@ -107,6 +122,11 @@ export class TlbLevel {
     // Built with int32 operations, so that the field holds a small integer, never a double.
     this.full = ways <= MASK_WAYS ? ((1 << ways) - 1) | 0 : 0;
     for (let s = 0; s < entries; s++) this.d[s * SLOT + F_HI] = EMPTY;
+    // Twice the entries (rounded up to a power of two), so that few hot keys share an index.
+    const hintSize = hinted ? Math.max(MIN_HINTS, 2 ** Math.ceil(Math.log2(2 * entries))) : 1;
+    this.hintMask = hintSize - 1;
+    this.hints = new Int32Array(hintSize);
+    for (let h = 0; h < hintSize; h++) this.hints[h] = (h & this.setMask) * ways;
   }
 
   /** Mark slot s as the most recently used (the vCPU's hit path writes this out). */
@@ -146,6 +166,36 @@ export class TlbLevel {
         this.touch(s);
         return s;
       }
+    }
+    return -1;
+  }
+
+  /**
+   * The slot lookup() finds for (keyHi, keyLo) or (globalHi, keyLo), without the LRU stamp: the
+   * hinted way when it holds the tagged entry, valid (see `hints`), else the first way that
+   * matches, which becomes the hint when it is the tagged entry. On a level without hints, a
+   * scan. Returns the slot or -1. In a 12-way set the scan costs a compare and a mispredicted
+   * exit per way up to the entry; the hint finds a hot page's way with one compare.
+   */
+  find(keyHi: number, keyLo: number, gen: number, globalHi: number, globalGen: number): number {
+    const keys = this.keys;
+    const d = this.d;
+    const index = keyLo & this.hintMask;
+    const hint = this.hints[index];
+    if (keys[hint] === keyLo && d[hint * SLOT + F_HI] === keyHi && d[hint * SLOT + F_GEN] === gen) {
+      return hint;
+    }
+    const base = (keyLo & this.setMask) * this.ways;
+    const end = base + this.ways;
+    for (let s = base; s < end; s++) {
+      if (keys[s] !== keyLo) continue;
+      const i = s * SLOT;
+      const hi = d[i + F_HI];
+      if (hi === keyHi && d[i + F_GEN] === gen) {
+        if (this.hintMask !== 0) this.hints[index] = s;
+        return s;
+      }
+      if (hi === globalHi && d[i + F_GEN] === globalGen) return s;
     }
     return -1;
   }
@@ -208,6 +258,8 @@ export class TlbLevel {
   ): void {
     const i = s * SLOT;
     this.keys[s] = keyLo;
+    // An entry of keyLo may now come before its hinted way: back to the set's first way.
+    if (this.hintMask !== 0) this.hints[keyLo & this.hintMask] = (keyLo & this.setMask) * this.ways;
     this.d[i + F_HI] = keyHi;
     this.d[i + F_GEN] = gen;
     this.d[i + F_FRAME] = frame;

@@ -76,7 +76,9 @@ export class Tlb {
 
   constructor(l1Entries = 64, l1Ways = 4, l2Entries = 1536, l2Ways = 12) {
     this.l1 = new TlbLevel(l1Entries, l1Ways);
-    this.l2 = new TlbLevel(l2Entries, l2Ways);
+    // L2 has way hints (TlbLevel.find): its 12-way scan was most of an L2 hit. L1's 4 ways
+    // scan faster than a hint is checked and kept (measured: 1.06x the time per access).
+    this.l2 = new TlbLevel(l2Entries, l2Ways, true);
     this.l1Large = new TlbLevel(
       Math.min(L1_LARGE_ENTRIES, l1Entries),
       Math.min(L1_LARGE_WAYS, l1Ways),
