@@ -95,7 +95,9 @@ export class TlbLevel {
    * tag's global key. A scan stores the first way it found for a tagged key (the scan makes it
    * true); write() resets the index of the key it writes to the set's first way (trivially true),
    * since a new entry may come before the hinted way. Nothing else can make an earlier way match:
-   * INVLPG only empties slots, and an invalid entry never becomes valid again.
+   * INVLPG only empties slots, and an invalid entry never becomes valid again. This needs every
+   * lookup of one keyHi to come with the same globalHi: a TLB's tag fixes its VPID, and so its
+   * global tag (tlb-tags.ts), until the tags run out, which flushes every entry.
    */
   readonly hints: Int32Array;
   /** hints.length - 1 (at least setMask, so that an index fixes the set); 0 without hints. */
