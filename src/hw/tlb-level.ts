@@ -153,6 +153,19 @@ export class TlbLevel {
    * `globalGen`). Returns the slot, or -1. Bumps the slot's LRU stamp on a hit.
    */
   lookup(keyHi: number, keyLo: number, gen: number, globalHi: number, globalGen: number): number {
+    const s = this.scan(keyHi, keyLo, gen, globalHi, globalGen);
+    if (s >= 0) this.touch(s);
+    return s;
+  }
+
+  /** The first way of keyLo's set holding (keyHi, keyLo) or (globalHi, keyLo), valid; or -1. */
+  private scan(
+    keyHi: number,
+    keyLo: number,
+    gen: number,
+    globalHi: number,
+    globalGen: number,
+  ): number {
     const keys = this.keys;
     const d = this.d;
     const base = (keyLo & this.setMask) * this.ways;
@@ -165,7 +178,6 @@ export class TlbLevel {
         (hi === keyHi && d[i + F_GEN] === gen) ||
         (hi === globalHi && d[i + F_GEN] === globalGen)
       ) {
-        this.touch(s);
         return s;
       }
     }
@@ -180,26 +192,19 @@ export class TlbLevel {
    * exit per way up to the entry; the hint finds a hot page's way with one compare.
    */
   find(keyHi: number, keyLo: number, gen: number, globalHi: number, globalGen: number): number {
-    const keys = this.keys;
     const d = this.d;
     const index = keyLo & this.hintMask;
     const hint = this.hints[index];
-    if (keys[hint] === keyLo && d[hint * SLOT + F_HI] === keyHi && d[hint * SLOT + F_GEN] === gen) {
+    if (
+      this.keys[hint] === keyLo &&
+      d[hint * SLOT + F_HI] === keyHi &&
+      d[hint * SLOT + F_GEN] === gen
+    ) {
       return hint;
     }
-    const base = (keyLo & this.setMask) * this.ways;
-    const end = base + this.ways;
-    for (let s = base; s < end; s++) {
-      if (keys[s] !== keyLo) continue;
-      const i = s * SLOT;
-      const hi = d[i + F_HI];
-      if (hi === keyHi && d[i + F_GEN] === gen) {
-        if (this.hintMask !== 0) this.hints[index] = s;
-        return s;
-      }
-      if (hi === globalHi && d[i + F_GEN] === globalGen) return s;
-    }
-    return -1;
+    const s = this.scan(keyHi, keyLo, gen, globalHi, globalGen);
+    if (s >= 0 && this.hintMask !== 0 && d[s * SLOT + F_HI] === keyHi) this.hints[index] = s;
+    return s;
   }
 
   /**
